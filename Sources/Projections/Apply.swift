@@ -1,0 +1,350 @@
+import Foundation
+import LogStore
+import SwiftProtobuf
+
+extension ChatState {
+    /// The command format this build writes and applies.
+    public static let commandVersion: UInt32 = 1
+
+    /// Applies committed entries in order, in one LMDB transaction that also records
+    /// `lastApplied`. Entries at or below `lastApplied` are skipped (replaying is idempotent),
+    /// and so have no `Applied` in the result.
+    ///
+    /// Deterministic: the result depends only on the current tables and the entries.
+    public func apply(_ batch: [CommittedEntry]) throws -> [Applied] {
+        try environment.write { txn in
+            var applied: [Applied] = []
+            var last = try tables.lastApplied(txn)
+            for entry in batch where entry.index > last {
+                if let bytes = entry.command {
+                    applied.append(try applyCommand(&txn, bytes, at: entry.index))
+                } else {
+                    applied.append(Applied(index: entry.index, outcome: .success(0), events: [], duplicate: false))
+                }
+                last = entry.index
+            }
+            try txn.put(tables.meta, Tables.lastAppliedKey, last.bigEndianBytes)
+            return applied
+        }
+    }
+
+    /// Convenience for one command.
+    public func apply(_ command: Command, at index: UInt64) throws -> Applied? {
+        try apply([CommittedEntry(index: index, command: try command.serializedBytes())]).first
+    }
+
+    private func applyCommand(_ txn: inout Transaction, _ bytes: [UInt8], at index: UInt64) throws -> Applied {
+        guard let command = try? Command(serializedBytes: bytes) else {
+            return Applied(index: index, outcome: .failure(Rejection(.invalidArgument, "entry \(index) is not a chat command")), events: [], duplicate: false)
+        }
+        // Exactly-once: a known (client, sequence) returns what it returned the first time.
+        let clientKey = Array(command.clientID.utf8)
+        if !clientKey.isEmpty, let stored = try txn.get(tables.clients, clientKey) {
+            let row = try ClientRow(serializedBytes: stored)
+            if command.sequence == row.sequence {
+                return Applied(index: index, outcome: row.outcome.result, events: [], duplicate: true)
+            }
+            if command.sequence < row.sequence {
+                let stale = Rejection(.failedPrecondition, "request \(command.sequence) of client \(command.clientID) is older than request \(row.sequence), already applied")
+                return Applied(index: index, outcome: .failure(stale), events: [], duplicate: true)
+            }
+        }
+
+        var events: [ChatEvent] = []
+        let outcome: Result<UInt64, Rejection>
+        do throws(Rejection) {
+            guard command.version == Self.commandVersion else {
+                throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.commandVersion))")
+            }
+            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs)
+            outcome = .success(try mutation.perform(command.kind, events: &events))
+        } catch {
+            events = []
+            outcome = .failure(error)
+        }
+
+        if !clientKey.isEmpty {
+            var row = ClientRow()
+            row.sequence = command.sequence
+            row.index = index
+            row.outcome = Outcome(outcome)
+            try txn.put(tables.clients, clientKey, try row.serializedBytes())
+        }
+        return Applied(index: index, outcome: outcome, events: events, duplicate: false)
+    }
+}
+
+extension Outcome {
+    init(_ result: Result<UInt64, Rejection>) {
+        self.init()
+        switch result {
+        case let .success(value):
+            self.value = value
+        case let .failure(rejection):
+            self.rejection = rejection.code.rawValue
+            self.detail = rejection.message
+        }
+    }
+
+    var result: Result<UInt64, Rejection> {
+        if rejection == 0 { return .success(value) }
+        return .failure(Rejection(Rejection.Code(rawValue: rejection) ?? .failedPrecondition, detail))
+    }
+}
+
+/// One command's changes. Every handler checks everything first and writes after, so a
+/// rejected command leaves no trace but its `clients` row.
+private struct Mutation {
+    let tables: Tables
+    var txn: Transaction
+    let index: UInt64
+    let timestamp: Int64
+
+    mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws(Rejection) -> UInt64 {
+        do {
+            switch kind {
+            case let .createAccount(c): return try createAccount(c, &events)
+            case let .openSession(c): return try openSession(c)
+            case let .closeSession(c): return try closeSession(c)
+            case let .sendMessage(c): return try sendMessage(c, &events)
+            case let .acknowledge(c): return try acknowledge(c)
+            case let .deleteMessages(c): return try deleteMessages(c, &events)
+            case let .deleteAccount(c): return try deleteAccount(c, &events)
+            case let .attach(c): return try attach(c)
+            case let .detach(c): return try detach(c.subscriptionID)
+            case .detachAll: return try detachAll()
+            case nil: throw Rejection(.invalidArgument, "the command is empty")
+            }
+        } catch let rejection as Rejection {
+            throw rejection
+        } catch {
+            // Storage failures are not the client's doing; they abort the whole batch.
+            throw Rejection(.failedPrecondition, "storage: \(error)")
+        }
+    }
+
+    // MARK: Accounts
+
+    mutating func createAccount(_ c: CreateAccount, _ events: inout [ChatEvent]) throws -> UInt64 {
+        try Validation.accountName(c.name)
+        guard !c.passwordHash.isEmpty, !c.salt.isEmpty, c.iterations > 0 else {
+            throw Rejection(.invalidArgument, "the account has no password hash")
+        }
+        let key = Array(c.name.utf8)
+        guard try txn.get(tables.users, key) == nil else {
+            throw Rejection(.alreadyExists, "the name '\(c.name)' is taken")
+        }
+        var user = UserRow()
+        user.id = index
+        user.name = c.name
+        user.passwordHash = c.passwordHash
+        user.salt = c.salt
+        user.iterations = c.iterations
+        user.createdMs = timestamp
+        try txn.put(tables.users, key, try user.serializedBytes())
+        events.append(.accountCreated(name: c.name))
+        return index
+    }
+
+    mutating func deleteAccount(_ c: DeleteAccount, _ events: inout [ChatEvent]) throws -> UInt64 {
+        let (_, user) = try session(c.tokenHash)
+        // Its inbox, read or not, goes; what it sent stays with the recipients.
+        var received: [UInt64] = []
+        try txn.withCursor(tables.mailbox) { cursor in
+            try cursor.forEach(prefix: user.id.bigEndianBytes) { row in
+                if let id = UInt64(bigEndianBytes: row.key, at: 8) { received.append(id) }
+                return true
+            }
+        }
+        for id in received {
+            if let message = try message(id) { try removeMessage(message) }
+        }
+        try removeRows(tables.userSessions, prefix: user.id.bigEndianBytes) { key in Array(key.dropFirst(8)) }
+            .forEach { try txn.delete(tables.sessions, $0) }
+        try removeRows(tables.online, prefix: user.id.bigEndianBytes) { key in Array(key.dropFirst(8)) }
+            .forEach { try txn.delete(tables.subscriptions, $0) }
+        try txn.delete(tables.users, Array(user.name.utf8))
+        events.append(.accountDeleted(name: user.name))
+        return UInt64(received.count)
+    }
+
+    // MARK: Sessions
+
+    mutating func openSession(_ c: OpenSession) throws -> UInt64 {
+        try Validation.accountName(c.name)
+        guard let user = try user(named: c.name) else {
+            throw Rejection(.notFound, "there is no account named '\(c.name)'")
+        }
+        guard c.tokenHash.count == Validation.tokenHashLength else {
+            throw Rejection(.invalidArgument, "the session token hash must be \(Validation.tokenHashLength) bytes")
+        }
+        guard try txn.get(tables.sessions, Array(c.tokenHash)) == nil else {
+            throw Rejection(.alreadyExists, "the session token is already in use")
+        }
+        var row = SessionRow()
+        row.userID = user.id
+        row.name = user.name
+        row.createdMs = timestamp
+        try txn.put(tables.sessions, Array(c.tokenHash), try row.serializedBytes())
+        try txn.put(tables.userSessions, user.id.bigEndianBytes + Array(c.tokenHash), [])
+        return try countRows(tables.inbox, prefix: user.id.bigEndianBytes)
+    }
+
+    mutating func closeSession(_ c: CloseSession) throws -> UInt64 {
+        let (session, _) = try session(c.tokenHash)
+        try txn.delete(tables.sessions, Array(c.tokenHash))
+        try txn.delete(tables.userSessions, session.userID.bigEndianBytes + Array(c.tokenHash))
+        return 0
+    }
+
+    // MARK: Messages
+
+    mutating func sendMessage(_ c: SendMessage, _ events: inout [ChatEvent]) throws -> UInt64 {
+        let (_, sender) = try session(c.tokenHash)
+        try Validation.accountName(c.recipient)
+        try Validation.messageBody(c.body)
+        guard let recipient = try user(named: c.recipient) else {
+            throw Rejection(.notFound, "there is no account named '\(c.recipient)'")
+        }
+        var message = MessageRow()
+        message.id = index
+        message.senderID = sender.id
+        message.sender = sender.name
+        message.recipientID = recipient.id
+        message.recipient = recipient.name
+        message.body = c.body
+        message.sentMs = timestamp
+        try txn.put(tables.messages, index.bigEndianBytes, try message.serializedBytes(), append: true)
+        try txn.put(tables.inbox, compositeKey(recipient.id, index), [])
+        try txn.put(tables.mailbox, compositeKey(recipient.id, index), [])
+        try txn.put(tables.conversations, conversationKey(sender.id, recipient.id, index), [])
+        events.append(.messageSent(message))
+        return index
+    }
+
+    mutating func acknowledge(_ c: AcknowledgeMessages) throws -> UInt64 {
+        let (_, user) = try session(c.tokenHash)
+        var pending: [MessageRow] = []
+        for id in Set(c.messageIds).sorted() {
+            // A message deleted since it was pushed needs no acknowledgement.
+            guard let message = try message(id) else { continue }
+            guard message.recipientID == user.id else {
+                throw Rejection(.permissionDenied, "message \(id) was not sent to \(user.name)")
+            }
+            if !message.delivered { pending.append(message) }
+        }
+        for var message in pending {
+            message.delivered = true
+            try txn.put(tables.messages, message.id.bigEndianBytes, try message.serializedBytes())
+            try txn.delete(tables.inbox, compositeKey(user.id, message.id))
+        }
+        return UInt64(pending.count)
+    }
+
+    mutating func deleteMessages(_ c: DeleteMessages, _ events: inout [ChatEvent]) throws -> UInt64 {
+        let (_, user) = try session(c.tokenHash)
+        guard !c.messageIds.isEmpty else { throw Rejection(.invalidArgument, "no message ids to delete") }
+        var doomed: [MessageRow] = []
+        for id in Set(c.messageIds).sorted() {
+            guard let message = try message(id) else {
+                throw Rejection(.notFound, "there is no message \(id)")
+            }
+            guard message.senderID == user.id || message.recipientID == user.id else {
+                throw Rejection(.permissionDenied, "message \(id) is not in a conversation of \(user.name)")
+            }
+            doomed.append(message)
+        }
+        var participants = Set<String>()
+        for message in doomed {
+            try removeMessage(message)
+            participants.insert(message.sender)
+            participants.insert(message.recipient)
+        }
+        events.append(.messagesDeleted(ids: doomed.map(\.id), participants: participants.sorted()))
+        return UInt64(doomed.count)
+    }
+
+    // MARK: Online clients
+
+    mutating func attach(_ c: AttachClient) throws -> UInt64 {
+        let (_, user) = try session(c.tokenHash)
+        guard c.subscriptionID != 0 else { throw Rejection(.invalidArgument, "subscription id 0 is reserved") }
+        _ = try detach(c.subscriptionID)
+        var row = SubscriptionRow()
+        row.userID = user.id
+        row.name = user.name
+        try txn.put(tables.subscriptions, c.subscriptionID.bigEndianBytes, try row.serializedBytes())
+        try txn.put(tables.online, compositeKey(user.id, c.subscriptionID), [])
+        return c.subscriptionID
+    }
+
+    mutating func detach(_ subscription: UInt64) throws -> UInt64 {
+        guard let bytes = try txn.get(tables.subscriptions, subscription.bigEndianBytes) else { return 0 }
+        let row = try SubscriptionRow(serializedBytes: bytes)
+        try txn.delete(tables.subscriptions, subscription.bigEndianBytes)
+        try txn.delete(tables.online, compositeKey(row.userID, subscription))
+        return 1
+    }
+
+    mutating func detachAll() throws -> UInt64 {
+        let count = try txn.count(tables.subscriptions)
+        try txn.clear(tables.subscriptions)
+        try txn.clear(tables.online)
+        return UInt64(count)
+    }
+
+    // MARK: Helpers
+
+    func user(named name: String) throws -> UserRow? {
+        try txn.get(tables.users, Array(name.utf8)).map { try UserRow(serializedBytes: $0) }
+    }
+
+    func message(_ id: UInt64) throws -> MessageRow? {
+        try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
+    }
+
+    /// The session for a token hash and its (still existing) user; the only way a command
+    /// learns who is acting.
+    func session(_ tokenHash: Data) throws -> (SessionRow, UserRow) {
+        try Validation.tokenHash(Array(tokenHash))
+        guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
+        let session = try SessionRow(serializedBytes: bytes)
+        guard let user = try user(named: session.name), user.id == session.userID else { throw Rejection.noSession }
+        return (session, user)
+    }
+
+    mutating func removeMessage(_ message: MessageRow) throws {
+        try txn.delete(tables.messages, message.id.bigEndianBytes)
+        try txn.delete(tables.inbox, compositeKey(message.recipientID, message.id))
+        try txn.delete(tables.mailbox, compositeKey(message.recipientID, message.id))
+        try txn.delete(tables.conversations, conversationKey(message.senderID, message.recipientID, message.id))
+    }
+
+    /// Deletes every row under `prefix` and returns `transform` of each deleted key.
+    mutating func removeRows(_ database: Database, prefix: [UInt8], _ transform: ([UInt8]) -> [UInt8]) throws -> [[UInt8]] {
+        var removed: [[UInt8]] = []
+        try txn.withCursor(database) { cursor in
+            var row = try cursor.seek(atOrAfter: prefix)
+            while let current = row, current.key.starts(with: prefix) {
+                removed.append(transform(current.key))
+                try cursor.deleteCurrent()
+                row = try cursor.seek(atOrAfter: prefix)
+            }
+        }
+        return removed
+    }
+
+    func countRows(_ database: Database, prefix: [UInt8]) throws -> UInt64 {
+        try txn.withCursor(database) { cursor in
+            var count: UInt64 = 0
+            try cursor.forEach(prefix: prefix) { _ in count += 1; return true }
+            return count
+        }
+    }
+}
+
+/// Conversations are keyed by the pair of user ids in ascending order, then the message id,
+/// so one range scan yields a conversation in send order from either side.
+func conversationKey(_ a: UInt64, _ b: UInt64, _ id: UInt64) -> [UInt8] {
+    compositeKey(min(a, b), max(a, b), id)
+}

@@ -1,0 +1,34 @@
+/// What subscribers are told when a command takes effect.
+public enum ChatEvent: Sendable, Equatable {
+    /// A new message, for its recipient (and the sender's other sessions).
+    case messageSent(MessageRow)
+    /// Messages removed; `participants` are the names on either side of them.
+    case messagesDeleted(ids: [UInt64], participants: [String])
+    case accountCreated(name: String)
+    case accountDeleted(name: String)
+}
+
+/// The effect of one committed log entry.
+public struct Applied: Sendable {
+    /// The log index of the entry.
+    public let index: UInt64
+    /// The command's value (message id for a send, unread count for a login, count of
+    /// affected messages for deletes and acknowledgements) or why it was refused.
+    public let outcome: Result<UInt64, Rejection>
+    public let events: [ChatEvent]
+    /// The entry repeated a client id and sequence already applied; `outcome` is the
+    /// original one and nothing changed.
+    public let duplicate: Bool
+}
+
+/// An entry handed to `ChatState.apply`: its index and, for a chat command, its encoded bytes
+/// (nil for entries that carry no command, such as a new leader's no-op).
+public struct CommittedEntry: Sendable {
+    public var index: UInt64
+    public var command: [UInt8]?
+
+    public init(index: UInt64, command: [UInt8]?) {
+        self.index = index
+        self.command = command
+    }
+}

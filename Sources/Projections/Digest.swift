@@ -1,0 +1,93 @@
+import Crypto
+import LogStore
+import SwiftProtobuf
+
+/// Canonical views of the tables: the digest that tells two replicas agree, and the ordered
+/// rows the tools diff when they do not.
+extension ChatState {
+    /// Table names in canonical order.
+    public static var tableNames: [String] { Tables.names }
+
+    /// SHA-256 over every table in canonical order, every row in key order, each key and
+    /// value length-prefixed. Equal states give equal digests on every machine.
+    public func digest() throws -> String {
+        var hasher = SHA256()
+        try environment.read { txn in
+            for table in tables.all {
+                hasher.update(data: Self.framed(Array(table.name.utf8)))
+                try txn.withCursor(table) { cursor in
+                    var row = try cursor.first()
+                    while let current = row {
+                        hasher.update(data: Self.framed(current.key))
+                        hasher.update(data: Self.framed(current.value))
+                        row = try cursor.next()
+                    }
+                }
+            }
+        }
+        return hasher.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+
+    /// Calls `body` with every row of `table` in key order, as raw bytes.
+    public func forEachRow(in table: String, _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) throws {
+        guard let database = tables.all.first(where: { $0.name == table }) else {
+            throw Rejection(.notFound, "there is no table '\(table)'; tables: \(Tables.names.joined(separator: ", "))")
+        }
+        try environment.read { txn in
+            try txn.withCursor(database) { cursor in
+                var row = try cursor.first()
+                while let current = row {
+                    try body(current.key, current.value)
+                    row = try cursor.next()
+                }
+            }
+        }
+    }
+
+    /// A one-line, human-readable rendering of a row, for dumps and diffs.
+    public static func describeRow(table: String, key: [UInt8], value: [UInt8]) -> String {
+        let keyText: String
+        switch table {
+        case "users", "clients", "meta":
+            keyText = String(decoding: key, as: UTF8.self)
+        case "sessions":
+            keyText = key.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined() + "…"
+        default:
+            keyText = stride(from: 0, to: key.count, by: 8).map { offset in
+                UInt64(bigEndianBytes: key, at: offset).map(String.init) ?? key[offset...].map { String($0, radix: 16) }.joined()
+            }.joined(separator: "/")
+        }
+        let valueText: String
+        do {
+            switch table {
+            case "meta": valueText = UInt64(bigEndianBytes: value).map(String.init) ?? "\(value)"
+            case "users": valueText = try redacted(UserRow(serializedBytes: value)).textFormatString()
+            case "messages": valueText = try MessageRow(serializedBytes: value).textFormatString()
+            case "sessions": valueText = try SessionRow(serializedBytes: value).textFormatString()
+            case "subscriptions": valueText = try SubscriptionRow(serializedBytes: value).textFormatString()
+            case "clients": valueText = try ClientRow(serializedBytes: value).textFormatString()
+            default: valueText = value.isEmpty ? "" : "\(value.count) bytes"
+            }
+        } catch {
+            valueText = "<undecodable \(value.count) bytes>"
+        }
+        return "\(keyText) \(valueText.split(separator: "\n").map { $0.trimmingPrefix(" ") }.joined(separator: " "))"
+    }
+
+    private static func redacted(_ user: UserRow) -> UserRow {
+        var copy = user
+        copy.passwordHash = .init()
+        copy.salt = .init()
+        return copy
+    }
+
+    private static func framed(_ bytes: [UInt8]) -> [UInt8] {
+        UInt32(bytes.count).bigEndianBytes + bytes
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

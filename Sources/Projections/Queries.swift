@@ -1,0 +1,171 @@
+import LogStore
+
+/// One row of an account listing.
+public struct AccountSummary: Sendable, Equatable {
+    public var name: String
+    public var online: Bool
+}
+
+/// A page of results and the token for the next one (nil on the last page).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextPageToken: String?
+}
+
+/// Reads. Each runs in its own read transaction, a consistent snapshot that never blocks
+/// the applier.
+extension ChatState {
+    public func user(named name: String) throws -> UserRow? {
+        try environment.read { txn in
+            try txn.get(tables.users, Array(name.utf8)).map { try UserRow(serializedBytes: $0) }
+        }
+    }
+
+    public func userExists(_ name: String) throws -> Bool {
+        try user(named: name) != nil
+    }
+
+    /// The account if `password` is its password, else nil.
+    public func checkCredentials(name: String, password: String) throws -> UserRow? {
+        guard let user = try user(named: name) else { return nil }
+        let hash = Credentials.hashPassword(password, salt: Array(user.salt), iterations: user.iterations)
+        return Credentials.constantTimeEqual(hash, Array(user.passwordHash)) ? user : nil
+    }
+
+    /// The live session for a token hash (nil when logged out, unknown, or its account is gone).
+    public func session(tokenHash: [UInt8]) throws -> SessionRow? {
+        try environment.read { txn in
+            guard let bytes = try txn.get(tables.sessions, tokenHash) else { return nil }
+            let session = try SessionRow(serializedBytes: bytes)
+            guard let user = try txn.get(tables.users, Array(session.name.utf8)).map({ try UserRow(serializedBytes: $0) }),
+                  user.id == session.userID
+            else { return nil }
+            return session
+        }
+    }
+
+    /// Accounts whose names match `pattern`, in name order, `pageSize` at a time. The page
+    /// token is the last name of the previous page.
+    public func accounts(matching pattern: String, pageSize: Int, pageToken: String? = nil) throws -> Page<AccountSummary> {
+        try Validation.pattern(pattern)
+        try Validation.pageSize(pageSize)
+        let glob = Glob(pattern)
+        let prefix = glob.literalPrefix
+        return try environment.read { txn in
+            try txn.withCursor(tables.users) { cursor in
+                var items: [AccountSummary] = []
+                var more = false
+                var start = prefix
+                if let pageToken, !Array(pageToken.utf8).lexicographicallyPrecedes(prefix) {
+                    start = Array(pageToken.utf8) + [0]
+                }
+                try cursor.forEach(prefix: prefix, from: start) { row in
+                    guard glob.matches(row.key) else { return true }
+                    if items.count == pageSize { more = true; return false }
+                    let user = try UserRow(serializedBytes: row.value)
+                    let online = try txn.withCursor(tables.online) { online in
+                        try online.seek(atOrAfter: user.id.bigEndianBytes).map { $0.key.starts(with: user.id.bigEndianBytes) } ?? false
+                    }
+                    items.append(AccountSummary(name: user.name, online: online))
+                    return true
+                }
+                return Page(items: items, nextPageToken: more ? items.last?.name : nil)
+            }
+        }
+    }
+
+    /// Whether a subscription of `name` is attached.
+    public func isOnline(_ name: String) throws -> Bool {
+        guard let user = try user(named: name) else { return false }
+        return try environment.read { txn in
+            try txn.withCursor(tables.online) { cursor in
+                try cursor.seek(atOrAfter: user.id.bigEndianBytes).map { $0.key.starts(with: user.id.bigEndianBytes) } ?? false
+            }
+        }
+    }
+
+    public func unreadCount(userID: UInt64) throws -> UInt64 {
+        try environment.read { txn in
+            try txn.withCursor(tables.inbox) { cursor in
+                var count: UInt64 = 0
+                try cursor.forEach(prefix: userID.bigEndianBytes) { _ in count += 1; return true }
+                return count
+            }
+        }
+    }
+
+    /// The oldest `limit` messages to `userID` not yet acknowledged.
+    public func undelivered(userID: UInt64, limit: Int) throws -> [MessageRow] {
+        try Validation.pageSize(limit)
+        return try environment.read { txn in
+            var ids: [UInt64] = []
+            try txn.withCursor(tables.inbox) { cursor in
+                try cursor.forEach(prefix: userID.bigEndianBytes) { row in
+                    if let id = UInt64(bigEndianBytes: row.key, at: 8) { ids.append(id) }
+                    return ids.count < limit
+                }
+            }
+            return try ids.compactMap { id in
+                try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
+            }
+        }
+    }
+
+    /// Messages between two users, `limit` at a time. Newest first by default; the page token
+    /// is the last message id returned.
+    public func conversation(between a: UInt64, and b: UInt64, limit: Int, pageToken: String? = nil, newestFirst: Bool = true) throws -> Page<MessageRow> {
+        try Validation.pageSize(limit)
+        var cursorID: UInt64? = nil
+        if let pageToken {
+            guard let id = UInt64(pageToken) else { throw Rejection(.invalidArgument, "the page token '\(pageToken)' is not one this service issued") }
+            cursorID = id
+        }
+        let prefix = compositeKey(min(a, b), max(a, b))
+        return try environment.read { txn in
+            try txn.withCursor(tables.conversations) { cursor in
+                var ids: [UInt64] = []
+                var more = false
+                func take(_ row: Cursor.Row?) -> Bool {
+                    guard let row, row.key.starts(with: prefix), let id = UInt64(bigEndianBytes: row.key, at: 16) else { return false }
+                    if ids.count == limit { more = true; return false }
+                    ids.append(id)
+                    return true
+                }
+                if newestFirst {
+                    var row: Cursor.Row?
+                    if let cursorID {
+                        row = try cursor.seek(atOrAfter: prefix + cursorID.bigEndianBytes)
+                        row = row == nil ? try cursor.last() : try cursor.previous()
+                    } else {
+                        row = try cursor.seek(atOrAfter: prefix + UInt64.max.bigEndianBytes)
+                        row = row == nil ? try cursor.last() : (row!.key.starts(with: prefix) ? row : try cursor.previous())
+                    }
+                    while take(row) { row = try cursor.previous() }
+                } else {
+                    var row = try cursor.seek(atOrAfter: prefix + (cursorID.map { $0 + 1 } ?? 0).bigEndianBytes)
+                    while take(row) { row = try cursor.next() }
+                }
+                let messages = try ids.compactMap { id in
+                    try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
+                }
+                return Page(items: messages, nextPageToken: more ? ids.last.map(String.init) : nil)
+            }
+        }
+    }
+
+    public func message(id: UInt64) throws -> MessageRow? {
+        try environment.read { txn in
+            try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
+        }
+    }
+
+    /// The outcome recorded for a client's latest request, if any.
+    public func clientOutcome(clientID: String) throws -> (sequence: UInt64, outcome: Result<UInt64, Rejection>)? {
+        try environment.read { txn in
+            try txn.get(tables.clients, Array(clientID.utf8)).map { bytes in
+                let row = try ClientRow(serializedBytes: bytes)
+                return (row.sequence, row.outcome.result)
+            }
+        }
+    }
+}

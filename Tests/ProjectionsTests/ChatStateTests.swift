@@ -1,0 +1,299 @@
+import Foundation
+import Testing
+@testable import Projections
+
+@Suite struct AccountTests {
+    @Test func createAndCheckCredentials() throws {
+        let h = try Harness()
+        #expect(try h.createAccount("alice", password: "pw1").rejection == nil)
+        #expect(try h.state.userExists("alice"))
+        #expect(try h.state.checkCredentials(name: "alice", password: "pw1")?.name == "alice")
+        #expect(try h.state.checkCredentials(name: "alice", password: "wrong") == nil)
+        #expect(try h.state.checkCredentials(name: "nobody", password: "pw1") == nil)
+    }
+
+    @Test func duplicateNameIsRejected() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        #expect(try h.createAccount("alice").rejection == .alreadyExists)
+    }
+
+    @Test(arguments: ["", String(repeating: "a", count: 33), "has space", "émile", "semi;colon", "a/b"])
+    func badNamesAreRejected(name: String) throws {
+        let h = try Harness()
+        #expect(try h.createAccount(name).rejection == .invalidArgument)
+        #expect(try h.state.lastApplied() == 1)
+    }
+
+    @Test func goodNamesAreAccepted() throws {
+        let h = try Harness()
+        for name in ["a", "A.b-c_9", String(repeating: "z", count: 32)] {
+            #expect(try h.createAccount(name).rejection == nil, "\(name)")
+        }
+    }
+
+    @Test func loginReturnsUnreadCountAndUnknownUserIsNotFound() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice")
+        _ = try h.send(alice, to: "bob", "one")
+        _ = try h.send(alice, to: "bob", "two")
+        var open = OpenSession()
+        open.name = "bob"
+        open.tokenHash = Data(Credentials.tokenHash(Array("bob-token".utf8)))
+        #expect(try h.run(.openSession(open)) == .success(2))
+        open.name = "carol"
+        open.tokenHash = Data(Credentials.tokenHash(Array("carol-token".utf8)))
+        #expect(try h.run(.openSession(open)).rejection == .notFound)
+    }
+
+    @Test func logoutEndsTheSession() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        let token = try h.login("alice")
+        #expect(try h.state.session(tokenHash: Array(token))?.name == "alice")
+        var close = CloseSession()
+        close.tokenHash = token
+        #expect(try h.run(.closeSession(close)).rejection == nil)
+        #expect(try h.state.session(tokenHash: Array(token)) == nil)
+        #expect(try h.send(token, to: "alice", "hi").rejection == .unauthenticated)
+        #expect(try h.run(.closeSession(close)).rejection == .unauthenticated)
+    }
+
+    @Test func deleteAccountRemovesInboxSessionsAndFreesTheName() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice")
+        let bob = try h.login("bob")
+        let toBob = try h.send(alice, to: "bob", "for bob").get()
+        let toAlice = try h.send(bob, to: "alice", "from bob").get()
+        _ = try h.attach(bob, subscription: 9)
+        #expect(try h.state.isOnline("bob"))
+
+        let applied = try h.runApplied(.deleteAccount({ var c = DeleteAccount(); c.tokenHash = bob; return c }()))
+        #expect(applied.outcome == .success(1))
+        #expect(applied.events == [.accountDeleted(name: "bob")])
+        #expect(try h.state.userExists("bob") == false)
+        #expect(try h.state.message(id: toBob) == nil, "bob's inbox goes")
+        #expect(try h.state.message(id: toAlice)?.sender == "bob", "what bob sent stays, under his name")
+        #expect(try h.state.session(tokenHash: Array(bob)) == nil)
+        #expect(try h.send(bob, to: "alice", "ghost").rejection == .unauthenticated)
+        #expect(try h.state.isOnline("bob") == false)
+
+        // The name is free again, and the new bob is someone else.
+        #expect(try h.createAccount("bob").rejection == nil)
+        let newBob = try h.login("bob")
+        #expect(try h.state.undelivered(userID: h.userID("bob"), limit: 10).isEmpty)
+        #expect(try h.send(newBob, to: "alice", "new bob").rejection == nil)
+        #expect(try h.state.undelivered(userID: h.userID("alice"), limit: 10).map(\.body) == ["from bob", "new bob"])
+    }
+}
+
+@Suite struct MessageTests {
+    /// alice and bob with sessions.
+    func pair() throws -> (Harness, alice: Data, bob: Data) {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        return (h, try h.login("alice"), try h.login("bob"))
+    }
+
+    @Test func sendAssignsTheLogIndexAndQueuesForTheRecipient() throws {
+        let (h, alice, _) = try pair()
+        let applied = try h.runApplied(.sendMessage({ var c = SendMessage(); c.tokenHash = alice; c.recipient = "bob"; c.body = "hi"; return c }()))
+        #expect(applied.outcome == .success(applied.index))
+        guard case let .messageSent(message)? = applied.events.first else { Issue.record("no event"); return }
+        #expect(message.id == applied.index)
+        #expect(message.sender == "alice" && message.recipient == "bob" && message.body == "hi")
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 1)
+        #expect(try h.state.unreadCount(userID: h.userID("alice")) == 0)
+    }
+
+    @Test func sendErrors() throws {
+        let (h, alice, _) = try pair()
+        #expect(try h.send(alice, to: "carol", "hi").rejection == .notFound)
+        #expect(try h.send(alice, to: "bob", "").rejection == .invalidArgument)
+        #expect(try h.send(alice, to: "bob", String(repeating: "x", count: 64 * 1024 + 1)).rejection == .invalidArgument)
+        #expect(try h.send(alice, to: "bob", String(repeating: "x", count: 64 * 1024)).rejection == nil)
+        #expect(try h.send(Data(repeating: 1, count: 32), to: "bob", "forged").rejection == .unauthenticated)
+        #expect(try h.send(Data([1, 2]), to: "bob", "short").rejection == .unauthenticated)
+    }
+
+    @Test func readOldestFirstAndAcknowledge() throws {
+        let (h, alice, bob) = try pair()
+        let ids = try (1...5).map { try h.send(alice, to: "bob", "m\($0)").get() }
+        let bobID = try h.userID("bob")
+        #expect(try h.state.undelivered(userID: bobID, limit: 2).map(\.id) == Array(ids[0..<2]))
+        #expect(try h.acknowledge(bob, Array(ids[0..<2])) == .success(2))
+        #expect(try h.acknowledge(bob, Array(ids[0..<2])) == .success(0), "acknowledging twice changes nothing")
+        #expect(try h.state.undelivered(userID: bobID, limit: 10).map(\.id) == Array(ids[2...]))
+        #expect(try h.state.unreadCount(userID: bobID) == 3)
+        #expect(try h.state.message(id: ids[0])?.delivered == true)
+        // alice cannot mark bob's messages delivered.
+        #expect(try h.acknowledge(alice, [ids[3]]).rejection == .permissionDenied)
+        #expect(try h.state.unreadCount(userID: bobID) == 3)
+    }
+
+    @Test func deleteRemovesForBothSidesAndOnlyParticipantsMay() throws {
+        let h = try Harness()
+        for name in ["alice", "bob", "eve"] { _ = try h.createAccount(name) }
+        let alice = try h.login("alice"), bob = try h.login("bob"), eve = try h.login("eve")
+        let one = try h.send(alice, to: "bob", "one").get()
+        let two = try h.send(bob, to: "alice", "two").get()
+        #expect(try h.delete(eve, [one]).rejection == .permissionDenied)
+        #expect(try h.delete(alice, [one, 999_999]).rejection == .notFound)
+        #expect(try h.state.message(id: one) != nil, "a rejected delete removes nothing")
+        let applied = try h.runApplied(.deleteMessages({ var c = DeleteMessages(); c.tokenHash = bob; c.messageIds = [one, two]; return c }()))
+        #expect(applied.outcome == .success(2))
+        #expect(applied.events == [.messagesDeleted(ids: [one, two], participants: ["alice", "bob"])])
+        #expect(try h.state.message(id: one) == nil)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 0)
+        #expect(try h.state.conversation(between: h.userID("alice"), and: h.userID("bob"), limit: 10).items.isEmpty)
+        #expect(try h.delete(bob, []).rejection == .invalidArgument)
+    }
+
+    @Test func conversationPagesBothWaysWithoutSideEffects() throws {
+        let (h, alice, bob) = try pair()
+        var ids: [UInt64] = []
+        for i in 0..<7 {
+            ids.append(try h.send(i % 2 == 0 ? alice : bob, to: i % 2 == 0 ? "bob" : "alice", "m\(i)").get())
+        }
+        let a = try h.userID("alice"), b = try h.userID("bob")
+        let first = try h.state.conversation(between: b, and: a, limit: 3)
+        #expect(first.items.map(\.id) == [ids[6], ids[5], ids[4]])
+        let second = try h.state.conversation(between: a, and: b, limit: 3, pageToken: first.nextPageToken)
+        #expect(second.items.map(\.id) == [ids[3], ids[2], ids[1]])
+        let third = try h.state.conversation(between: a, and: b, limit: 3, pageToken: second.nextPageToken)
+        #expect(third.items.map(\.id) == [ids[0]])
+        #expect(third.nextPageToken == nil)
+        let forward = try h.state.conversation(between: a, and: b, limit: 4, newestFirst: false)
+        #expect(forward.items.map(\.id) == Array(ids[0..<4]))
+        let rest = try h.state.conversation(between: a, and: b, limit: 4, pageToken: forward.nextPageToken, newestFirst: false)
+        #expect(rest.items.map(\.id) == Array(ids[4...]))
+        #expect(try h.state.unreadCount(userID: b) == 4, "history is no acknowledgement")
+        #expect(throws: Rejection.self) { try h.state.conversation(between: a, and: b, limit: 3, pageToken: "x") }
+    }
+}
+
+@Suite struct ListingAndPresenceTests {
+    @Test func globPatternsMatchAsShellsDo() {
+        #expect(Glob("*").matches("anything"))
+        #expect(Glob("a*").matches("alice") && !Glob("a*").matches("bob"))
+        #expect(Glob("?ob").matches("bob") && !Glob("?ob").matches("boob"))
+        #expect(Glob("*li*e").matches("alice") && Glob("*li*e").matches("lie"))
+        #expect(!Glob("a*c").matches("abcd"))
+        #expect(Glob("").matches("") && !Glob("").matches("a"))
+        #expect(Glob("al*").literalPrefix == Array("al".utf8))
+    }
+
+    @Test func listingPagesInNameOrderWithOnlineFlag() throws {
+        let h = try Harness()
+        let names = ["ann", "anna", "annie", "bob", "anton", "anya", "carl"]
+        for name in names { _ = try h.createAccount(name) }
+        let anya = try h.login("anya")
+        _ = try h.attach(anya, subscription: 42)
+
+        var seen: [AccountSummary] = []
+        var token: String?
+        repeat {
+            let page = try h.state.accounts(matching: "an*", pageSize: 2, pageToken: token)
+            #expect(page.items.count <= 2)
+            seen += page.items
+            token = page.nextPageToken
+        } while token != nil
+        #expect(seen.map(\.name) == ["ann", "anna", "annie", "anton", "anya"])
+        #expect(seen.filter(\.online).map(\.name) == ["anya"])
+        #expect(try h.state.accounts(matching: "*n", pageSize: 10).items.map(\.name) == ["ann", "anton"])
+        #expect(try h.state.accounts(matching: "?o?", pageSize: 10).items.map(\.name) == ["bob"])
+        #expect(throws: Rejection.self) { try h.state.accounts(matching: "a[b]", pageSize: 10) }
+        #expect(throws: Rejection.self) { try h.state.accounts(matching: "*", pageSize: 0) }
+    }
+
+    @Test func attachDetachAndDetachAll() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice"), bob = try h.login("bob")
+        _ = try h.attach(alice, subscription: 1)
+        _ = try h.attach(alice, subscription: 2)
+        _ = try h.attach(bob, subscription: 3)
+        var detach = DetachClient()
+        detach.subscriptionID = 1
+        #expect(try h.run(.detach(detach)) == .success(1))
+        #expect(try h.state.isOnline("alice"), "still one stream attached")
+        #expect(try h.run(.detachAll(DetachAll())) == .success(2))
+        #expect(try h.state.isOnline("alice") == false)
+        #expect(try h.state.isOnline("bob") == false)
+        #expect(try h.attach(Data(repeating: 7, count: 32), subscription: 5).rejection == .unauthenticated)
+    }
+}
+
+@Suite struct ReplayTests {
+    @Test func duplicateClientSequenceAppliesOnceAndAnswersTheSame() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice")
+        var send = SendMessage()
+        send.tokenHash = alice
+        send.recipient = "bob"
+        send.body = "exactly once"
+        let first = try h.runApplied(.sendMessage(send), client: "c1", sequence: 1)
+        let retry = try h.runApplied(.sendMessage(send), client: "c1", sequence: 1)
+        #expect(retry.duplicate)
+        #expect(retry.outcome == first.outcome)
+        #expect(retry.events.isEmpty)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 1)
+        let older = try h.runApplied(.sendMessage(send), client: "c1", sequence: 0)
+        #expect(older.outcome.rejection == .failedPrecondition)
+        #expect(try h.run(.sendMessage(send), client: "c1", sequence: 2).rejection == nil)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 2)
+    }
+
+    @Test func entriesAtOrBelowLastAppliedAreIgnored() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        let before = try h.state.digest()
+        var c = CreateAccount()
+        c.name = "mallory"
+        c.salt = Data([1])
+        c.iterations = 1
+        c.passwordHash = Data([1])
+        let result = try h.state.apply([CommittedEntry(index: 1, command: try Command.with { $0.version = 1; $0.kind = .createAccount(c) }.serializedBytes())])
+        #expect(result.isEmpty)
+        #expect(try h.state.digest() == before)
+        #expect(try h.state.userExists("mallory") == false)
+    }
+
+    @Test func unknownVersionAndGarbageAreRejectedDeterministically() throws {
+        let h = try Harness()
+        let results = try h.state.apply([
+            CommittedEntry(index: 1, command: [0xFF, 0xFF, 0xFF]),
+            CommittedEntry(index: 2, command: try Command.with { $0.version = 99; $0.kind = .detachAll(DetachAll()) }.serializedBytes()),
+            CommittedEntry(index: 3, command: nil),
+        ])
+        #expect(results.map(\.outcome.rejection) == [.invalidArgument, .failedPrecondition, nil])
+        #expect(try h.state.lastApplied() == 3)
+    }
+
+    @Test func noPlaintextSecretsInTheTables() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice", password: "hunter2-plaintext")
+        _ = try h.login("alice", token: "session-token-plaintext")
+        for table in ChatState.tableNames {
+            try h.state.forEachRow(in: table) { key, value in
+                for secret in ["hunter2-plaintext", "session-token-plaintext"] {
+                    let needle = Array(secret.utf8)
+                    #expect(!contains(key, needle) && !contains(value, needle), "\(secret) stored in \(table)")
+                }
+            }
+        }
+    }
+
+    func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<($0 + needle.count)]) == needle }
+    }
+}

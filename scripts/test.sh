@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs LMDB if needed, builds everything (tests need the
+# binaries: crash tests spawn and SIGKILL real processes), then runs every test.
+# Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_lmdb
+say "building Chorus and its tests (the first build takes several minutes)"
+run swift build --build-tests
+say "running the test suite"
+run swift test --skip-build
