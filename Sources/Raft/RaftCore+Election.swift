@@ -1,0 +1,94 @@
+extension RaftCore {
+    enum ElectionKind {
+        case preVote
+        case election
+        /// Leadership transfer: a real election that voters honour despite a live leader.
+        case transfer
+    }
+
+    mutating func tickElection() {
+        electionElapsed += 1
+        if promotable && electionElapsed >= randomizedElectionTimeout {
+            electionElapsed = 0
+            startElection(options.preVote ? .preVote : .election)
+        }
+    }
+
+    mutating func startElection(_ kind: ElectionKind) {
+        let requestTerm: Term
+        if kind == .preVote {
+            becomePreCandidate()
+            requestTerm = term + 1
+        } else {
+            becomeCandidate()
+            requestTerm = term
+        }
+        if recordVote(from: id, granted: true, preVote: kind == .preVote) { return }
+        for voter in configuration.sortedVoters where voter != id {
+            let kindOfRequest: Message.Kind = kind == .preVote
+                ? .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)
+                : .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm, transfer: kind == .transfer)
+            outbox.append(Message(from: id, to: voter, term: requestTerm, kind: kindOfRequest))
+        }
+    }
+
+    /// Counts a (pre-)vote; returns true when the election was decided by it.
+    @discardableResult
+    mutating func recordVote(from node: NodeID, granted: Bool, preVote: Bool) -> Bool {
+        guard configuration.voters.contains(node) else { return false }
+        if votes[node] == nil { votes[node] = granted }
+        let yes = votes.values.filter { $0 }.count
+        let no = votes.count - yes
+        if yes >= configuration.quorum {
+            if preVote {
+                startElection(.election)
+            } else {
+                becomeLeader()
+                broadcastAppend()
+            }
+            return true
+        }
+        if no >= configuration.quorum {
+            becomeFollower(term: term, leader: 0)
+            return true
+        }
+        return false
+    }
+
+    /// Answers a (pre-)vote request whose term is not older than ours.
+    mutating func handleVoteRequest(_ m: Message, lastIndex: Index, lastTerm: Term, preVote: Bool) {
+        let canVote = vote == m.from
+            || (vote == 0 && leader == 0)
+            || (preVote && m.term > term)
+        let granted = canVote && log.isUpToDate(lastIndex: lastIndex, term: lastTerm)
+        if granted && !preVote {
+            electionElapsed = 0
+            vote = m.from
+        }
+        let responseTerm = granted ? m.term : term
+        outbox.append(Message(from: id, to: m.from, term: responseTerm,
+                              kind: preVote ? .preVoteResponse(reject: !granted) : .voteResponse(reject: !granted)))
+    }
+
+    /// Check-quorum: a leader that heard from no majority in an election timeout may have
+    /// been partitioned away; it steps down instead of serving stale reads.
+    func quorumActive() -> Bool {
+        let active = configuration.sortedVoters.filter { $0 == id || progress[$0]?.recentActive == true }
+        return active.count >= configuration.quorum
+    }
+
+    // MARK: Leadership transfer
+
+    /// Hands leadership to `target` once its log is caught up. Proposals are refused until the
+    /// transfer ends; it is abandoned after one election timeout.
+    public mutating func transferLeadership(to target: NodeID) {
+        guard role == .leader, target != id, configuration.voters.contains(target), transferee != target else { return }
+        transferee = target
+        electionElapsed = 0
+        if progress[target]?.match == log.lastIndex {
+            leaderOutbox.append(Message(from: id, to: target, term: term, kind: .timeoutNow))
+        } else {
+            sendAppend(to: target)
+        }
+    }
+}

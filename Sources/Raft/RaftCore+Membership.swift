@@ -1,0 +1,78 @@
+extension RaftCore {
+    /// Proposes adding or removing one server. Refused (false) unless this is the leader and
+    /// the previous change has committed: one change at a time keeps old and new majorities
+    /// overlapping.
+    @discardableResult
+    public mutating func proposeConfigurationChange(_ change: ConfigurationChange) -> Bool {
+        guard role == .leader, transferee == nil, pendingConfigurationIndex <= log.committed else { return false }
+        appendEntries([Entry(index: 0, term: 0, kind: .configuration, data: change.encoded())])
+        pendingConfigurationIndex = log.lastIndex
+        broadcastAppend()
+        return true
+    }
+
+    /// A configuration takes effect as soon as its entry is in the log (Raft dissertation
+    /// §4.1), and reverts if that entry is overwritten; so every append that adds a
+    /// configuration entry or cuts below the current one recomputes it.
+    mutating func configurationMayHaveChanged(appended entries: [Entry]) {
+        guard let first = entries.first else { return }
+        guard first.index <= configurationIndex || entries.contains(where: { $0.kind == .configuration }) else { return }
+        recomputeConfiguration(from: log.lastIndex)
+    }
+
+    /// The configuration of the newest configuration entry at or below `index`, or of the
+    /// snapshot when there is none.
+    mutating func recomputeConfiguration(from index: Index) {
+        var next = (try? log.storage.snapshot().metadata.configuration) ?? configuration
+        var nextIndex: Index = 0
+        if let snapshot = log.unstable.snapshot {
+            next = snapshot.metadata.configuration
+            nextIndex = snapshot.metadata.index
+        } else if let snapshot = try? log.storage.snapshot() {
+            nextIndex = snapshot.metadata.index
+        }
+        var i = index
+        while i >= log.firstIndex && i > 0 {
+            if let entry = try? log.slice(i, i + 1, maxBytes: .max).first, entry.kind == .configuration {
+                if let change = ConfigurationChange(encoded: entry.data) {
+                    // Rebuild from the entry's predecessor configuration.
+                    var previous = self
+                    previous.recomputeConfiguration(from: i - 1)
+                    next = previous.configuration.applying(change)
+                    nextIndex = i
+                }
+                break
+            }
+            i -= 1
+        }
+        apply(configuration: next, at: nextIndex)
+    }
+
+    mutating func apply(configuration next: ClusterConfiguration, at index: Index) {
+        configurationIndex = index
+        guard next != configuration else { return }
+        configuration = next
+        for member in next.members where progress[member] == nil {
+            var p = Progress(next: log.lastIndex + 1, window: options.maxInflightMessages)
+            if member == id { p.match = log.stableIndex }
+            p.recentActive = true
+            progress[member] = p
+        }
+        for member in progress.keys where !next.members.contains(member) && member != id {
+            progress[member] = nil
+        }
+        if let transferee, !next.voters.contains(transferee) {
+            self.transferee = nil
+        }
+        if role == .leader {
+            // A smaller majority may already hold more entries.
+            if maybeCommit() { broadcastAppend() }
+        }
+    }
+
+    /// Once a configuration that removes the leader commits, the leader steps down.
+    mutating func committedConfiguration() {
+        guard role == .leader, configurationIndex <= log.committed, !configuration.voters.contains(id) else { return }
+        becomeFollower(term: term, leader: 0)
+    }
+}

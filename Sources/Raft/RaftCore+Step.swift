@@ -1,0 +1,174 @@
+extension RaftCore {
+    /// Feeds one message from a peer.
+    public mutating func step(_ m: Message) {
+        guard m.to == id else { return }
+        if m.term > term {
+            if m.isVoteRequest {
+                let transfer: Bool = if case let .vote(_, _, t) = m.kind { t } else { false }
+                // Leader lease (check-quorum): while we hear from a leader, a server that
+                // wants an election is the one that is cut off; ignore it.
+                let inLease = options.checkQuorum && leader != 0 && electionElapsed < options.electionTicks
+                if !transfer && inLease { return }
+            }
+            switch m.kind {
+            case .preVote:
+                break  // pre-votes never change our term
+            case .preVoteResponse(let reject) where !reject:
+                break  // a granted pre-vote carries the future term; not ours yet
+            case .append, .heartbeat, .snapshot:
+                becomeFollower(term: m.term, leader: m.from)
+            default:
+                becomeFollower(term: m.term, leader: 0)
+            }
+        } else if m.term < term {
+            switch m.kind {
+            case .append, .heartbeat:
+                // A deposed leader (perhaps cut off, using pre-vote or check-quorum so it
+                // never saw our election) learns the new term from this answer.
+                if options.checkQuorum || options.preVote {
+                    outbox.append(Message(from: id, to: m.from, term: term, kind: .appendResponse(index: 0, reject: false, hintIndex: 0, hintTerm: 0)))
+                }
+            case .preVote:
+                outbox.append(Message(from: id, to: m.from, term: term, kind: .preVoteResponse(reject: true)))
+            default:
+                break
+            }
+            return
+        }
+
+        switch m.kind {
+        case let .preVote(lastIndex, lastTerm):
+            handleVoteRequest(m, lastIndex: lastIndex, lastTerm: lastTerm, preVote: true)
+        case let .vote(lastIndex, lastTerm, _):
+            handleVoteRequest(m, lastIndex: lastIndex, lastTerm: lastTerm, preVote: false)
+        default:
+            switch role {
+            case .leader: stepLeader(m)
+            case .preCandidate, .candidate: stepCandidate(m)
+            case .follower: stepFollower(m)
+            }
+        }
+    }
+
+    mutating func stepFollower(_ m: Message) {
+        switch m.kind {
+        case .append:
+            electionElapsed = 0
+            leader = m.from
+            handleAppend(m)
+        case .heartbeat:
+            electionElapsed = 0
+            leader = m.from
+            handleHeartbeat(m)
+        case .snapshot:
+            electionElapsed = 0
+            leader = m.from
+            handleSnapshot(m)
+        case .timeoutNow:
+            if promotable { startElection(.transfer) }
+        default:
+            break
+        }
+    }
+
+    mutating func stepCandidate(_ m: Message) {
+        switch m.kind {
+        case .append:
+            becomeFollower(term: m.term, leader: m.from)
+            handleAppend(m)
+        case .heartbeat:
+            becomeFollower(term: m.term, leader: m.from)
+            handleHeartbeat(m)
+        case .snapshot:
+            becomeFollower(term: m.term, leader: m.from)
+            handleSnapshot(m)
+        case let .preVoteResponse(reject) where role == .preCandidate:
+            recordVote(from: m.from, granted: !reject, preVote: true)
+        case let .voteResponse(reject) where role == .candidate:
+            recordVote(from: m.from, granted: !reject, preVote: false)
+        default:
+            break
+        }
+    }
+
+    mutating func stepLeader(_ m: Message) {
+        guard progress[m.from] != nil else { return }
+        switch m.kind {
+        case let .appendResponse(index, reject, hintIndex, hintTerm):
+            progress[m.from]!.recentActive = true
+            if reject {
+                handleRejection(from: m.from, rejected: index, hintIndex: hintIndex, hintTerm: hintTerm)
+            } else {
+                handleAcknowledgement(from: m.from, index: index)
+            }
+        case let .heartbeatResponse(context):
+            progress[m.from]!.recentActive = true
+            progress[m.from]!.probeSent = false
+            if progress[m.from]!.match < log.lastIndex {
+                sendAppend(to: m.from)
+            }
+            if let context {
+                confirmRead(context, from: m.from)
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Follower side of replication
+
+    mutating func handleAppend(_ m: Message) {
+        guard case let .append(prevIndex, prevTerm, entries, commit) = m.kind else { return }
+        if prevIndex < log.committed {
+            respond(to: m.from, index: log.committed)
+            return
+        }
+        if let lastNew = log.maybeAppend(prevIndex: prevIndex, prevTerm: prevTerm, commit: commit, entries: entries) {
+            if !entries.isEmpty {
+                configurationMayHaveChanged(appended: entries)
+            }
+            respond(to: m.from, index: lastNew)
+        } else {
+            // Fast backtracking: tell the leader the last index whose term is ≤ prevTerm, so
+            // it skips every entry of a conflicting term at once.
+            let (hintIndex, hintTerm) = log.findConflictByTerm(min(prevIndex, log.lastIndex), prevTerm)
+            outbox.append(Message(from: id, to: m.from, term: term,
+                                  kind: .appendResponse(index: prevIndex, reject: true, hintIndex: hintIndex, hintTerm: hintTerm)))
+        }
+    }
+
+    mutating func handleHeartbeat(_ m: Message) {
+        guard case let .heartbeat(commit, context) = m.kind else { return }
+        log.commitTo(min(commit, log.lastIndex))
+        outbox.append(Message(from: id, to: m.from, term: term, kind: .heartbeatResponse(context: context)))
+    }
+
+    mutating func handleSnapshot(_ m: Message) {
+        guard case let .snapshot(snapshot) = m.kind else { return }
+        if restore(snapshot) {
+            respond(to: m.from, index: log.lastIndex)
+        } else {
+            respond(to: m.from, index: log.committed)
+        }
+    }
+
+    /// Installs `snapshot` unless our log already covers it. Returns whether it did.
+    mutating func restore(_ snapshot: Snapshot) -> Bool {
+        let meta = snapshot.metadata
+        guard meta.index > log.committed else { return false }
+        if log.matchTerm(meta.index, meta.term) {
+            // We hold the entry: only the commit index moves.
+            log.commitTo(meta.index)
+            return false
+        }
+        log.restore(snapshot)
+        configuration = meta.configuration
+        configurationIndex = meta.index
+        resetProgress()
+        return true
+    }
+
+    mutating func respond(to leader: NodeID, index: Index) {
+        outbox.append(Message(from: id, to: leader, term: term, kind: .appendResponse(index: index, reject: false, hintIndex: 0, hintTerm: 0)))
+    }
+}

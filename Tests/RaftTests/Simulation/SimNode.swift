@@ -1,0 +1,75 @@
+import Raft
+
+/// One simulated server: a durable `MemoryStorage` (its disk), the consensus core (gone while
+/// crashed), and a toy application whose state is a hash chain of the commands it applied.
+final class SimNode {
+    let id: NodeID
+    let storage: MemoryStorage
+    var raft: RaftCore?
+    var options: RaftOptions
+
+    /// A ready taken from the core whose write is still "on the disk" (slow disk).
+    var pendingWrite: (ready: Ready, due: Int)?
+
+    // The application.
+    var appliedIndex: Index = 0
+    var appliedHash: UInt64 = 0xCBF2_9CE4_8422_2325
+    var appliedConfiguration: ClusterConfiguration
+    var appliedData: [Index: [UInt8]] = [:]
+    var readStates: [ReadState] = []
+
+    /// Highest commit index seen in this incarnation (it must never go down).
+    var highestCommit: Index = 0
+    var incarnation = 0
+
+    init(id: NodeID, configuration: ClusterConfiguration, options: RaftOptions) {
+        self.id = id
+        self.options = options
+        storage = MemoryStorage(configuration: configuration)
+        appliedConfiguration = configuration
+        raft = RaftCore(storage: storage, options: options)
+    }
+
+    var isUp: Bool { raft != nil }
+
+    /// Loses everything not written to storage.
+    func crash() {
+        raft = nil
+        pendingWrite = nil
+        readStates = []
+    }
+
+    /// Starts again from storage; the application restarts from the snapshot and replays.
+    func restart() {
+        incarnation += 1
+        let snapshot = storage.snapshotValue
+        restoreApplication(from: snapshot)
+        var options = self.options
+        options.applied = snapshot.metadata.index
+        options.seed &+= UInt64(incarnation)
+        raft = RaftCore(storage: storage, options: options)
+        highestCommit = 0
+    }
+
+    func restoreApplication(from snapshot: Snapshot) {
+        appliedIndex = snapshot.metadata.index
+        appliedConfiguration = snapshot.metadata.configuration
+        appliedData = [:]
+        if snapshot.data.count == 8 {
+            appliedHash = snapshot.data.reduce(0) { $0 << 8 | UInt64($1) }
+        } else {
+            appliedHash = 0xCBF2_9CE4_8422_2325
+        }
+    }
+
+    /// The application's snapshot: its hash at `appliedIndex`.
+    var snapshotData: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: appliedHash >> (56 - 8 * $0)) }
+    }
+
+    /// Writes a snapshot at the applied index and discards the log before it.
+    func compact() {
+        guard appliedIndex > storage.snapshotValue.metadata.index else { return }
+        storage.compact(to: appliedIndex, data: snapshotData, configuration: appliedConfiguration)
+    }
+}

@@ -1,0 +1,317 @@
+import Raft
+
+/// A deterministic cluster: N cores in one process on a virtual clock, a virtual network and
+/// virtual disks, with faults injected from one seed. After every step the `Checker` verifies
+/// Raft's safety properties; a failure names the seed that replays it.
+final class Simulation {
+    struct Faults {
+        var dropRate = 0.0
+        var duplicateRate = 0.0
+        /// Delivery delay in micro-ticks (10 per core tick).
+        var delay: ClosedRange<Int> = 1...3
+        /// Share of messages held much longer, so they arrive out of order.
+        var reorderRate = 0.0
+        var reorderDelay: ClosedRange<Int> = 10...80
+        /// Share of writes that take long to reach the disk.
+        var slowDiskRate = 0.0
+        var slowDiskDelay: ClosedRange<Int> = 5...40
+
+        static let reliable = Faults()
+        static let unreliable = Faults(dropRate: 0.1, duplicateRate: 0.05, delay: 1...6, reorderRate: 0.1, slowDiskRate: 0.1)
+    }
+
+    struct Link: Hashable {
+        var from: NodeID
+        var to: NodeID
+    }
+
+    struct InFlight {
+        var due: Int
+        var sequence: Int
+        var message: Message
+    }
+
+    static let microticksPerTick = 10
+
+    let seed: UInt64
+    var random: SimRandom
+    var now = 0
+    private(set) var nodes: [NodeID: SimNode] = [:]
+    var ids: [NodeID] { nodes.keys.sorted() }
+    var faults: Faults
+    var checker: Checker
+    private var queue: [InFlight] = []
+    private var sequence = 0
+    private var blocked: Set<Link> = []
+    /// Servers cut off from everyone (MIT-style "disconnected").
+    private(set) var isolated: Set<NodeID> = []
+    /// Messages sent so far, by kind name.
+    private(set) var sentCount = 0
+    let baseOptions: (NodeID) -> RaftOptions
+
+    init(seed: UInt64, nodes count: Int, faults: Faults = .reliable, configure: (inout RaftOptions) -> Void = { _ in }) {
+        self.seed = seed
+        random = SimRandom(state: seed)
+        self.faults = faults
+        checker = Checker(seed: seed)
+        var template = RaftOptions(id: 0, seed: seed)
+        configure(&template)
+        let frozen = template
+        baseOptions = { id in
+            var options = frozen
+            options.id = id
+            return options
+        }
+        let configuration = ClusterConfiguration(voters: Set((1...NodeID(count))))
+        for id in 1...NodeID(count) {
+            nodes[id] = SimNode(id: id, configuration: configuration, options: baseOptions(id))
+        }
+    }
+
+    func node(_ id: NodeID) -> SimNode { nodes[id]! }
+    func raft(_ id: NodeID) -> RaftCore { nodes[id]!.raft! }
+
+    /// Adds a server that starts empty and knows no configuration: it learns one from the
+    /// leader's log or snapshot once it is added.
+    func addServer(_ id: NodeID) {
+        nodes[id] = SimNode(id: id, configuration: ClusterConfiguration(), options: baseOptions(id))
+    }
+
+    // MARK: Time
+
+    /// One micro-tick: clocks, deliveries, disk writes, then every invariant.
+    func step() throws {
+        now += 1
+        checker.time = now
+        if now % Self.microticksPerTick == 0 {
+            for id in ids where nodes[id]!.isUp { nodes[id]!.raft!.tick() }
+        }
+        deliverDue()
+        for id in ids { try process(nodes[id]!) }
+        for id in ids { try checker.checkNode(nodes[id]!) }
+    }
+
+    func run(ticks: Int) throws {
+        for _ in 0..<(ticks * Self.microticksPerTick) { try step() }
+    }
+
+    /// Steps until `condition` holds; false if `ticks` pass first.
+    @discardableResult
+    func run(upTo ticks: Int, until condition: () -> Bool) throws -> Bool {
+        for _ in 0..<(ticks * Self.microticksPerTick) {
+            if condition() { return true }
+            try step()
+        }
+        return condition()
+    }
+
+    // MARK: Network
+
+    private func deliverDue() {
+        guard queue.contains(where: { $0.due <= now }) else { return }
+        let due = queue.filter { $0.due <= now }.sorted { ($0.due, $0.sequence) < ($1.due, $1.sequence) }
+        queue.removeAll { $0.due <= now }
+        for item in due {
+            let m = item.message
+            guard let target = nodes[m.to], target.isUp, !blocked.contains(Link(from: m.from, to: m.to)) else { continue }
+            target.raft!.step(m)
+        }
+    }
+
+    private func send(_ messages: [Message]) {
+        for m in messages {
+            sentCount += 1
+            if blocked.contains(Link(from: m.from, to: m.to)) || random.chance(faults.dropRate) { continue }
+            enqueue(m)
+            if random.chance(faults.duplicateRate) { enqueue(m) }
+        }
+    }
+
+    private func enqueue(_ m: Message) {
+        let delay = random.chance(faults.reorderRate)
+            ? Int.random(in: faults.reorderDelay, using: &random)
+            : Int.random(in: faults.delay, using: &random)
+        sequence += 1
+        queue.append(InFlight(due: now + delay, sequence: sequence, message: m))
+    }
+
+    /// Cuts `id` off from every other server, both ways.
+    func disconnect(_ id: NodeID) {
+        isolated.insert(id)
+        for other in ids where other != id {
+            blocked.insert(Link(from: id, to: other))
+            blocked.insert(Link(from: other, to: id))
+        }
+    }
+
+    func connect(_ id: NodeID) {
+        isolated.remove(id)
+        for other in ids where other != id && !isolated.contains(other) {
+            blocked.remove(Link(from: id, to: other))
+            blocked.remove(Link(from: other, to: id))
+        }
+    }
+
+    /// Only servers in the same group can talk.
+    func partition(_ groups: [[NodeID]]) {
+        heal()
+        for a in ids {
+            for b in ids where a != b {
+                let same = groups.contains { $0.contains(a) && $0.contains(b) }
+                if !same { blocked.insert(Link(from: a, to: b)) }
+            }
+        }
+        isolated = Set(groups.filter { $0.count == 1 }.flatMap { $0 })
+    }
+
+    /// Messages from `from` to `to` are lost; the other way still works.
+    func cutOneWay(from: NodeID, to: NodeID) {
+        blocked.insert(Link(from: from, to: to))
+    }
+
+    func heal() {
+        blocked = []
+        isolated = []
+    }
+
+    // MARK: Crashes
+
+    func crash(_ id: NodeID) {
+        nodes[id]!.crash()
+    }
+
+    func restart(_ id: NodeID) {
+        if nodes[id]!.isUp { nodes[id]!.crash() }
+        nodes[id]!.restart()
+    }
+
+    // MARK: Disks and the application
+
+    private func process(_ node: SimNode) throws {
+        guard node.isUp else { return }
+        if let pending = node.pendingWrite {
+            guard pending.due <= now else { return }
+            node.pendingWrite = nil
+            try finishWrite(node, pending.ready)
+        }
+        guard node.raft!.hasReady else { return }
+        let ready = node.raft!.ready()
+        if let first = ready.entries.first {
+            let previous = first.index > 1 ? node.raft!.term(at: first.index - 1) : 0
+            try checker.checkAppended(ready.entries, previousTerm: previous, node: node.id)
+        }
+        send(ready.leaderMessages)
+        if ready.mustSync && random.chance(faults.slowDiskRate) {
+            node.pendingWrite = (ready, now + Int.random(in: faults.slowDiskDelay, using: &random))
+        } else {
+            try finishWrite(node, ready)
+        }
+    }
+
+    private func finishWrite(_ node: SimNode, _ ready: Ready) throws {
+        if let hardState = ready.hardState { node.storage.setHardState(hardState) }
+        if let snapshot = ready.snapshot { node.storage.applySnapshot(snapshot) }
+        node.storage.append(ready.entries)
+        send(ready.messages)
+        if let snapshot = ready.snapshot {
+            node.restoreApplication(from: snapshot)
+            try checker.checkSnapshot(snapshot, hash: node.appliedHash, node: node.id)
+        }
+        for entry in ready.committedEntries where entry.index > node.appliedIndex {
+            guard entry.index == node.appliedIndex + 1 else {
+                throw checker.fail("node \(node.id) applied \(entry.index) after \(node.appliedIndex): a gap")
+            }
+            var hash = fnv(node.appliedHash, withUnsafeBytes(of: entry.index.bigEndian, Array.init))
+            hash = fnv(hash, entry.data)
+            node.appliedHash = hash
+            node.appliedIndex = entry.index
+            node.appliedData[entry.index] = entry.data
+            if entry.kind == .configuration, let change = ConfigurationChange(encoded: entry.data) {
+                node.appliedConfiguration = node.appliedConfiguration.applying(change)
+            }
+            try checker.checkApplied(entry, hash: hash, node: node.id)
+        }
+        node.readStates += ready.readStates
+        node.raft!.advance(ready)
+    }
+
+    // MARK: Observation and client actions
+
+    /// The servers that are up and not cut off.
+    var reachable: [NodeID] { ids.filter { nodes[$0]!.isUp && !isolated.contains($0) } }
+
+    /// The leader with the highest term among `candidates` (default: reachable servers).
+    func leader(among candidates: [NodeID]? = nil) -> NodeID? {
+        let pool = candidates ?? reachable
+        return pool.filter { nodes[$0]!.raft?.role == .leader }.max { raft($0).term < raft($1).term }
+    }
+
+    /// Waits for exactly one leader of the newest term among `candidates`.
+    func waitForLeader(among candidates: [NodeID]? = nil, ticks: Int = 150) throws -> NodeID {
+        var found: NodeID?
+        try run(upTo: ticks) {
+            let pool = (candidates ?? reachable).filter { nodes[$0]!.isUp }
+            let leaders = pool.filter { nodes[$0]!.raft!.role == .leader }
+            guard let newest = leaders.max(by: { raft($0).term < raft($1).term }) else { return false }
+            let maxTerm = pool.map { raft($0).term }.max() ?? 0
+            guard raft(newest).term == maxTerm else { return false }
+            found = newest
+            return true
+        }
+        guard let found else { throw checker.fail("no leader among \(candidates ?? reachable) within \(ticks) ticks") }
+        return found
+    }
+
+    /// How many servers applied exactly `data` at `index`.
+    func appliedCount(_ index: Index, _ data: [UInt8]) -> Int {
+        ids.filter { nodes[$0]!.appliedData[index] == data }.count
+    }
+
+    /// MIT 6.5840's `one()`: gives `data` to a leader, retrying with others, until `expected`
+    /// servers applied it. Returns its index.
+    @discardableResult
+    func commit(_ data: [UInt8], expected: Int, ticks: Int = 400, retry: Bool = true) throws -> Index {
+        let deadline = now + ticks * Self.microticksPerTick
+        while now < deadline {
+            var proposed: Index?
+            for id in reachable where nodes[id]!.raft!.role == .leader {
+                if nodes[id]!.raft!.propose([data]) {
+                    proposed = nodes[id]!.raft!.lastIndex
+                    break
+                }
+            }
+            if let index = proposed {
+                for _ in 0..<(40 * Self.microticksPerTick) {
+                    if appliedCount(index, data) >= expected { return index }
+                    try step()
+                }
+                if !retry { break }
+            } else {
+                try run(ticks: 1)
+            }
+        }
+        throw checker.fail("'\(String(decoding: data, as: UTF8.self))' was not applied by \(expected) servers in \(ticks) ticks")
+    }
+
+    /// Proposes through the current leader without waiting; returns (leader, index).
+    @discardableResult
+    func propose(_ data: [UInt8], via id: NodeID? = nil) -> (NodeID, Index)? {
+        guard let id = id ?? leader() else { return nil }
+        guard nodes[id]!.isUp, nodes[id]!.raft!.propose([data]) else { return nil }
+        return (id, nodes[id]!.raft!.lastIndex)
+    }
+
+    func mutateRaft(_ id: NodeID, _ body: (inout RaftCore) -> Void) {
+        body(&nodes[id]!.raft!)
+    }
+
+    /// Runs until every reachable server applied up to the leader's commit index.
+    func waitForConvergence(ticks: Int = 300) throws {
+        let ok = try run(upTo: ticks) {
+            guard let leader = leader() else { return false }
+            let commit = raft(leader).commitIndex
+            return reachable.allSatisfy { nodes[$0]!.appliedIndex >= commit && nodes[$0]!.pendingWrite == nil }
+        }
+        if !ok { throw checker.fail("servers did not converge within \(ticks) ticks") }
+    }
+}
