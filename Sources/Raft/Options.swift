@@ -19,9 +19,10 @@ public struct RaftOptions: Sendable {
     public var seed: UInt64
     /// The index the application has already applied (on restart).
     public var applied: Index = 0
-    /// Test-only: commit entries from earlier terms by counting replicas, the bug Figure 8 of
-    /// the Raft paper warns about. Exists so tests can show the checker catches it.
-    public var unsafeCommitAnyTerm: Bool = false
+    /// Test-only, and wrong on purpose: commit once this many voters hold an entry, of any
+    /// term, instead of a majority holding one of the current term. It exists so tests can
+    /// show that the simulator's checker catches a broken commit rule. Never set it elsewhere.
+    public var unsafeCommitQuorum: Int? = nil
 
     public init(id: NodeID, seed: UInt64, electionTicks: Int = 10, heartbeatTicks: Int = 1) {
         self.id = id

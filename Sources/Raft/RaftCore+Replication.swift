@@ -114,9 +114,10 @@ extension RaftCore {
         let voters = configuration.sortedVoters
         guard !voters.isEmpty else { return false }
         let matches = voters.map { progress[$0]?.match ?? 0 }.sorted(by: >)
-        let candidate = matches[configuration.quorum - 1]
+        let quorum = min(options.unsafeCommitQuorum ?? configuration.quorum, matches.count)
+        let candidate = matches[quorum - 1]
         let hadCommitInTerm = log.term(at: log.committed) == term
-        guard log.maybeCommit(candidate, term: term, requireTerm: !options.unsafeCommitAnyTerm) else { return false }
+        guard log.maybeCommit(candidate, term: term, requireTerm: options.unsafeCommitQuorum == nil) else { return false }
         if !hadCommitInTerm && log.term(at: log.committed) == term {
             releasePendingReads()
         }

@@ -4,7 +4,7 @@ import Testing
 /// Leader election, ported from MIT 6.5840's 3A tests.
 @Suite struct ElectionScenarios {
     @Test func initialElection() {
-        simulate(seeds: 100) { seed in
+        simulate(seeds: 200) { seed in
             let sim = Simulation(seed: seed, nodes: 3)
             let leader = try sim.waitForLeader()
             let term = sim.raft(leader).term
@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func reElection() {
-        simulate(seeds: 80) { seed in
+        simulate(seeds: 160) { seed in
             let sim = Simulation(seed: seed, nodes: 3)
             let first = try sim.waitForLeader()
             sim.disconnect(first)
@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test func noLeaderWithoutQuorum() {
-        simulate(seeds: 60) { seed in
+        simulate(seeds: 120) { seed in
             let sim = Simulation(seed: seed, nodes: 5)
             _ = try sim.waitForLeader()
             var random = SimRandom(state: seed)
@@ -60,7 +60,7 @@ import Testing
     }
 
     @Test func manyElections() {
-        simulate(seeds: 40) { seed in
+        simulate(seeds: 80) { seed in
             let sim = Simulation(seed: seed, nodes: 7)
             var random = SimRandom(state: seed)
             _ = try sim.waitForLeader()
@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test func preVoteKeepsAPartitionedServerFromBumpingTerms() {
-        simulate(seeds: 80) { seed in
+        simulate(seeds: 160) { seed in
             let sim = Simulation(seed: seed, nodes: 5)
             let leader = try sim.waitForLeader()
             try sim.commit(command(1), expected: 5)
@@ -93,8 +93,9 @@ import Testing
 
     @Test func withoutPreVoteARejoiningServerDisruptsTheCluster() {
         // The control experiment: it shows the pre-vote test above can fail.
-        var disrupted = 0
-        simulate(seeds: 10) { seed in
+        var disrupted = 0, runs = 0
+        simulate(seeds: 20) { seed in
+            runs += 1
             let sim = Simulation(seed: seed, nodes: 3) { $0.preVote = false; $0.checkQuorum = false }
             let leader = try sim.waitForLeader()
             let term = sim.raft(leader).term
@@ -103,11 +104,11 @@ import Testing
             try sim.run(ticks: 200)
             if sim.raft(loner).term > term { disrupted += 1 }
         }
-        #expect(disrupted == 10)
+        #expect(disrupted == runs)
     }
 
     @Test func checkQuorumDeposesAnIsolatedLeader() {
-        simulate(seeds: 80) { seed in
+        simulate(seeds: 160) { seed in
             let sim = Simulation(seed: seed, nodes: 5)
             let leader = try sim.waitForLeader()
             sim.disconnect(leader)
@@ -120,7 +121,7 @@ import Testing
     }
 
     @Test func oneWayPartitionDoesNotWedgeTheCluster() {
-        simulate(seeds: 60) { seed in
+        simulate(seeds: 120) { seed in
             let sim = Simulation(seed: seed, nodes: 3)
             let leader = try sim.waitForLeader()
             let follower = sim.ids.first { $0 != leader }!

@@ -310,6 +310,7 @@ final class Simulation {
         let ok = try run(upTo: ticks) {
             guard let leader = leader() else { return false }
             let commit = raft(leader).commitIndex
+            guard commit == raft(leader).lastIndex else { return false }
             return reachable.allSatisfy { nodes[$0]!.appliedIndex >= commit && nodes[$0]!.pendingWrite == nil }
         }
         if !ok { throw checker.fail("servers did not converge within \(ticks) ticks") }
