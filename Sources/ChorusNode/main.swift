@@ -1,1 +1,93 @@
-print("x")
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import Node
+import Raft
+import ServiceLifecycle
+
+/// `chorus-node`: the Chorus daemon.
+@main
+struct ChorusNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chorus-node",
+        abstract: "Run a Chorus node, or a local cluster of them.",
+        subcommands: [Run.self, LocalClusterCommand.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run one node of a cluster.")
+
+    @Option(help: "This node's id (a positive number, one of the --peer ids).") var id: UInt64
+    @Option(help: "Address to listen on, host:port.") var listen: String
+    @Option(name: .customLong("peer"), help: "A member of the cluster as ID=host:port; repeat for each, this node included.")
+    var peers: [String] = []
+    @Option(help: "A file with one ID=host:port per line, instead of (or with) --peer.") var peersFile: String?
+    @Option(help: "The data directory (created if missing).") var dataDir: String
+    @Option(help: "The cluster's name; data or peers of another cluster are refused.") var clusterID: String = "chorus"
+    @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
+    @Option(help: "Election timeout in ticks.") var electionTicks: Int = 15
+    @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
+    @Option(help: "PBKDF2 rounds for new passwords.") var passwordIterations: UInt32 = 210_000
+    @Option(help: "Largest accepted request in bytes.") var maxRequestBytes: Int = 4 << 20
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    func run() async throws {
+        var specs = peers
+        if let peersFile {
+            let text = try String(contentsOfFile: peersFile, encoding: .utf8)
+            specs += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        guard let address = PeerAddress(listen) else { throw ValidationError("--listen '\(listen)' is not host:port") }
+        var configuration = NodeConfiguration(
+            id: id, listen: address, members: try NodeConfiguration.parseMembers(specs),
+            dataDirectory: dataDir, clusterID: clusterID
+        )
+        configuration.tickInterval = .milliseconds(tickMs)
+        configuration.electionTicks = electionTicks
+        configuration.heartbeatTicks = heartbeatTicks
+        configuration.passwordIterations = passwordIterations
+        configuration.maxRequestBytes = maxRequestBytes
+
+        var logger = Logger(label: "chorus.node.\(id)")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let node: ChorusNode
+        do {
+            node = try ChorusNode(configuration: configuration, logger: logger)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let group = ServiceGroup(services: [node], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
+
+struct LocalClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "local-cluster", abstract: "Start a cluster on loopback and watch its leader.")
+
+    @Option(help: "Number of nodes.") var nodes: Int = 5
+    @Option(help: "Loopback address to listen on.") var host: String = "127.0.0.1"
+    @Option(help: "Port of node 1; node N listens on base + N - 1.") var basePort: Int = 7001
+    @Option(help: "Where the nodes keep their data.") var dataDir: String = "data"
+
+    func run() async throws {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable)
+        // Ctrl-C or SIGTERM stops the watcher, which then stops every node with SIGTERM.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let task = Task { try await cluster.run() }
+        let sources = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { task.cancel() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        do {
+            try await task.value
+        } catch is CancellationError {}
+    }
+}

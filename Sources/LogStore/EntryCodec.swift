@@ -46,31 +46,31 @@ enum EntryCodec {
 
 /// Fixed-layout records for the small metadata values.
 enum MetaCodec {
-    static func encode(_ state: HardState) -> [UInt8] {
+    static func encode(_ state: StoredHardState) -> [UInt8] {
         let body = state.term.bigEndianBytes + state.vote.bigEndianBytes + state.commit.bigEndianBytes
         return body + CRC32C.checksum(body).bigEndianBytes
     }
 
-    static func decodeHardState(_ bytes: [UInt8]) -> HardState? {
+    static func decodeHardState(_ bytes: [UInt8]) -> StoredHardState? {
         guard bytes.count == 28, verify(bytes),
               let term = UInt64(bigEndianBytes: bytes, at: 0),
               let vote = UInt64(bigEndianBytes: bytes, at: 8),
               let commit = UInt64(bigEndianBytes: bytes, at: 16)
         else { return nil }
-        return HardState(term: term, vote: vote, commit: commit)
+        return StoredHardState(term: term, vote: vote, commit: commit)
     }
 
-    static func encode(_ meta: SnapshotMetadata) -> [UInt8] {
+    static func encode(_ meta: StoredSnapshot) -> [UInt8] {
         let body = meta.index.bigEndianBytes + meta.term.bigEndianBytes + meta.configuration
         return body + CRC32C.checksum(body).bigEndianBytes
     }
 
-    static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMetadata? {
+    static func decodeSnapshot(_ bytes: [UInt8]) -> StoredSnapshot? {
         guard bytes.count >= 20, verify(bytes),
               let index = UInt64(bigEndianBytes: bytes, at: 0),
               let term = UInt64(bigEndianBytes: bytes, at: 8)
         else { return nil }
-        return SnapshotMetadata(index: index, term: term, configuration: Array(bytes[16..<(bytes.count - 4)]))
+        return StoredSnapshot(index: index, term: term, configuration: Array(bytes[16..<(bytes.count - 4)]))
     }
 
     private static func verify(_ bytes: [UInt8]) -> Bool {

@@ -15,7 +15,7 @@ public struct LogEntry: Sendable, Equatable {
 }
 
 /// The Raft state that must survive a crash before any message that depends on it is sent.
-public struct HardState: Sendable, Equatable {
+public struct StoredHardState: Sendable, Equatable {
     public var term: UInt64
     /// The node voted for in `term`, or 0 for none.
     public var vote: UInt64
@@ -30,7 +30,7 @@ public struct HardState: Sendable, Equatable {
 }
 
 /// Where the log was compacted: everything up to `index` lives only in a snapshot.
-public struct SnapshotMetadata: Sendable, Equatable {
+public struct StoredSnapshot: Sendable, Equatable {
     public var index: UInt64
     public var term: UInt64
     /// The cluster configuration at `index`, encoded by the consensus layer.

@@ -79,11 +79,11 @@ public final class LogStore: Sendable {
         }
     }
 
-    public func hardState() throws -> HardState {
+    public func hardState() throws -> StoredHardState {
         try environment.read { txn in try hardState(txn) }
     }
 
-    public func snapshotMetadata() throws -> SnapshotMetadata {
+    public func snapshotMetadata() throws -> StoredSnapshot {
         try environment.read { txn in try snapshotMetadata(txn) }
     }
 
@@ -103,7 +103,7 @@ public final class LogStore: Sendable {
 
     /// Persists a Raft "ready": the hard state and the new entries together, so a crash can
     /// never leave a vote without the entries (or the reverse).
-    public func save(hardState: HardState?, entries batch: [LogEntry]) throws {
+    public func save(hardState: StoredHardState?, entries batch: [LogEntry]) throws {
         if hardState == nil && batch.isEmpty { return }
         try environment.write { txn in
             if let hardState {
@@ -118,14 +118,14 @@ public final class LogStore: Sendable {
         try environment.write { txn in try deleteSuffix(&txn, from: index) }
     }
 
-    public func setHardState(_ state: HardState) throws {
+    public func setHardState(_ state: StoredHardState) throws {
         try save(hardState: state, entries: [])
     }
 
     /// Records that everything up to `snapshot.index` is held by a snapshot, and discards
     /// those entries. Entries after it are kept when they exist; when the snapshot is ahead of
     /// the log (an installed snapshot), the whole log is discarded.
-    public func compact(to snapshot: SnapshotMetadata) throws {
+    public func compact(to snapshot: StoredSnapshot) throws {
         try environment.write { txn in
             let current = try snapshotMetadata(txn)
             guard snapshot.index > current.index else { return }
@@ -187,16 +187,16 @@ public final class LogStore: Sendable {
         return try last ?? snapshotMetadata(txn).index
     }
 
-    private func hardState(_ txn: Transaction) throws -> HardState {
-        guard let bytes = try txn.get(meta, Self.hardStateKey) else { return HardState() }
+    private func hardState(_ txn: Transaction) throws -> StoredHardState {
+        guard let bytes = try txn.get(meta, Self.hardStateKey) else { return StoredHardState() }
         guard let state = MetaCodec.decodeHardState(bytes) else {
             throw LogStoreError.corruptRecord(name: "hard-state", path: path)
         }
         return state
     }
 
-    private func snapshotMetadata(_ txn: Transaction) throws -> SnapshotMetadata {
-        guard let bytes = try txn.get(meta, Self.snapshotKey) else { return SnapshotMetadata() }
+    private func snapshotMetadata(_ txn: Transaction) throws -> StoredSnapshot {
+        guard let bytes = try txn.get(meta, Self.snapshotKey) else { return StoredSnapshot() }
         guard let snapshot = MetaCodec.decodeSnapshot(bytes) else {
             throw LogStoreError.corruptRecord(name: "snapshot", path: path)
         }

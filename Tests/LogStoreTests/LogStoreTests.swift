@@ -10,7 +10,7 @@ import Testing
             #expect(try log.lastIndex() == 0)
             #expect(try log.entry(at: 1) == nil)
             #expect(try log.term(at: 0) == 0)
-            #expect(try log.hardState() == HardState())
+            #expect(try log.hardState() == StoredHardState())
         }
     }
 
@@ -77,10 +77,10 @@ import Testing
         try withTemporaryDirectory { dir in
             do {
                 let log = try LogStore(directory: dir)
-                try log.save(hardState: HardState(term: 7, vote: 3, commit: 4), entries: entries(1...5, term: 7))
+                try log.save(hardState: StoredHardState(term: 7, vote: 3, commit: 4), entries: entries(1...5, term: 7))
             }
             let reopened = try LogStore(directory: dir)
-            #expect(try reopened.hardState() == HardState(term: 7, vote: 3, commit: 4))
+            #expect(try reopened.hardState() == StoredHardState(term: 7, vote: 3, commit: 4))
             #expect(try reopened.entries(from: 1, through: 5) == entries(1...5, term: 7))
         }
     }
@@ -89,7 +89,7 @@ import Testing
         try withTemporaryDirectory { dir in
             let log = try LogStore(directory: dir)
             try log.append(entries(1...10, term: 2))
-            let snapshot = SnapshotMetadata(index: 6, term: 2, configuration: [1, 2, 3])
+            let snapshot = StoredSnapshot(index: 6, term: 2, configuration: [1, 2, 3])
             try log.compact(to: snapshot)
             #expect(try log.firstIndex() == 7)
             #expect(try log.lastIndex() == 10)
@@ -108,7 +108,7 @@ import Testing
         try withTemporaryDirectory { dir in
             let log = try LogStore(directory: dir)
             try log.append(entries(1...5))
-            try log.compact(to: SnapshotMetadata(index: 20, term: 4))
+            try log.compact(to: StoredSnapshot(index: 20, term: 4))
             #expect(try log.count() == 0)
             #expect(try log.firstIndex() == 21)
             #expect(try log.lastIndex() == 20)
@@ -121,7 +121,7 @@ import Testing
         try withTemporaryDirectory { dir in
             let log = try LogStore(directory: dir)
             try log.append(entries(1...10, term: 1))
-            try log.compact(to: SnapshotMetadata(index: 5, term: 9))
+            try log.compact(to: StoredSnapshot(index: 5, term: 9))
             #expect(try log.count() == 0)
             #expect(try log.lastIndex() == 5)
         }

@@ -1,0 +1,113 @@
+import API
+import GRPCCore
+
+/// Every chat operation, each one call on the leader with retries.
+extension ChorusClient {
+    /// Whether `name` is well formed and free (nil reason when it is).
+    public func checkUsername(_ name: String) async throws -> (available: Bool, reason: String?) {
+        let response = try await withLeader { try await $0.checkUsername(.with { $0.name = name }, options: Self.callOptions) }
+        if !response.valid { return (false, response.reason) }
+        return (response.available, response.available ? nil : "the name '\(name)' is taken")
+    }
+
+    public func createAccount(name: String, password: String) async throws {
+        _ = try await write { id, stub in
+            try await stub.createAccount(.with { $0.requestID = id; $0.name = name; $0.password = password }, options: Self.callOptions)
+        }
+    }
+
+    public func login(name: String, password: String) async throws -> Session {
+        let response = try await write { id, stub in
+            try await stub.login(.with { $0.requestID = id; $0.name = name; $0.password = password }, options: Self.callOptions)
+        }
+        return Session(name: name, token: response.token, unreadCount: response.unreadCount)
+    }
+
+    public func logout(token: String) async throws {
+        _ = try await write { id, stub in
+            try await stub.logout(.with { $0.requestID = id; $0.token = token }, options: Self.callOptions)
+        }
+    }
+
+    public func listAccounts(token: String, pattern: String = "*", pageSize: Int = 50, pageToken: String? = nil) async throws -> AccountPage {
+        let response = try await withLeader { stub in
+            try await stub.listAccounts(.with {
+                $0.token = token
+                $0.pattern = pattern
+                $0.pageSize = UInt32(clamping: pageSize)
+                $0.pageToken = pageToken ?? ""
+            }, options: Self.callOptions)
+        }
+        return AccountPage(accounts: response.accounts.map { ($0.name, $0.online) },
+                           nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken)
+    }
+
+    /// Sends a message; returns its id. Retried safely: it is stored once.
+    public func send(token: String, to recipient: String, body: String) async throws -> UInt64 {
+        try await write { id, stub in
+            try await stub.sendMessage(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body }, options: Self.callOptions)
+        }.messageID
+    }
+
+    /// The oldest `limit` undelivered messages. With `acknowledge` (the default) they are
+    /// marked delivered once received here; if the acknowledgement is lost they are simply
+    /// delivered again next time, never lost.
+    public func readUndelivered(token: String, limit: Int = 10, acknowledge: Bool = true) async throws -> (messages: [ChatMessage], unreadCount: UInt64) {
+        let response = try await withLeader { stub in
+            try await stub.readUndelivered(.with { $0.token = token; $0.limit = UInt32(clamping: limit) }, options: Self.callOptions)
+        }
+        let messages = response.messages.map(ChatMessage.init)
+        if acknowledge && !messages.isEmpty {
+            _ = try await self.acknowledge(token: token, ids: messages.map(\.id))
+        }
+        return (messages, response.unreadCount - (acknowledge ? UInt64(messages.count) : 0))
+    }
+
+    @discardableResult
+    public func acknowledge(token: String, ids: [UInt64]) async throws -> UInt64 {
+        try await write { id, stub in
+            try await stub.acknowledgeMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, options: Self.callOptions)
+        }.acknowledged
+    }
+
+    public func history(token: String, with other: String, pageSize: Int = 20, pageToken: String? = nil, oldestFirst: Bool = false) async throws -> HistoryPage {
+        let response = try await withLeader { stub in
+            try await stub.history(.with {
+                $0.token = token
+                $0.otherUser = other
+                $0.pageSize = UInt32(clamping: pageSize)
+                $0.pageToken = pageToken ?? ""
+                $0.oldestFirst = oldestFirst
+            }, options: Self.callOptions)
+        }
+        return HistoryPage(messages: response.messages.map(ChatMessage.init),
+                           nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken)
+    }
+
+    @discardableResult
+    public func deleteMessages(token: String, ids: [UInt64]) async throws -> UInt64 {
+        try await write { id, stub in
+            try await stub.deleteMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, options: Self.callOptions)
+        }.deleted
+    }
+
+    public func deleteAccount(token: String, password: String) async throws {
+        _ = try await write { id, stub in
+            try await stub.deleteAccount(.with { $0.requestID = id; $0.token = token; $0.password = password }, options: Self.callOptions)
+        }
+    }
+
+    /// Every endpoint's own view of the cluster (nil for a node that did not answer).
+    public func status() async -> [(endpoint: String, status: NodeStatus?)] {
+        var result: [(String, NodeStatus?)] = []
+        for (index, stub) in stubs.enumerated() {
+            let response = try? await stub.clusterStatus(.init(), options: CallOptions.defaults.withTimeout(.seconds(1)))
+            result.append((endpoints[index], response.map { s in
+                NodeStatus(endpoint: endpoints[index], nodeID: s.nodeID, role: s.role, term: s.term, leaderID: s.leaderID,
+                           leaderAddress: s.leaderAddress, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
+                           lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) })
+            }))
+        }
+        return result
+    }
+}

@@ -1,0 +1,143 @@
+import API
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// A client of a Chorus cluster. It finds the leader (from a follower's hint or by trying
+/// each node), remembers it, and retries failed calls with exponential backoff and jitter
+/// inside one deadline per operation. Writes carry a request id that stays the same across
+/// retries, so a retry after a leader change never applies twice.
+///
+/// Create one with `withChorusClient(endpoints:)`, which runs its connections.
+public final class ChorusClient: Sendable {
+    public let endpoints: [String]
+    let stubs: [Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>]
+    let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
+    let lanes = RequestLanes()
+    /// Index into `endpoints` of the node believed to lead.
+    let leader = Mutex<Int>(0)
+    /// Upper bound on one operation, retries included.
+    public let deadline: Duration
+
+    init(endpoints: [String], deadline: Duration) throws {
+        guard !endpoints.isEmpty else { throw ChorusError.invalidInput("no endpoints given") }
+        self.endpoints = endpoints
+        self.deadline = deadline
+        var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
+        for endpoint in endpoints {
+            guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
+                throw ChorusError.invalidInput("endpoint '\(endpoint)' is not host:port")
+            }
+            let host = String(endpoint[..<colon])
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .dns(host: host, port: port),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) }
+            )
+            clients.append(GRPCClient(transport: transport))
+        }
+        self.clients = clients
+        stubs = clients.map { Chorus_V1_Chat.Client(wrapping: $0) }
+    }
+
+    func runConnections() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for client in clients {
+                group.addTask { try await client.runConnections() }
+            }
+        }
+    }
+
+    func close() {
+        for client in clients { client.beginGracefulShutdown() }
+    }
+
+    // MARK: Calls with leader discovery and retries
+
+    /// Runs `body` against the leader, following hints and retrying while the cluster is
+    /// unavailable, until `deadline`.
+    func withLeader<R: Sendable>(_ body: (Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let clock = ContinuousClock()
+        let end = clock.now + deadline
+        var attempt = 0
+        var lastError = "no node answered"
+        while true {
+            let target = leader.withLock { $0 }
+            do {
+                let remaining = end - clock.now
+                guard remaining > .zero else { break }
+                return try await body(stubs[target])
+            } catch let error as RPCError {
+                guard error.code == .unavailable || error.code == .deadlineExceeded else { throw ChorusError(error) }
+                lastError = error.message
+                follow(hint: error.metadata, after: target)
+            } catch let error as ChorusError {
+                throw error
+            } catch {
+                lastError = "\(error)"
+                follow(hint: [:], after: target)
+            }
+            attempt += 1
+            let base = min(500.0, 10.0 * pow(1.7, Double(attempt)))
+            let pause = Duration.milliseconds(Int(Double.random(in: base / 2...base)))
+            guard clock.now + pause < end else { break }
+            try await Task.sleep(for: pause)
+        }
+        throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)")
+    }
+
+    /// Moves to the leader a follower named, or to the next endpoint.
+    func follow(hint: Metadata, after failed: Int) {
+        let named = hint[stringValues: "chorus-leader"].first { _ in true }
+        leader.withLock { current in
+            guard current == failed else { return }
+            if let named, let address = named.split(separator: "=", maxSplits: 1).last,
+               let index = endpoints.firstIndex(of: String(address)), index != failed
+            {
+                current = index
+            } else {
+                current = (failed + 1) % endpoints.count
+            }
+        }
+    }
+
+    /// A write: one request id, kept across retries.
+    func write<R: Sendable>(_ body: (Chorus_V1_RequestID, Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let lane = lanes.borrow()
+        defer { lanes.giveBack(lane) }
+        let id = Chorus_V1_RequestID.with {
+            $0.clientID = lane.clientID
+            $0.sequence = lane.sequence
+        }
+        return try await withLeader { stub in try await body(id, stub) }
+    }
+
+    static let callOptions = CallOptions.defaults.withTimeout(.seconds(6))
+}
+
+extension CallOptions {
+    func withTimeout(_ timeout: Duration) -> CallOptions {
+        var copy = self
+        copy.timeout = timeout
+        return copy
+    }
+}
+
+/// Runs `body` with a client of the cluster at `endpoints` (host:port each), then closes it.
+public func withChorusClient<R: Sendable>(
+    endpoints: [String], deadline: Duration = .seconds(10),
+    _ body: (ChorusClient) async throws -> R
+) async throws -> R {
+    let client = try ChorusClient(endpoints: endpoints, deadline: deadline)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await client.runConnections() }
+        defer {
+            client.close()
+        }
+        let result = try await body(client)
+        client.close()
+        try await group.waitForAll()
+        return result
+    }
+}

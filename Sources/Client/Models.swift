@@ -1,0 +1,63 @@
+import API
+
+/// A chat message as the client sees it.
+public struct ChatMessage: Sendable, Equatable, Hashable {
+    /// The log index that stored it: unique, and increasing in send order.
+    public var id: UInt64
+    public var sender: String
+    public var recipient: String
+    public var body: String
+    public var sentUnixMs: Int64
+    public var delivered: Bool
+
+    init(_ m: Chorus_V1_ChatMessage) {
+        id = m.id
+        sender = m.sender
+        recipient = m.recipient
+        body = m.body
+        sentUnixMs = m.sentUnixMs
+        delivered = m.delivered
+    }
+}
+
+public struct Session: Sendable, Equatable {
+    public var name: String
+    public var token: String
+    public var unreadCount: UInt64
+}
+
+public struct AccountPage: Sendable {
+    public var accounts: [(name: String, online: Bool)]
+    public var nextPageToken: String?
+}
+
+public struct HistoryPage: Sendable {
+    public var messages: [ChatMessage]
+    public var nextPageToken: String?
+}
+
+/// A live event for a subscriber.
+public enum ChatEvent: Sendable, Equatable {
+    /// The stream is attached (on the current leader); `unreadCount` undelivered messages wait.
+    case attached(unreadCount: UInt64)
+    case message(ChatMessage)
+    case messagesDeleted([UInt64])
+    case accountCreated(String)
+    case accountDeleted(String)
+    /// The stream broke (leader change); the library is reconnecting.
+    case reconnecting(String)
+}
+
+/// One node's view of the cluster.
+public struct NodeStatus: Sendable {
+    public var endpoint: String
+    public var nodeID: UInt64
+    public var role: String
+    public var term: UInt64
+    public var leaderID: UInt64
+    public var leaderAddress: String
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var lastIndex: UInt64
+    public var members: [(id: UInt64, address: String, voter: Bool, matchIndex: UInt64)]
+}

@@ -1,0 +1,330 @@
+import Dispatch
+import Foundation
+import Logging
+import Projections
+import Raft
+import Synchronization
+
+/// Drives one Raft core from a single dedicated thread: ticks, peer messages, proposals and
+/// reads go in through `submit`; each turn of the loop takes every queued input at once,
+/// persists the resulting `Ready` in one fsynced LMDB transaction (group commit), sends,
+/// applies and answers.
+///
+/// A thread rather than a task: an fsync blocks, and blocking one of the few cooperative
+/// threads would stall every gRPC handler on the machine.
+public final class Replica: Sendable {
+    enum Input {
+        case message(Message)
+        case propose([UInt8], Reply<Applied>)
+        case read(Reply<Void>)
+        case transfer(NodeID)
+        case status(Reply<ReplicaStatus>)
+    }
+
+    typealias Reply<T> = @Sendable (Result<T, ReplicaError>) -> Void
+
+    private let inbox = Mutex<(inputs: [Input], stopped: Bool)>(([], false))
+    private let wake = DispatchSemaphore(value: 0)
+    private let loop: Loop
+    public let events: EventHub
+    public let id: NodeID
+
+    init(core: RaftCore, storage: LogStoreAdapter, state: ChatState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
+        id = core.id
+        events = EventHub()
+        loop = Loop(core: core, storage: storage, state: state, transport: transport, events: events, configuration: configuration, logger: logger)
+    }
+
+    /// Runs the loop on its own thread until `stop()`; returns when it has ended.
+    func run() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                loop.run(take: { timeout in self.take(timeout: timeout) })
+                done.resume()
+            }
+            thread.name = "chorus-raft"
+            thread.start()
+        }
+    }
+
+    func stop() {
+        inbox.withLock { $0.stopped = true }
+        wake.signal()
+    }
+
+    private func take(timeout: Duration) -> [Input]? {
+        let nanoseconds = max(0, Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000))
+        _ = wake.wait(timeout: .now() + .nanoseconds(nanoseconds))
+        return inbox.withLock { box in
+            if box.stopped { return nil }
+            defer { box.inputs = [] }
+            return box.inputs
+        }
+    }
+
+    func submit(_ input: Input) {
+        let accepted = inbox.withLock { box in
+            if box.stopped { return false }
+            box.inputs.append(input)
+            return true
+        }
+        if accepted {
+            wake.signal()
+        } else {
+            switch input {
+            case let .propose(_, reply): reply(.failure(.stopped))
+            case let .read(reply): reply(.failure(.stopped))
+            case let .status(reply): reply(.failure(.stopped))
+            case .message, .transfer: break
+            }
+        }
+    }
+
+    // MARK: The API the services use
+
+    /// Feeds a message from a peer.
+    public func receive(_ message: Message) {
+        submit(.message(message))
+    }
+
+    /// Proposes an encoded command and waits until it is applied (here, so its result is
+    /// known), or fails: not the leader, leadership lost, timed out.
+    public func propose(_ command: [UInt8]) async throws(ReplicaError) -> Applied {
+        let result: Result<Applied, ReplicaError> = await withCheckedContinuation { continuation in
+            submit(.propose(command) { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
+
+    /// Waits until this node may serve a linearizable read: it confirmed with a majority that
+    /// it still leads, and has applied everything committed before the read began.
+    public func linearizableRead() async throws(ReplicaError) {
+        let result: Result<Void, ReplicaError> = await withCheckedContinuation { continuation in
+            submit(.read { continuation.resume(returning: $0) })
+        }
+        try result.get()
+    }
+
+    public func status() async throws(ReplicaError) -> ReplicaStatus {
+        let result: Result<ReplicaStatus, ReplicaError> = await withCheckedContinuation { continuation in
+            submit(.status { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
+
+    public func transferLeadership(to node: NodeID) {
+        submit(.transfer(node))
+    }
+}
+
+/// Where the loop hands messages for peers; never blocks.
+protocol MessageSender: Sendable {
+    func send(_ messages: [Message])
+}
+
+extension Replica {
+    /// The loop's state. Confined to the loop's thread: nothing else touches it.
+    final class Loop: @unchecked Sendable {
+        var core: RaftCore
+        let storage: LogStoreAdapter
+        let state: ChatState
+        let transport: any MessageSender
+        let events: EventHub
+        let configuration: NodeConfiguration
+        let logger: Logger
+        let clock = ContinuousClock()
+
+        struct Pending<T> {
+            var term: Term
+            var deadline: ContinuousClock.Instant
+            var reply: Reply<T>
+        }
+
+        /// Proposals by log index, answered when that index is applied.
+        var proposals: [Index: Pending<Applied>] = [:]
+        /// ReadIndex requests by context, then by read index once confirmed.
+        var reads: [[UInt8]: Pending<Void>] = [:]
+        var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
+        var readCounter: UInt64 = 0
+        var appliedIndex: Index
+
+        init(core: RaftCore, storage: LogStoreAdapter, state: ChatState, transport: any MessageSender, events: EventHub, configuration: NodeConfiguration, logger: Logger) {
+            self.core = core
+            self.storage = storage
+            self.state = state
+            self.transport = transport
+            self.events = events
+            self.configuration = configuration
+            self.logger = logger
+            appliedIndex = (try? state.lastApplied()) ?? 0
+        }
+
+        func run(take: (Duration) -> [Input]?) {
+            var nextTick = clock.now + configuration.tickInterval
+            while true {
+                let now = clock.now
+                guard let inputs = take(now < nextTick ? nextTick - now : .zero) else { break }
+                var batch: [([UInt8], Reply<Applied>)] = []
+                for input in inputs {
+                    switch input {
+                    case let .message(message): core.step(message)
+                    case let .propose(command, reply): batch.append((command, reply))
+                    case let .read(reply): startRead(reply)
+                    case let .transfer(node): core.transferLeadership(to: node)
+                    case let .status(reply): reply(.success(status()))
+                    }
+                }
+                if !batch.isEmpty { propose(batch) }
+                if clock.now >= nextTick {
+                    core.tick()
+                    nextTick = nextTick + configuration.tickInterval
+                    if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
+                    expire()
+                }
+                while core.hasReady {
+                    do {
+                        try handleReady()
+                    } catch {
+                        // The log could not be written: continuing would risk acknowledging
+                        // what is not durable.
+                        logger.critical("cannot persist the Raft log: \(error)")
+                        fatalError("cannot persist the Raft log: \(error)")
+                    }
+                }
+            }
+            failAll(.stopped)
+            events.closeAll(.shuttingDown)
+        }
+
+        // MARK: Requests
+
+        func propose(_ batch: [([UInt8], Reply<Applied>)]) {
+            guard core.isLeader, core.propose(batch.map(\.0)) else {
+                for (_, reply) in batch { reply(.failure(.notLeader(leader: knownLeader))) }
+                return
+            }
+            let deadline = clock.now + configuration.proposalTimeout
+            var index = core.lastIndex - Index(batch.count) + 1
+            for (_, reply) in batch {
+                proposals[index] = Pending(term: core.term, deadline: deadline, reply: reply)
+                index += 1
+            }
+        }
+
+        func startRead(_ reply: @escaping Reply<Void>) {
+            guard core.isLeader else {
+                reply(.failure(.notLeader(leader: knownLeader)))
+                return
+            }
+            readCounter += 1
+            let context = withUnsafeBytes(of: readCounter.bigEndian, Array.init)
+            reads[context] = Pending(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply)
+            core.readIndex(context: context)
+        }
+
+        var knownLeader: NodeID? { core.leader == 0 ? nil : core.leader }
+
+        func status() -> ReplicaStatus {
+            let configuration = core.configuration
+            return ReplicaStatus(
+                id: core.id, role: core.role, term: core.term, leader: core.leader,
+                commitIndex: core.commitIndex, appliedIndex: appliedIndex, lastIndex: core.lastIndex,
+                members: configuration.members.map { member in
+                    ReplicaStatus.Member(id: member, voter: configuration.voters.contains(member),
+                                         matchIndex: core.isLeader ? (core.replication(of: member)?.match ?? 0) : 0)
+                }
+            )
+        }
+
+        /// Fails requests that waited too long: their outcome is unknown to the client.
+        func expire() {
+            let now = clock.now
+            for (index, pending) in proposals where pending.deadline < now {
+                proposals[index] = nil
+                pending.reply(.failure(.timedOut))
+            }
+            for (context, pending) in reads where pending.deadline < now {
+                reads[context] = nil
+                pending.reply(.failure(.timedOut))
+            }
+        }
+
+        func failAll(_ error: ReplicaError) {
+            for pending in proposals.values { pending.reply(.failure(error)) }
+            for pending in reads.values { pending.reply(.failure(error)) }
+            for read in confirmedReads { read.reply(.failure(error)) }
+            proposals = [:]
+            reads = [:]
+            confirmedReads = []
+        }
+
+        // MARK: Ready
+
+        func handleReady() throws {
+            let ready = core.ready()
+            if let soft = ready.softState { leadershipChanged(soft) }
+            // The leader's AppendEntries go out while its own write runs.
+            transport.send(ready.leaderMessages)
+            if ready.snapshot != nil {
+                fatalError("snapshot installation is not supported by this node version")
+            }
+            if ready.mustSync {
+                try storage.persist(hardState: ready.hardState, entries: ready.entries)
+            }
+            transport.send(ready.messages)
+            if !ready.committedEntries.isEmpty { try apply(ready.committedEntries) }
+            for read in ready.readStates {
+                guard let pending = reads.removeValue(forKey: read.context) else { continue }
+                confirmedReads.append((read.index, pending.reply))
+            }
+            answerReads()
+            core.advance(ready)
+        }
+
+        func apply(_ entries: [Entry]) throws {
+            let batch = entries.map { entry in
+                CommittedEntry(index: entry.index, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
+            }
+            let results = try state.apply(batch)
+            appliedIndex = max(appliedIndex, entries.last!.index)
+            var terms: [Index: Term] = [:]
+            for entry in entries { terms[entry.index] = entry.term }
+            for applied in results {
+                if let pending = proposals.removeValue(forKey: applied.index) {
+                    if terms[applied.index] == pending.term {
+                        pending.reply(.success(applied))
+                    } else {
+                        pending.reply(.failure(.leadershipLost(leader: knownLeader)))
+                    }
+                }
+                for event in applied.events {
+                    events.publish(index: applied.index, event: event)
+                }
+            }
+        }
+
+        func answerReads() {
+            guard !confirmedReads.isEmpty else { return }
+            let ready = confirmedReads.filter { $0.index <= appliedIndex }
+            confirmedReads.removeAll { $0.index <= appliedIndex }
+            for read in ready { read.reply(.success(())) }
+        }
+
+        func leadershipChanged(_ soft: SoftState) {
+            logger.info("role \(soft.role), leader \(soft.leader), term \(core.term)")
+            if soft.role == .leader {
+                // Subscriptions lived on the previous leader: nobody is online until they
+                // re-attach here.
+                var command = Command()
+                command.version = ChatState.commandVersion
+                command.kind = .detachAll(DetachAll())
+                if let bytes = try? command.serializedBytes() as [UInt8] {
+                    _ = core.propose([bytes])
+                }
+            } else {
+                failAll(.leadershipLost(leader: soft.leader == 0 ? nil : soft.leader))
+                events.closeAll(.leadershipLost)
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import Raft
+
+/// A node's view of the cluster at one moment.
+public struct ReplicaStatus: Sendable {
+    public struct Member: Sendable {
+        public var id: NodeID
+        public var voter: Bool
+        /// Known only on the leader.
+        public var matchIndex: Index
+    }
+
+    public var id: NodeID
+    public var role: Role
+    public var term: Term
+    public var leader: NodeID
+    public var commitIndex: Index
+    public var appliedIndex: Index
+    public var lastIndex: Index
+    public var members: [Member]
+}

@@ -1,0 +1,44 @@
+import API
+import GRPCCore
+import Raft
+
+extension ChatService {
+    /// This node's view of the cluster; answered by any node, without a barrier.
+    func clusterStatus(request: Chorus_V1_ClusterStatusRequest, context: ServerContext) async throws -> Chorus_V1_ClusterStatusResponse {
+        let status: ReplicaStatus
+        do {
+            status = try await replica.status()
+        } catch {
+            throw configuration.rpcError(error)
+        }
+        return .with {
+            $0.nodeID = status.id
+            $0.clusterID = configuration.clusterID
+            $0.role = Self.name(status.role)
+            $0.term = status.term
+            $0.leaderID = status.leader
+            $0.leaderAddress = configuration.members[status.leader]?.description ?? ""
+            $0.commitIndex = status.commitIndex
+            $0.appliedIndex = status.appliedIndex
+            $0.lastIndex = status.lastIndex
+            $0.members = status.members.map { member in
+                .with {
+                    $0.id = member.id
+                    $0.address = configuration.members[member.id]?.description ?? ""
+                    $0.voter = member.voter
+                    $0.matchIndex = member.matchIndex
+                    $0.active = member.id == status.id || member.matchIndex > 0
+                }
+            }
+        }
+    }
+
+    static func name(_ role: Role) -> String {
+        switch role {
+        case .follower: "follower"
+        case .preCandidate: "pre-candidate"
+        case .candidate: "candidate"
+        case .leader: "leader"
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import API
+import Foundation
+import GRPCCore
+import Projections
+import Raft
+
+/// The client API. Writes become one command each, proposed on the leader after everything
+/// non-deterministic (salt, hash, token, clock) is decided here; reads wait for a ReadIndex
+/// barrier so they see every write acknowledged before they began.
+struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
+    let replica: Replica
+    let state: ChatState
+    let configuration: NodeConfiguration
+
+    // MARK: Accounts and sessions
+
+    func checkUsername(request: Chorus_V1_CheckUsernameRequest, context: ServerContext) async throws -> Chorus_V1_CheckUsernameResponse {
+        var response = Chorus_V1_CheckUsernameResponse()
+        do {
+            try Validation.accountName(request.name)
+            response.valid = true
+            response.available = try !state.userExists(request.name)
+        } catch let rejection as Rejection {
+            response.valid = false
+            response.reason = rejection.message
+        }
+        return response
+    }
+
+    func createAccount(request: Chorus_V1_CreateAccountRequest, context: ServerContext) async throws -> Chorus_V1_CreateAccountResponse {
+        try mapRejection { try Validation.accountName(request.name) }
+        try validatePassword(request.password)
+        try await requireLeader()
+        let salt = Credentials.newSalt()
+        let iterations = configuration.passwordIterations
+        let hash = Credentials.hashPassword(request.password, salt: salt, iterations: iterations)
+        _ = try await propose(request.requestID, .createAccount(.with {
+            $0.name = request.name
+            $0.salt = Data(salt)
+            $0.iterations = iterations
+            $0.passwordHash = Data(hash)
+        }))
+        return .with { $0.name = request.name }
+    }
+
+    func login(request: Chorus_V1_LoginRequest, context: ServerContext) async throws -> Chorus_V1_LoginResponse {
+        try mapRejection { try Validation.accountName(request.name) }
+        try await barrier()
+        guard try state.userExists(request.name) else {
+            throw RPCError(code: .notFound, message: "there is no account named '\(request.name)'")
+        }
+        guard try state.checkCredentials(name: request.name, password: request.password) != nil else {
+            throw RPCError(code: .unauthenticated, message: "wrong password for '\(request.name)'")
+        }
+        let token = Credentials.newToken()
+        let unread = try await propose(request.requestID, .openSession(.with {
+            $0.name = request.name
+            $0.tokenHash = Data(Credentials.tokenHash(token))
+        }))
+        return .with {
+            $0.token = Self.encodeToken(token)
+            $0.unreadCount = unread
+        }
+    }
+
+    func logout(request: Chorus_V1_LogoutRequest, context: ServerContext) async throws -> Chorus_V1_LogoutResponse {
+        let hash = try tokenHash(request.token)
+        _ = try await propose(request.requestID, .closeSession(.with { $0.tokenHash = Data(hash) }))
+        return .init()
+    }
+
+    func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
+        let session = try await authenticate(request.token)
+        guard try state.checkCredentials(name: session.name, password: request.password) != nil else {
+            throw RPCError(code: .unauthenticated, message: "wrong password: deleting an account needs its password")
+        }
+        _ = try await propose(request.requestID, .deleteAccount(.with { $0.tokenHash = Data(try tokenHash(request.token)) }))
+        return .init()
+    }
+
+    func listAccounts(request: Chorus_V1_ListAccountsRequest, context: ServerContext) async throws -> Chorus_V1_ListAccountsResponse {
+        _ = try await authenticate(request.token)
+        let page = try mapRejection {
+            try state.accounts(
+                matching: request.pattern.isEmpty ? "*" : request.pattern,
+                pageSize: request.pageSize == 0 ? 50 : Int(request.pageSize),
+                pageToken: request.pageToken.isEmpty ? nil : request.pageToken
+            )
+        }
+        return .with {
+            $0.accounts = page.items.map { account in .with { $0.name = account.name; $0.online = account.online } }
+            $0.nextPageToken = page.nextPageToken ?? ""
+        }
+    }
+
+    // MARK: Messages
+
+    func sendMessage(request: Chorus_V1_SendMessageRequest, context: ServerContext) async throws -> Chorus_V1_SendMessageResponse {
+        let hash = try tokenHash(request.token)
+        try mapRejection {
+            try Validation.accountName(request.recipient)
+            try Validation.messageBody(request.body)
+        }
+        let id = try await propose(request.requestID, .sendMessage(.with {
+            $0.tokenHash = Data(hash)
+            $0.recipient = request.recipient
+            $0.body = request.body
+        }))
+        return .with { $0.messageID = id }
+    }
+
+    func readUndelivered(request: Chorus_V1_ReadUndeliveredRequest, context: ServerContext) async throws -> Chorus_V1_ReadUndeliveredResponse {
+        let session = try await authenticate(request.token)
+        let limit = request.limit == 0 ? 10 : Int(request.limit)
+        let messages = try mapRejection { try state.undelivered(userID: session.userID, limit: limit) }
+        let unread = try state.unreadCount(userID: session.userID)
+        return .with {
+            $0.messages = messages.map(Self.message)
+            $0.unreadCount = unread
+        }
+    }
+
+    func acknowledgeMessages(request: Chorus_V1_AcknowledgeMessagesRequest, context: ServerContext) async throws -> Chorus_V1_AcknowledgeMessagesResponse {
+        let hash = try tokenHash(request.token)
+        guard !request.messageIds.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "no message ids to acknowledge")
+        }
+        let count = try await propose(request.requestID, .acknowledge(.with {
+            $0.tokenHash = Data(hash)
+            $0.messageIds = request.messageIds
+        }))
+        return .with { $0.acknowledged = count }
+    }
+
+    func history(request: Chorus_V1_HistoryRequest, context: ServerContext) async throws -> Chorus_V1_HistoryResponse {
+        let session = try await authenticate(request.token)
+        try mapRejection { try Validation.accountName(request.otherUser) }
+        guard let other = try state.user(named: request.otherUser) else {
+            throw RPCError(code: .notFound, message: "there is no account named '\(request.otherUser)'")
+        }
+        let page = try mapRejection {
+            try state.conversation(
+                between: session.userID, and: other.id,
+                limit: request.pageSize == 0 ? 50 : Int(request.pageSize),
+                pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
+                newestFirst: !request.oldestFirst
+            )
+        }
+        return .with {
+            $0.messages = page.items.map(Self.message)
+            $0.nextPageToken = page.nextPageToken ?? ""
+        }
+    }
+
+    func deleteMessages(request: Chorus_V1_DeleteMessagesRequest, context: ServerContext) async throws -> Chorus_V1_DeleteMessagesResponse {
+        let hash = try tokenHash(request.token)
+        guard !request.messageIds.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "no message ids to delete")
+        }
+        let count = try await propose(request.requestID, .deleteMessages(.with {
+            $0.tokenHash = Data(hash)
+            $0.messageIds = request.messageIds
+        }))
+        return .with { $0.deleted = count }
+    }
+
+    // MARK: Helpers
+
+    func requireLeader() async throws {
+        try await barrier()
+    }
+
+    /// Waits for a ReadIndex barrier; on a follower, fails with the leader's address.
+    func barrier() async throws {
+        do {
+            try await replica.linearizableRead()
+        } catch {
+            throw configuration.rpcError(error)
+        }
+    }
+
+    /// Proposes `kind` as one command with the caller's request id; returns its value.
+    func propose(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) async throws -> UInt64 {
+        guard !requestID.clientID.isEmpty, requestID.clientID.utf8.count <= 128, requestID.sequence > 0 else {
+            throw RPCError(code: .invalidArgument, message: "every write needs a request_id: a client_id (1–128 bytes) and a sequence ≥ 1")
+        }
+        var command = Command()
+        command.version = ChatState.commandVersion
+        command.clientID = requestID.clientID
+        command.sequence = requestID.sequence
+        command.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        command.kind = kind
+        let applied: Applied
+        do {
+            applied = try await replica.propose(try command.serializedBytes())
+        } catch let error as ReplicaError {
+            throw configuration.rpcError(error)
+        }
+        switch applied.outcome {
+        case let .success(value): return value
+        case let .failure(rejection): throw rejection.rpcError
+        }
+    }
+
+    /// The live session behind `token`, read after a barrier.
+    func authenticate(_ token: String) async throws -> SessionRow {
+        let hash = try tokenHash(token)
+        try await barrier()
+        guard let session = try state.session(tokenHash: hash) else {
+            throw RPCError(code: .unauthenticated, message: "the session token is unknown or has ended; log in again")
+        }
+        return session
+    }
+
+    func tokenHash(_ token: String) throws -> [UInt8] {
+        guard let bytes = Self.decodeToken(token), bytes.count == 32 else {
+            throw RPCError(code: .unauthenticated, message: "the session token is missing or malformed; log in to get one")
+        }
+        return Credentials.tokenHash(bytes)
+    }
+
+    func validatePassword(_ password: String) throws {
+        guard !password.isEmpty else { throw RPCError(code: .invalidArgument, message: "the password is empty") }
+        guard password.utf8.count <= 1024 else { throw RPCError(code: .invalidArgument, message: "the password is longer than 1024 bytes") }
+    }
+
+    func mapRejection<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let rejection as Rejection {
+            throw rejection.rpcError
+        }
+    }
+
+    static func message(_ row: MessageRow) -> Chorus_V1_ChatMessage {
+        .with {
+            $0.id = row.id
+            $0.sender = row.sender
+            $0.recipient = row.recipient
+            $0.body = row.body
+            $0.sentUnixMs = row.sentMs
+            $0.delivered = row.delivered
+        }
+    }
+
+    static func encodeToken(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeToken(_ text: String) -> [UInt8]? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64).map { Array($0) }
+    }
+}

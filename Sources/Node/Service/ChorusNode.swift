@@ -1,0 +1,94 @@
+import API
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LogStore
+import Logging
+import Projections
+import Raft
+import ServiceLifecycle
+
+/// A running Chorus node: the data directory, the replica loop, the peer links and one gRPC
+/// server for clients and peers. Runs as a swift-service-lifecycle `Service`: SIGTERM or
+/// SIGINT stop it gracefully; SIGKILL loses nothing acknowledged, since nothing is
+/// acknowledged before it is fsynced on a majority.
+public struct ChorusNode: Service {
+    public let configuration: NodeConfiguration
+    let logger: Logger
+
+    public init(configuration: NodeConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id)
+        let bootstrap = ClusterConfiguration(voters: Set(configuration.members.keys))
+        let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap)
+        var options = RaftOptions(id: configuration.id, seed: UInt64.random(in: 1...UInt64.max),
+                                  electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
+        options.applied = try data.state.lastApplied()
+        let core = RaftCore(storage: storage, options: options)
+        let links = PeerLinks(configuration: configuration, logger: logger)
+        let replica = Replica(core: core, storage: storage, state: data.state, transport: links, configuration: configuration, logger: logger)
+
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
+            transportSecurity: .plaintext,
+            config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes }
+        )
+        let server = GRPCServer(transport: transport, services: [
+            ChatService(replica: replica, state: data.state, configuration: configuration),
+            PeerService(replica: replica, clusterID: configuration.clusterID),
+            HealthService(),
+        ])
+        logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                // Returns once `stop()` is called, after failing whatever still waits.
+                group.addTask { await replica.run() }
+                group.addTask {
+                    do {
+                        try await serveNetwork(server: server, transport: transport, links: links, replica: replica)
+                    } catch is ShutdownDeadline {
+                        logger.info("closing the streams still open after the shutdown grace period")
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            logger.info("shutting down node \(configuration.id)")
+            server.beginGracefulShutdown()
+            replica.stop()
+        }
+        try data.state.sync()
+        logger.info("node \(configuration.id) stopped")
+    }
+
+    /// Peer streams and subscriptions never end on their own, so a graceful shutdown gives
+    /// open calls a moment, then cancels them.
+    struct ShutdownDeadline: Error {}
+
+    func serveNetwork(server: GRPCServer<HTTP2ServerTransport.Posix>, transport: HTTP2ServerTransport.Posix, links: PeerLinks, replica: Replica) async throws {
+        try await withThrowingDiscardingTaskGroup { network in
+            network.addTask { await links.run() }
+            network.addTask {
+                try await gracefulShutdown()
+                try await Task.sleep(for: .seconds(2))
+                throw ShutdownDeadline()
+            }
+            network.addTask {
+                let address = try await transport.listeningAddress
+                logger.info("listening on \(address)")
+            }
+            do {
+                try await server.serve()
+            } catch {
+                replica.stop()
+                throw error
+            }
+            // The server drained: stop talking to peers too.
+            network.cancelAll()
+        }
+    }
+}

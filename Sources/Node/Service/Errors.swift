@@ -1,0 +1,42 @@
+import GRPCCore
+import Projections
+import Raft
+
+/// Response metadata key naming the leader a follower knows of, as `ID=host:port`.
+public let leaderMetadataKey = "chorus-leader"
+
+extension NodeConfiguration {
+    /// Metadata pointing a client at `leader`.
+    func leaderHint(_ leader: NodeID?) -> Metadata {
+        guard let leader, let address = members[leader] else { return [:] }
+        return [leaderMetadataKey: "\(leader)=\(address)"]
+    }
+
+    func rpcError(_ error: ReplicaError) -> RPCError {
+        switch error {
+        case let .notLeader(leader):
+            let known = leader.flatMap { members[$0] }.map { "; the leader is node \(leader!) at \($0)" } ?? "; no leader is known yet, retry shortly"
+            return RPCError(code: .unavailable, message: "node \(id) is not the leader\(known)", metadata: leaderHint(leader))
+        case .timedOut:
+            return RPCError(code: .unavailable, message: "the request did not commit in time (no majority reachable?); its outcome is unknown: retry with the same request id")
+        case let .leadershipLost(leader):
+            return RPCError(code: .unavailable, message: "leadership changed while the request waited; retry with the same request id", metadata: leaderHint(leader))
+        case .stopped:
+            return RPCError(code: .unavailable, message: "node \(id) is shutting down")
+        }
+    }
+}
+
+extension Rejection {
+    var rpcError: RPCError {
+        let code: RPCError.Code = switch self.code {
+        case .invalidArgument: .invalidArgument
+        case .alreadyExists: .alreadyExists
+        case .notFound: .notFound
+        case .unauthenticated: .unauthenticated
+        case .permissionDenied: .permissionDenied
+        case .failedPrecondition: .failedPrecondition
+        }
+        return RPCError(code: code, message: message)
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import LogStore
+import Projections
+import Raft
+
+/// A node's data directory: `log/` (the Raft log, fsynced), `state/` (the projections) and
+/// `identity` (which cluster and node it belongs to), so that starting a node on another
+/// cluster's data is refused instead of corrupting both.
+public struct DataDirectory: Sendable {
+    public let path: String
+    public let log: LogStore
+    public let state: ChatState
+
+    public init(path: String, clusterID: String, nodeID: NodeID) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
+        log = try LogStore(directory: path + "/log")
+        state = try ChatState(directory: path + "/state")
+    }
+
+    static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws {
+        let file = path + "/identity"
+        let expected = "cluster=\(clusterID)\nnode=\(nodeID)\n"
+        if let existing = FileManager.default.contents(atPath: file) {
+            let text = String(decoding: existing, as: UTF8.self)
+            guard text == expected else {
+                let found = text.split(separator: "\n").joined(separator: ", ")
+                throw ConfigurationError("the data directory \(path) belongs to \(found), not cluster=\(clusterID), node=\(nodeID); refusing to start")
+            }
+            return
+        }
+        let hasData = FileManager.default.fileExists(atPath: path + "/log/data.mdb")
+        guard !hasData else {
+            throw ConfigurationError("the data directory \(path) holds a log but no identity file; refusing to guess whose it is")
+        }
+        // Written atomically and fsynced before anything else is created.
+        let temporary = file + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(expected.utf8)) else {
+            throw ConfigurationError("cannot write \(temporary)")
+        }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
+    }
+}

@@ -1,0 +1,72 @@
+import LogStore
+import Raft
+
+/// Serves the consensus core from the LMDB log. A damaged entry is not something consensus
+/// can work around, so it stops the process with the store's message; a restart from a
+/// healthy peer's data is the repair.
+final class LogStoreAdapter: RaftStorage {
+    let store: LogStore
+    /// The configuration a new cluster starts with, until a snapshot records one.
+    let bootstrap: ClusterConfiguration
+
+    init(store: LogStore, bootstrap: ClusterConfiguration) {
+        self.store = store
+        self.bootstrap = bootstrap
+    }
+
+    func initialState() -> (Raft.HardState, ClusterConfiguration) {
+        let hard = fatalOnError { try store.hardState() }
+        return (Raft.HardState(term: hard.term, vote: hard.vote, commit: hard.commit), snapshotMetadata().configuration)
+    }
+
+    func entries(from: Raft.Index, to: Raft.Index, maxBytes: Int) throws(StorageError) -> [Raft.Entry] {
+        let snapshot = snapshotMetadata()
+        guard from > snapshot.index else { throw .compacted }
+        let stored = fatalOnError { try store.entries(from: from, through: to - 1, maxBytes: maxBytes) }
+        guard !stored.isEmpty || from >= to else { throw .unavailable }
+        return stored.map(Self.entry)
+    }
+
+    func term(at index: Raft.Index) throws(StorageError) -> Raft.Term {
+        let snapshot = snapshotMetadata()
+        if index == snapshot.index { return snapshot.term }
+        guard index > snapshot.index else { throw .compacted }
+        guard let term = fatalOnError({ try store.term(at: index) }) else { throw .unavailable }
+        return term
+    }
+
+    func firstIndex() -> Raft.Index { fatalOnError { try store.firstIndex() } }
+    func lastIndex() -> Raft.Index { fatalOnError { try store.lastIndex() } }
+
+    func snapshot() throws(StorageError) -> Raft.Snapshot {
+        // Compaction (and with it snapshots to send) comes with the snapshot machinery; until
+        // a node has compacted, every follower can be caught up from the log itself.
+        throw .snapshotTemporarilyUnavailable
+    }
+
+    func snapshotMetadata() -> Raft.SnapshotMetadata {
+        let meta = fatalOnError { try store.snapshotMetadata() }
+        let configuration = meta.configuration.isEmpty ? bootstrap : (ClusterConfiguration(encoded: meta.configuration) ?? bootstrap)
+        return Raft.SnapshotMetadata(index: meta.index, term: meta.term, configuration: configuration)
+    }
+
+    /// Persists a `Ready`'s hard state and entries in one fsynced transaction.
+    func persist(hardState: Raft.HardState?, entries: [Raft.Entry]) throws {
+        try store.save(
+            hardState: hardState.map { StoredHardState(term: $0.term, vote: $0.vote, commit: $0.commit) },
+            entries: entries.map { LogEntry(index: $0.index, term: $0.term, kind: $0.kind.rawValue, payload: $0.data) }
+        )
+    }
+
+    static func entry(_ stored: LogEntry) -> Raft.Entry {
+        Raft.Entry(index: stored.index, term: stored.term, kind: Raft.Entry.Kind(rawValue: stored.kind) ?? .normal, data: stored.payload)
+    }
+
+    private func fatalOnError<T>(_ body: () throws -> T) -> T {
+        do {
+            return try body()
+        } catch {
+            fatalError("the Raft log cannot be read: \(error)")
+        }
+    }
+}
