@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Starts a local 5-node Chorus cluster on loopback (the README's main command).
+# Starts a local 5-node Chorus cluster on 127.0.0.1:7001-7005 (the README's main command).
+# Data and per-node logs go under ./data; Ctrl-C stops every node. Run again to resume from
+# the same data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_lmdb
-say "building chorus-node"
-run swift build --product chorus-node
-if ! .build/debug/chorus-node --help 2>/dev/null | grep -q -- '--peers'; then
-  echo "The node daemon (issue 4) is not available yet: this build has the storage, the state" >&2
-  echo "machine and the consensus core. Run scripts/test.sh to exercise them." >&2
-  exit 2
-fi
+say "building chorus-node and chorus (release; the first build takes several minutes)"
+run swift build -c release --product chorus-node
+run swift build -c release --product chorus
+say "starting 5 nodes; talk to them with: .build/release/chorus --help"
+exec .build/release/chorus-node local-cluster --nodes 5 --base-port 7001 --data-dir "${CHORUS_DATA:-data}" "$@"

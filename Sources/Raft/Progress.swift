@@ -118,6 +118,12 @@ struct Inflights {
         buffer.append(index)
     }
 
+    /// Frees the oldest message: a heartbeat answer shows the follower is alive, so one more
+    /// AppendEntries may go out even if earlier ones were lost with nobody left to answer.
+    mutating func freeFirst() {
+        if start < buffer.count { start += 1 }
+    }
+
     /// Frees every message whose last index is ≤ `index` (acknowledged).
     mutating func free(upTo index: Index) {
         while start < buffer.count && buffer[start] <= index { start += 1 }

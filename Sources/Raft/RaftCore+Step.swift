@@ -104,6 +104,9 @@ extension RaftCore {
         case let .heartbeatResponse(context):
             progress[m.from]!.recentActive = true
             progress[m.from]!.probeSent = false
+            if progress[m.from]!.state == .replicate && progress[m.from]!.inflights.isFull {
+                progress[m.from]!.inflights.freeFirst()
+            }
             if progress[m.from]!.match < log.lastIndex {
                 sendAppend(to: m.from)
             }

@@ -37,6 +37,22 @@ import Testing
         }
     }
 
+    /// A follower that was away while the leader filled its whole in-flight window must not
+    /// stay paused forever when it comes back.
+    @Test func followerReturnsAfterTheWindowFilled() {
+        simulate(seeds: 60) { seed in
+            let sim = Simulation(seed: seed, nodes: 3) { $0.maxInflightMessages = 4 }
+            try sim.commit(command(0), expected: 3)
+            let leader = try sim.waitForLeader()
+            let follower = sim.ids.first { $0 != leader }!
+            sim.crash(follower)
+            for n in 1...30 { try sim.commit(command(n), expected: 2) }
+            sim.restart(follower)
+            try sim.commit(command(99), expected: 3, ticks: 300)
+            try require(sim.node(follower).appliedIndex >= sim.raft(sim.leader()!).commitIndex - 1, sim, "follower did not catch up")
+        }
+    }
+
     @Test func failNoAgree() {
         simulate(seeds: 160) { seed in
             let sim = Simulation(seed: seed, nodes: 5)

@@ -72,8 +72,15 @@ public final class Environment: @unchecked Sendable {
     /// valid for the life of the environment.
     public func openDatabases(_ names: [String]) throws -> [Database] {
         if options.readOnly {
-            return try read { txn in
-                try names.map { name in try txn.openDatabase(name, create: false) }
+            // Handles opened in a read-only transaction survive only if it commits.
+            let txn = try Transaction.begin(in: self, readOnly: true)
+            do {
+                let handles = try names.map { name in try txn.openDatabase(name, create: false) }
+                try txn.commit()
+                return handles
+            } catch {
+                txn.abort()
+                throw error
             }
         }
         return try write { txn in

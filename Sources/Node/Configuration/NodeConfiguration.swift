@@ -44,6 +44,8 @@ public struct NodeConfiguration: Sendable {
     public var maxRequestBytes: Int = 4 << 20
     /// How long a write may wait for its entry to commit before the client is told to retry.
     public var proposalTimeout: Duration = .seconds(5)
+    /// How long SIGTERM waits for open calls before the process exits anyway.
+    public var shutdownGracePeriod: Duration = .seconds(5)
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id

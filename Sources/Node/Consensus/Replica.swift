@@ -167,7 +167,11 @@ extension Replica {
                 var batch: [([UInt8], Reply<Applied>)] = []
                 for input in inputs {
                     switch input {
-                    case let .message(message): core.step(message)
+                    case let .message(message):
+                        if logger.logLevel <= .debug, Self.isElectionTraffic(message) {
+                            logger.debug("from \(message.from) term \(message.term): \(message.kind) (local term \(core.term), role \(core.role))")
+                        }
+                        core.step(message)
                     case let .propose(command, reply): batch.append((command, reply))
                     case let .read(reply): startRead(reply)
                     case let .transfer(node): core.transferLeadership(to: node)
@@ -194,6 +198,15 @@ extension Replica {
             }
             failAll(.stopped)
             events.closeAll(.shuttingDown)
+            // The projections skip fsync on apply; flush them so a restart replays less.
+            try? state.sync()
+        }
+
+        static func isElectionTraffic(_ message: Message) -> Bool {
+            switch message.kind {
+            case .preVote, .preVoteResponse, .vote, .voteResponse, .timeoutNow: true
+            default: false
+            }
         }
 
         // MARK: Requests

@@ -1,4 +1,5 @@
 import API
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LogStore
@@ -60,6 +61,14 @@ public struct ChorusNode: Service {
             logger.info("shutting down node \(configuration.id)")
             server.beginGracefulShutdown()
             replica.stop()
+            // Everything acknowledged is already fsynced; a shutdown that cannot finish in
+            // time (a peer that stopped reading) ends the process rather than hang.
+            let grace = configuration.shutdownGracePeriod
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
+                logger.warning("node \(configuration.id) did not stop within \(grace); exiting")
+                exit(0)
+            }
         }
         try data.state.sync()
         logger.info("node \(configuration.id) stopped")
@@ -73,8 +82,10 @@ public struct ChorusNode: Service {
         try await withThrowingDiscardingTaskGroup { network in
             network.addTask { await links.run() }
             network.addTask {
-                try await gracefulShutdown()
-                try await Task.sleep(for: .seconds(2))
+                // Cancelled instead when the server stopped first: nothing left to force.
+                do { try await gracefulShutdown() } catch { return }
+                try? await Task.sleep(for: .seconds(2))
+                if Task.isCancelled { return }
                 throw ShutdownDeadline()
             }
             network.addTask {

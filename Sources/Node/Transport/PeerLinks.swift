@@ -49,23 +49,27 @@ final class PeerLink: Sendable {
     static let queueLimit = 4096
 
     private let queue = Mutex<[Chorus_V1_RaftMessage]>([])
-    private let signal: AsyncStream<Void>
-    private let signalContinuation: AsyncStream<Void>.Continuation
+    /// Wakes the writer of the open stream; nil while there is none, and then messages are
+    /// dropped: Raft resends what still matters, and a returning peer is not flooded with
+    /// stale votes and heartbeats.
+    private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
+    private let batchesSent = Atomic<Int>(0)
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, logger: Logger) {
         self.peer = peer
         self.address = address
         self.clusterID = clusterID
         self.logger = logger
-        (signal, signalContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     func enqueue(_ batch: [Chorus_V1_RaftMessage]) {
+        let waker = self.waker.withLock { $0 }
+        guard let waker else { return }
         queue.withLock { queue in
             queue += batch
             if queue.count > Self.queueLimit { queue.removeFirst(queue.count - Self.queueLimit) }
         }
-        signalContinuation.yield()
+        waker.yield()
     }
 
     private func drain() -> [Chorus_V1_RaftMessage] {
@@ -86,24 +90,29 @@ final class PeerLink: Sendable {
                 let stub = Chorus_V1_Peer.Client(wrapping: client)
                 var backoff = Duration.milliseconds(20)
                 while !Task.isCancelled {
+                    // A fresh signal per stream: an AsyncStream whose reader was cancelled
+                    // stays finished, so it cannot be reused.
+                    let (signal, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                    _ = drain()
+                    waker.withLock { $0 = continuation }
+                    let before = batchesSent.load(ordering: .relaxed)
                     do {
                         _ = try await stub.stream(requestProducer: { writer in
-                            var iterator = self.signal.makeAsyncIterator()
-                            while !Task.isCancelled {
+                            for await _ in signal {
                                 let batch = self.drain()
-                                if !batch.isEmpty {
-                                    try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch })
-                                }
-                                guard await iterator.next() != nil else { return }
+                                guard !batch.isEmpty else { continue }
+                                try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch })
+                                self.batchesSent.add(1, ordering: .relaxed)
                             }
                         })
                     } catch {
                         logger.debug("stream to peer \(peer) at \(address) ended: \(error)")
                     }
-                    // Whatever was queued while the peer was away is stale; Raft resends.
-                    _ = drain()
+                    waker.withLock { $0 = nil }
+                    continuation.finish()
+                    let delivered = batchesSent.load(ordering: .relaxed) > before
+                    backoff = delivered ? .milliseconds(20) : min(backoff * 2, .milliseconds(500))
                     try? await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .milliseconds(500))
                 }
             }
         } catch {

@@ -1,0 +1,265 @@
+import Client
+import Foundation
+import Projections
+import Testing
+
+/// Five real `chorus-node` processes per test. Serialized: each test already keeps both
+/// cores busy.
+@Suite(.serialized) struct ClusterTests {
+    @Test func servesEveryChatOperationEndToEnd() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            #expect(try await client.checkUsername("alice") == (true, nil))
+            #expect(try await client.checkUsername("bad name").available == false)
+
+            try await client.createAccount(name: "alice", password: "a-pw")
+            try await client.createAccount(name: "bob", password: "b-pw")
+            #expect(try await client.checkUsername("alice").available == false)
+            await #expect(throws: ChorusError.self) { try await client.createAccount(name: "alice", password: "x") }
+            await #expect(throws: ChorusError.self) { try await client.login(name: "alice", password: "wrong") }
+
+            let alice = try await client.login(name: "alice", password: "a-pw").token
+            let bob = try await client.login(name: "bob", password: "b-pw")
+            #expect(bob.unreadCount == 0)
+
+            // Live push to a subscriber.
+            let events = client.subscribe(token: bob.token)
+            var iterator = events.makeAsyncIterator()
+            guard case .attached = try await iterator.next() else { Issue.record("no attach event"); return }
+            let first = try await client.send(token: alice, to: "bob", body: "hello bob")
+            let pushed = try await nextMessage(&iterator)
+            #expect(pushed?.id == first && pushed?.body == "hello bob")
+
+            // Listing shows bob online (his stream is attached).
+            let page = try await client.listAccounts(token: alice, pattern: "*", pageSize: 10)
+            #expect(page.accounts.map(\.name) == ["alice", "bob"])
+            #expect(page.accounts.first { $0.name == "bob" }?.online == true)
+
+            // Queued messages, read in batches and acknowledged.
+            let second = try await client.send(token: alice, to: "bob", body: "second")
+            let third = try await client.send(token: alice, to: "bob", body: "third")
+            _ = try await nextMessage(&iterator)
+            _ = try await nextMessage(&iterator)
+            let relogin = try await client.login(name: "bob", password: "b-pw")
+            #expect(relogin.unreadCount == 0, "the subscription acknowledged what it pushed")
+            let quiet = try await client.send(token: bob.token, to: "alice", body: "reply")
+            let unread = try await client.readUndelivered(token: alice, limit: 5)
+            #expect(unread.messages.map(\.id) == [quiet])
+            #expect(try await client.readUndelivered(token: alice, limit: 5).messages.isEmpty)
+
+            // History, newest first, paged.
+            let history = try await client.history(token: alice, with: "bob", pageSize: 2)
+            #expect(history.messages.map(\.id) == [quiet, third])
+            let older = try await client.history(token: alice, with: "bob", pageSize: 2, pageToken: history.nextPageToken)
+            #expect(older.messages.map(\.id) == [second, first])
+
+            // Deleting is pushed to the other side.
+            #expect(try await client.deleteMessages(token: alice, ids: [second]) == 1)
+            var sawDelete = false
+            for _ in 0..<5 {
+                if case .messagesDeleted(let ids)? = try await iterator.next() { sawDelete = ids == [second]; break }
+            }
+            #expect(sawDelete)
+            await #expect(throws: ChorusError.self) { try await client.deleteMessages(token: alice, ids: [second]) }
+
+            // Deleting an account frees the name and ends its sessions.
+            try await client.deleteAccount(token: bob.token, password: "b-pw")
+            #expect(try await client.checkUsername("bob") == (true, nil))
+            await #expect(throws: ChorusError.self) { try await client.send(token: bob.token, to: "alice", body: "ghost") }
+            try await client.logout(token: alice)
+            await #expect(throws: ChorusError.self) { try await client.readUndelivered(token: alice) }
+
+            let statuses = await client.status().compactMap(\.status)
+            #expect(statuses.count == 5)
+            #expect(statuses.filter { $0.role == "leader" }.count == 1)
+        }
+    }
+
+    @Test func killedLeaderIsReplacedAndNothingAcknowledgedIsLost() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let leader = try await cluster.waitForLeader(client)
+            let alice = try await client.newUser("alice")
+            _ = try await client.newUser("bob")
+            var sent: [UInt64] = []
+            for n in 0..<20 { sent.append(try await client.send(token: alice, to: "bob", body: "m\(n)")) }
+
+            cluster.kill(leader)
+            let clock = ContinuousClock()
+            let start = clock.now
+            let next = try await cluster.waitForLeader(client, excluding: [leader])
+            #expect(next != leader)
+            #expect(clock.now - start < .seconds(5))
+
+            let history = try await client.history(token: alice, with: "bob", pageSize: 100, oldestFirst: true)
+            #expect(history.messages.map(\.id) == sent)
+
+            // The same request id twice, even across a leader change: applied once.
+            let id = try await client.send(token: alice, to: "bob", body: "after failover")
+            let count = try await client.history(token: alice, with: "bob", pageSize: 100).messages.filter { $0.body == "after failover" }.count
+            #expect(count == 1)
+            #expect(id > sent.last!)
+        }
+    }
+
+    @Test func retriedRequestIDIsAppliedOnce() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            _ = try await client.newUser("bob")
+            let leader = try await cluster.waitForLeader(client)
+            let first = try await RawChat.send(cluster.address(leader), clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
+            cluster.kill(leader)
+            let next = try await cluster.waitForLeader(client, excluding: [leader])
+            let again = try await RawChat.send(cluster.address(next), clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
+            #expect(again == first, "the retry returns the original message id")
+            let stored = try await client.history(token: alice, with: "bob", pageSize: 10).messages.filter { $0.body == "once" }
+            #expect(stored.count == 1)
+        }
+    }
+
+    @Test func twoDownStillServesAThirdStopsWritesCleanly() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient(deadline: .seconds(4)) { client in
+            let alice = try await client.newUser("alice")
+            _ = try await client.newUser("bob")
+            let leader = try await cluster.waitForLeader(client)
+            let followers = cluster.ids.filter { $0 != leader }
+            cluster.kill(followers[0])
+            cluster.kill(followers[1])
+            let id = try await client.send(token: alice, to: "bob", body: "with three")
+            #expect(try await client.history(token: alice, with: "bob").messages.first?.id == id)
+
+            cluster.kill(followers[2])
+            await #expect(throws: ChorusError.self) { try await client.send(token: alice, to: "bob", body: "with two") }
+            do {
+                _ = try await client.send(token: alice, to: "bob", body: "with two again")
+                Issue.record("a write succeeded with 2 of 5 nodes")
+            } catch let error as ChorusError {
+                guard case .clusterUnavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+            }
+
+            try cluster.start(followers[2])
+            let resumed = try await retrying { try await client.send(token: alice, to: "bob", body: "resumed") }
+            let bodies = try await client.history(token: alice, with: "bob", pageSize: 10).messages.map(\.body)
+            #expect(bodies.contains("resumed") && bodies.contains("with three"))
+            #expect(resumed > id)
+        }
+    }
+
+    @Test func fullRestartBringsEverythingBack() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        let (alice, sent) = try await cluster.withClient { client in
+            let alice = try await client.newUser("alice", password: "pw-a")
+            _ = try await client.newUser("bob", password: "pw-b")
+            var sent: [UInt64] = []
+            for n in 0..<10 { sent.append(try await client.send(token: alice, to: "bob", body: "m\(n)")) }
+            return (alice, sent)
+        }
+        for id in cluster.ids { cluster.kill(id) }
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            let bob = try await client.login(name: "bob", password: "pw-b")
+            #expect(bob.unreadCount == 10)
+            let history = try await client.history(token: alice, with: "bob", pageSize: 50, oldestFirst: true)
+            #expect(history.messages.map(\.id) == sent, "alice's session and every message survive")
+            let read = try await client.readUndelivered(token: bob.token, limit: 4)
+            #expect(read.messages.map(\.id) == Array(sent.prefix(4)))
+            #expect(read.unreadCount == 6)
+        }
+    }
+
+    @Test func laggingFollowerCatchesUpAndDigestsAgree() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let leader = try await cluster.waitForLeader(client)
+            let lagging = cluster.ids.first { $0 != leader }!
+            var tokens: [String] = []
+            for n in 0..<8 { tokens.append(try await client.newUser("user\(n)")) }
+            cluster.kill(lagging)
+            let senders = tokens
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for n in 0..<125 {
+                            _ = try await client.send(token: senders[worker], to: "user\((worker + 1) % 8)", body: "w\(worker)-\(n)")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try cluster.start(lagging)
+            try await cluster.waitForConvergence(client, within: .seconds(60))
+        }
+        // All at once, so that no new leader appends anything after the others stopped.
+        cluster.stopAll()
+        var digests: [String] = []
+        var applied: [UInt64] = []
+        for id in cluster.ids {
+            let state = try ChatState(directory: cluster.dataDirectory(id) + "/state", readOnly: true)
+            digests.append(try state.digest())
+            applied.append(try state.lastApplied())
+        }
+        #expect(Set(applied).count == 1, "applied indexes differ: \(applied)")
+        #expect(Set(digests).count == 1, "projection digests differ: \(digests)")
+    }
+
+    @Test func subscriberMissesNothingAcrossALeaderKill() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            let bob = try await client.newUser("bob")
+            var iterator = client.subscribe(token: bob).makeAsyncIterator()
+            guard case .attached = try await iterator.next() else { Issue.record("not attached"); return }
+            var expected: Set<String> = []
+            _ = try await client.send(token: alice, to: "bob", body: "before")
+            expected.insert("before")
+            var received: Set<String> = []
+            if let message = try await nextMessage(&iterator) { received.insert(message.body) }
+
+            let leader = try await cluster.waitForLeader(client)
+            cluster.kill(leader)
+            for n in 0..<5 {
+                _ = try await client.send(token: alice, to: "bob", body: "after-\(n)")
+                expected.insert("after-\(n)")
+            }
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(20)
+            while received != expected && clock.now < end {
+                guard let event = try await iterator.next() else { break }
+                if case let .message(message) = event { received.insert(message.body) }
+            }
+            #expect(received == expected)
+        }
+    }
+}
+
+/// Skips `.reconnecting` and other events up to the next message.
+func nextMessage(_ iterator: inout AsyncThrowingStream<Client.ChatEvent, any Error>.Iterator) async throws -> ChatMessage? {
+    while let event = try await iterator.next() {
+        if case let .message(message) = event { return message }
+    }
+    return nil
+}
+
+/// Retries `body` while the cluster is unavailable, for up to 20 s.
+func retrying<R>(_ body: () async throws -> R) async throws -> R {
+    let clock = ContinuousClock()
+    let end = clock.now + .seconds(20)
+    while true {
+        do {
+            return try await body()
+        } catch let error as ChorusError {
+            guard case .clusterUnavailable = error, clock.now < end else { throw error }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import API
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
+
+/// Direct calls to one node, bypassing the client library: explicit request ids, raw bytes,
+/// made-up methods.
+enum RawChat {
+    static func withStub<R: Sendable>(_ address: String, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let parts = address.split(separator: ":")
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: String(parts[0]), port: Int(parts[1])!), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { client in try await body(client) }
+    }
+
+    static func send(_ address: String, clientID: String, sequence: UInt64, token: String, to recipient: String, body: String) async throws -> UInt64 {
+        try await withStub(address) { client in
+            try await Chorus_V1_Chat.Client(wrapping: client).sendMessage(.with {
+                $0.requestID = .with { $0.clientID = clientID; $0.sequence = sequence }
+                $0.token = token
+                $0.recipient = recipient
+                $0.body = body
+            }).messageID
+        }
+    }
+
+    /// Sends `bytes` as the request of `service/method` and returns the status code.
+    static func rawCall(_ address: String, service: String, method: String, bytes: [UInt8]) async throws -> RPCError.Code? {
+        try await withStub(address) { client in
+            do {
+                _ = try await client.unary(
+                    request: ClientRequest(message: bytes),
+                    descriptor: MethodDescriptor(fullyQualifiedService: service, method: method),
+                    serializer: RawSerializer(), deserializer: RawDeserializer(), options: .defaults
+                ) { try $0.message }
+                return nil
+            } catch let error as RPCError {
+                return error.code
+            }
+        }
+    }
+}
+
+struct RawSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+}
+
+struct RawDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+        serializedMessageBytes.withUnsafeBytes { Array($0) }
+    }
+}

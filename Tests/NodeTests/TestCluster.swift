@@ -1,0 +1,151 @@
+import Client
+import Foundation
+import Testing
+
+/// Real `chorus-node` processes on a loopback address of their own (127.x.y.1), so parallel
+/// test runs never share a port. Every process it starts it kills, and its data directory
+/// goes with it.
+final class TestCluster: @unchecked Sendable {
+    let size: Int
+    let host: String
+    let basePort = 27001
+    let root: String
+    private(set) var processes: [Int: Process] = [:]
+    let lock = NSLock()
+
+    init(size: Int = 5) throws {
+        self.size = size
+        host = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).1"
+        root = NSTemporaryDirectory() + "chorus-cluster-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        for process in processes.values where process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        if ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DATA"] != nil {
+            print("test cluster data and logs kept in \(root)")
+        } else {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
+    var ids: [Int] { Array(1...size) }
+    func address(_ id: Int) -> String { "\(host):\(basePort + id - 1)" }
+    var endpoints: [String] { ids.map(address) }
+    func dataDirectory(_ id: Int) -> String { "\(root)/node-\(id)" }
+
+    static var executable: URL {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1 {
+            url.deleteLastPathComponent()
+            let candidate = url.appendingPathComponent("chorus-node")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/chorus-node")
+    }
+
+    func arguments(_ id: Int) -> [String] {
+        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", dataDirectory(id),
+                         "--cluster-id", "test", "--password-iterations", "1000", "--election-ticks", "30", "--log-level", ProcessInfo.processInfo.environment["CHORUS_TEST_LOG_LEVEL"] ?? "info"]
+        for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+        return arguments
+    }
+
+    func start(_ id: Int) throws {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments(id)
+        let log = "\(root)/node-\(id).log"
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        lock.withLock { processes[id] = process }
+    }
+
+    func startAll() throws {
+        for id in ids { try start(id) }
+    }
+
+    /// SIGKILL: the process gets no chance to flush or say goodbye.
+    func kill(_ id: Int) {
+        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    func stop(_ id: Int) {
+        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM to every node at once, then wait for all.
+    func stopAll() {
+        let running = lock.withLock { processes.values.filter(\.isRunning) }
+        for process in running { process.terminate() }
+        for process in running { process.waitUntilExit() }
+    }
+
+    func isRunning(_ id: Int) -> Bool { lock.withLock { processes[id]?.isRunning ?? false } }
+
+    func log(_ id: Int) -> String {
+        (try? String(contentsOfFile: "\(root)/node-\(id).log", encoding: .utf8)) ?? ""
+    }
+
+    /// Runs `body` with a client of the whole cluster.
+    func withClient<R: Sendable>(deadline: Duration = .seconds(15), _ body: (ChorusClient) async throws -> R) async throws -> R {
+        try await withChorusClient(endpoints: endpoints, deadline: deadline, body)
+    }
+
+    /// Waits until one running node reports itself leader and the others agree; returns its id.
+    func waitForLeader(_ client: ChorusClient, within: Duration = .seconds(10), excluding: Set<Int> = []) async throws -> Int {
+        let clock = ContinuousClock()
+        let end = clock.now + within
+        while clock.now < end {
+            let statuses = await client.status()
+            let leaders = statuses.compactMap(\.status).filter { $0.role == "leader" && !excluding.contains(Int($0.nodeID)) }
+            if let leader = leaders.max(by: { $0.term < $1.term }) {
+                return Int(leader.nodeID)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("no leader within \(within)")
+    }
+
+    /// Waits until every running node applied at least the leader's commit index.
+    func waitForConvergence(_ client: ChorusClient, within: Duration = .seconds(20)) async throws {
+        let clock = ContinuousClock()
+        let end = clock.now + within
+        while clock.now < end {
+            let statuses = await client.status().compactMap(\.status)
+            if let leader = statuses.first(where: { $0.role == "leader" }),
+               statuses.count == ids.filter(isRunning).count,
+               statuses.allSatisfy({ $0.appliedIndex >= leader.commitIndex })
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("nodes did not converge within \(within)")
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension ChorusClient {
+    /// Registers and logs in a user; returns the session token.
+    func newUser(_ name: String, password: String = "pw-\(UUID().uuidString.prefix(6))") async throws -> String {
+        try await createAccount(name: name, password: password)
+        return try await login(name: name, password: password).token
+    }
+}
