@@ -5,7 +5,8 @@ import Synchronization
 /// Where a subscription stands, shared with the response handler of each attempt.
 final class SubscriptionCursor: Sendable {
     let lastEvent = Atomic<UInt64>(0)
-    let failures = Atomic<Int>(0)
+    /// The current attempt reached the leader and is live.
+    let attached = Atomic<Bool>(false)
 }
 
 extension ChorusClient {
@@ -17,39 +18,44 @@ extension ChorusClient {
         AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
             let task = Task {
                 let cursor = SubscriptionCursor()
+                var failures = 0
                 while !Task.isCancelled {
+                    let target = leader.withLock { $0 }
+                    cursor.attached.store(false, ordering: .relaxed)
+                    var reason = "the leader ended the stream"
                     do {
-                        try await withLeader { stub in
-                            try await stub.subscribe(.with { $0.token = token; $0.afterEventID = cursor.lastEvent.load(ordering: .relaxed) }) { response in
-                                for try await event in response.messages {
-                                    cursor.failures.store(0, ordering: .relaxed)
-                                    if event.id > 0, case .messageReceived = event.kind {
-                                        cursor.lastEvent.max(event.id, ordering: .relaxed)
-                                    }
-                                    guard let mapped = Self.map(event) else { continue }
-                                    continuation.yield(mapped)
-                                    if acknowledge, case let .message(message) = mapped {
-                                        _ = try? await self.acknowledge(token: token, ids: [message.id])
-                                    }
+                        try await stubs[target].subscribe(.with { $0.token = token; $0.afterEventID = cursor.lastEvent.load(ordering: .relaxed) }) { response in
+                            for try await event in response.messages {
+                                if case .attached = event.kind { cursor.attached.store(true, ordering: .relaxed) }
+                                if event.id > 0, case .messageReceived = event.kind {
+                                    cursor.lastEvent.max(event.id, ordering: .relaxed)
+                                }
+                                guard let mapped = Self.map(event) else { continue }
+                                continuation.yield(mapped)
+                                if acknowledge, case let .message(message) = mapped {
+                                    _ = try? await self.acknowledge(token: token, ids: [message.id])
                                 }
                             }
                         }
-                        // The server ended the stream cleanly (it is shutting down): re-attach.
-                        continuation.yield(.reconnecting("the stream ended"))
-                    } catch let error as ChorusError {
-                        if case .clusterUnavailable = error {
-                            continuation.yield(.reconnecting(error.description))
-                        } else {
-                            continuation.finish(throwing: error)
-                            return
-                        }
+                    } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+                        reason = error.message
+                        follow(hint: error.metadata, after: target)
+                    } catch let error as RPCError {
+                        continuation.finish(throwing: ChorusError(error))
+                        return
                     } catch is CancellationError {
                         break
                     } catch {
-                        continuation.yield(.reconnecting("\(error)"))
+                        reason = "\(error)"
+                        follow(hint: [:], after: target)
                     }
-                    let failures = cursor.failures.add(1, ordering: .relaxed).newValue
-                    try? await Task.sleep(for: .milliseconds(min(1000, 50 * failures)))
+                    if cursor.attached.load(ordering: .relaxed) {
+                        // It was live: say so once, then look for the new leader.
+                        continuation.yield(.reconnecting(reason))
+                        failures = 0
+                    }
+                    failures += 1
+                    try? await Task.sleep(for: .milliseconds(min(500, 20 * failures)))
                 }
                 continuation.finish()
             }

@@ -1,0 +1,195 @@
+import ArgumentParser
+import Client
+import Foundation
+
+struct Register: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create an account and log in to it.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Account name: 1–32 letters, digits, '_', '.' or '-'.") var name: String
+
+    func run() async throws {
+        try await options.run { client, out in
+            let password = try readPassword(prompt: "new password for \(name): ")
+            try await client.createAccount(name: name, password: password)
+            let session = try await client.login(name: name, password: password)
+            try SessionFile(name: name, token: session.token).save()
+            out.emit("registered and logged in as \(name)", ["name": name, "registered": true])
+        }
+    }
+}
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log in; shows how many messages wait.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Account name.") var name: String
+
+    func run() async throws {
+        try await options.run { client, out in
+            let password = try readPassword(prompt: "password for \(name): ")
+            let session = try await client.login(name: name, password: password)
+            try SessionFile(name: name, token: session.token).save()
+            out.emit("logged in as \(name); \(session.unreadCount) unread", ["name": name, "unread": session.unreadCount])
+        }
+    }
+}
+
+struct Logout: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "End the session.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            do {
+                try await client.logout(token: session.token)
+            } catch ChorusError.wrongCredentials {
+                // Already ended on the server: forgetting it locally is all that is left.
+            }
+            SessionFile.remove()
+            out.emit("logged out \(session.name)", ["name": session.name, "logged_out": true])
+        }
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List accounts matching a pattern (* and ?), with who is online.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Glob pattern.") var pattern: String = "*"
+    @Option(name: .shortAndLong, help: "Accounts per page.") var pageSize: Int = 50
+    @Option(help: "Continue from this page token.") var page: String?
+    @Flag(help: "Fetch every page.") var all = false
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            var token = page
+            var rows: [(name: String, online: Bool)] = []
+            var next: String?
+            repeat {
+                let result = try await client.listAccounts(token: session.token, pattern: pattern, pageSize: pageSize, pageToken: token)
+                rows += result.accounts
+                next = result.nextPageToken
+                token = next
+            } while all && next != nil
+            let human = (rows.map { "\($0.online ? "●" : "○") \($0.name)" } + (next.map { ["(more: --page \($0))"] } ?? [])).joined(separator: "\n")
+            out.emit(rows.isEmpty ? "no accounts match '\(pattern)'" : human,
+                     ["accounts": rows.map { ["name": $0.name, "online": $0.online] }, "next_page": next ?? NSNull()] as [String: Any])
+        }
+    }
+}
+
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a message.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Recipient.") var recipient: String
+    @Argument(parsing: .remaining, help: "The message (read from stdin when omitted).") var words: [String] = []
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            var body = words.joined(separator: " ")
+            if body.isEmpty {
+                body = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                    .trimmingCharacters(in: .newlines)
+            }
+            let id = try await client.send(token: session.token, to: recipient, body: body)
+            out.emit("sent #\(id) to \(recipient)", ["id": id, "to": recipient])
+        }
+    }
+}
+
+struct Read: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the oldest undelivered messages; they become delivered.")
+    @OptionGroup var options: GlobalOptions
+    @Option(name: .short, help: "How many.") var n: Int = 10
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            let result = try await client.readUndelivered(token: session.token, limit: n)
+            let human = result.messages.isEmpty ? "no new messages"
+                : (result.messages.map(Output.line) + ["\(result.unreadCount) more unread"]).joined(separator: "\n")
+            out.emit(human, ["messages": result.messages.map(Output.describe), "unread": result.unreadCount] as [String: Any])
+        }
+    }
+}
+
+struct History: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the conversation with another user, newest first.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The other user.") var user: String
+    @Option(name: .short, help: "Messages per page.") var n: Int = 20
+    @Option(help: "Continue from this page token.") var page: String?
+    @Flag(help: "Oldest first.") var oldestFirst = false
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            let result = try await client.history(token: session.token, with: user, pageSize: n, pageToken: page, oldestFirst: oldestFirst)
+            let lines = result.messages.map(Output.line) + (result.nextPageToken.map { ["(more: --page \($0))"] } ?? [])
+            out.emit(lines.isEmpty ? "no messages with \(user)" : lines.joined(separator: "\n"),
+                     ["messages": result.messages.map(Output.describe), "next_page": result.nextPageToken ?? NSNull()] as [String: Any])
+        }
+    }
+}
+
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete messages (yours, sent or received) for both sides.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Message ids.") var ids: [UInt64]
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            let count = try await client.deleteMessages(token: session.token, ids: ids)
+            out.emit("deleted \(count) message\(count == 1 ? "" : "s")", ["deleted": count])
+        }
+    }
+}
+
+struct DeleteAccount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete-account", abstract: "Delete your account and its inbox (asks the password again).")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            let password = try readPassword(prompt: "password for \(session.name) (to confirm deletion): ")
+            try await client.deleteAccount(token: session.token, password: password)
+            SessionFile.remove()
+            out.emit("deleted account \(session.name)", ["deleted": session.name])
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every node's view of the cluster.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        try await options.run { client, out in
+            let statuses = await client.status()
+            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "HEALTHY"]]
+            for (endpoint, status) in statuses {
+                if let s = status {
+                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "yes"])
+                } else {
+                    rows.append(["?", endpoint, "-", "-", "-", "-", "no"])
+                }
+            }
+            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+            let table = rows.map { row in
+                row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            }.joined(separator: "\n")
+            let objects: [[String: Any]] = statuses.map { endpoint, status in
+                guard let s = status else { return ["address": endpoint, "healthy": false] }
+                return ["node": s.nodeID, "address": endpoint, "role": s.role, "term": s.term, "leader": s.leaderID,
+                        "commit": s.commitIndex, "applied": s.appliedIndex, "healthy": true]
+            }
+            out.emit(table, ["nodes": objects])
+            if statuses.allSatisfy({ $0.status == nil }) {
+                throw ChorusError.clusterUnavailable("no node answered at \(options.endpointList.joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Client
+import Foundation
+
+/// Human or JSON output, and what each failure means for the exit code.
+struct Output: Sendable {
+    var json: Bool
+
+    /// Prints `human` for people or `object` as one JSON line for scripts.
+    func emit(_ human: @autoclosure () -> String, _ object: @autoclosure () -> Any) {
+        if json {
+            let data = (try? JSONSerialization.data(withJSONObject: object(), options: [.sortedKeys])) ?? Data("{}".utf8)
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(human())
+        }
+    }
+
+    func fail(_ error: ChorusError) {
+        fail(message: error.description, code: Self.code(for: error), hint: Self.hint(for: error))
+    }
+
+    func fail(message: String, code: String, hint: String? = nil) {
+        if json {
+            var object: [String: Any] = ["error": code, "message": message]
+            if let hint { object["hint"] = hint }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        } else {
+            var text = "error: \(message)\n"
+            if let hint { text += "hint: \(hint)\n" }
+            FileHandle.standardError.write(Data(text.utf8))
+        }
+    }
+
+    /// 2 invalid input, 3 not found, 4 already exists, 5 wrong credentials or no session,
+    /// 6 not allowed, 7 cluster unavailable, 1 anything else.
+    static func exitCode(for error: ChorusError) -> Int32 {
+        switch error {
+        case .invalidInput: 2
+        case .notFound: 3
+        case .alreadyExists: 4
+        case .wrongCredentials: 5
+        case .notAuthorized: 6
+        case .clusterUnavailable: 7
+        case .failedPrecondition, .other: 1
+        }
+    }
+
+    static func code(for error: ChorusError) -> String {
+        switch error {
+        case .invalidInput: "invalid_input"
+        case .notFound: "not_found"
+        case .alreadyExists: "already_exists"
+        case .wrongCredentials: "wrong_credentials"
+        case .notAuthorized: "not_authorized"
+        case .clusterUnavailable: "unavailable"
+        case .failedPrecondition: "failed_precondition"
+        case .other: "error"
+        }
+    }
+
+    static func hint(for error: ChorusError) -> String? {
+        switch error {
+        case .wrongCredentials: "run `chorus login NAME` (or `chorus register NAME`) first"
+        case .clusterUnavailable: "is the cluster running? start one with scripts/cluster.sh, or pass --endpoints"
+        default: nil
+        }
+    }
+
+    static func describe(_ message: ChatMessage) -> [String: Any] {
+        ["id": message.id, "from": message.sender, "to": message.recipient, "body": message.body,
+         "sent_unix_ms": message.sentUnixMs, "delivered": message.delivered]
+    }
+
+    static func line(_ message: ChatMessage) -> String {
+        let date = Date(timeIntervalSince1970: Double(message.sentUnixMs) / 1000)
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return "#\(message.id) [\(formatter.string(from: date))] \(message.sender) → \(message.recipient): \(message.body)"
+    }
+}

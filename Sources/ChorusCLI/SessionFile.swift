@@ -1,0 +1,85 @@
+import Foundation
+
+/// The logged-in session, kept between one-shot commands in a file only its owner can read.
+struct SessionFile {
+    var name: String
+    var token: String
+
+    static var defaultPath: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let path = environment["CHORUS_SESSION_FILE"] { return path }
+        let base = environment["XDG_CONFIG_HOME"] ?? (NSHomeDirectory() + "/.config")
+        return base + "/chorus/session.json"
+    }
+
+    static func load() throws -> SessionFile {
+        guard let data = FileManager.default.contents(atPath: defaultPath),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: String],
+              let name = object["name"], let token = object["token"]
+        else {
+            throw CLIError(message: "not logged in: run `chorus login NAME` (or `chorus register NAME`) first")
+        }
+        return SessionFile(name: name, token: token)
+    }
+
+    func save() throws {
+        let path = Self.defaultPath
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let data = try JSONSerialization.data(withJSONObject: ["name": name, "token": token])
+        // Created with owner-only permissions before the secret is written.
+        _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        chmod(path, 0o600)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError(message: "cannot write \(path)") }
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: data)
+        try handle.close()
+    }
+
+    static func remove() {
+        try? FileManager.default.removeItem(atPath: defaultPath)
+    }
+}
+
+/// Reads a password: from the terminal without echo, or a line of stdin when piped. Never
+/// from a flag, where it would land in shell history and `ps`.
+func readPassword(prompt: String) throws -> String {
+    if isatty(STDIN_FILENO) == 1 {
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var saved = termios()
+        tcgetattr(STDIN_FILENO, &saved)
+        var silent = saved
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
+        defer {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        guard let line = readLine(strippingNewline: true) else { throw CLIError(message: "no password given") }
+        return line
+    }
+    guard let line = readLine(strippingNewline: true) else {
+        throw CLIError(message: "no password on standard input")
+    }
+    return line
+}
+
+/// The interactive client's variant: the line comes from its line reader (which owns stdin),
+/// with echo off while it is typed.
+func readPassword(prompt: String, from lines: LineReader) async throws -> String {
+    let terminal = isatty(STDIN_FILENO) == 1
+    var saved = termios()
+    if terminal {
+        tcgetattr(STDIN_FILENO, &saved)
+        var silent = saved
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSANOW, &silent)
+    }
+    let line = await lines.next(prompt: prompt)
+    if terminal {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+    guard let line else { throw CLIError(message: "no password given") }
+    return line
+}
