@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct ChorusTools: ParsableCommand {
+struct ChorusTools: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus-tools",
         abstract: "Inspect, benchmark and repair Chorus data directories.",
-        subcommands: [LogBench.self, LogWriter.self]
+        subcommands: [LogBench.self, SendBench.self, LogWriter.self]
     )
 }
