@@ -46,16 +46,11 @@ struct SessionFile {
 func readPassword(prompt: String) throws -> String {
     if isatty(STDIN_FILENO) == 1 {
         FileHandle.standardError.write(Data(prompt.utf8))
-        var saved = termios()
-        tcgetattr(STDIN_FILENO, &saved)
-        var silent = saved
-        silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
-        defer {
-            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
-            FileHandle.standardError.write(Data("\n".utf8))
-        }
-        guard let line = readLine(strippingNewline: true) else { throw CLIError(message: "no password given") }
+        let echo = EchoOff()
+        let line = readLine(strippingNewline: true)
+        echo.restore()
+        FileHandle.standardError.write(Data("\n".utf8))
+        guard let line else { throw CLIError(message: "no password given") }
         return line
     }
     guard let line = readLine(strippingNewline: true) else {
@@ -64,22 +59,37 @@ func readPassword(prompt: String) throws -> String {
     return line
 }
 
+/// Turns the terminal's echo off until `restore()` (nothing to do when stdin is not a
+/// terminal), so a password is never shown.
+struct EchoOff {
+    private let saved: termios?
+
+    init() {
+        guard isatty(STDIN_FILENO) == 1 else {
+            saved = nil
+            return
+        }
+        var current = termios()
+        tcgetattr(STDIN_FILENO, &current)
+        var silent = current
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSANOW, &silent)
+        saved = current
+    }
+
+    func restore() {
+        guard var saved else { return }
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+    }
+}
+
 /// The interactive client's variant: the line comes from its line reader (which owns stdin),
 /// with echo off while it is typed.
 func readPassword(prompt: String, from lines: LineReader) async throws -> String {
-    let terminal = isatty(STDIN_FILENO) == 1
-    var saved = termios()
-    if terminal {
-        tcgetattr(STDIN_FILENO, &saved)
-        var silent = saved
-        silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(STDIN_FILENO, TCSANOW, &silent)
-    }
+    let echo = EchoOff()
     let line = await lines.next(prompt: prompt)
-    if terminal {
-        tcsetattr(STDIN_FILENO, TCSANOW, &saved)
-        FileHandle.standardOutput.write(Data("\n".utf8))
-    }
+    echo.restore()
+    if isatty(STDIN_FILENO) == 1 { FileHandle.standardOutput.write(Data("\n".utf8)) }
     guard let line else { throw CLIError(message: "no password given") }
     return line
 }

@@ -45,16 +45,16 @@ import Testing
     /// Figure 8 of the Raft paper: leaders crash right after proposing, so entries of old
     /// terms sit on some servers; the commit rule must never let them be lost once applied.
     @Test func figure8() {
-        simulate(seeds: 60) { seed in
+        simulate(seeds: 8) { seed in
             let sim = Simulation(seed: seed, nodes: 5)
-            try runFigure8(sim, seed: seed, rounds: 120)
+            try runFigure8(sim, seed: seed, rounds: 1000)
         }
     }
 
     @Test func figure8Unreliable() {
-        simulate(seeds: 40) { seed in
+        simulate(seeds: 8) { seed in
             let sim = Simulation(seed: seed, nodes: 5, faults: .unreliable)
-            try runFigure8(sim, seed: seed, rounds: 80)
+            try runFigure8(sim, seed: seed, rounds: 500)
         }
     }
 }
