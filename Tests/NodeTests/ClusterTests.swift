@@ -1,4 +1,6 @@
+import API
 import Client
+import GRPCCore
 import Foundation
 import Projections
 import Testing
@@ -74,6 +76,22 @@ import Testing
             let statuses = await client.status().compactMap(\.status)
             #expect(statuses.count == 5)
             #expect(statuses.filter { $0.role == "leader" }.count == 1)
+
+            // The standard health service.
+            let health = try await RawChat.withStub(cluster.address(1)) { raw in
+                let stub = Grpc_Health_V1_Health.Client(wrapping: raw)
+                let serving = try await stub.check(.with { $0.service = "chorus.v1.Chat" }).status
+                let unknown: RPCError.Code?
+                do {
+                    _ = try await stub.check(.with { $0.service = "no.such.Service" })
+                    unknown = nil
+                } catch let error as RPCError {
+                    unknown = error.code
+                }
+                return (serving, unknown)
+            }
+            #expect(health.0 == .serving)
+            #expect(health.1 == .notFound)
         }
     }
 
