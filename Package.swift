@@ -112,6 +112,7 @@ let package = Package(
             dependencies: [
                 "CLMDB", "LogStore", "Projections", "Client",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "tools/ChorusTools",
             swiftSettings: strict
@@ -121,6 +122,7 @@ let package = Package(
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",
             dependencies: [

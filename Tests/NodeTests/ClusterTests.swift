@@ -228,6 +228,14 @@ import Testing
         }
         #expect(Set(applied).count == 1, "applied indexes differ: \(applied)")
         #expect(Set(digests).count == 1, "projection digests differ: \(digests)")
+        // The operator's tool agrees.
+        let verify = Process()
+        verify.executableURL = TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools")
+        verify.arguments = ["verify"] + cluster.ids.map(cluster.dataDirectory)
+        verify.standardOutput = Pipe()
+        try verify.run()
+        verify.waitUntilExit()
+        #expect(verify.terminationStatus == 0)
     }
 
     @Test func subscriberMissesNothingAcrossALeaderKill() async throws {

@@ -1,0 +1,140 @@
+import Foundation
+import LogStore
+import Projections
+import Testing
+
+/// `chorus-tools` on data directories with a known log.
+@Suite struct ToolsTests {
+    @Test func statusDumpReplayAndVerifyOnAKnownLog() throws {
+        try withReplicas(2) { dirs in
+            var r = try tools(["status", dirs[0], "--json"])
+            #expect(r.status == 0, "\(r)")
+            let status = try #require(r.json)
+            #expect(status["last_index"] as? Int == 6)
+            #expect(status["applied_index"] as? Int == 6)
+            #expect(status["commit"] as? Int == 6)
+            let digest = try #require(status["digest"] as? String)
+
+            r = try tools(["dump", dirs[0]])
+            let lines = r.stdout.split(separator: "\n")
+            #expect(lines.count == 6, "\(r)")
+            #expect(lines[0].hasPrefix("1\t1\tcommand\t") && lines[0].contains("name: \"alice\""), "\(lines[0])")
+            #expect(lines[5].contains("body: \"hello bob\""), "\(lines[5])")
+            #expect(!r.stdout.contains("password_hash: \""), "dumps leave password hashes out")
+            r = try tools(["dump", dirs[0], "--from", "5", "--to", "5", "--json"])
+            let entry = try #require(r.json)
+            #expect(entry["index"] as? Int == 5 && entry["kind"] as? String == "command")
+
+            r = try tools(["replay", dirs[0]])
+            #expect(r.status == 0 && r.stdout.contains("replayed 6 entries") && r.stdout.contains("digest \(digest)"), "\(r)")
+            r = try tools(["replay", dirs[0], "--to", "2"])
+            #expect(r.stdout.contains("to index 2") && !r.stdout.contains(digest), "\(r)")
+
+            r = try tools(["verify", dirs[0], dirs[1]])
+            #expect(r.status == 0 && r.stdout.contains("2 replicas agree"), "\(r)")
+        }
+    }
+
+    @Test func verifyNamesAnAlteredProjectionRow() throws {
+        try withReplicas(2) { dirs in
+            // Change bob's row in the second replica's projection behind the log's back.
+            do {
+                let state = try ChatState(directory: dirs[1] + "/state")
+                let users = try state.environment.openDatabases(["users"])[0]
+                try state.environment.write { txn in
+                    var row = try UserRow(serializedBytes: try #require(try txn.get(users, Array("bob".utf8))))
+                    row.createdMs = 42
+                    try txn.put(users, Array("bob".utf8), try row.serializedBytes())
+                }
+                try state.sync()
+            }
+            let r = try tools(["verify", dirs[0], dirs[1]])
+            #expect(r.status == 1, "\(r)")
+            #expect(r.stdout.contains("table users") && r.stdout.contains("bob"), "\(r)")
+            #expect(r.stdout.contains("created_ms: 42"), "\(r)")
+        }
+    }
+
+    @Test func verifyFindsLogsThatDisagree() throws {
+        try withReplicas(2) { dirs in
+            let log = try LogStore(directory: dirs[1] + "/log")
+            var entry = try #require(try log.entry(at: 6))
+            entry.payload = try command(6, .sendMessage(.with { $0.tokenHash = tokenHash("alice"); $0.recipient = "bob"; $0.body = "forged" }))
+            try log.append([entry])
+            let r = try tools(["verify", dirs[0], dirs[1]])
+            #expect(r.status == 1 && r.stdout.contains("differs") && r.stdout.contains("index 6"), "\(r)")
+        }
+    }
+}
+
+// MARK: Helpers
+
+/// `count` identical replicas of a six-entry log, each with its projections applied.
+func withReplicas(_ count: Int, _ body: ([String]) throws -> Void) throws {
+    let root = NSTemporaryDirectory() + "chorus-tools-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let commands: [[UInt8]] = try [
+        command(1, .createAccount(.with { $0.name = "alice"; $0.salt = Data([1]); $0.iterations = 1; $0.passwordHash = Data([9, 9, 9]) })),
+        command(2, .createAccount(.with { $0.name = "bob"; $0.salt = Data([2]); $0.iterations = 1; $0.passwordHash = Data([8, 8, 8]) })),
+        command(3, .openSession(.with { $0.name = "alice"; $0.tokenHash = tokenHash("alice") })),
+        command(4, .openSession(.with { $0.name = "bob"; $0.tokenHash = tokenHash("bob") })),
+        command(5, .sendMessage(.with { $0.tokenHash = tokenHash("bob"); $0.recipient = "alice"; $0.body = "hello alice" })),
+        command(6, .sendMessage(.with { $0.tokenHash = tokenHash("alice"); $0.recipient = "bob"; $0.body = "hello bob" })),
+    ]
+    var dirs: [String] = []
+    for n in 0..<count {
+        let dir = "\(root)/node-\(n)"
+        let log = try LogStore(directory: dir + "/log")
+        try log.save(hardState: StoredHardState(term: 1, vote: 1, commit: 6), entries: commands.enumerated().map {
+            LogEntry(index: UInt64($0.offset + 1), term: 1, kind: 0, payload: $0.element)
+        })
+        let state = try ChatState(directory: dir + "/state")
+        _ = try state.apply(commands.enumerated().map { CommittedEntry(index: UInt64($0.offset + 1), command: $0.element) })
+        try state.sync()
+        dirs.append(dir)
+    }
+    try body(dirs)
+}
+
+func tokenHash(_ user: String) -> Data {
+    Data(Credentials.tokenHash(Array("token-\(user)".utf8)))
+}
+
+func command(_ sequence: UInt64, _ kind: Command.OneOf_Kind) throws -> [UInt8] {
+    var command = Command()
+    command.version = ChatState.commandVersion
+    command.clientID = "tools-test"
+    command.sequence = sequence
+    command.timestampMs = 1_700_000_000_000 + Int64(sequence)
+    command.kind = kind
+    return try command.serializedBytes()
+}
+
+struct ToolResult: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] }
+    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+func tools(_ arguments: [String]) throws -> ToolResult {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var executable: URL?
+    while url.pathComponents.count > 1, executable == nil {
+        url.deleteLastPathComponent()
+        let candidate = url.appendingPathComponent("chorus-tools")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { executable = candidate }
+    }
+    let process = Process()
+    process.executableURL = executable ?? URL(fileURLWithPath: ".build/debug/chorus-tools")
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ToolResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+}
