@@ -6,14 +6,17 @@ enum EntryCodec {
     static let headerSize = 14
 
     static func encode(_ entry: LogEntry) -> [UInt8] {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(headerSize + entry.payload.count)
-        bytes.append(format)
-        bytes.append(entry.kind)
-        bytes += entry.term.bigEndianBytes
-        bytes += checksum(index: entry.index, format: format, kind: entry.kind, term: entry.term, payload: entry.payload).bigEndianBytes
-        bytes += entry.payload
-        return bytes
+        let crc = checksum(index: entry.index, format: format, kind: entry.kind, term: entry.term, payload: entry.payload)
+        // One allocation: the header is written in place, then the payload copied after it.
+        return [UInt8](unsafeUninitializedCapacity: headerSize + entry.payload.count) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw[0] = format
+            raw[1] = entry.kind
+            raw.storeBytes(of: entry.term.bigEndian, toByteOffset: 2, as: UInt64.self)
+            raw.storeBytes(of: crc.bigEndian, toByteOffset: 10, as: UInt32.self)
+            entry.payload.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[headerSize...]).copyMemory(from: $0) }
+            count = headerSize + entry.payload.count
+        }
     }
 
     static func decode(index: UInt64, _ bytes: UnsafeRawBufferPointer, path: String) throws -> LogEntry {
