@@ -35,9 +35,11 @@ public struct Cursor {
         return try finish(mdb_cursor_get(handle, &k, &v, op), &k, &v, "\(op)")
     }
 
-    private func finish(_ code: Int32, _ k: inout MDB_val, _ v: inout MDB_val, _ op: String) throws -> Row? {
+    /// `op` is only rendered when there is an error to report: formatting it on every move
+    /// cost more than the move itself.
+    private func finish(_ code: Int32, _ k: inout MDB_val, _ v: inout MDB_val, _ op: @autoclosure () -> String) throws -> Row? {
         if code == MDB_NOTFOUND { return nil }
-        try check(code, "mdb_cursor_get(\(op)) \(database.name)", path: path)
+        try check(code, "mdb_cursor_get(\(op())) \(database.name)", path: path)
         let key = Array(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size))
         let value = Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
         return (key, value)
