@@ -19,20 +19,25 @@ final class LogStoreAdapter: RaftStorage {
         return (Raft.HardState(term: hard.term, vote: hard.vote, commit: hard.commit), snapshotMetadata().configuration)
     }
 
+    // Both reads below sit on the replication path: the common case is one read
+    // transaction, and the snapshot metadata is consulted only to explain a miss.
+
     func entries(from: Raft.Index, to: Raft.Index, maxBytes: Int) throws(StorageError) -> [Raft.Entry] {
-        let snapshot = snapshotMetadata()
-        guard from > snapshot.index else { throw .compacted }
+        guard from < to else { return [] }
         let stored = fatalOnError { try store.entries(from: from, through: to - 1, maxBytes: maxBytes) }
-        guard !stored.isEmpty || from >= to else { throw .unavailable }
+        guard stored.first?.index == from else { throw missing(from) }
         return stored.map(Self.entry)
     }
 
     func term(at index: Raft.Index) throws(StorageError) -> Raft.Term {
-        let snapshot = snapshotMetadata()
-        if index == snapshot.index { return snapshot.term }
-        guard index > snapshot.index else { throw .compacted }
-        guard let term = fatalOnError({ try store.term(at: index) }) else { throw .unavailable }
+        // The store answers the snapshot's own index with the snapshot's term.
+        guard let term = fatalOnError({ try store.term(at: index) }) else { throw missing(index) }
         return term
+    }
+
+    /// Why `index` is not in the log: compacted into the snapshot, or not written yet.
+    private func missing(_ index: Raft.Index) -> StorageError {
+        index <= snapshotMetadata().index ? .compacted : .unavailable
     }
 
     func firstIndex() -> Raft.Index { fatalOnError { try store.firstIndex() } }
