@@ -120,7 +120,7 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore", "Raft"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
         .testTarget(

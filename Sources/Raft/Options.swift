@@ -33,11 +33,16 @@ public struct RaftOptions: Sendable {
 }
 
 /// SplitMix64: a tiny, fast, well-distributed generator; good enough for timeout jitter and
-/// fully determined by its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
+/// fully determined by its seed. Public so simulations and property tests draw from the same
+/// generator as the core.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) {
+        self.state = state
+    }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -37,8 +37,6 @@ public final class EventHub: Sendable {
         removed?.continuation.finish()
     }
 
-    var count: Int { subscribers.withLock { $0.count } }
-
     /// Sends `event` to the streams it concerns.
     func publish(index: UInt64, event: ChatEvent) {
         let targets: [AsyncThrowingStream<Delivery, any Error>.Continuation] = subscribers.withLock { all in

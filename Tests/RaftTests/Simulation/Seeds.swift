@@ -1,4 +1,5 @@
 import Foundation
+import Raft
 import Testing
 
 /// Runs a scenario over many seeds. `CHORUS_SIM_SEEDS` multiplies the count (long runs);

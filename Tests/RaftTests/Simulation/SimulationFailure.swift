@@ -1,3 +1,5 @@
+import Raft
+
 /// An invariant broken or a liveness bound missed, with enough to replay it.
 struct SimulationFailure: Error, CustomStringConvertible {
     var seed: UInt64
@@ -7,18 +9,10 @@ struct SimulationFailure: Error, CustomStringConvertible {
     var description: String { "seed \(seed) at t=\(time): \(reason)" }
 }
 
-/// SplitMix64, the same generator the core uses, for the simulator's own choices.
-struct SimRandom: RandomNumberGenerator {
-    var state: UInt64
+/// The simulator's own choices come from the core's generator, seeded per run.
+typealias SimRandom = SplitMix64
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     mutating func chance(_ p: Double) -> Bool {
         p > 0 && Double.random(in: 0..<1, using: &self) < p
     }
