@@ -23,7 +23,7 @@ protoc --plugin="$bin/protoc-gen-swift" -I Protos \
 
 # Client and peer APIs (messages and gRPC stubs), shared by Node and Client.
 shopt -s nullglob
-api=(Protos/chorus/v1/chat.proto Protos/chorus/v1/raft.proto Protos/grpc/health/v1/health.proto)
+api=(Protos/chorus/v1/chat.proto Protos/chorus/v1/raft.proto Protos/chorus/v1/admin.proto Protos/grpc/health/v1/health.proto)
 present=()
 for f in "${api[@]}"; do [ -f "$f" ] && present+=("$f"); done
 if [ ${#present[@]} -gt 0 ]; then

@@ -32,6 +32,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
     @Option(help: "PBKDF2 rounds for new passwords.") var passwordIterations: UInt32 = 210_000
     @Option(help: "Largest accepted request in bytes.") var maxRequestBytes: Int = 4 << 20
+    @Option(help: "Applied entries between automatic snapshots (0: only on request).") var snapshotInterval: UInt64 = 20_000
+    @Option(help: "Log entries kept behind a snapshot for followers a little behind.") var snapshotKeep: UInt64 = 5_000
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -50,6 +52,8 @@ struct Run: AsyncParsableCommand {
         configuration.heartbeatTicks = heartbeatTicks
         configuration.passwordIterations = passwordIterations
         configuration.maxRequestBytes = maxRequestBytes
+        configuration.snapshotInterval = snapshotInterval
+        configuration.snapshotTrailingEntries = snapshotKeep
 
         var logger = Logger(label: "chorus.node.\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -10,6 +10,9 @@ public final class LogStore: Sendable {
 
     private static let hardStateKey = Array("hard-state".utf8)
     private static let snapshotKey = Array("snapshot".utf8)
+    /// The last discarded index and its term. Compaction keeps a window of entries behind the
+    /// snapshot for slow followers, so this can lie below the snapshot index.
+    private static let logStartKey = Array("log-start".utf8)
 
     /// Opens (or creates) the log in `directory`.
     public init(directory: String, readOnly: Bool = false) throws {
@@ -23,12 +26,12 @@ public final class LogStore: Sendable {
 
     // MARK: Reading
 
-    /// The first index still held in the log (snapshot index + 1 when the log is empty).
+    /// The first index still held in the log (the last discarded index + 1 when it is empty).
     public func firstIndex() throws -> UInt64 {
         try environment.read { txn in try firstIndex(txn) }
     }
 
-    /// The last index in the log, or the snapshot index when the log is empty.
+    /// The last index in the log, or the last discarded index when the log is empty.
     public func lastIndex() throws -> UInt64 {
         try environment.read { txn in try lastIndex(txn) }
     }
@@ -67,10 +70,12 @@ public final class LogStore: Sendable {
         }
     }
 
-    /// The term of the entry at `index`; the snapshot's term at the snapshot index; nil when
-    /// the index is compacted away or beyond the end.
+    /// The term of the entry at `index`; also known for the last discarded index and the
+    /// snapshot index; nil when the index is compacted away or beyond the end.
     public func term(at index: UInt64) throws -> UInt64? {
         try environment.read { txn in
+            let start = try logStart(txn)
+            if index == start.index { return start.term }
             let snapshot = try snapshotMetadata(txn)
             if index == snapshot.index { return snapshot.term }
             return try txn.withValue(entries, index.bigEndianBytes) { bytes in
@@ -85,6 +90,11 @@ public final class LogStore: Sendable {
 
     public func snapshotMetadata() throws -> StoredSnapshot {
         try environment.read { txn in try snapshotMetadata(txn) }
+    }
+
+    /// The last discarded index and its term ((0, 0) for a log never compacted).
+    public func logStart() throws -> (index: UInt64, term: UInt64) {
+        try environment.read { txn in try logStart(txn) }
     }
 
     /// Number of entries held.
@@ -103,9 +113,15 @@ public final class LogStore: Sendable {
 
     /// Persists a Raft "ready": the hard state and the new entries together, so a crash can
     /// never leave a vote without the entries (or the reverse).
-    public func save(hardState: StoredHardState?, entries batch: [LogEntry]) throws {
-        if hardState == nil && batch.isEmpty { return }
+    ///
+    /// `snapshot`, when given, is a snapshot installed from the leader: it is recorded first,
+    /// in the same transaction, so the log never points past what the node holds.
+    public func save(hardState: StoredHardState?, entries batch: [LogEntry], snapshot: StoredSnapshot? = nil) throws {
+        if hardState == nil && batch.isEmpty && snapshot == nil { return }
         try environment.write { txn in
+            if let snapshot {
+                try compactInTransaction(&txn, to: snapshot, discardingThrough: snapshot.index)
+            }
             if let hardState {
                 try txn.put(meta, Self.hardStateKey, MetaCodec.encode(hardState))
             }
@@ -122,42 +138,67 @@ public final class LogStore: Sendable {
         try save(hardState: state, entries: [])
     }
 
-    /// Records that everything up to `snapshot.index` is held by a snapshot, and discards
-    /// those entries. Entries after it are kept when they exist; when the snapshot is ahead of
-    /// the log (an installed snapshot), the whole log is discarded.
-    public func compact(to snapshot: StoredSnapshot) throws {
+    /// Records that everything up to `snapshot.index` is held by a snapshot, and discards the
+    /// entries up to `discardingThrough` (at most the snapshot index; by default all it
+    /// covers). Keeping a window below the snapshot lets a follower that is only a little
+    /// behind catch up from the log instead of receiving the whole snapshot. When the snapshot
+    /// does not match the log (one installed from the leader, ahead of or conflicting with
+    /// what is held), the whole log is discarded.
+    public func compact(to snapshot: StoredSnapshot, discardingThrough: UInt64? = nil) throws {
         try environment.write { txn in
-            let current = try snapshotMetadata(txn)
-            guard snapshot.index > current.index else { return }
-            let matches = try txn.withValue(entries, snapshot.index.bigEndianBytes) { bytes in
-                try bytes.map { bytes in try EntryCodec.term(index: snapshot.index, bytes, path: path) } == snapshot.term
-            }
-            if !matches {
-                try txn.clear(entries)
-            } else {
-                try txn.withCursor(entries) { cursor in
-                    var row = try cursor.first()
-                    while let (key, _) = row, let index = UInt64(bigEndianBytes: key), index <= snapshot.index {
-                        try cursor.deleteCurrent()
-                        row = try cursor.seek(atOrAfter: key)
-                    }
-                }
-            }
-            try txn.put(meta, Self.snapshotKey, MetaCodec.encode(snapshot))
+            try compactInTransaction(&txn, to: snapshot, discardingThrough: discardingThrough ?? snapshot.index)
         }
     }
 
     // MARK: Internals
+
+    private func compactInTransaction(_ txn: inout Transaction, to snapshot: StoredSnapshot, discardingThrough: UInt64) throws {
+        let current = try snapshotMetadata(txn)
+        guard snapshot.index >= current.index else { return }
+        let start = try logStart(txn)
+        let held: UInt64?
+        if snapshot.index == start.index {
+            held = start.term
+        } else {
+            held = try txn.withValue(entries, snapshot.index.bigEndianBytes) { bytes in
+                try bytes.map { bytes in try EntryCodec.term(index: snapshot.index, bytes, path: path) }
+            }
+        }
+        if snapshot.index < start.index || held != snapshot.term {
+            if snapshot.index < start.index && snapshot.index > 0 { return }
+            try txn.clear(entries)
+            try txn.put(meta, Self.logStartKey, MetaCodec.encode(StoredSnapshot(index: snapshot.index, term: snapshot.term)))
+        } else {
+            let through = min(discardingThrough, snapshot.index)
+            if through > start.index {
+                let term = try txn.withValue(entries, through.bigEndianBytes) { bytes in
+                    try bytes.map { bytes in try EntryCodec.term(index: through, bytes, path: path) }
+                }
+                guard let term else { throw LogStoreError.notContiguous(expected: (start.index + 1)...through, got: through, path: path) }
+                try txn.withCursor(entries) { cursor in
+                    var row = try cursor.first()
+                    while let (key, _) = row, let index = UInt64(bigEndianBytes: key), index <= through {
+                        try cursor.deleteCurrent()
+                        row = try cursor.seek(atOrAfter: key)
+                    }
+                }
+                try txn.put(meta, Self.logStartKey, MetaCodec.encode(StoredSnapshot(index: through, term: term)))
+            }
+        }
+        if snapshot.index > current.index || current.index == 0 {
+            try txn.put(meta, Self.snapshotKey, MetaCodec.encode(snapshot))
+        }
+    }
 
     private func appendInTransaction(_ txn: inout Transaction, _ batch: [LogEntry]) throws {
         guard let first = batch.first else { return }
         for (previous, next) in zip(batch, batch.dropFirst()) where next.index != previous.index + 1 {
             throw LogStoreError.unorderedBatch(at: next.index)
         }
-        let snapshotIndex = try snapshotMetadata(txn).index
+        let startIndex = try logStart(txn).index
         let last = try lastIndex(txn)
-        guard first.index > snapshotIndex, first.index <= last + 1 else {
-            throw LogStoreError.notContiguous(expected: (snapshotIndex + 1)...(last + 1), got: first.index, path: path)
+        guard first.index > startIndex, first.index <= last + 1 else {
+            throw LogStoreError.notContiguous(expected: (startIndex + 1)...(last + 1), got: first.index, path: path)
         }
         if first.index <= last {
             try deleteSuffix(&txn, from: first.index)
@@ -179,12 +220,12 @@ public final class LogStore: Sendable {
 
     private func firstIndex(_ txn: Transaction) throws -> UInt64 {
         let first = try txn.withCursor(entries) { cursor in try cursor.first().flatMap { UInt64(bigEndianBytes: $0.key) } }
-        return try first ?? snapshotMetadata(txn).index + 1
+        return try first ?? logStart(txn).index + 1
     }
 
     private func lastIndex(_ txn: Transaction) throws -> UInt64 {
         let last = try txn.withCursor(entries) { cursor in try cursor.last().flatMap { UInt64(bigEndianBytes: $0.key) } }
-        return try last ?? snapshotMetadata(txn).index
+        return try last ?? logStart(txn).index
     }
 
     private func hardState(_ txn: Transaction) throws -> StoredHardState {
@@ -201,5 +242,16 @@ public final class LogStore: Sendable {
             throw LogStoreError.corruptRecord(name: "snapshot", path: path)
         }
         return snapshot
+    }
+
+    private func logStart(_ txn: Transaction) throws -> (index: UInt64, term: UInt64) {
+        guard let bytes = try txn.get(meta, Self.logStartKey) else {
+            // Written by every compaction; a log without it was never compacted.
+            return (0, 0)
+        }
+        guard let start = MetaCodec.decodeSnapshot(bytes) else {
+            throw LogStoreError.corruptRecord(name: "log-start", path: path)
+        }
+        return (start.index, start.term)
     }
 }

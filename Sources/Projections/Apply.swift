@@ -15,15 +15,23 @@ extension ChatState {
         try environment.write { txn in
             var applied: [Applied] = []
             var last = try tables.lastApplied(txn)
+            var lastTerm: UInt64?
             for entry in batch where entry.index > last {
+                if let configuration = entry.configuration {
+                    try txn.put(tables.meta, Tables.configurationKey, configuration)
+                }
                 if let bytes = entry.command {
                     applied.append(try applyCommand(&txn, bytes, at: entry.index))
                 } else {
                     applied.append(Applied(index: entry.index, outcome: .success(0), events: [], duplicate: false))
                 }
                 last = entry.index
+                lastTerm = entry.term
             }
             try txn.put(tables.meta, Tables.lastAppliedKey, last.bigEndianBytes)
+            if let lastTerm {
+                try txn.put(tables.meta, Tables.appliedTermKey, lastTerm.bigEndianBytes)
+            }
             return applied
         }
     }

@@ -21,14 +21,21 @@ public struct Applied: Sendable {
     public let duplicate: Bool
 }
 
-/// An entry handed to `ChatState.apply`: its index and, for a chat command, its encoded bytes
-/// (nil for entries that carry no command, such as a new leader's no-op).
+/// An entry handed to `ChatState.apply`: its index and term and, for a chat command, its
+/// encoded bytes (nil for entries that carry no command, such as a new leader's no-op).
+///
+/// `configuration` carries a membership entry's bytes, opaque here: the tables remember the
+/// latest, so a snapshot of them says which cluster it belongs to.
 public struct CommittedEntry: Sendable {
     public var index: UInt64
+    public var term: UInt64
     public var command: [UInt8]?
+    public var configuration: [UInt8]?
 
-    public init(index: UInt64, command: [UInt8]?) {
+    public init(index: UInt64, term: UInt64 = 0, command: [UInt8]?, configuration: [UInt8]? = nil) {
         self.index = index
+        self.term = term
         self.command = command
+        self.configuration = configuration
     }
 }

@@ -21,6 +21,18 @@ public final class ChatState: Sendable {
         try environment.read { txn in try tables.lastApplied(txn) }
     }
 
+    /// Where the tables stand in the log: the last applied index, its term, and the latest
+    /// membership configuration applied (empty until one is). What a snapshot of them records.
+    public func position() throws -> AppliedPosition {
+        try environment.read { txn in
+            AppliedPosition(
+                index: try tables.lastApplied(txn),
+                term: try txn.get(tables.meta, Tables.appliedTermKey).flatMap { UInt64(bigEndianBytes: $0) } ?? 0,
+                configuration: try txn.get(tables.meta, Tables.configurationKey) ?? []
+            )
+        }
+    }
+
     /// Flushes the projections to disk.
     public func sync() throws {
         try environment.sync()
@@ -45,8 +57,23 @@ struct Tables: Sendable {
     }
 
     static let lastAppliedKey = Array("last-applied".utf8)
+    static let appliedTermKey = Array("applied-term".utf8)
+    static let configurationKey = Array("configuration".utf8)
 
     func lastApplied(_ txn: Transaction) throws -> UInt64 {
         try txn.get(meta, Self.lastAppliedKey).flatMap { UInt64(bigEndianBytes: $0) } ?? 0
+    }
+}
+
+/// The log position the tables reflect.
+public struct AppliedPosition: Sendable, Equatable, Codable {
+    public var index: UInt64
+    public var term: UInt64
+    public var configuration: [UInt8]
+
+    public init(index: UInt64, term: UInt64, configuration: [UInt8]) {
+        self.index = index
+        self.term = term
+        self.configuration = configuration
     }
 }

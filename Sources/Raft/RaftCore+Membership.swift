@@ -31,8 +31,10 @@ extension RaftCore {
         } else if let snapshot = try? log.storage.snapshot() {
             nextIndex = snapshot.metadata.index
         }
+        // Entries kept behind the snapshot (a trailing window) are already part of its
+        // configuration: the scan stops at the snapshot.
         var i = index
-        while i >= log.firstIndex && i > 0 {
+        while i >= log.firstIndex && i > nextIndex {
             if let entry = try? log.slice(i, i + 1, maxBytes: .max).first, entry.kind == .configuration {
                 if let change = ConfigurationChange(encoded: entry.data) {
                     // Rebuild from the entry's predecessor configuration.

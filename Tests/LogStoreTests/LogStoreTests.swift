@@ -104,6 +104,43 @@ import Testing
         }
     }
 
+    @Test func compactionCanKeepATrailingWindowBehindTheSnapshot() throws {
+        try withTemporaryDirectory { dir in
+            let log = try LogStore(directory: dir)
+            try log.append(entries(1...10, term: 2))
+            try log.append(entries(11...20, term: 3))
+            try log.compact(to: StoredSnapshot(index: 15, term: 3), discardingThrough: 8)
+            #expect(try log.firstIndex() == 9)
+            #expect(try log.logStart().index == 8 && log.logStart().term == 2)
+            #expect(try log.term(at: 8) == 2, "the term of the last discarded entry still matches an append after it")
+            #expect(try log.term(at: 7) == nil)
+            #expect(try log.entries(from: 9, through: 20).count == 12)
+            #expect(try log.snapshotMetadata().index == 15)
+            // A later compaction moves both forward; an older snapshot changes nothing.
+            try log.compact(to: StoredSnapshot(index: 18, term: 3), discardingThrough: 16)
+            #expect(try log.firstIndex() == 17 && log.snapshotMetadata().index == 18)
+            try log.compact(to: StoredSnapshot(index: 12, term: 3))
+            #expect(try log.firstIndex() == 17 && log.snapshotMetadata().index == 18)
+            // Reopened, it is the same.
+            let reopened = try LogStore(directory: dir, readOnly: true)
+            #expect(try reopened.firstIndex() == 17 && reopened.lastIndex() == 20)
+        }
+    }
+
+    @Test func installingASnapshotWithTheHardStateIsOneWrite() throws {
+        try withTemporaryDirectory { dir in
+            let log = try LogStore(directory: dir)
+            try log.append(entries(1...5, term: 1))
+            // A conflicting snapshot (term 4 at index 5): the whole log goes.
+            try log.save(hardState: StoredHardState(term: 4, vote: 2, commit: 30), entries: entries(31...32, term: 4),
+                         snapshot: StoredSnapshot(index: 30, term: 4, configuration: [7]))
+            #expect(try log.firstIndex() == 31 && log.lastIndex() == 32)
+            #expect(try log.term(at: 30) == 4)
+            #expect(try log.hardState() == StoredHardState(term: 4, vote: 2, commit: 30))
+            #expect(try log.snapshotMetadata() == StoredSnapshot(index: 30, term: 4, configuration: [7]))
+        }
+    }
+
     @Test func snapshotAheadOfTheLogDiscardsEverything() throws {
         try withTemporaryDirectory { dir in
             let log = try LogStore(directory: dir)

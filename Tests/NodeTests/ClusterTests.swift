@@ -222,7 +222,7 @@ import Testing
         var digests: [String] = []
         var applied: [UInt64] = []
         for id in cluster.ids {
-            let state = try ChatState(directory: cluster.dataDirectory(id) + "/state", readOnly: true)
+            let state = try ChatState(directory: StateDirectory(directory: cluster.dataDirectory(id) + "/state").currentPath, readOnly: true)
             digests.append(try state.digest())
             applied.append(try state.lastApplied())
         }

@@ -12,6 +12,8 @@ final class TestCluster: @unchecked Sendable {
     let root: String
     private(set) var processes: [Int: Process] = [:]
     let lock = NSLock()
+    /// Added to every node's command line (snapshot settings, say).
+    var extraArguments: [String] = []
 
     init(size: Int = 5) throws {
         self.size = size
@@ -51,13 +53,17 @@ final class TestCluster: @unchecked Sendable {
         var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", dataDirectory(id),
                          "--cluster-id", "test", "--password-iterations", "1000", "--election-ticks", "30", "--log-level", ProcessInfo.processInfo.environment["CHORUS_TEST_LOG_LEVEL"] ?? "info"]
         for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
-        return arguments
+        return arguments + extraArguments
     }
 
-    func start(_ id: Int) throws {
+    /// Starts node `id`; `environment` adds variables (crash points, test hooks).
+    func start(_ id: Int, environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments(id)
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let log = "\(root)/node-\(id).log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -91,6 +97,18 @@ final class TestCluster: @unchecked Sendable {
         let running = lock.withLock { processes.values.filter(\.isRunning) }
         for process in running { process.terminate() }
         for process in running { process.waitUntilExit() }
+    }
+
+    /// Waits for node `id` to exit on its own; returns whether a signal ended it.
+    func waitForExit(_ id: Int, within: Duration) async throws -> (signaled: Bool, status: Int32) {
+        let clock = ContinuousClock()
+        let end = clock.now + within
+        guard let process = lock.withLock({ processes[id] }) else { throw TestFailure("node \(id) was never started") }
+        while process.isRunning {
+            guard clock.now < end else { throw TestFailure("node \(id) still runs after \(within)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return (process.terminationReason == .uncaughtSignal, process.terminationStatus)
     }
 
     func isRunning(_ id: Int) -> Bool { lock.withLock { processes[id]?.isRunning ?? false } }

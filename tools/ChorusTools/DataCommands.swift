@@ -18,7 +18,11 @@ struct StatusCommand: ParsableCommand {
             "term": hard.term, "vote": hard.vote, "commit": hard.commit,
             "snapshot_index": snapshot.index, "snapshot_term": snapshot.term,
             "log_bytes": try data.log.environment.usedBytes(),
+            "snapshots_stored": data.snapshots.all().count,
         ]
+        if let latest = data.snapshots.find(index: snapshot.index, term: snapshot.term) {
+            object["snapshot_bytes"] = latest.size
+        }
         if let state = data.state {
             object["applied_index"] = try state.lastApplied()
             object["state_bytes"] = try state.environment.usedBytes()
@@ -95,14 +99,14 @@ struct Replay: ParsableCommand {
         let last = try data.log.lastIndex()
         let target = min(to ?? max(hard.commit, applied), last)
         func replay(into path: String) throws {
-            let state = try ChatState(directory: path)
             let progress = Progress("replay", total: Int(target))
             let clock = ContinuousClock()
             let start = clock.now
-            let count = try Replayer.replay(data.log, into: state, through: target, progress: progress)
+            let (state, count, base) = try Replayer.rebuild(at: path, through: target, from: [data], progress: progress)
             let elapsed = clock.now - start
             progress.finish()
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if base > 0 { print("started from the snapshot at index \(base)") }
             print("replayed \(count) entries to index \(target) in \(String(format: "%.2f", seconds)) s (\(Int(Double(count) / max(seconds, 1e-9))) entries/s)")
             print("digest \(try state.digest())")
         }
@@ -145,8 +149,7 @@ struct Verify: ParsableCommand {
                 guard let state = replica.state else { continue }
                 let applied = try state.lastApplied()
                 try Replayer.withScratch { scratch in
-                    let reference = try ChatState(directory: scratch)
-                    _ = try Replayer.replay(replicas[0].log, into: reference, through: applied)
+                    let reference = try Replayer.rebuild(at: scratch, through: applied, from: replicas).state
                     if try reference.digest() != state.digest() {
                         problems.append(contentsOf: try Self.difference(expected: reference, actual: state, name: dirs[n], index: applied))
                     }

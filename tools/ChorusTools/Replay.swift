@@ -11,18 +11,51 @@ struct Replayer {
     /// many were applied.
     static func replay(_ log: LogStore, into state: ChatState, through target: UInt64, progress: Progress? = nil) throws -> Int {
         var next = max(try state.lastApplied() + 1, try log.firstIndex())
+        if try state.lastApplied() + 1 < log.firstIndex() && next <= target {
+            throw ToolError("the projections are at index \(try state.lastApplied()) but the log starts at \(try log.firstIndex()): replay needs a snapshot")
+        }
         var applied = 0
         while next <= target {
             let entries = try log.entries(from: next, through: min(target, next + UInt64(batch) - 1))
             guard let last = entries.last else { break }
             _ = try state.apply(entries.map { entry in
-                CommittedEntry(index: entry.index, command: entry.kind == 0 && !entry.payload.isEmpty ? entry.payload : nil)
+                // Membership entries (kind 1) carry no chat command; the node also records the
+                // configuration they produce, which needs the consensus layer to decode.
+                CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == 0 && !entry.payload.isEmpty ? entry.payload : nil)
             })
             applied += entries.count
             next = last.index + 1
             progress?.update(Int(last.index))
         }
         return applied
+    }
+
+    /// Projections at `target` built in `path`: from the best starting point among the
+    /// replicas' snapshots and logs (the newest snapshot at or below `target` whose entries up
+    /// to `target` some log still holds; or an empty state and a log that starts at 1).
+    static func rebuild(at path: String, through target: UInt64, from replicas: [DataDir], progress: Progress? = nil) throws -> (state: ChatState, applied: Int, snapshot: UInt64) {
+        var best: (snapshot: SnapshotInfo?, file: String?, log: LogStore)?
+        for log in replicas.map(\.log) {
+            let start = try log.logStart().index
+            guard try log.lastIndex() >= target || start == target else { continue }
+            if start == 0, best == nil { best = (nil, nil, log) }
+            for replica in replicas {
+                for info in replica.snapshots.all() where info.index <= target && info.index >= start {
+                    if best?.snapshot == nil || best!.snapshot!.index < info.index {
+                        best = (info, replica.snapshots.dataPath(info), log)
+                    }
+                }
+            }
+        }
+        guard let best else {
+            throw ToolError("no snapshot and log together reach index \(target): the logs were compacted past it")
+        }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        if let file = best.file {
+            try FileSystem.copy(file, to: path + "/data.mdb")
+        }
+        let state = try ChatState(directory: path)
+        return (state, try replay(best.log, into: state, through: target, progress: progress), best.snapshot?.index ?? 0)
     }
 
     /// A scratch directory removed when `body` returns.
@@ -66,6 +99,7 @@ struct DataDir {
     let path: String
     let log: LogStore
     let state: ChatState?
+    let snapshots: SnapshotStore
 
     init(_ path: String) throws {
         self.path = path
@@ -73,7 +107,9 @@ struct DataDir {
             throw ToolError("\(path) is not a Chorus data directory (no log/data.mdb)")
         }
         log = try LogStore(directory: path + "/log", readOnly: true)
-        state = FileManager.default.fileExists(atPath: path + "/state/data.mdb") ? try ChatState(directory: path + "/state", readOnly: true) : nil
+        let statePath = StateDirectory(directory: path + "/state").currentPath
+        state = FileManager.default.fileExists(atPath: statePath + "/data.mdb") ? try ChatState(directory: statePath, readOnly: true) : nil
+        snapshots = SnapshotStore(existing: path + "/snapshots")
     }
 }
 

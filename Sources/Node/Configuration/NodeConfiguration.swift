@@ -46,6 +46,11 @@ public struct NodeConfiguration: Sendable {
     public var proposalTimeout: Duration = .seconds(5)
     /// How long SIGTERM waits for open calls before the process exits anyway.
     public var shutdownGracePeriod: Duration = .seconds(5)
+    /// Applied entries between automatic snapshots (0: only on request).
+    public var snapshotInterval: UInt64 = 20_000
+    /// Entries kept in the log behind a snapshot, so a follower a little behind catches up
+    /// from the log rather than by a whole snapshot.
+    public var snapshotTrailingEntries: UInt64 = 5_000
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id

@@ -19,6 +19,10 @@ public final class Replica: Sendable {
         case read(Reply<Void>)
         case transfer(NodeID)
         case status(Reply<ReplicaStatus>)
+        /// An operator asks for a snapshot now.
+        case takeSnapshot(Reply<SnapshotReport>)
+        /// A snapshot taken off the loop's thread is stored (or failed).
+        case snapshotTaken(Result<SnapshotInfo, SnapshotFailure>, started: ContinuousClock.Instant)
     }
 
     typealias Reply<T> = @Sendable (Result<T, ReplicaError>) -> Void
@@ -29,17 +33,17 @@ public final class Replica: Sendable {
     public let events: EventHub
     public let id: NodeID
 
-    init(core: RaftCore, storage: LogStoreAdapter, state: ChatState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
+    init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
         id = core.id
         events = EventHub()
-        loop = Loop(core: core, storage: storage, state: state, transport: transport, events: events, configuration: configuration, logger: logger)
+        loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, configuration: configuration, logger: logger)
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended.
     func run() async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread { [self] in
-                loop.run(take: { timeout in self.take(timeout: timeout) })
+                loop.run(take: { timeout in self.take(timeout: timeout) }, submit: { [weak self] input in self?.submit(input) })
                 done.resume()
             }
             thread.name = "chorus-raft"
@@ -75,7 +79,8 @@ public final class Replica: Sendable {
             case let .propose(_, reply): reply(.failure(.stopped))
             case let .read(reply): reply(.failure(.stopped))
             case let .status(reply): reply(.failure(.stopped))
-            case .message, .transfer: break
+            case let .takeSnapshot(reply): reply(.failure(.stopped))
+            case .message, .transfer, .snapshotTaken: break
             }
         }
     }
@@ -115,6 +120,14 @@ public final class Replica: Sendable {
     public func transferLeadership(to node: NodeID) {
         submit(.transfer(node))
     }
+
+    /// Takes a snapshot of the projections now and compacts the log behind it.
+    public func takeSnapshot() async throws(ReplicaError) -> SnapshotReport {
+        let result: Result<SnapshotReport, ReplicaError> = await withCheckedContinuation { continuation in
+            submit(.takeSnapshot { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
 }
 
 /// Where the loop hands messages for peers; never blocks.
@@ -127,7 +140,9 @@ extension Replica {
     final class Loop: @unchecked Sendable {
         var core: RaftCore
         let storage: LogStoreAdapter
-        let state: ChatState
+        let data: DataDirectory
+        let current: CurrentState
+        var state: ChatState
         let transport: any MessageSender
         let events: EventHub
         let configuration: NodeConfiguration
@@ -147,19 +162,31 @@ extension Replica {
         var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
         var readCounter: UInt64 = 0
         var appliedIndex: Index
+        /// The membership as of `appliedIndex`, recorded with the projections so that a
+        /// snapshot of them carries it.
+        var appliedConfiguration: ClusterConfiguration
+        var snapshots: SnapshotSchedule
+        /// Hands inputs back to the loop from work done off its thread.
+        var submit: @Sendable (Input) -> Void = { _ in }
 
-        init(core: RaftCore, storage: LogStoreAdapter, state: ChatState, transport: any MessageSender, events: EventHub, configuration: NodeConfiguration, logger: Logger) {
+        init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, configuration: NodeConfiguration, logger: Logger) {
             self.core = core
             self.storage = storage
-            self.state = state
+            self.data = data
+            self.current = current
+            state = current.state
             self.transport = transport
             self.events = events
             self.configuration = configuration
             self.logger = logger
-            appliedIndex = (try? state.lastApplied()) ?? 0
+            let position = try? current.state.position()
+            appliedIndex = position?.index ?? 0
+            appliedConfiguration = position.flatMap { ClusterConfiguration(encoded: $0.configuration) } ?? storage.snapshotMetadata().configuration
+            snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
         }
 
-        func run(take: (Duration) -> [Input]?) {
+        func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
+            self.submit = submit
             var nextTick = clock.now + configuration.tickInterval
             while true {
                 let now = clock.now
@@ -176,6 +203,8 @@ extension Replica {
                     case let .read(reply): startRead(reply)
                     case let .transfer(node): core.transferLeadership(to: node)
                     case let .status(reply): reply(.success(status()))
+                    case let .takeSnapshot(reply): requestSnapshot(reply)
+                    case let .snapshotTaken(result, started): snapshotTaken(result, started: started)
                     }
                 }
                 if !batch.isEmpty { propose(batch) }
@@ -197,6 +226,7 @@ extension Replica {
                 }
             }
             failAll(.stopped)
+            snapshots.failWaiters(.stopped)
             events.closeAll(.shuttingDown)
             // The projections skip fsync on apply; flush them so a restart replays less.
             try? state.sync()
@@ -278,10 +308,9 @@ extension Replica {
             if let soft = ready.softState { leadershipChanged(soft) }
             // The leader's AppendEntries go out while its own write runs.
             transport.send(ready.leaderMessages)
-            if ready.snapshot != nil {
-                fatalError("snapshot installation is not supported by this node version")
-            }
-            if ready.mustSync {
+            if let snapshot = ready.snapshot {
+                try install(snapshot, hardState: ready.hardState, entries: ready.entries)
+            } else if ready.mustSync {
                 try storage.persist(hardState: ready.hardState, entries: ready.entries)
             }
             transport.send(ready.messages)
@@ -296,10 +325,16 @@ extension Replica {
 
         func apply(_ entries: [Entry]) throws {
             let batch = entries.map { entry in
-                CommittedEntry(index: entry.index, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
+                var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
+                if entry.kind == .configuration, entry.index > appliedIndex, let change = ConfigurationChange(encoded: entry.data) {
+                    appliedConfiguration = appliedConfiguration.applying(change)
+                    committed.configuration = appliedConfiguration.encoded()
+                }
+                return committed
             }
             let results = try state.apply(batch)
             appliedIndex = max(appliedIndex, entries.last!.index)
+            maybeSnapshot()
             var terms: [Index: Term] = [:]
             for entry in entries { terms[entry.index] = entry.term }
             for applied in results {

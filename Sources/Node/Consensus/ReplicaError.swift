@@ -12,4 +12,6 @@ public enum ReplicaError: Error, Sendable, Equatable {
     case leadershipLost(leader: NodeID?)
     /// The node is shutting down.
     case stopped
+    /// A snapshot could not be taken (the reason, for the operator).
+    case snapshotFailed(String)
 }

@@ -9,8 +9,11 @@ import Raft
 /// barrier so they see every write acknowledged before they began.
 struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     let replica: Replica
-    let state: ChatState
+    let current: CurrentState
     let configuration: NodeConfiguration
+
+    /// The projections of this moment (a snapshot install may replace them).
+    var state: ChatState { current.state }
 
     // MARK: Accounts and sessions
 

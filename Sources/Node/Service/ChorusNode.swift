@@ -30,8 +30,9 @@ public struct ChorusNode: Service {
                                   electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try data.state.lastApplied()
         let core = RaftCore(storage: storage, options: options)
-        let links = PeerLinks(configuration: configuration, logger: logger)
-        let replica = Replica(core: core, storage: storage, state: data.state, transport: links, configuration: configuration, logger: logger)
+        let links = PeerLinks(configuration: configuration, snapshots: data.snapshots, logger: logger)
+        let current = CurrentState(data.state)
+        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
@@ -39,8 +40,9 @@ public struct ChorusNode: Service {
             config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes }
         )
         let server = GRPCServer(transport: transport, services: [
-            ChatService(replica: replica, state: data.state, configuration: configuration),
-            PeerService(replica: replica, clusterID: configuration.clusterID),
+            ChatService(replica: replica, current: current, configuration: configuration),
+            PeerService(replica: replica, clusterID: configuration.clusterID, snapshots: SnapshotReceiver(store: data.snapshots, logger: logger)),
+            AdminService(replica: replica, configuration: configuration),
             HealthService(),
         ])
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
@@ -70,7 +72,7 @@ public struct ChorusNode: Service {
                 exit(0)
             }
         }
-        try data.state.sync()
+        try current.state.sync()
         logger.info("node \(configuration.id) stopped")
     }
 

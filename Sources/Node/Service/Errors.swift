@@ -23,6 +23,8 @@ extension NodeConfiguration {
             return RPCError(code: .unavailable, message: "leadership changed while the request waited; retry with the same request id", metadata: leaderHint(leader))
         case .stopped:
             return RPCError(code: .unavailable, message: "node \(id) is shutting down")
+        case let .snapshotFailed(reason):
+            return RPCError(code: .internalError, message: "node \(id) could not take a snapshot: \(reason)")
         }
     }
 }

@@ -3,20 +3,28 @@ import LogStore
 import Projections
 import Raft
 
-/// A node's data directory: `log/` (the Raft log, fsynced), `state/` (the projections) and
-/// `identity` (which cluster and node it belongs to), so that starting a node on another
-/// cluster's data is refused instead of corrupting both.
+/// A node's data directory: `log/` (the Raft log, fsynced), `state/` (the projections, see
+/// `StateDirectory`), `snapshots/`, and `identity` (which cluster and node it belongs to), so
+/// that starting a node on another cluster's data is refused instead of corrupting both.
 public struct DataDirectory: Sendable {
     public let path: String
     public let log: LogStore
+    public let stateDirectory: StateDirectory
+    public let snapshots: SnapshotStore
+    /// The projections as found, or as recovered from the latest snapshot.
     public let state: ChatState
+    /// Held while the directory is open: a second node, or an offline tool, is refused.
+    private let lock: DirectoryLock
 
     public init(path: String, clusterID: String, nodeID: NodeID) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
+        lock = try DirectoryLock(path: path + "/lock")
         log = try LogStore(directory: path + "/log")
-        state = try ChatState(directory: path + "/state")
+        snapshots = try SnapshotStore(directory: path + "/snapshots")
+        stateDirectory = StateDirectory(directory: path + "/state")
+        state = try stateDirectory.open(recoveringWith: log, snapshots: snapshots)
     }
 
     static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws {
@@ -43,4 +51,22 @@ public struct DataDirectory: Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
         guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
     }
+}
+
+/// An exclusive `flock` on a file in the data directory, released when the process exits
+/// (however it exits), so a stale lock never blocks a restart.
+final class DirectoryLock: Sendable {
+    let descriptor: Int32
+
+    init(path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw ConfigurationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigurationError("the data directory \((path as NSString).deletingLastPathComponent) is in use by another process")
+        }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
 }

@@ -35,18 +35,21 @@ final class LogStoreAdapter: RaftStorage {
         return term
     }
 
-    /// Why `index` is not in the log: compacted into the snapshot, or not written yet.
+    /// Why `index` is not in the log: compacted away, or not written yet.
     private func missing(_ index: Raft.Index) -> StorageError {
-        index <= snapshotMetadata().index ? .compacted : .unavailable
+        index <= fatalOnError({ try store.logStart().index }) ? .compacted : .unavailable
     }
 
     func firstIndex() -> Raft.Index { fatalOnError { try store.firstIndex() } }
     func lastIndex() -> Raft.Index { fatalOnError { try store.lastIndex() } }
 
+    /// The latest snapshot, metadata only: its file is streamed to the follower by the
+    /// transport (`SnapshotSender`), not carried in the Raft message.
     func snapshot() throws(StorageError) -> Raft.Snapshot {
-        // Compaction (and with it snapshots to send) comes with the snapshot machinery; until
-        // a node has compacted, every follower can be caught up from the log itself.
-        throw .snapshotTemporarilyUnavailable
+        let metadata = snapshotMetadata()
+        // Nothing was ever compacted, so every follower can be caught up from the log.
+        guard metadata.index > 0 else { throw .snapshotTemporarilyUnavailable }
+        return Raft.Snapshot(metadata: metadata)
     }
 
     func snapshotMetadata() -> Raft.SnapshotMetadata {
@@ -55,12 +58,26 @@ final class LogStoreAdapter: RaftStorage {
         return Raft.SnapshotMetadata(index: meta.index, term: meta.term, configuration: configuration)
     }
 
-    /// Persists a `Ready`'s hard state and entries in one fsynced transaction.
-    func persist(hardState: Raft.HardState?, entries: [Raft.Entry]) throws {
+    /// Persists a `Ready`'s hard state, entries and installed snapshot in one fsynced
+    /// transaction.
+    func persist(hardState: Raft.HardState?, entries: [Raft.Entry], snapshot: Raft.SnapshotMetadata? = nil) throws {
         try store.save(
             hardState: hardState.map { StoredHardState(term: $0.term, vote: $0.vote, commit: $0.commit) },
-            entries: entries.map { LogEntry(index: $0.index, term: $0.term, kind: $0.kind.rawValue, payload: $0.data) }
+            entries: entries.map { LogEntry(index: $0.index, term: $0.term, kind: $0.kind.rawValue, payload: $0.data) },
+            snapshot: snapshot.map(Self.stored)
         )
+    }
+
+    /// Records a snapshot this node took and discards the log behind it, keeping
+    /// `trailingEntries` for followers that are only a little behind.
+    func compact(to snapshot: Raft.SnapshotMetadata, trailingEntries: UInt64) throws -> Raft.Index {
+        let through = snapshot.index > trailingEntries ? snapshot.index - trailingEntries : 0
+        try store.compact(to: Self.stored(snapshot), discardingThrough: through)
+        return try store.firstIndex()
+    }
+
+    static func stored(_ metadata: Raft.SnapshotMetadata) -> StoredSnapshot {
+        StoredSnapshot(index: metadata.index, term: metadata.term, configuration: metadata.configuration.encoded())
     }
 
     static func entry(_ stored: LogEntry) -> Raft.Entry {

@@ -2,6 +2,7 @@ import API
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import Projections
 import Raft
 import Synchronization
 
@@ -11,10 +12,10 @@ import Synchronization
 final class PeerLinks: MessageSender {
     let links: [NodeID: PeerLink]
 
-    init(configuration: NodeConfiguration, logger: Logger) {
+    init(configuration: NodeConfiguration, snapshots: SnapshotStore, logger: Logger) {
         var links: [NodeID: PeerLink] = [:]
         for (id, address) in configuration.members where id != configuration.id {
-            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, logger: logger)
+            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, snapshots: snapshots, logger: logger)
         }
         self.links = links
     }
@@ -23,6 +24,10 @@ final class PeerLinks: MessageSender {
         guard !messages.isEmpty else { return }
         var byPeer: [NodeID: [Chorus_V1_RaftMessage]] = [:]
         for message in messages {
+            if case .snapshot = message.kind {
+                links[message.to]?.snapshots.offer(message)
+                continue
+            }
             byPeer[message.to, default: []].append(MessageCoding.encode(message))
         }
         for (peer, batch) in byPeer {
@@ -45,6 +50,7 @@ final class PeerLink: Sendable {
     let address: PeerAddress
     let clusterID: String
     let logger: Logger
+    let snapshots: SnapshotSender
     /// Most messages held for a peer that is not reading them.
     static let queueLimit = 4096
 
@@ -55,11 +61,12 @@ final class PeerLink: Sendable {
     private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let batchesSent = Atomic<Int>(0)
 
-    init(peer: NodeID, address: PeerAddress, clusterID: String, logger: Logger) {
+    init(peer: NodeID, address: PeerAddress, clusterID: String, snapshots: SnapshotStore, logger: Logger) {
         self.peer = peer
         self.address = address
         self.clusterID = clusterID
         self.logger = logger
+        self.snapshots = SnapshotSender(peer: peer, clusterID: clusterID, store: snapshots, logger: logger)
     }
 
     func enqueue(_ batch: [Chorus_V1_RaftMessage]) {
@@ -88,6 +95,19 @@ final class PeerLink: Sendable {
             )
             try await withGRPCClient(transport: transport) { client in
                 let stub = Chorus_V1_Peer.Client(wrapping: client)
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.snapshots.run(stub: stub) }
+                    await self.stream(stub: stub)
+                    self.snapshots.stop()
+                }
+            }
+        } catch {
+            logger.error("peer link to \(peer) at \(address) failed: \(error)")
+        }
+    }
+
+    /// Keeps one message stream open to the peer, reconnecting with backoff, until cancelled.
+    private func stream(stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async {
                 var backoff = Duration.milliseconds(20)
                 while !Task.isCancelled {
                     // A fresh signal per stream: an AsyncStream whose reader was cancelled
@@ -114,9 +134,5 @@ final class PeerLink: Sendable {
                     backoff = delivered ? .milliseconds(20) : min(backoff * 2, .milliseconds(500))
                     try? await Task.sleep(for: backoff)
                 }
-            }
-        } catch {
-            logger.error("peer link to \(peer) at \(address) failed: \(error)")
-        }
     }
 }

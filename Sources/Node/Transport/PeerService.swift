@@ -6,6 +6,7 @@ import Raft
 struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let replica: Replica
     let clusterID: String
+    let snapshots: SnapshotReceiver
 
     func stream(request: RPCAsyncSequence<Chorus_V1_PeerBatch, any Error>, context: ServerContext) async throws -> Chorus_V1_PeerStreamSummary {
         var received: UInt64 = 0
@@ -14,11 +15,17 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
             }
             for encoded in batch.messages {
+                // Snapshots arrive only through InstallSnapshot, after their file is stored.
                 guard encoded.to == replica.id, let message = MessageCoding.decode(encoded) else { continue }
+                if case .snapshot = message.kind { continue }
                 replica.receive(message)
                 received += 1
             }
         }
         return .with { $0.received = received }
+    }
+
+    func installSnapshot(request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>, response: RPCWriter<Chorus_V1_SnapshotProgress>, context: ServerContext) async throws {
+        try await snapshots.receive(request: request, response: response, clusterID: clusterID, replica: replica)
     }
 }

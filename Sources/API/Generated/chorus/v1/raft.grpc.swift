@@ -37,9 +37,23 @@ public enum Chorus_V1_Peer: Sendable {
                 type: .clientStreaming
             )
         }
+        /// Namespace for "InstallSnapshot" metadata.
+        public enum InstallSnapshot: Sendable {
+            /// Request type for "InstallSnapshot".
+            public typealias Input = Chorus_V1_SnapshotChunk
+            /// Response type for "InstallSnapshot".
+            public typealias Output = Chorus_V1_SnapshotProgress
+            /// Descriptor for "InstallSnapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Peer"),
+                method: "InstallSnapshot",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "chorus.v1.Peer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
-            Stream.descriptor
+            Stream.descriptor,
+            InstallSnapshot.descriptor
         ]
     }
 }
@@ -79,6 +93,27 @@ extension Chorus_V1_Peer {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_PeerBatch>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_PeerStreamSummary>
+
+        /// Handle the "InstallSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+        /// > file in chunks. The follower answers with how many bytes it holds after the header and
+        /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+        /// > transfer broken off resumes from what the follower already holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SnapshotProgress` messages.
+        func installSnapshot(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SnapshotChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SnapshotProgress>
     }
 
     /// Service protocol for the "chorus.v1.Peer" service.
@@ -102,6 +137,27 @@ extension Chorus_V1_Peer {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_PeerBatch>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_PeerStreamSummary>
+
+        /// Handle the "InstallSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+        /// > file in chunks. The follower answers with how many bytes it holds after the header and
+        /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+        /// > transfer broken off resumes from what the follower already holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SnapshotProgress` messages.
+        func installSnapshot(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SnapshotChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SnapshotProgress>
     }
 
     /// Simple service protocol for the "chorus.v1.Peer" service.
@@ -123,6 +179,28 @@ extension Chorus_V1_Peer {
             request: GRPCCore.RPCAsyncSequence<Chorus_V1_PeerBatch, any Swift.Error>,
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_PeerStreamSummary
+
+        /// Handle the "InstallSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+        /// > file in chunks. The follower answers with how many bytes it holds after the header and
+        /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+        /// > transfer broken off resumes from what the follower already holds.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Chorus_V1_SnapshotChunk` messages.
+        ///   - response: A response stream of `Chorus_V1_SnapshotProgress` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func installSnapshot(
+            request: GRPCCore.RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Chorus_V1_SnapshotProgress>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -136,6 +214,17 @@ extension Chorus_V1_Peer.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_PeerStreamSummary>(),
             handler: { request, context in
                 try await self.stream(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Peer.Method.InstallSnapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SnapshotChunk>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SnapshotProgress>(),
+            handler: { request, context in
+                try await self.installSnapshot(
                     request: request,
                     context: context
                 )
@@ -174,6 +263,23 @@ extension Chorus_V1_Peer.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    public func installSnapshot(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_SnapshotChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SnapshotProgress> {
+        return GRPCCore.StreamingServerResponse<Chorus_V1_SnapshotProgress>(
+            metadata: [:],
+            producer: { writer in
+                try await self.installSnapshot(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
 }
 
 // MARK: chorus.v1.Peer (client)
@@ -202,6 +308,32 @@ extension Chorus_V1_Peer {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_PeerStreamSummary>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_PeerStreamSummary>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "InstallSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+        /// > file in chunks. The follower answers with how many bytes it holds after the header and
+        /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+        /// > transfer broken off resumes from what the follower already holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_SnapshotChunk` messages.
+        ///   - serializer: A serializer for `Chorus_V1_SnapshotChunk` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SnapshotProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func installSnapshot<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_SnapshotChunk>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SnapshotChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SnapshotProgress>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SnapshotProgress>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -250,6 +382,41 @@ extension Chorus_V1_Peer {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "InstallSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+        /// > file in chunks. The follower answers with how many bytes it holds after the header and
+        /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+        /// > transfer broken off resumes from what the follower already holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_SnapshotChunk` messages.
+        ///   - serializer: A serializer for `Chorus_V1_SnapshotChunk` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SnapshotProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func installSnapshot<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_SnapshotChunk>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SnapshotChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SnapshotProgress>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SnapshotProgress>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Chorus_V1_Peer.Method.InstallSnapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -276,6 +443,36 @@ extension Chorus_V1_Peer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_PeerBatch>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_PeerStreamSummary>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "InstallSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+    /// > file in chunks. The follower answers with how many bytes it holds after the header and
+    /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+    /// > transfer broken off resumes from what the follower already holds.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Chorus_V1_SnapshotChunk` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func installSnapshot<Result>(
+        request: GRPCCore.StreamingClientRequest<Chorus_V1_SnapshotChunk>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SnapshotProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.installSnapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SnapshotChunk>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SnapshotProgress>(),
             options: options,
             onResponse: handleResponse
         )
@@ -309,6 +506,41 @@ extension Chorus_V1_Peer.ClientProtocol {
             producer: producer
         )
         return try await self.stream(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "InstallSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Streams a snapshot to a follower the log can no longer catch up: a header, then the
+    /// > file in chunks. The follower answers with how many bytes it holds after the header and
+    /// > after each chunk; the leader keeps a bounded number of bytes unacknowledged, and a
+    /// > transfer broken off resumes from what the follower already holds.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func installSnapshot<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Chorus_V1_SnapshotChunk>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SnapshotProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Chorus_V1_SnapshotChunk>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.installSnapshot(
             request: request,
             options: options,
             onResponse: handleResponse

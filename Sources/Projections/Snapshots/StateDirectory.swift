@@ -1,0 +1,76 @@
+import Foundation
+import LogStore
+
+/// A node's `state/` directory: the projections live in a generation subdirectory named by
+/// the file `CURRENT`. Installing a snapshot builds the next generation beside the current
+/// one and then replaces `CURRENT` by rename, so a crash at any step leaves either the old
+/// projections or the new ones, never a mix.
+public struct StateDirectory: Sendable {
+    public let directory: String
+    static let initialGeneration = "initial"
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The generation `CURRENT` names (the initial one when there is no `CURRENT` yet).
+    public var currentGeneration: String {
+        guard let data = FileManager.default.contents(atPath: directory + "/CURRENT") else { return Self.initialGeneration }
+        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return name.isEmpty ? Self.initialGeneration : name
+    }
+
+    /// The environment directory of the current projections.
+    public var currentPath: String { directory + "/" + currentGeneration }
+
+    /// Opens the current projections (creating the initial, empty ones for a new node) and
+    /// removes whatever a crash left half-built.
+    public func open() throws -> ChatState {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let current = currentGeneration
+        removeGenerations(except: current)
+        return try ChatState(directory: directory + "/" + current)
+    }
+
+    /// Opens the projections of a node's data directory. When they are behind the point where
+    /// the log begins (a crash came between recording an installed snapshot in the log and
+    /// swapping the projections, or unsynced projections lost their tail after the log was
+    /// compacted), the log alone cannot bring them up to date: the snapshot the log names
+    /// replaces them.
+    public func open(recoveringWith log: LogStore, snapshots: SnapshotStore) throws -> ChatState {
+        let state = try open()
+        guard try state.lastApplied() < log.logStart().index else { return state }
+        let meta = try log.snapshotMetadata()
+        guard let info = snapshots.find(index: meta.index, term: meta.term) else {
+            throw SnapshotError.missing(index: meta.index, term: meta.term, directory: snapshots.directory)
+        }
+        return try install(snapshotFile: snapshots.dataPath(info), generation: info.name)
+    }
+
+    /// Makes a copy of the snapshot file the current projections and opens them. The caller
+    /// closes the previous ones (by releasing them).
+    public func install(snapshotFile: String, generation: String) throws -> ChatState {
+        let temporary = directory + "/" + generation + ".tmp"
+        let final = directory + "/" + generation
+        try? FileManager.default.removeItem(atPath: temporary)
+        if generation != currentGeneration { try? FileManager.default.removeItem(atPath: final) }
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        try FileSystem.copy(snapshotFile, to: temporary + "/data.mdb")
+        try FileSystem.sync(temporary)
+        if !FileSystem.exists(final) { try FileSystem.rename(temporary, to: final) }
+        CrashPoint.reach("install-state-copied")
+        try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
+        CrashPoint.reach("install-current")
+        let state = try ChatState(directory: final)
+        removeGenerations(except: generation)
+        return state
+    }
+
+    /// Removes every generation but `keep`. An environment still open elsewhere in the
+    /// process stays readable: its files live until closed.
+    private func removeGenerations(except keep: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name != keep && name != "CURRENT" {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Client
+import Foundation
+import LogStore
+import Projections
+
+/// Offline compaction of a stopped node's data directory.
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Snapshot a stopped node's projections, discard the log behind the snapshot and shrink the log file."
+    )
+    @Argument(help: "The data directory of a stopped node.") var dir: String
+    @Option(help: "Log entries to keep behind the snapshot.") var keep: UInt64 = 0
+
+    func run() throws {
+        guard FileSystem.exists(dir + "/log/data.mdb") else {
+            throw ToolError("\(dir) is not a Chorus data directory (no log/data.mdb)")
+        }
+        // The node holds this lock while it runs; so does this command.
+        let fd = open(dir + "/lock", O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            throw ToolError("\(dir) is in use by a running node: stop it first, or use `chorus-tools snapshot --endpoint HOST:PORT` on the running node")
+        }
+        defer { close(fd) }
+        let before = Self.bytes(dir + "/log/data.mdb")
+        let shrunk = dir + "/log.compacting"
+        try? FileManager.default.removeItem(atPath: shrunk)
+        try FileManager.default.createDirectory(atPath: shrunk, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: shrunk) }
+
+        let report = try snapshotAndCompact(copyLogTo: shrunk)
+        // Every environment is closed now. One rename swaps the compacted copy in: a crash
+        // leaves either the old file or the new one.
+        try FileSystem.rename(shrunk + "/data.mdb", to: dir + "/log/data.mdb")
+        print(report)
+        print("log file: \(before) → \(Self.bytes(dir + "/log/data.mdb")) bytes")
+    }
+
+    private func snapshotAndCompact(copyLogTo shrunk: String) throws -> String {
+        let log = try LogStore(directory: dir + "/log")
+        let snapshots = try SnapshotStore(directory: dir + "/snapshots")
+        let state = try StateDirectory(directory: dir + "/state").open(recoveringWith: log, snapshots: snapshots)
+        // Apply what committed and the node had not applied yet, as the node would on start.
+        let commit = min(try log.hardState().commit, try log.lastIndex())
+        let progress = Progress("apply", total: Int(commit))
+        let applied = try Replayer.replay(log, into: state, through: commit, progress: progress)
+        progress.finish()
+        try state.sync()
+        let info = try snapshots.take(from: state, termAt: { try log.term(at: $0) })
+        guard info.index > 0 else { return "nothing to compact: no entry was applied" }
+        let through = info.index > keep ? info.index - keep : 0
+        try log.compact(to: StoredSnapshot(index: info.index, term: info.term, configuration: info.configuration), discardingThrough: through)
+        snapshots.prune(keeping: info)
+        try log.environment.copy(to: shrunk, compact: true)
+        return "applied \(applied) entries; snapshot at index \(info.index) (term \(info.term), \(info.size) bytes); the log now holds \(try log.firstIndex())...\(try log.lastIndex())"
+    }
+
+    static func bytes(_ path: String) -> UInt64 { FileSystem.size(path) ?? 0 }
+}
+
+/// Asks a running node for a snapshot.
+struct SnapshotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Ask a running node to snapshot its projections now and compact its log."
+    )
+    @Option(help: "The node, host:port.") var endpoint: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let taken = try await takeSnapshot(endpoint: endpoint)
+        if json {
+            print("{\"index\":\(taken.index),\"term\":\(taken.term),\"size_bytes\":\(taken.sizeBytes),\"log_first_index\":\(taken.logFirstIndex),\"duration_ms\":\(taken.durationMilliseconds)}")
+        } else {
+            print("snapshot at index \(taken.index) (term \(taken.term), \(taken.sizeBytes) bytes) in \(taken.durationMilliseconds) ms; the log now starts at \(taken.logFirstIndex)")
+        }
+    }
+}
