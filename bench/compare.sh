@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Benchmarks Chorus and etcd side by side on this machine and writes the table into
+# docs/BENCHMARKS.md: both as 5-node clusters on loopback with fsync on, every scenario at
+# 1, 16 and 128 callers alternately against each, both failover probes, and replay.
+#
+#   bash bench/compare.sh                 # the full run (about 8 minutes)
+#   bash bench/compare.sh --duration 3    # extra options go to `chorus-tools compare`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_lmdb
+if ! command -v etcd >/dev/null; then
+  say "installing etcd-server and etcd-client (the system compared against)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: etcd is missing and installing it needs root: run 'sudo apt-get install -y etcd-server etcd-client'" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq etcd-server etcd-client
+fi
+
+say "building release binaries"
+run swift build -c release
+bin=$(swift build -c release --show-bin-path)
+
+say "running the comparison (report goes into docs/BENCHMARKS.md)"
+run "$bin/chorus-tools" compare --output docs/BENCHMARKS.md "$@"

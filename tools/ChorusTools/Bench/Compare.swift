@@ -1,0 +1,212 @@
+import ArgumentParser
+import Client
+import Foundation
+
+/// Runs the whole comparison: both 5-node clusters side by side, every scenario at every
+/// caller count alternately against each, both failover probes, replay; prints a markdown
+/// report and optionally writes it into a file between markers.
+struct Compare: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark Chorus and etcd side by side (5-node clusters on loopback, fsync on) and write a markdown report."
+    )
+
+    @Option(help: "Caller counts, comma-separated.") var callers: String = "1,16,128"
+    @Option(help: "Seconds measured per run.") var duration: Double = 10
+    @Option(help: "Seconds of warm-up per run.") var warmup: Double = 2
+    @Option(help: "Seconds without faults in each failover probe.") var quiet: Double = 60
+    @Option(help: "Entries in the replay benchmark's log (0 skips it).") var replayEntries: Int = 1_000_000
+    @Option(help: "Write the report into this markdown file, between <!-- compare:begin --> and <!-- compare:end -->.") var output: String?
+    @Option(help: "Loopback address for all nodes.") var host: String = "127.0.0.1"
+
+    func run() async throws {
+        let counts = callers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty else { throw ValidationError("--callers is a list of numbers") }
+        let started = Date()
+
+        let chorus = try BenchCluster(host: host, basePort: 7301)
+        let etcd = try EtcdCluster(host: host, clientBasePort: 23791, peerBasePort: 23891)
+        defer { chorus.close(); etcd.close() }
+        try chorus.startAll()
+        try etcd.startAll()
+        let rows = try await withChorusClient(endpoints: chorus.endpoints, deadline: .seconds(10)) { chorusClient in
+            try await EtcdClient.with(endpoints: etcd.endpoints) { etcdClient in
+                var rows: [Row] = []
+                _ = try await chorus.waitForLeader(chorusClient)
+                _ = try await etcd.waitForLeader(etcdClient)
+                for scenario in Scenario.allCases {
+                    for count in counts {
+                        let a = try await LoadGenerator.run(
+                            target: "chorus", scenario: scenario.name(for: "chorus"), callers: count,
+                            warmup: Duration(seconds: warmup), duration: Duration(seconds: duration),
+                            operation: try await ChorusWorkload.prepare(chorusClient, scenario: scenario, callers: count, bodyBytes: 64))
+                        say(a.line)
+                        let b = try await LoadGenerator.run(
+                            target: "etcd", scenario: scenario.name(for: "etcd"), callers: count,
+                            warmup: Duration(seconds: warmup), duration: Duration(seconds: duration),
+                            operation: try await EtcdWorkload.prepare(etcdClient, scenario: scenario, callers: count, bodyBytes: 64))
+                        say(b.line)
+                        rows.append(Row(scenario: scenario, chorus: a, etcd: b))
+                    }
+                }
+                return rows
+            }
+        }
+        chorus.close()
+        etcd.close()
+
+        var failovers: [FailoverResult] = []
+        for target in ["chorus", "etcd"] {
+            let result = try await FailoverProbe.probe(target: target, quiet: Duration(seconds: quiet), after: .seconds(5), host: host, basePort: target == "chorus" ? 7401 : 24791)
+            say(result.line)
+            failovers.append(result)
+        }
+        let replay = replayEntries > 0 ? try measureReplay(entries: replayEntries) : nil
+        if let replay { say("replay: \(replay)") }
+
+        let report = Self.report(rows: rows, failovers: failovers, replay: replay, started: started,
+                                 duration: duration, warmup: warmup, quiet: quiet, replayEntries: replayEntries)
+        print(report)
+        if let output { try Self.write(report, into: output) }
+    }
+
+    func say(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Entries/s of `chorus-tools replay` over a synthetic log, run as child processes.
+    func measureReplay(entries: Int) throws -> Int? {
+        let directory = NSTemporaryDirectory() + "chorus-replay-bench-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try Self.runSelf(["synth-log", "--dir", directory, "--entries", "\(entries)"])
+        let output = try Self.runSelf(["replay", directory])
+        guard let range = output.range(of: #"\((\d+) entries/s\)"#, options: .regularExpression) else { return nil }
+        return Int(output[range].dropFirst().prefix { $0.isNumber })
+    }
+
+    static func runSelf(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ToolError("chorus-tools \(arguments.joined(separator: " ")) failed") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: The report
+
+    struct Row: Sendable {
+        var scenario: Scenario
+        var chorus: BenchResult
+        var etcd: BenchResult
+    }
+
+    static func report(rows: [Row], failovers: [FailoverResult], replay: Int?,
+                       started: Date, duration: Double, warmup: Double, quiet: Double, replayEntries: Int) -> String {
+        var out: [String] = []
+        let stamp = ISO8601DateFormatter().string(from: started)
+        out.append("## Chorus and etcd side by side")
+        out.append("")
+        out.append("Generated by `bench/compare.sh` on \(stamp). \(Machine.description)")
+        out.append("")
+        out.append("Both clusters: 5 nodes on loopback, every write fsynced before it is acknowledged (etcd \(Machine.etcdVersion) in its default configuration; Chorus as `scripts/cluster.sh` runs it). One load generator (`chorus-tools bench`, closed loop, gRPC, HdrHistogram): \(Int(warmup)) s warm-up, then \(Int(duration)) s measured per cell, Chorus and etcd alternately. Writes: Chorus sends a 64-byte message between the caller's own pair of users; etcd puts a 64-byte value under a fresh key. Reads: a page of 20 messages of the caller's conversation / a linearizable get of one key. Mixed: 90% reads, 10% writes.")
+        out.append("")
+        out.append("| scenario | callers | Chorus ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | Chorus/etcd ops/s | errors (C/e) |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows {
+            let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
+            out.append(String(format: "| %@ / %@ | %d | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | **%.2f×** | %d/%d |",
+                              row.chorus.scenario, row.etcd.scenario, row.chorus.callers,
+                              row.chorus.opsPerSecond, row.chorus.p50Ms, row.chorus.p99Ms,
+                              row.etcd.opsPerSecond, row.etcd.p50Ms, row.etcd.p99Ms, ratio, row.chorus.errors, row.etcd.errors))
+        }
+        out.append("")
+        out.append("### Failover")
+        out.append("")
+        out.append("One writer writing steadily through the client for \(Int(quiet)) s with no fault, then the leader is SIGKILLed (`chorus-tools failover-probe`).")
+        out.append("")
+        out.append("| | " + failovers.map(\.target).joined(separator: " | ") + " |")
+        out.append("|---|" + failovers.map { _ in "---:" }.joined(separator: "|") + "|")
+        out.append("| leader changes in \(Int(quiet)) s without faults | " + failovers.map { "\($0.leaderChangesWithoutFaults)" }.joined(separator: " | ") + " |")
+        out.append("| first write acknowledged after the kill | " + failovers.map { String(format: "%.0f ms", $0.firstWriteAfterKillMs) }.joined(separator: " | ") + " |")
+        out.append("| longest gap between acknowledged writes | " + failovers.map { String(format: "%.0f ms", $0.longestGapMs) }.joined(separator: " | ") + " |")
+        out.append("")
+        if let replay {
+            out.append("### Replay")
+            out.append("")
+            out.append("`chorus-tools replay` of a synthetic log of \(replayEntries) entries (`chorus-tools synth-log`): **\(replay) entries/s**.")
+            out.append("")
+        }
+        out.append("### Targets")
+        out.append("")
+        out.append("| target | measured | met |")
+        out.append("|---|---|---|")
+        for callers in [16, 128] {
+            if let row = rows.first(where: { $0.scenario == .write && $0.chorus.callers == callers }) {
+                let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
+                out.append(String(format: "| write throughput ≥ 1.5× etcd at %d callers | %.2f× | %@ |", callers, ratio, ratio >= 1.5 ? "yes" : "no"))
+            }
+        }
+        if let row = rows.first(where: { $0.scenario == .write && $0.chorus.callers == 1 }) {
+            out.append(String(format: "| single-caller write p50 ≤ etcd's | %.2f ms vs %.2f ms | %@ |", row.chorus.p50Ms, row.etcd.p50Ms, row.chorus.p50Ms <= row.etcd.p50Ms ? "yes" : "no"))
+        }
+        if let probe = failovers.first(where: { $0.target == "chorus" }) {
+            out.append(String(format: "| longest write gap on leader kill ≤ 500 ms | %.0f ms | %@ |", probe.longestGapMs, probe.longestGapMs <= 500 ? "yes" : "no"))
+            out.append("| no leader change under steady load | \(probe.leaderChangesWithoutFaults) | \(probe.leaderChangesWithoutFaults == 0 ? "yes" : "no") |")
+        }
+        if let replay {
+            out.append("| replay ≥ 500,000 entries/s | \(replay) entries/s | \(replay >= 500_000 ? "yes" : "no") |")
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static let begin = "<!-- compare:begin -->"
+    static let end = "<!-- compare:end -->"
+
+    /// Replaces the text between the markers (or appends the markers and the report).
+    static func write(_ report: String, into path: String) throws {
+        var text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let block = "\(begin)\n\(report)\n\(end)"
+        if let from = text.range(of: begin), let to = text.range(of: end, range: from.upperBound..<text.endIndex) {
+            text.replaceSubrange(from.lowerBound..<to.upperBound, with: block)
+        } else {
+            text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n") + "\n" + block + "\n"
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+/// What the numbers were measured on.
+enum Machine {
+    static var description: String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let memory = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("MemTotal") }?
+            .split(whereSeparator: { $0 == " " }).dropFirst().first.flatMap { Double($0) }.map { String(format: "%.0f GiB", $0 / 1_048_576) } ?? "?"
+        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        return "Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpu)), \(memory) RAM, Linux \(kernel); the load generator and all ten nodes share it."
+    }
+
+    static var etcdVersion: String {
+        guard let output = try? runCommand("/usr/bin/etcd", ["--version"]) else { return "?" }
+        return output.split(separator: "\n").first { $0.hasPrefix("etcd Version") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "?"
+    }
+
+    static func runCommand(_ path: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

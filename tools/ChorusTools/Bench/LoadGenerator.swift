@@ -1,0 +1,86 @@
+import Foundation
+import Histogram
+
+/// What one closed-loop run measured.
+struct BenchResult: Sendable, Codable {
+    var target: String
+    var scenario: String
+    var callers: Int
+    var seconds: Double
+    var operations: UInt64
+    var errors: Int
+    var opsPerSecond: Double
+    var p50Ms: Double
+    var p90Ms: Double
+    var p99Ms: Double
+    var p999Ms: Double
+    var maxMs: Double
+
+    var line: String {
+        String(format: "%@ %@  callers %d  ops/s %.0f  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  errors %d",
+               target, scenario, callers, opsPerSecond, p50Ms, p90Ms, p99Ms, p999Ms, maxMs, errors)
+    }
+}
+
+/// A closed loop: each caller issues its next operation as soon as the previous one
+/// completes. Latencies of operations started after the warm-up and finished before the end
+/// go into an HdrHistogram (microseconds, 3 significant digits), one per caller, merged.
+enum LoadGenerator {
+    static func run(
+        target: String, scenario: String, callers: Int, warmup: Duration, duration: Duration,
+        operation: @escaping @Sendable (_ caller: Int, _ sequence: Int) async throws -> Void
+    ) async throws -> BenchResult {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let measureFrom = start + warmup
+        let end = measureFrom + duration
+        let (histogram, errors) = await withTaskGroup(of: (Histogram<UInt64>, Int).self) { group in
+            for caller in 0..<callers {
+                group.addTask {
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+                    var errors = 0
+                    var sequence = 0
+                    while clock.now < end {
+                        let began = clock.now
+                        do {
+                            try await operation(caller, sequence)
+                            let finished = clock.now
+                            if began >= measureFrom && finished <= end {
+                                _ = histogram.record(UInt64(max(1, (finished - began).microseconds)))
+                            }
+                        } catch {
+                            if began >= measureFrom { errors += 1 }
+                        }
+                        sequence += 1
+                    }
+                    return (histogram, errors)
+                }
+            }
+            var merged = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+            var errors = 0
+            for await (histogram, failed) in group {
+                merged.add(histogram)
+                errors += failed
+            }
+            return (merged, errors)
+        }
+        let seconds = duration.seconds
+        func ms(_ percentile: Double) -> Double { histogram.totalCount == 0 ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000 }
+        return BenchResult(
+            target: target, scenario: scenario, callers: callers, seconds: seconds,
+            operations: histogram.totalCount, errors: errors, opsPerSecond: Double(histogram.totalCount) / seconds,
+            p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99), p999Ms: ms(99.9),
+            maxMs: histogram.totalCount == 0 ? 0 : Double(histogram.max) / 1000
+        )
+    }
+}
+
+extension Duration {
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1000 }
+
+    init(seconds: Double) {
+        self = .microseconds(Int64(seconds * 1_000_000))
+    }
+}
