@@ -56,18 +56,36 @@ final class EtcdClient: Sendable {
     private var options: CallOptions {
         var options = CallOptions.defaults
         options.timeout = callTimeout
+        options.waitForReady = true
         return options
     }
 
     /// A call on the preferred endpoint; on failure the next one becomes preferred.
+    ///
+    /// etcd's Go server resets every unary stream whose client has not half-closed yet when
+    /// it answers, and grpc-swift's client closes a connection after 200 resets in 10 s (a
+    /// denial-of-service guard), failing the calls on it. Go's own etcd client never sees
+    /// those resets, so a call that failed that way is retried, on a fresh connection,
+    /// within the measured latency.
     private func call<R: Sendable>(_ body: (Int) async throws -> R) async throws -> R {
-        let index = preferred.load(ordering: .relaxed)
-        do {
-            return try await body(index)
-        } catch {
-            _ = preferred.compareExchange(expected: index, desired: (index + 1) % endpoints.count, ordering: .relaxed)
-            throw error
+        var attempt = 0
+        while true {
+            let index = preferred.load(ordering: .relaxed)
+            do {
+                return try await body(index)
+            } catch let error as RPCError where error.code == .unavailable && Self.isConnectionReplaced(error) && attempt < 5 {
+                // The reconnect takes a moment; the call waits for it.
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(attempt))
+            } catch {
+                _ = preferred.compareExchange(expected: index, desired: (index + 1) % endpoints.count, ordering: .relaxed)
+                throw error
+            }
         }
+    }
+
+    static func isConnectionReplaced(_ error: RPCError) -> Bool {
+        ["Stream unexpectedly closed", "Channel isn't ready", "subchannel isn't ready"].contains { error.message.hasPrefix($0) }
     }
 
     func put(key: [UInt8], value: [UInt8]) async throws {

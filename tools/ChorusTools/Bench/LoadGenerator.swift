@@ -15,10 +15,13 @@ struct BenchResult: Sendable, Codable {
     var p99Ms: Double
     var p999Ms: Double
     var maxMs: Double
+    /// The first error seen, to say what the errors were.
+    var firstError: String?
 
     var line: String {
         String(format: "%@ %@  callers %d  ops/s %.0f  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  errors %d",
                target, scenario, callers, opsPerSecond, p50Ms, p90Ms, p99Ms, p999Ms, maxMs, errors)
+            + (firstError.map { " (first: \($0))" } ?? "")
     }
 }
 
@@ -34,11 +37,12 @@ enum LoadGenerator {
         let start = clock.now
         let measureFrom = start + warmup
         let end = measureFrom + duration
-        let (histogram, errors) = await withTaskGroup(of: (Histogram<UInt64>, Int).self) { group in
+        let (histogram, errors, firstError) = await withTaskGroup(of: (Histogram<UInt64>, Int, String?).self) { group in
             for caller in 0..<callers {
                 group.addTask {
                     var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
                     var errors = 0
+                    var firstError: String?
                     var sequence = 0
                     while clock.now < end {
                         let began = clock.now
@@ -49,20 +53,25 @@ enum LoadGenerator {
                                 _ = histogram.record(UInt64(max(1, (finished - began).microseconds)))
                             }
                         } catch {
-                            if began >= measureFrom { errors += 1 }
+                            if began >= measureFrom {
+                                errors += 1
+                                if firstError == nil { firstError = "\(error)" }
+                            }
                         }
                         sequence += 1
                     }
-                    return (histogram, errors)
+                    return (histogram, errors, firstError)
                 }
             }
             var merged = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
             var errors = 0
-            for await (histogram, failed) in group {
+            var firstError: String?
+            for await (histogram, failed, first) in group {
                 merged.add(histogram)
                 errors += failed
+                firstError = firstError ?? first
             }
-            return (merged, errors)
+            return (merged, errors, firstError)
         }
         let seconds = duration.seconds
         func ms(_ percentile: Double) -> Double { histogram.totalCount == 0 ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000 }
@@ -70,7 +79,8 @@ enum LoadGenerator {
             target: target, scenario: scenario, callers: callers, seconds: seconds,
             operations: histogram.totalCount, errors: errors, opsPerSecond: Double(histogram.totalCount) / seconds,
             p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99), p999Ms: ms(99.9),
-            maxMs: histogram.totalCount == 0 ? 0 : Double(histogram.max) / 1000
+            maxMs: histogram.totalCount == 0 ? 0 : Double(histogram.max) / 1000,
+            firstError: firstError
         )
     }
 }
