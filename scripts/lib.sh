@@ -15,3 +15,19 @@ ensure_lmdb() {
   run apt-get update -qq
   run apt-get install -y -qq liblmdb-dev
 }
+
+# The fault-injection suite builds hosts from network namespaces (iproute2) and drops
+# packets with iptables inside them.
+ensure_netlab() {
+  if command -v iptables >/dev/null && command -v ip >/dev/null; then
+    say "iproute2 and iptables are installed"
+    return
+  fi
+  say "installing iproute2 and iptables (for the fault-injection suite)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: iptables is missing and installing it needs root: run 'sudo apt-get install -y iproute2 iptables'" >&2
+    exit 1
+  fi
+  run apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq iproute2 iptables
+}

@@ -19,6 +19,13 @@ public struct Applied: Sendable {
     /// The entry repeated a client id and sequence already applied; `outcome` is the
     /// original one and nothing changed.
     public let duplicate: Bool
+
+    public init(index: UInt64, outcome: Result<UInt64, Rejection>, events: [ChatEvent], duplicate: Bool) {
+        self.index = index
+        self.outcome = outcome
+        self.events = events
+        self.duplicate = duplicate
+    }
 }
 
 /// An entry handed to `ChatState.apply`: its index and term and, for a chat command, its

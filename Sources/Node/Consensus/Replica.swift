@@ -232,6 +232,11 @@ extension Replica {
             try? state.sync()
         }
 
+        /// A planted bug, for tests only (`CHORUS_UNSAFE_ACK_ON_APPEND`): answers a send as
+        /// soon as the leader appended it, before it commits, so a leader that fails loses
+        /// acknowledged messages. It exists to show the fault-injection checker catches that.
+        static let unsafeAckOnAppend = ProcessInfo.processInfo.environment["CHORUS_UNSAFE_ACK_ON_APPEND"] != nil
+
         static func isElectionTraffic(_ message: Message) -> Bool {
             switch message.kind {
             case .preVote, .preVoteResponse, .vote, .voteResponse, .timeoutNow: true
@@ -248,8 +253,12 @@ extension Replica {
             }
             let deadline = clock.now + configuration.proposalTimeout
             var index = core.lastIndex - Index(batch.count) + 1
-            for (_, reply) in batch {
-                proposals[index] = Pending(term: core.term, deadline: deadline, reply: reply)
+            for (command, reply) in batch {
+                if Self.unsafeAckOnAppend, case .sendMessage? = (try? Command(serializedBytes: command))?.kind {
+                    reply(.success(Applied(index: index, outcome: .success(index), events: [], duplicate: false)))
+                } else {
+                    proposals[index] = Pending(term: core.term, deadline: deadline, reply: reply)
+                }
                 index += 1
             }
         }

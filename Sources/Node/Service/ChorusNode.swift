@@ -45,6 +45,9 @@ public struct ChorusNode: Service {
             AdminService(replica: replica, configuration: configuration),
             HealthService(),
         ])
+        if Replica.Loop.unsafeAckOnAppend {
+            logger.critical("CHORUS_UNSAFE_ACK_ON_APPEND is set: sends are acknowledged before they commit and CAN BE LOST. This exists only to test the fault-injection checker.")
+        }
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
 
         try await withGracefulShutdownHandler {

@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+
+/// The fault-injection suite (`chorus-tools chaos`): five nodes in network namespaces, a
+/// recorded workload, random faults, a checked history. Part of the serialized cluster
+/// tests: it needs both cores to itself. `CHORUS_CHAOS_SECONDS` sets the length of the run.
+extension ClusterTests {
+    static var chaosSeconds: Int {
+        ProcessInfo.processInfo.environment["CHORUS_CHAOS_SECONDS"].flatMap(Int.init) ?? 120
+    }
+
+    @Test func faultInjectionRunKeepsEveryGuarantee() throws {
+        try #require(getuid() == 0, "the fault-injection suite creates network namespaces and needs root")
+        let run = try runTool(["chaos", "--seconds", "\(Self.chaosSeconds)"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("no violations"), "\(run.output)")
+        #expect(run.output.contains("all 5 replicas agree"), "\(run.output)")
+    }
+
+    /// With a node that acknowledges sends before they commit, a short run must find
+    /// acknowledged messages lost.
+    @Test func checkerCatchesAPlantedBug() throws {
+        try #require(getuid() == 0, "the fault-injection suite creates network namespaces and needs root")
+        let run = try runTool(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11"])
+        #expect(run.status == 1, "\(run.output)")
+        #expect(run.output.contains("acknowledged send lost"), "\(run.output)")
+        #expect(run.output.contains("seed 11"), "\(run.output)")
+    }
+}

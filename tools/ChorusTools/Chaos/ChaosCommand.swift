@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+
+/// `chorus-tools chaos`: a real 5-node cluster in network namespaces under a recorded
+/// workload while faults are injected; then the history is checked.
+struct ChaosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos",
+        abstract: "Fault-injection run: 5 nodes in network namespaces, a recorded workload, random faults, a checked history (needs root)."
+    )
+
+    @Option(help: "Seconds of workload under faults.") var seconds: Double = 120
+    @Option(help: "The run's seed (default: random); the same seed makes the same choices.") var seed: UInt64?
+    @Option(help: "Seconds between faults (min).") var faultEvery: Double = 3
+    @Option(help: "A deliberate bug to show the checker catches it: none or ack-on-append.") var plantBug: String = "none"
+    @Flag(help: "Keep the run's directory (data, logs, history).") var keep = false
+
+    func run() async throws {
+        let seed = self.seed ?? UInt64.random(in: 1...UInt64(1) << 48)
+        guard ["none", "ack-on-append"].contains(plantBug) else { throw ValidationError("--plant-bug is none or ack-on-append") }
+        let lab = try Lab(nodes: 5)
+        let root = NSTemporaryDirectory() + lab.prefix
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        var failed = false
+        defer {
+            lab.close()
+            if keep || failed { print("run directory kept: \(root)") } else { try? FileManager.default.removeItem(atPath: root) }
+        }
+        say("seed \(seed); hosts \(lab.prefix)-n1…n5 on 198.18.0.11–15, client \(lab.clientAddress)")
+        try lab.build()
+        let cluster = ChaosCluster(lab: lab, root: root, environment: plantBug == "ack-on-append" ? ["CHORUS_UNSAFE_ACK_ON_APPEND": "1"] : [:])
+        defer { cluster.killAll() }
+        for id in cluster.ids { try cluster.start(id) }
+
+        let workload = try workloadProcess(cluster: cluster, lab: lab, arguments: ["--seconds", "\(seconds)", "--seed", "\(seed)", "--history", root + "/history.jsonl"], log: root + "/workload.log")
+        var nemesis = Nemesis(lab: lab, cluster: cluster, random: SplitMix(seed: seed ^ 0xFA17))
+        let clock = ContinuousClock()
+        let end = clock.now + Duration(seconds: seconds)
+        var faults: [String] = []
+        // Let the cluster elect and the workload set up before the first fault.
+        try await Task.sleep(for: .seconds(3))
+        while clock.now < end - .seconds(2) && workload.isRunning {
+            let fault = nemesis.pick(Fault.allCases.filter { $0 != .killAll || faults.count % 6 == 5 })
+            let what = try nemesis.inject(fault)
+            faults.append(what)
+            say(String(format: "%6.1f s  %@", (Duration(seconds: seconds) - (end - clock.now)).seconds, what))
+            try await Task.sleep(for: .milliseconds(1000 + Int(nemesis.random.next() % 3000)))
+            try nemesis.heal()
+            try await Task.sleep(for: Duration(seconds: faultEvery) + .milliseconds(Int(nemesis.random.next() % 2000)))
+        }
+        try nemesis.heal()
+        while workload.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        guard workload.terminationStatus == 0 else {
+            failed = true
+            throw ToolError("the workload failed (exit \(workload.terminationStatus)); see \(root)/workload.log")
+        }
+
+        // Healed: read back everything, then stop the nodes and compare the replicas.
+        let final = try workloadProcess(cluster: cluster, lab: lab, arguments: ["--final", root + "/final.json", "--history", root + "/history.jsonl"], log: root + "/final.log")
+        final.waitUntilExit()
+        guard final.terminationStatus == 0 else {
+            failed = true
+            throw ToolError("reading the final state failed; see \(root)/final.log")
+        }
+        cluster.stopAll()
+        let verify = try Self.runSelf(["verify"] + cluster.ids.map(cluster.dataDirectory))
+
+        let operations = try HistoryFile.read(root + "/history.jsonl")
+        let state = try JSONDecoder().decode(FinalState.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/final.json")))
+        var checker = Checker(operations: operations, final: state)
+        let violations = checker.check()
+
+        let counts = Dictionary(grouping: operations) { "\($0.kind.rawValue) \($0.outcome.rawValue)" }.mapValues(\.count)
+        print("operations: \(operations.count) (" + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ") + ")")
+        print("faults injected: \(faults.count); messages stored at the end: \(state.messages.count); first write after healing: \(Int(state.firstWriteAfterHealMs)) ms")
+        print("verify: " + (verify.status == 0 ? "all 5 replicas agree" : "FAILED\n" + verify.output))
+        if violations.isEmpty && verify.status == 0 {
+            print("no violations (seed \(seed))")
+        } else {
+            failed = true
+            print("\(violations.count) violation(s) (seed \(seed); replay the faults with --seed \(seed)):")
+            for violation in violations.prefix(20) { print(violation) }
+            throw ExitCode(1)
+        }
+    }
+
+    func say(_ line: String) {
+        print(line)
+        fflush(stdout)
+    }
+
+    func workloadProcess(cluster: ChaosCluster, lab: Lab, arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        process.arguments = ["netns", "exec", lab.client, me, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ",")] + arguments
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    static func runSelf(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+
+/// Checks a recorded history against the final state. Every violation carries the smallest
+/// slice of history that shows it.
+struct Checker {
+    struct Violation: CustomStringConvertible {
+        var rule: String
+        var detail: String
+        var slice: [Operation]
+
+        var description: String {
+            ([" ✗ \(rule): \(detail)"] + slice.sorted { $0.invoke < $1.invoke }.map { "     \($0.summary)" }).joined(separator: "\n")
+        }
+    }
+
+    let operations: [Operation]
+    let final: FinalState
+    private(set) var violations: [Violation] = []
+
+    init(operations: [Operation], final: FinalState) {
+        self.operations = operations
+        self.final = final
+    }
+
+    static let pageSize = 1000
+
+    mutating func check() -> [Violation] {
+        violations = []
+        let sends = operations.filter { $0.kind == .send }
+        let sendByBody = Dictionary(sends.compactMap { op in op.body.map { ($0, op) } }, uniquingKeysWith: { a, _ in a })
+        var deletes: [UInt64: [Operation]] = [:]
+        for op in operations where op.kind == .delete && op.outcome != .fail {
+            for id in op.ids ?? [] { deletes[id, default: []].append(op) }
+        }
+        /// Whether a delete of `id` may have happened before `time`.
+        func mayBeDeleted(_ id: UInt64, before time: Int64) -> Bool {
+            deletes[id]?.contains { $0.invoke < time } ?? false
+        }
+
+        // 1. Sends against the final state: each acknowledged one present once (unless
+        // deleted), none twice, none that was never sent, none that definitely failed.
+        let finalByBody = Dictionary(grouping: final.messages, by: \.body)
+        for (body, stored) in finalByBody {
+            guard let send = sendByBody[body] else {
+                add("phantom message", "message \(stored[0].id) \"\(body)\" was never sent", [])
+                continue
+            }
+            if stored.count > 1 {
+                add("stored twice", "\"\(body)\" is stored as messages \(stored.map(\.id))", [send])
+            }
+            if send.outcome == .fail {
+                add("failed send took effect", "\"\(body)\" was refused but is stored as message \(stored[0].id)", [send])
+            }
+            if send.outcome == .ok, let id = send.id, !stored.contains(where: { $0.id == id }) {
+                add("acknowledged under another id", "\"\(body)\" was acknowledged as \(id) but is stored as \(stored.map(\.id))", [send])
+            }
+        }
+        for send in sends where send.outcome == .ok {
+            guard let id = send.id, let body = send.body else { continue }
+            if finalByBody[body] == nil && deletes[id] == nil {
+                add("acknowledged send lost", "message \(id) \"\(body)\" was acknowledged and never deleted, but is not stored", [send])
+            }
+        }
+
+        // 2. Conversation reads: each consistent with one order of sends that respects real
+        // time.
+        let reads = operations.filter { $0.kind == .history && $0.outcome == .ok }
+        var byConversation: [String: [Operation]] = [:]
+        for read in reads { byConversation[Self.conversation(read.user, read.other ?? ""), default: []].append(read) }
+        var sendsByConversation: [String: [Operation]] = [:]
+        for send in sends where send.outcome == .ok { sendsByConversation[Self.conversation(send.user, send.other ?? ""), default: []].append(send) }
+
+        for (conversation, reads) in byConversation {
+            let acknowledged = (sendsByConversation[conversation] ?? []).sorted { $0.complete < $1.complete }
+            let ordered = reads.sorted { $0.complete < $1.complete }
+            for (position, read) in ordered.enumerated() {
+                let messages = read.messages ?? []
+                let ids = messages.map(\.id)
+                let held = Set(ids)
+                if held.count != ids.count {
+                    add("duplicate in a read", "a read of \(conversation) returned a message twice", [read])
+                }
+                if ids != ids.sorted(by: >) && ids != ids.sorted() {
+                    add("read out of order", "a read of \(conversation) is not in log order", [read])
+                }
+                let complete = messages.count < Self.pageSize
+                let lowest = ids.min() ?? 0
+                for message in messages {
+                    guard let send = sendByBody[message.body] else {
+                        add("phantom in a read", "message \(message.id) \"\(message.body)\" was never sent", [read])
+                        continue
+                    }
+                    if send.invoke > read.complete {
+                        add("read from the future", "the read returned \"\(message.body)\", sent only after it completed", [read, send])
+                    }
+                }
+                // A send acknowledged before the read began is in it (within its page).
+                for send in acknowledged {
+                    guard send.complete < read.invoke else { break }
+                    guard let id = send.id, complete || id >= lowest, !held.contains(id), !mayBeDeleted(id, before: read.complete) else { continue }
+                    add("stale read", "message \(id) was acknowledged before the read of \(conversation) began, and the read lacks it", [send, read])
+                }
+                // Reads extend the reads that completed before they began.
+                if let previous = ordered[..<position].last(where: { $0.complete < read.invoke }) {
+                    let before = previous.messages ?? []
+                    let beforeIDs = Set(before.map(\.id))
+                    for message in before where (complete || message.id >= lowest) && !held.contains(message.id) && !mayBeDeleted(message.id, before: read.complete) {
+                        add("read went back in time", "message \(message.id) was in an earlier read of \(conversation) and is missing from a later one", [previous, read])
+                        break
+                    }
+                    if let low = before.map(\.id).min(), let high = before.map(\.id).max() {
+                        for id in ids where id >= low && id <= high && !beforeIDs.contains(id) && (before.count < Self.pageSize || id >= low) {
+                            add("read filled a gap", "message \(id) lies inside an earlier read of \(conversation) that lacked it", [previous, read])
+                            break
+                        }
+                    }
+                }
+            }
+        }
+
+        // 3. Undelivered reads and delivered flags.
+        let undelivered = operations.filter { $0.kind == .undelivered && $0.messages != nil }
+        var seenBy: [String: [Operation]] = [:]
+        for op in undelivered { seenBy[op.user, default: []].append(op) }
+        for (user, ops) in seenBy {
+            let ordered = ops.sorted { $0.invoke < $1.invoke }
+            for op in ordered {
+                for message in op.messages ?? [] where message.recipient != user {
+                    add("someone else's message", "\(user) was handed message \(message.id) for \(message.recipient)", [op])
+                }
+            }
+            for (n, op) in ordered.enumerated() where op.acknowledged == .ok {
+                let delivered = Set((op.messages ?? []).map(\.id))
+                for later in ordered[(n + 1)...] where later.invoke > op.complete {
+                    if let again = (later.messages ?? []).first(where: { delivered.contains($0.id) }) {
+                        add("delivered twice", "message \(again.id) was acknowledged by \(user) and handed out again", [op, later])
+                        break
+                    }
+                }
+            }
+        }
+        let everHandedOut = Set(undelivered.flatMap { ($0.messages ?? []).map(\.id) })
+        let acknowledgedIDs = Set(undelivered.filter { $0.acknowledged == .ok }.flatMap { ($0.messages ?? []).map(\.id) })
+        for message in final.messages {
+            if acknowledgedIDs.contains(message.id) && !message.delivered {
+                let ops = undelivered.filter { ($0.messages ?? []).contains { $0.id == message.id } }
+                add("acknowledged but undelivered", "message \(message.id) was acknowledged by \(message.recipient) but is not marked delivered", ops)
+            }
+            if message.delivered && !everHandedOut.contains(message.id) {
+                add("delivered unseen", "message \(message.id) is marked delivered but no read handed it to \(message.recipient)", [])
+            }
+        }
+        for (user, count) in final.unread {
+            let expected = UInt64(final.messages.filter { $0.recipient == user && !$0.delivered }.count)
+            if count != expected {
+                add("unread count", "\(user)'s unread count is \(count), but \(expected) of their stored messages are undelivered", [])
+            }
+        }
+
+        // 4. After healing, writes succeed again promptly.
+        if final.firstWriteAfterHealMs > 10_000 {
+            add("slow recovery", String(format: "the first write after healing took %.0f ms", final.firstWriteAfterHealMs), [])
+        }
+        return violations
+    }
+
+    static func conversation(_ a: String, _ b: String) -> String {
+        a < b ? "\(a)↔\(b)" : "\(b)↔\(a)"
+    }
+
+    private mutating func add(_ rule: String, _ detail: String, _ slice: [Operation]) {
+        violations.append(Violation(rule: rule, detail: detail, slice: slice))
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// One operation of a fault-injection run, as the workload saw it: when it was invoked and
+/// completed (nanoseconds on one monotonic clock) and how it ended. `unknown`: the client
+/// gave up without an answer, so a write may or may not have taken effect.
+struct Operation: Codable, Sendable {
+    enum Kind: String, Codable, Sendable { case send, history, undelivered, delete }
+    enum Outcome: String, Codable, Sendable { case ok, fail, unknown }
+
+    var worker: Int
+    var kind: Kind
+    var user: String
+    var other: String?
+    var body: String?
+    var invoke: Int64
+    var complete: Int64
+    var outcome: Outcome
+    /// A send's message id; a delete's ids.
+    var id: UInt64?
+    var ids: [UInt64]?
+    /// What a read returned (an undelivered read also when its acknowledgement failed).
+    var messages: [Message]?
+    /// For an undelivered read: whether its acknowledgement is known to have happened.
+    var acknowledged: Outcome?
+    var error: String?
+
+    struct Message: Codable, Sendable, Hashable {
+        var id: UInt64
+        var sender: String
+        var recipient: String
+        var body: String
+        var delivered: Bool
+    }
+
+    var summary: String {
+        var text = "[w\(worker) \(String(format: "%.3f", Double(invoke) / 1e9))–\(String(format: "%.3f", Double(complete) / 1e9)) s] \(kind.rawValue) \(user)"
+        if let other { text += "→\(other)" }
+        if let body { text += " \"\(body)\"" }
+        text += " \(outcome.rawValue)"
+        if let id { text += " id \(id)" }
+        if let ids { text += " ids \(ids)" }
+        if let messages { text += " returned \(messages.count): \(messages.prefix(8).map { "\($0.id)" }.joined(separator: ","))\(messages.count > 8 ? ",…" : "")" }
+        if let acknowledged { text += " ack \(acknowledged.rawValue)" }
+        if let error { text += " (\(error))" }
+        return text
+    }
+}
+
+/// The state after the faults healed, read with nothing else running.
+struct FinalState: Codable, Sendable {
+    /// Every message still stored, by conversation.
+    var messages: [Operation.Message]
+    /// Each user's unread count as the server reports it.
+    var unread: [String: UInt64]
+    /// From healing to the first acknowledged write.
+    var firstWriteAfterHealMs: Double
+}
+
+enum HistoryFile {
+    static func append(_ operation: Operation, to handle: FileHandle) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        if let data = try? encoder.encode(operation) {
+            handle.write(data + Data("\n".utf8))
+        }
+    }
+
+    static func read(_ path: String) throws -> [Operation] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let decoder = JSONDecoder()
+        return try text.split(separator: "\n").map { try decoder.decode(Operation.self, from: Data($0.utf8)) }
+    }
+}

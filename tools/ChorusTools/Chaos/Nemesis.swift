@@ -1,0 +1,92 @@
+import Foundation
+
+/// The faults a run injects, chosen at random (from the run's seed) on a schedule.
+enum Fault: CaseIterable, CustomStringConvertible {
+    case killRandom, killLeader, pauseLeader, partitionHalves, isolateLeader, bridge, loss, killAll
+
+    var description: String {
+        switch self {
+        case .killRandom: "SIGKILL a random node"
+        case .killLeader: "SIGKILL the leader"
+        case .pauseLeader: "SIGSTOP the leader"
+        case .partitionHalves: "partition into random halves"
+        case .isolateLeader: "isolate the leader"
+        case .bridge: "bridge partition (one node sees both sides)"
+        case .loss: "packet loss on a node"
+        case .killAll: "SIGKILL every node, then restart"
+        }
+    }
+}
+
+struct Nemesis {
+    let lab: Lab
+    let cluster: ChaosCluster
+    var random: SplitMix
+
+    /// The leader of the highest term any node's log announces.
+    func leader() -> Int? {
+        var best: (term: Int, leader: Int)?
+        for id in cluster.ids {
+            guard let text = try? String(contentsOfFile: "\(cluster.root)/node-\(id).log", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").suffix(200) where line.contains("] role ") {
+                guard let leaderPart = line.range(of: "leader "), let termPart = line.range(of: "term ") else { continue }
+                let leader = Int(line[leaderPart.upperBound...].prefix { $0.isNumber }) ?? 0
+                let term = Int(line[termPart.upperBound...].prefix { $0.isNumber }) ?? 0
+                if leader != 0, term > (best?.term ?? -1) { best = (term, leader) }
+            }
+        }
+        return best.map(\.leader)
+    }
+
+    mutating func pick<T>(_ items: [T]) -> T {
+        items[Int(random.next() % UInt64(items.count))]
+    }
+
+    /// Injects one fault and says what it did.
+    mutating func inject(_ fault: Fault) throws -> String {
+        let ids = cluster.ids
+        let leader = self.leader() ?? pick(ids)
+        switch fault {
+        case .killRandom:
+            let victim = pick(ids)
+            cluster.kill(victim)
+            return "killed node \(victim)"
+        case .killLeader:
+            cluster.kill(leader)
+            return "killed leader \(leader)"
+        case .pauseLeader:
+            cluster.pause(leader)
+            return "paused leader \(leader)"
+        case .partitionHalves:
+            var shuffled = ids
+            for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+            let (a, b) = (Array(shuffled.prefix(2)), Array(shuffled.dropFirst(2)))
+            for x in a { for y in b { try lab.cut(x, y) } }
+            return "partitioned \(a.sorted()) | \(b.sorted())"
+        case .isolateLeader:
+            for other in ids where other != leader { try lab.cut(leader, other) }
+            return "isolated leader \(leader)"
+        case .bridge:
+            let middle = pick(ids)
+            let rest = ids.filter { $0 != middle }
+            let (a, b) = (Array(rest.prefix(2)), Array(rest.dropFirst(2)))
+            for x in a { for y in b { try lab.cut(x, y) } }
+            return "bridge: \(a) | \(b), node \(middle) sees both"
+        case .loss:
+            let victim = pick(ids)
+            try lab.loss(victim, probability: 0.2 + Double(random.next() % 30) / 100)
+            return "packet loss on node \(victim)"
+        case .killAll:
+            cluster.killAll()
+            try cluster.restartDead()
+            return "killed all nodes and restarted them"
+        }
+    }
+
+    /// Undoes every fault: network healed, paused nodes continued, dead nodes restarted.
+    func heal() throws {
+        try lab.heal()
+        cluster.resumeAll()
+        try cluster.restartDead()
+    }
+}

@@ -1,0 +1,191 @@
+import ArgumentParser
+import Client
+import Foundation
+import Synchronization
+
+/// The client side of a fault-injection run, run inside the client's namespace: several
+/// workers send (every body unique), read conversations, read undelivered messages and
+/// delete, recording every operation. `--final` instead waits for a write to succeed and
+/// reads back the whole state.
+struct ChaosWorkload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "chaos-workload", abstract: "The client side of `chorus-tools chaos` (run inside its client namespace).", shouldDisplay: false)
+
+    @Option var endpoints: String
+    @Option var users: Int = 5
+    @Option var workers: Int = 6
+    @Option var seconds: Double = 60
+    @Option var seed: UInt64 = 1
+    @Option var history: String
+    @Option var final: String?
+
+    static func name(_ n: Int) -> String { "u\(n)" }
+    static let password = "chaos-password"
+
+    func run() async throws {
+        let list = endpoints.split(separator: ",").map(String.init)
+        if let final {
+            try await readFinal(endpoints: list, into: final)
+        } else {
+            try await work(endpoints: list)
+        }
+    }
+
+    func work(endpoints: [String]) async throws {
+        _ = FileManager.default.createFile(atPath: history, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: history) else { throw ToolError("cannot write \(history)") }
+        let log = Mutex(handle)
+        try await withChorusClient(endpoints: endpoints, deadline: .seconds(4)) { client in
+            var tokens: [String] = []
+            for n in 0..<users {
+                let name = Self.name(n)
+                try await retryUntilDone { try await client.createAccount(name: name, password: Self.password) }
+                tokens.append(try await retryUntilDone { try await client.login(name: name, password: Self.password).token })
+            }
+            let clock = ContinuousClock()
+            let start = clock.now
+            let end = start + Duration(seconds: seconds)
+            let allTokens = tokens
+            func nanos(_ instant: ContinuousClock.Instant) -> Int64 {
+                let d = instant - start
+                return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<workers {
+                    group.addTask {
+                        var random = SplitMix(seed: seed &+ UInt64(worker) &* 0x9E37_79B9)
+                        var sent: [(id: UInt64, user: Int)] = []
+                        var n = 0
+                        while clock.now < end {
+                            let user = Int(random.next() % UInt64(users))
+                            var other = Int(random.next() % UInt64(users - 1))
+                            if other >= user { other += 1 }
+                            let roll = random.next() % 100
+                            let token = allTokens[user]
+                            var op = Operation(worker: worker, kind: .send, user: Self.name(user), invoke: nanos(clock.now), complete: 0, outcome: .ok)
+                            do {
+                                switch roll {
+                                case 0..<55:
+                                    let body = "w\(worker)-\(n)"
+                                    op.other = Self.name(other)
+                                    op.body = body
+                                    let id = try await client.send(token: token, to: Self.name(other), body: body)
+                                    op.id = id
+                                    sent.append((id, user))
+                                case 55..<80:
+                                    op.kind = .history
+                                    op.other = Self.name(other)
+                                    let page = try await client.history(token: token, with: Self.name(other), pageSize: 1000)
+                                    op.messages = page.messages.map(Self.message)
+                                case 80..<92:
+                                    op.kind = .undelivered
+                                    let read = try await client.readUndelivered(token: token, limit: 5, acknowledge: false)
+                                    op.messages = read.messages.map(Self.message)
+                                    if !read.messages.isEmpty {
+                                        op.acknowledged = .unknown
+                                        do {
+                                            _ = try await client.acknowledge(token: token, ids: read.messages.map(\.id))
+                                            op.acknowledged = .ok
+                                        } catch {
+                                            op.acknowledged = Self.isDefinite(error) ? .fail : .unknown
+                                            op.error = "\(error)"
+                                        }
+                                    }
+                                default:
+                                    guard !sent.isEmpty else { n += 1; continue }
+                                    let victim = sent.remove(at: Int(random.next() % UInt64(sent.count)))
+                                    op.kind = .delete
+                                    op.user = Self.name(victim.user)
+                                    op.ids = [victim.id]
+                                    _ = try await client.deleteMessages(token: allTokens[victim.user], ids: [victim.id])
+                                }
+                                op.outcome = .ok
+                            } catch {
+                                op.outcome = Self.isDefinite(error) ? .fail : .unknown
+                                op.error = "\(error)"
+                            }
+                            op.complete = nanos(clock.now)
+                            let record = op
+                            log.withLock { HistoryFile.append(record, to: $0) }
+                            n += 1
+                        }
+                    }
+                }
+            }
+        }
+        log.withLock { try? $0.close() }
+    }
+
+    /// After healing: the time until a write succeeds, then every conversation and unread count.
+    func readFinal(endpoints: [String], into path: String) async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let state = try await withChorusClient(endpoints: endpoints, deadline: .seconds(30)) { client in
+            let token = try await retryUntilDone { try await client.login(name: Self.name(0), password: Self.password).token }
+            _ = try await retryUntilDone { try await client.send(token: token, to: Self.name(1), body: "final-probe") }
+            let firstWrite = clock.now - started
+            var messages: Set<Operation.Message> = []
+            var unread: [String: UInt64] = [:]
+            for n in 0..<users {
+                let mine = try await retryUntilDone { try await client.login(name: Self.name(n), password: Self.password).token }
+                for other in 0..<users where other != n {
+                    var pageToken: String?
+                    repeat {
+                        let page = try await retryUntilDone { try await client.history(token: mine, with: Self.name(other), pageSize: 1000, pageToken: pageToken) }
+                        messages.formUnion(page.messages.map(Self.message))
+                        pageToken = page.nextPageToken
+                    } while pageToken != nil
+                }
+                unread[Self.name(n)] = try await retryUntilDone { try await client.readUndelivered(token: mine, limit: 1, acknowledge: false).unreadCount }
+            }
+            return FinalState(messages: messages.filter { $0.body != "final-probe" }.sorted { $0.id < $1.id }, unread: unread,
+                              firstWriteAfterHealMs: firstWrite.milliseconds)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(state).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func message(_ m: ChatMessage) -> Operation.Message {
+        Operation.Message(id: m.id, sender: m.sender, recipient: m.recipient, body: m.body, delivered: m.delivered)
+    }
+
+    /// Whether an error says the operation certainly did not take effect.
+    static func isDefinite(_ error: any Error) -> Bool {
+        guard let error = error as? ChorusError else { return false }
+        switch error {
+        case .clusterUnavailable, .other: return false
+        default: return true
+        }
+    }
+
+    /// Setup and final reads retry through faults (an account that now exists was created by
+    /// an earlier attempt whose answer was lost).
+    func retryUntilDone<R>(_ body: () async throws -> R) async throws -> R {
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(120)
+        while true {
+            do {
+                return try await body()
+            } catch ChorusError.alreadyExists(let message) {
+                if R.self == Void.self { return () as! R }
+                throw ChorusError.alreadyExists(message)
+            } catch {
+                guard clock.now < end else { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}
+
+/// A small seeded generator: runs replay with the same seed.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
