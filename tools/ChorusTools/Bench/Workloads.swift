@@ -36,12 +36,12 @@ enum Scenario: String, CaseIterable, Sendable {
     }
 }
 
-typealias Operation = @Sendable (_ caller: Int, _ sequence: Int) async throws -> Void
+typealias BenchOperation = @Sendable (_ caller: Int, _ sequence: Int) async throws -> Void
 
 enum ChorusWorkload {
     /// Users `bench-<i>-a` and `bench-<i>-b` for each caller (created once per cluster,
     /// logged in each run), with a few messages so that reads return a page.
-    static func prepare(_ client: ChorusClient, scenario: Scenario, callers: Int, bodyBytes: Int) async throws -> Operation {
+    static func prepare(_ client: ChorusClient, scenario: Scenario, callers: Int, bodyBytes: Int) async throws -> BenchOperation {
         let body = String(repeating: "x", count: bodyBytes)
         let tokens = try await withThrowingTaskGroup(of: (Int, String).self) { group in
             var tokens = [String](repeating: "", count: callers)
@@ -82,7 +82,7 @@ enum ChorusWorkload {
 
 enum EtcdWorkload {
     /// One key per caller for reads (written first); writes go to fresh keys.
-    static func prepare(_ client: EtcdClient, scenario: Scenario, callers: Int, bodyBytes: Int) async throws -> Operation {
+    static func prepare(_ client: EtcdClient, scenario: Scenario, callers: Int, bodyBytes: Int) async throws -> BenchOperation {
         let value = [UInt8](repeating: UInt8(ascii: "x"), count: bodyBytes)
         for caller in 0..<callers {
             try await client.put(key: Array("bench/read/\(caller)".utf8), value: value)

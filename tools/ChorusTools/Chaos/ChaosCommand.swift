@@ -84,9 +84,9 @@ struct ChaosCommand: AsyncParsableCommand {
         }
     }
 
+    /// Progress lines go out at once (the summary is printed at the end).
     func say(_ line: String) {
-        print(line)
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     func workloadProcess(cluster: ChaosCluster, lab: Lab, arguments: [String], log: String) throws -> Process {

@@ -3,7 +3,7 @@ import Foundation
 /// One operation of a fault-injection run, as the workload saw it: when it was invoked and
 /// completed (nanoseconds on one monotonic clock) and how it ended. `unknown`: the client
 /// gave up without an answer, so a write may or may not have taken effect.
-struct Operation: Codable, Sendable {
+struct HistoryOperation: Codable, Sendable {
     enum Kind: String, Codable, Sendable { case send, history, undelivered, delete }
     enum Outcome: String, Codable, Sendable { case ok, fail, unknown }
 
@@ -49,7 +49,7 @@ struct Operation: Codable, Sendable {
 /// The state after the faults healed, read with nothing else running.
 struct FinalState: Codable, Sendable {
     /// Every message still stored, by conversation.
-    var messages: [Operation.Message]
+    var messages: [HistoryOperation.Message]
     /// Each user's unread count as the server reports it.
     var unread: [String: UInt64]
     /// From healing to the first acknowledged write.
@@ -57,7 +57,7 @@ struct FinalState: Codable, Sendable {
 }
 
 enum HistoryFile {
-    static func append(_ operation: Operation, to handle: FileHandle) {
+    static func append(_ operation: HistoryOperation, to handle: FileHandle) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         if let data = try? encoder.encode(operation) {
@@ -65,9 +65,9 @@ enum HistoryFile {
         }
     }
 
-    static func read(_ path: String) throws -> [Operation] {
+    static func read(_ path: String) throws -> [HistoryOperation] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let decoder = JSONDecoder()
-        return try text.split(separator: "\n").map { try decoder.decode(Operation.self, from: Data($0.utf8)) }
+        return try text.split(separator: "\n").map { try decoder.decode(HistoryOperation.self, from: Data($0.utf8)) }
     }
 }

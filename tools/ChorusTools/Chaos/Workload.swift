@@ -31,9 +31,7 @@ struct ChaosWorkload: AsyncParsableCommand {
     }
 
     func work(endpoints: [String]) async throws {
-        _ = FileManager.default.createFile(atPath: history, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: history) else { throw ToolError("cannot write \(history)") }
-        let log = Mutex(handle)
+        let log = try HistoryLog(path: history)
         try await withChorusClient(endpoints: endpoints, deadline: .seconds(4)) { client in
             var tokens: [String] = []
             for n in 0..<users {
@@ -61,7 +59,7 @@ struct ChaosWorkload: AsyncParsableCommand {
                             if other >= user { other += 1 }
                             let roll = random.next() % 100
                             let token = allTokens[user]
-                            var op = Operation(worker: worker, kind: .send, user: Self.name(user), invoke: nanos(clock.now), complete: 0, outcome: .ok)
+                            var op = HistoryOperation(worker: worker, kind: .send, user: Self.name(user), invoke: nanos(clock.now), complete: 0, outcome: .ok)
                             do {
                                 switch roll {
                                 case 0..<55:
@@ -104,15 +102,14 @@ struct ChaosWorkload: AsyncParsableCommand {
                                 op.error = "\(error)"
                             }
                             op.complete = nanos(clock.now)
-                            let record = op
-                            log.withLock { HistoryFile.append(record, to: $0) }
+                            log.append(op)
                             n += 1
                         }
                     }
                 }
             }
         }
-        log.withLock { try? $0.close() }
+        log.close()
     }
 
     /// After healing: the time until a write succeeds, then every conversation and unread count.
@@ -121,9 +118,9 @@ struct ChaosWorkload: AsyncParsableCommand {
         let started = clock.now
         let state = try await withChorusClient(endpoints: endpoints, deadline: .seconds(30)) { client in
             let token = try await retryUntilDone { try await client.login(name: Self.name(0), password: Self.password).token }
-            _ = try await retryUntilDone { try await client.send(token: token, to: Self.name(1), body: "final-probe") }
+            _ = try await retryUntilDone { try await client.send(token: token, to: Self.name(1), body: Checker.probeBody) }
             let firstWrite = clock.now - started
-            var messages: Set<Operation.Message> = []
+            var messages: Set<HistoryOperation.Message> = []
             var unread: [String: UInt64] = [:]
             for n in 0..<users {
                 let mine = try await retryUntilDone { try await client.login(name: Self.name(n), password: Self.password).token }
@@ -137,7 +134,7 @@ struct ChaosWorkload: AsyncParsableCommand {
                 }
                 unread[Self.name(n)] = try await retryUntilDone { try await client.readUndelivered(token: mine, limit: 1, acknowledge: false).unreadCount }
             }
-            return FinalState(messages: messages.filter { $0.body != "final-probe" }.sorted { $0.id < $1.id }, unread: unread,
+            return FinalState(messages: messages.sorted { $0.id < $1.id }, unread: unread,
                               firstWriteAfterHealMs: firstWrite.milliseconds)
         }
         let encoder = JSONEncoder()
@@ -145,8 +142,8 @@ struct ChaosWorkload: AsyncParsableCommand {
         try encoder.encode(state).write(to: URL(fileURLWithPath: path))
     }
 
-    static func message(_ m: ChatMessage) -> Operation.Message {
-        Operation.Message(id: m.id, sender: m.sender, recipient: m.recipient, body: m.body, delivered: m.delivered)
+    static func message(_ m: ChatMessage) -> HistoryOperation.Message {
+        HistoryOperation.Message(id: m.id, sender: m.sender, recipient: m.recipient, body: m.body, delivered: m.delivered)
     }
 
     /// Whether an error says the operation certainly did not take effect.
@@ -187,5 +184,24 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The history file, shared by the workers.
+final class HistoryLog: Sendable {
+    private let handle: Mutex<FileHandle>
+
+    init(path: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw ToolError("cannot write \(path)") }
+        self.handle = Mutex(handle)
+    }
+
+    func append(_ operation: HistoryOperation) {
+        handle.withLock { HistoryFile.append(operation, to: $0) }
+    }
+
+    func close() {
+        handle.withLock { try? $0.close() }
     }
 }
