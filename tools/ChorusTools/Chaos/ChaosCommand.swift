@@ -24,7 +24,12 @@ struct ChaosCommand: AsyncParsableCommand {
         var failed = false
         defer {
             lab.close()
-            if keep || failed { print("run directory kept: \(root)") } else { try? FileManager.default.removeItem(atPath: root) }
+            // A real failure keeps its evidence; a planted bug's expected one does not.
+            if keep || (failed && plantBug == "none") {
+                print("run directory kept: \(root)")
+            } else {
+                try? FileManager.default.removeItem(atPath: root)
+            }
         }
         say("seed \(seed); hosts \(lab.prefix)-n1…n5 on 198.18.0.11–15, client \(lab.clientAddress)")
         try lab.build()
