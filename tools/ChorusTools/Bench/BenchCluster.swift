@@ -3,14 +3,13 @@ import Foundation
 
 /// A 5-node Chorus cluster of real `chorus-node` processes (the binary next to this one),
 /// for benchmarks that must kill and restart nodes. Removes its data when closed.
-final class BenchCluster: @unchecked Sendable {
+final class BenchCluster: Sendable {
     let size: Int
     let host: String
     let basePort: Int
     let root: String
     let extraArguments: [String]
-    private var processes: [Int: Process] = [:]
-    private let lock = NSLock()
+    private let processes = ProcessGroup()
 
     init(size: Int = 5, host: String, basePort: Int, extraArguments: [String] = []) throws {
         self.size = size
@@ -25,25 +24,10 @@ final class BenchCluster: @unchecked Sendable {
     func address(_ id: Int) -> String { "\(host):\(basePort + id - 1)" }
     var endpoints: [String] { ids.map(address) }
 
-    static var nodeExecutable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("chorus-node").path
-    }
-
     func start(_ id: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.nodeExecutable)
         var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench"]
         for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
-        process.arguments = arguments + extraArguments
-        let log = "\(root)/node-\(id).log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        lock.withLock { processes[id] = process }
+        try processes.launch(id, executable: Binaries.node, arguments: arguments + extraArguments, log: "\(root)/node-\(id).log")
     }
 
     func startAll() throws {
@@ -51,16 +35,12 @@ final class BenchCluster: @unchecked Sendable {
     }
 
     func kill(_ id: Int) {
-        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        processes.signal(id, SIGKILL)
     }
 
     /// Stops every node and removes the data.
     func close() {
-        let running = lock.withLock { processes.values.filter(\.isRunning) }
-        for process in running { Foundation.kill(process.processIdentifier, SIGKILL) }
-        for process in running { process.waitUntilExit() }
+        processes.stopAll(with: SIGKILL)
         try? FileManager.default.removeItem(atPath: root)
     }
 

@@ -77,23 +77,14 @@ struct Compare: AsyncParsableCommand {
     func measureReplay(entries: Int) throws -> Int? {
         let directory = NSTemporaryDirectory() + "chorus-replay-bench-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        _ = try Self.runSelf(["synth-log", "--dir", directory, "--entries", "\(entries)"])
-        let output = try Self.runSelf(["replay", directory])
+        var output = ""
+        for arguments in [["synth-log", "--dir", directory, "--entries", "\(entries)"], ["replay", directory]] {
+            let result = try runCommand(Binaries.tools, arguments)
+            guard result.status == 0 else { throw ToolError("chorus-tools \(arguments.joined(separator: " ")) failed: \(result.output)") }
+            output = result.output
+        }
         guard let range = output.range(of: #"\((\d+) entries/s\)"#, options: .regularExpression) else { return nil }
         return Int(output[range].dropFirst().prefix { $0.isNumber })
-    }
-
-    static func runSelf(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ToolError("chorus-tools \(arguments.joined(separator: " ")) failed") }
-        return String(decoding: data, as: UTF8.self)
     }
 
     // MARK: The report
@@ -193,20 +184,7 @@ enum Machine {
     }
 
     static var etcdVersion: String {
-        guard let output = try? runCommand("/usr/bin/etcd", ["--version"]) else { return "?" }
+        guard let output = try? runCommand("/usr/bin/etcd", ["--version"]).output else { return "?" }
         return output.split(separator: "\n").first { $0.hasPrefix("etcd Version") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "?"
-    }
-
-    static func runCommand(_ path: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -3,14 +3,13 @@ import Foundation
 /// A 5-node etcd cluster of real processes on loopback (Debian's `etcd-server`), in its
 /// default configuration (fsync on, 100 ms heartbeats, 1 s election timeout). Removes its
 /// data when closed.
-final class EtcdCluster: @unchecked Sendable {
+final class EtcdCluster: Sendable {
     let size: Int
     let host: String
     let clientBasePort: Int
     let peerBasePort: Int
     let root: String
-    private var processes: [Int: Process] = [:]
-    private let lock = NSLock()
+    private let processes = ProcessGroup()
 
     init(size: Int = 5, host: String, clientBasePort: Int, peerBasePort: Int) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
@@ -30,24 +29,14 @@ final class EtcdCluster: @unchecked Sendable {
     private func peerURL(_ id: Int) -> String { "http://\(host):\(peerBasePort + id - 1)" }
 
     func start(_ id: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
         let cluster = ids.map { "n\($0)=\(peerURL($0))" }.joined(separator: ",")
-        process.arguments = [
+        try processes.launch(id, executable: "/usr/bin/etcd", arguments: [
             "--name", "n\(id)", "--data-dir", "\(root)/n\(id)",
             "--listen-client-urls", "http://\(address(id))", "--advertise-client-urls", "http://\(address(id))",
             "--listen-peer-urls", peerURL(id), "--initial-advertise-peer-urls", peerURL(id),
             "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "bench",
             "--logger", "zap", "--log-level", "warn",
-        ]
-        let log = "\(root)/n\(id).log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        lock.withLock { processes[id] = process }
+        ], log: "\(root)/n\(id).log")
     }
 
     func startAll() throws {
@@ -55,15 +44,11 @@ final class EtcdCluster: @unchecked Sendable {
     }
 
     func kill(_ id: Int) {
-        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        processes.signal(id, SIGKILL)
     }
 
     func close() {
-        let running = lock.withLock { processes.values.filter(\.isRunning) }
-        for process in running { Foundation.kill(process.processIdentifier, SIGKILL) }
-        for process in running { process.waitUntilExit() }
+        processes.stopAll(with: SIGKILL)
         try? FileManager.default.removeItem(atPath: root)
     }
 

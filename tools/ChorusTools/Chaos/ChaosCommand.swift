@@ -68,7 +68,7 @@ struct ChaosCommand: AsyncParsableCommand {
             throw ToolError("reading the final state failed; see \(root)/final.log")
         }
         cluster.stopAll()
-        let verify = try Self.runSelf(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try runCommand(Binaries.tools, ["verify"] + cluster.ids.map(cluster.dataDirectory))
 
         let operations = try HistoryFile.read(root + "/history.jsonl")
         let state = try JSONDecoder().decode(FinalState.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/final.json")))
@@ -97,26 +97,12 @@ struct ChaosCommand: AsyncParsableCommand {
     func workloadProcess(cluster: ChaosCluster, lab: Lab, arguments: [String], log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        process.arguments = ["netns", "exec", lab.client, me, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ",")] + arguments
+        process.arguments = ["netns", "exec", lab.client, Binaries.tools, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ",")] + arguments
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
         return process
-    }
-
-    static func runSelf(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
     }
 }
