@@ -17,13 +17,15 @@ extension ClusterTests {
         #expect(run.output.contains("all 5 replicas agree"), "\(run.output)")
     }
 
-    /// With a node that acknowledges sends before they commit, a short run must find
-    /// acknowledged messages lost.
+    /// With a node that acknowledges sends before they commit, a short run must find the
+    /// consequences: acknowledged messages lost, stored under another id than acknowledged,
+    /// or missing from reads that began after the acknowledgement.
     @Test func checkerCatchesAPlantedBug() throws {
         try #require(getuid() == 0, "the fault-injection suite creates network namespaces and needs root")
         let run = try runTool(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11"])
         #expect(run.status == 1, "\(run.output)")
-        #expect(run.output.contains("acknowledged send lost"), "\(run.output)")
+        let caught = ["acknowledged send lost", "acknowledged under another id", "stale read"].filter { run.output.contains($0) }
+        #expect(!caught.isEmpty, "\(run.output)")
         #expect(run.output.contains("seed 11"), "\(run.output)")
     }
 }
