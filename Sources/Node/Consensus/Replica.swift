@@ -14,7 +14,7 @@ import Synchronization
 /// threads would stall every gRPC handler on the machine.
 public final class Replica: Sendable {
     enum Input {
-        case message(Message)
+        case messages([Message])
         case propose([UInt8], Reply<Applied>)
         case read(Reply<Void>)
         case transfer(NodeID)
@@ -80,16 +80,17 @@ public final class Replica: Sendable {
             case let .read(reply): reply(.failure(.stopped))
             case let .status(reply): reply(.failure(.stopped))
             case let .takeSnapshot(reply): reply(.failure(.stopped))
-            case .message, .transfer, .snapshotTaken: break
+            case .messages, .transfer, .snapshotTaken: break
             }
         }
     }
 
     // MARK: The API the services use
 
-    /// Feeds a message from a peer.
-    public func receive(_ message: Message) {
-        submit(.message(message))
+    /// Feeds messages from a peer: one hand-off to the loop for a whole batch.
+    public func receive(_ messages: [Message]) {
+        guard !messages.isEmpty else { return }
+        submit(.messages(messages))
     }
 
     /// Proposes an encoded command and waits until it is applied (here, so its result is
@@ -194,11 +195,13 @@ extension Replica {
                 var batch: [([UInt8], Reply<Applied>)] = []
                 for input in inputs {
                     switch input {
-                    case let .message(message):
-                        if logger.logLevel <= .debug, Self.isElectionTraffic(message) {
-                            logger.debug("from \(message.from) term \(message.term): \(message.kind) (local term \(core.term), role \(core.role))")
+                    case let .messages(messages):
+                        for message in messages {
+                            if logger.logLevel <= .debug, Self.isElectionTraffic(message) {
+                                logger.debug("from \(message.from) term \(message.term): \(message.kind) (local term \(core.term), role \(core.role))")
+                            }
+                            core.step(message)
                         }
-                        core.step(message)
                     case let .propose(command, reply): batch.append((command, reply))
                     case let .read(reply): startRead(reply)
                     case let .transfer(node): core.transferLeadership(to: node)

@@ -5,6 +5,13 @@ import Raft
 /// Raft messages to and from their protobuf form on the wire.
 enum MessageCoding {
     static func encode(_ m: Message) -> Chorus_V1_RaftMessage {
+        var entries: [Index: Chorus_V1_RaftEntry] = [:]
+        return encode(m, entries: &entries)
+    }
+
+    /// `entries` holds entries already encoded: the leader sends the same entries to every
+    /// follower, and each is copied into its protobuf form once.
+    static func encode(_ m: Message, entries cache: inout [Index: Chorus_V1_RaftEntry]) -> Chorus_V1_RaftMessage {
         var out = Chorus_V1_RaftMessage()
         out.from = m.from
         out.to = m.to
@@ -24,7 +31,10 @@ enum MessageCoding {
                 $0.prevTerm = prevTerm
                 $0.commit = commit
                 $0.entries = entries.map { entry in
-                    .with { $0.index = entry.index; $0.term = entry.term; $0.kind = UInt32(entry.kind.rawValue); $0.data = Data(entry.data) }
+                    if let encoded = cache[entry.index], encoded.term == entry.term { return encoded }
+                    let encoded = Chorus_V1_RaftEntry.with { $0.index = entry.index; $0.term = entry.term; $0.kind = UInt32(entry.kind.rawValue); $0.data = Data(entry.data) }
+                    cache[entry.index] = encoded
+                    return encoded
                 }
             }
         case let .appendResponse(index, reject, hintIndex, hintTerm):

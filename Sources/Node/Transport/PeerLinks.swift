@@ -23,12 +23,13 @@ final class PeerLinks: MessageSender {
     func send(_ messages: [Message]) {
         guard !messages.isEmpty else { return }
         var byPeer: [NodeID: [Chorus_V1_RaftMessage]] = [:]
+        var entries: [Index: Chorus_V1_RaftEntry] = [:]
         for message in messages {
             if case .snapshot = message.kind {
                 links[message.to]?.snapshots.offer(message)
                 continue
             }
-            byPeer[message.to, default: []].append(MessageCoding.encode(message))
+            byPeer[message.to, default: []].append(MessageCoding.encode(message, entries: &entries))
         }
         for (peer, batch) in byPeer {
             links[peer]?.enqueue(batch)

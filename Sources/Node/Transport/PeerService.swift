@@ -14,13 +14,16 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             guard batch.clusterID == clusterID else {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
             }
+            var messages: [Message] = []
+            messages.reserveCapacity(batch.messages.count)
             for encoded in batch.messages {
                 // Snapshots arrive only through InstallSnapshot, after their file is stored.
                 guard encoded.to == replica.id, let message = MessageCoding.decode(encoded) else { continue }
                 if case .snapshot = message.kind { continue }
-                replica.receive(message)
-                received += 1
+                messages.append(message)
             }
+            replica.receive(messages)
+            received += UInt64(messages.count)
         }
         return .with { $0.received = received }
     }

@@ -22,7 +22,8 @@ struct Checker {
         self.final = final
     }
 
-    static let pageSize = 1000
+    /// Messages per conversation read (the newest): the checks know a read shows only those.
+    static let pageSize = 100
     /// The write that shows the healed cluster accepts writes again.
     static let probeBody = "final-probe"
 
@@ -73,11 +74,13 @@ struct Checker {
         for send in sends where send.outcome == .ok { sendsByConversation[Self.conversation(send.user, send.other ?? ""), default: []].append(send) }
 
         for (conversation, reads) in byConversation {
-            let acknowledged = (sendsByConversation[conversation] ?? []).sorted { $0.complete < $1.complete }
+            // Newest first: a read's page reaches down to its lowest id, so only the sends
+            // above that are examined.
+            let acknowledged = (sendsByConversation[conversation] ?? []).sorted { ($0.id ?? 0) > ($1.id ?? 0) }
             let ordered = reads.sorted { $0.complete < $1.complete }
             for (position, read) in ordered.enumerated() {
-                let messages = read.messages ?? []
-                let ids = messages.map(\.id)
+                let messages = read.page ?? []
+                let ids = messages.map(\.i)
                 let held = Set(ids)
                 if held.count != ids.count {
                     add("duplicate in a read", "a read of \(conversation) returned a message twice", [read])
@@ -87,30 +90,31 @@ struct Checker {
                 }
                 let complete = messages.count < Self.pageSize
                 let lowest = ids.min() ?? 0
-                for message in messages {
-                    guard let send = sendByBody[message.body] else {
-                        add("phantom in a read", "message \(message.id) \"\(message.body)\" was never sent", [read])
+                for message in messages where message.b != Self.probeBody {
+                    guard let send = sendByBody[message.b] else {
+                        add("phantom in a read", "message \(message.i) \"\(message.b)\" was never sent", [read])
                         continue
                     }
                     if send.invoke > read.complete {
-                        add("read from the future", "the read returned \"\(message.body)\", sent only after it completed", [read, send])
+                        add("read from the future", "the read returned \"\(message.b)\", sent only after it completed", [read, send])
                     }
                 }
                 // A send acknowledged before the read began is in it (within its page).
                 for send in acknowledged {
-                    guard send.complete < read.invoke else { break }
-                    guard let id = send.id, complete || id >= lowest, !held.contains(id), !mayBeDeleted(id, before: read.complete) else { continue }
+                    guard let id = send.id else { continue }
+                    if !complete && id < lowest { break }
+                    guard send.complete < read.invoke, !held.contains(id), !mayBeDeleted(id, before: read.complete) else { continue }
                     add("stale read", "message \(id) was acknowledged before the read of \(conversation) began, and the read lacks it", [send, read])
                 }
                 // Reads extend the reads that completed before they began.
                 if let previous = ordered[..<position].last(where: { $0.complete < read.invoke }) {
-                    let before = previous.messages ?? []
-                    let beforeIDs = Set(before.map(\.id))
-                    for message in before where (complete || message.id >= lowest) && !held.contains(message.id) && !mayBeDeleted(message.id, before: read.complete) {
-                        add("read went back in time", "message \(message.id) was in an earlier read of \(conversation) and is missing from a later one", [previous, read])
+                    let before = (previous.page ?? []).map(\.i)
+                    let beforeIDs = Set(before)
+                    for id in before where (complete || id >= lowest) && !held.contains(id) && !mayBeDeleted(id, before: read.complete) {
+                        add("read went back in time", "message \(id) was in an earlier read of \(conversation) and is missing from a later one", [previous, read])
                         break
                     }
-                    if let low = before.map(\.id).min(), let high = before.map(\.id).max() {
+                    if let low = before.min(), let high = before.max() {
                         for id in ids where id >= low && id <= high && !beforeIDs.contains(id) && (before.count < Self.pageSize || id >= low) {
                             add("read filled a gap", "message \(id) lies inside an earlier read of \(conversation) that lacked it", [previous, read])
                             break
@@ -131,14 +135,16 @@ struct Checker {
                     add("someone else's message", "\(user) was handed message \(message.id) for \(message.recipient)", [op])
                 }
             }
-            for (n, op) in ordered.enumerated() where op.acknowledged == .ok {
-                let delivered = Set((op.messages ?? []).map(\.id))
-                for later in ordered[(n + 1)...] where later.invoke > op.complete {
-                    if let again = (later.messages ?? []).first(where: { delivered.contains($0.id) }) {
-                        add("delivered twice", "message \(again.id) was acknowledged by \(user) and handed out again", [op, later])
-                        break
-                    }
-                }
+            // Each message's hand-outs: none may begin after an acknowledged one completed.
+            var handedOut: [UInt64: [HistoryOperation]] = [:]
+            for op in ordered {
+                for message in op.messages ?? [] { handedOut[message.id, default: []].append(op) }
+            }
+            for (id, ops) in handedOut {
+                guard let acknowledged = ops.filter({ $0.acknowledged == .ok }).min(by: { $0.complete < $1.complete }),
+                      let again = ops.first(where: { $0.invoke > acknowledged.complete })
+                else { continue }
+                add("delivered twice", "message \(id) was acknowledged by \(user) and handed out again", [acknowledged, again])
             }
         }
         let everHandedOut = Set(undelivered.flatMap { ($0.messages ?? []).map(\.id) })

@@ -18,11 +18,19 @@ struct HistoryOperation: Codable, Sendable {
     /// A send's message id; a delete's ids.
     var id: UInt64?
     var ids: [UInt64]?
-    /// What a read returned (an undelivered read also when its acknowledgement failed).
+    /// What an undelivered read returned (also when its acknowledgement failed).
     var messages: [Message]?
+    /// What a conversation read returned, newest first: ids and bodies only, since long runs
+    /// record hundreds of thousands of them.
+    var page: [Seen]?
     /// For an undelivered read: whether its acknowledgement is known to have happened.
     var acknowledged: Outcome?
     var error: String?
+
+    struct Seen: Codable, Sendable, Hashable {
+        var i: UInt64
+        var b: String
+    }
 
     struct Message: Codable, Sendable, Hashable {
         var id: UInt64
@@ -40,6 +48,7 @@ struct HistoryOperation: Codable, Sendable {
         if let id { text += " id \(id)" }
         if let ids { text += " ids \(ids)" }
         if let messages { text += " returned \(messages.count): \(messages.prefix(8).map { "\($0.id)" }.joined(separator: ","))\(messages.count > 8 ? ",…" : "")" }
+        if let page { text += " returned \(page.count): \(page.prefix(8).map { "\($0.i)" }.joined(separator: ","))\(page.count > 8 ? ",…" : "")" }
         if let acknowledged { text += " ack \(acknowledged.rawValue)" }
         if let error { text += " (\(error))" }
         return text
@@ -65,9 +74,20 @@ enum HistoryFile {
         }
     }
 
+    /// Reads the history a line at a time (a long run's file is large).
     static func read(_ path: String) throws -> [HistoryOperation] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        guard let file = fopen(path, "r") else { throw ToolError("cannot read \(path)") }
+        defer { fclose(file) }
         let decoder = JSONDecoder()
-        return try text.split(separator: "\n").map { try decoder.decode(HistoryOperation.self, from: Data($0.utf8)) }
+        var operations: [HistoryOperation] = []
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0, let line {
+            let text = String(cString: line)
+            guard text.count > 1 else { continue }
+            operations.append(try decoder.decode(HistoryOperation.self, from: Data(text.utf8)))
+        }
+        return operations
     }
 }

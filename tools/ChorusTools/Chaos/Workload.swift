@@ -72,8 +72,8 @@ struct ChaosWorkload: AsyncParsableCommand {
                                 case 55..<80:
                                     op.kind = .history
                                     op.other = Self.name(other)
-                                    let page = try await client.history(token: token, with: Self.name(other), pageSize: 1000)
-                                    op.messages = page.messages.map(Self.message)
+                                    let page = try await client.history(token: token, with: Self.name(other), pageSize: Checker.pageSize)
+                                    op.page = page.messages.map { HistoryOperation.Seen(i: $0.id, b: $0.body) }
                                 case 80..<92:
                                     op.kind = .undelivered
                                     let read = try await client.readUndelivered(token: token, limit: 5, acknowledge: false)

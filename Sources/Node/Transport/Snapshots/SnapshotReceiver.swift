@@ -54,7 +54,7 @@ final class SnapshotReceiver: Sendable {
         if store.find(index: info.index, term: info.term) == nil {
             try await receiveFile(info, chunks: &chunks, response: response)
         }
-        replica.receive(message)
+        replica.receive([message])
         try await response.write(.with { $0.offset = info.size; $0.stored = true })
     }
 
