@@ -16,18 +16,20 @@ extension ChatState {
             var applied: [Applied] = []
             var last = try tables.lastApplied(txn)
             var lastTerm: UInt64?
+            let gathered = ApplyBatch()
             for entry in batch where entry.index > last {
                 if let configuration = entry.configuration {
                     try txn.put(tables.meta, Tables.configurationKey, configuration)
                 }
-                if let bytes = entry.command {
-                    applied.append(try applyCommand(&txn, bytes, at: entry.index))
+                if entry.command != nil {
+                    applied.append(try applyCommand(&txn, entry, gathered))
                 } else {
                     applied.append(Applied(index: entry.index, outcome: .success(0), events: [], duplicate: false))
                 }
                 last = entry.index
                 lastTerm = entry.term
             }
+            try gathered.finish(&txn, tables)
             try txn.put(tables.meta, Tables.lastAppliedKey, last.bigEndianBytes)
             if let lastTerm {
                 try txn.put(tables.meta, Tables.appliedTermKey, lastTerm.bigEndianBytes)
@@ -41,14 +43,14 @@ extension ChatState {
         try apply([CommittedEntry(index: index, command: try command.serializedBytes())]).first
     }
 
-    private func applyCommand(_ txn: inout Transaction, _ bytes: [UInt8], at index: UInt64) throws -> Applied {
-        guard let command = try? Command(serializedBytes: bytes) else {
+    private func applyCommand(_ txn: inout Transaction, _ entry: CommittedEntry, _ gathered: ApplyBatch) throws -> Applied {
+        let index = entry.index
+        guard case let .command(command) = entry.decoded ?? CommittedEntry.decode(entry.command) else {
             return Applied(index: index, outcome: .failure(Rejection(.invalidArgument, "entry \(index) is not a chat command")), events: [], duplicate: false)
         }
         // Exactly-once: a known (client, sequence) returns what it returned the first time.
-        let clientKey = Array(command.clientID.utf8)
-        if !clientKey.isEmpty, let stored = try txn.get(tables.clients, clientKey) {
-            let row = try ClientRow(serializedBytes: stored)
+        let clientKey = command.clientID
+        if !clientKey.isEmpty, let row = try gathered.client(clientKey, in: txn, tables) {
             if command.sequence == row.sequence {
                 return Applied(index: index, outcome: row.outcome.result, events: [], duplicate: true)
             }
@@ -58,13 +60,19 @@ extension ChatState {
             }
         }
 
+        // Only sends may use what the batch read before them; anything else sees the tables as
+        // they stand, and what it read goes with it.
+        let isSend = if case .sendMessage = command.kind { true } else { false }
+        if !isSend { try gathered.settle(&txn, tables) }
+        defer { if !isSend { gathered.forgetReads() } }
+
         var events: [ChatEvent] = []
         let outcome: Result<UInt64, Rejection>
         do throws(Rejection) {
             guard command.version == Self.commandVersion else {
                 throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.commandVersion))")
             }
-            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs)
+            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, gathered: gathered)
             outcome = .success(try mutation.perform(command.kind, events: &events))
         } catch {
             events = []
@@ -76,7 +84,7 @@ extension ChatState {
             row.sequence = command.sequence
             row.index = index
             row.outcome = Outcome(outcome)
-            try txn.put(tables.clients, clientKey, try row.serializedBytes())
+            gathered.record(client: clientKey, row)
         }
         return Applied(index: index, outcome: outcome, events: events, duplicate: false)
     }
@@ -107,6 +115,7 @@ private struct Mutation {
     var txn: Transaction
     let index: UInt64
     let timestamp: Int64
+    let gathered: ApplyBatch
 
     mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws(Rejection) -> UInt64 {
         do {
@@ -223,9 +232,7 @@ private struct Mutation {
         message.body = c.body
         message.sentMs = timestamp
         try txn.put(tables.messages, index.bigEndianBytes, try message.serializedBytes(), append: true)
-        try txn.put(tables.inbox, compositeKey(recipient.id, index), [])
-        try txn.put(tables.mailbox, compositeKey(recipient.id, index), [])
-        try txn.put(tables.conversations, conversationKey(sender.id, recipient.id, index), [])
+        gathered.addSend(recipient: recipient.id, sender: sender.id, id: index)
         events.append(.messageSent(message))
         return index
     }
@@ -304,7 +311,10 @@ private struct Mutation {
     // MARK: Helpers
 
     func user(named name: String) throws -> UserRow? {
-        try txn.get(tables.users, Array(name.utf8)).map { try UserRow(serializedBytes: $0) }
+        if let known = gathered.users[name] { return known }
+        guard let user = try txn.get(tables.users, Array(name.utf8)).map({ try UserRow(serializedBytes: $0) }) else { return nil }
+        gathered.remember(user: user)
+        return user
     }
 
     func message(_ id: UInt64) throws -> MessageRow? {
@@ -314,10 +324,12 @@ private struct Mutation {
     /// The session for a token hash and its (still existing) user; the only way a command
     /// learns who is acting.
     func session(_ tokenHash: Data) throws -> (SessionRow, UserRow) {
+        if let known = gathered.sessions[tokenHash] { return known }
         try Validation.tokenHash(Array(tokenHash))
         guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
         let session = try SessionRow(serializedBytes: bytes)
         guard let user = try user(named: session.name), user.id == session.userID else { throw Rejection.noSession }
+        gathered.remember(session: session, user: user, for: tokenHash)
         return (session, user)
     }
 

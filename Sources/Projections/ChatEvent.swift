@@ -39,10 +39,29 @@ public struct CommittedEntry: Sendable {
     public var command: [UInt8]?
     public var configuration: [UInt8]?
 
+    /// `command` decoded ahead of `apply` by `decode()`: replay decodes on one thread while
+    /// another applies.
+    var decoded: Decoded?
+
+    enum Decoded: Sendable {
+        case command(Command)
+        case invalid
+    }
+
     public init(index: UInt64, term: UInt64 = 0, command: [UInt8]?, configuration: [UInt8]? = nil) {
         self.index = index
         self.term = term
         self.command = command
         self.configuration = configuration
+    }
+
+    /// Decodes the command now, so `apply` does not have to.
+    public mutating func decode() {
+        decoded = Self.decode(command)
+    }
+
+    static func decode(_ bytes: [UInt8]?) -> Decoded? {
+        guard let bytes else { return nil }
+        return (try? Command(serializedBytes: bytes)).map(Decoded.command) ?? .invalid
     }
 }

@@ -14,7 +14,7 @@ public enum Validation {
 
     /// Account names: 1–32 of letters, digits, `_`, `.`, `-`.
     public static func accountName(_ name: String) throws(Rejection) {
-        let bytes = Array(name.utf8)
+        let bytes = name.utf8
         guard !bytes.isEmpty else { throw Rejection(.invalidArgument, "the account name is empty") }
         guard bytes.count <= maxNameLength else {
             throw Rejection(.invalidArgument, "the account name is longer than \(maxNameLength) characters")

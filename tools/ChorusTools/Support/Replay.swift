@@ -4,28 +4,48 @@ import Projections
 
 /// Rebuilds projections from a log: what a node does on every apply, in big batches.
 struct Replayer {
-    /// Entries per LMDB transaction.
-    static let batch = 4096
+    /// Entries per LMDB transaction: a transaction rewrites every page it touches, so fewer,
+    /// larger ones write less (65,536 measured best against 4,096 and 262,144).
+    static let batch = 65536
 
     /// Applies `log`'s entries `1...target` (or from the first held) to `state`; returns how
-    /// many were applied.
+    /// many were applied. One thread reads and decodes the next batch while this one applies.
     static func replay(_ log: LogStore, into state: ChatState, through target: UInt64, progress: Progress? = nil) throws -> Int {
-        var next = max(try state.lastApplied() + 1, try log.firstIndex())
+        let next = max(try state.lastApplied() + 1, try log.firstIndex())
         if try state.lastApplied() + 1 < log.firstIndex() && next <= target {
             throw ToolError("the projections are at index \(try state.lastApplied()) but the log starts at \(try log.firstIndex()): replay needs a snapshot")
         }
+        let batches = Handoff<Result<[CommittedEntry], any Error>>(capacity: 2)
+        let reader = Thread {
+            var next = next
+            while next <= target {
+                do {
+                    let entries = try log.entries(from: next, through: min(target, next + UInt64(batch) - 1))
+                    guard let last = entries.last else { break }
+                    let delivered = batches.put(.success(entries.map { entry in
+                        // Membership entries (kind 1) carry no chat command; the node also
+                        // records the configuration they produce, which needs the consensus
+                        // layer to decode.
+                        var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == 0 && !entry.payload.isEmpty ? entry.payload : nil)
+                        committed.decode()
+                        return committed
+                    }))
+                    guard delivered else { break }
+                    next = last.index + 1
+                } catch {
+                    batches.put(.failure(error))
+                    break
+                }
+            }
+            batches.close()
+        }
+        reader.start()
+        defer { batches.drain() }
         var applied = 0
-        while next <= target {
-            let entries = try log.entries(from: next, through: min(target, next + UInt64(batch) - 1))
-            guard let last = entries.last else { break }
-            _ = try state.apply(entries.map { entry in
-                // Membership entries (kind 1) carry no chat command; the node also records the
-                // configuration they produce, which needs the consensus layer to decode.
-                CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == 0 && !entry.payload.isEmpty ? entry.payload : nil)
-            })
+        while let entries = try batches.take()?.get() {
+            _ = try state.apply(entries)
             applied += entries.count
-            next = last.index + 1
-            progress?.update(Int(last.index))
+            progress?.update(Int(entries.last?.index ?? 0))
         }
         return applied
     }
@@ -63,6 +83,60 @@ struct Replayer {
         let path = NSTemporaryDirectory() + "chorus-replay-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try body(path)
+    }
+}
+
+/// A bounded queue between one producing and one consuming thread.
+final class Handoff<Element: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var closed = false
+    private var abandoned = false
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// Waits for room; false (and the item dropped) when the consumer has gone.
+    @discardableResult
+    func put(_ item: Element) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count >= capacity && !abandoned { condition.wait() }
+        guard !abandoned else { return false }
+        items.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    /// No more items will come.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next item, or nil once the producer closed and everything was taken.
+    func take() -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !closed { condition.wait() }
+        guard !items.isEmpty else { return nil }
+        condition.broadcast()
+        return items.removeFirst()
+    }
+
+    /// The consumer stops: the producer's further items are dropped, and this waits until
+    /// it has closed, so nothing it reads outlives the caller.
+    func drain() {
+        condition.lock()
+        abandoned = true
+        items.removeAll()
+        condition.broadcast()
+        while !closed { condition.wait() }
+        condition.unlock()
     }
 }
 

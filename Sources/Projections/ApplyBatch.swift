@@ -1,0 +1,113 @@
+import Foundation
+import LogStore
+
+/// What one apply transaction has already read, and the writes it gathers to make at once.
+///
+/// Sends dominate a chat log. Each needs its sender's session and user, its recipient's user
+/// and its client's exactly-once row, and adds three index rows at scattered keys. Reading the
+/// rows once per batch, writing each client's row once, and writing the index rows in key
+/// order through one cursor per table is most of what makes replay fast.
+///
+/// Only sends read from the caches and defer their index rows. Every other command calls
+/// `settle` before and `forgetReads` after, so it sees the tables exactly as a
+/// command-at-a-time apply would.
+final class ApplyBatch {
+    private(set) var sessions: [Data: (session: SessionRow, user: UserRow)] = [:]
+    private(set) var users: [String: UserRow] = [:]
+    private var clients: [String: ClientRow] = [:]
+    /// Each send's (recipient, id): its `inbox` and `mailbox` key.
+    private var received: [IndexKey] = []
+    /// Each send's (lower user id, higher user id, id): its `conversations` key.
+    private var exchanged: [IndexKey] = []
+
+    func remember(session: SessionRow, user: UserRow, for tokenHash: Data) {
+        sessions[tokenHash] = (session, user)
+        users[user.name] = user
+    }
+
+    func remember(user: UserRow) {
+        users[user.name] = user
+    }
+
+    func forgetReads() {
+        sessions.removeAll(keepingCapacity: true)
+        users.removeAll(keepingCapacity: true)
+    }
+
+    /// The client's latest row: this batch's, or the stored one.
+    func client(_ id: String, in txn: Transaction, _ tables: Tables) throws -> ClientRow? {
+        if let row = clients[id] { return row }
+        return try txn.get(tables.clients, Array(id.utf8)).map { try ClientRow(serializedBytes: $0) }
+    }
+
+    func record(client id: String, _ row: ClientRow) {
+        clients[id] = row
+    }
+
+    /// A send's index rows, written by the next `settle`.
+    func addSend(recipient: UInt64, sender: UInt64, id: UInt64) {
+        received.append(IndexKey(recipient, id))
+        exchanged.append(IndexKey(min(sender, recipient), max(sender, recipient), id))
+    }
+
+    /// Writes the deferred index rows and forgets what was read, before a command that reads
+    /// or changes accounts, sessions or indexes.
+    func settle(_ txn: inout Transaction, _ tables: Tables) throws {
+        forgetReads()
+        if !received.isEmpty {
+            received.sort()
+            try Self.insert(received, into: tables.inbox, &txn)
+            try Self.insert(received, into: tables.mailbox, &txn)
+            received.removeAll(keepingCapacity: true)
+        }
+        if !exchanged.isEmpty {
+            exchanged.sort()
+            try Self.insert(exchanged, into: tables.conversations, &txn)
+            exchanged.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Everything still owed to the tables, at the end of the transaction.
+    func finish(_ txn: inout Transaction, _ tables: Tables) throws {
+        try settle(&txn, tables)
+        for (id, row) in clients {
+            try txn.put(tables.clients, Array(id.utf8), try row.serializedBytes())
+        }
+        clients.removeAll()
+    }
+
+    /// Keys in order land next to each other: LMDB then finds most of them on the page the
+    /// cursor already stands on instead of descending from the root.
+    private static func insert(_ sorted: [IndexKey], into database: Database, _ txn: inout Transaction) throws {
+        try txn.withCursor(database) { cursor in
+            for key in sorted {
+                try key.withBytes { bytes in try cursor.put(bytes, UnsafeRawBufferPointer(start: nil, count: 0)) }
+            }
+        }
+    }
+}
+
+/// A composite index key of two or three ids, ordered as its big-endian bytes are.
+struct IndexKey: Comparable {
+    var parts: (UInt64, UInt64, UInt64)
+    var count: Int
+
+    init(_ a: UInt64, _ b: UInt64) {
+        parts = (a, b, 0)
+        count = 2
+    }
+
+    init(_ a: UInt64, _ b: UInt64, _ c: UInt64) {
+        parts = (a, b, c)
+        count = 3
+    }
+
+    static func < (lhs: IndexKey, rhs: IndexKey) -> Bool { lhs.parts < rhs.parts }
+    static func == (lhs: IndexKey, rhs: IndexKey) -> Bool { lhs.parts == rhs.parts && lhs.count == rhs.count }
+
+    /// The key's bytes, as `compositeKey` would make them, without allocating.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var bigEndian = (parts.0.bigEndian, parts.1.bigEndian, parts.2.bigEndian)
+        return try withUnsafeBytes(of: &bigEndian) { try body(UnsafeRawBufferPointer(rebasing: $0.prefix(count * 8))) }
+    }
+}
