@@ -1,4 +1,5 @@
 import ArgumentParser
+import NIOCore
 
 @main
 struct ChorusTools: AsyncParsableCommand {
@@ -7,4 +8,20 @@ struct ChorusTools: AsyncParsableCommand {
         abstract: "Inspect, benchmark and repair Chorus data directories.",
         subcommands: [StatusCommand.self, Dump.self, Replay.self, Compact.self, Verify.self, SnapshotCommand.self, LogBench.self, Bench.self, FailoverProbe.self, Compare.self, CatchUpBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
     )
+
+    /// One event loop for every connection the tools open, set before NIO's shared group
+    /// exists: the load generator's callers run on it (see `LoadGenerator`).
+    static func main() async {
+        NIOSingletons.groupLoopCountSuggestion = 1
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

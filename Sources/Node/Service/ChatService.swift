@@ -36,7 +36,8 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         try await requireLeader()
         let salt = Credentials.newSalt()
         let iterations = configuration.passwordIterations
-        let hash = Credentials.hashPassword(request.password, salt: salt, iterations: iterations)
+        let password = request.password
+        let hash = await offLoop { Credentials.hashPassword(password, salt: salt, iterations: iterations) }
         _ = try await propose(request.requestID, .createAccount(.with {
             $0.name = request.name
             $0.salt = Data(salt)
@@ -52,7 +53,8 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         guard try state.userExists(request.name) else {
             throw RPCError(code: .notFound, message: "there is no account named '\(request.name)'")
         }
-        guard try state.checkCredentials(name: request.name, password: request.password) != nil else {
+        let (state, name, password) = (self.state, request.name, request.password)
+        guard try await offLoop({ try state.checkCredentials(name: name, password: password) }) != nil else {
             throw RPCError(code: .unauthenticated, message: "wrong password for '\(request.name)'")
         }
         let token = Credentials.newToken()
@@ -220,6 +222,12 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             throw RPCError(code: .unauthenticated, message: "the session token is missing or malformed; log in to get one")
         }
         return Credentials.tokenHash(bytes)
+    }
+
+    /// Password hashing (PBKDF2, tens of milliseconds) runs on the cooperative pool: on the
+    /// event loop it would hold up every peer message and heartbeat behind it.
+    func offLoop<T: Sendable>(_ body: @Sendable () throws -> T) async rethrows -> T {
+        try await withTaskExecutorPreference(globalConcurrentExecutor) { try body() }
     }
 
     func validatePassword(_ password: String) throws {

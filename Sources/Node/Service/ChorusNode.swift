@@ -4,6 +4,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LogStore
 import Logging
+import NIOExecutor
+import NIOPosix
 import Projections
 import Raft
 import ServiceLifecycle
@@ -30,14 +32,20 @@ public struct ChorusNode: Service {
                                   electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try data.state.lastApplied()
         let core = RaftCore(storage: storage, options: options)
-        let links = PeerLinks(configuration: configuration, snapshots: data.snapshots, logger: logger)
+        // One event loop carries all network traffic, and the gRPC handlers and peer streams
+        // run on it as well (`EventLoopExecutor`); the Raft loop has its own thread.
+        let network = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { network.shutdownGracefully { _ in } }
+        let executor = EventLoopExecutor(network.next())
+        let links = PeerLinks(configuration: configuration, snapshots: data.snapshots, eventLoopGroup: network, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
             transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes }
+            config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes },
+            eventLoopGroup: network
         )
         let server = GRPCServer(transport: transport, services: [
             ChatService(replica: replica, current: current, configuration: configuration),
@@ -56,7 +64,9 @@ public struct ChorusNode: Service {
                 group.addTask { await replica.run() }
                 group.addTask {
                     do {
-                        try await serveNetwork(server: server, transport: transport, links: links, replica: replica)
+                        try await withTaskExecutorPreference(executor) {
+                            try await serveNetwork(server: server, transport: transport, links: links, replica: replica)
+                        }
                     } catch is ShutdownDeadline {
                         logger.info("closing the streams still open after the shutdown grace period")
                     }

@@ -2,6 +2,7 @@ import API
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import Projections
 import Raft
 import Synchronization
@@ -12,10 +13,10 @@ import Synchronization
 final class PeerLinks: MessageSender {
     let links: [NodeID: PeerLink]
 
-    init(configuration: NodeConfiguration, snapshots: SnapshotStore, logger: Logger) {
+    init(configuration: NodeConfiguration, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         var links: [NodeID: PeerLink] = [:]
         for (id, address) in configuration.members where id != configuration.id {
-            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, snapshots: snapshots, logger: logger)
+            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         self.links = links
     }
@@ -52,6 +53,7 @@ final class PeerLink: Sendable {
     let clusterID: String
     let logger: Logger
     let snapshots: SnapshotSender
+    let eventLoopGroup: MultiThreadedEventLoopGroup
     /// Most messages held for a peer that is not reading them.
     static let queueLimit = 4096
 
@@ -62,8 +64,9 @@ final class PeerLink: Sendable {
     private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let batchesSent = Atomic<Int>(0)
 
-    init(peer: NodeID, address: PeerAddress, clusterID: String, snapshots: SnapshotStore, logger: Logger) {
+    init(peer: NodeID, address: PeerAddress, clusterID: String, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
+        self.eventLoopGroup = eventLoopGroup
         self.address = address
         self.clusterID = clusterID
         self.logger = logger
@@ -92,12 +95,14 @@ final class PeerLink: Sendable {
             let transport = try HTTP2ClientTransport.Posix(
                 target: .ipv4(address: address.host, port: address.port),
                 transportSecurity: .plaintext,
-                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) }
+                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) },
+                eventLoopGroup: eventLoopGroup
             )
             try await withGRPCClient(transport: transport) { client in
                 let stub = Chorus_V1_Peer.Client(wrapping: client)
                 await withDiscardingTaskGroup { group in
-                    group.addTask { await self.snapshots.run(stub: stub) }
+                    // Reading snapshot files is blocking I/O: keep it off the event loop.
+                    group.addTask(executorPreference: globalConcurrentExecutor) { await self.snapshots.run(stub: stub) }
                     await self.stream(stub: stub)
                     self.snapshots.stop()
                 }

@@ -29,6 +29,9 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     }
 
     func installSnapshot(request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>, response: RPCWriter<Chorus_V1_SnapshotProgress>, context: ServerContext) async throws {
-        try await snapshots.receive(request: request, response: response, clusterID: clusterID, replica: replica)
+        // Writing, hashing and fsyncing megabytes would stall the event loop's other streams.
+        try await withTaskExecutorPreference(globalConcurrentExecutor) {
+            try await snapshots.receive(request: request, response: response, clusterID: clusterID, replica: replica)
+        }
     }
 }
