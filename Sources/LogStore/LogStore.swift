@@ -72,15 +72,19 @@ public final class LogStore: Sendable {
 
     /// The term of the entry at `index`; also known for the last discarded index and the
     /// snapshot index; nil when the index is compacted away or beyond the end.
+    ///
+    /// Asked for every AppendEntries the leader sends, so the entry is looked up first; the two
+    /// records matter only on a miss (an entry the log still holds has the term they record).
     public func term(at index: UInt64) throws -> UInt64? {
         try environment.read { txn in
+            let held = try txn.withValue(entries, index.bigEndianBytes) { bytes in
+                try bytes.map { bytes in try EntryCodec.term(index: index, bytes, path: path) }
+            }
+            if let held { return held }
             let start = try logStart(txn)
             if index == start.index { return start.term }
             let snapshot = try snapshotMetadata(txn)
-            if index == snapshot.index { return snapshot.term }
-            return try txn.withValue(entries, index.bigEndianBytes) { bytes in
-                try bytes.map { bytes in try EntryCodec.term(index: index, bytes, path: path) }
-            }
+            return index == snapshot.index ? snapshot.term : nil
         }
     }
 

@@ -17,11 +17,13 @@ struct Compact: ParsableCommand {
             throw ToolError("\(dir) is not a Chorus data directory (no log/data.mdb)")
         }
         // The node holds this lock while it runs; so does this command.
-        let fd = open(dir + "/lock", O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        let lock: DirectoryLock
+        do {
+            lock = try DirectoryLock(directory: dir)
+        } catch is DirectoryLock.InUse {
             throw ToolError("\(dir) is in use by a running node: stop it first, or use `chorus-tools snapshot --endpoint HOST:PORT` on the running node")
         }
-        defer { close(fd) }
+        defer { withExtendedLifetime(lock) {} }
         let before = Self.bytes(dir + "/log/data.mdb")
         let shrunk = dir + "/log.compacting"
         try? FileManager.default.removeItem(atPath: shrunk)

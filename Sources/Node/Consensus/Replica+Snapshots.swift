@@ -89,7 +89,8 @@ extension Replica.Loop {
             fatalError("cannot compact the Raft log: \(error)")
         }
         snapshots.lastIndex = max(snapshots.lastIndex, info.index)
-        if let latest = data.snapshots.find(index: storage.snapshotMetadata().index, term: storage.snapshotMetadata().term) {
+        let recorded = storage.snapshotMetadata()
+        if let latest = data.snapshots.find(index: recorded.index, term: recorded.term) {
             data.snapshots.prune(keeping: latest)
         }
         let duration = clock.now - started

@@ -20,7 +20,11 @@ public struct DataDirectory: Sendable {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
-        lock = try DirectoryLock(path: path + "/lock")
+        do {
+            lock = try DirectoryLock(directory: path)
+        } catch let inUse as DirectoryLock.InUse {
+            throw ConfigurationError(inUse.description)
+        }
         log = try LogStore(directory: path + "/log")
         snapshots = try SnapshotStore(directory: path + "/snapshots")
         stateDirectory = StateDirectory(directory: path + "/state")
@@ -51,22 +55,4 @@ public struct DataDirectory: Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
         guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
     }
-}
-
-/// An exclusive `flock` on a file in the data directory, released when the process exits
-/// (however it exits), so a stale lock never blocks a restart.
-final class DirectoryLock: Sendable {
-    let descriptor: Int32
-
-    init(path: String) throws {
-        let fd = open(path, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else { throw ConfigurationError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw ConfigurationError("the data directory \((path as NSString).deletingLastPathComponent) is in use by another process")
-        }
-        descriptor = fd
-    }
-
-    deinit { close(descriptor) }
 }
