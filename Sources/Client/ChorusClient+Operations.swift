@@ -44,9 +44,9 @@ extension ChorusClient {
 
     /// Sends a message; returns its id. Retried safely: it is stored once.
     public func send(token: String, to recipient: String, body: String) async throws -> UInt64 {
-        try await write { id, stub in
-            try await stub.sendMessage(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body }, options: Self.callOptions)
-        }.messageID
+        try await write(node: { id, node in
+            try await sendStreams[node].send(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body })
+        }).messageID
     }
 
     /// The oldest `limit` undelivered messages. With `acknowledge` (the default) they are

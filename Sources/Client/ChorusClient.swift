@@ -14,6 +14,8 @@ public final class ChorusClient: Sendable {
     public let endpoints: [String]
     let stubs: [Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>]
     let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
+    /// Sends go over one long-lived stream per node (see `SendStream`).
+    let sendStreams: [SendStream]
     let lanes = RequestLanes()
     /// Index into `endpoints` of the node believed to lead.
     let leader = Mutex<Int>(0)
@@ -39,6 +41,7 @@ public final class ChorusClient: Sendable {
         }
         self.clients = clients
         stubs = clients.map { Chorus_V1_Chat.Client(wrapping: $0) }
+        sendStreams = endpoints.map(SendStream.init)
     }
 
     func runConnections() async throws {
@@ -46,10 +49,14 @@ public final class ChorusClient: Sendable {
             for client in clients {
                 group.addTask { try await client.runConnections() }
             }
+            for (stream, stub) in zip(sendStreams, stubs) {
+                group.addTask { await stream.run(stub: stub) }
+            }
         }
     }
 
     func close() {
+        for stream in sendStreams { stream.close() }
         for client in clients { client.beginGracefulShutdown() }
     }
 
@@ -58,6 +65,11 @@ public final class ChorusClient: Sendable {
     /// Runs `body` against the leader, following hints and retrying while the cluster is
     /// unavailable, until `deadline`.
     func withLeader<R: Sendable>(_ body: (Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        try await withLeader(node: { try await body(stubs[$0]) })
+    }
+
+    /// `withLeader` for a body that takes the index of the node it should use.
+    func withLeader<R: Sendable>(node body: (Int) async throws -> R) async throws -> R {
         let clock = ContinuousClock()
         let end = clock.now + deadline
         var attempt = 0
@@ -67,7 +79,7 @@ public final class ChorusClient: Sendable {
             do {
                 let remaining = end - clock.now
                 guard remaining > .zero else { break }
-                return try await body(stubs[target])
+                return try await body(target)
             } catch let error as RPCError {
                 guard error.code == .unavailable || error.code == .deadlineExceeded else { throw ChorusError(error) }
                 lastError = error.message
@@ -104,13 +116,18 @@ public final class ChorusClient: Sendable {
 
     /// A write: one request id, kept across retries.
     func write<R: Sendable>(_ body: (Chorus_V1_RequestID, Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        try await write(node: { id, node in try await body(id, stubs[node]) })
+    }
+
+    /// `write` for a body that takes the index of the node it should use.
+    func write<R: Sendable>(node body: (Chorus_V1_RequestID, Int) async throws -> R) async throws -> R {
         let lane = lanes.borrow()
         defer { lanes.giveBack(lane) }
         let id = Chorus_V1_RequestID.with {
             $0.clientID = lane.clientID
             $0.sequence = lane.sequence
         }
-        return try await withLeader { stub in try await body(id, stub) }
+        return try await withLeader(node: { node in try await body(id, node) })
     }
 
     static let callOptions = CallOptions.defaults.withTimeout(.seconds(6))

@@ -40,7 +40,10 @@ public final class ChatState: Sendable {
 }
 
 /// The named databases, in the canonical order the digest walks them.
-struct Tables: Sendable {
+///
+/// A class: every command's apply passes the tables along, and a struct of eleven handles
+/// (each carrying its name) would be retained and released field by field on every copy.
+final class Tables: Sendable {
     static let names = [
         "meta", "users", "messages", "inbox", "mailbox", "conversations",
         "sessions", "user-sessions", "subscriptions", "online", "clients",

@@ -123,6 +123,61 @@ import Testing
         }
     }
 
+    @Test func sendStreamAnswersEverySendAndOutlivesBadOnes() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            _ = try await client.newUser("bob")
+            let leader = try await cluster.waitForLeader(client)
+            // Each request its own client id, as the client library's lanes do: sequences of
+            // one client id must rise, and a stream carries many requests at once.
+            func send(_ n: UInt64, token: String = alice, to recipient: String = "bob", body: String) -> Chorus_V1_SendMessageRequest {
+                .with {
+                    $0.requestID = .with { $0.clientID = "stream-\(n)"; $0.sequence = 1 }
+                    $0.token = token
+                    $0.recipient = recipient
+                    $0.body = body
+                }
+            }
+            var requests = (1...40).map { send(UInt64($0), body: "s\($0)") }
+            requests.insert(send(41, token: "not-a-token", body: "bad token"), at: 5)
+            requests.insert(send(42, body: ""), at: 10)
+            requests.insert(send(43, to: "nobody", body: "no such user"), at: 15)
+            requests.insert(send(7, body: "s7"), at: 30)  // a retry of request 7: the same id back
+            let replies = try await RawChat.sendStream(cluster.address(leader), requests)
+
+            #expect(replies.count == requests.count, "one reply per request")
+            let byRequest = Dictionary(grouping: replies) { UInt64($0.requestID.clientID.dropFirst("stream-".count))! }
+            #expect(byRequest[41]?.first?.statusCode == Int32(RPCError.Code.unauthenticated.rawValue))
+            #expect(byRequest[42]?.first?.statusCode == Int32(RPCError.Code.invalidArgument.rawValue))
+            #expect(byRequest[43]?.first?.statusCode == Int32(RPCError.Code.notFound.rawValue))
+            #expect(byRequest[7]?.count == 2 && Set(byRequest[7]!.map(\.messageID)).count == 1, "a repeated request id is applied once")
+            let sent = (1...40).compactMap { byRequest[UInt64($0)]?.first }
+            #expect(sent.allSatisfy { $0.statusCode == 0 && $0.messageID > 0 })
+            let stored = try await client.history(token: alice, with: "bob", pageSize: 100, oldestFirst: true).messages
+            #expect(stored.map(\.body) == (1...40).map { "s\($0)" }, "every good send stored once, in the order sent")
+            #expect(stored.map(\.id) == sent.map(\.messageID))
+
+            // A follower answers every send with UNAVAILABLE and the leader's address.
+            let follower = cluster.ids.first { $0 != leader }!
+            let refused = try await RawChat.sendStream(cluster.address(follower), [send(100, body: "to a follower")])
+            #expect(refused.first?.statusCode == Int32(RPCError.Code.unavailable.rawValue))
+            #expect(refused.first?.leader == "\(leader)=\(cluster.address(leader))")
+
+            // The client library multiplexes many concurrent sends over its stream.
+            let ids = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for n in 0..<200 {
+                    group.addTask { try await client.send(token: alice, to: "bob", body: "c\(n)") }
+                }
+                return try await group.reduce(into: [UInt64]()) { $0.append($1) }
+            }
+            #expect(Set(ids).count == 200)
+            let all = try await client.history(token: alice, with: "bob", pageSize: 1000).messages
+            #expect(all.filter { $0.body.hasPrefix("c") }.count == 200)
+        }
+    }
+
     @Test func retriedRequestIDIsAppliedOnce() async throws {
         let cluster = try TestCluster()
         try cluster.startAll()

@@ -23,6 +23,19 @@ enum RawChat {
         }
     }
 
+    /// Writes `requests` on one `SendStream` call, half-closes, and returns every reply.
+    static func sendStream(_ address: String, _ requests: [Chorus_V1_SendMessageRequest]) async throws -> [Chorus_V1_SendReply] {
+        try await withStub(address) { client in
+            try await Chorus_V1_Chat.Client(wrapping: client).sendStream(requestProducer: { writer in
+                for request in requests { try await writer.write(request) }
+            }, onResponse: { response in
+                var replies: [Chorus_V1_SendReply] = []
+                for try await reply in response.messages { replies.append(reply) }
+                return replies
+            })
+        }
+    }
+
     /// Sends `bytes` as the request of `service/method` and returns the status code.
     static func rawCall(_ address: String, service: String, method: String, bytes: [UInt8]) async throws -> RPCError.Code? {
         try await withStub(address) { client in

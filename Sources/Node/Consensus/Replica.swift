@@ -102,6 +102,13 @@ public final class Replica: Sendable {
         return try result.get()
     }
 
+    /// Proposes an encoded command; `reply` is called once with its outcome (from the Raft
+    /// loop's thread: it must not block). For callers with many proposals in flight, which
+    /// would otherwise hold a task each.
+    public func propose(_ command: [UInt8], reply: @escaping @Sendable (Result<Applied, ReplicaError>) -> Void) {
+        submit(.propose(command, reply))
+    }
+
     /// Waits until this node may serve a linearizable read: it confirmed with a majority that
     /// it still leads, and has applied everything committed before the read began.
     public func linearizableRead() async throws(ReplicaError) {

@@ -101,17 +101,22 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     // MARK: Messages
 
     func sendMessage(request: Chorus_V1_SendMessageRequest, context: ServerContext) async throws -> Chorus_V1_SendMessageResponse {
+        let id = try await propose(request.requestID, try sendCommand(request))
+        return .with { $0.messageID = id }
+    }
+
+    /// A send, checked as far as it can be before it is proposed.
+    func sendCommand(_ request: Chorus_V1_SendMessageRequest) throws -> Command.OneOf_Kind {
         let hash = try tokenHash(request.token)
         try mapRejection {
             try Validation.accountName(request.recipient)
             try Validation.messageBody(request.body)
         }
-        let id = try await propose(request.requestID, .sendMessage(.with {
+        return .sendMessage(.with {
             $0.tokenHash = Data(hash)
             $0.recipient = request.recipient
             $0.body = request.body
-        }))
-        return .with { $0.messageID = id }
+        })
     }
 
     func readUndelivered(request: Chorus_V1_ReadUndeliveredRequest, context: ServerContext) async throws -> Chorus_V1_ReadUndeliveredResponse {
@@ -186,6 +191,20 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     /// Proposes `kind` as one command with the caller's request id; returns its value.
     func propose(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) async throws -> UInt64 {
+        let applied: Applied
+        do {
+            applied = try await replica.propose(try command(requestID, kind))
+        } catch let error as ReplicaError {
+            throw configuration.rpcError(error)
+        }
+        switch applied.outcome {
+        case let .success(value): return value
+        case let .failure(rejection): throw rejection.rpcError
+        }
+    }
+
+    /// `kind` as an encoded command: the request id, the format version and this node's clock.
+    func command(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) throws -> [UInt8] {
         guard !requestID.clientID.isEmpty, requestID.clientID.utf8.count <= 128, requestID.sequence > 0 else {
             throw RPCError(code: .invalidArgument, message: "every write needs a request_id: a client_id (1–128 bytes) and a sequence ≥ 1")
         }
@@ -195,16 +214,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         command.sequence = requestID.sequence
         command.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
         command.kind = kind
-        let applied: Applied
-        do {
-            applied = try await replica.propose(try command.serializedBytes())
-        } catch let error as ReplicaError {
-            throw configuration.rpcError(error)
-        }
-        switch applied.outcome {
-        case let .success(value): return value
-        case let .failure(rejection): throw rejection.rpcError
-        }
+        return try command.serializedBytes()
     }
 
     /// The live session behind `token`, read after a barrier.

@@ -101,6 +101,19 @@ public enum Chorus_V1_Chat: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SendStream" metadata.
+        public enum SendStream: Sendable {
+            /// Request type for "SendStream".
+            public typealias Input = Chorus_V1_SendMessageRequest
+            /// Response type for "SendStream".
+            public typealias Output = Chorus_V1_SendReply
+            /// Descriptor for "SendStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "SendStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "ReadUndelivered" metadata.
         public enum ReadUndelivered: Sendable {
             /// Request type for "ReadUndelivered".
@@ -200,6 +213,7 @@ public enum Chorus_V1_Chat: Sendable {
             Logout.descriptor,
             ListAccounts.descriptor,
             SendMessage.descriptor,
+            SendStream.descriptor,
             ReadUndelivered.descriptor,
             AcknowledgeMessages.descriptor,
             History.descriptor,
@@ -332,6 +346,28 @@ extension Chorus_V1_Chat {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_SendMessageRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendMessageResponse>
+
+        /// Handle the "SendStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many sends over one long-lived stream: what a busy client uses instead of one
+        /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+        /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+        /// > would fail as a SendMessage call is answered with that call's status instead, and the
+        /// > stream goes on.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SendMessageRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SendReply` messages.
+        func sendStream(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SendMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendReply>
 
         /// Handle the "ReadUndelivered" method.
         ///
@@ -557,6 +593,28 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_SendMessageResponse>
 
+        /// Handle the "SendStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many sends over one long-lived stream: what a busy client uses instead of one
+        /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+        /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+        /// > would fail as a SendMessage call is answered with that call's status instead, and the
+        /// > stream goes on.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SendMessageRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SendReply` messages.
+        func sendStream(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SendMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendReply>
+
         /// Handle the "ReadUndelivered" method.
         ///
         /// > Source IDL Documentation:
@@ -779,6 +837,29 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_SendMessageResponse
 
+        /// Handle the "SendStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many sends over one long-lived stream: what a busy client uses instead of one
+        /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+        /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+        /// > would fail as a SendMessage call is answered with that call's status instead, and the
+        /// > stream goes on.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Chorus_V1_SendMessageRequest` messages.
+        ///   - response: A response stream of `Chorus_V1_SendReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func sendStream(
+            request: GRPCCore.RPCAsyncSequence<Chorus_V1_SendMessageRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Chorus_V1_SendReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "ReadUndelivered" method.
         ///
         /// > Source IDL Documentation:
@@ -962,6 +1043,17 @@ extension Chorus_V1_Chat.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SendMessageResponse>(),
             handler: { request, context in
                 try await self.sendMessage(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.SendStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SendMessageRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SendReply>(),
+            handler: { request, context in
+                try await self.sendStream(
                     request: request,
                     context: context
                 )
@@ -1275,6 +1367,23 @@ extension Chorus_V1_Chat.SimpleServiceProtocol {
         )
     }
 
+    public func sendStream(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_SendMessageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendReply> {
+        return GRPCCore.StreamingServerResponse<Chorus_V1_SendReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.sendStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func readUndelivered(
         request: GRPCCore.ServerRequest<Chorus_V1_ReadUndeliveredRequest>,
         context: GRPCCore.ServerContext
@@ -1508,6 +1617,33 @@ extension Chorus_V1_Chat {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SendMessageResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SendMessageResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SendStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many sends over one long-lived stream: what a busy client uses instead of one
+        /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+        /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+        /// > would fail as a SendMessage call is answered with that call's status instead, and the
+        /// > stream goes on.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_SendMessageRequest` messages.
+        ///   - serializer: A serializer for `Chorus_V1_SendMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SendReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func sendStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_SendMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SendMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SendReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SendReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ReadUndelivered" method.
@@ -1866,6 +2002,42 @@ extension Chorus_V1_Chat {
             try await self.client.unary(
                 request: request,
                 descriptor: Chorus_V1_Chat.Method.SendMessage.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SendStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many sends over one long-lived stream: what a busy client uses instead of one
+        /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+        /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+        /// > would fail as a SendMessage call is answered with that call's status instead, and the
+        /// > stream goes on.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_SendMessageRequest` messages.
+        ///   - serializer: A serializer for `Chorus_V1_SendMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SendReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func sendStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_SendMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SendMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SendReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SendReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.SendStream.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2269,6 +2441,37 @@ extension Chorus_V1_Chat.ClientProtocol {
         )
     }
 
+    /// Call the "SendStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many sends over one long-lived stream: what a busy client uses instead of one
+    /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+    /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+    /// > would fail as a SendMessage call is answered with that call's status instead, and the
+    /// > stream goes on.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Chorus_V1_SendMessageRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Chorus_V1_SendMessageRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SendReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.sendStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SendMessageRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SendReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ReadUndelivered" method.
     ///
     /// > Source IDL Documentation:
@@ -2647,6 +2850,42 @@ extension Chorus_V1_Chat.ClientProtocol {
             metadata: metadata
         )
         return try await self.sendMessage(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SendStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many sends over one long-lived stream: what a busy client uses instead of one
+    /// > SendMessage call (one HTTP/2 stream) per message. Requests proceed concurrently; each is
+    /// > answered by one SendReply carrying its request id, in the order they commit. A send that
+    /// > would fail as a SendMessage call is answered with that call's status instead, and the
+    /// > stream goes on.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Chorus_V1_SendMessageRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_SendReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Chorus_V1_SendMessageRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.sendStream(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -263,6 +263,38 @@ public nonisolated struct Chorus_V1_SendMessageResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Chorus_V1_SendReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: Chorus_V1_RequestID {
+    get {_requestID ?? Chorus_V1_RequestID()}
+    set {_requestID = newValue}
+  }
+  /// Returns true if `requestID` has been explicitly set.
+  public var hasRequestID: Bool {self._requestID != nil}
+  /// Clears the value of `requestID`. Subsequent reads from it will return its default value.
+  public mutating func clearRequestID() {self._requestID = nil}
+
+  public var messageID: UInt64 = 0
+
+  /// 0 when the send was applied; otherwise the gRPC status code and message SendMessage
+  /// would have failed with.
+  public var statusCode: Int32 = 0
+
+  public var statusMessage: String = String()
+
+  /// With UNAVAILABLE from a node that does not lead: the leader it knows, as `ID=host:port`.
+  public var leader: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _requestID: Chorus_V1_RequestID? = nil
+}
+
 public nonisolated struct Chorus_V1_ChatMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1135,6 +1167,60 @@ nonisolated extension Chorus_V1_SendMessageResponse: SwiftProtobuf.Message, Swif
 
   public static func ==(lhs: Chorus_V1_SendMessageResponse, rhs: Chorus_V1_SendMessageResponse) -> Bool {
     if lhs.messageID != rhs.messageID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SendReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}message_id\0\u{3}status_code\0\u{3}status_message\0\u{1}leader\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._requestID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.messageID) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.statusCode) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.statusMessage) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.leader) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._requestID {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.messageID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messageID, fieldNumber: 2)
+    }
+    if self.statusCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.statusCode, fieldNumber: 3)
+    }
+    if !self.statusMessage.isEmpty {
+      try visitor.visitSingularStringField(value: self.statusMessage, fieldNumber: 4)
+    }
+    if !self.leader.isEmpty {
+      try visitor.visitSingularStringField(value: self.leader, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SendReply, rhs: Chorus_V1_SendReply) -> Bool {
+    if lhs._requestID != rhs._requestID {return false}
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.statusCode != rhs.statusCode {return false}
+    if lhs.statusMessage != rhs.statusMessage {return false}
+    if lhs.leader != rhs.leader {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
