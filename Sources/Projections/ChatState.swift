@@ -12,7 +12,7 @@ public final class ChatState: Sendable {
 
     /// Opens (or creates) the projections in `directory`.
     public init(directory: String, readOnly: Bool = false) throws {
-        environment = try Environment(path: directory, options: .init(maxDatabases: 16, skipSync: true, readOnly: readOnly))
+        environment = try Environment(path: directory, options: .init(maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: true))
         tables = try Tables(environment.openDatabases(Tables.names))
     }
 

@@ -125,7 +125,10 @@ public struct RaftCore {
     public mutating func ready() -> Ready {
         var ready = Ready()
         if softState != previousSoftState { ready.softState = softState }
-        if hardState != previousHardState { ready.hardState = hardState }
+        if hardState != previousHardState {
+            ready.hardState = hardState
+            ready.hardStateMustSync = hardState.term != previousHardState.term || hardState.vote != previousHardState.vote
+        }
         ready.entries = log.unstableEntries
         ready.snapshot = log.unstable.snapshot
         ready.committedEntries = log.nextCommittedEntries()

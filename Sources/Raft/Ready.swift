@@ -17,8 +17,14 @@ public struct Ready: Sendable {
     public var leaderMessages: [Message] = []
     public var readStates: [ReadState] = []
 
-    /// Whether the write must be fsynced before the messages go out.
+    /// Whether `hardState` changed in term or vote, not only in commit index. A term or vote
+    /// must be durable before any message goes out; a commit index need not be: after a
+    /// restart the node learns it again from the leader (or, leading, from a majority).
+    public var hardStateMustSync = false
+
+    /// Whether the write must be fsynced before the messages go out. A `hardState` that only
+    /// moved the commit index may be written later, with the next write that must sync.
     public var mustSync: Bool {
-        hardState != nil || !entries.isEmpty || snapshot != nil
+        hardStateMustSync || !entries.isEmpty || snapshot != nil
     }
 }

@@ -25,12 +25,17 @@ public final class Environment: @unchecked Sendable {
         public var skipSync: Bool = false
         /// Open the environment read-only (the tools reading a live node's directory).
         public var readOnly: Bool = false
+        /// Write pages in place in a writable map instead of copying each dirty page into the
+        /// file with pwrite(2) at commit. Makes the data file as large as `mapSize` (sparse:
+        /// holes take no disk).
+        public var writeMap: Bool = false
 
-        public init(mapSize: Int = 1 << 36, maxDatabases: Int = 16, skipSync: Bool = false, readOnly: Bool = false) {
+        public init(mapSize: Int = 1 << 36, maxDatabases: Int = 16, skipSync: Bool = false, readOnly: Bool = false, writeMap: Bool = false) {
             self.mapSize = mapSize
             self.maxDatabases = maxDatabases
             self.skipSync = skipSync
             self.readOnly = readOnly
+            self.writeMap = writeMap
         }
     }
 
@@ -56,6 +61,7 @@ public final class Environment: @unchecked Sendable {
             var flags = UInt32(MDB_NOTLS)
             if options.skipSync { flags |= UInt32(MDB_NOSYNC) }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.writeMap && !options.readOnly { flags |= UInt32(MDB_WRITEMAP) }
             try check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open", path: path)
         } catch {
             mdb_env_close(env)

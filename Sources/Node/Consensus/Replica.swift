@@ -170,6 +170,9 @@ extension Replica {
         var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
         var readCounter: UInt64 = 0
         var appliedIndex: Index
+        /// The newest hard state whose only change was the commit index, not yet written: it
+        /// goes to disk with the next write that must be fsynced anyway, or at shutdown.
+        var unsavedHardState: HardState?
         /// The membership as of `appliedIndex`, recorded with the projections so that a
         /// snapshot of them carries it.
         var appliedConfiguration: ClusterConfiguration
@@ -234,6 +237,9 @@ extension Replica {
                         fatalError("cannot persist the Raft log: \(error)")
                     }
                 }
+            }
+            if let unsavedHardState {
+                try? storage.persist(hardState: unsavedHardState, entries: [])
             }
             failAll(.stopped)
             snapshots.failWaiters(.stopped)
@@ -327,10 +333,16 @@ extension Replica {
             if let soft = ready.softState { leadershipChanged(soft) }
             // The leader's AppendEntries go out while its own write runs.
             transport.send(ready.leaderMessages)
+            let hardState = ready.hardState ?? unsavedHardState
             if let snapshot = ready.snapshot {
-                try install(snapshot, hardState: ready.hardState, entries: ready.entries)
+                try install(snapshot, hardState: hardState, entries: ready.entries)
+                unsavedHardState = nil
             } else if ready.mustSync {
-                try storage.persist(hardState: ready.hardState, entries: ready.entries)
+                try storage.persist(hardState: hardState, entries: ready.entries)
+                unsavedHardState = nil
+            } else if ready.hardState != nil {
+                // Only the commit index moved: no fsync for it (see `Ready.mustSync`).
+                unsavedHardState = ready.hardState
             }
             transport.send(ready.messages)
             if !ready.committedEntries.isEmpty { try apply(ready.committedEntries) }

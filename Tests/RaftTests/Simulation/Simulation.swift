@@ -209,7 +209,12 @@ final class Simulation {
     }
 
     private func finishWrite(_ node: SimNode, _ ready: Ready) throws {
-        if let hardState = ready.hardState { node.storage.setHardState(hardState) }
+        if ready.mustSync {
+            if let hardState = ready.hardState ?? node.unsavedHardState { node.storage.setHardState(hardState) }
+            node.unsavedHardState = nil
+        } else if let hardState = ready.hardState {
+            node.unsavedHardState = hardState
+        }
         if let snapshot = ready.snapshot { node.storage.applySnapshot(snapshot) }
         node.storage.append(ready.entries)
         send(ready.messages)
