@@ -74,7 +74,7 @@ struct Replayer {
         if let file = best.file {
             try FileSystem.copy(file, to: path + "/data.mdb")
         }
-        let state = try ChatState(directory: path)
+        let state = try ChatState(directory: path, writeMap: false)
         return (state, try replay(best.log, into: state, through: target, progress: progress), best.snapshot?.index ?? 0)
     }
 
