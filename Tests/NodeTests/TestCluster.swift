@@ -123,7 +123,9 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// Waits until one running node reports itself leader and the others agree; returns its id.
-    func waitForLeader(_ client: ChorusClient, within: Duration = .seconds(10), excluding: Set<Int> = []) async throws -> Int {
+    /// The bound is generous: the first cluster test starts while the CPU-heavy unit suites
+    /// still run on the same two cores, and a debug-build node is slow to start then.
+    func waitForLeader(_ client: ChorusClient, within: Duration = .seconds(30), excluding: Set<Int> = []) async throws -> Int {
         let clock = ContinuousClock()
         let end = clock.now + within
         while clock.now < end {

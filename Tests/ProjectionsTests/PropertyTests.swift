@@ -36,7 +36,7 @@ func randomCommands(seed: UInt64, count: Int) throws -> [[UInt8]] {
 @Suite struct DeterminismTests {
     @Test(arguments: 0..<12)
     func twoStoresFedTheSameCommandsAgree(seed: UInt64) throws {
-        let commands = try randomCommands(seed: seed, count: 600)
+        let commands = try randomCommands(seed: seed, count: 300)
         let a = try Harness(), b = try Harness()
         // One store applies everything in one batch, the other in uneven batches: batching
         // must not change the result.
