@@ -143,9 +143,10 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "Node",
+                "API", "Client", "Node", "NIOExecutor",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -1,5 +1,7 @@
 import Client
 import Foundation
+import NIOExecutor
+import NIOPosix
 import Testing
 
 /// Real `chorus-node` processes on a loopback address of their own (127.x.y.1), so parallel
@@ -117,14 +119,21 @@ final class TestCluster: @unchecked Sendable {
         (try? String(contentsOfFile: "\(root)/node-\(id).log", encoding: .utf8)) ?? ""
     }
 
-    /// Runs `body` with a client of the whole cluster.
+    /// Runs `body` with a client of the whole cluster, on a thread of its own. The cooperative
+    /// pool is shared with the unit suites, whose long synchronous tests hold both of its
+    /// threads for seconds at a time: a client waiting there for its turn saw no leader for 30 s
+    /// while the nodes had elected one in under a second.
     func withClient<R: Sendable>(deadline: Duration = .seconds(15), _ body: (ChorusClient) async throws -> R) async throws -> R {
-        try await withChorusClient(endpoints: endpoints, deadline: deadline, body)
+        try await withTaskExecutorPreference(Self.clientExecutor) {
+            try await withChorusClient(endpoints: endpoints, deadline: deadline, body)
+        }
     }
+
+    static let clientExecutor = EventLoopExecutor(MultiThreadedEventLoopGroup(numberOfThreads: 1).next())
 
     /// Waits until one running node reports itself leader and the others agree; returns its id.
     /// The bound is generous: the first cluster test starts while the CPU-heavy unit suites
-    /// still run on the same two cores, and a debug-build node is slow to start then.
+    /// still load both cores.
     func waitForLeader(_ client: ChorusClient, within: Duration = .seconds(30), excluding: Set<Int> = []) async throws -> Int {
         let clock = ContinuousClock()
         let end = clock.now + within
