@@ -363,8 +363,8 @@ private struct Mutation {
     }
 }
 
-/// Conversations are keyed by the pair of user ids in ascending order, then the message id,
-/// so one range scan yields a conversation in send order from either side.
+/// The `conversations` key of message `id` between users `a` and `b` (see
+/// `IndexKey.conversation`).
 func conversationKey(_ a: UInt64, _ b: UInt64, _ id: UInt64) -> [UInt8] {
-    compositeKey(min(a, b), max(a, b), id)
+    IndexKey.conversation(a, b, id).withBytes { Array($0) }
 }

@@ -47,7 +47,7 @@ final class ApplyBatch {
     /// A send's index rows, written by the next `settle`.
     func addSend(recipient: UInt64, sender: UInt64, id: UInt64) {
         received.append(IndexKey(recipient, id))
-        exchanged.append(IndexKey(min(sender, recipient), max(sender, recipient), id))
+        exchanged.append(.conversation(sender, recipient, id))
     }
 
     /// Writes the deferred index rows and forgets what was read, before a command that reads
@@ -100,6 +100,12 @@ struct IndexKey: Comparable {
     init(_ a: UInt64, _ b: UInt64, _ c: UInt64) {
         parts = (a, b, c)
         count = 3
+    }
+
+    /// Conversations are keyed by the pair of user ids in ascending order, then the message
+    /// id, so one range scan yields a conversation in send order from either side.
+    static func conversation(_ a: UInt64, _ b: UInt64, _ id: UInt64) -> IndexKey {
+        IndexKey(min(a, b), max(a, b), id)
     }
 
     static func < (lhs: IndexKey, rhs: IndexKey) -> Bool { lhs.parts < rhs.parts }

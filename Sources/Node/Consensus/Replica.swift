@@ -97,7 +97,7 @@ public final class Replica: Sendable {
     /// known), or fails: not the leader, leadership lost, timed out.
     public func propose(_ command: [UInt8]) async throws(ReplicaError) -> Applied {
         let result: Result<Applied, ReplicaError> = await withCheckedContinuation { continuation in
-            submit(.propose(command) { continuation.resume(returning: $0) })
+            propose(command) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
