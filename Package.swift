@@ -76,6 +76,8 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        /// Hand-off from any thread to one async stream writer, a batch at a time.
+        .target(name: "Mailbox", swiftSettings: strict),
         .target(
             name: "Node",
             dependencies: [
@@ -93,7 +95,7 @@ let package = Package(
         .target(
             name: "Client",
             dependencies: [
-                "API",
+                "API", "Mailbox",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -139,6 +141,7 @@ let package = Package(
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore", "Raft"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict),
+        .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",

@@ -1,6 +1,7 @@
 import API
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Mailbox
 import Synchronization
 
 /// Every caller's sends to one node, multiplexed over a single `SendStream` call.
@@ -17,8 +18,8 @@ final class SendStream: Sendable {
 
     let endpoint: String
     private let current = Mutex<Call?>(nil)
-    private let openings: AsyncStream<(Call, AsyncStream<Request>)>
-    private let open: AsyncStream<(Call, AsyncStream<Request>)>.Continuation
+    private let openings: AsyncStream<Call>
+    private let open: AsyncStream<Call>.Continuation
     /// How long a caller waits for its reply before it is told to retry.
     static let replyTimeout = Duration.seconds(6)
 
@@ -33,10 +34,9 @@ final class SendStream: Sendable {
         let reply = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, any Error>) in
             let call = current.withLock { current in
                 if let current { return current }
-                let (requests, writer) = AsyncStream.makeStream(of: Request.self)
-                let call = Call(requests: writer)
+                let call = Call()
                 current = call
-                open.yield((call, requests))
+                open.yield(call)
                 return call
             }
             call.add(request, continuation)
@@ -52,7 +52,7 @@ final class SendStream: Sendable {
 
     /// Opens each call its first sender asked for, one at a time, until cancelled.
     func run(stub: Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>) async {
-        for await (call, requests) in openings {
+        for await call in openings {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     // Callers whose reply is overdue (a node that stopped without closing
@@ -65,7 +65,8 @@ final class SendStream: Sendable {
                 var reason = "closed by the node"
                 do {
                     try await stub.sendStream(requestProducer: { writer in
-                        for await request in requests { try await writer.write(request) }
+                        // Sends that queued while the last batch was written go in one flush.
+                        for await batch in call.requests.batches { try await writer.write(contentsOf: batch) }
                     }, onResponse: { response in
                         defer { call.requests.finish() }
                         for try await reply in response.messages { call.resolve(reply) }
@@ -100,12 +101,8 @@ final class SendStream: Sendable {
             var deadline: ContinuousClock.Instant
         }
 
-        let requests: AsyncStream<Request>.Continuation
+        let requests = Mailbox<Request>()
         private let state = Mutex<(waiting: [Key: Waiter], ended: RPCError?)>(([:], nil))
-
-        init(requests: AsyncStream<Request>.Continuation) {
-            self.requests = requests
-        }
 
         func add(_ request: Request, _ continuation: CheckedContinuation<Reply, any Error>) {
             let ended: RPCError? = state.withLock { state in
@@ -116,7 +113,7 @@ final class SendStream: Sendable {
             if let ended {
                 continuation.resume(throwing: ended)
             } else {
-                requests.yield(request)
+                requests.push(request)
             }
         }
 

@@ -76,9 +76,12 @@ extension RaftCore {
             p.inflights.free(upTo: index)
         }
         progress[node] = p
-        if maybeCommit() {
-            broadcastAppend()
-        } else if wasPaused {
+        // A new commit index is not broadcast: followers learn it from the next append or
+        // heartbeat (Raft §5.3). Under load an append follows within a round trip anyway;
+        // when idle, a round of empty appends and acknowledgements per write would compete
+        // for the CPU with the next write's critical path.
+        maybeCommit()
+        if wasPaused {
             sendAppend(to: node)
         }
         // Keep the pipeline full.
@@ -104,7 +107,7 @@ extension RaftCore {
     /// The leader's own write finished: its entries now count towards a majority.
     mutating func selfPersisted(upTo index: Index) {
         guard progress[id] != nil, progress[id]!.maybeUpdate(index) else { return }
-        if maybeCommit() { broadcastAppend() }
+        maybeCommit()
     }
 
     /// Moves the commit index to the highest index durable on a majority of voters, provided
