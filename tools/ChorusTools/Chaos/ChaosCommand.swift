@@ -13,11 +13,24 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "The run's seed (default: random); the same seed makes the same choices.") var seed: UInt64?
     @Option(help: "Seconds between faults (min).") var faultEvery: Double = 3
     @Option(help: "A deliberate bug to show the checker catches it: none or ack-on-append.") var plantBug: String = "none"
+    @Option(help: "The faults to choose from, comma-separated (default: all): \(Fault.allCases.map(\.name).joined(separator: ", ")).") var faults: String?
     @Flag(help: "Keep the run's directory (data, logs, history).") var keep = false
+
+    /// The faults this run may inject.
+    func faultKinds() throws -> [Fault] {
+        guard let faults else { return Fault.allCases }
+        return try faults.split(separator: ",").map { name in
+            guard let fault = Fault.allCases.first(where: { $0.name == name.trimmingCharacters(in: .whitespaces) }) else {
+                throw ValidationError("unknown fault '\(name)'; choose from \(Fault.allCases.map(\.name).joined(separator: ", "))")
+            }
+            return fault
+        }
+    }
 
     func run() async throws {
         let seed = self.seed ?? UInt64.random(in: 1...UInt64(1) << 48)
         guard ["none", "ack-on-append"].contains(plantBug) else { throw ValidationError("--plant-bug is none or ack-on-append") }
+        let kinds = try faultKinds()
         let lab = try Lab(nodes: 5)
         let root = NSTemporaryDirectory() + lab.prefix
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -45,7 +58,9 @@ struct ChaosCommand: AsyncParsableCommand {
         // Let the cluster elect and the workload set up before the first fault.
         try await Task.sleep(for: .seconds(3))
         while clock.now < end - .seconds(2) && workload.isRunning {
-            let fault = nemesis.pick(Fault.allCases.filter { $0 != .killAll || faults.count % 6 == 5 })
+            // A full restart at most every sixth fault: it takes the longest to recover from.
+            let eligible = kinds.filter { $0 != .killAll || faults.count % 6 == 5 }
+            let fault = nemesis.pick(eligible.isEmpty ? kinds : eligible)
             let what = try nemesis.inject(fault)
             faults.append(what)
             say(String(format: "%6.1f s  %@", (Duration(seconds: seconds) - (end - clock.now)).seconds, what))

@@ -16,6 +16,20 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .killAll: "SIGKILL every node, then restart"
         }
     }
+
+    /// The name `chaos --faults` takes.
+    var name: String {
+        switch self {
+        case .killRandom: "kill-random"
+        case .killLeader: "kill-leader"
+        case .pauseLeader: "pause-leader"
+        case .partitionHalves: "partition-halves"
+        case .isolateLeader: "isolate-leader"
+        case .bridge: "bridge"
+        case .loss: "loss"
+        case .killAll: "kill-all"
+        }
+    }
 }
 
 struct Nemesis {
