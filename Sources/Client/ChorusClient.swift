@@ -91,12 +91,20 @@ public final class ChorusClient: Sendable {
                 follow(hint: [:], after: target)
             }
             attempt += 1
-            let base = min(500.0, 10.0 * pow(1.7, Double(attempt)))
+            let base = min(Self.pauseCap(after: deadline - (end - clock.now)), 10.0 * pow(1.7, Double(attempt)))
             let pause = Duration.milliseconds(Int(Double.random(in: base / 2...base)))
             guard clock.now + pause < end else { break }
             try await Task.sleep(for: pause)
         }
         throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)")
+    }
+
+    /// The longest pause between attempts, in milliseconds. An election ends within a few
+    /// hundred milliseconds, so for the first two seconds the client keeps polling often and
+    /// finds the new leader soon after it is elected; later it backs off further, so a
+    /// cluster that is down for longer is not hammered.
+    static func pauseCap(after elapsed: Duration) -> Double {
+        elapsed < .seconds(2) ? 50 : 500
     }
 
     /// Moves to the leader a follower named, or to the next endpoint.
