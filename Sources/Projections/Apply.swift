@@ -231,8 +231,7 @@ private struct Mutation {
         message.recipient = recipient.name
         message.body = c.body
         message.sentMs = timestamp
-        try txn.put(tables.messages, index.bigEndianBytes, try message.serializedBytes(), append: true)
-        gathered.addSend(recipient: recipient.id, sender: sender.id, id: index)
+        gathered.addSend(message.storageBytes(), recipient: recipient.id, sender: sender.id, id: index)
         events.append(.messageSent(message))
         return index
     }
@@ -324,7 +323,7 @@ private struct Mutation {
     /// The session for a token hash and its (still existing) user; the only way a command
     /// learns who is acting.
     func session(_ tokenHash: Data) throws -> (SessionRow, UserRow) {
-        if let known = gathered.sessions[tokenHash] { return known }
+        if let known = gathered.session(for: tokenHash) { return known }
         try Validation.tokenHash(Array(tokenHash))
         guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
         let session = try SessionRow(serializedBytes: bytes)

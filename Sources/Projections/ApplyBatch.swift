@@ -8,21 +8,27 @@ import LogStore
 /// rows once per batch, writing each client's row once, and writing the index rows in key
 /// order through one cursor per table is most of what makes replay fast.
 ///
-/// Only sends read from the caches and defer their index rows. Every other command calls
-/// `settle` before and `forgetReads` after, so it sees the tables exactly as a
+/// Only sends read from the caches and defer their message and index rows. Every other
+/// command calls `settle` before and `forgetReads` after, so it sees the tables exactly as a
 /// command-at-a-time apply would.
 final class ApplyBatch {
-    private(set) var sessions: [Data: (session: SessionRow, user: UserRow)] = [:]
+    private var sessions: [TokenKey: (session: SessionRow, user: UserRow)] = [:]
     private(set) var users: [String: UserRow] = [:]
     private var clients: [String: ClientRow] = [:]
+    /// Each send's message row, by id: ids grow with the log index, so they append.
+    private var messages: [(id: UInt64, row: [UInt8])] = []
     /// Each send's (recipient, id): its `inbox` and `mailbox` key.
     private var received: [IndexKey] = []
     /// Each send's (lower user id, higher user id, id): its `conversations` key.
     private var exchanged: [IndexKey] = []
 
     func remember(session: SessionRow, user: UserRow, for tokenHash: Data) {
-        sessions[tokenHash] = (session, user)
+        if let key = TokenKey(tokenHash) { sessions[key] = (session, user) }
         users[user.name] = user
+    }
+
+    func session(for tokenHash: Data) -> (session: SessionRow, user: UserRow)? {
+        TokenKey(tokenHash).flatMap { sessions[$0] }
     }
 
     func remember(user: UserRow) {
@@ -44,8 +50,9 @@ final class ApplyBatch {
         clients[id] = row
     }
 
-    /// A send's index rows, written by the next `settle`.
-    func addSend(recipient: UInt64, sender: UInt64, id: UInt64) {
+    /// A send's message and index rows, written by the next `settle`.
+    func addSend(_ row: [UInt8], recipient: UInt64, sender: UInt64, id: UInt64) {
+        messages.append((id, row))
         received.append(IndexKey(recipient, id))
         exchanged.append(.conversation(sender, recipient, id))
     }
@@ -54,6 +61,16 @@ final class ApplyBatch {
     /// or changes accounts, sessions or indexes.
     func settle(_ txn: inout Transaction, _ tables: Tables) throws {
         forgetReads()
+        if !messages.isEmpty {
+            try txn.withCursor(tables.messages) { cursor in
+                for (id, row) in messages {
+                    try withUnsafeBytes(of: id.bigEndian) { key in
+                        try row.withUnsafeBytes { value in try cursor.put(key, value, append: true) }
+                    }
+                }
+            }
+            messages.removeAll(keepingCapacity: true)
+        }
         if !received.isEmpty {
             received.sort()
             try Self.insert(received, into: tables.inbox, &txn)
@@ -115,5 +132,28 @@ struct IndexKey: Comparable {
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         var bigEndian = (parts.0.bigEndian, parts.1.bigEndian, parts.2.bigEndian)
         return try withUnsafeBytes(of: &bigEndian) { try body(UnsafeRawBufferPointer(rebasing: $0.prefix(count * 8))) }
+    }
+}
+
+/// A session token's SHA-256 as four words. Hashing `Data` feeds every byte through the
+/// hasher, the largest cost of a send's session lookup; the digest's bits are already
+/// uniform, so one word is as good a hash, and equality still compares all four.
+struct TokenKey: Hashable {
+    var words: (UInt64, UInt64, UInt64, UInt64)
+
+    init?(_ hash: Data) {
+        guard hash.count == 32 else { return nil }
+        words = hash.withUnsafeBytes { bytes in
+            (bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+             bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+    }
+
+    static func == (a: TokenKey, b: TokenKey) -> Bool {
+        a.words == b.words
     }
 }

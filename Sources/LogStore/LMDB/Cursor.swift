@@ -26,10 +26,12 @@ public struct Cursor {
 
     /// Stores `value` under `key` and leaves the cursor there. When the key falls on the page
     /// the cursor stands on, LMDB searches only that page: keys put in order are cheap.
-    public mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+    /// `append`: the key sorts after every key in the database (LMDB fails the put otherwise),
+    /// so it goes at the end without a search.
+    public mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, append: Bool = false) throws {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
-        try check(mdb_cursor_put(handle, &k, &v, 0), "mdb_cursor_put \(database.name)", path: path)
+        try check(mdb_cursor_put(handle, &k, &v, append ? UInt32(MDB_APPEND) : 0), "mdb_cursor_put \(database.name)", path: path)
     }
 
     /// Deletes the row under the cursor; the cursor then stands before the next row.

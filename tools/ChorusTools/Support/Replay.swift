@@ -1,6 +1,7 @@
 import Foundation
 import LogStore
 import Projections
+import Synchronization
 
 /// Rebuilds projections from a log: what a node does on every apply, in big batches.
 struct Replayer {
@@ -16,9 +17,13 @@ struct Replayer {
             throw ToolError("the projections are at index \(try state.lastApplied()) but the log starts at \(try log.firstIndex()): replay needs a snapshot")
         }
         let batches = Handoff<Result<[CommittedEntry], any Error>>(capacity: 2)
+        // Applied batches and their results go back to the reader to be freed: releasing a
+        // million entries' arrays and rows is work the applying thread need not do.
+        let spent = Mutex<[([CommittedEntry], [Applied])]>([])
         let reader = Thread {
             var next = next
             while next <= target {
+                spent.withLock { $0.removeAll() }
                 do {
                     let entries = try log.entries(from: next, through: min(target, next + UInt64(batch) - 1))
                     guard let last = entries.last else { break }
@@ -43,9 +48,10 @@ struct Replayer {
         defer { batches.drain() }
         var applied = 0
         while let entries = try batches.take()?.get() {
-            _ = try state.apply(entries)
+            let results = try state.apply(entries)
             applied += entries.count
             progress?.update(Int(entries.last?.index ?? 0))
+            spent.withLock { $0.append((entries, results)) }
         }
         return applied
     }
