@@ -7,10 +7,11 @@ extension MessageRow {
         return sender.withUTF8 { sender in
             recipient.withUTF8 { recipient in
                 body.withUTF8 { body in
-                    // Tag and length of each string, five varints and `delivered`: 56 bytes at most.
-                    let capacity = 56 + sender.count + recipient.count + body.count
+                    // Beyond the strings' bytes: eight one-byte tags, four varints of up to ten
+                    // bytes, `delivered`'s one, and three length varints of up to ten: 79.
+                    let capacity = 79 + sender.count + recipient.count + body.count
                     return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-                        var writer = Writer(base: buffer.baseAddress!)
+                        var writer = Writer(base: buffer.baseAddress!, capacity: capacity)
                         writer.varintField(1, id)
                         writer.varintField(2, senderID)
                         writer.bytesField(3, sender)
@@ -26,8 +27,10 @@ extension MessageRow {
         }
     }
 
+    /// Writes into memory it does not own: debug builds (the tests) check every write.
     private struct Writer {
         let base: UnsafeMutablePointer<UInt8>
+        let capacity: Int
         var count = 0
 
         mutating func varintField(_ number: UInt8, _ value: UInt64) {
@@ -40,6 +43,7 @@ extension MessageRow {
             guard !bytes.isEmpty else { return }
             byte(number << 3 | 2)
             varint(UInt64(bytes.count))
+            assert(count + bytes.count <= capacity, "message row encoding overran its buffer")
             (base + count).update(from: bytes.baseAddress!, count: bytes.count)
             count += bytes.count
         }
@@ -54,6 +58,7 @@ extension MessageRow {
         }
 
         mutating func byte(_ value: UInt8) {
+            assert(count < capacity, "message row encoding overran its buffer")
             base[count] = value
             count += 1
         }

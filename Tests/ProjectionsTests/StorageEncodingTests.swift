@@ -26,6 +26,16 @@ import Testing
         }
     }
 
+    /// Every number at its longest varint and strings whose lengths take three bytes: the
+    /// most bytes besides the strings' own that a row can need.
+    @Test func theLongestRowFitsItsBuffer() throws {
+        var row = MessageRow()
+        (row.id, row.senderID, row.recipientID, row.sentMs, row.delivered) = (.max, .max, .max, .min, true)
+        (row.sender, row.recipient, row.body) = (String(repeating: "s", count: 20_000), String(repeating: "r", count: 20_000), String(repeating: "b", count: 20_000))
+        let expected: [UInt8] = try row.serializedBytes()
+        #expect(row.storageBytes() == expected)
+    }
+
     @Test func tokenKeysCompareEveryByte() {
         let a = Data((0..<32).map { UInt8($0) })
         var b = a
