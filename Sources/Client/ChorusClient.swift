@@ -71,7 +71,8 @@ public final class ChorusClient: Sendable {
     /// `withLeader` for a body that takes the index of the node it should use.
     func withLeader<R: Sendable>(node body: (Int) async throws -> R) async throws -> R {
         let clock = ContinuousClock()
-        let end = clock.now + deadline
+        let start = clock.now
+        let end = start + deadline
         var attempt = 0
         var lastError = "no node answered"
         while true {
@@ -91,7 +92,7 @@ public final class ChorusClient: Sendable {
                 follow(hint: [:], after: target)
             }
             attempt += 1
-            let base = min(Self.pauseCap(after: deadline - (end - clock.now)), 10.0 * pow(1.7, Double(attempt)))
+            let base = min(Self.pauseCap(after: clock.now - start), 10.0 * pow(1.7, Double(attempt)))
             let pause = Duration.milliseconds(Int(Double.random(in: base / 2...base)))
             guard clock.now + pause < end else { break }
             try await Task.sleep(for: pause)
