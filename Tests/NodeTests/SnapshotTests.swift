@@ -21,6 +21,9 @@ extension ClusterTests {
             let tokens = try await createUsers(client, count: 16)
             cluster.kill(lagging)
             try await sendMessages(client, tokens: tokens, total: Self.lagMessages)
+            // A follower learns the last commit index from the leader's next append or
+            // heartbeat, so it may not have applied the last sends yet when they return.
+            try await cluster.waitForConvergence(client, within: .seconds(60))
             // Every running node compacts, so whichever leads sends a snapshot.
             for id in cluster.ids where id != lagging {
                 let taken = try await takeSnapshot(endpoint: cluster.address(id))
