@@ -12,6 +12,17 @@ extension ChatState {
     ///
     /// Deterministic: the result depends only on the current tables and the entries.
     public func apply(_ batch: [CommittedEntry]) throws -> [Applied] {
+        try apply(batch, reporting: true)
+    }
+
+    /// Applies committed entries as `apply` does, without reporting their outcomes and
+    /// events: a rebuild needs only the tables. An outcome per entry and a message copy per
+    /// send are allocations that, freed on another thread, contend for malloc's arena lock.
+    public func replay(_ batch: [CommittedEntry]) throws {
+        _ = try apply(batch, reporting: false)
+    }
+
+    private func apply(_ batch: [CommittedEntry], reporting: Bool) throws -> [Applied] {
         try environment.write { txn in
             var applied: [Applied] = []
             var last = try tables.lastApplied(txn)
@@ -22,8 +33,9 @@ extension ChatState {
                     try txn.put(tables.meta, Tables.configurationKey, configuration)
                 }
                 if entry.command != nil {
-                    applied.append(try applyCommand(&txn, entry, gathered))
-                } else {
+                    let outcome = try applyCommand(&txn, entry, gathered, reporting: reporting)
+                    if reporting { applied.append(outcome) }
+                } else if reporting {
                     applied.append(Applied(index: entry.index, outcome: .success(0), events: [], duplicate: false))
                 }
                 last = entry.index
@@ -43,7 +55,7 @@ extension ChatState {
         try apply([CommittedEntry(index: index, command: try command.serializedBytes())]).first
     }
 
-    private func applyCommand(_ txn: inout Transaction, _ entry: CommittedEntry, _ gathered: ApplyBatch) throws -> Applied {
+    private func applyCommand(_ txn: inout Transaction, _ entry: CommittedEntry, _ gathered: ApplyBatch, reporting: Bool) throws -> Applied {
         let index = entry.index
         guard case let .command(command) = entry.decoded ?? CommittedEntry.decode(entry.command) else {
             return Applied(index: index, outcome: .failure(Rejection(.invalidArgument, "entry \(index) is not a chat command")), events: [], duplicate: false)
@@ -72,7 +84,7 @@ extension ChatState {
             guard command.version == Self.commandVersion else {
                 throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.commandVersion))")
             }
-            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, gathered: gathered)
+            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, gathered: gathered, reporting: reporting)
             outcome = .success(try mutation.perform(command.kind, events: &events))
         } catch {
             events = []
@@ -116,6 +128,8 @@ private struct Mutation {
     let index: UInt64
     let timestamp: Int64
     let gathered: ApplyBatch
+    /// Whether events are wanted. Only sends skip theirs when not: the other commands are rare.
+    let reporting: Bool
 
     mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws(Rejection) -> UInt64 {
         do {
@@ -232,7 +246,7 @@ private struct Mutation {
         message.body = c.body
         message.sentMs = timestamp
         gathered.addSend(message.storageBytes(), recipient: recipient.id, sender: sender.id, id: index)
-        events.append(.messageSent(message))
+        if reporting { events.append(.messageSent(message)) }
         return index
     }
 

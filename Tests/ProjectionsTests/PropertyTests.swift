@@ -54,8 +54,12 @@ func randomCommands(seed: UInt64, count: Int) throws -> [[UInt8]] {
         // of sessions and users, exactly-once rows, index rows of sends) must not show.
         let c = try Harness()
         let resultsC = try entries.flatMap { try c.state.apply([$0]) }
+        // A fourth rebuilds as replay does, without outcomes or events, in one batch.
+        let d = try Harness()
+        try d.state.replay(entries)
         #expect(try a.state.digest() == b.state.digest(), "seed \(seed)")
         #expect(try a.state.digest() == c.state.digest(), "seed \(seed)")
+        #expect(try a.state.digest() == d.state.digest(), "seed \(seed)")
         #expect(resultsA.map(\.outcome) == resultsB.map(\.outcome))
         #expect(resultsA.map(\.outcome) == resultsC.map(\.outcome))
         #expect(resultsA.map(\.events) == resultsC.map(\.events))

@@ -17,9 +17,9 @@ struct Replayer {
             throw ToolError("the projections are at index \(try state.lastApplied()) but the log starts at \(try log.firstIndex()): replay needs a snapshot")
         }
         let batches = Handoff<Result<[CommittedEntry], any Error>>(capacity: 2)
-        // Applied batches and their results go back to the reader to be freed: releasing a
-        // million entries' arrays and rows is work the applying thread need not do.
-        let spent = Mutex<[([CommittedEntry], [Applied])]>([])
+        // Applied batches go back to the reader to be freed: releasing a million entries'
+        // arrays is work the applying thread need not do, and the reader allocated them.
+        let spent = Mutex<[[CommittedEntry]]>([])
         let reader = Thread {
             var next = next
             while next <= target {
@@ -48,10 +48,10 @@ struct Replayer {
         defer { batches.drain() }
         var applied = 0
         while let entries = try batches.take()?.get() {
-            let results = try state.apply(entries)
+            try state.replay(entries)
             applied += entries.count
             progress?.update(Int(entries.last?.index ?? 0))
-            spent.withLock { $0.append((entries, results)) }
+            spent.withLock { $0.append(entries) }
         }
         return applied
     }
