@@ -178,7 +178,7 @@ private struct Mutation {
     }
 
     mutating func deleteAccount(_ c: DeleteAccount, _ events: inout [ChatEvent]) throws -> UInt64 {
-        let (_, user) = try session(c.tokenHash)
+        let user = try session(c.tokenHash)
         // Its inbox, read or not, goes; what it sent stays with the recipients.
         var received: [UInt64] = []
         try txn.withCursor(tables.mailbox) { cursor in
@@ -222,16 +222,16 @@ private struct Mutation {
     }
 
     mutating func closeSession(_ c: CloseSession) throws -> UInt64 {
-        let (session, _) = try session(c.tokenHash)
+        let user = try session(c.tokenHash)
         try txn.delete(tables.sessions, Array(c.tokenHash))
-        try txn.delete(tables.userSessions, session.userID.bigEndianBytes + Array(c.tokenHash))
+        try txn.delete(tables.userSessions, user.id.bigEndianBytes + Array(c.tokenHash))
         return 0
     }
 
     // MARK: Messages
 
     mutating func sendMessage(_ c: SendMessage, _ events: inout [ChatEvent]) throws -> UInt64 {
-        let (_, sender) = try session(c.tokenHash)
+        let sender = try session(c.tokenHash)
         try Validation.accountName(c.recipient)
         try Validation.messageBody(c.body)
         guard let recipient = try user(named: c.recipient) else {
@@ -251,7 +251,7 @@ private struct Mutation {
     }
 
     mutating func acknowledge(_ c: AcknowledgeMessages) throws -> UInt64 {
-        let (_, user) = try session(c.tokenHash)
+        let user = try session(c.tokenHash)
         var pending: [MessageRow] = []
         for id in Set(c.messageIds).sorted() {
             // A message deleted since it was pushed needs no acknowledgement.
@@ -270,7 +270,7 @@ private struct Mutation {
     }
 
     mutating func deleteMessages(_ c: DeleteMessages, _ events: inout [ChatEvent]) throws -> UInt64 {
-        let (_, user) = try session(c.tokenHash)
+        let user = try session(c.tokenHash)
         guard !c.messageIds.isEmpty else { throw Rejection(.invalidArgument, "no message ids to delete") }
         var doomed: [MessageRow] = []
         for id in Set(c.messageIds).sorted() {
@@ -295,7 +295,7 @@ private struct Mutation {
     // MARK: Online clients
 
     mutating func attach(_ c: AttachClient) throws -> UInt64 {
-        let (_, user) = try session(c.tokenHash)
+        let user = try session(c.tokenHash)
         guard c.subscriptionID != 0 else { throw Rejection(.invalidArgument, "subscription id 0 is reserved") }
         _ = try detach(c.subscriptionID)
         var row = SubscriptionRow()
@@ -323,9 +323,10 @@ private struct Mutation {
 
     // MARK: Helpers
 
-    func user(named name: String) throws -> UserRow? {
-        if let known = gathered.users[name] { return known }
-        guard let user = try txn.get(tables.users, Array(name.utf8)).map({ try UserRow(serializedBytes: $0) }) else { return nil }
+    func user(named name: String) throws -> Account? {
+        if let known = gathered.user(named: name) { return known }
+        guard let row = try txn.get(tables.users, Array(name.utf8)).map({ try UserRow(serializedBytes: $0) }) else { return nil }
+        let user = Account(id: row.id, name: row.name)
         gathered.remember(user: user)
         return user
     }
@@ -336,14 +337,14 @@ private struct Mutation {
 
     /// The session for a token hash and its (still existing) user; the only way a command
     /// learns who is acting.
-    func session(_ tokenHash: Data) throws -> (SessionRow, UserRow) {
+    func session(_ tokenHash: Data) throws -> Account {
         if let known = gathered.session(for: tokenHash) { return known }
         try Validation.tokenHash(Array(tokenHash))
         guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
         let session = try SessionRow(serializedBytes: bytes)
         guard let user = try user(named: session.name), user.id == session.userID else { throw Rejection.noSession }
-        gathered.remember(session: session, user: user, for: tokenHash)
-        return (session, user)
+        gathered.remember(session: user, for: tokenHash)
+        return user
     }
 
     mutating func removeMessage(_ message: MessageRow) throws {

@@ -12,8 +12,10 @@ import LogStore
 /// command calls `settle` before and `forgetReads` after, so it sees the tables exactly as a
 /// command-at-a-time apply would.
 final class ApplyBatch {
-    private var sessions: [TokenKey: (session: SessionRow, user: UserRow)] = [:]
-    private(set) var users: [String: UserRow] = [:]
+    /// Who each session token acts as.
+    private var sessions: [TokenKey: Account] = [:]
+    /// User ids by name.
+    private var users: [String: UInt64] = [:]
     private var clients: [String: ClientRow] = [:]
     /// Each send's message row, by id: ids grow with the log index, so they append.
     private var messages: [(id: UInt64, row: [UInt8])] = []
@@ -22,17 +24,21 @@ final class ApplyBatch {
     /// Each send's (lower user id, higher user id, id): its `conversations` key.
     private var exchanged: [IndexKey] = []
 
-    func remember(session: SessionRow, user: UserRow, for tokenHash: Data) {
-        if let key = TokenKey(tokenHash) { sessions[key] = (session, user) }
-        users[user.name] = user
+    func remember(session account: Account, for tokenHash: Data) {
+        if let key = TokenKey(tokenHash) { sessions[key] = account }
+        users[account.name] = account.id
     }
 
-    func session(for tokenHash: Data) -> (session: SessionRow, user: UserRow)? {
+    func session(for tokenHash: Data) -> Account? {
         TokenKey(tokenHash).flatMap { sessions[$0] }
     }
 
-    func remember(user: UserRow) {
-        users[user.name] = user
+    func remember(user: Account) {
+        users[user.name] = user.id
+    }
+
+    func user(named name: String) -> Account? {
+        users[name].map { Account(id: $0, name: name) }
     }
 
     func forgetReads() {
@@ -102,6 +108,14 @@ final class ApplyBatch {
             }
         }
     }
+}
+
+/// What a command needs to know of a user it reads: a batch caches this rather than whole
+/// rows, whose password hash, salt and unknown fields would be retained and released on every
+/// copy.
+struct Account {
+    var id: UInt64
+    var name: String
 }
 
 /// A composite index key of two or three ids, ordered as its big-endian bytes are.
