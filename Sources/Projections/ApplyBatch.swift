@@ -78,13 +78,13 @@ final class ApplyBatch {
             messages.removeAll(keepingCapacity: true)
         }
         if !received.isEmpty {
-            received.sort()
+            received.sortAppendedKeys()
             try Self.insert(received, into: tables.inbox, &txn)
             try Self.insert(received, into: tables.mailbox, &txn)
             received.removeAll(keepingCapacity: true)
         }
         if !exchanged.isEmpty {
-            exchanged.sort()
+            exchanged.sortAppendedKeys()
             try Self.insert(exchanged, into: tables.conversations, &txn)
             exchanged.removeAll(keepingCapacity: true)
         }
