@@ -24,9 +24,9 @@ final class ApplyBatch {
     /// Each send's (lower user id, higher user id, id): its `conversations` key.
     private var exchanged: [IndexKey] = []
 
+    /// The session's user is already remembered: `Mutation.session` found it by name.
     func remember(session account: Account, for tokenHash: Data) {
         if let key = TokenKey(tokenHash) { sessions[key] = account }
-        users[account.name] = account.id
     }
 
     func session(for tokenHash: Data) -> Account? {
