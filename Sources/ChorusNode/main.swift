@@ -34,6 +34,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Largest accepted request in bytes.") var maxRequestBytes: Int = 4 << 20
     @Option(help: "Applied entries between automatic snapshots (0: only on request).") var snapshotInterval: UInt64 = 20_000
     @Option(help: "Log entries kept behind a snapshot for followers a little behind.") var snapshotKeep: UInt64 = 5_000
+    @Option(help: "Largest snapshot file accepted from a leader, in bytes.") var maxSnapshotBytes: UInt64 = 16 << 30
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -54,6 +55,7 @@ struct Run: AsyncParsableCommand {
         configuration.maxRequestBytes = maxRequestBytes
         configuration.snapshotInterval = snapshotInterval
         configuration.snapshotTrailingEntries = snapshotKeep
+        configuration.maxSnapshotBytes = maxSnapshotBytes
 
         var logger = Logger(label: "chorus.node.\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -158,7 +158,7 @@ private struct Mutation {
 
     mutating func createAccount(_ c: CreateAccount, _ events: inout [ChatEvent]) throws -> UInt64 {
         try Validation.accountName(c.name)
-        guard !c.passwordHash.isEmpty, !c.salt.isEmpty, c.iterations > 0 else {
+        guard !c.passwordHash.isEmpty, !c.salt.isEmpty, c.iterations > 0, c.iterations <= Validation.maxPasswordIterations else {
             throw Rejection(.invalidArgument, "the account has no password hash")
         }
         let key = Array(c.name.utf8)

@@ -8,12 +8,15 @@ public enum Credentials {
     public static let defaultIterations: UInt32 = 210_000
     public static let saltLength = 16
 
-    public static func hashPassword(_ password: String, salt: [UInt8], iterations: UInt32) -> [UInt8] {
+    /// The PBKDF2 hash, or nil when the parameters cannot be hashed (no rounds, no salt, too
+    /// many rounds): a stored row is data from the log and must not crash whoever reads it.
+    public static func hashPassword(_ password: String, salt: [UInt8], iterations: UInt32) -> [UInt8]? {
+        guard iterations >= 1, iterations <= Validation.maxPasswordIterations, !salt.isEmpty else { return nil }
         // `unsafeUncheckedRounds` lets tests run with few rounds; production passes the default.
-        let key = try! KDF.Insecure.PBKDF2.deriveKey(
+        guard let key = try? KDF.Insecure.PBKDF2.deriveKey(
             from: Array(password.utf8), salt: salt, using: .sha256,
             outputByteCount: 32, unsafeUncheckedRounds: Int(iterations)
-        )
+        ) else { return nil }
         return key.withUnsafeBytes { Array($0) }
     }
 

@@ -28,7 +28,7 @@ extension ChatState {
     /// The account if `password` is its password, else nil.
     public func checkCredentials(name: String, password: String) throws -> UserRow? {
         guard let user = try user(named: name) else { return nil }
-        let hash = Credentials.hashPassword(password, salt: Array(user.salt), iterations: user.iterations)
+        guard let hash = Credentials.hashPassword(password, salt: Array(user.salt), iterations: user.iterations) else { return nil }
         return Credentials.constantTimeEqual(hash, Array(user.passwordHash)) ? user : nil
     }
 
@@ -49,6 +49,7 @@ extension ChatState {
     public func accounts(matching pattern: String, pageSize: Int, pageToken: String? = nil) throws -> Page<AccountSummary> {
         try Validation.pattern(pattern)
         try Validation.pageSize(pageSize)
+        if let pageToken { try Validation.accountPageToken(pageToken) }
         let glob = Glob(pattern)
         let prefix = glob.literalPrefix
         return try environment.read { txn in
@@ -115,11 +116,7 @@ extension ChatState {
     /// is the last message id returned.
     public func conversation(between a: UInt64, and b: UInt64, limit: Int, pageToken: String? = nil, newestFirst: Bool = true) throws -> Page<MessageRow> {
         try Validation.pageSize(limit)
-        var cursorID: UInt64? = nil
-        if let pageToken {
-            guard let id = UInt64(pageToken) else { throw Rejection(.invalidArgument, "the page token '\(pageToken)' is not one this service issued") }
-            cursorID = id
-        }
+        let cursorID = try pageToken.map(Validation.messagePageToken)
         let prefix = compositeKey(min(a, b), max(a, b))
         return try environment.read { txn in
             try txn.withCursor(tables.conversations) { cursor in

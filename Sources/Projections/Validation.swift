@@ -49,6 +49,50 @@ public enum Validation {
         }
     }
 
+    /// Message ids are log indexes: never 0, never past 2^62 (the largest index a node
+    /// accepts from a peer).
+    public static let maxMessageID: UInt64 = 1 << 62
+    /// Ids in one acknowledge or delete call.
+    public static let maxIDsPerCall = 1_000
+    /// PBKDF2 rounds a stored account may ask for: every login pays them.
+    public static let maxPasswordIterations: UInt32 = 5_000_000
+
+    public static func messageID(_ id: UInt64) throws(Rejection) {
+        guard id >= 1 && id <= maxMessageID else {
+            throw Rejection(.invalidArgument, "message id \(id) is not one this service issued (ids are 1 to 2^62)")
+        }
+    }
+
+    /// The ids of one acknowledge or delete call: 1 to 1,000 of them, each a possible id.
+    public static func messageIDs(_ ids: [UInt64]) throws(Rejection) {
+        guard !ids.isEmpty else { throw Rejection(.invalidArgument, "no message ids given") }
+        guard ids.count <= maxIDsPerCall else {
+            throw Rejection(.invalidArgument, "\(ids.count) message ids in one call; the limit is \(maxIDsPerCall)")
+        }
+        for id in ids { try messageID(id) }
+    }
+
+    /// A history page token: the decimal id of the last message of the previous page, as
+    /// this service writes it (digits only, no sign, no leading zero).
+    public static func messagePageToken(_ token: String) throws(Rejection) -> UInt64 {
+        let bytes = Array(token.utf8)
+        guard !bytes.isEmpty, bytes.count <= 19, bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), bytes[0] != 0x30,
+              let id = UInt64(token), id <= maxMessageID
+        else {
+            throw Rejection(.invalidArgument, "the page token '\(token.prefix(64))' is not one this service issued")
+        }
+        return id
+    }
+
+    /// An account listing's page token: the last name of the previous page.
+    public static func accountPageToken(_ token: String) throws(Rejection) {
+        do {
+            try accountName(token)
+        } catch {
+            throw Rejection(.invalidArgument, "the page token '\(token.prefix(64))' is not one this service issued")
+        }
+    }
+
     static func tokenHash(_ hash: [UInt8]) throws(Rejection) {
         guard hash.count == tokenHashLength else { throw Rejection.noSession }
     }

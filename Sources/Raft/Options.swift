@@ -15,6 +15,8 @@ public struct RaftOptions: Sendable {
     public var maxApplyBytes: Int = 64 << 20
     public var preVote: Bool = true
     public var checkQuorum: Bool = true
+    /// What a peer's message may carry; anything beyond is refused (`Refusal`).
+    public var limits = MessageLimits()
     /// Seeds the election-timeout jitter, so a simulation replays exactly.
     public var seed: UInt64
     /// The index the application has already applied (on restart).

@@ -106,8 +106,10 @@ extension RaftCore {
 
     /// The leader's own write finished: its entries now count towards a majority.
     mutating func selfPersisted(upTo index: Index) {
-        guard progress[id] != nil, progress[id]!.maybeUpdate(index) else { return }
-        maybeCommit()
+        guard var p = progress[id] else { return }
+        let moved = p.maybeUpdate(index)
+        progress[id] = p
+        if moved { maybeCommit() }
     }
 
     /// Moves the commit index to the highest index durable on a majority of voters, provided

@@ -1,14 +1,17 @@
 extension RaftCore {
-    /// Feeds one message from a peer.
-    public mutating func step(_ m: Message) {
-        guard m.to == id else { return }
+    /// Feeds one message from a peer. Returns why it was refused, if it was: a message
+    /// outside `options.limits`, from a stranger, or contradicting the committed log changes
+    /// nothing.
+    @discardableResult
+    public mutating func step(_ m: Message) -> Refusal? {
+        if let refusal = validate(m) { return refusal }
         if m.term > term {
             if m.isVoteRequest {
                 let transfer: Bool = if case let .vote(_, _, t) = m.kind { t } else { false }
                 // Leader lease (check-quorum): while we hear from a leader, a server that
                 // wants an election is the one that is cut off; ignore it.
                 let inLease = options.checkQuorum && leader != 0 && electionElapsed < options.electionTicks
-                if !transfer && inLease { return }
+                if !transfer && inLease { return nil }
             }
             switch m.kind {
             case .preVote:
@@ -33,7 +36,7 @@ extension RaftCore {
             default:
                 break
             }
-            return
+            return nil
         }
 
         switch m.kind {
@@ -44,18 +47,19 @@ extension RaftCore {
         default:
             switch role {
             case .leader: stepLeader(m)
-            case .preCandidate, .candidate: stepCandidate(m)
-            case .follower: stepFollower(m)
+            case .preCandidate, .candidate: return stepCandidate(m)
+            case .follower: return stepFollower(m)
             }
         }
+        return nil
     }
 
-    mutating func stepFollower(_ m: Message) {
+    mutating func stepFollower(_ m: Message) -> Refusal? {
         switch m.kind {
         case .append:
             electionElapsed = 0
             leader = m.from
-            handleAppend(m)
+            return handleAppend(m)
         case .heartbeat:
             electionElapsed = 0
             leader = m.from
@@ -65,17 +69,21 @@ extension RaftCore {
             leader = m.from
             handleSnapshot(m)
         case .timeoutNow:
+            // Only the leader of this term may hand its leadership over (a server that
+            // restarted in this term may not know who that is yet).
+            guard leader == 0 || m.from == leader else { return .unknownSender }
             if promotable { startElection(.transfer) }
         default:
             break
         }
+        return nil
     }
 
-    mutating func stepCandidate(_ m: Message) {
+    mutating func stepCandidate(_ m: Message) -> Refusal? {
         switch m.kind {
         case .append:
             becomeFollower(term: m.term, leader: m.from)
-            handleAppend(m)
+            return handleAppend(m)
         case .heartbeat:
             becomeFollower(term: m.term, leader: m.from)
             handleHeartbeat(m)
@@ -89,25 +97,28 @@ extension RaftCore {
         default:
             break
         }
+        return nil
     }
 
     mutating func stepLeader(_ m: Message) {
-        guard progress[m.from] != nil else { return }
+        guard var p = progress[m.from] else { return }
         switch m.kind {
         case let .appendResponse(index, reject, hintIndex, hintTerm):
-            progress[m.from]!.recentActive = true
+            p.recentActive = true
+            progress[m.from] = p
             if reject {
                 handleRejection(from: m.from, rejected: index, hintIndex: hintIndex, hintTerm: hintTerm)
             } else {
                 handleAcknowledgement(from: m.from, index: index)
             }
         case let .heartbeatResponse(context):
-            progress[m.from]!.recentActive = true
-            progress[m.from]!.probeSent = false
-            if progress[m.from]!.state == .replicate && progress[m.from]!.inflights.isFull {
-                progress[m.from]!.inflights.freeFirst()
+            p.recentActive = true
+            p.probeSent = false
+            if p.state == .replicate && p.inflights.isFull {
+                p.inflights.freeFirst()
             }
-            if progress[m.from]!.match < log.lastIndex {
+            progress[m.from] = p
+            if p.match < log.lastIndex {
                 sendAppend(to: m.from)
             }
             if let context {
@@ -120,13 +131,18 @@ extension RaftCore {
 
     // MARK: Follower side of replication
 
-    mutating func handleAppend(_ m: Message) {
-        guard case let .append(prevIndex, prevTerm, entries, commit) = m.kind else { return }
+    mutating func handleAppend(_ m: Message) -> Refusal? {
+        guard case let .append(prevIndex, prevTerm, entries, commit) = m.kind else { return nil }
         if prevIndex < log.committed {
             respond(to: m.from, index: log.committed)
-            return
+            return nil
         }
-        if let lastNew = log.maybeAppend(prevIndex: prevIndex, prevTerm: prevTerm, commit: commit, entries: entries) {
+        let appended: Index?
+        switch log.maybeAppend(prevIndex: prevIndex, prevTerm: prevTerm, commit: commit, entries: entries) {
+        case let .success(lastNew): appended = lastNew
+        case let .failure(refusal): return refusal
+        }
+        if let lastNew = appended {
             if !entries.isEmpty {
                 configurationMayHaveChanged(appended: entries)
             }
@@ -138,6 +154,7 @@ extension RaftCore {
             outbox.append(Message(from: id, to: m.from, term: term,
                                   kind: .appendResponse(index: prevIndex, reject: true, hintIndex: hintIndex, hintTerm: hintTerm)))
         }
+        return nil
     }
 
     mutating func handleHeartbeat(_ m: Message) {

@@ -31,7 +31,8 @@ struct RaftLog {
 
     /// The term at `index`, or nil when it was compacted or does not exist.
     func term(at index: Index) -> Term? {
-        guard index + 1 >= firstIndex, index <= lastIndex else { return nil }
+        // `index <= lastIndex` first: then `index + 1` cannot overflow, whatever was asked.
+        guard index <= lastIndex, index + 1 >= firstIndex else { return nil }
         if let term = unstable.term(at: index) { return term }
         return try? storage.term(at: index)
     }
@@ -64,18 +65,20 @@ struct RaftLog {
         }
     }
 
-    /// AppendEntries on a follower. Returns the last new index, or nil when the entry before
-    /// the batch does not match.
-    mutating func maybeAppend(prevIndex: Index, prevTerm: Term, commit: Index, entries: [Entry]) -> Index? {
-        guard matchTerm(prevIndex, prevTerm) else { return nil }
+    /// AppendEntries on a follower, whose entries `validate` found consecutive after
+    /// `prevIndex`. Returns the last new index, or nil when the entry before the batch does
+    /// not match. An honest leader never contradicts the committed log (leader completeness);
+    /// one that does is refused, not obeyed.
+    mutating func maybeAppend(prevIndex: Index, prevTerm: Term, commit: Index, entries: [Entry]) -> Result<Index?, Refusal> {
+        guard matchTerm(prevIndex, prevTerm) else { return .success(nil) }
         let lastNew = prevIndex + Index(entries.count)
         let conflict = findConflict(entries)
         if conflict != 0 {
-            precondition(conflict > committed, "entry \(conflict) conflicts with the committed log (committed \(committed))")
+            guard conflict > committed else { return .failure(.conflictsWithCommitted(index: conflict, committed: committed)) }
             append(Array(entries[Int(conflict - (prevIndex + 1))...]))
         }
         commitTo(min(commit, lastNew))
-        return lastNew
+        return .success(lastNew)
     }
 
     @discardableResult

@@ -42,7 +42,7 @@ final class Harness {
         c.name = name
         c.salt = Data("salt-\(name)".utf8)
         c.iterations = 2
-        c.passwordHash = Data(Credentials.hashPassword(password, salt: Array(c.salt), iterations: 2))
+        c.passwordHash = Data(Credentials.hashPassword(password, salt: Array(c.salt), iterations: 2)!)
         return try run(.createAccount(c))
     }
 

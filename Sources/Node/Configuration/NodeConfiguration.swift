@@ -1,4 +1,5 @@
 import Foundation
+import Projections
 import Raft
 
 /// A `host:port` address of a node.
@@ -51,6 +52,8 @@ public struct NodeConfiguration: Sendable {
     /// Entries kept in the log behind a snapshot, so a follower a little behind catches up
     /// from the log rather than by a whole snapshot.
     public var snapshotTrailingEntries: UInt64 = 5_000
+    /// The largest snapshot file this node accepts from a leader (16 GiB by default).
+    public var maxSnapshotBytes: UInt64 = 16 << 30
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id
@@ -87,6 +90,12 @@ public struct NodeConfiguration: Sendable {
             throw ConfigurationError("the election timeout (\(electionTicks) ticks) must be well above the heartbeat (\(heartbeatTicks) ticks)")
         }
         guard !clusterID.isEmpty else { throw ConfigurationError("the cluster id is empty") }
+        guard passwordIterations >= 1, passwordIterations <= Validation.maxPasswordIterations else {
+            throw ConfigurationError("--password-iterations must be 1 to \(Validation.maxPasswordIterations), not \(passwordIterations)")
+        }
+        guard members.keys.allSatisfy({ $0 <= MessageLimits().maxValue }) else {
+            throw ConfigurationError("node ids must be at most 2^62")
+        }
     }
 }
 

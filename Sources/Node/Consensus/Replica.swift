@@ -32,11 +32,14 @@ public final class Replica: Sendable {
     private let loop: Loop
     public let events: EventHub
     public let id: NodeID
+    /// Peer messages refused, here or by the peer service.
+    let refusals: PeerRefusals
 
     init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
         id = core.id
         events = EventHub()
-        loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, configuration: configuration, logger: logger)
+        refusals = PeerRefusals(logger: logger)
+        loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration, logger: logger)
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended.
@@ -153,6 +156,7 @@ extension Replica {
         var state: ChatState
         let transport: any MessageSender
         let events: EventHub
+        let refusals: PeerRefusals
         let configuration: NodeConfiguration
         let logger: Logger
         let clock = ContinuousClock()
@@ -180,7 +184,7 @@ extension Replica {
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
 
-        init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, configuration: NodeConfiguration, logger: Logger) {
+        init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, refusals: PeerRefusals, configuration: NodeConfiguration, logger: Logger) {
             self.core = core
             self.storage = storage
             self.data = data
@@ -188,6 +192,7 @@ extension Replica {
             state = current.state
             self.transport = transport
             self.events = events
+            self.refusals = refusals
             self.configuration = configuration
             self.logger = logger
             let position = try? current.state.position()
@@ -210,7 +215,9 @@ extension Replica {
                             if logger.logLevel <= .debug, Self.isElectionTraffic(message) {
                                 logger.debug("from \(message.from) term \(message.term): \(message.kind) (local term \(core.term), role \(core.role))")
                             }
-                            core.step(message)
+                            if let refusal = core.step(message) {
+                                refusals.record(from: message.from, refusal)
+                            }
                         }
                     case let .propose(command, reply): batch.append((command, reply))
                     case let .read(reply): startRead(reply)
@@ -297,6 +304,7 @@ extension Replica {
             return ReplicaStatus(
                 id: core.id, role: core.role, term: core.term, leader: core.leader,
                 commitIndex: core.commitIndex, appliedIndex: appliedIndex, lastIndex: core.lastIndex,
+                refusedPeerMessages: refusals.total,
                 members: configuration.members.map { member in
                     ReplicaStatus.Member(id: member, voter: configuration.voters.contains(member),
                                          matchIndex: core.isLeader ? (core.replication(of: member)?.match ?? 0) : 0)

@@ -16,5 +16,7 @@ public struct ReplicaStatus: Sendable {
     public var commitIndex: Index
     public var appliedIndex: Index
     public var lastIndex: Index
+    /// Peer messages refused since the node started.
+    public var refusedPeerMessages: UInt64
     public var members: [Member]
 }

@@ -21,6 +21,7 @@ extension ChatService {
             $0.commitIndex = status.commitIndex
             $0.appliedIndex = status.appliedIndex
             $0.lastIndex = status.lastIndex
+            $0.refusedPeerMessages = status.refusedPeerMessages
             $0.members = status.members.map { member in
                 .with {
                     $0.id = member.id

@@ -37,7 +37,9 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         let salt = Credentials.newSalt()
         let iterations = configuration.passwordIterations
         let password = request.password
-        let hash = await offLoop { Credentials.hashPassword(password, salt: salt, iterations: iterations) }
+        guard let hash = await offLoop({ Credentials.hashPassword(password, salt: salt, iterations: iterations) }) else {
+            throw RPCError(code: .internalError, message: "this node cannot hash passwords with \(iterations) rounds")
+        }
         _ = try await propose(request.requestID, .createAccount(.with {
             $0.name = request.name
             $0.salt = Data(salt)
@@ -76,7 +78,8 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
         let session = try await authenticate(request.token)
-        guard try state.checkCredentials(name: session.name, password: request.password) != nil else {
+        let (state, password) = (self.state, request.password)
+        guard try await offLoop({ try state.checkCredentials(name: session.name, password: password) }) != nil else {
             throw RPCError(code: .unauthenticated, message: "wrong password: deleting an account needs its password")
         }
         _ = try await propose(request.requestID, .deleteAccount(.with { $0.tokenHash = Data(try tokenHash(request.token)) }))
@@ -132,9 +135,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     func acknowledgeMessages(request: Chorus_V1_AcknowledgeMessagesRequest, context: ServerContext) async throws -> Chorus_V1_AcknowledgeMessagesResponse {
         let hash = try tokenHash(request.token)
-        guard !request.messageIds.isEmpty else {
-            throw RPCError(code: .invalidArgument, message: "no message ids to acknowledge")
-        }
+        try mapRejection { try Validation.messageIDs(request.messageIds) }
         let count = try await propose(request.requestID, .acknowledge(.with {
             $0.tokenHash = Data(hash)
             $0.messageIds = request.messageIds
@@ -164,9 +165,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     func deleteMessages(request: Chorus_V1_DeleteMessagesRequest, context: ServerContext) async throws -> Chorus_V1_DeleteMessagesResponse {
         let hash = try tokenHash(request.token)
-        guard !request.messageIds.isEmpty else {
-            throw RPCError(code: .invalidArgument, message: "no message ids to delete")
-        }
+        try mapRejection { try Validation.messageIDs(request.messageIds) }
         let count = try await propose(request.requestID, .deleteMessages(.with {
             $0.tokenHash = Data(hash)
             $0.messageIds = request.messageIds

@@ -49,7 +49,9 @@ public struct ChorusNode: Service {
         )
         let server = GRPCServer(transport: transport, services: [
             ChatService(replica: replica, current: current, configuration: configuration),
-            PeerService(replica: replica, clusterID: configuration.clusterID, snapshots: SnapshotReceiver(store: data.snapshots, logger: logger)),
+            PeerService(replica: replica, clusterID: configuration.clusterID,
+                        snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
+                        members: Set(configuration.members.keys)),
             AdminService(replica: replica, configuration: configuration),
             HealthService(),
         ])

@@ -56,8 +56,9 @@ enum MessageCoding {
         return out
     }
 
-    /// Nil for a message this version does not understand (it is dropped, as a lost one).
-    static func decode(_ m: Chorus_V1_RaftMessage) -> Message? {
+    /// The message `m` carries, or why it cannot be read: a kind this version does not know,
+    /// an entry of unknown kind, an unreadable configuration. The core validates the rest.
+    static func decode(_ m: Chorus_V1_RaftMessage) throws(Refusal) -> Message {
         let kind: Message.Kind
         switch m.kind {
         case let .preVote(v)?: kind = .preVote(lastIndex: v.lastIndex, lastTerm: v.lastTerm)
@@ -68,7 +69,9 @@ enum MessageCoding {
             var entries: [Entry] = []
             entries.reserveCapacity(v.entries.count)
             for e in v.entries {
-                guard let entryKind = Entry.Kind(rawValue: UInt8(truncatingIfNeeded: e.kind)) else { return nil }
+                guard let raw = UInt8(exactly: e.kind), let entryKind = Entry.Kind(rawValue: raw) else {
+                    throw .malformed("entry \(e.index) is of unknown kind \(e.kind)")
+                }
                 entries.append(Entry(index: e.index, term: e.term, kind: entryKind, data: Array(e.data)))
             }
             kind = .append(prevIndex: v.prevIndex, prevTerm: v.prevTerm, entries: entries, commit: v.commit)
@@ -77,10 +80,12 @@ enum MessageCoding {
         case let .heartbeat(v)?: kind = .heartbeat(commit: v.commit, context: v.hasContext_p ? Array(v.context) : nil)
         case let .heartbeatResponse(v)?: kind = .heartbeatResponse(context: v.hasContext_p ? Array(v.context) : nil)
         case let .snapshot(v)?:
-            guard let configuration = ClusterConfiguration(encoded: Array(v.configuration)) else { return nil }
+            guard let configuration = ClusterConfiguration(encoded: Array(v.configuration)) else {
+                throw .malformed("the snapshot's configuration cannot be read")
+            }
             kind = .snapshot(Snapshot(metadata: SnapshotMetadata(index: v.index, term: v.term, configuration: configuration), data: Array(v.data)))
         case .timeoutNow?: kind = .timeoutNow
-        case nil: return nil
+        case nil: throw .malformed("a message of no kind this version knows")
         }
         return Message(from: m.from, to: m.to, term: m.term, kind: kind)
     }

@@ -2,11 +2,15 @@ import API
 import GRPCCore
 import Raft
 
-/// Incoming Raft traffic: every batch on every peer stream goes to the replica.
+/// Incoming Raft traffic: every batch on every peer stream goes to the replica, less what
+/// cannot be a peer's message at all (unreadable, not for this node, from a stranger), which
+/// is refused here; the Raft core checks the rest against its state.
 struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let replica: Replica
     let clusterID: String
     let snapshots: SnapshotReceiver
+    /// The cluster's members, as this node was configured.
+    let members: Set<NodeID>
 
     func stream(request: RPCAsyncSequence<Chorus_V1_PeerBatch, any Error>, context: ServerContext) async throws -> Chorus_V1_PeerStreamSummary {
         var received: UInt64 = 0
@@ -17,10 +21,11 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             var messages: [Message] = []
             messages.reserveCapacity(batch.messages.count)
             for encoded in batch.messages {
-                // Snapshots arrive only through InstallSnapshot, after their file is stored.
-                guard encoded.to == replica.id, let message = MessageCoding.decode(encoded) else { continue }
-                if case .snapshot = message.kind { continue }
-                messages.append(message)
+                do throws(Refusal) {
+                    messages.append(try accept(encoded))
+                } catch {
+                    replica.refusals.record(from: encoded.from, error)
+                }
             }
             replica.receive(messages)
             received += UInt64(messages.count)
@@ -28,10 +33,20 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         return .with { $0.received = received }
     }
 
+    /// The message `encoded` carries, if a member may have sent it to this node.
+    func accept(_ encoded: Chorus_V1_RaftMessage) throws(Refusal) -> Message {
+        guard encoded.to == replica.id else { throw .misaddressed(to: encoded.to) }
+        guard encoded.from != replica.id, members.contains(encoded.from) else { throw .unknownSender }
+        let message = try MessageCoding.decode(encoded)
+        // Snapshots arrive only through InstallSnapshot, after their file is stored.
+        if case .snapshot = message.kind { throw .malformed("a snapshot outside InstallSnapshot") }
+        return message
+    }
+
     func installSnapshot(request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>, response: RPCWriter<Chorus_V1_SnapshotProgress>, context: ServerContext) async throws {
         // Writing, hashing and fsyncing megabytes would stall the event loop's other streams.
         try await withTaskExecutorPreference(globalConcurrentExecutor) {
-            try await snapshots.receive(request: request, response: response, clusterID: clusterID, replica: replica)
+            try await snapshots.receive(request: request, response: response, clusterID: clusterID, members: members, replica: replica)
         }
     }
 }

@@ -29,7 +29,31 @@ final class Simulation {
         var due: Int
         var sequence: Int
         var message: Message
+        var origin: Origin = .honest
+        /// Where the network takes it: `message.to`, unless a liar addressed it wrongly.
+        var destination: NodeID
     }
+
+    /// Who made a message, and so what its recipient must do with it.
+    enum Origin {
+        /// Sent by an honest core: must never be refused.
+        case honest
+        /// A lie that validation must catch: must be refused.
+        case mustRefuse
+        /// Anything else an adversary sends (replays, arbitrary bytes): either way.
+        case mayPass
+    }
+
+    /// Rewrites what a liar sends: each message becomes zero or more, each with its origin.
+    typealias Tamper = (Message, Simulation) -> [(Message, Origin)]
+    /// Servers whose outgoing messages go through `tamper` (the adversarial scenarios).
+    var liars: Set<NodeID> = []
+    var tamper: Tamper?
+    /// When false, a forged message that got through is not a failure (arbitrary lies, where
+    /// only "nothing traps" is asserted).
+    var requireRefusals = true
+    /// Messages refused by their recipients, by `Refusal.reason`.
+    private(set) var refusals: [String: Int] = [:]
 
     static let microticksPerTick = 10
 
@@ -86,7 +110,7 @@ final class Simulation {
         if now % Self.microticksPerTick == 0 {
             for id in ids where nodes[id]!.isUp { nodes[id]!.raft!.tick() }
         }
-        deliverDue()
+        try deliverDue()
         for id in ids { try process(nodes[id]!) }
         for id in ids { try checker.checkNode(nodes[id]!) }
     }
@@ -107,32 +131,52 @@ final class Simulation {
 
     // MARK: Network
 
-    private func deliverDue() {
+    private func deliverDue() throws {
         guard queue.contains(where: { $0.due <= now }) else { return }
         let due = queue.filter { $0.due <= now }.sorted { ($0.due, $0.sequence) < ($1.due, $1.sequence) }
         queue.removeAll { $0.due <= now }
         for item in due {
             let m = item.message
-            guard let target = nodes[m.to], target.isUp, !blocked.contains(Link(from: m.from, to: m.to)) else { continue }
-            target.raft!.step(m)
+            guard let target = nodes[item.destination], target.isUp,
+                  !blocked.contains(Link(from: m.from, to: target.id)) else { continue }
+            let refusal = target.raft!.step(m)
+            if let refusal { refusals[refusal.reason, default: 0] += 1 }
+            switch (item.origin, refusal) {
+            case let (.honest, refusal?):
+                throw checker.fail("node \(target.id) refused an honest message \(m): \(refusal)")
+            case (.mustRefuse, nil) where requireRefusals:
+                throw checker.fail("node \(target.id) accepted a forged message \(m)")
+            default:
+                break
+            }
         }
+    }
+
+    /// Puts a message on the wire as if `m.from` had sent it, to `destination` (default
+    /// `m.to`).
+    func inject(_ m: Message, origin: Origin, destination: NodeID? = nil) {
+        enqueue(m, origin: origin, destination: destination)
     }
 
     private func send(_ messages: [Message]) {
         for m in messages {
             sentCount += 1
             if blocked.contains(Link(from: m.from, to: m.to)) || random.chance(faults.dropRate) { continue }
+            if let tamper, liars.contains(m.from) {
+                for (forged, origin) in tamper(m, self) { enqueue(forged, origin: origin, destination: m.to) }
+                continue
+            }
             enqueue(m)
             if random.chance(faults.duplicateRate) { enqueue(m) }
         }
     }
 
-    private func enqueue(_ m: Message) {
+    private func enqueue(_ m: Message, origin: Origin = .honest, destination: NodeID? = nil) {
         let delay = random.chance(faults.reorderRate)
             ? Int.random(in: faults.reorderDelay, using: &random)
             : Int.random(in: faults.delay, using: &random)
         sequence += 1
-        queue.append(InFlight(due: now + delay, sequence: sequence, message: m))
+        queue.append(InFlight(due: now + delay, sequence: sequence, message: m, origin: origin, destination: destination ?? m.to))
     }
 
     /// Cuts `id` off from every other server, both ways.

@@ -13,6 +13,9 @@ import Synchronization
 final class SnapshotReceiver: Sendable {
     let store: SnapshotStore
     let logger: Logger
+    /// The largest snapshot file accepted: a header may claim any size, and the file is
+    /// written to disk before anything else checks it.
+    let maxBytes: UInt64
     /// Checksums of files being received: one stream per file.
     private let active = Mutex<Set<[UInt8]>>([])
     /// Test hook: break the first transfer off once this many bytes are held, to show it
@@ -20,8 +23,9 @@ final class SnapshotReceiver: Sendable {
     private let dropAt: UInt64? = ProcessInfo.processInfo.environment["CHORUS_TEST_SNAPSHOT_DROP_AT"].flatMap { UInt64($0) }
     private let dropped = Atomic<Bool>(false)
 
-    init(store: SnapshotStore, logger: Logger) {
+    init(store: SnapshotStore, maxBytes: UInt64, logger: Logger) {
         self.store = store
+        self.maxBytes = maxBytes
         self.logger = logger
     }
 
@@ -29,6 +33,7 @@ final class SnapshotReceiver: Sendable {
         request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>,
         response: RPCWriter<Chorus_V1_SnapshotProgress>,
         clusterID: String,
+        members: Set<NodeID>,
         replica: Replica
     ) async throws {
         var chunks = request.makeAsyncIterator()
@@ -38,10 +43,25 @@ final class SnapshotReceiver: Sendable {
         guard header.clusterID == clusterID else {
             throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(header.clusterID)'")
         }
-        guard let message = MessageCoding.decode(header.message), message.to == replica.id,
-              case let .snapshot(snapshot) = message.kind, header.sha256.count == 32
-        else {
+        let message: Message
+        do throws(Refusal) {
+            message = try MessageCoding.decode(header.message)
+            guard message.to == replica.id else { throw .misaddressed(to: message.to) }
+            guard members.contains(message.from), message.from != replica.id else { throw .unknownSender }
+        } catch {
+            replica.refusals.record(from: header.message.from, error)
+            throw RPCError(code: .invalidArgument, message: "the InstallSnapshot header was refused: \(error)")
+        }
+        guard case let .snapshot(snapshot) = message.kind, header.sha256.count == 32 else {
             throw RPCError(code: .invalidArgument, message: "the InstallSnapshot header does not carry a snapshot for node \(replica.id)")
+        }
+        guard header.size > 0, header.size <= maxBytes else {
+            replica.refusals.record(from: message.from, .tooLarge(field: "snapshot bytes", size: Int(clamping: header.size), limit: Int(clamping: maxBytes)))
+            throw RPCError(code: .resourceExhausted, message: "a snapshot of \(header.size) bytes is refused; this node accepts 1 to \(maxBytes) (--max-snapshot-bytes)")
+        }
+        if let refusal = RaftCore.validate(snapshot.metadata.configuration, MessageLimits()) {
+            replica.refusals.record(from: message.from, refusal)
+            throw RPCError(code: .invalidArgument, message: "the InstallSnapshot header was refused: \(refusal)")
         }
         let info = SnapshotInfo(index: snapshot.metadata.index, term: snapshot.metadata.term,
                                 configuration: snapshot.metadata.configuration.encoded(),

@@ -653,6 +653,10 @@ public nonisolated struct Chorus_V1_ClusterStatusResponse: Sendable {
 
   public var clusterID: String = String()
 
+  /// Peer messages this node refused since it started (malformed, out of range, from a
+  /// stranger): an honest cluster refuses none.
+  public var refusedPeerMessages: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1926,7 +1930,7 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0\u{3}refused_peer_messages\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1944,6 +1948,7 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.lastIndex) }()
       case 9: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.refusedPeerMessages) }()
       default: break
       }
     }
@@ -1980,6 +1985,9 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if !self.clusterID.isEmpty {
       try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 10)
     }
+    if self.refusedPeerMessages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.refusedPeerMessages, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1994,6 +2002,7 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if lhs.lastIndex != rhs.lastIndex {return false}
     if lhs.members != rhs.members {return false}
     if lhs.clusterID != rhs.clusterID {return false}
+    if lhs.refusedPeerMessages != rhs.refusedPeerMessages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
