@@ -105,7 +105,8 @@ extension ChorusClient {
             result.append((endpoints[index], response.map { s in
                 NodeStatus(endpoint: endpoints[index], nodeID: s.nodeID, role: s.role, term: s.term, leaderID: s.leaderID,
                            leaderAddress: s.leaderAddress, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
-                           lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) })
+                           lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) },
+                           clusterID: s.clusterID, refusedPeerMessages: s.refusedPeerMessages)
             }))
         }
         return result

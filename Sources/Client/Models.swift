@@ -60,4 +60,7 @@ public struct NodeStatus: Sendable {
     public var appliedIndex: UInt64
     public var lastIndex: UInt64
     public var members: [(id: UInt64, address: String, voter: Bool, matchIndex: UInt64)]
+    public var clusterID: String
+    /// Peer messages the node refused since it started; an honest cluster refuses none.
+    public var refusedPeerMessages: UInt64
 }
