@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "chorus-node", targets: ["ChorusNode"]),
         .executable(name: "chorus", targets: ["ChorusCLI"]),
         .executable(name: "chorus-tools", targets: ["ChorusTools"]),
+        .executable(name: "chorus-fuzz", targets: ["ChorusFuzz"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "LogStore", targets: ["LogStore"]),
         .library(name: "Projections", targets: ["Projections"]),
@@ -123,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "LogStore", "Projections", "Client", "NIOExecutor",
+                "CLMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -137,6 +138,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        /// The fuzz targets (`scripts/fuzz.sh` builds them for libFuzzer).
+        .executableTarget(
+            name: "ChorusFuzz",
+            dependencies: [
+                "API", "LogStore", "Node", "Projections", "Raft",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "tools/ChorusFuzz",
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore", "Raft"], swiftSettings: strict),
@@ -146,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "Node", "NIOExecutor",
+                "API", "Client", "LogStore", "Node", "NIOExecutor",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOPosix", package: "swift-nio"),

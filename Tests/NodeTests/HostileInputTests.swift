@@ -2,6 +2,7 @@ import API
 import Client
 import Foundation
 import GRPCCore
+import LogStore
 import SwiftProtobuf
 import Testing
 
@@ -255,5 +256,36 @@ struct RequestFuzzer {
             default: bytes += (0..<Int.random(in: 1...16, using: &random)).map { _ in UInt8.random(in: 0 ... .max, using: &random) }
             }
         }
+    }
+}
+
+extension ClusterTests {
+    /// A data directory holding a term no node could have written (what an older version
+    /// persisted from a forged heartbeat) stops the node at start with what and where, not a
+    /// trap on every restart; `chorus-tools status` names the same problem.
+    @Test func unsoundDataDirectoryIsRefusedAtStartWithWhatAndWhere() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await client.newUser("alice", password: "pw")
+            try await cluster.waitForConvergence(client)
+        }
+        cluster.kill(1)
+        do {
+            let log = try LogStore(directory: cluster.dataDirectory(1) + "/log")
+            var hard = try log.hardState()
+            hard.term = .max
+            try log.setHardState(hard)
+        }
+        try cluster.start(1)
+        let exit = try await cluster.waitForExit(1, within: .seconds(20))
+        #expect(!exit.signaled, "the node trapped instead of refusing:\n\(cluster.log(1).suffix(2_000))")
+        #expect(exit.status != 0)
+        let log = cluster.log(1)
+        #expect(log.contains("refusing to start on an unsound data directory"))
+        #expect(log.contains("the stored term 18446744073709551615 is beyond 4611686018427387904"))
+        let status = try runTool(["status", cluster.dataDirectory(1)])
+        #expect(status.status == 0)
+        #expect(status.output.contains("the stored term 18446744073709551615 is beyond"))
     }
 }

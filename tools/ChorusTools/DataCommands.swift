@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LogStore
 import Projections
+import Raft
 import SwiftProtobuf
 
 struct StatusCommand: ParsableCommand {
@@ -28,10 +29,17 @@ struct StatusCommand: ParsableCommand {
             object["state_bytes"] = try state.environment.usedBytes()
             object["digest"] = try state.digest()
         }
+        // The same check a node runs before it starts.
+        let problems = try data.log.problems(maxValue: MessageLimits().maxValue)
+        object["problems"] = problems
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            for key in object.keys.sorted() { print("\(key.padding(toLength: 15, withPad: " ", startingAt: 0)) \(object[key]!)") }
+            for key in object.keys.sorted() where key != "problems" {
+                print("\(key.padding(toLength: 15, withPad: " ", startingAt: 0)) \(object[key]!)")
+            }
+            print("problems        \(problems.isEmpty ? "none" : "")")
+            for problem in problems { print("  \(problem)") }
         }
     }
 }

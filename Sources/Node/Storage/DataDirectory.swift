@@ -26,9 +26,31 @@ public struct DataDirectory: Sendable {
             throw ConfigurationError(inUse.description)
         }
         log = try LogStore(directory: path + "/log")
+        try Self.refuseUnsound(log)
         snapshots = try SnapshotStore(directory: path + "/snapshots")
         stateDirectory = StateDirectory(directory: path + "/state")
         state = try stateDirectory.open(recoveringWith: log, snapshots: snapshots)
+    }
+
+    /// A log holding a value no node could have written (an older version persisted a forged
+    /// term, a disk flipped bits) is refused here, with what and where, rather than trapping in
+    /// the Raft core on every start.
+    static func refuseUnsound(_ log: LogStore) throws {
+        var problems = try log.problems(maxValue: MessageLimits().maxValue)
+        let snapshot = try log.snapshotMetadata()
+        if snapshot.index > 0 {
+            if let configuration = ClusterConfiguration(encoded: snapshot.configuration) {
+                if let refusal = RaftCore.validate(configuration, MessageLimits()) {
+                    problems.append("\(log.path): the snapshot's configuration: \(refusal)")
+                }
+            } else {
+                problems.append("\(log.path): the snapshot's configuration cannot be read")
+            }
+        }
+        guard problems.isEmpty else {
+            throw ConfigurationError("refusing to start on an unsound data directory (`chorus-tools status` shows the same):\n  "
+                + problems.joined(separator: "\n  "))
+        }
     }
 
     static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws {

@@ -3,8 +3,8 @@ import Foundation
 import Raft
 
 /// Raft messages to and from their protobuf form on the wire.
-enum MessageCoding {
-    static func encode(_ m: Message) -> Chorus_V1_RaftMessage {
+public enum MessageCoding {
+    public static func encode(_ m: Message) -> Chorus_V1_RaftMessage {
         var entries: [Index: Chorus_V1_RaftEntry] = [:]
         return encode(m, entries: &entries)
     }
@@ -58,7 +58,7 @@ enum MessageCoding {
 
     /// The message `m` carries, or why it cannot be read: a kind this version does not know,
     /// an entry of unknown kind, an unreadable configuration. The core validates the rest.
-    static func decode(_ m: Chorus_V1_RaftMessage) throws(Refusal) -> Message {
+    public static func decode(_ m: Chorus_V1_RaftMessage) throws(Refusal) -> Message {
         let kind: Message.Kind
         switch m.kind {
         case let .preVote(v)?: kind = .preVote(lastIndex: v.lastIndex, lastTerm: v.lastTerm)
