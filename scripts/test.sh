@@ -11,5 +11,9 @@ ensure_lmdb
 ensure_netlab
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
+say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"
+for target in peer request command; do
+  run .build/debug/chorus-fuzz "$target" "fuzz/corpus/$target"
+done
 say "running the test suite"
 run swift test --skip-build

@@ -169,12 +169,12 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await options.run { client, out in
             let statuses = await client.status()
-            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "HEALTHY"]]
+            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REFUSED", "HEALTHY"]]
             for (endpoint, status) in statuses {
                 if let s = status {
-                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "yes"])
+                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "\(s.refusedPeerMessages)", "yes"])
                 } else {
-                    rows.append(["?", endpoint, "-", "-", "-", "-", "no"])
+                    rows.append(["?", endpoint, "-", "-", "-", "-", "-", "no"])
                 }
             }
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -184,7 +184,7 @@ struct Status: AsyncParsableCommand {
             let objects: [[String: Any]] = statuses.map { endpoint, status in
                 guard let s = status else { return ["address": endpoint, "healthy": false] }
                 return ["node": s.nodeID, "address": endpoint, "role": s.role, "term": s.term, "leader": s.leaderID,
-                        "commit": s.commitIndex, "applied": s.appliedIndex, "healthy": true]
+                        "commit": s.commitIndex, "applied": s.appliedIndex, "refused_peer_messages": s.refusedPeerMessages, "healthy": true]
             }
             out.emit(table, ["nodes": objects])
             if statuses.allSatisfy({ $0.status == nil }) {

@@ -31,8 +31,11 @@ extension RaftCore {
         defer { progress[node] = p }
         let prevIndex = p.next - 1
         if let prevTerm = log.term(at: prevIndex),
-           let entries = try? log.entries(from: p.next, maxBytes: options.maxMessageBytes)
+           var entries = try? log.entries(from: p.next, maxBytes: options.maxMessageBytes)
         {
+            // Empty entries weigh nothing against the byte bound; the count bound is the one
+            // every follower enforces.
+            if entries.count > options.limits.maxEntries { entries.removeLast(entries.count - options.limits.maxEntries) }
             if entries.isEmpty && !sendIfEmpty { return false }
             leaderOutbox.append(Message(from: id, to: node, term: term,
                                         kind: .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: log.committed)))

@@ -154,6 +154,30 @@ import Testing
         #expect(try h.delete(bob, []).rejection == .invalidArgument)
     }
 
+    @Test(arguments: ["18446744073709551615", "4611686018427387905", "+5", "-1", "007", "0x10", " 5", "5 ", "", "1e3", "٣"])
+    func conversationPageTokensAreOnlyThoseTheServiceWrites(token: String) throws {
+        let (h, alice, _) = try pair()
+        _ = try h.send(alice, to: "bob", "m").get()
+        let a = try h.userID("alice"), b = try h.userID("bob")
+        for newestFirst in [true, false] {
+            #expect(throws: Rejection(.invalidArgument, "the page token '\(token)' is not one this service issued")) {
+                try h.state.conversation(between: a, and: b, limit: 3, pageToken: token, newestFirst: newestFirst)
+            }
+        }
+        // The largest id a node can issue pages to the end, both ways.
+        let last = "\(Validation.maxMessageID)"
+        #expect(try h.state.conversation(between: a, and: b, limit: 3, pageToken: last, newestFirst: false).items.isEmpty)
+        #expect(try h.state.conversation(between: a, and: b, limit: 3, pageToken: last).items.count == 1)
+    }
+
+    @Test(arguments: ["a*", "", String(repeating: "n", count: 33), "bad name"])
+    func accountPageTokensAreAccountNames(token: String) throws {
+        let (h, _, _) = try pair()
+        #expect(throws: Rejection(.invalidArgument, "the page token '\(token)' is not one this service issued")) {
+            try h.state.accounts(matching: "*", pageSize: 10, pageToken: token)
+        }
+    }
+
     @Test func conversationPagesBothWaysWithoutSideEffects() throws {
         let (h, alice, bob) = try pair()
         var ids: [UInt64] = []
