@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // MARK: Storage
@@ -104,6 +106,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        /// The cluster's certificates: who a certificate speaks for, and issuing them.
+        .target(
+            name: "ClusterPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "ChorusNode",
@@ -124,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
+                "CLMDB", "ClusterPKI", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -15,8 +15,9 @@ shift $(( $# >= 2 ? 2 : 1 ))
 
 ensure_lmdb
 say "building chorus-fuzz for libFuzzer (release, -sanitize=fuzzer,address) in .build-fuzz"
+# lld: gold fails with an internal error on the sanitized objects.
 run swift build -c release --product chorus-fuzz --scratch-path .build-fuzz \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCHORUS_LIBFUZZER
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DCHORUS_LIBFUZZER -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
 bin=$(swift build -c release --scratch-path .build-fuzz --show-bin-path)
 
 mkdir -p "fuzz/work/$target" fuzz/findings

@@ -1,0 +1,97 @@
+import ArgumentParser
+import ClusterPKI
+import Foundation
+
+/// `chorus-tools certs`: the cluster's CA and the certificates it signs, as PEM files in one
+/// directory (`ca.pem`, `ca-key.pem`, `node-ID.pem`, `node-ID-key.pem`,
+/// `operator-NAME.pem`, `operator-NAME-key.pem`). Keys are written mode 0600.
+struct CertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Create the cluster's CA and sign node and operator certificates.",
+        subcommands: [Authority.self, NodeCertificate.self, OperatorCertificate.self, Local.self]
+    )
+
+    struct Location: ParsableArguments {
+        @Option(help: "The directory holding the CA and the certificates.") var dir: String = "certs"
+        @Option(help: "The cluster's name, as every node's --cluster-id.") var cluster: String = "chorus"
+
+        func issuer() throws -> Issuer {
+            try Issuer(certificatePath: "\(dir)/ca.pem", keyPath: "\(dir)/ca-key.pem")
+        }
+
+        func prepare() throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+    }
+
+    struct Authority: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ca", abstract: "Create a new CA (ca.pem, ca-key.pem); refuses to replace one.")
+        @OptionGroup var location: Location
+
+        func run() throws {
+            try location.prepare()
+            guard !FileManager.default.fileExists(atPath: "\(location.dir)/ca-key.pem") else {
+                throw ValidationError("\(location.dir)/ca-key.pem exists; a new CA would orphan every certificate it signed")
+            }
+            try Issuer.newAuthority(cluster: location.cluster).write(certificatePath: "\(location.dir)/ca.pem", keyPath: "\(location.dir)/ca-key.pem")
+            print("wrote \(location.dir)/ca.pem and \(location.dir)/ca-key.pem (keep the key offline)")
+        }
+    }
+
+    struct NodeCertificate: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "node", abstract: "Sign a certificate for node ID (node-ID.pem, node-ID-key.pem).")
+        @OptionGroup var location: Location
+        @Option(help: "The node's id.") var id: UInt64
+        @Option(name: .customLong("host"), help: "A DNS name or IP address the node is reached by; repeat for each.") var hosts: [String] = []
+        @Option(help: "Days the certificate is valid.") var days: Int = 825
+
+        func run() throws {
+            guard id > 0 else { throw ValidationError("node ids are positive") }
+            try write(try location.issuer(), .node(cluster: location.cluster, id: id), hosts: hosts, days: days, name: "node-\(id)", in: location.dir)
+        }
+    }
+
+    struct OperatorCertificate: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "operator", abstract: "Sign an operator certificate for the Admin API (operator-NAME.pem, operator-NAME-key.pem).")
+        @OptionGroup var location: Location
+        @Option(help: "Who holds it.") var name: String = "admin"
+        @Option(help: "Days the certificate is valid.") var days: Int = 90
+
+        func run() throws {
+            guard !name.isEmpty, !name.contains("/") else { throw ValidationError("an operator name is not empty and has no '/'") }
+            try write(try location.issuer(), .operator(cluster: location.cluster, name: name), hosts: [], days: days, name: "operator-\(name)", in: location.dir)
+        }
+    }
+
+    /// Everything a local cluster needs, created once: a CA, node 1...N on `--host`, and
+    /// operator `admin`. Files that exist are kept, so a second run changes nothing.
+    struct Local: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "local", abstract: "Create (once) a CA, certificates for nodes 1...N and operator 'admin'.")
+        @OptionGroup var location: Location
+        @Option(help: "How many nodes.") var nodes: Int = 5
+        @Option(name: .customLong("host"), help: "A DNS name or IP address every node is reached by; repeat for each.") var hosts: [String] = ["127.0.0.1", "localhost"]
+
+        func run() throws {
+            try location.prepare()
+            let dir = location.dir
+            if !FileManager.default.fileExists(atPath: "\(dir)/ca-key.pem") {
+                try Issuer.newAuthority(cluster: location.cluster).write(certificatePath: "\(dir)/ca.pem", keyPath: "\(dir)/ca-key.pem")
+            }
+            let issuer = try location.issuer()
+            for id in 1...max(1, nodes) where !FileManager.default.fileExists(atPath: "\(dir)/node-\(id)-key.pem") {
+                try write(issuer, .node(cluster: location.cluster, id: UInt64(id)), hosts: hosts, days: 825, name: "node-\(id)", in: dir, quiet: true)
+            }
+            if !FileManager.default.fileExists(atPath: "\(dir)/operator-admin-key.pem") {
+                try write(issuer, .operator(cluster: location.cluster, name: "admin"), hosts: [], days: 825, name: "operator-admin", in: dir, quiet: true)
+            }
+            print("certificates for cluster '\(location.cluster)' (nodes 1...\(nodes), operator admin) in \(dir)")
+        }
+    }
+}
+
+private func write(_ issuer: Issuer, _ identity: Identity, hosts: [String], days: Int, name: String, in dir: String, quiet: Bool = false) throws {
+    let (certificate, key) = try issuer.issue(identity, hosts: hosts, days: days)
+    try Issuer.write(certificate: certificate, key: key, certificatePath: "\(dir)/\(name).pem", keyPath: "\(dir)/\(name)-key.pem")
+    if !quiet { print("wrote \(dir)/\(name).pem and \(dir)/\(name)-key.pem for \(identity)") }
+}
