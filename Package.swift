@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "API", "LogStore", "Projections", "Raft",
+                "API", "ClusterPKI", "LogStore", "Projections", "Raft",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -98,7 +98,7 @@ let package = Package(
         .target(
             name: "Client",
             dependencies: [
-                "API", "Mailbox",
+                "API", "ClusterPKI", "Mailbox",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -113,6 +113,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
@@ -121,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "Node",
+                "ClusterPKI", "Node",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -129,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusCLI",
             dependencies: [
-                "Client",
+                "Client", "ClusterPKI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -171,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "LogStore", "Node", "NIOExecutor",
+                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOPosix", package: "swift-nio"),

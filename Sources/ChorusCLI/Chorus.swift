@@ -1,5 +1,6 @@
 import ArgumentParser
 import Client
+import ClusterPKI
 import Foundation
 
 /// `chorus`: the terminal client.
@@ -10,7 +11,8 @@ struct Chorus: AsyncParsableCommand {
         abstract: "Talk to a Chorus cluster: one-shot commands, or `chorus chat` for an interactive session.",
         discussion: """
             The cluster is found through --endpoints or CHORUS_ENDPOINTS (host:port, comma-separated); \
-            the default matches scripts/cluster.sh. After `chorus login` the session is kept in \
+            the default matches scripts/cluster.sh. Its certificates are checked against the CA in --ca \
+            or CHORUS_CA, or the local cluster's (data/certs/ca.pem) when it exists. After `chorus login` the session is kept in \
             \(SessionFile.defaultPath) (readable by you only).
             """,
         subcommands: [
@@ -31,6 +33,20 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Seconds to keep retrying while the cluster has no leader.")
     var timeout: Int = 10
 
+    @Option(help: "The cluster's CA certificate (default: $CHORUS_CA, or data/certs/ca.pem of a local cluster).")
+    var ca: String?
+
+    @Flag(help: "Talk plaintext, to a cluster run with --insecure.")
+    var insecure = false
+
+    static let localCA = "data/certs/ca.pem"
+
+    var security: ClientSecurity {
+        if insecure { return .plaintext }
+        if let path = ca ?? ProcessInfo.processInfo.environment["CHORUS_CA"] { return .tls(ca: path) }
+        return FileManager.default.fileExists(atPath: Self.localCA) ? .tls(ca: Self.localCA) : .plaintext
+    }
+
     var endpointList: [String] {
         let text = endpoints ?? ProcessInfo.processInfo.environment["CHORUS_ENDPOINTS"]
             ?? (7001...7005).map { "127.0.0.1:\($0)" }.joined(separator: ",")
@@ -41,7 +57,7 @@ struct GlobalOptions: ParsableArguments {
     func run(_ body: (ChorusClient, Output) async throws -> Void) async throws {
         let output = Output(json: json)
         do {
-            try await withChorusClient(endpoints: endpointList, deadline: .seconds(timeout)) { client in
+            try await withChorusClient(endpoints: endpointList, deadline: .seconds(timeout), security: security) { client in
                 try await body(client, output)
             }
         } catch let error as ChorusError {

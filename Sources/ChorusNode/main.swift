@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterPKI
 import Dispatch
 import Foundation
 import Logging
@@ -21,8 +22,13 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run one node of a cluster.")
 
     @Option(help: "This node's id (a positive number, one of the --peer ids).") var id: UInt64
-    @Option(help: "Address to listen on, host:port.") var listen: String
-    @Option(name: .customLong("peer"), help: "A member of the cluster as ID=host:port; repeat for each, this node included.")
+    @Option(help: "Address clients reach this node on (Chat and health APIs), host:port.") var listen: String
+    @Option(help: "Address peers and operators reach this node on (Peer and Admin APIs, mutual TLS), host:port; --peer names these addresses.") var peerListen: String?
+    @Option(help: "The cluster's CA certificate (PEM).") var ca: String?
+    @Option(help: "This node's certificate (PEM), signed by the CA, naming chorus://CLUSTER/node/ID.") var cert: String?
+    @Option(help: "This node's private key (PEM).") var key: String?
+    @Flag(help: "Run without TLS: anyone who reaches a port can speak as a peer, and passwords cross the network in clear. For development only.") var insecure = false
+    @Option(name: .customLong("peer"), help: "A member of the cluster as ID=host:port, or ID=peerhost:port,clienthost:port with --peer-listen; repeat for each, this node included.")
     var peers: [String] = []
     @Option(help: "A file with one ID=host:port per line, instead of (or with) --peer.") var peersFile: String?
     @Option(help: "The data directory (created if missing).") var dataDir: String
@@ -44,10 +50,22 @@ struct Run: AsyncParsableCommand {
             specs += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         guard let address = PeerAddress(listen) else { throw ValidationError("--listen '\(listen)' is not host:port") }
-        var configuration = NodeConfiguration(
-            id: id, listen: address, members: try NodeConfiguration.parseMembers(specs),
-            dataDirectory: dataDir, clusterID: clusterID
-        )
+        let peerAddress = try peerListen.map { spec in
+            guard let address = PeerAddress(spec) else { throw ValidationError("--peer-listen '\(spec)' is not host:port") }
+            return address
+        }
+        let tls: TLSFiles?
+        switch (ca, cert, key, insecure) {
+        case let (ca?, cert?, key?, false): tls = TLSFiles(ca: ca, certificate: cert, key: key)
+        case (nil, nil, nil, true): tls = nil
+        case (_, _, _, true): throw ValidationError("--insecure runs without TLS: drop --ca, --cert and --key, or drop --insecure")
+        default: throw ValidationError("give --ca, --cert and --key (see `chorus-tools certs`), or --insecure to run without TLS")
+        }
+        let members = try NodeConfiguration.parseMembers(specs)
+        var configuration = NodeConfiguration(id: id, listen: address, members: members.peers, dataDirectory: dataDir, clusterID: clusterID)
+        configuration.clientAddresses = members.clients
+        configuration.peerListen = peerAddress
+        configuration.tls = tls
         configuration.tickInterval = .milliseconds(tickMs)
         configuration.electionTicks = electionTicks
         configuration.heartbeatTicks = heartbeatTicks

@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 
@@ -12,13 +13,14 @@ public struct TakenSnapshot: Sendable {
     public var durationMilliseconds: UInt64
 }
 
-/// Asks the node at `endpoint` (this node, not the leader) to snapshot its projections now
-/// and compact its log behind the snapshot.
-public func takeSnapshot(endpoint: String, timeout: Duration = .seconds(60)) async throws -> TakenSnapshot {
+/// Asks the node at `endpoint` (its peer address: this node, not the leader) to snapshot its
+/// projections now and compact its log behind the snapshot. With TLS, `operator` holds an
+/// operator certificate of the cluster.
+public func takeSnapshot(endpoint: String, operator credentials: TLSFiles? = nil, timeout: Duration = .seconds(60)) async throws -> TakenSnapshot {
     guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
         throw ChorusError.invalidInput("endpoint '\(endpoint)' is not host:port")
     }
-    let transport = try HTTP2ClientTransport.Posix(target: .dns(host: String(endpoint[..<colon]), port: port), transportSecurity: .plaintext)
+    let transport = try HTTP2ClientTransport.Posix(target: ClientSecurity.target(host: String(endpoint[..<colon]), port: port), transportSecurity: credentials?.mutualClientSecurity ?? .plaintext)
     return try await withGRPCClient(transport: transport) { client in
         var options = CallOptions.defaults
         options.timeout = timeout

@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -22,7 +23,7 @@ public final class ChorusClient: Sendable {
     /// Upper bound on one operation, retries included.
     public let deadline: Duration
 
-    init(endpoints: [String], deadline: Duration) throws {
+    init(endpoints: [String], deadline: Duration, security: ClientSecurity) throws {
         guard !endpoints.isEmpty else { throw ChorusError.invalidInput("no endpoints given") }
         self.endpoints = endpoints
         self.deadline = deadline
@@ -33,8 +34,8 @@ public final class ChorusClient: Sendable {
             }
             let host = String(endpoint[..<colon])
             let transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: host, port: port),
-                transportSecurity: .plaintext,
+                target: ClientSecurity.target(host: host, port: port),
+                transportSecurity: security.transportSecurity,
                 config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) }
             )
             clients.append(GRPCClient(transport: transport))
@@ -152,10 +153,10 @@ extension CallOptions {
 
 /// Runs `body` with a client of the cluster at `endpoints` (host:port each), then closes it.
 public func withChorusClient<R: Sendable>(
-    endpoints: [String], deadline: Duration = .seconds(10),
+    endpoints: [String], deadline: Duration = .seconds(10), security: ClientSecurity = .plaintext,
     _ body: (ChorusClient) async throws -> R
 ) async throws -> R {
-    let client = try ChorusClient(endpoints: endpoints, deadline: deadline)
+    let client = try ChorusClient(endpoints: endpoints, deadline: deadline, security: security)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await client.runConnections() }
         defer {

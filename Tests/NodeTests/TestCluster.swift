@@ -1,4 +1,5 @@
 import Client
+import ClusterPKI
 import Foundation
 import NIOExecutor
 import NIOPosix
@@ -16,13 +17,30 @@ final class TestCluster: @unchecked Sendable {
     let lock = NSLock()
     /// Added to every node's command line (snapshot settings, say).
     var extraArguments: [String] = []
+    /// Whether the nodes run with TLS: certificates from `chorus-tools certs local`, peers on
+    /// listeners of their own (port + 100) with mutual TLS.
+    let tls: Bool
 
-    init(size: Int = 5) throws {
+    init(size: Int = 5, tls: Bool = false) throws {
         self.size = size
+        self.tls = tls
         host = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).1"
         root = NSTemporaryDirectory() + "chorus-cluster-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if tls {
+            let made = try runTool(["certs", "local", "--dir", certificates, "--cluster", "test", "--nodes", "\(size)", "--host", host])
+            guard made.status == 0 else { throw TestFailure("chorus-tools certs local failed: \(made.output)") }
+        }
     }
+
+    var certificates: String { "\(root)/certs" }
+    func peerAddress(_ id: Int) -> String { tls ? "\(host):\(basePort + 100 + id - 1)" : address(id) }
+    /// The files of node `id`, or of operator `admin` (id 0).
+    func credentials(_ id: Int) -> TLSFiles {
+        let name = id == 0 ? "operator-admin" : "node-\(id)"
+        return TLSFiles(ca: "\(certificates)/ca.pem", certificate: "\(certificates)/\(name).pem", key: "\(certificates)/\(name)-key.pem")
+    }
+    var security: ClientSecurity { tls ? .tls(ca: "\(certificates)/ca.pem") : .plaintext }
 
     deinit {
         for process in processes.values where process.isRunning {
@@ -54,7 +72,14 @@ final class TestCluster: @unchecked Sendable {
     func arguments(_ id: Int) -> [String] {
         var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", dataDirectory(id),
                          "--cluster-id", "test", "--password-iterations", "1000", "--election-ticks", "30", "--log-level", ProcessInfo.processInfo.environment["CHORUS_TEST_LOG_LEVEL"] ?? "info"]
-        for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+        if tls {
+            let files = credentials(id)
+            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+            for peer in ids { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
+        } else {
+            arguments.append("--insecure")
+            for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+        }
         return arguments + extraArguments
     }
 
@@ -125,7 +150,7 @@ final class TestCluster: @unchecked Sendable {
     /// while the nodes had elected one in under a second.
     func withClient<R: Sendable>(deadline: Duration = .seconds(15), _ body: (ChorusClient) async throws -> R) async throws -> R {
         try await withTaskExecutorPreference(Self.clientExecutor) {
-            try await withChorusClient(endpoints: endpoints, deadline: deadline, body)
+            try await withChorusClient(endpoints: endpoints, deadline: deadline, security: security, body)
         }
     }
 

@@ -1,3 +1,4 @@
+import ClusterPKI
 import Foundation
 import Projections
 import Raft
@@ -27,10 +28,23 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 /// Everything a node needs to run: who it is, who its peers are, where its data lives.
 public struct NodeConfiguration: Sendable {
     public var id: NodeID
-    /// The address this node listens on for clients and peers.
+    /// The address this node listens on for clients (the `Chat` and health APIs).
     public var listen: PeerAddress
-    /// Every member of the cluster, this node included.
+    /// The address peers and operators reach this node on (the `Peer` and `Admin` APIs),
+    /// over mutual TLS. Nil only when insecure: then one listener serves every API.
+    public var peerListen: PeerAddress?
+    /// Every member of the cluster, this node included, by its peer address.
     public var members: [NodeID: PeerAddress]
+    /// Where clients reach each member, when that is not its peer address (two listeners):
+    /// what a follower names when it points a client at the leader.
+    public var clientAddresses: [NodeID: PeerAddress] = [:]
+    /// The cluster's CA and this node's certificate and key; nil runs plaintext (`--insecure`).
+    public var tls: TLSFiles?
+
+    /// The address clients reach `member` on.
+    public func clientAddress(of member: NodeID) -> PeerAddress? {
+        clientAddresses[member] ?? (peerListen == nil ? members[member] : nil)
+    }
     public var dataDirectory: String
     /// Names the cluster; a data directory or a peer of another cluster is refused.
     public var clusterID: String
@@ -63,18 +77,28 @@ public struct NodeConfiguration: Sendable {
         self.clusterID = clusterID
     }
 
-    /// Parses `--peer` values of the form `ID=host:port`.
-    public static func parseMembers(_ specs: [String]) throws -> [NodeID: PeerAddress] {
+    /// Parses `--peer` values of the form `ID=host:port` (one listener) or
+    /// `ID=peerhost:port,clienthost:port` (two listeners): the peer address, and where clients
+    /// reach that member.
+    public static func parseMembers(_ specs: [String]) throws -> (peers: [NodeID: PeerAddress], clients: [NodeID: PeerAddress]) {
         var members: [NodeID: PeerAddress] = [:]
+        var clients: [NodeID: PeerAddress] = [:]
         for spec in specs {
             let parts = spec.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let id = NodeID(parts[0]), id > 0, let address = PeerAddress(String(parts[1])) else {
-                throw ConfigurationError("peer '\(spec)' is not of the form ID=host:port (ID a positive number)")
+            let addresses = parts.count == 2 ? parts[1].split(separator: ",", omittingEmptySubsequences: false) : []
+            guard parts.count == 2, let id = NodeID(parts[0]), id > 0, (1...2).contains(addresses.count),
+                  let address = PeerAddress(String(addresses[0]))
+            else {
+                throw ConfigurationError("peer '\(spec)' is not of the form ID=host:port or ID=peerhost:port,clienthost:port (ID a positive number)")
             }
             guard members[id] == nil else { throw ConfigurationError("peer id \(id) is given twice") }
             members[id] = address
+            if addresses.count == 2 {
+                guard let client = PeerAddress(String(addresses[1])) else { throw ConfigurationError("peer '\(spec)': '\(addresses[1])' is not host:port") }
+                clients[id] = client
+            }
         }
-        return members
+        return (members, clients)
     }
 
     /// Checks the configuration is usable before anything is opened.
@@ -92,6 +116,16 @@ public struct NodeConfiguration: Sendable {
         guard !clusterID.isEmpty else { throw ConfigurationError("the cluster id is empty") }
         guard passwordIterations >= 1, passwordIterations <= Validation.maxPasswordIterations else {
             throw ConfigurationError("--password-iterations must be 1 to \(Validation.maxPasswordIterations), not \(passwordIterations)")
+        }
+        if let tls {
+            guard let peerListen, peerListen != listen else {
+                throw ConfigurationError("with TLS, peers need a listener of their own: give --peer-listen, an address other than --listen")
+            }
+            let identity: Identity
+            do { identity = try tls.identity() } catch { throw ConfigurationError("the TLS files: \(error)") }
+            guard identity == .node(cluster: clusterID, id: id) else {
+                throw ConfigurationError("\(tls.certificate) is the certificate of \(identity), not of node \(id) of cluster '\(clusterID)'")
+            }
         }
         guard members.keys.allSatisfy({ $0 <= MessageLimits().maxValue }) else {
             throw ConfigurationError("node ids must be at most 2^62")

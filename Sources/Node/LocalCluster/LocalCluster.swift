@@ -28,7 +28,7 @@ public struct LocalCluster: Sendable {
 
     public func arguments(for id: Int) -> [String] {
         var arguments = ["run", "--id", "\(id)", "--listen", "\(host):\(basePort + id - 1)",
-                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local"]
+                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local", "--insecure"]
         for (peer, address) in addresses {
             arguments += ["--peer", "\(peer)=\(address)"]
         }

@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import GRPCCore
 
 /// Operator calls on this node.
@@ -7,6 +8,7 @@ struct AdminService: Chorus_V1_Admin.SimpleServiceProtocol {
     let configuration: NodeConfiguration
 
     func takeSnapshot(request: Chorus_V1_TakeSnapshotRequest, context: ServerContext) async throws -> Chorus_V1_TakeSnapshotResponse {
+        try requireOperator(context)
         do {
             let report = try await replica.takeSnapshot()
             return .with {
@@ -18,6 +20,14 @@ struct AdminService: Chorus_V1_Admin.SimpleServiceProtocol {
             }
         } catch {
             throw configuration.rpcError(error)
+        }
+    }
+
+    /// With TLS, only an operator certificate of this cluster may call the Admin API.
+    func requireOperator(_ context: ServerContext) throws {
+        guard configuration.tls != nil else { return }
+        guard case let .operator(cluster, _)? = context.peerIdentity, cluster == configuration.clusterID else {
+            throw RPCError(code: .permissionDenied, message: "the Admin API needs an operator certificate of cluster '\(configuration.clusterID)' (see `chorus-tools certs operator`)")
         }
     }
 }

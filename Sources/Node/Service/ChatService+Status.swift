@@ -17,7 +17,7 @@ extension ChatService {
             $0.role = Self.name(status.role)
             $0.term = status.term
             $0.leaderID = status.leader
-            $0.leaderAddress = configuration.members[status.leader]?.description ?? ""
+            $0.leaderAddress = configuration.clientAddress(of: status.leader)?.description ?? ""
             $0.commitIndex = status.commitIndex
             $0.appliedIndex = status.appliedIndex
             $0.lastIndex = status.lastIndex
@@ -25,7 +25,7 @@ extension ChatService {
             $0.members = status.members.map { member in
                 .with {
                     $0.id = member.id
-                    $0.address = configuration.members[member.id]?.description ?? ""
+                    $0.address = configuration.clientAddress(of: member.id)?.description ?? ""
                     $0.voter = member.voter
                     $0.matchIndex = member.matchIndex
                     $0.active = member.id == status.id || member.matchIndex > 0

@@ -41,20 +41,36 @@ public struct ChorusNode: Service {
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
-            transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes },
-            eventLoopGroup: network
-        )
-        let server = GRPCServer(transport: transport, services: [
+        let clientServices: [any RegistrableRPCService] = [
             ChatService(replica: replica, current: current, configuration: configuration),
+            HealthService(),
+        ]
+        let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
-                        members: Set(configuration.members.keys)),
+                        members: Set(configuration.members.keys), authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration),
-            HealthService(),
-        ])
+        ]
+        func listener(_ address: PeerAddress, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
+            HTTP2ServerTransport.Posix(
+                address: .ipv4(host: address.host, port: address.port),
+                transportSecurity: security,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes },
+                eventLoopGroup: network
+            )
+        }
+        let servers: [GRPCServer<HTTP2ServerTransport.Posix>]
+        if let peerListen = configuration.peerListen {
+            servers = [
+                GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity ?? .plaintext), services: clientServices),
+                GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity ?? .plaintext), services: peerServices),
+            ]
+        } else {
+            servers = [GRPCServer(transport: listener(configuration.listen, .plaintext), services: clientServices + peerServices)]
+        }
+        if configuration.tls == nil {
+            logger.warning("RUNNING WITHOUT TLS (--insecure): anyone who reaches \(configuration.peerListen ?? configuration.listen) can speak as a peer, and passwords and tokens cross the network in clear. For development only.")
+        }
         if Replica.Loop.unsafeAckOnAppend {
             logger.critical("CHORUS_UNSAFE_ACK_ON_APPEND is set: sends are acknowledged before they commit and CAN BE LOST. This exists only to test the fault-injection checker.")
         }
@@ -67,7 +83,7 @@ public struct ChorusNode: Service {
                 group.addTask {
                     do {
                         try await withTaskExecutorPreference(executor) {
-                            try await serveNetwork(server: server, transport: transport, links: links, replica: replica)
+                            try await serveNetwork(servers: servers, links: links, replica: replica)
                         }
                     } catch is ShutdownDeadline {
                         logger.info("closing the streams still open after the shutdown grace period")
@@ -76,7 +92,7 @@ public struct ChorusNode: Service {
             }
         } onGracefulShutdown: {
             logger.info("shutting down node \(configuration.id)")
-            server.beginGracefulShutdown()
+            for server in servers { server.beginGracefulShutdown() }
             replica.stop()
             // Everything acknowledged is already fsynced; a shutdown that cannot finish in
             // time (a peer that stopped reading) ends the process rather than hang.
@@ -95,27 +111,34 @@ public struct ChorusNode: Service {
     /// open calls a moment, then cancels them.
     struct ShutdownDeadline: Error {}
 
-    func serveNetwork(server: GRPCServer<HTTP2ServerTransport.Posix>, transport: HTTP2ServerTransport.Posix, links: PeerLinks, replica: Replica) async throws {
+    func serveNetwork(servers: [GRPCServer<HTTP2ServerTransport.Posix>], links: PeerLinks, replica: Replica) async throws {
         try await withThrowingDiscardingTaskGroup { network in
             network.addTask { await links.run() }
             network.addTask {
-                // Cancelled instead when the server stopped first: nothing left to force.
+                // Cancelled instead when the servers stopped first: nothing left to force.
                 do { try await gracefulShutdown() } catch { return }
                 try? await Task.sleep(for: .seconds(2))
                 if Task.isCancelled { return }
                 throw ShutdownDeadline()
             }
-            network.addTask {
-                let address = try await transport.listeningAddress
-                logger.info("listening on \(address)")
+            try await withThrowingDiscardingTaskGroup { serving in
+                for server in servers {
+                    serving.addTask {
+                        if let address = try await server.listeningAddress {
+                            logger.info("listening on \(address) for \(server === servers.first ? "clients" : "peers")")
+                        }
+                    }
+                    serving.addTask {
+                        do {
+                            try await server.serve()
+                        } catch {
+                            replica.stop()
+                            throw error
+                        }
+                    }
+                }
             }
-            do {
-                try await server.serve()
-            } catch {
-                replica.stop()
-                throw error
-            }
-            // The server drained: stop talking to peers too.
+            // The servers drained: stop talking to peers too.
             network.cancelAll()
         }
     }

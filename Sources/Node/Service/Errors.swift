@@ -8,14 +8,14 @@ public let leaderMetadataKey = "chorus-leader"
 extension NodeConfiguration {
     /// Metadata pointing a client at `leader`.
     func leaderHint(_ leader: NodeID?) -> Metadata {
-        guard let leader, let address = members[leader] else { return [:] }
+        guard let leader, let address = clientAddress(of: leader) else { return [:] }
         return [leaderMetadataKey: "\(leader)=\(address)"]
     }
 
     func rpcError(_ error: ReplicaError) -> RPCError {
         switch error {
         case let .notLeader(leader):
-            let known = leader.flatMap { members[$0] }.map { "; the leader is node \(leader!) at \($0)" } ?? "; no leader is known yet, retry shortly"
+            let known = leader.flatMap { leader in clientAddress(of: leader).map { "; the leader is node \(leader) at \($0)" } } ?? "; no leader is known yet, retry shortly"
             return RPCError(code: .unavailable, message: "node \(id) is not the leader\(known)", metadata: leaderHint(leader))
         case .timedOut:
             return RPCError(code: .unavailable, message: "the request did not commit in time (no majority reachable?); its outcome is unknown: retry with the same request id")

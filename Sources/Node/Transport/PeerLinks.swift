@@ -16,7 +16,8 @@ final class PeerLinks: MessageSender {
     init(configuration: NodeConfiguration, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         var links: [NodeID: PeerLink] = [:]
         for (id, address) in configuration.members where id != configuration.id {
-            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
+            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, security: configuration.tls?.mutualClientSecurity ?? .plaintext,
+                                 snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         self.links = links
     }
@@ -51,6 +52,8 @@ final class PeerLink: Sendable {
     let peer: NodeID
     let address: PeerAddress
     let clusterID: String
+    /// Mutual TLS with this node's certificate, or plaintext when insecure.
+    let security: HTTP2ClientTransport.Posix.TransportSecurity
     let logger: Logger
     let snapshots: SnapshotSender
     let eventLoopGroup: MultiThreadedEventLoopGroup
@@ -64,8 +67,10 @@ final class PeerLink: Sendable {
     private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let batchesSent = Atomic<Int>(0)
 
-    init(peer: NodeID, address: PeerAddress, clusterID: String, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+    init(peer: NodeID, address: PeerAddress, clusterID: String, security: HTTP2ClientTransport.Posix.TransportSecurity,
+         snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
+        self.security = security
         self.eventLoopGroup = eventLoopGroup
         self.address = address
         self.clusterID = clusterID
@@ -94,7 +99,7 @@ final class PeerLink: Sendable {
         do {
             let transport = try HTTP2ClientTransport.Posix(
                 target: .ipv4(address: address.host, port: address.port),
-                transportSecurity: .plaintext,
+                transportSecurity: security,
                 config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) },
                 eventLoopGroup: eventLoopGroup
             )

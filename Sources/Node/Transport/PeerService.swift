@@ -1,5 +1,6 @@
 import API
 import GRPCCore
+import Logging
 import Raft
 
 /// Incoming Raft traffic: every batch on every peer stream goes to the replica, less what
@@ -11,8 +12,13 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let snapshots: SnapshotReceiver
     /// The cluster's members, as this node was configured.
     let members: Set<NodeID>
+    /// Whether callers prove who they are with a node certificate (mutual TLS): then every
+    /// message must come from the node the certificate names.
+    let authenticated: Bool
+    let logger: Logger
 
     func stream(request: RPCAsyncSequence<Chorus_V1_PeerBatch, any Error>, context: ServerContext) async throws -> Chorus_V1_PeerStreamSummary {
+        let sender = authenticated ? try context.authenticatedNode(of: clusterID) : nil
         var received: UInt64 = 0
         for try await batch in request {
             guard batch.clusterID == clusterID else {
@@ -21,6 +27,12 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             var messages: [Message] = []
             messages.reserveCapacity(batch.messages.count)
             for encoded in batch.messages {
+                if let sender, encoded.from != sender {
+                    // A member speaking for another is no mistake to skip over: end the stream.
+                    replica.refusals.record(from: sender, .unknownSender)
+                    logger.warning("node \(sender)'s certificate sent a message as node \(encoded.from); closing its stream", metadata: ["peer": "\(sender)"])
+                    throw RPCError(code: .permissionDenied, message: "node \(sender)'s certificate cannot send as node \(encoded.from)")
+                }
                 do throws(Refusal) {
                     messages.append(try accept(encoded))
                 } catch {
@@ -45,8 +57,9 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
 
     func installSnapshot(request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>, response: RPCWriter<Chorus_V1_SnapshotProgress>, context: ServerContext) async throws {
         // Writing, hashing and fsyncing megabytes would stall the event loop's other streams.
+        let sender = authenticated ? try context.authenticatedNode(of: clusterID) : nil
         try await withTaskExecutorPreference(globalConcurrentExecutor) {
-            try await snapshots.receive(request: request, response: response, clusterID: clusterID, members: members, replica: replica)
+            try await snapshots.receive(request: request, response: response, clusterID: clusterID, members: members, sender: sender, replica: replica)
         }
     }
 }

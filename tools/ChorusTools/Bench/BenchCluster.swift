@@ -25,7 +25,7 @@ final class BenchCluster: Sendable {
     var endpoints: [String] { ids.map(address) }
 
     func start(_ id: Int) throws {
-        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench"]
+        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench", "--insecure"]
         for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
         try processes.launch(id, executable: Binaries.node, arguments: arguments + extraArguments, log: "\(root)/node-\(id).log")
     }

@@ -23,7 +23,7 @@ final class ChaosCluster: Sendable {
     func start(_ id: Int) throws {
         var arguments = ["netns", "exec", lab.namespace(node: id), Binaries.node, "run",
                          "--id", "\(id)", "--listen", endpoint(id), "--data-dir", dataDirectory(id), "--cluster-id", "chaos",
-                         "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500"]
+                         "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500", "--insecure"]
         for peer in ids { arguments += ["--peer", "\(peer)=\(endpoint(peer))"] }
         try processes.launch(id, executable: "/usr/sbin/ip", arguments: arguments, environment: environment, log: "\(root)/node-\(id).log")
     }

@@ -34,6 +34,7 @@ final class SnapshotReceiver: Sendable {
         response: RPCWriter<Chorus_V1_SnapshotProgress>,
         clusterID: String,
         members: Set<NodeID>,
+        sender: NodeID?,
         replica: Replica
     ) async throws {
         var chunks = request.makeAsyncIterator()
@@ -47,7 +48,7 @@ final class SnapshotReceiver: Sendable {
         do throws(Refusal) {
             message = try MessageCoding.decode(header.message)
             guard message.to == replica.id else { throw .misaddressed(to: message.to) }
-            guard members.contains(message.from), message.from != replica.id else { throw .unknownSender }
+            guard members.contains(message.from), message.from != replica.id, sender == nil || sender == message.from else { throw .unknownSender }
         } catch {
             replica.refusals.record(from: header.message.from, error)
             throw RPCError(code: .invalidArgument, message: "the InstallSnapshot header was refused: \(error)")

@@ -1,0 +1,122 @@
+import API
+import Client
+import ClusterPKI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Testing
+
+/// The trust boundary of a cluster run with TLS: clients reach the client listener over TLS,
+/// only the cluster's nodes speak on the peer listener, each only as itself, and only
+/// operators reach the Admin API.
+extension ClusterTests {
+    @Test func tlsClusterServesAndOnlyItsNodesSpeakAsThemselves() async throws {
+        let cluster = try TestCluster(size: 3, tls: true)
+        try cluster.startAll()
+        try await cluster.withClient(deadline: .seconds(15)) { client in
+            // The whole chat path works over TLS, the client checking the nodes' certificates.
+            let alice = try await client.newUser("alice", password: "pw")
+            let bob = try await client.newUser("bob", password: "pw")
+            _ = try await client.send(token: alice, to: "bob", body: "over tls")
+            #expect(try await client.history(token: bob, with: "alice", pageSize: 5).messages.map(\.body) == ["over tls"])
+            try await cluster.waitForConvergence(client)
+            let clusterID = "test"
+            let target = 1
+
+            func peerStream(_ security: HTTP2ClientTransport.Posix.TransportSecurity, from sender: UInt64) async -> RPCError.Code? {
+                let parts = cluster.peerAddress(target).split(separator: ":")
+                do {
+                    let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: String(parts[0]), port: Int(parts[1])!), transportSecurity: security)
+                    try await withGRPCClient(transport: transport) { raw in
+                        var options = CallOptions.defaults
+                        options.timeout = .seconds(5)
+                        _ = try await Chorus_V1_Peer.Client(wrapping: raw).stream(request: StreamingClientRequest { writer in
+                            try await writer.write(.with {
+                                $0.clusterID = clusterID
+                                $0.messages = [.with { $0.from = sender; $0.to = UInt64(target); $0.term = 1; $0.heartbeat = .with { $0.commit = 0 } }]
+                            })
+                        }, options: options)
+                    }
+                    return nil
+                } catch let error as RPCError {
+                    return error.code
+                } catch {
+                    return .unknown
+                }
+            }
+
+            // No certificate, plaintext, a certificate of another CA: no stream at all.
+            let caOnly = HTTP2ClientTransport.Posix.TransportSecurity.tls {
+                $0.trustRoots = .certificates([.file(path: cluster.credentials(2).ca, format: .pem)])
+                $0.serverCertificateVerification = .noHostnameVerification
+            }
+            #expect(await peerStream(caOnly, from: 2) != nil)
+            #expect(await peerStream(.plaintext, from: 2) != nil)
+            let stranger = try TestCluster(size: 3, tls: true)
+            #expect(await peerStream(stranger.credentials(2).mutualClientSecurity, from: 2) != nil)
+            // Node 2's certificate speaking as node 3 ends its stream.
+            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity, from: 3) == .permissionDenied)
+            // As itself it is heard (an old heartbeat of term 1: ignored, not refused).
+            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity, from: 2) == nil)
+            #expect(cluster.log(target).contains("node 2's certificate sent a message as node 3"))
+
+            // A plaintext client on the TLS client listener gets an error, not an answer.
+            let plaintext = await cluster.withPlaintextClient { client in
+                do { _ = try await client.login(name: "alice", password: "pw"); return false } catch { return true }
+            }
+            #expect(plaintext)
+
+            // Admin: a node's certificate is refused, an operator's accepted.
+            await #expect(throws: ChorusError.self) {
+                _ = try await takeSnapshot(endpoint: cluster.peerAddress(target), operator: cluster.credentials(2), timeout: .seconds(10))
+            }
+            let taken = try await takeSnapshot(endpoint: cluster.peerAddress(target), operator: cluster.credentials(0), timeout: .seconds(30))
+            #expect(taken.index > 0)
+
+            // Still serving, and every node alive.
+            _ = try await client.send(token: alice, to: "bob", body: "still here")
+            for id in cluster.ids { #expect(cluster.isRunning(id)) }
+            #expect(!cluster.log(1).contains("RUNNING WITHOUT TLS"))
+        }
+    }
+
+    @Test func insecureNodesWarnLoudly() async throws {
+        let cluster = try TestCluster(size: 1)
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await client.newUser("alice", password: "pw")
+        }
+        #expect(cluster.log(1).contains("RUNNING WITHOUT TLS (--insecure)"))
+    }
+
+    @Test func aNodeRefusesACertificateThatIsNotItsOwn() async throws {
+        let cluster = try TestCluster(size: 3, tls: true)
+        cluster.extraArguments = []
+        // Node 1 started with node 2's certificate.
+        var arguments = cluster.arguments(1)
+        let cert = try #require(arguments.firstIndex(of: "--cert"))
+        arguments[cert + 1] = cluster.credentials(2).certificate
+        let key = try #require(arguments.firstIndex(of: "--key"))
+        arguments[key + 1] = cluster.credentials(2).key
+        let process = Process()
+        process.executableURL = TestCluster.executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus != 0)
+        #expect(output.contains("is the certificate of node 2 of cluster 'test', not of node 1"))
+    }
+}
+
+extension TestCluster {
+    /// A client that talks plaintext to this cluster whatever its mode.
+    func withPlaintextClient<R: Sendable>(_ body: (ChorusClient) async throws -> R) async rethrows -> R {
+        try await withTaskExecutorPreference(Self.clientExecutor) {
+            try await withChorusClient(endpoints: endpoints, deadline: .seconds(3), security: .plaintext, body)
+        }
+    }
+}
