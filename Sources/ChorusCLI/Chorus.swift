@@ -33,7 +33,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Seconds to keep retrying while the cluster has no leader.")
     var timeout: Int = 10
 
-    @Option(help: "The cluster's CA certificate (default: $CHORUS_CA, or data/certs/ca.pem of a local cluster).")
+    @Option(help: "The cluster's CA certificate (default: $CHORUS_CA, or data/certs/ca.pem with the local cluster's endpoints).")
     var ca: String?
 
     @Flag(help: "Talk plaintext, to a cluster run with --insecure.")
@@ -44,7 +44,9 @@ struct GlobalOptions: ParsableArguments {
     var security: ClientSecurity {
         if insecure { return .plaintext }
         if let path = ca ?? ProcessInfo.processInfo.environment["CHORUS_CA"] { return .tls(ca: path) }
-        return FileManager.default.fileExists(atPath: Self.localCA) ? .tls(ca: Self.localCA) : .plaintext
+        // The local cluster's CA goes with the local cluster's endpoints only.
+        let local = endpoints == nil && ProcessInfo.processInfo.environment["CHORUS_ENDPOINTS"] == nil
+        return local && FileManager.default.fileExists(atPath: Self.localCA) ? .tls(ca: Self.localCA) : .plaintext
     }
 
     var endpointList: [String] {

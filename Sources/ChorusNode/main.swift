@@ -95,10 +95,11 @@ struct LocalClusterCommand: AsyncParsableCommand {
     @Option(help: "Loopback address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "Port of node 1; node N listens on base + N - 1.") var basePort: Int = 7001
     @Option(help: "Where the nodes keep their data.") var dataDir: String = "data"
+    @Flag(help: "Run plaintext (no certificates); every node warns at start.") var insecure = false
 
     func run() async throws {
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-        let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable)
+        let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable, insecure: insecure)
         // Ctrl-C or SIGTERM stops the watcher, which then stops every node with SIGTERM.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -37,8 +37,7 @@ final class TestCluster: @unchecked Sendable {
     func peerAddress(_ id: Int) -> String { tls ? "\(host):\(basePort + 100 + id - 1)" : address(id) }
     /// The files of node `id`, or of operator `admin` (id 0).
     func credentials(_ id: Int) -> TLSFiles {
-        let name = id == 0 ? "operator-admin" : "node-\(id)"
-        return TLSFiles(ca: "\(certificates)/ca.pem", certificate: "\(certificates)/\(name).pem", key: "\(certificates)/\(name)-key.pem")
+        id == 0 ? CertificateDirectory(certificates).operator("admin") : CertificateDirectory(certificates).node(UInt64(id))
     }
     var security: ClientSecurity { tls ? .tls(ca: "\(certificates)/ca.pem") : .plaintext }
 

@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -12,9 +13,13 @@ public struct LocalCluster: Sendable {
     public var dataDirectory: String
     public var executable: String
     public var extraArguments: [String]
+    /// Plaintext, one listener per node; otherwise TLS with certificates made (once) under
+    /// `DATA/certs`, clients on the base ports and peers on base + 100.
+    public var insecure: Bool
 
-    public init(size: Int, host: String, basePort: Int, dataDirectory: String, executable: String, extraArguments: [String] = []) {
+    public init(size: Int, host: String, basePort: Int, dataDirectory: String, executable: String, extraArguments: [String] = [], insecure: Bool = false) {
         self.size = size
+        self.insecure = insecure
         self.host = host
         self.basePort = basePort
         self.dataDirectory = dataDirectory
@@ -26,11 +31,20 @@ public struct LocalCluster: Sendable {
         (1...size).map { ($0, "\(host):\(basePort + $0 - 1)") }
     }
 
+    public var certificates: CertificateDirectory { CertificateDirectory("\(dataDirectory)/certs") }
+
+    func peerAddress(_ id: Int) -> String { insecure ? "\(host):\(basePort + id - 1)" : "\(host):\(basePort + 100 + id - 1)" }
+
     public func arguments(for id: Int) -> [String] {
         var arguments = ["run", "--id", "\(id)", "--listen", "\(host):\(basePort + id - 1)",
-                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local", "--insecure"]
-        for (peer, address) in addresses {
-            arguments += ["--peer", "\(peer)=\(address)"]
+                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local"]
+        if insecure {
+            arguments.append("--insecure")
+            for (peer, address) in addresses { arguments += ["--peer", "\(peer)=\(address)"] }
+        } else {
+            let files = certificates.node(UInt64(id))
+            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+            for (peer, address) in addresses { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address)"] }
         }
         return arguments + extraArguments
     }
@@ -42,6 +56,10 @@ public struct LocalCluster: Sendable {
             for process in processes where process.isRunning { process.terminate() }
             for process in processes { process.waitUntilExit() }
             say("all nodes stopped; data kept in \(dataDirectory)")
+        }
+        if !insecure {
+            try certificates.ensureLocal(cluster: "local", nodes: size, hosts: [host, "localhost"])
+            say("TLS on: the cluster's CA is \(certificates.ca) (chorus finds it when run here with the default endpoints; elsewhere pass --ca)")
         }
         for (id, address) in addresses {
             let process = Process()
@@ -68,7 +86,8 @@ public struct LocalCluster: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             var clients: [(Int, Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>)] = []
             for (id, _) in addresses {
-                let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: basePort + id - 1), transportSecurity: .plaintext)
+                let security: ClientSecurity = insecure ? .plaintext : .tls(ca: certificates.ca)
+                let transport = try HTTP2ClientTransport.Posix(target: ClientSecurity.target(host: host, port: basePort + id - 1), transportSecurity: security.transportSecurity)
                 let client = GRPCClient(transport: transport)
                 group.addTask { try await client.runConnections() }
                 clients.append((id, Chorus_V1_Chat.Client(wrapping: client)))

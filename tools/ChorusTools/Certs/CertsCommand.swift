@@ -16,9 +16,7 @@ struct CertsCommand: ParsableCommand {
         @Option(help: "The directory holding the CA and the certificates.") var dir: String = "certs"
         @Option(help: "The cluster's name, as every node's --cluster-id.") var cluster: String = "chorus"
 
-        func issuer() throws -> Issuer {
-            try Issuer(certificatePath: "\(dir)/ca.pem", keyPath: "\(dir)/ca-key.pem")
-        }
+        var directory: CertificateDirectory { CertificateDirectory(dir) }
 
         func prepare() throws {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -31,11 +29,12 @@ struct CertsCommand: ParsableCommand {
 
         func run() throws {
             try location.prepare()
-            guard !FileManager.default.fileExists(atPath: "\(location.dir)/ca-key.pem") else {
-                throw ValidationError("\(location.dir)/ca-key.pem exists; a new CA would orphan every certificate it signed")
+            let directory = location.directory
+            guard !FileManager.default.fileExists(atPath: directory.caKey) else {
+                throw ValidationError("\(directory.caKey) exists; a new CA would orphan every certificate it signed")
             }
-            try Issuer.newAuthority(cluster: location.cluster).write(certificatePath: "\(location.dir)/ca.pem", keyPath: "\(location.dir)/ca-key.pem")
-            print("wrote \(location.dir)/ca.pem and \(location.dir)/ca-key.pem (keep the key offline)")
+            try Issuer.newAuthority(cluster: location.cluster).write(certificatePath: directory.ca, keyPath: directory.caKey)
+            print("wrote \(directory.ca) and \(directory.caKey) (keep the key offline)")
         }
     }
 
@@ -48,7 +47,9 @@ struct CertsCommand: ParsableCommand {
 
         func run() throws {
             guard id > 0 else { throw ValidationError("node ids are positive") }
-            try write(try location.issuer(), .node(cluster: location.cluster, id: id), hosts: hosts, days: days, name: "node-\(id)", in: location.dir)
+            let directory = location.directory
+            try directory.issue(try directory.issuer(), .node(cluster: location.cluster, id: id), hosts: hosts, days: days, to: directory.node(id))
+            print("wrote \(directory.node(id).certificate) and \(directory.node(id).key)")
         }
     }
 
@@ -60,7 +61,9 @@ struct CertsCommand: ParsableCommand {
 
         func run() throws {
             guard !name.isEmpty, !name.contains("/") else { throw ValidationError("an operator name is not empty and has no '/'") }
-            try write(try location.issuer(), .operator(cluster: location.cluster, name: name), hosts: [], days: days, name: "operator-\(name)", in: location.dir)
+            let directory = location.directory
+            try directory.issue(try directory.issuer(), .operator(cluster: location.cluster, name: name), hosts: [], days: days, to: directory.operator(name))
+            print("wrote \(directory.operator(name).certificate) and \(directory.operator(name).key)")
         }
     }
 
@@ -73,25 +76,8 @@ struct CertsCommand: ParsableCommand {
         @Option(name: .customLong("host"), help: "A DNS name or IP address every node is reached by; repeat for each.") var hosts: [String] = ["127.0.0.1", "localhost"]
 
         func run() throws {
-            try location.prepare()
-            let dir = location.dir
-            if !FileManager.default.fileExists(atPath: "\(dir)/ca-key.pem") {
-                try Issuer.newAuthority(cluster: location.cluster).write(certificatePath: "\(dir)/ca.pem", keyPath: "\(dir)/ca-key.pem")
-            }
-            let issuer = try location.issuer()
-            for id in 1...max(1, nodes) where !FileManager.default.fileExists(atPath: "\(dir)/node-\(id)-key.pem") {
-                try write(issuer, .node(cluster: location.cluster, id: UInt64(id)), hosts: hosts, days: 825, name: "node-\(id)", in: dir, quiet: true)
-            }
-            if !FileManager.default.fileExists(atPath: "\(dir)/operator-admin-key.pem") {
-                try write(issuer, .operator(cluster: location.cluster, name: "admin"), hosts: [], days: 825, name: "operator-admin", in: dir, quiet: true)
-            }
-            print("certificates for cluster '\(location.cluster)' (nodes 1...\(nodes), operator admin) in \(dir)")
+            try location.directory.ensureLocal(cluster: location.cluster, nodes: nodes, hosts: hosts)
+            print("certificates for cluster '\(location.cluster)' (nodes 1...\(nodes), operator admin) in \(location.dir)")
         }
     }
-}
-
-private func write(_ issuer: Issuer, _ identity: Identity, hosts: [String], days: Int, name: String, in dir: String, quiet: Bool = false) throws {
-    let (certificate, key) = try issuer.issue(identity, hosts: hosts, days: days)
-    try Issuer.write(certificate: certificate, key: key, certificatePath: "\(dir)/\(name).pem", keyPath: "\(dir)/\(name)-key.pem")
-    if !quiet { print("wrote \(dir)/\(name).pem and \(dir)/\(name)-key.pem for \(identity)") }
 }
