@@ -7,7 +7,7 @@ extension ClusterTests {
     @Test func oneShotCommandsPrintAndExitAsDocumented() async throws {
         let cluster = try TestCluster(size: 3)
         try cluster.startAll()
-        let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root)
+        let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root, ca: cluster.tls ? cluster.credentials(1).ca : nil)
         try await cluster.withClient { client in _ = try await cluster.waitForLeader(client) }
 
         var r = try cli.run(["register", "alice"], stdin: "alice-pw\n", session: "alice")
@@ -67,7 +67,7 @@ extension ClusterTests {
     @Test func interactiveChatThroughAPseudoTerminalSurvivesALeaderKill() async throws {
         let cluster = try TestCluster()
         try cluster.startAll()
-        let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root)
+        let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root, ca: cluster.tls ? cluster.credentials(1).ca : nil)
         try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
             try await client.createAccount(name: "alice", password: "a")
@@ -117,6 +117,8 @@ extension ClusterTests {
 struct CLI {
     var endpoints: [String]
     var sessionDirectory: String
+    /// The cluster's CA, when it runs with TLS.
+    var ca: String? = nil
 
     struct Result: CustomStringConvertible {
         var status: Int32
@@ -138,6 +140,7 @@ struct CLI {
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_ENDPOINTS"] = endpoints.joined(separator: ",")
         environment["CHORUS_SESSION_FILE"] = sessionFile(user)
+        environment["CHORUS_CA"] = ca
         return environment
     }
 

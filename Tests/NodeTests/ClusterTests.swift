@@ -78,7 +78,7 @@ import Testing
             #expect(statuses.filter { $0.role == "leader" }.count == 1)
 
             // The standard health service.
-            let health = try await RawChat.withStub(cluster.address(1)) { raw in
+            let health = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
                 let stub = Grpc_Health_V1_Health.Client(wrapping: raw)
                 let serving = try await stub.check(.with { $0.service = "chorus.v1.Chat" }).status
                 let unknown: RPCError.Code?
@@ -145,7 +145,7 @@ import Testing
             requests.insert(send(42, body: ""), at: 10)
             requests.insert(send(43, to: "nobody", body: "no such user"), at: 15)
             requests.insert(send(7, body: "s7"), at: 30)  // a retry of request 7: the same id back
-            let replies = try await RawChat.sendStream(cluster.address(leader), requests)
+            let replies = try await RawChat.sendStream(cluster.address(leader), security: cluster.security, requests)
 
             #expect(replies.count == requests.count, "one reply per request")
             let byRequest = Dictionary(grouping: replies) { UInt64($0.requestID.clientID.dropFirst("stream-".count))! }
@@ -161,7 +161,7 @@ import Testing
 
             // A follower answers every send with UNAVAILABLE and the leader's address.
             let follower = cluster.ids.first { $0 != leader }!
-            let refused = try await RawChat.sendStream(cluster.address(follower), [send(100, body: "to a follower")])
+            let refused = try await RawChat.sendStream(cluster.address(follower), security: cluster.security, [send(100, body: "to a follower")])
             #expect(refused.first?.statusCode == Int32(RPCError.Code.unavailable.rawValue))
             #expect(refused.first?.leader == "\(leader)=\(cluster.address(leader))")
 
@@ -185,10 +185,10 @@ import Testing
             let alice = try await client.newUser("alice")
             _ = try await client.newUser("bob")
             let leader = try await cluster.waitForLeader(client)
-            let first = try await RawChat.send(cluster.address(leader), clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
+            let first = try await RawChat.send(cluster.address(leader), security: cluster.security, clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
             cluster.kill(leader)
             let next = try await cluster.waitForLeader(client, excluding: [leader])
-            let again = try await RawChat.send(cluster.address(next), clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
+            let again = try await RawChat.send(cluster.address(next), security: cluster.security, clientID: "retry-test", sequence: 1, token: alice, to: "bob", body: "once")
             #expect(again == first, "the retry returns the original message id")
             let stored = try await client.history(token: alice, with: "bob", pageSize: 10).messages.filter { $0.body == "once" }
             #expect(stored.count == 1)

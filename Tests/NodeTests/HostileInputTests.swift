@@ -11,7 +11,9 @@ import Testing
 /// requests. Every node must stay alive, refuse what it cannot accept, and keep serving.
 extension ClusterTests {
     @Test func forgedPeerMessagesAreRefusedAndEveryNodeKeepsServing() async throws {
-        let cluster = try TestCluster(size: 5)
+        // Insecure, so that a plain client reaches the peer API: the checks behind
+        // authentication, which also guard against a buggy peer with a valid certificate.
+        let cluster = try TestCluster(size: 5, tls: false)
         try cluster.startAll()
         try await cluster.withClient(deadline: .seconds(15)) { client in
             let alice = try await client.newUser("alice", password: "pw")
@@ -27,7 +29,7 @@ extension ClusterTests {
                 let me = UInt64(id)
                 let peer = UInt64(id % cluster.size + 1)
                 let forged = Self.forgedMessages(from: peer, to: me)
-                try await RawChat.withStub(cluster.address(id)) { raw in
+                try await RawChat.withStub(cluster.address(id), security: cluster.security) { raw in
                     _ = try await Chorus_V1_Peer.Client(wrapping: raw).stream(requestProducer: { writer in
                         try await writer.write(.with { $0.clusterID = clusterID; $0.messages = forged })
                     })
@@ -103,7 +105,7 @@ extension ClusterTests {
             let leader = cluster.address(try await cluster.waitForLeader(client))
 
             // The crafted page token that once crashed the leader.
-            let crafted = try await RawChat.withStub(leader) { raw in
+            let crafted = try await RawChat.withStub(leader, security: cluster.security) { raw in
                 do {
                     _ = try await Chorus_V1_Chat.Client(wrapping: raw).history(.with {
                         $0.token = token; $0.otherUser = "other"; $0.pageToken = "18446744073709551615"; $0.oldestFirst = true
@@ -118,7 +120,7 @@ extension ClusterTests {
             var codes: [String: Int] = [:]
             var unexpected: [String] = []
             let calls = Int(ProcessInfo.processInfo.environment["CHORUS_FUZZ_REQUESTS"] ?? "") ?? 3_000
-            try await RawChat.withStub(leader) { raw in
+            try await RawChat.withStub(leader, security: cluster.security) { raw in
                 for n in 0..<calls {
                     let (method, bytes) = fuzz.request(using: &random)
                     let code: RPCError.Code?

@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
@@ -6,14 +7,14 @@ import GRPCProtobuf
 /// Direct calls to one node, bypassing the client library: explicit request ids, raw bytes,
 /// made-up methods.
 enum RawChat {
-    static func withStub<R: Sendable>(_ address: String, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+    static func withStub<R: Sendable>(_ address: String, security: ClientSecurity, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
         let parts = address.split(separator: ":")
-        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: String(parts[0]), port: Int(parts[1])!), transportSecurity: .plaintext)
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: String(parts[0]), port: Int(parts[1])!), transportSecurity: security.transportSecurity)
         return try await withGRPCClient(transport: transport) { client in try await body(client) }
     }
 
-    static func send(_ address: String, clientID: String, sequence: UInt64, token: String, to recipient: String, body: String) async throws -> UInt64 {
-        try await withStub(address) { client in
+    static func send(_ address: String, security: ClientSecurity, clientID: String, sequence: UInt64, token: String, to recipient: String, body: String) async throws -> UInt64 {
+        try await withStub(address, security: security) { client in
             try await Chorus_V1_Chat.Client(wrapping: client).sendMessage(.with {
                 $0.requestID = .with { $0.clientID = clientID; $0.sequence = sequence }
                 $0.token = token
@@ -24,8 +25,8 @@ enum RawChat {
     }
 
     /// Writes `requests` on one `SendStream` call, half-closes, and returns every reply.
-    static func sendStream(_ address: String, _ requests: [Chorus_V1_SendMessageRequest]) async throws -> [Chorus_V1_SendReply] {
-        try await withStub(address) { client in
+    static func sendStream(_ address: String, security: ClientSecurity, _ requests: [Chorus_V1_SendMessageRequest]) async throws -> [Chorus_V1_SendReply] {
+        try await withStub(address, security: security) { client in
             try await Chorus_V1_Chat.Client(wrapping: client).sendStream(requestProducer: { writer in
                 for request in requests { try await writer.write(request) }
             }, onResponse: { response in
@@ -37,8 +38,8 @@ enum RawChat {
     }
 
     /// Sends `bytes` as the request of `service/method` and returns the status code.
-    static func rawCall(_ address: String, service: String, method: String, bytes: [UInt8]) async throws -> RPCError.Code? {
-        try await withStub(address) { client in
+    static func rawCall(_ address: String, security: ClientSecurity, service: String, method: String, bytes: [UInt8]) async throws -> RPCError.Code? {
+        try await withStub(address, security: security) { client in
             do {
                 _ = try await client.unary(
                     request: ClientRequest(message: bytes),

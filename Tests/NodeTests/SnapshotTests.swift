@@ -26,7 +26,7 @@ extension ClusterTests {
             try await cluster.waitForConvergence(client, within: .seconds(60))
             // Every running node compacts, so whichever leads sends a snapshot.
             for id in cluster.ids where id != lagging {
-                let taken = try await takeSnapshot(endpoint: cluster.address(id))
+                let taken = try await takeSnapshot(endpoint: cluster.peerAddress(id), operator: cluster.operatorCredentials)
                 #expect(taken.logFirstIndex > 1 && taken.index >= UInt64(Self.lagMessages))
             }
             // The first transfer is broken off part-way, and must resume.
@@ -65,12 +65,12 @@ extension ClusterTests {
                 cluster.kill(follower)
                 try cluster.start(follower, environment: ["CHORUS_CRASH_AT": point])
                 try await cluster.waitForConvergence(client, within: .seconds(30))
-                _ = try? await takeSnapshot(endpoint: cluster.address(follower), timeout: .seconds(10))
+                _ = try? await takeSnapshot(endpoint: cluster.peerAddress(follower), operator: cluster.operatorCredentials, timeout: .seconds(10))
             } else {
                 cluster.kill(follower)
                 try await sendMessages(client, tokens: tokens, total: 200)
                 for id in cluster.ids where id != follower {
-                    _ = try await takeSnapshot(endpoint: cluster.address(id))
+                    _ = try await takeSnapshot(endpoint: cluster.peerAddress(id), operator: cluster.operatorCredentials)
                 }
                 try cluster.start(follower, environment: ["CHORUS_CRASH_AT": point])
             }

@@ -21,7 +21,7 @@ final class TestCluster: @unchecked Sendable {
     /// listeners of their own (port + 100) with mutual TLS.
     let tls: Bool
 
-    init(size: Int = 5, tls: Bool = false) throws {
+    init(size: Int = 5, tls: Bool = true) throws {
         self.size = size
         self.tls = tls
         host = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).1"
@@ -39,6 +39,8 @@ final class TestCluster: @unchecked Sendable {
     func credentials(_ id: Int) -> TLSFiles {
         id == 0 ? CertificateDirectory(certificates).operator("admin") : CertificateDirectory(certificates).node(UInt64(id))
     }
+    /// What the Admin API asks for: operator `admin`'s files with TLS, nothing without.
+    var operatorCredentials: TLSFiles? { tls ? credentials(0) : nil }
     var security: ClientSecurity { tls ? .tls(ca: "\(certificates)/ca.pem") : .plaintext }
 
     deinit {

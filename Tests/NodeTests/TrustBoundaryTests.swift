@@ -81,7 +81,7 @@ extension ClusterTests {
     }
 
     @Test func insecureNodesWarnLoudly() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, tls: false)
         try cluster.startAll()
         try await cluster.withClient { client in
             _ = try await client.newUser("alice", password: "pw")

@@ -35,7 +35,7 @@ extension ClusterTests {
             #expect(await code { try await client.deleteAccount(token: alice, password: "wrong") }?.isWrongCredentials == true)
 
             // No request id on a write.
-            let missing = try await RawChat.withStub(leader) { raw in
+            let missing = try await RawChat.withStub(leader, security: cluster.security) { raw in
                 do {
                     _ = try await Chorus_V1_Chat.Client(wrapping: raw).sendMessage(.with { $0.token = alice; $0.recipient = "eve"; $0.body = "x" })
                     return RPCError.Code?.none
@@ -44,12 +44,12 @@ extension ClusterTests {
             #expect(missing == .invalidArgument)
 
             // Bytes that are not a protobuf message, and a method that does not exist.
-            let garbage = try await RawChat.rawCall(leader, service: "chorus.v1.Chat", method: "SendMessage", bytes: [0xFF, 0xFF, 0xFF, 0x07])
+            let garbage = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "SendMessage", bytes: [0xFF, 0xFF, 0xFF, 0x07])
             #expect(garbage != nil)
-            let unknown = try await RawChat.rawCall(leader, service: "chorus.v1.Chat", method: "LaunchMissiles", bytes: [])
+            let unknown = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "LaunchMissiles", bytes: [])
             #expect(unknown == .unimplemented)
             // Bigger than the configured request limit.
-            let huge = try await RawChat.rawCall(leader, service: "chorus.v1.Chat", method: "SendMessage", bytes: [UInt8](repeating: 0x41, count: 5 << 20))
+            let huge = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "SendMessage", bytes: [UInt8](repeating: 0x41, count: 5 << 20))
             #expect(huge != nil)
 
             // Still serving, and nothing was stored by any of it.

@@ -46,7 +46,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         say("seed \(seed); hosts \(lab.prefix)-n1…n5 on 198.18.0.11–15, client \(lab.clientAddress)")
         try lab.build()
-        let cluster = ChaosCluster(lab: lab, root: root, environment: plantBug == "ack-on-append" ? ["CHORUS_UNSAFE_ACK_ON_APPEND": "1"] : [:])
+        let cluster = try ChaosCluster(lab: lab, root: root, environment: plantBug == "ack-on-append" ? ["CHORUS_UNSAFE_ACK_ON_APPEND": "1"] : [:])
         defer { cluster.killAll() }
         for id in cluster.ids { try cluster.start(id) }
 
@@ -112,7 +112,7 @@ struct ChaosCommand: AsyncParsableCommand {
     func workloadProcess(cluster: ChaosCluster, lab: Lab, arguments: [String], log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", lab.client, Binaries.tools, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ",")] + arguments
+        process.arguments = ["netns", "exec", lab.client, Binaries.tools, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ","), "--ca", cluster.certificates.ca] + arguments
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle

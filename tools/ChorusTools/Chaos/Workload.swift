@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterPKI
 import Client
 import Foundation
 import Synchronization
@@ -11,12 +12,16 @@ struct ChaosWorkload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "chaos-workload", abstract: "The client side of `chorus-tools chaos` (run inside its client namespace).", shouldDisplay: false)
 
     @Option var endpoints: String
+    /// The cluster's CA; plaintext without it.
+    @Option var ca: String?
     @Option var users: Int = 5
     @Option var workers: Int = 6
     @Option var seconds: Double = 60
     @Option var seed: UInt64 = 1
     @Option var history: String
     @Option var final: String?
+
+    var security: ClientSecurity { ca.map { .tls(ca: $0) } ?? .plaintext }
 
     static func name(_ n: Int) -> String { "u\(n)" }
     static let password = "chaos-password"
@@ -32,7 +37,7 @@ struct ChaosWorkload: AsyncParsableCommand {
 
     func work(endpoints: [String]) async throws {
         let log = try HistoryLog(path: history)
-        try await withChorusClient(endpoints: endpoints, deadline: .seconds(4)) { client in
+        try await withChorusClient(endpoints: endpoints, deadline: .seconds(4), security: security) { client in
             var tokens: [String] = []
             for n in 0..<users {
                 let name = Self.name(n)
@@ -116,7 +121,7 @@ struct ChaosWorkload: AsyncParsableCommand {
     func readFinal(endpoints: [String], into path: String) async throws {
         let clock = ContinuousClock()
         let started = clock.now
-        let state = try await withChorusClient(endpoints: endpoints, deadline: .seconds(30)) { client in
+        let state = try await withChorusClient(endpoints: endpoints, deadline: .seconds(30), security: security) { client in
             let token = try await retryUntilDone { try await client.login(name: Self.name(0), password: Self.password).token }
             _ = try await retryUntilDone { try await client.send(token: token, to: Self.name(1), body: Checker.probeBody) }
             let firstWrite = clock.now - started
