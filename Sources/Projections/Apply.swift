@@ -62,6 +62,12 @@ extension ChatState {
         }
         // Exactly-once: a known (client, sequence) returns what it returned the first time.
         let clientKey = command.clientID
+        guard clientKey.utf8.count <= Validation.maxClientIDBytes else {
+            // No node proposes such an id; one in the log (a buggy or forged leader's) is
+            // refused here rather than failing the batch on LMDB's key size limit.
+            let refused = Rejection(.invalidArgument, "the client id of entry \(index) is longer than \(Validation.maxClientIDBytes) bytes")
+            return Applied(index: index, outcome: .failure(refused), events: [], duplicate: false)
+        }
         if !clientKey.isEmpty, let row = try gathered.client(clientKey, in: txn, tables) {
             if command.sequence == row.sequence {
                 return Applied(index: index, outcome: row.outcome.result, events: [], duplicate: true)

@@ -158,7 +158,8 @@ extension ChatState {
 
     /// The outcome recorded for a client's latest request, if any.
     public func clientOutcome(clientID: String) throws -> (sequence: UInt64, outcome: Result<UInt64, Rejection>)? {
-        try environment.read { txn in
+        try Validation.requestID(clientID: clientID, sequence: 1)
+        return try environment.read { txn in
             try txn.get(tables.clients, Array(clientID.utf8)).map { bytes in
                 let row = try ClientRow(serializedBytes: bytes)
                 return (row.sequence, row.outcome.result)

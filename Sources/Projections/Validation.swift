@@ -49,6 +49,17 @@ public enum Validation {
         }
     }
 
+    /// Exactly-once client ids are keys of the clients table: LMDB takes keys of at most 511
+    /// bytes, and no client needs more than this.
+    public static let maxClientIDBytes = 128
+
+    /// A write's request id: a client id of 1 to 128 bytes and a sequence of at least 1.
+    public static func requestID(clientID: String, sequence: UInt64) throws(Rejection) {
+        guard !clientID.isEmpty, clientID.utf8.count <= maxClientIDBytes, sequence > 0 else {
+            throw Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–\(maxClientIDBytes) bytes) and a sequence ≥ 1")
+        }
+    }
+
     /// Message ids are log indexes: never 0, never past 2^62 (the largest index a node
     /// accepts from a peer).
     public static let maxMessageID: UInt64 = 1 << 62

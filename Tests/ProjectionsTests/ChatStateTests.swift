@@ -201,6 +201,22 @@ import Testing
     }
 }
 
+@Suite struct HostileEntryTests {
+    /// Found by the request fuzzer: a client id longer than LMDB's key limit made the
+    /// exactly-once lookup fail the whole batch, which stops a node. No node proposes one; an
+    /// entry that carries one is refused and the batch goes on.
+    @Test func anOverlongClientIDIsRefusedNotAStorageFailure() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        let outcome = try h.run(.detachAll(DetachAll()), client: String(repeating: "c", count: 600), sequence: 1)
+        #expect(outcome == .failure(Rejection(.invalidArgument, "the client id of entry 2 is longer than 128 bytes")))
+        #expect(try h.createAccount("bob").get() == 3, "later entries apply as usual")
+        #expect(throws: Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–128 bytes) and a sequence ≥ 1")) {
+            try h.state.clientOutcome(clientID: "")
+        }
+    }
+}
+
 @Suite struct ListingAndPresenceTests {
     @Test func globPatternsMatchAsShellsDo() {
         #expect(Glob("*").matches("anything"))

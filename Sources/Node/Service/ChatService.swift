@@ -204,9 +204,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     /// `kind` as an encoded command: the request id, the format version and this node's clock.
     func command(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) throws -> [UInt8] {
-        guard !requestID.clientID.isEmpty, requestID.clientID.utf8.count <= 128, requestID.sequence > 0 else {
-            throw RPCError(code: .invalidArgument, message: "every write needs a request_id: a client_id (1–128 bytes) and a sequence ≥ 1")
-        }
+        try mapRejection { try Validation.requestID(clientID: requestID.clientID, sequence: requestID.sequence) }
         var command = Command()
         command.version = ChatState.commandVersion
         command.clientID = requestID.clientID
