@@ -20,7 +20,7 @@ public func takeSnapshot(endpoint: String, operator credentials: TLSFiles? = nil
     guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
         throw ChorusError.invalidInput("endpoint '\(endpoint)' is not host:port")
     }
-    let transport = try HTTP2ClientTransport.Posix(target: ClientSecurity.target(host: String(endpoint[..<colon]), port: port), transportSecurity: credentials?.mutualClientSecurity ?? .plaintext)
+    let transport = try HTTP2ClientTransport.Posix(target: ClientSecurity.target(host: String(endpoint[..<colon]), port: port), transportSecurity: credentials?.mutualClientSecurity() ?? .plaintext)
     return try await withGRPCClient(transport: transport) { client in
         var options = CallOptions.defaults
         options.timeout = timeout

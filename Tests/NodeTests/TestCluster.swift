@@ -113,6 +113,12 @@ final class TestCluster: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Sends `number` to node `id` (SIGHUP, say) without waiting for anything.
+    func signal(_ id: Int, _ number: Int32) {
+        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, number)
+    }
+
     /// SIGTERM and wait: a graceful stop.
     func stop(_ id: Int) {
         guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }

@@ -5,6 +5,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Testing
+import X509
 
 /// The trust boundary of a cluster run with TLS: clients reach the client listener over TLS,
 /// only the cluster's nodes speak on the peer listener, each only as itself, and only
@@ -53,11 +54,11 @@ extension ClusterTests {
             #expect(await peerStream(caOnly, from: 2) != nil)
             #expect(await peerStream(.plaintext, from: 2) != nil)
             let stranger = try TestCluster(size: 3, tls: true)
-            #expect(await peerStream(stranger.credentials(2).mutualClientSecurity, from: 2) != nil)
+            #expect(await peerStream(stranger.credentials(2).mutualClientSecurity(), from: 2) != nil)
             // Node 2's certificate speaking as node 3 ends its stream.
-            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity, from: 3) == .permissionDenied)
+            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity(), from: 3) == .permissionDenied)
             // As itself it is heard (an old heartbeat of term 1: ignored, not refused).
-            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity, from: 2) == nil)
+            #expect(await peerStream(cluster.credentials(2).mutualClientSecurity(), from: 2) == nil)
             #expect(cluster.log(target).contains("node 2's certificate sent a message as node 3"))
 
             // A plaintext client on the TLS client listener gets an error, not an answer.
@@ -78,6 +79,34 @@ extension ClusterTests {
             for id in cluster.ids { #expect(cluster.isRunning(id)) }
             #expect(!cluster.log(1).contains("RUNNING WITHOUT TLS"))
         }
+    }
+
+    @Test func sighupReloadsTheCertificateAndABrokenOneIsRefused() async throws {
+        let cluster = try TestCluster(size: 3, tls: true)
+        try cluster.startAll()
+        let directory = CertificateDirectory(cluster.certificates)
+        try await cluster.withClient { client in
+            _ = try await client.newUser("alice", password: "pw")
+        }
+        // A renewed certificate for node 1, then SIGHUP.
+        let (renewed, key) = try directory.issuer().issue(.node(cluster: "test", id: 1), hosts: [cluster.host], days: 30)
+        try Issuer.write(certificate: renewed, key: key, certificatePath: directory.node(1).certificate, keyPath: directory.node(1).key)
+        let serial = Array(renewed.serialNumber.bytes).map { String($0, radix: 16) }.joined()
+        cluster.signal(1, SIGHUP)
+        try await cluster.waitForLog(1, containing: "SIGHUP: reloaded \(directory.node(1).certificate) (serial \(serial))")
+        // New connections to node 1 (a new client) get through with the renewed certificate.
+        try await cluster.withClient { client in
+            _ = try await client.login(name: "alice", password: "pw")
+            #expect(await client.status().compactMap(\.status).count == 3)
+        }
+        // A certificate file that cannot be read is refused and the pair in use stays.
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: directory.node(1).certificate))
+        cluster.signal(1, SIGHUP)
+        try await cluster.waitForLog(1, containing: "SIGHUP: cannot reload the certificate, keeping serial \(serial)")
+        try await cluster.withClient { client in
+            _ = try await client.login(name: "alice", password: "pw")
+        }
+        #expect(cluster.isRunning(1))
     }
 
     @Test func insecureNodesWarnLoudly() async throws {
@@ -113,6 +142,14 @@ extension ClusterTests {
 }
 
 extension TestCluster {
+    func waitForLog(_ id: Int, containing text: String, within: Duration = .seconds(10)) async throws {
+        let end = ContinuousClock.now + within
+        while !log(id).contains(text) {
+            guard ContinuousClock.now < end else { throw TestFailure("node \(id) never logged '\(text)':\n\(log(id).suffix(1_500))") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     /// A client that talks plaintext to this cluster whatever its mode.
     func withPlaintextClient<R: Sendable>(_ body: (ChorusClient) async throws -> R) async rethrows -> R {
         try await withTaskExecutorPreference(Self.clientExecutor) {

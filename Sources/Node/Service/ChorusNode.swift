@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -37,7 +38,9 @@ public struct ChorusNode: Service {
         let network = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { network.shutdownGracefully { _ in } }
         let executor = EventLoopExecutor(network.next())
-        let links = PeerLinks(configuration: configuration, snapshots: data.snapshots, eventLoopGroup: network, logger: logger)
+        // One pair of certificate files behind every TLS context, read again on SIGHUP.
+        let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
+        let links = PeerLinks(configuration: configuration, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: network, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
@@ -62,11 +65,29 @@ public struct ChorusNode: Service {
         let servers: [GRPCServer<HTTP2ServerTransport.Posix>]
         if let peerListen = configuration.peerListen {
             servers = [
-                GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity ?? .plaintext), services: clientServices),
-                GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity ?? .plaintext), services: peerServices),
+                GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext), services: clientServices),
+                GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices),
             ]
         } else {
             servers = [GRPCServer(transport: listener(configuration.listen, .plaintext), services: clientServices + peerServices)]
+        }
+        let reloadOnHangup = certificates.map { files in
+            signal(SIGHUP, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGHUP)
+            source.setEventHandler {
+                do {
+                    let serial = try files.reload()
+                    logger.info("SIGHUP: reloaded \(files.certificatePath) (serial \(serial)); new connections use it")
+                } catch {
+                    logger.error("SIGHUP: cannot reload the certificate, keeping serial \(files.serial): \(error)")
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { reloadOnHangup?.cancel() }
+        if let certificates {
+            logger.info("TLS with \(certificates.certificatePath) (serial \(certificates.serial)); SIGHUP reloads it")
         }
         if configuration.tls == nil {
             logger.warning("RUNNING WITHOUT TLS (--insecure): anyone who reaches \(configuration.peerListen ?? configuration.listen) can speak as a peer, and passwords and tokens cross the network in clear. For development only.")

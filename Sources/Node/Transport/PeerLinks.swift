@@ -1,4 +1,5 @@
 import API
+import ClusterPKI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -13,10 +14,10 @@ import Synchronization
 final class PeerLinks: MessageSender {
     let links: [NodeID: PeerLink]
 
-    init(configuration: NodeConfiguration, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+    init(configuration: NodeConfiguration, certificates: CertificateFiles?, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         var links: [NodeID: PeerLink] = [:]
         for (id, address) in configuration.members where id != configuration.id {
-            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, security: configuration.tls?.mutualClientSecurity ?? .plaintext,
+            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, security: configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext,
                                  snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         self.links = links
