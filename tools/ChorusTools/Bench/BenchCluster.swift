@@ -1,4 +1,5 @@
 import Client
+import ClusterPKI
 import Foundation
 
 /// A 5-node Chorus cluster of real `chorus-node` processes (the binary next to this one),
@@ -9,24 +10,40 @@ final class BenchCluster: Sendable {
     let basePort: Int
     let root: String
     let extraArguments: [String]
+    /// TLS as `scripts/cluster.sh` runs it (clients on the base ports, peers on base + 100 over
+    /// mutual TLS), or plaintext on one listener.
+    let tls: Bool
     private let processes = ProcessGroup()
 
-    init(size: Int = 5, host: String, basePort: Int, extraArguments: [String] = []) throws {
+    init(size: Int = 5, host: String, basePort: Int, tls: Bool = false, extraArguments: [String] = []) throws {
         self.size = size
         self.host = host
         self.basePort = basePort
+        self.tls = tls
         self.extraArguments = extraArguments
         root = NSTemporaryDirectory() + "chorus-bench-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if tls { try certificates.ensureLocal(cluster: "bench", nodes: size, hosts: [host]) }
     }
+
+    var certificates: CertificateDirectory { CertificateDirectory("\(root)/certs") }
+    var security: ClientSecurity { tls ? .tls(ca: certificates.ca) : .plaintext }
+    func peerAddress(_ id: Int) -> String { tls ? "\(host):\(basePort + 100 + id - 1)" : address(id) }
 
     var ids: [Int] { Array(1...size) }
     func address(_ id: Int) -> String { "\(host):\(basePort + id - 1)" }
     var endpoints: [String] { ids.map(address) }
 
     func start(_ id: Int) throws {
-        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench", "--insecure"]
-        for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench"]
+        if tls {
+            let files = certificates.node(UInt64(id))
+            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+            for peer in ids { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
+        } else {
+            arguments.append("--insecure")
+            for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+        }
         try processes.launch(id, executable: Binaries.node, arguments: arguments + extraArguments, log: "\(root)/node-\(id).log")
     }
 
