@@ -1,5 +1,6 @@
 import ArgumentParser
 import Client
+import ClusterPKI
 import Foundation
 
 /// `chorus-tools bench`: one closed-loop run against a running Chorus or etcd cluster.
@@ -17,6 +18,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Seconds to measure.") var duration: Double = 10
     @Option(help: "Seconds of warm-up (not measured).") var warmup: Double = 2
     @Option(help: "Bytes per message body or value.") var bodyBytes: Int = 64
+    @Option(help: "Chorus over TLS: the cluster's CA (default: $CHORUS_CA; plaintext without one).") var ca: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() async throws {
@@ -26,7 +28,8 @@ struct Bench: AsyncParsableCommand {
         switch target {
         case "chorus":
             let list = (endpoints ?? (7001...7005).map { "127.0.0.1:\($0)" }.joined(separator: ",")).split(separator: ",").map(String.init)
-            result = try await withChorusClient(endpoints: list, deadline: .seconds(10)) { client in
+            let security: ClientSecurity = (ca ?? ProcessInfo.processInfo.environment["CHORUS_CA"]).map { .tls(ca: $0) } ?? .plaintext
+            result = try await withChorusClient(endpoints: list, deadline: .seconds(10), security: security) { client in
                 let operation = try await ChorusWorkload.prepare(client, scenario: scenario, callers: clients, bodyBytes: bodyBytes)
                 return try await LoadGenerator.run(target: "chorus", scenario: scenario.name(for: "chorus"), callers: clients,
                                                    warmup: Duration(seconds: warmup), duration: Duration(seconds: duration), operation: operation)
