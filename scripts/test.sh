@@ -15,5 +15,10 @@ say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs l
 for target in peer request command; do
   run .build/debug/chorus-fuzz "$target" "fuzz/corpus/$target"
 done
-say "running the test suite"
-run swift test --skip-build
+# Two runs: the in-process suites load both cores for a minute (simulations, fuzz-style
+# properties); the real-process suite starts clusters whose elections and handshakes should
+# not compete with them for the CPU.
+say "running the unit, simulation and property suites"
+run swift test --skip-build --skip NodeTests
+say "running the real-process suite (clusters, CLI, snapshots, trust boundary, fault injection)"
+run swift test --skip-build --filter NodeTests
