@@ -16,8 +16,8 @@ enum PeerTarget {
         cluster.warmUp()
         for (n, encoded) in batch.messages.prefix(64).enumerated() {
             guard let message = try? MessageCoding.decode(encoded) else { continue }
-            let target = cluster.cores[message.to] != nil ? message.to : 1
-            _ = cluster.cores[target]!.step(message)
+            // A message for nobody here goes to server 1, which must refuse it.
+            cluster.step(message, at: cluster.slot(of: message.to) ?? 0)
             cluster.deliver(rounds: 3)
             if n % 4 == 3 { cluster.tick() }
         }
@@ -26,9 +26,10 @@ enum PeerTarget {
 }
 
 /// Three cores on in-memory storage, delivering their own messages to each other at once.
+/// Server N is at slot N - 1.
 struct MiniCluster {
-    var cores: [NodeID: RaftCore] = [:]
-    var storages: [NodeID: MemoryStorage] = [:]
+    var cores: [RaftCore] = []
+    var storages: [MemoryStorage] = []
     var queue: [Raft.Message] = []
     var proposals = 0
 
@@ -36,50 +37,60 @@ struct MiniCluster {
         let configuration = ClusterConfiguration(voters: [1, 2, 3])
         for id: NodeID in 1...3 {
             let storage = MemoryStorage(configuration: configuration)
-            storages[id] = storage
             var options = RaftOptions(id: id, seed: 42)
             options.maxInflightMessages = 8
-            cores[id] = RaftCore(storage: storage, options: options)
+            storages.append(storage)
+            cores.append(RaftCore(storage: storage, options: options))
         }
     }
 
-    /// Elects node 1 and commits a few entries.
+    /// The slot of server `id`, if it is one of the three.
+    func slot(of id: NodeID) -> Int? {
+        (1...NodeID(cores.count)).contains(id) ? Int(id - 1) : nil
+    }
+
+    mutating func step(_ message: Raft.Message, at slot: Int) {
+        _ = cores[slot].step(message)
+    }
+
+    /// Elects server 1 and commits a few entries.
     mutating func warmUp() {
-        cores[1]!.campaign()
+        cores[0].campaign()
         deliver(rounds: 10)
         for n in 0..<3 { propose(n) }
         deliver(rounds: 10)
     }
 
     mutating func propose(_ n: Int) {
-        for id in cores.keys.sorted() where cores[id]!.isLeader {
-            cores[id]!.propose([Array("cmd-\(n)".utf8)])
+        for slot in cores.indices where cores[slot].isLeader {
+            cores[slot].propose([Array("cmd-\(n)".utf8)])
         }
     }
 
     mutating func tick() {
-        for id in cores.keys.sorted() { cores[id]!.tick() }
+        for slot in cores.indices { cores[slot].tick() }
         proposals += 1
         propose(proposals)
         deliver(rounds: 3)
     }
 
-    /// Persists every ready and delivers what it sends, `rounds` times over.
-    mutating func deliver(rounds: Int) {
+    /// Persists every ready and delivers what it sends, `rounds` times over; `sent` sees
+    /// every message on its way.
+    mutating func deliver(rounds: Int, sent: (Raft.Message) -> Void = { _ in }) {
         for _ in 0..<rounds {
-            for id in cores.keys.sorted() where cores[id]!.hasReady {
-                let ready = cores[id]!.ready()
-                let storage = storages[id]!
-                if let snapshot = ready.snapshot { storage.applySnapshot(snapshot) }
-                storage.append(ready.entries)
-                if let hardState = ready.hardState { storage.setHardState(hardState) }
+            for slot in cores.indices where cores[slot].hasReady {
+                let ready = cores[slot].ready()
+                if let snapshot = ready.snapshot { storages[slot].applySnapshot(snapshot) }
+                storages[slot].append(ready.entries)
+                if let hardState = ready.hardState { storages[slot].setHardState(hardState) }
                 queue += ready.leaderMessages + ready.messages
-                cores[id]!.advance(ready)
+                cores[slot].advance(ready)
             }
             let sending = queue
             queue = []
-            for message in sending where cores[message.to] != nil {
-                _ = cores[message.to]!.step(message)
+            for message in sending {
+                sent(message)
+                if let slot = slot(of: message.to) { step(message, at: slot) }
             }
         }
     }
