@@ -59,7 +59,9 @@ public struct NodeConfiguration: Sendable {
     public var maxRequestBytes: Int = 4 << 20
     /// How long a write may wait for its entry to commit before the client is told to retry.
     public var proposalTimeout: Duration = .seconds(5)
-    /// How long SIGTERM waits for open calls before the process exits anyway.
+    /// How long SIGTERM lets open client calls finish before it closes them.
+    public var drainPeriod: Duration = .seconds(2)
+    /// How long a graceful shutdown may take in all before it turns into cancellation.
     public var shutdownGracePeriod: Duration = .seconds(5)
     /// Applied entries between automatic snapshots (0: only on request).
     public var snapshotInterval: UInt64 = 20_000

@@ -11,9 +11,10 @@ import Projections
 import Raft
 import ServiceLifecycle
 
-/// A running Chorus node: the data directory, the replica loop, the peer links and one gRPC
-/// server for clients and peers. Runs as a swift-service-lifecycle `Service`: SIGTERM or
-/// SIGINT stop it gracefully; SIGKILL loses nothing acknowledged, since nothing is
+/// A running Chorus node: the data directory, the replica loop, the peer links, a gRPC server
+/// for clients and one for peers, composed as a `ServiceGroup` of their own. The node is a
+/// `Service` itself and inherits its graceful shutdown from the group that runs it (SIGTERM or
+/// SIGINT in `chorus-node run`). SIGKILL loses nothing acknowledged, since nothing is
 /// acknowledged before it is fsynced on a majority.
 public struct ChorusNode: Service {
     public let configuration: NodeConfiguration
@@ -62,31 +63,27 @@ public struct ChorusNode: Service {
                 eventLoopGroup: network
             )
         }
-        let servers: [GRPCServer<HTTP2ServerTransport.Posix>]
+        let clientServer: GRPCServer<HTTP2ServerTransport.Posix>
+        var servers: [ServerService] = []
         if let peerListen = configuration.peerListen {
-            servers = [
-                GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext), services: clientServices),
-                GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices),
-            ]
+            clientServer = GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext), services: clientServices)
+            let peerServer = GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices)
+            // Other nodes' streams never end and a message cut short is sent again: no drain.
+            servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, logger: logger))
         } else {
-            servers = [GRPCServer(transport: listener(configuration.listen, .plaintext), services: clientServices + peerServices)]
+            clientServer = GRPCServer(transport: listener(configuration.listen, .plaintext), services: clientServices + peerServices)
         }
-        let reloadOnHangup = certificates.map { files in
-            signal(SIGHUP, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: SIGHUP)
-            source.setEventHandler {
-                do {
-                    let serial = try files.reload()
-                    logger.info("SIGHUP: reloaded \(files.certificatePath) (serial \(serial)); new connections use it")
-                } catch {
-                    logger.error("SIGHUP: cannot reload the certificate, keeping serial \(files.serial): \(error)")
-                }
-            }
-            source.resume()
-            return source
-        }
-        defer { reloadOnHangup?.cancel() }
+        // Subscriptions end at once, with UNAVAILABLE, so their clients move to another node
+        // while unary calls and send streams have the drain period to finish.
+        servers.append(ServerService(clientServer, for: "clients", drainPeriod: configuration.drainPeriod,
+                                     beforeDrain: { [configuration] in
+                                         logger.info("node \(configuration.id) shutting down: subscriptions closed, client calls have \(configuration.drainPeriod) to finish")
+                                         replica.events.closeAll(.shuttingDown)
+                                     }, logger: logger))
+
         if let certificates {
+            // Until the reload service traps it, a SIGHUP must not end the process.
+            signal(SIGHUP, SIG_IGN)
             logger.info("TLS with \(certificates.certificatePath) (serial \(certificates.serial)); SIGHUP reloads it")
         }
         if configuration.tls == nil {
@@ -97,70 +94,19 @@ public struct ChorusNode: Service {
         }
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
 
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                // Returns once `stop()` is called, after failing whatever still waits.
-                group.addTask { await replica.run() }
-                group.addTask {
-                    do {
-                        try await withTaskExecutorPreference(executor) {
-                            try await serveNetwork(servers: servers, links: links, replica: replica)
-                        }
-                    } catch is ShutdownDeadline {
-                        logger.info("closing the streams still open after the shutdown grace period")
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            logger.info("shutting down node \(configuration.id)")
-            for server in servers { server.beginGracefulShutdown() }
-            replica.stop()
-            // Everything acknowledged is already fsynced; a shutdown that cannot finish in
-            // time (a peer that stopped reading) ends the process rather than hang.
-            let grace = configuration.shutdownGracePeriod
-            Thread.detachNewThread {
-                Thread.sleep(forTimeInterval: Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18)
-                logger.warning("node \(configuration.id) did not stop within \(grace); exiting")
-                exit(0)
-            }
+        // Graceful shutdown runs in reverse order: the client server drains first while the
+        // peers and the replica still commit what its calls wait for; the replica stops last.
+        let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links)]
+            + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
+        var group = ServiceGroupConfiguration(services: services, logger: logger)
+        // Past the grace period, shutdown turns into cancellation; a node still not stopped
+        // after as long again is stuck, and ServiceGroup ends the process.
+        group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        group.maximumCancellationDuration = configuration.shutdownGracePeriod
+        try await withTaskExecutorPreference(executor) {
+            try await ServiceGroup(configuration: group).run()
         }
         try current.state.sync()
         logger.info("node \(configuration.id) stopped")
-    }
-
-    /// Peer streams and subscriptions never end on their own, so a graceful shutdown gives
-    /// open calls a moment, then cancels them.
-    struct ShutdownDeadline: Error {}
-
-    func serveNetwork(servers: [GRPCServer<HTTP2ServerTransport.Posix>], links: PeerLinks, replica: Replica) async throws {
-        try await withThrowingDiscardingTaskGroup { network in
-            network.addTask { await links.run() }
-            network.addTask {
-                // Cancelled instead when the servers stopped first: nothing left to force.
-                do { try await gracefulShutdown() } catch { return }
-                try? await Task.sleep(for: .seconds(2))
-                if Task.isCancelled { return }
-                throw ShutdownDeadline()
-            }
-            try await withThrowingDiscardingTaskGroup { serving in
-                for server in servers {
-                    serving.addTask {
-                        if let address = try await server.listeningAddress {
-                            logger.info("listening on \(address) for \(server === servers.first ? "clients" : "peers")")
-                        }
-                    }
-                    serving.addTask {
-                        do {
-                            try await server.serve()
-                        } catch {
-                            replica.stop()
-                            throw error
-                        }
-                    }
-                }
-            }
-            // The servers drained: stop talking to peers too.
-            network.cancelAll()
-        }
     }
 }

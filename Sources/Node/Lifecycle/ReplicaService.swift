@@ -1,0 +1,29 @@
+import ServiceLifecycle
+
+/// The replica loop as a service: it stops on graceful shutdown or cancellation. The node
+/// lists it first, so it stops last, after the servers drained: calls still waiting for a
+/// commit while the client server drains can still get one.
+struct ReplicaService: Service {
+    let replica: Replica
+
+    func run() async {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await replica.run()
+        } onCancelOrGracefulShutdown: {
+            replica.stop()
+        }
+    }
+}
+
+/// The links to the other nodes as a service: they run until the node shuts down.
+struct PeerLinksService: Service {
+    let links: PeerLinks
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            await links.run()
+            // A cluster of one has no links; the service still lasts as long as the node.
+            try? await gracefulShutdown()
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+
+/// One gRPC server as a service of the node's `ServiceGroup`.
+///
+/// On graceful shutdown the server stops accepting calls and lets the open ones finish for
+/// `drainPeriod`, then cancels what is left: the node's streams (subscriptions, send streams,
+/// other nodes' peer streams) last as long as their client, so draining alone would never end.
+struct ServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    /// Says what the listener is for in the log ("clients", "peers").
+    let role: String
+    let drainPeriod: Duration
+    /// Runs when shutdown begins, before draining: ends what would otherwise outlast the drain.
+    let beforeDrain: @Sendable () -> Void
+    let logger: Logger
+
+    init(_ server: GRPCServer<HTTP2ServerTransport.Posix>, for role: String, drainPeriod: Duration,
+         beforeDrain: @escaping @Sendable () -> Void = {}, logger: Logger) {
+        self.server = server
+        self.role = role
+        self.drainPeriod = drainPeriod
+        self.beforeDrain = beforeDrain
+        self.logger = logger
+    }
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Ended.self) { group in
+            group.addTask {
+                do {
+                    try await server.serve()
+                } catch where Task.isCancelled {
+                    // Cancelled at the end of the drain period (or with the whole group).
+                }
+                return .served
+            }
+            group.addTask {
+                if let address = try await server.listeningAddress {
+                    logger.info("listening on \(address) for \(role)")
+                }
+                return .announced
+            }
+            group.addTask {
+                // Throws CancellationError when serving ended first: nothing to drain.
+                try await gracefulShutdown()
+                beforeDrain()
+                server.beginGracefulShutdown()
+                try await Task.sleep(for: drainPeriod)
+                return .drainPeriodOver
+            }
+            while let ended = try await group.next() {
+                switch ended {
+                case .announced:
+                    continue
+                case .drainPeriodOver:
+                    if drainPeriod > .zero {
+                        logger.info("closing the calls from \(role) still open after \(drainPeriod)")
+                    }
+                    group.cancelAll()
+                case .served:
+                    group.cancelAll()
+                    return
+                }
+            }
+        }
+    }
+
+    private enum Ended { case served, announced, drainPeriodOver }
+}

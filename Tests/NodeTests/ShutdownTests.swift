@@ -1,0 +1,48 @@
+import API
+import Client
+import Foundation
+import GRPCCore
+import Testing
+
+/// SIGTERM stops a node through its `ServiceGroup`: subscriptions end at once with a status
+/// that sends their clients elsewhere, the replica stops last, the process exits cleanly,
+/// and the rest of the cluster goes on.
+extension ClusterTests {
+    @Test func sigtermEndsSubscriptionsWithUnavailableAndExitsCleanly() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let bob = try await client.newUser("bob")
+            let alice = try await client.newUser("alice")
+            let leader = try await cluster.waitForLeader(client)
+
+            let ended = try await RawChat.withStub(cluster.address(leader), security: cluster.security) { raw in
+                try await Chorus_V1_Chat.Client(wrapping: raw).subscribe(.with { $0.token = bob }) { response in
+                    var events = response.messages.makeAsyncIterator()
+                    let attached = try await events.next()
+                    #expect(attached?.attached != nil)
+                    cluster.signal(leader, SIGTERM)
+                    do {
+                        while try await events.next() != nil {}
+                        return (code: RPCError.Code?.none, message: "")
+                    } catch let error as RPCError {
+                        return (code: Optional(error.code), message: error.message)
+                    }
+                }
+            }
+            // Ended by the node, not cut at the end of the drain period or with the connection.
+            #expect(ended.code == .unavailable)
+            #expect(ended.message == "node \(leader) is shutting down; subscribe to another node")
+
+            let exit = try await cluster.waitForExit(leader, within: .seconds(15))
+            #expect(exit.signaled == false)
+            #expect(exit.status == 0)
+            #expect(cluster.log(leader).contains("node \(leader) stopped"))
+
+            // The two others elect a leader and take the next message.
+            _ = try await cluster.waitForLeader(client, excluding: [leader])
+            _ = try await client.send(token: alice, to: "bob", body: "after the shutdown")
+            #expect(try await client.history(token: bob, with: "alice", pageSize: 5).messages.map(\.body) == ["after the shutdown"])
+        }
+    }
+}
