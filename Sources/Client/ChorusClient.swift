@@ -22,11 +22,13 @@ public final class ChorusClient: Sendable {
     let leader = Mutex<Int>(0)
     /// Upper bound on one operation, retries included.
     public let deadline: Duration
+    let security: ClientSecurity
 
     init(endpoints: [String], deadline: Duration, security: ClientSecurity) throws {
         guard !endpoints.isEmpty else { throw ChorusError.invalidInput("no endpoints given") }
         self.endpoints = endpoints
         self.deadline = deadline
+        self.security = security
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
         for endpoint in endpoints {
             guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
@@ -98,7 +100,9 @@ public final class ChorusClient: Sendable {
             guard clock.now + pause < end else { break }
             try await Task.sleep(for: pause)
         }
-        throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)")
+        // A plaintext client of a TLS cluster sees only failed connections: say what may be wrong.
+        let hint = security == .plaintext ? " (if the cluster runs TLS, give its CA: --ca or CHORUS_CA)" : ""
+        throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)\(hint)")
     }
 
     /// The longest pause between attempts, in milliseconds. An election ends within a few

@@ -61,11 +61,11 @@ extension ClusterTests {
             #expect(await peerStream(cluster.credentials(2).mutualClientSecurity(), from: 2) == nil)
             #expect(cluster.log(target).contains("node 2's certificate sent a message as node 3"))
 
-            // A plaintext client on the TLS client listener gets an error, not an answer.
+            // A plaintext client on the TLS client listener gets an error that says why.
             let plaintext = await cluster.withPlaintextClient { client in
-                do { _ = try await client.login(name: "alice", password: "pw"); return false } catch { return true }
+                do { _ = try await client.login(name: "alice", password: "pw"); return "" } catch { return "\(error)" }
             }
-            #expect(plaintext)
+            #expect(plaintext.hasSuffix("(if the cluster runs TLS, give its CA: --ca or CHORUS_CA)"), "\(plaintext)")
 
             // Admin: a node's certificate is refused, an operator's accepted.
             await #expect(throws: ChorusError.self) {
