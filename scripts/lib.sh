@@ -31,3 +31,29 @@ ensure_netlab() {
   run apt-get update -qq
   DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq iproute2 iptables
 }
+
+# Foreign gRPC clients for the interoperability tests: grpc-go from Debian (built in GOPATH
+# mode, no module download) and Python's grpcio from PyPI. Builds the Go load generator to
+# .build/interop/chorus-go-load.
+ensure_interop() {
+  if command -v go >/dev/null && [ -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+    say "golang-go and golang-google-grpc-dev are installed ($(go version | cut -d' ' -f3))"
+  else
+    say "installing golang-go and golang-google-grpc-dev (a foreign gRPC client for the tests)"
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "error: installing Go needs root: run 'sudo apt-get install -y golang-go golang-google-grpc-dev'" >&2
+      exit 1
+    fi
+    run apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq golang-go golang-google-grpc-dev
+  fi
+  if python3 -c 'import grpc' 2>/dev/null; then
+    say "Python's grpcio is installed"
+  else
+    say "installing Python's grpcio (a second foreign gRPC client for the tests)"
+    run python3 -m pip install -q grpcio
+  fi
+  mkdir -p .build/interop
+  (cd tools/interop/go/chorus-load && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/chorus-go-load .)
+  export CHORUS_INTEROP=1
+}

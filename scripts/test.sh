@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 ensure_lmdb
 ensure_netlab
+ensure_interop
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"

@@ -38,7 +38,12 @@ public final class ChorusClient: Sendable {
             let transport = try HTTP2ClientTransport.Posix(
                 target: ClientSecurity.target(host: host, port: port),
                 transportSecurity: security.transportSecurity,
-                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) }
+                config: .defaults {
+                    $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2)
+                    // A subscription to a node that vanished without closing its connection
+                    // ends within seconds, and the client attaches elsewhere.
+                    $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
+                }
             )
             clients.append(GRPCClient(transport: transport))
         }
@@ -84,6 +89,13 @@ public final class ChorusClient: Sendable {
                 let remaining = end - clock.now
                 guard remaining > .zero else { break }
                 return try await body(target)
+            } catch let error as RPCError where error.code == .resourceExhausted {
+                // A node over a limit says when to come back; wait that long if the deadline
+                // allows (a retry of a write keeps its request id: applied at most once).
+                guard let wait = Self.retryAfter(error.metadata), clock.now + wait < end else { throw ChorusError(error) }
+                lastError = error.message
+                try await Task.sleep(for: wait)
+                continue
             } catch let error as RPCError {
                 guard error.code == .unavailable || error.code == .deadlineExceeded else { throw ChorusError(error) }
                 lastError = error.message
@@ -103,6 +115,13 @@ public final class ChorusClient: Sendable {
         // A plaintext client of a TLS cluster sees only failed connections: say what may be wrong.
         let hint = security == .plaintext ? " (if the cluster runs TLS, give its CA: --ca or CHORUS_CA)" : ""
         throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)\(hint)")
+    }
+
+    /// The metadata key a node over a limit sets: when to retry, in milliseconds.
+    static let retryAfterKey = "chorus-retry-after-ms"
+
+    static func retryAfter(_ metadata: Metadata) -> Duration? {
+        metadata[stringValues: retryAfterKey].first { _ in true }.flatMap { Int($0) }.map { .milliseconds(max(1, $0)) }
     }
 
     /// The longest pause between attempts, in milliseconds. An election ends within a few
@@ -137,9 +156,11 @@ public final class ChorusClient: Sendable {
     func write<R: Sendable>(node body: (Chorus_V1_RequestID, Int) async throws -> R) async throws -> R {
         let lane = lanes.borrow()
         defer { lanes.giveBack(lane) }
+        // A lane has one request in flight: everything below it is answered.
         let id = Chorus_V1_RequestID.with {
             $0.clientID = lane.clientID
             $0.sequence = lane.sequence
+            $0.firstOutstanding = lane.sequence
         }
         return try await withLeader(node: { node in try await body(id, node) })
     }

@@ -1,10 +1,11 @@
 import Foundation
 import Synchronization
 
-/// Exactly-once request ids. The cluster remembers the last sequence per client id, so each
-/// id may have only one request in flight. Concurrent operations each borrow a "lane" (its
-/// own client id with its own sequence) and give it back when they finish; a retry reuses
-/// the lane and the sequence, and so is applied at most once.
+/// Exactly-once request ids. Concurrent operations each borrow a "lane" (its own client id
+/// with its own sequence) and give it back when they finish; a retry reuses the lane and the
+/// sequence, and so is applied at most once. With one request in flight per lane, each
+/// request tells the cluster that everything before it is answered, so the cluster keeps one
+/// result per lane (the cluster would keep a window of them for a client that pipelines).
 final class RequestLanes: Sendable {
     struct Lane: Sendable {
         var clientID: String

@@ -45,6 +45,7 @@ final class SendStream: Sendable {
             let code = Status.Code(rawValue: Int(reply.statusCode)).flatMap(RPCError.Code.init) ?? .unknown
             var hint = Metadata()
             if !reply.leader.isEmpty { hint.addString(reply.leader, forKey: "chorus-leader") }
+            if reply.retryAfterMs > 0 { hint.addString("\(reply.retryAfterMs)", forKey: ChorusClient.retryAfterKey) }
             throw RPCError(code: code, message: reply.statusMessage, metadata: hint)
         }
         return reply

@@ -4,7 +4,10 @@ import SwiftProtobuf
 
 extension ChatState {
     /// The command format this build writes and applies.
-    public static let commandVersion: UInt32 = 1
+    public static let commandVersion: UInt32 = 2
+    /// Versions this build applies: 1 remembers only each client's newest request; 2 keeps a
+    /// window of results (`ExactlyOnce`).
+    static let supportedCommandVersions: ClosedRange<UInt32> = 1...2
 
     /// Applies committed entries in order, in one LMDB transaction that also records
     /// `lastApplied`. Entries at or below `lastApplied` are skipped (replaying is idempotent),
@@ -68,14 +71,14 @@ extension ChatState {
             let refused = Rejection(.invalidArgument, "the client id of entry \(index) is longer than \(Validation.maxClientIDBytes) bytes")
             return Applied(index: index, outcome: .failure(refused), events: [], duplicate: false)
         }
-        if !clientKey.isEmpty, let row = try gathered.client(clientKey, in: txn, tables) {
-            if command.sequence == row.sequence {
-                return Applied(index: index, outcome: row.outcome.result, events: [], duplicate: true)
-            }
-            if command.sequence < row.sequence {
-                let stale = Rejection(.failedPrecondition, "request \(command.sequence) of client \(command.clientID) is older than request \(row.sequence), already applied")
-                return Applied(index: index, outcome: .failure(stale), events: [], duplicate: true)
-            }
+        // A login is the one command a retry must apply again: each attempt carries a fresh
+        // token that only its own entry can open, and the proposing leader checked the
+        // password for it. The session of a lost answer is never used and expires.
+        var remembered = !clientKey.isEmpty
+        if case .openSession = command.kind, command.version >= 2 { remembered = false }
+        let row = remembered ? try gathered.client(clientKey, in: txn, tables) : nil
+        if remembered, case let .repeated(outcome) = try ExactlyOnce.admit(command, row: row, txn, tables) {
+            return Applied(index: index, outcome: outcome, events: [], duplicate: true)
         }
 
         // Only sends may use what the batch read before them; anything else sees the tables as
@@ -87,8 +90,8 @@ extension ChatState {
         var events: [ChatEvent] = []
         let outcome: Result<UInt64, Rejection>
         do throws(Rejection) {
-            guard command.version == Self.commandVersion else {
-                throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.commandVersion))")
+            guard Self.supportedCommandVersions.contains(command.version) else {
+                throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.supportedCommandVersions))")
             }
             var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, gathered: gathered, reporting: reporting)
             outcome = .success(try mutation.perform(command.kind, events: &events))
@@ -97,12 +100,8 @@ extension ChatState {
             outcome = .failure(error)
         }
 
-        if !clientKey.isEmpty {
-            var row = ClientRow()
-            row.sequence = command.sequence
-            row.index = index
-            row.outcome = Outcome(outcome)
-            gathered.record(client: clientKey, row)
+        if remembered {
+            gathered.record(client: clientKey, try ExactlyOnce.record(command, index: index, outcome: Outcome(outcome), row: row, &txn, tables))
         }
         return Applied(index: index, outcome: outcome, events: events, duplicate: false)
     }
@@ -218,6 +217,7 @@ private struct Mutation {
         guard try txn.get(tables.sessions, Array(c.tokenHash)) == nil else {
             throw Rejection(.alreadyExists, "the session token is already in use")
         }
+        try closeOldestSessions(of: user, keeping: Validation.maxSessionsPerUser - 1)
         var row = SessionRow()
         row.userID = user.id
         row.name = user.name
@@ -225,6 +225,27 @@ private struct Mutation {
         try txn.put(tables.sessions, Array(c.tokenHash), try row.serializedBytes())
         try txn.put(tables.userSessions, user.id.bigEndianBytes + Array(c.tokenHash), [])
         return try countRows(tables.inbox, prefix: user.id.bigEndianBytes)
+    }
+
+    /// Ends the user's oldest sessions until `keeping` remain: logins (each retry opens its
+    /// own) cannot grow the sessions table without bound.
+    mutating func closeOldestSessions(of user: Account, keeping: Int) throws {
+        let prefix = user.id.bigEndianBytes
+        var open: [(createdMs: Int64, hash: [UInt8])] = []
+        try txn.withCursor(tables.userSessions) { cursor in
+            try cursor.forEach(prefix: prefix) { row in
+                let hash = Array(row.key.dropFirst(prefix.count))
+                let created = try txn.get(tables.sessions, hash).map { try SessionRow(serializedBytes: $0).createdMs } ?? 0
+                open.append((created, hash))
+                return true
+            }
+        }
+        guard open.count > keeping else { return }
+        open.sort { a, b in a.createdMs != b.createdMs ? a.createdMs < b.createdMs : a.hash.lexicographicallyPrecedes(b.hash) }
+        for session in open.prefix(open.count - keeping) {
+            _ = try txn.delete(tables.sessions, session.hash)
+            _ = try txn.delete(tables.userSessions, prefix + session.hash)
+        }
     }
 
     mutating func closeSession(_ c: CloseSession) throws -> UInt64 {

@@ -95,21 +95,37 @@ extension ChatState {
         }
     }
 
-    /// The oldest `limit` messages to `userID` not yet acknowledged.
-    public func undelivered(userID: UInt64, limit: Int) throws -> [MessageRow] {
+    /// The user's undelivered messages, oldest first, `limit` at a time: those after message
+    /// `after` (0: from the first).
+    public func undelivered(userID: UInt64, after: UInt64 = 0, limit: Int) throws -> [MessageRow] {
         try Validation.pageSize(limit)
         return try environment.read { txn in
             var ids: [UInt64] = []
+            let start = after == UInt64.max ? nil : compositeKey(userID, after + 1)
+            guard start != nil else { return [] }
             try txn.withCursor(tables.inbox) { cursor in
-                try cursor.forEach(prefix: userID.bigEndianBytes) { row in
+                try cursor.forEach(prefix: userID.bigEndianBytes, from: start) { row in
                     if let id = UInt64(bigEndianBytes: row.key, at: 8) { ids.append(id) }
                     return ids.count < limit
                 }
             }
-            return try ids.compactMap { id in
-                try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
-            }
+            return try Self.rows(ids, txn, tables).rows
         }
+    }
+
+    /// The messages `ids`, in order, until they pass `Validation.maxPageBytes` (at least one):
+    /// a page of a thousand 64 KiB bodies would be a 64 MiB answer. `complete` says whether all
+    /// of them fit.
+    static func rows(_ ids: [UInt64], _ txn: Transaction, _ tables: Tables) throws -> (rows: [MessageRow], complete: Bool) {
+        var rows: [MessageRow] = []
+        var bytes = 0
+        for id in ids {
+            guard let stored = try txn.get(tables.messages, id.bigEndianBytes) else { continue }
+            bytes += stored.count
+            if !rows.isEmpty && bytes > Validation.maxPageBytes { return (rows, false) }
+            rows.append(try MessageRow(serializedBytes: stored))
+        }
+        return (rows, true)
     }
 
     /// Messages between two users, `limit` at a time. Newest first by default; the page token
@@ -142,10 +158,9 @@ extension ChatState {
                     var row = try cursor.seek(atOrAfter: prefix + (cursorID.map { $0 + 1 } ?? 0).bigEndianBytes)
                     while take(row) { row = try cursor.next() }
                 }
-                let messages = try ids.compactMap { id in
-                    try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
-                }
-                return Page(items: messages, nextPageToken: more ? ids.last.map(String.init) : nil)
+                let (messages, complete) = try Self.rows(ids, txn, tables)
+                more = more || !complete
+                return Page(items: messages, nextPageToken: more ? messages.last.map { String($0.id) } : nil)
             }
         }
     }
@@ -153,6 +168,22 @@ extension ChatState {
     public func message(id: UInt64) throws -> MessageRow? {
         try environment.read { txn in
             try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }
+        }
+    }
+
+    /// What the cluster keeps of a client's results: the lowest sequence it still knows, and
+    /// how many results it holds (see `ExactlyOnce`).
+    public struct ClientWindow: Sendable, Equatable {
+        public var floor: UInt64
+        public var kept: UInt32
+    }
+
+    public func clientWindow(clientID: String) throws -> ClientWindow? {
+        try environment.read { txn in
+            try txn.get(tables.clients, Array(clientID.utf8)).map { bytes in
+                let row = try ClientRow(serializedBytes: bytes)
+                return ClientWindow(floor: row.floor, kept: row.kept)
+            }
         }
     }
 

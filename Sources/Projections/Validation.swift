@@ -5,6 +5,8 @@ public enum Validation {
     public static let maxBodyBytes = 64 * 1024
     public static let maxPatternLength = 64
     public static let maxPageSize = 1000
+    /// Bytes of stored messages in one page; the page token continues where they ran out.
+    public static let maxPageBytes = 1 << 20
     public static let tokenHashLength = 32
 
     static func isNameCharacter(_ c: UInt8) -> Bool {
@@ -54,15 +56,20 @@ public enum Validation {
     public static let maxClientIDBytes = 128
 
     /// A write's request id: a client id of 1 to 128 bytes and a sequence of at least 1.
-    public static func requestID(clientID: String, sequence: UInt64) throws(Rejection) {
+    public static func requestID(clientID: String, sequence: UInt64, firstOutstanding: UInt64 = 0) throws(Rejection) {
         guard !clientID.isEmpty, clientID.utf8.count <= maxClientIDBytes, sequence > 0 else {
             throw Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–\(maxClientIDBytes) bytes) and a sequence ≥ 1")
+        }
+        guard firstOutstanding <= sequence else {
+            throw Rejection(.invalidArgument, "request_id.first_outstanding (\(firstOutstanding)) is past the request's own sequence (\(sequence)), which awaits its answer")
         }
     }
 
     /// Message ids are log indexes: never 0, never past 2^62 (the largest index a node
     /// accepts from a peer).
     public static let maxMessageID: UInt64 = 1 << 62
+    /// Sessions one user may have open; a login past it ends the oldest.
+    public static let maxSessionsPerUser = 64
     /// Ids in one acknowledge or delete call.
     public static let maxIDsPerCall = 1_000
     /// PBKDF2 rounds a stored account may ask for: every login pays them.

@@ -92,6 +92,30 @@ import Testing
 }
 
 @Suite struct MessageTests {
+    @Test func pagesAreBoundedInBytesAndTheTokenContinuesWhereTheyRanOut() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice")
+        let body = String(repeating: "b", count: Validation.maxBodyBytes - 1_024)
+        var sent: [UInt64] = []
+        for _ in 0..<40 { sent.append(try h.send(alice, to: "bob", body).get()) }
+        let (aliceID, bobID) = (try h.userID("alice"), try h.userID("bob"))
+
+        var pages: [[UInt64]] = []
+        var token: String?
+        repeat {
+            let page = try h.state.conversation(between: aliceID, and: bobID, limit: 1_000, pageToken: token, newestFirst: false)
+            pages.append(page.items.map(\.id))
+            token = page.nextPageToken
+        } while token != nil
+        // About 1 MiB a page (16 bodies of 64 KiB), every message exactly once, in order.
+        #expect(pages.map(\.count) == [16, 16, 8])
+        #expect(pages.flatMap { $0 } == sent)
+        // Undelivered reads stop at the same bound.
+        #expect(try h.state.undelivered(userID: bobID, limit: 1_000).count == 16)
+    }
+
     /// alice and bob with sessions.
     func pair() throws -> (Harness, alice: Data, bob: Data) {
         let h = try Harness()
@@ -271,25 +295,106 @@ import Testing
 }
 
 @Suite struct ReplayTests {
-    @Test func duplicateClientSequenceAppliesOnceAndAnswersTheSame() throws {
+    /// A chat state with alice and bob, and alice's send to bob.
+    static func sendSetup() throws -> (Harness, SendMessage) {
         let h = try Harness()
         _ = try h.createAccount("alice")
         _ = try h.createAccount("bob")
-        let alice = try h.login("alice")
         var send = SendMessage()
-        send.tokenHash = alice
+        send.tokenHash = try h.login("alice")
         send.recipient = "bob"
         send.body = "exactly once"
+        return (h, send)
+    }
+
+    @Test func duplicateClientSequenceAppliesOnceAndAnswersTheSame() throws {
+        let (h, send) = try Self.sendSetup()
         let first = try h.runApplied(.sendMessage(send), client: "c1", sequence: 1)
         let retry = try h.runApplied(.sendMessage(send), client: "c1", sequence: 1)
         #expect(retry.duplicate)
         #expect(retry.outcome == first.outcome)
         #expect(retry.events.isEmpty)
         #expect(try h.state.unreadCount(userID: h.userID("bob")) == 1)
-        let older = try h.runApplied(.sendMessage(send), client: "c1", sequence: 0)
-        #expect(older.outcome.rejection == .failedPrecondition)
         #expect(try h.run(.sendMessage(send), client: "c1", sequence: 2).rejection == nil)
         #expect(try h.state.unreadCount(userID: h.userID("bob")) == 2)
+    }
+
+    @Test func pipelinedRequestsArriveInAnyOrderAndEachRetryGetsItsOwnResult() throws {
+        let (h, send) = try Self.sendSetup()
+        // 3 overtakes 2 (two callers on one client id); both are new.
+        let third = try h.runApplied(.sendMessage(send), client: "p", sequence: 3, firstOutstanding: 2)
+        let second = try h.runApplied(.sendMessage(send), client: "p", sequence: 2, firstOutstanding: 2)
+        #expect(!third.duplicate && !second.duplicate)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 2)
+        // Retries of either return their own message id, not the newest one.
+        let retrySecond = try h.runApplied(.sendMessage(send), client: "p", sequence: 2, firstOutstanding: 2)
+        let retryThird = try h.runApplied(.sendMessage(send), client: "p", sequence: 3, firstOutstanding: 2)
+        #expect(retrySecond.duplicate && retrySecond.outcome == second.outcome)
+        #expect(retryThird.duplicate && retryThird.outcome == third.outcome)
+        #expect(second.outcome != third.outcome)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 2)
+    }
+
+    @Test func theClientsLowestOutstandingRequestMovesTheWindow() throws {
+        let (h, send) = try Self.sendSetup()
+        for sequence in UInt64(1)...3 {
+            _ = try h.run(.sendMessage(send), client: "w", sequence: sequence, firstOutstanding: 1)
+        }
+        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 1, kept: 3))
+        // Request 4 says everything before it is answered: 1 to 3 are forgotten.
+        _ = try h.run(.sendMessage(send), client: "w", sequence: 4, firstOutstanding: 4)
+        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 4, kept: 1))
+        let late = try h.runApplied(.sendMessage(send), client: "w", sequence: 2, firstOutstanding: 2)
+        #expect(late.duplicate)
+        #expect(late.outcome.rejection == .failedPrecondition)
+        #expect(late.outcome.rejectionMessage == "request 2 of client w is below its exactly-once window (results are kept from request 4 on): it may have been applied; check before sending it again")
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 4)
+    }
+
+    @Test func aClientThatNeverSaysKeepsItsLatestResultsOnly() throws {
+        let (h, send) = try Self.sendSetup()
+        let count = UInt64(ExactlyOnce.maxKept) + 6
+        var ids: [UInt64: UInt64] = [:]
+        for sequence in 1...count {
+            ids[sequence] = try h.run(.sendMessage(send), client: "quiet", sequence: sequence).get()
+        }
+        #expect(try h.state.clientWindow(clientID: "quiet") == .init(floor: 7, kept: ExactlyOnce.maxKept))
+        #expect(try h.run(.sendMessage(send), client: "quiet", sequence: 6).rejection == .failedPrecondition)
+        let kept = try h.runApplied(.sendMessage(send), client: "quiet", sequence: 7)
+        #expect(kept.duplicate && kept.outcome == .success(ids[7]!))
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == count)
+    }
+
+    @Test func aRetriedLoginOpensTheSessionOfItsOwnToken() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        // The answer to the first attempt was lost; the retry has the same request id and a
+        // token of its own. Both sessions open: the one the client receives works.
+        let first = Data(Credentials.tokenHash(Array("first".utf8)))
+        let retry = Data(Credentials.tokenHash(Array("retry".utf8)))
+        let a = try h.runApplied(.openSession(.with { $0.name = "alice"; $0.tokenHash = first }), client: "l", sequence: 1, firstOutstanding: 1)
+        let b = try h.runApplied(.openSession(.with { $0.name = "alice"; $0.tokenHash = retry }), client: "l", sequence: 1, firstOutstanding: 1)
+        #expect(!a.duplicate && !b.duplicate)
+        #expect(try h.state.session(tokenHash: Array(first))?.name == "alice")
+        #expect(try h.state.session(tokenHash: Array(retry))?.name == "alice")
+    }
+
+    @Test func loginsPastTheCapEndTheOldestSessions() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        var tokens: [Data] = []
+        for _ in 0...Validation.maxSessionsPerUser { tokens.append(try h.login("alice")) }
+        #expect(try h.state.session(tokenHash: Array(tokens[0])) == nil)
+        for token in tokens.dropFirst() { #expect(try h.state.session(tokenHash: Array(token)) != nil) }
+    }
+
+    @Test func versionOneCommandsKeepTheNewestOnlyRule() throws {
+        let (h, send) = try Self.sendSetup()
+        _ = try h.runApplied(.sendMessage(send), client: "old", sequence: 5, version: 1)
+        let older = try h.runApplied(.sendMessage(send), client: "old", sequence: 4, version: 1)
+        #expect(older.duplicate)
+        #expect(older.outcome.rejectionMessage == "request 4 of client old is older than request 5, already applied")
+        #expect(try h.state.clientWindow(clientID: "old") == .init(floor: 0, kept: 0))
     }
 
     @Test func entriesAtOrBelowLastAppliedAreIgnored() throws {

@@ -21,15 +21,17 @@ final class Harness {
 
     /// Applies `kind` as the next entry; returns the command's value or its rejection.
     @discardableResult
-    func run(_ kind: Command.OneOf_Kind, client: String = "", sequence explicit: UInt64? = nil) throws -> Result<UInt64, Rejection> {
-        try runApplied(kind, client: client, sequence: explicit).outcome
+    func run(_ kind: Command.OneOf_Kind, client: String = "", sequence explicit: UInt64? = nil, firstOutstanding: UInt64 = 0) throws -> Result<UInt64, Rejection> {
+        try runApplied(kind, client: client, sequence: explicit, firstOutstanding: firstOutstanding).outcome
     }
 
-    func runApplied(_ kind: Command.OneOf_Kind, client: String = "", sequence explicit: UInt64? = nil) throws -> Applied {
+    func runApplied(_ kind: Command.OneOf_Kind, client: String = "", sequence explicit: UInt64? = nil,
+                    firstOutstanding: UInt64 = 0, version: UInt32 = ChatState.commandVersion) throws -> Applied {
         index += 1
         sequence += 1
         var command = Command()
-        command.version = ChatState.commandVersion
+        command.version = version
+        command.firstOutstanding = firstOutstanding
         command.clientID = client
         command.sequence = explicit ?? sequence
         command.timestampMs = 1_700_000_000_000 + Int64(index)
@@ -97,6 +99,11 @@ final class Harness {
 }
 
 extension Result where Failure == Rejection {
+    var rejectionMessage: String? {
+        if case let .failure(rejection) = self { return rejection.message }
+        return nil
+    }
+
     var rejection: Rejection.Code? {
         if case let .failure(r) = self { return r.code }
         return nil

@@ -55,8 +55,28 @@ public struct NodeConfiguration: Sendable {
     public var heartbeatTicks: Int = 3
     /// PBKDF2 rounds for new passwords (OWASP's floor by default; tests lower it).
     public var passwordIterations: UInt32 = 210_000
-    /// Largest request a client or peer may send, in bytes.
-    public var maxRequestBytes: Int = 4 << 20
+    /// Largest request a client may send, in bytes; a larger one is answered with
+    /// RESOURCE_EXHAUSTED. Every valid request is far smaller (a body is at most 64 KiB).
+    public var maxRequestBytes: Int = 256 << 10
+    /// Proposals admitted and not yet answered, and their bytes: beyond them a write fails
+    /// at once with RESOURCE_EXHAUSTED and the client backs off.
+    public var maxPendingProposals = 20_000
+    public var maxPendingProposalBytes = 64 << 20
+    /// Per client address, a minute: failed password checks (logins and account deletions)
+    /// and accounts created. Past them, RESOURCE_EXHAUSTED with when to retry.
+    public var failedLoginsPerMinute = 30
+    public var accountCreationsPerMinute = 120
+    /// Threads that hash passwords, and the most checks admitted at once (running and
+    /// waiting); past that, RESOURCE_EXHAUSTED.
+    public var passwordThreads = 1
+    public var maxPasswordChecks = 32
+    /// Calls one connection may have open at once, advertised in HTTP/2 SETTINGS so that
+    /// clients queue the rest instead of having the connection torn down.
+    public var maxConcurrentStreams: Int = 1_024
+    /// A connection silent this long is pinged, and closed if the answer takes longer than
+    /// `keepaliveTimeout`: a dead client or peer is noticed even when no call is open.
+    public var keepaliveInterval: Duration = .seconds(10)
+    public var keepaliveTimeout: Duration = .seconds(5)
     /// How long a write may wait for its entry to commit before the client is told to retry.
     public var proposalTimeout: Duration = .seconds(5)
     /// How long SIGTERM lets open client calls finish before it closes them.
@@ -104,6 +124,11 @@ public struct NodeConfiguration: Sendable {
     }
 
     /// Checks the configuration is usable before anything is opened.
+    /// A request limit must admit the largest valid request (a 64 KiB body and its envelope).
+    public static let minimumRequestLimit = 80 << 10
+    /// Above this, one connection's open calls could hold gigabytes of half-received requests.
+    public static let maximumRequestLimit = 16 << 20
+
     public func validate() throws {
         guard id > 0 else { throw ConfigurationError("the node id must be a positive number") }
         guard members[id] != nil else {
@@ -116,6 +141,21 @@ public struct NodeConfiguration: Sendable {
             throw ConfigurationError("the election timeout (\(electionTicks) ticks) must be well above the heartbeat (\(heartbeatTicks) ticks)")
         }
         guard !clusterID.isEmpty else { throw ConfigurationError("the cluster id is empty") }
+        guard maxRequestBytes >= Self.minimumRequestLimit, maxRequestBytes <= Self.maximumRequestLimit else {
+            throw ConfigurationError("--max-request-bytes must be \(Self.minimumRequestLimit) to \(Self.maximumRequestLimit), not \(maxRequestBytes)")
+        }
+        guard maxPendingProposals >= 1, maxPendingProposalBytes >= Self.minimumRequestLimit else {
+            throw ConfigurationError("--max-pending-proposals must be at least 1 and --max-pending-proposal-bytes at least \(Self.minimumRequestLimit)")
+        }
+        guard failedLoginsPerMinute >= 1, accountCreationsPerMinute >= 1 else {
+            throw ConfigurationError("--failed-logins-per-minute and --account-creations-per-minute must be at least 1")
+        }
+        guard passwordThreads >= 1, passwordThreads <= 256, maxPasswordChecks >= passwordThreads else {
+            throw ConfigurationError("--password-threads must be 1 to 256 and --max-password-checks at least as many")
+        }
+        guard maxConcurrentStreams >= 1, maxConcurrentStreams <= 1 << 20 else {
+            throw ConfigurationError("--max-concurrent-streams must be 1 to \(1 << 20), not \(maxConcurrentStreams)")
+        }
         guard passwordIterations >= 1, passwordIterations <= Validation.maxPasswordIterations else {
             throw ConfigurationError("--password-iterations must be 1 to \(Validation.maxPasswordIterations), not \(passwordIterations)")
         }

@@ -2,61 +2,161 @@ import Projections
 import Synchronization
 
 /// Fans applied events out to the subscription streams attached to this node.
+///
+/// Every stream's buffer is bounded in events and in bytes: a subscriber that stops reading
+/// is cut off with `Closure.overflow` (its client resumes from its last event, losing
+/// nothing: undelivered messages are replayed on attach) instead of holding memory or
+/// silently missing events. Streams are indexed by user, so publishing a message touches only
+/// its recipient's streams, and each user has at most `Limits.streamsPerUser` of them.
 public final class EventHub: Sendable {
     /// An event and the log index that caused it.
     public struct Delivery: Sendable {
         public var index: UInt64
         public var event: ChatEvent
+
+        /// What the delivery holds in a buffer, roughly: a message's body and a fixed part.
+        var bytes: Int {
+            switch event {
+            case let .messageSent(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
+            case let .messagesDeleted(ids, _): 128 + 8 * ids.count
+            case .accountCreated, .accountDeleted: 128
+            }
+        }
     }
 
-    /// Ends every stream: leadership moved, so clients must re-attach to the new leader.
+    public struct Limits: Sendable {
+        /// Events one stream may have waiting to be written.
+        public var events = 1_024
+        /// Bytes of those events.
+        public var bytes = 4 << 20
+        /// Streams one user may have open on this node.
+        public var streamsPerUser = 16
+
+        public init() {}
+    }
+
+    /// Why a stream ended.
     public enum Closure: Error, Sendable {
+        /// Leadership moved: clients must re-attach to the new leader.
         case leadershipLost
         case shuttingDown
+        /// The reader fell behind by more than the limits allow.
+        case overflow(Limits)
+    }
+
+    /// Why a stream was not opened.
+    public struct TooManyStreams: Error, Sendable {
+        public var limit: Int
     }
 
     private struct Subscriber {
         var userID: UInt64
         var name: String
         var continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
+        var waitingEvents = 0
+        var waitingBytes = 0
     }
 
-    private let subscribers = Mutex<[UInt64: Subscriber]>([:])
+    private struct State {
+        var subscribers: [UInt64: Subscriber] = [:]
+        /// Subscription ids by user id.
+        var byUser: [UInt64: Set<UInt64>] = [:]
+        /// User ids by name: a deletion names its participants.
+        var userIDs: [String: UInt64] = [:]
 
-    public init() {}
+        mutating func remove(_ id: UInt64) -> Subscriber? {
+            guard let subscriber = subscribers.removeValue(forKey: id) else { return nil }
+            byUser[subscriber.userID]?.remove(id)
+            if byUser[subscriber.userID]?.isEmpty == true {
+                byUser[subscriber.userID] = nil
+                userIDs[subscriber.name] = nil
+            }
+            return subscriber
+        }
+    }
 
-    /// Registers a stream for `userID`; events are buffered until read.
-    public func subscribe(id: UInt64, userID: UInt64, name: String) -> AsyncThrowingStream<Delivery, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        subscribers.withLock { $0[id] = Subscriber(userID: userID, name: name, continuation: continuation) }
+    public let limits: Limits
+    private let state = Mutex(State())
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// Registers a stream for `userID`. Its events wait in the stream until read; the reader
+    /// reports each one it has written with `written(id:_:)`.
+    public func subscribe(id: UInt64, userID: UInt64, name: String) throws(TooManyStreams) -> AsyncThrowingStream<Delivery, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
+        let limit = limits.streamsPerUser
+        let admitted = state.withLock { state in
+            guard state.byUser[userID, default: []].count < limit else { return false }
+            state.subscribers[id] = Subscriber(userID: userID, name: name, continuation: continuation)
+            state.byUser[userID, default: []].insert(id)
+            state.userIDs[name] = userID
+            return true
+        }
+        guard admitted else {
+            continuation.finish()
+            throw TooManyStreams(limit: limit)
+        }
         return stream
     }
 
     public func unsubscribe(id: UInt64) {
-        let removed = subscribers.withLock { $0.removeValue(forKey: id) }
+        let removed = state.withLock { $0.remove(id) }
         removed?.continuation.finish()
     }
 
-    /// Sends `event` to the streams it concerns.
-    func publish(index: UInt64, event: ChatEvent) {
-        let targets: [AsyncThrowingStream<Delivery, any Error>.Continuation] = subscribers.withLock { all in
-            all.values.filter { subscriber in
-                switch event {
-                case let .messageSent(message): subscriber.userID == message.recipientID
-                case let .messagesDeleted(_, participants): participants.contains(subscriber.name)
-                case .accountCreated, .accountDeleted: true
-                }
-            }.map(\.continuation)
-        }
-        for continuation in targets {
-            continuation.yield(Delivery(index: index, event: event))
+    /// The reader of stream `id` has written `delivery`: it no longer counts against the
+    /// stream's buffer.
+    public func written(id: UInt64, _ delivery: Delivery) {
+        let bytes = delivery.bytes
+        state.withLock { state in
+            guard var subscriber = state.subscribers[id] else { return }
+            subscriber.waitingEvents -= 1
+            subscriber.waitingBytes -= bytes
+            state.subscribers[id] = subscriber
         }
     }
 
+    /// The streams open for `userID`.
+    public func streams(of userID: UInt64) -> Int {
+        state.withLock { $0.byUser[userID]?.count ?? 0 }
+    }
+
+    /// Sends `event` to the streams it concerns; cuts off those with no room for it.
+    func publish(index: UInt64, event: ChatEvent) {
+        let delivery = Delivery(index: index, event: event)
+        let bytes = delivery.bytes
+        let limits = self.limits
+        var targets: [AsyncThrowingStream<Delivery, any Error>.Continuation] = []
+        var overflowed: [AsyncThrowingStream<Delivery, any Error>.Continuation] = []
+        state.withLock { state in
+            let ids: [UInt64] = switch event {
+            case let .messageSent(message): Array(state.byUser[message.recipientID] ?? [])
+            case let .messagesDeleted(_, participants):
+                Array(Set(participants.compactMap { state.userIDs[$0] }.flatMap { state.byUser[$0] ?? [] }))
+            case .accountCreated, .accountDeleted: Array(state.subscribers.keys)
+            }
+            for id in ids {
+                guard var subscriber = state.subscribers[id] else { continue }
+                if subscriber.waitingEvents + 1 > limits.events || subscriber.waitingBytes + bytes > limits.bytes {
+                    if let removed = state.remove(id) { overflowed.append(removed.continuation) }
+                    continue
+                }
+                subscriber.waitingEvents += 1
+                subscriber.waitingBytes += bytes
+                state.subscribers[id] = subscriber
+                targets.append(subscriber.continuation)
+            }
+        }
+        for continuation in targets { continuation.yield(delivery) }
+        for continuation in overflowed { continuation.finish(throwing: Closure.overflow(limits)) }
+    }
+
     func closeAll(_ reason: Closure) {
-        let all = subscribers.withLock { all in
-            defer { all = [:] }
-            return Array(all.values)
+        let all = state.withLock { state in
+            defer { state = State() }
+            return Array(state.subscribers.values)
         }
         for subscriber in all { subscriber.continuation.finish(throwing: reason) }
     }

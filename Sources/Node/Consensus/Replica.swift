@@ -28,6 +28,9 @@ public final class Replica: Sendable {
     typealias Reply<T> = @Sendable (Result<T, ReplicaError>) -> Void
 
     private let inbox = Mutex<(inputs: [Input], stopped: Bool)>(([], false))
+    /// See `propose(_:reply:)`.
+    private let pending = PendingProposals()
+    private let limits: (proposals: Int, bytes: Int)
     private let wake = DispatchSemaphore(value: 0)
     private let loop: Loop
     public let events: EventHub
@@ -39,6 +42,7 @@ public final class Replica: Sendable {
         id = core.id
         events = EventHub()
         refusals = PeerRefusals(logger: logger)
+        limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
         loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration, logger: logger)
     }
 
@@ -108,8 +112,36 @@ public final class Replica: Sendable {
     /// Proposes an encoded command; `reply` is called once with its outcome (from the Raft
     /// loop's thread: it must not block). For callers with many proposals in flight, which
     /// would otherwise hold a task each.
+    ///
+    /// Admission is bounded (etcd's MaxUncommittedEntriesSize is the model): proposals taken
+    /// and not yet answered (waiting in the inbox, uncommitted in the log, or applied and not
+    /// yet replied to) stay under `maxPendingProposals` and `maxPendingBytes`; past them a
+    /// proposal fails at once with `.overloaded`, and the client backs off.
     public func propose(_ command: [UInt8], reply: @escaping @Sendable (Result<Applied, ReplicaError>) -> Void) {
-        submit(.propose(command, reply))
+        let bytes = command.count
+        let (maxCount, maxBytes) = (limits.proposals, limits.bytes)
+        let refused: (Int, Int)? = pending.withLock { pending in
+            guard pending.count < maxCount, pending.bytes + bytes <= maxBytes || pending.count == 0 else { return (pending.count, pending.bytes) }
+            pending.count += 1
+            pending.bytes += bytes
+            return nil
+        }
+        if let (count, waiting) = refused {
+            reply(.failure(.overloaded(proposals: count, bytes: waiting)))
+            return
+        }
+        submit(.propose(command) { [pending] result in
+            pending.withLock { pending in
+                pending.count -= 1
+                pending.bytes -= bytes
+            }
+            reply(result)
+        })
+    }
+
+    /// Proposals admitted and not yet answered, and their bytes.
+    public var pendingProposals: (count: Int, bytes: Int) {
+        pending.withLock { ($0.count, $0.bytes) }
     }
 
     /// Waits until this node may serve a linearizable read: it confirmed with a majority that
@@ -138,6 +170,15 @@ public final class Replica: Sendable {
             submit(.takeSnapshot { continuation.resume(returning: $0) })
         }
         return try result.get()
+    }
+}
+
+/// Proposals admitted and not yet answered (a class: each reply closure holds it).
+final class PendingProposals: Sendable {
+    private let state = Mutex<(count: Int, bytes: Int)>((0, 0))
+
+    func withLock<R>(_ body: (inout (count: Int, bytes: Int)) -> R) -> R {
+        state.withLock { body(&$0) }
     }
 }
 

@@ -12,6 +12,8 @@ public enum ReplicaError: Error, Sendable, Equatable {
     case leadershipLost(leader: NodeID?)
     /// The node is shutting down.
     case stopped
+    /// As many proposals (or bytes of them) wait to commit as the node allows; retry shortly.
+    case overloaded(proposals: Int, bytes: Int)
     /// A snapshot could not be taken (the reason, for the operator).
     case snapshotFailed(String)
 }

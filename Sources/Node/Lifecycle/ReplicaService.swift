@@ -1,3 +1,4 @@
+import NIOExecutor
 import ServiceLifecycle
 
 /// The replica loop as a service: it stops on graceful shutdown or cancellation. The node
@@ -18,8 +19,14 @@ struct ReplicaService: Service {
 /// The links to the other nodes as a service: they run until the node shuts down.
 struct PeerLinksService: Service {
     let links: PeerLinks
+    /// The peers' event loop, which the links' streams use.
+    let executor: EventLoopExecutor
 
     func run() async {
+        await withTaskExecutorPreference(executor) { await runLinks() }
+    }
+
+    private func runLinks() async {
         await cancelWhenGracefulShutdown {
             await links.run()
             // A cluster of one has no links; the service still lasts as long as the node.

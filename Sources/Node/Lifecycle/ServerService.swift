@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOExecutor
 import ServiceLifecycle
 
 /// One gRPC server as a service of the node's `ServiceGroup`.
@@ -15,18 +16,25 @@ struct ServerService: Service {
     let drainPeriod: Duration
     /// Runs when shutdown begins, before draining: ends what would otherwise outlast the drain.
     let beforeDrain: @Sendable () -> Void
+    /// The event loop of the listener: its handlers run there too, without a hop per call.
+    let executor: EventLoopExecutor
     let logger: Logger
 
     init(_ server: GRPCServer<HTTP2ServerTransport.Posix>, for role: String, drainPeriod: Duration,
-         beforeDrain: @escaping @Sendable () -> Void = {}, logger: Logger) {
+         executor: EventLoopExecutor, beforeDrain: @escaping @Sendable () -> Void = {}, logger: Logger) {
         self.server = server
         self.role = role
         self.drainPeriod = drainPeriod
+        self.executor = executor
         self.beforeDrain = beforeDrain
         self.logger = logger
     }
 
     func run() async throws {
+        try await withTaskExecutorPreference(executor) { try await serve() }
+    }
+
+    private func serve() async throws {
         try await withThrowingTaskGroup(of: Ended.self) { group in
             group.addTask {
                 do {

@@ -6,16 +6,35 @@ import Projections
 extension ChatService {
     /// Attaches a live stream for the caller on the leader. Order: register for events, mark
     /// the user online (a log entry), send what is undelivered since the client's last event,
-    /// then stream. Ends with UNAVAILABLE when leadership moves, so the client re-attaches.
+    /// then stream. Ends with UNAVAILABLE when leadership moves, so the client re-attaches; with
+    /// RESOURCE_EXHAUSTED when the client reads too slowly, so it re-attaches after its last
+    /// event. A cancelled call (the client went away) ends at once, and its user is shown
+    /// offline as soon as the detach commits.
     func subscribe(request: Chorus_V1_SubscribeRequest, response: RPCWriter<Chorus_V1_Event>, context: ServerContext) async throws {
         let session = try await authenticate(request.token)
         let hash = try tokenHash(request.token)
         let subscription = UInt64.random(in: 1...UInt64.max)
-        let stream = replica.events.subscribe(id: subscription, userID: session.userID, name: session.name)
+        let events = replica.events
+        let stream: AsyncThrowingStream<EventHub.Delivery, any Error>
+        do {
+            stream = try events.subscribe(id: subscription, userID: session.userID, name: session.name)
+        } catch {
+            throw RPCError(code: .resourceExhausted, message: "'\(session.name)' has \(error.limit) live subscriptions on this node, the most it allows; close one first")
+        }
         defer {
-            replica.events.unsubscribe(id: subscription)
+            events.unsubscribe(id: subscription)
             detach(subscription)
         }
+        // gRPC does not cancel the handler's task when the call ends; it tells this handler.
+        try await withRPCCancellationHandler {
+            try await attach(subscription, session, hash, from: request.afterEventID, events: stream, to: response)
+        } onCancelRPC: {
+            events.unsubscribe(id: subscription)
+        }
+    }
+
+    private func attach(_ subscription: UInt64, _ session: SessionRow, _ hash: [UInt8], from afterEventID: UInt64,
+                        events stream: AsyncThrowingStream<EventHub.Delivery, any Error>, to response: RPCWriter<Chorus_V1_Event>) async throws {
         var attach = Chorus_V1_RequestID()
         attach.clientID = "subscription-\(subscription)"
         attach.sequence = 1
@@ -23,19 +42,17 @@ extension ChatService {
 
         let unread = try state.unreadCount(userID: session.userID)
         try await response.write(.with { $0.id = 0; $0.attached = .with { $0.unreadCount = unread } })
-        // Catch up: undelivered messages after the last event the client saw.
-        var lastSent = request.afterEventID
-        var backlog = try state.undelivered(userID: session.userID, limit: Validation.maxPageSize)
-        while let last = backlog.last {
-            for message in backlog where message.id > lastSent {
+        // Catch up, a page at a time: every undelivered message after the client's last event.
+        var lastSent = afterEventID
+        while case let page = try state.undelivered(userID: session.userID, after: lastSent, limit: Validation.maxPageSize), !page.isEmpty {
+            for message in page {
                 try await response.write(.with { $0.id = message.id; $0.messageReceived = Self.message(message) })
                 lastSent = message.id
             }
-            guard backlog.count == Validation.maxPageSize else { break }
-            backlog = try state.undelivered(userID: session.userID, limit: Validation.maxPageSize).filter { $0.id > last.id }
         }
         do {
             for try await delivery in stream {
+                defer { replica.events.written(id: subscription, delivery) }
                 guard let event = Self.event(delivery, after: lastSent) else { continue }
                 try await response.write(event)
                 if case .messageReceived = event.kind { lastSent = max(lastSent, delivery.index) }
@@ -46,9 +63,16 @@ extension ChatService {
                 throw RPCError(code: .unavailable, message: "leadership moved; subscribe again to the new leader", metadata: configuration.leaderHint(nil))
             case .shuttingDown:
                 throw RPCError(code: .unavailable, message: "node \(configuration.id) is shutting down; subscribe to another node")
+            case let .overflow(limits):
+                var metadata = Metadata()
+                metadata.addString("\(lastSent)", forKey: Self.resumeAfterKey)
+                throw RPCError(code: .resourceExhausted, message: "this subscription fell more than \(limits.events) events or \(limits.bytes) bytes behind; subscribe again after event \(lastSent)", metadata: metadata)
             }
         }
     }
+
+    /// Set on a subscription cut off for reading too slowly: the event id to resume after.
+    static let resumeAfterKey = "chorus-resume-after"
 
     static func event(_ delivery: EventHub.Delivery, after lastSent: UInt64) -> Chorus_V1_Event? {
         var event = Chorus_V1_Event()

@@ -11,6 +11,20 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     let replica: Replica
     let current: CurrentState
     let configuration: NodeConfiguration
+    /// Password hashing off the event loops, bounded.
+    let hasher: PasswordHasher
+    /// Per source address: failed logins and account deletions, and accounts created.
+    let failedLogins: RateLimiter
+    let accountCreations: RateLimiter
+
+    init(replica: Replica, current: CurrentState, configuration: NodeConfiguration, hasher: PasswordHasher) {
+        self.replica = replica
+        self.current = current
+        self.configuration = configuration
+        self.hasher = hasher
+        failedLogins = RateLimiter(perMinute: configuration.failedLoginsPerMinute)
+        accountCreations = RateLimiter(perMinute: configuration.accountCreationsPerMinute)
+    }
 
     /// The projections of this moment (a snapshot install may replace them).
     var state: ChatState { current.state }
@@ -34,10 +48,11 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         try mapRejection { try Validation.accountName(request.name) }
         try validatePassword(request.password)
         try await requireLeader()
+        try limit(accountCreations, context, "accounts created")
         let salt = Credentials.newSalt()
         let iterations = configuration.passwordIterations
         let password = request.password
-        guard let hash = await offLoop({ Credentials.hashPassword(password, salt: salt, iterations: iterations) }) else {
+        guard let hash = try await hashing({ Credentials.hashPassword(password, salt: salt, iterations: iterations) }) else {
             throw RPCError(code: .internalError, message: "this node cannot hash passwords with \(iterations) rounds")
         }
         _ = try await propose(request.requestID, .createAccount(.with {
@@ -55,8 +70,10 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         guard try state.userExists(request.name) else {
             throw RPCError(code: .notFound, message: "there is no account named '\(request.name)'")
         }
+        try check(failedLogins, context, "failed logins")
         let (state, name, password) = (self.state, request.name, request.password)
-        guard try await offLoop({ try state.checkCredentials(name: name, password: password) }) != nil else {
+        guard try await hashing({ try state.checkCredentials(name: name, password: password) }) != nil else {
+            try limit(failedLogins, context, "failed logins")
             throw RPCError(code: .unauthenticated, message: "wrong password for '\(request.name)'")
         }
         let token = Credentials.newToken()
@@ -78,8 +95,10 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
         let session = try await authenticate(request.token)
+        try check(failedLogins, context, "failed logins")
         let (state, password) = (self.state, request.password)
-        guard try await offLoop({ try state.checkCredentials(name: session.name, password: password) }) != nil else {
+        guard try await hashing({ try state.checkCredentials(name: session.name, password: password) }) != nil else {
+            try limit(failedLogins, context, "failed logins")
             throw RPCError(code: .unauthenticated, message: "wrong password: deleting an account needs its password")
         }
         _ = try await propose(request.requestID, .deleteAccount(.with { $0.tokenHash = Data(try tokenHash(request.token)) }))
@@ -204,11 +223,12 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     /// `kind` as an encoded command: the request id, the format version and this node's clock.
     func command(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) throws -> [UInt8] {
-        try mapRejection { try Validation.requestID(clientID: requestID.clientID, sequence: requestID.sequence) }
+        try mapRejection { try Validation.requestID(clientID: requestID.clientID, sequence: requestID.sequence, firstOutstanding: requestID.firstOutstanding) }
         var command = Command()
         command.version = ChatState.commandVersion
         command.clientID = requestID.clientID
         command.sequence = requestID.sequence
+        command.firstOutstanding = requestID.firstOutstanding
         command.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
         command.kind = kind
         return try command.serializedBytes()
@@ -231,10 +251,39 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         return Credentials.tokenHash(bytes)
     }
 
-    /// Password hashing (PBKDF2, tens of milliseconds) runs on the cooperative pool: on the
-    /// event loop it would hold up every peer message and heartbeat behind it.
-    func offLoop<T: Sendable>(_ body: @Sendable () throws -> T) async rethrows -> T {
-        try await withTaskExecutorPreference(globalConcurrentExecutor) { try body() }
+    /// Runs password hashing on the hasher's threads; a busy hasher is RESOURCE_EXHAUSTED.
+    func hashing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await hasher.run(body)
+        } catch let busy as PasswordHasher.Busy {
+            throw RPCError(code: .resourceExhausted, message: "node \(configuration.id) is checking \(busy.maxWaiting) passwords already; retry in a second",
+                           metadata: Self.retryAfter(.seconds(1)))
+        }
+    }
+
+    /// Takes a token from `limiter` for the caller's address, or fails with when to retry.
+    func limit(_ limiter: RateLimiter, _ context: ServerContext, _ what: String) throws {
+        if let wait = limiter.take(RateLimiter.source(of: context.remotePeer)) { throw rateLimited(limiter, wait, what) }
+    }
+
+    /// Fails, as `limit` would, when the caller's address has no token left; takes none.
+    func check(_ limiter: RateLimiter, _ context: ServerContext, _ what: String) throws {
+        if let wait = limiter.wouldAllow(RateLimiter.source(of: context.remotePeer)) { throw rateLimited(limiter, wait, what) }
+    }
+
+    private func rateLimited(_ limiter: RateLimiter, _ wait: Duration, _ what: String) -> RPCError {
+        let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+        return RPCError(code: .resourceExhausted, message: "too many \(what) from this address (at most \(limiter.perMinute) a minute); retry in \(seconds) s",
+                        metadata: Self.retryAfter(wait))
+    }
+
+    /// The metadata key saying, in milliseconds, when a refused call may be tried again.
+    static let retryAfterKey = "chorus-retry-after-ms"
+
+    static func retryAfter(_ wait: Duration) -> Metadata {
+        var metadata = Metadata()
+        metadata.addString("\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)", forKey: retryAfterKey)
+        return metadata
     }
 
     func validatePassword(_ password: String) throws {

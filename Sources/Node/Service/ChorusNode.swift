@@ -34,19 +34,26 @@ public struct ChorusNode: Service {
                                   electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try data.state.lastApplied()
         let core = RaftCore(storage: storage, options: options)
-        // One event loop carries all network traffic, and the gRPC handlers and peer streams
-        // run on it as well (`EventLoopExecutor`); the Raft loop has its own thread.
-        let network = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { network.shutdownGracefully { _ in } }
-        let executor = EventLoopExecutor(network.next())
+        // Two event loops, each running the gRPC handlers of its traffic as well
+        // (`EventLoopExecutor`): one for clients, one for peers, so that no client load can
+        // hold up heartbeats and appends behind it. The Raft loop has its own thread.
+        let clientLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let peerLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            clientLoop.shutdownGracefully { _ in }
+            peerLoop.shutdownGracefully { _ in }
+        }
+        let clientExecutor = EventLoopExecutor(clientLoop.next())
+        let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
-        let links = PeerLinks(configuration: configuration, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: network, logger: logger)
+        let links = PeerLinks(configuration: configuration, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
+        let hasher = PasswordHasher(threads: configuration.passwordThreads, maxWaiting: configuration.maxPasswordChecks)
         let clientServices: [any RegistrableRPCService] = [
-            ChatService(replica: replica, current: current, configuration: configuration),
+            ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher),
             HealthService(),
         ]
         let peerServices: [any RegistrableRPCService] = [
@@ -55,27 +62,31 @@ public struct ChorusNode: Service {
                         members: Set(configuration.members.keys), authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration),
         ]
-        func listener(_ address: PeerAddress, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
+        func listener(_ address: PeerAddress, _ role: Listener, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
             HTTP2ServerTransport.Posix(
                 address: .ipv4(host: address.host, port: address.port),
                 transportSecurity: security,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = configuration.maxRequestBytes },
-                eventLoopGroup: network
+                config: configuration.serverConfig(for: role),
+                eventLoopGroup: role == .peers ? peerLoop : clientLoop
             )
         }
+        let sizeLimit = RequestSizeLimit(limit: configuration.maxRequestBytes)
         let clientServer: GRPCServer<HTTP2ServerTransport.Posix>
         var servers: [ServerService] = []
         if let peerListen = configuration.peerListen {
-            clientServer = GRPCServer(transport: listener(configuration.listen, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext), services: clientServices)
-            let peerServer = GRPCServer(transport: listener(peerListen, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices)
+            clientServer = GRPCServer(transport: listener(configuration.listen, .clients, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext),
+                                      services: clientServices, interceptors: [sizeLimit])
+            let peerServer = GRPCServer(transport: listener(peerListen, .peers, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices)
             // Other nodes' streams never end and a message cut short is sent again: no drain.
-            servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, logger: logger))
+            servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor, logger: logger))
         } else {
-            clientServer = GRPCServer(transport: listener(configuration.listen, .plaintext), services: clientServices + peerServices)
+            // Peers' batches are larger than any client request: only the chat API is limited.
+            clientServer = GRPCServer(transport: listener(configuration.listen, .both, .plaintext), services: clientServices + peerServices,
+                                      interceptorPipeline: [.apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor]))])
         }
         // Subscriptions end at once, with UNAVAILABLE, so their clients move to another node
         // while unary calls and send streams have the drain period to finish.
-        servers.append(ServerService(clientServer, for: "clients", drainPeriod: configuration.drainPeriod,
+        servers.append(ServerService(clientServer, for: "clients", drainPeriod: configuration.drainPeriod, executor: clientExecutor,
                                      beforeDrain: { [configuration] in
                                          logger.info("node \(configuration.id) shutting down: subscriptions closed, client calls have \(configuration.drainPeriod) to finish")
                                          replica.events.closeAll(.shuttingDown)
@@ -96,16 +107,20 @@ public struct ChorusNode: Service {
 
         // Graceful shutdown runs in reverse order: the client server drains first while the
         // peers and the replica still commit what its calls wait for; the replica stops last.
-        let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links)]
+        let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links, executor: peerExecutor)]
             + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
         var group = ServiceGroupConfiguration(services: services, logger: logger)
         // Past the grace period, shutdown turns into cancellation; a node still not stopped
         // after as long again is stuck, and ServiceGroup ends the process.
         group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
         group.maximumCancellationDuration = configuration.shutdownGracePeriod
-        try await withTaskExecutorPreference(executor) {
+        do {
             try await ServiceGroup(configuration: group).run()
+        } catch {
+            await hasher.shutdown()
+            throw error
         }
+        await hasher.shutdown()
         try current.state.sync()
         logger.info("node \(configuration.id) stopped")
     }

@@ -12,6 +12,10 @@ extension NodeConfiguration {
         return [leaderMetadataKey: "\(leader)=\(address)"]
     }
 
+    /// How long a client should wait when the node is over its proposal limits: about what
+    /// a batch of them takes to commit.
+    static let overloadRetry = Duration.milliseconds(50)
+
     func rpcError(_ error: ReplicaError) -> RPCError {
         switch error {
         case let .notLeader(leader):
@@ -23,6 +27,9 @@ extension NodeConfiguration {
             return RPCError(code: .unavailable, message: "leadership changed while the request waited; retry with the same request id", metadata: leaderHint(leader))
         case .stopped:
             return RPCError(code: .unavailable, message: "node \(id) is shutting down")
+        case let .overloaded(proposals, bytes):
+            return RPCError(code: .resourceExhausted, message: "node \(id) has \(proposals) proposals (\(bytes) bytes) waiting to commit, as many as it allows; retry shortly",
+                            metadata: ChatService.retryAfter(Self.overloadRetry))
         case let .snapshotFailed(reason):
             return RPCError(code: .internalError, message: "node \(id) could not take a snapshot: \(reason)")
         }

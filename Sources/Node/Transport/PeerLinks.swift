@@ -89,11 +89,29 @@ final class PeerLink: Sendable {
         waker.yield()
     }
 
+    /// A batch, one request on the stream, stays under this many bytes of entries and
+    /// snapshot data (but holds at least one message): the peer listener refuses requests of
+    /// `NodeConfiguration.peerRequestLimit`, and a follower far behind is sent many full appends
+    /// at once.
+    static let batchBytes = 4 << 20
+
+    /// Takes the oldest messages, up to `batchBytes`; the rest wait for the next batch.
     private func drain() -> [Chorus_V1_RaftMessage] {
         queue.withLock { queue in
-            defer { queue = [] }
-            return queue
+            var bytes = 0
+            var count = 0
+            for message in queue {
+                bytes += Self.payloadBytes(message)
+                if count > 0 && bytes > Self.batchBytes { break }
+                count += 1
+            }
+            defer { queue.removeFirst(count) }
+            return Array(queue.prefix(count))
         }
+    }
+
+    static func payloadBytes(_ message: Chorus_V1_RaftMessage) -> Int {
+        64 + message.append.entries.reduce(0) { $0 + 32 + $1.data.count } + message.snapshot.data.count
     }
 
     func run() async {
@@ -101,7 +119,12 @@ final class PeerLink: Sendable {
             let transport = try HTTP2ClientTransport.Posix(
                 target: .ipv4(address: address.host, port: address.port),
                 transportSecurity: security,
-                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2) },
+                config: .defaults {
+                    $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2)
+                    // A peer that vanished without closing (power loss, partition) is noticed
+                    // within seconds, and the stream to it reopened when it is back.
+                    $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
+                },
                 eventLoopGroup: eventLoopGroup
             )
             try await withGRPCClient(transport: transport) { client in
@@ -131,10 +154,10 @@ final class PeerLink: Sendable {
                     do {
                         _ = try await stub.stream(requestProducer: { writer in
                             for await _ in signal {
-                                let batch = self.drain()
-                                guard !batch.isEmpty else { continue }
-                                try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch })
-                                self.batchesSent.add(1, ordering: .relaxed)
+                                while case let batch = self.drain(), !batch.isEmpty {
+                                    try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch })
+                                    self.batchesSent.add(1, ordering: .relaxed)
+                                }
                             }
                         })
                     } catch {

@@ -35,7 +35,9 @@ final class BenchCluster: Sendable {
     var endpoints: [String] { ids.map(address) }
 
     func start(_ id: Int) throws {
-        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench"]
+        // A load generator creates an account per caller, all from one address.
+        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench",
+                         "--account-creations-per-minute", "1000000"]
         if tls {
             let files = certificates.node(UInt64(id))
             arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]

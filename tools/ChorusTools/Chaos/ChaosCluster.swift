@@ -36,7 +36,9 @@ final class ChaosCluster: Sendable {
     func start(_ id: Int) throws {
         var arguments = ["netns", "exec", lab.namespace(node: id), Binaries.node, "run",
                          "--id", "\(id)", "--listen", endpoint(id), "--peer-listen", peerEndpoint(id), "--data-dir", dataDirectory(id), "--cluster-id", "chaos",
-                         "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500"]
+                         "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500",
+                         // The workload's clients create their accounts from one address.
+                         "--account-creations-per-minute", "1000000"]
         let files = certificates.node(UInt64(id))
         arguments += ["--ca", files.ca, "--cert", files.certificate, "--key", files.key]
         for peer in ids { arguments += ["--peer", "\(peer)=\(peerEndpoint(peer)),\(endpoint(peer))"] }

@@ -24,7 +24,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// Exactly-once: every mutating call carries the caller's id and a sequence number that
-/// grows by one per new request; a retry repeats both and is applied once.
+/// grows with each new request; a retry repeats both and is applied once. A client may have
+/// many requests in flight under one id, in any order.
 public nonisolated struct Chorus_V1_RequestID: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -33,6 +34,12 @@ public nonisolated struct Chorus_V1_RequestID: Sendable {
   public var clientID: String = String()
 
   public var sequence: UInt64 = 0
+
+  /// The lowest sequence whose answer the client still awaits (LogCabin's
+  /// firstOutstandingRPC): the cluster forgets the results of the ones below it, and a request
+  /// below it is refused. 0 when the client does not say: the cluster then keeps the latest
+  /// 1,024 results of the client.
+  public var firstOutstanding: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -287,6 +294,10 @@ public nonisolated struct Chorus_V1_SendReply: Sendable {
 
   /// With UNAVAILABLE from a node that does not lead: the leader it knows, as `ID=host:port`.
   public var leader: String = String()
+
+  /// With RESOURCE_EXHAUSTED from a node over its limits: when to try again, in milliseconds
+  /// (the `chorus-retry-after-ms` metadata of a unary call).
+  public var retryAfterMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -668,7 +679,7 @@ fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Chorus_V1_RequestID: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RequestID"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_id\0\u{1}sequence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_id\0\u{1}sequence\0\u{3}first_outstanding\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -678,6 +689,7 @@ nonisolated extension Chorus_V1_RequestID: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.firstOutstanding) }()
       default: break
       }
     }
@@ -690,12 +702,16 @@ nonisolated extension Chorus_V1_RequestID: SwiftProtobuf.Message, SwiftProtobuf.
     if self.sequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 2)
     }
+    if self.firstOutstanding != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstOutstanding, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_RequestID, rhs: Chorus_V1_RequestID) -> Bool {
     if lhs.clientID != rhs.clientID {return false}
     if lhs.sequence != rhs.sequence {return false}
+    if lhs.firstOutstanding != rhs.firstOutstanding {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1178,7 +1194,7 @@ nonisolated extension Chorus_V1_SendMessageResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SendReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}message_id\0\u{3}status_code\0\u{3}status_message\0\u{1}leader\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}message_id\0\u{3}status_code\0\u{3}status_message\0\u{1}leader\0\u{3}retry_after_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1191,6 +1207,7 @@ nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf.
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.statusCode) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.statusMessage) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.leader) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.retryAfterMs) }()
       default: break
       }
     }
@@ -1216,6 +1233,9 @@ nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.leader.isEmpty {
       try visitor.visitSingularStringField(value: self.leader, fieldNumber: 5)
     }
+    if self.retryAfterMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.retryAfterMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1225,6 +1245,7 @@ nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.statusCode != rhs.statusCode {return false}
     if lhs.statusMessage != rhs.statusMessage {return false}
     if lhs.leader != rhs.leader {return false}
+    if lhs.retryAfterMs != rhs.retryAfterMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -48,6 +48,9 @@ public nonisolated struct Command: Sendable {
   /// The proposing leader's clock, in milliseconds since 1970. Informational only.
   public var timestampMs: Int64 = 0
 
+  /// The client's lowest unanswered sequence (RequestID.first_outstanding); version 2 on.
+  public var firstOutstanding: UInt64 = 0
+
   public var kind: Command.OneOf_Kind? = nil
 
   public var createAccount: CreateAccount {
@@ -296,7 +299,7 @@ fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}client_id\0\u{1}sequence\0\u{3}timestamp_ms\0\u{4}\u{6}create_account\0\u{3}open_session\0\u{3}close_session\0\u{3}send_message\0\u{1}acknowledge\0\u{3}delete_messages\0\u{3}delete_account\0\u{1}attach\0\u{1}detach\0\u{3}detach_all\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}client_id\0\u{1}sequence\0\u{3}timestamp_ms\0\u{3}first_outstanding\0\u{4}\u{5}create_account\0\u{3}open_session\0\u{3}close_session\0\u{3}send_message\0\u{1}acknowledge\0\u{3}delete_messages\0\u{3}delete_account\0\u{1}attach\0\u{1}detach\0\u{3}detach_all\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -308,6 +311,7 @@ nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       case 2: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.timestampMs) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.firstOutstanding) }()
       case 10: try {
         var v: CreateAccount?
         var hadOneofValue = false
@@ -460,6 +464,9 @@ nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if self.timestampMs != 0 {
       try visitor.visitSingularInt64Field(value: self.timestampMs, fieldNumber: 4)
     }
+    if self.firstOutstanding != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstOutstanding, fieldNumber: 5)
+    }
     switch self.kind {
     case .createAccount?: try {
       guard case .createAccount(let v)? = self.kind else { preconditionFailure() }
@@ -511,6 +518,7 @@ nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if lhs.clientID != rhs.clientID {return false}
     if lhs.sequence != rhs.sequence {return false}
     if lhs.timestampMs != rhs.timestampMs {return false}
+    if lhs.firstOutstanding != rhs.firstOutstanding {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -109,8 +109,9 @@ public nonisolated struct SubscriptionRow: Sendable {
   public init() {}
 }
 
-/// The last command applied for one client, and what it produced, so a retry gets the
-/// original answer instead of a second effect.
+/// The newest command applied for one client, and what it produced, so a retry gets the
+/// original answer instead of a second effect. From command version 2 on, the outcome of every
+/// request at or above `floor` is kept in the `results` table as well.
 public nonisolated struct ClientRow: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -128,6 +129,12 @@ public nonisolated struct ClientRow: Sendable {
   public var hasOutcome: Bool {self._outcome != nil}
   /// Clears the value of `outcome`. Subsequent reads from it will return its default value.
   public mutating func clearOutcome() {self._outcome = nil}
+
+  /// Requests below this may have been applied and their results forgotten: refused.
+  public var floor: UInt64 = 0
+
+  /// Rows in `results` for this client.
+  public var kept: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -355,7 +362,7 @@ nonisolated extension SubscriptionRow: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClientRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}index\0\u{1}outcome\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}index\0\u{1}outcome\0\u{1}floor\0\u{1}kept\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -366,6 +373,8 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._outcome) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.floor) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.kept) }()
       default: break
       }
     }
@@ -385,6 +394,12 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     try { if let v = self._outcome {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if self.floor != 0 {
+      try visitor.visitSingularUInt64Field(value: self.floor, fieldNumber: 4)
+    }
+    if self.kept != 0 {
+      try visitor.visitSingularUInt32Field(value: self.kept, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -392,6 +407,8 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.sequence != rhs.sequence {return false}
     if lhs.index != rhs.index {return false}
     if lhs._outcome != rhs._outcome {return false}
+    if lhs.floor != rhs.floor {return false}
+    if lhs.kept != rhs.kept {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,42 @@
+import GRPCNIOTransportHTTP2
+
+/// What a listener serves: its HTTP/2 settings follow from it.
+enum Listener {
+    /// The client API (`--listen` with TLS).
+    case clients
+    /// The peer and admin APIs (`--peer-listen`): authenticated nodes and operators.
+    case peers
+    /// Both on one listener (`--insecure`, for development).
+    case both
+}
+
+extension NodeConfiguration {
+    /// A peer request carries a batch of Raft messages that its sender keeps under
+    /// `PeerLink.batchBytes`; this leaves room for one more message of `maxMessageBytes`.
+    static let peerRequestLimit = 16 << 20
+
+    /// The transport settings of `listener`.
+    ///
+    /// The request-size ceiling of the transport resets the stream of a larger request without
+    /// a status, so on the client listener it sits at 4× the limit and `RequestSizeLimit`
+    /// answers requests between the two with RESOURCE_EXHAUSTED naming the limit.
+    ///
+    /// Pings: grpc-go sends a flow-control (BDP) ping with each round of data it receives,
+    /// and gRFC A8's policing of pings, meant for keepalive, closes such a connection every
+    /// few hundred milliseconds. Every ping is accepted, with or without calls open; a flood
+    /// of them is bounded by NIO's limit on unanswered control frames.
+    func serverConfig(for listener: Listener) -> HTTP2ServerTransport.Posix.Config {
+        .defaults { config in
+            switch listener {
+            case .clients: config.rpc.maxRequestPayloadSize = maxRequestBytes * 4
+            case .peers, .both: config.rpc.maxRequestPayloadSize = Self.peerRequestLimit
+            }
+            config.http2.maxConcurrentStreams = maxConcurrentStreams
+            config.connection.keepalive = .init(
+                time: keepaliveInterval,
+                timeout: keepaliveTimeout,
+                clientBehavior: .init(minPingIntervalWithoutCalls: .zero, allowWithoutCalls: true)
+            )
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import LogStore
+
+/// Exactly-once per client (Raft dissertation §6.3), with a window of results as LogCabin
+/// keeps them.
+///
+/// Version 1 commands remember only each client's newest request, so a client may have one
+/// request in flight per id. From version 2 on, the outcome of every request at or above the
+/// client's `floor` is kept in `results`: a client may pipeline many requests under one id,
+/// they may arrive in any order, and a retry of any of them returns its original outcome.
+/// The client raises the floor by telling its lowest unanswered sequence
+/// (`first_outstanding`); one that never does keeps its latest `keptWhenUnsaid` results. A
+/// request below the floor is refused: it may have been applied, and its result is gone.
+enum ExactlyOnce {
+    /// Results kept for a client that does not say which it still awaits; also the most any
+    /// client keeps, so a client cannot grow the table without bound.
+    static let maxKept: UInt32 = 1_024
+
+    enum Verdict {
+        /// Not seen before: apply it.
+        case new
+        /// Already applied: this is what it returned.
+        case repeated(Result<UInt64, Rejection>)
+    }
+
+    /// Whether `command` from the client whose row is `row` is new.
+    static func admit(_ command: Command, row: ClientRow?, _ txn: Transaction, _ tables: Tables) throws -> Verdict {
+        guard let row else { return .new }
+        if command.sequence == row.sequence { return .repeated(row.outcome.result) }
+        if command.version < 2 {
+            if command.sequence < row.sequence {
+                return .repeated(.failure(Rejection(.failedPrecondition, "request \(command.sequence) of client \(command.clientID) is older than request \(row.sequence), already applied")))
+            }
+            return .new
+        }
+        if command.sequence < row.floor {
+            return .repeated(.failure(Rejection(.failedPrecondition, "request \(command.sequence) of client \(command.clientID) is below its exactly-once window (results are kept from request \(row.floor) on): it may have been applied; check before sending it again")))
+        }
+        if command.sequence < row.sequence, let stored = try txn.get(tables.results, resultKey(command.clientID, command.sequence)) {
+            return .repeated(try Outcome(serializedBytes: stored).result)
+        }
+        return .new
+    }
+
+    /// The client's row once `command`, applied at `index`, produced `outcome`; writes and
+    /// prunes its `results` rows.
+    static func record(_ command: Command, index: UInt64, outcome: Outcome, row old: ClientRow?, _ txn: inout Transaction, _ tables: Tables) throws -> ClientRow {
+        guard command.version >= 2 else {
+            var row = ClientRow()
+            row.sequence = command.sequence
+            row.index = index
+            row.outcome = outcome
+            return row
+        }
+        var row = old ?? ClientRow()
+        if command.sequence > row.sequence {
+            row.sequence = command.sequence
+            row.index = index
+            row.outcome = outcome
+        }
+        try txn.put(tables.results, resultKey(command.clientID, command.sequence), try outcome.serializedBytes())
+        row.kept += 1
+        // The request itself is outstanding until answered: the floor never passes it.
+        let floor = min(command.firstOutstanding, command.sequence)
+        if floor > row.floor {
+            row.kept -= try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables)
+            row.floor = floor
+        }
+        while row.kept > maxKept {
+            guard let oldest = try oldestResult(command.clientID, txn: txn, tables) else { break }
+            row.kept -= try forget(command.clientID, below: oldest + 1, from: oldest, txn: &txn, tables)
+            row.floor = oldest + 1
+        }
+        return row
+    }
+
+    /// Deletes the client's results with sequences in `start..<end`; returns how many.
+    private static func forget(_ client: String, below end: UInt64, from start: UInt64, txn: inout Transaction, _ tables: Tables) throws -> UInt32 {
+        let prefix = keyPrefix(client)
+        var removed: UInt32 = 0
+        try txn.withCursor(tables.results) { cursor in
+            var row = try cursor.seek(atOrAfter: resultKey(client, start))
+            while let current = row, current.key.starts(with: prefix),
+                  let sequence = UInt64(bigEndianBytes: current.key, at: prefix.count), sequence < end {
+                try cursor.deleteCurrent()
+                removed += 1
+                row = try cursor.next()
+            }
+        }
+        return removed
+    }
+
+    private static func oldestResult(_ client: String, txn: Transaction, _ tables: Tables) throws -> UInt64? {
+        let prefix = keyPrefix(client)
+        return try txn.withCursor(tables.results) { cursor in
+            guard let row = try cursor.seek(atOrAfter: prefix), row.key.starts(with: prefix) else { return nil }
+            return UInt64(bigEndianBytes: row.key, at: prefix.count)
+        }
+    }
+
+    /// The client id's length, then its bytes: no id's keys run into another's.
+    static func keyPrefix(_ client: String) -> [UInt8] {
+        [UInt8(client.utf8.count)] + Array(client.utf8)
+    }
+
+    static func resultKey(_ client: String, _ sequence: UInt64) -> [UInt8] {
+        keyPrefix(client) + sequence.bigEndianBytes
+    }
+}

@@ -1,0 +1,76 @@
+import API
+import Foundation
+import GRPCCore
+import Testing
+
+/// Foreign gRPC clients at their default settings against a real TLS cluster: grpc-go (the
+/// most common client) and Python's grpcio, each with 150 calls in flight on one connection
+/// under one client id. They must see no GOAWAY (the connection never leaves READY) and no
+/// error: the node advertises its stream limit, accepts their flow-control pings, and keeps a
+/// window of results so out-of-order requests of one client are all applied.
+///
+/// `scripts/test.sh` installs both and builds the Go program (`ensure_interop`).
+extension ClusterTests {
+    struct LoadReport: Decodable {
+        var calls: Int
+        var ok: Int
+        var errors: [String: Int]
+        var first_error: String
+        var left_ready: Int
+        var per_second: Double
+        var p50_ms: Double
+    }
+
+    static let goLoad = ".build/interop/chorus-go-load"
+    static let pythonLoad = "tools/interop/python/chorus_load.py"
+    static var interopAvailable: Bool {
+        ProcessInfo.processInfo.environment["CHORUS_INTEROP"] == "1" || FileManager.default.isExecutableFile(atPath: goLoad)
+    }
+
+    @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
+    func foreignClientsWith150CallsOnOneConnectionSeeNoGoawayAndNoError() async throws {
+        let cluster = try TestCluster(size: 3, tls: true)
+        try cluster.startAll()
+        let leader = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let ca = "\(cluster.certificates)/ca.pem"
+        let reports = [
+            ("grpc-go", try Self.runLoad([Self.goLoad, "-addr", cluster.address(leader), "-ca", ca, "-callers", "150", "-duration", "3s"])),
+            ("grpcio", try Self.runLoad(["python3", Self.pythonLoad, "--addr", cluster.address(leader), "--ca", ca, "--callers", "150", "--duration", "3"])),
+        ]
+        for (name, report) in reports {
+            print("\(name): \(report.ok) of \(report.calls) calls OK, \(Int(report.per_second))/s, p50 \(report.p50_ms) ms, left READY \(report.left_ready)×")
+            #expect(report.left_ready == 0, "\(name)'s connection was closed under it")
+            #expect(report.errors.isEmpty, "\(name): \(report.errors) (\(report.first_error))")
+            #expect(report.ok == report.calls && report.ok > 150)
+        }
+    }
+
+    @Test func anOversizedRequestIsAnsweredWithResourceExhaustedAndTheLimit() async throws {
+        let cluster = try TestCluster(size: 1, tls: true)
+        try cluster.startAll()
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let status = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
+            do {
+                _ = try await Chorus_V1_Chat.Client(wrapping: raw).checkUsername(.with { $0.name = String(repeating: "x", count: 300 << 10) })
+                return (RPCError.Code?.none, "")
+            } catch let error as RPCError {
+                return (Optional(error.code), error.message)
+            }
+        }
+        #expect(status.0 == .resourceExhausted)
+        #expect(status.1.hasSuffix("bytes is over this node's limit of 262144 bytes"), "\(status.1)")
+    }
+
+    static func runLoad(_ command: [String]) throws -> LoadReport {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("\(command[0]) exited with \(process.terminationStatus)") }
+        return try JSONDecoder().decode(LoadReport.self, from: data)
+    }
+}

@@ -1,0 +1,229 @@
+// chorus-load drives a Chorus node with grpc-go, the most common gRPC client, at its default
+// settings: many callers share one connection, one unary call per message. It reports every
+// call's status and every time the connection left READY (a GOAWAY, a reset, a ping policy
+// that closed it), as one JSON object on stdout.
+//
+// Requests are encoded by hand (a few lines of protobuf wire format), so no generated code is
+// needed: the build uses only Debian's golang-google-grpc-dev (grpc-go 1.33, GOPATH mode).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/status"
+)
+
+// rawCodec passes bytes through: the messages are encoded here.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v interface{}) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v interface{}) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendBytes(b []byte, field int, v []byte) []byte {
+	b = appendVarint(b, uint64(field<<3|2))
+	b = appendVarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func requestID(client string, sequence uint64) []byte {
+	b := appendBytes(nil, 1, []byte(client))
+	b = appendVarint(b, 2<<3|0)
+	return appendVarint(b, sequence)
+}
+
+// message encodes fields 1... in order, each a nested message ([]byte) or a string.
+func message(fields ...interface{}) []byte {
+	var b []byte
+	for i, f := range fields {
+		switch v := f.(type) {
+		case []byte:
+			b = appendBytes(b, i+1, v)
+		case string:
+			b = appendBytes(b, i+1, []byte(v))
+		}
+	}
+	return b
+}
+
+// field1String reads field 1 of LoginResponse (the token): it comes first.
+func field1String(b []byte) string {
+	if len(b) < 2 || b[0] != 1<<3|2 {
+		return ""
+	}
+	length, shift, i := 0, 0, 1
+	for ; i < len(b); i++ {
+		length |= int(b[i]&0x7f) << shift
+		shift += 7
+		if b[i] < 0x80 {
+			break
+		}
+	}
+	if i+1+length > len(b) {
+		return ""
+	}
+	return string(b[i+1 : i+1+length])
+}
+
+type report struct {
+	Calls       int64            `json:"calls"`
+	OK          int64            `json:"ok"`
+	Errors      map[string]int64 `json:"errors"`
+	FirstError  string           `json:"first_error"`
+	LeftReady   int64            `json:"left_ready"`
+	States      []string         `json:"states"`
+	Seconds     float64          `json:"seconds"`
+	PerSecond   float64          `json:"per_second"`
+	P50Millis   float64          `json:"p50_ms"`
+	P99Millis   float64          `json:"p99_ms"`
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:7001", "the leader's client address")
+	ca := flag.String("ca", "", "the cluster's CA (PEM); plaintext without it")
+	callers := flag.Int("callers", 150, "concurrent calls on the one connection")
+	duration := flag.Duration("duration", 5*time.Second, "how long to send")
+	name := flag.String("user", fmt.Sprintf("go%d", time.Now().UnixNano()%1000000000), "the account to create and send as")
+	flag.Parse()
+	encoding.RegisterCodec(rawCodec{})
+
+	security := grpc.WithInsecure()
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			fail(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		security = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))
+	}
+	conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	if err != nil {
+		fail(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	call := func(method string, request []byte) ([]byte, error) {
+		var response []byte
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := conn.Invoke(c, "/chorus.v1.Chat/"+method, &request, &response)
+		return response, err
+	}
+
+	client := "go-" + *name
+	if _, err := call("CreateAccount", message(requestID(client, 1), *name, "pw")); err != nil {
+		fail(err)
+	}
+	login, err := call("Login", message(requestID(client, 2), *name, "pw"))
+	if err != nil {
+		fail(err)
+	}
+	token := field1String(login)
+
+	// Every state the connection passes through once it is READY.
+	var states []string
+	var statesLock sync.Mutex
+	var leftReady int64
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	go func() {
+		state := conn.GetState()
+		for conn.WaitForStateChange(watchCtx, state) {
+			next := conn.GetState()
+			statesLock.Lock()
+			states = append(states, next.String())
+			statesLock.Unlock()
+			if state == connectivity.Ready && next != connectivity.Ready {
+				atomic.AddInt64(&leftReady, 1)
+			}
+			state = next
+		}
+	}()
+
+	var r report
+	r.Errors = map[string]int64{}
+	var lock sync.Mutex
+	var latencies []time.Duration
+	var sequence uint64 = 2
+	start := time.Now()
+	end := start.Add(*duration)
+	var wg sync.WaitGroup
+	for i := 0; i < *callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				seq := atomic.AddUint64(&sequence, 1)
+				began := time.Now()
+				_, err := call("SendMessage", message(requestID(client, seq), token, *name, "from grpc-go"))
+				elapsed := time.Since(began)
+				lock.Lock()
+				r.Calls++
+				if err == nil {
+					r.OK++
+					mine = append(mine, elapsed)
+				} else {
+					code := status.Code(err)
+					r.Errors[code.String()]++
+					if r.FirstError == "" {
+						r.FirstError = err.Error()
+					}
+					if code == codes.Unavailable {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				lock.Unlock()
+			}
+			lock.Lock()
+			latencies = append(latencies, mine...)
+			lock.Unlock()
+		}()
+	}
+	wg.Wait()
+	stopWatching()
+	r.Seconds = time.Since(start).Seconds()
+	r.PerSecond = float64(r.OK) / r.Seconds
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	if n := len(latencies); n > 0 {
+		r.P50Millis = float64(latencies[n/2].Microseconds()) / 1000
+		r.P99Millis = float64(latencies[n*99/100].Microseconds()) / 1000
+	}
+	statesLock.Lock()
+	r.States = states
+	statesLock.Unlock()
+	r.LeftReady = atomic.LoadInt64(&leftReady)
+	out, _ := json.Marshal(r)
+	fmt.Println(string(out))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "chorus-load:", err)
+	os.Exit(1)
+}
