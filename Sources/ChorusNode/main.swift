@@ -41,6 +41,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Calls one connection may have open at once (clients queue the rest).") var maxConcurrentStreams: Int = 1_024
     @Option(help: "Proposals admitted and not yet committed and answered; past it, writes get RESOURCE_EXHAUSTED.") var maxPendingProposals: Int = 20_000
     @Option(help: "Bytes of those proposals.") var maxPendingProposalBytes: Int = 64 << 20
+    @Option(help: "Hours a session may go unused before it ends (0: no limit).") var sessionIdleHours: Int = 7 * 24
+    @Option(help: "Hours a session lasts after login, however busy (0: no limit).") var sessionLifetimeHours: Int = 30 * 24
     @Option(help: "Failed password checks allowed per client address a minute.") var failedLoginsPerMinute: Int = 30
     @Option(help: "Accounts one client address may create a minute.") var accountCreationsPerMinute: Int = 120
     @Option(help: "Threads that hash passwords.") var passwordThreads: Int = 1
@@ -81,6 +83,11 @@ struct Run: AsyncParsableCommand {
         configuration.maxConcurrentStreams = maxConcurrentStreams
         configuration.maxPendingProposals = maxPendingProposals
         configuration.maxPendingProposalBytes = maxPendingProposalBytes
+        guard (0...100 * 365 * 24).contains(sessionIdleHours), (0...100 * 365 * 24).contains(sessionLifetimeHours) else {
+            throw ValidationError("--session-idle-hours and --session-lifetime-hours must be 0 to 876000")
+        }
+        configuration.sessionIdle = .seconds(sessionIdleHours * 3600)
+        configuration.sessionLifetime = .seconds(sessionLifetimeHours * 3600)
         configuration.failedLoginsPerMinute = failedLoginsPerMinute
         configuration.accountCreationsPerMinute = accountCreationsPerMinute
         configuration.passwordThreads = passwordThreads

@@ -31,6 +31,8 @@ extension ChatState {
             var last = try tables.lastApplied(txn)
             var lastTerm: UInt64?
             let gathered = ApplyBatch()
+            gathered.clock = try tables.clock(txn)
+            let clockBefore = gathered.clock
             for entry in batch where entry.index > last {
                 if let configuration = entry.configuration {
                     try txn.put(tables.meta, Tables.configurationKey, configuration)
@@ -45,6 +47,9 @@ extension ChatState {
                 lastTerm = entry.term
             }
             try gathered.finish(&txn, tables)
+            if gathered.clock != clockBefore {
+                try txn.put(tables.meta, Tables.clockKey, UInt64(bitPattern: gathered.clock).bigEndianBytes)
+            }
             try txn.put(tables.meta, Tables.lastAppliedKey, last.bigEndianBytes)
             if let lastTerm {
                 try txn.put(tables.meta, Tables.appliedTermKey, lastTerm.bigEndianBytes)
@@ -81,6 +86,8 @@ extension ChatState {
             return Applied(index: index, outcome: outcome, events: [], duplicate: true)
         }
 
+        gathered.clock = max(gathered.clock, command.timestampMs)
+
         // Only sends may use what the batch read before them; anything else sees the tables as
         // they stand, and what it read goes with it.
         let isSend = if case .sendMessage = command.kind { true } else { false }
@@ -93,7 +100,7 @@ extension ChatState {
             guard Self.supportedCommandVersions.contains(command.version) else {
                 throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.supportedCommandVersions))")
             }
-            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, gathered: gathered, reporting: reporting)
+            var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, clock: gathered.clock, gathered: gathered, reporting: reporting)
             outcome = .success(try mutation.perform(command.kind, events: &events))
         } catch {
             events = []
@@ -101,7 +108,7 @@ extension ChatState {
         }
 
         if remembered {
-            gathered.record(client: clientKey, try ExactlyOnce.record(command, index: index, outcome: Outcome(outcome), row: row, &txn, tables))
+            gathered.record(client: clientKey, try ExactlyOnce.record(command, index: index, outcome: Outcome(outcome), row: row, clock: gathered.clock, &txn, tables, gathered))
         }
         return Applied(index: index, outcome: outcome, events: events, duplicate: false)
     }
@@ -132,6 +139,8 @@ private struct Mutation {
     var txn: Transaction
     let index: UInt64
     let timestamp: Int64
+    /// The log's clock at this entry (see `SessionLifetime`).
+    let clock: Int64
     let gathered: ApplyBatch
     /// Whether events are wanted. Only sends skip theirs when not: the other commands are rare.
     let reporting: Bool
@@ -195,8 +204,9 @@ private struct Mutation {
         for id in received {
             if let message = try message(id) { try removeMessage(message) }
         }
-        try removeRows(tables.userSessions, prefix: user.id.bigEndianBytes) { key in Array(key.dropFirst(8)) }
-            .forEach { try txn.delete(tables.sessions, $0) }
+        for hash in try removeRows(tables.userSessions, prefix: user.id.bigEndianBytes, { key in Array(key.dropFirst(8)) }) {
+            try removeSession(hash)
+        }
         try removeRows(tables.online, prefix: user.id.bigEndianBytes) { key in Array(key.dropFirst(8)) }
             .forEach { try txn.delete(tables.subscriptions, $0) }
         try txn.delete(tables.users, Array(user.name.utf8))
@@ -217,12 +227,17 @@ private struct Mutation {
         guard try txn.get(tables.sessions, Array(c.tokenHash)) == nil else {
             throw Rejection(.alreadyExists, "the session token is already in use")
         }
+        try removeEndedSessions(limit: 16)
         try closeOldestSessions(of: user, keeping: Validation.maxSessionsPerUser - 1)
         var row = SessionRow()
         row.userID = user.id
         row.name = user.name
         row.createdMs = timestamp
-        try txn.put(tables.sessions, Array(c.tokenHash), try row.serializedBytes())
+        row.lastUsedMs = clock
+        row.idleMs = max(0, c.idleMs)
+        row.expiresMs = c.lifetimeMs > 0 ? clock.addingReportingOverflow(c.lifetimeMs).partialValue : 0
+        if row.expiresMs < 0 { row.expiresMs = .max }
+        try putSession(row, Array(c.tokenHash), replacing: nil)
         try txn.put(tables.userSessions, user.id.bigEndianBytes + Array(c.tokenHash), [])
         return try countRows(tables.inbox, prefix: user.id.bigEndianBytes)
     }
@@ -242,16 +257,44 @@ private struct Mutation {
         }
         guard open.count > keeping else { return }
         open.sort { a, b in a.createdMs != b.createdMs ? a.createdMs < b.createdMs : a.hash.lexicographicallyPrecedes(b.hash) }
-        for session in open.prefix(open.count - keeping) {
-            _ = try txn.delete(tables.sessions, session.hash)
-            _ = try txn.delete(tables.userSessions, prefix + session.hash)
+        for session in open.prefix(open.count - keeping) { try removeSession(session.hash) }
+    }
+
+    /// Removes up to `limit` sessions that have ended by the log's clock, oldest deadline
+    /// first.
+    mutating func removeEndedSessions(limit: Int) throws {
+        var ended: [[UInt8]] = []
+        let clock = self.clock
+        try txn.withCursor(tables.sessionDeadlines) { cursor in
+            var row = try cursor.first()
+            while let current = row, ended.count < limit,
+                  let deadline = UInt64(bigEndianBytes: current.key), Int64(bitPattern: deadline) <= clock {
+                ended.append(Array(current.key.dropFirst(8)))
+                row = try cursor.next()
+            }
         }
+        for hash in ended { try removeSession(hash) }
+    }
+
+    /// Removes a session and its index rows.
+    mutating func removeSession(_ hash: [UInt8]) throws {
+        guard let bytes = try txn.get(tables.sessions, hash) else { return }
+        let row = try SessionRow(serializedBytes: bytes)
+        _ = try txn.delete(tables.sessions, hash)
+        _ = try txn.delete(tables.userSessions, row.userID.bigEndianBytes + hash)
+        if let deadline = row.deadline { _ = try txn.delete(tables.sessionDeadlines, SessionRow.deadlineKey(deadline, hash)) }
+    }
+
+    /// Writes a session row and moves its deadline in the index.
+    mutating func putSession(_ row: SessionRow, _ hash: [UInt8], replacing old: SessionRow?) throws {
+        if let deadline = old?.deadline { _ = try txn.delete(tables.sessionDeadlines, SessionRow.deadlineKey(deadline, hash)) }
+        try txn.put(tables.sessions, hash, try row.serializedBytes())
+        if let deadline = row.deadline { try txn.put(tables.sessionDeadlines, SessionRow.deadlineKey(deadline, hash), []) }
     }
 
     mutating func closeSession(_ c: CloseSession) throws -> UInt64 {
-        let user = try session(c.tokenHash)
-        try txn.delete(tables.sessions, Array(c.tokenHash))
-        try txn.delete(tables.userSessions, user.id.bigEndianBytes + Array(c.tokenHash))
+        _ = try session(c.tokenHash)
+        try removeSession(Array(c.tokenHash))
         return 0
     }
 
@@ -363,14 +406,27 @@ private struct Mutation {
     }
 
     /// The session for a token hash and its (still existing) user; the only way a command
-    /// learns who is acting.
-    func session(_ tokenHash: Data) throws -> Account {
-        if let known = gathered.session(for: tokenHash) { return known }
-        try Validation.tokenHash(Array(tokenHash))
-        guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
-        let session = try SessionRow(serializedBytes: bytes)
-        guard let user = try user(named: session.name), user.id == session.userID else { throw Rejection.noSession }
-        gathered.remember(session: user, for: tokenHash)
+    /// learns who is acting. A session that has ended by the log's clock is refused; one not
+    /// used for `touchInterval` is marked used now (even if the command is then refused: the
+    /// rule is the same on every replica).
+    mutating func session(_ tokenHash: Data) throws -> Account {
+        var (user, row): (Account, SessionRow)
+        if let known = gathered.session(for: tokenHash) {
+            (user, row) = known
+        } else {
+            try Validation.tokenHash(Array(tokenHash))
+            guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
+            row = try SessionRow(serializedBytes: bytes)
+            guard let found = try self.user(named: row.name), found.id == row.userID else { throw Rejection.noSession }
+            user = found
+        }
+        guard !row.hasEnded(at: clock) else { throw Rejection.sessionEnded }
+        if row.idleMs > 0 && clock - row.lastUsedMs >= SessionRow.touchInterval {
+            let old = row
+            row.lastUsedMs = clock
+            try putSession(row, Array(tokenHash), replacing: old)
+        }
+        gathered.remember(session: user, row, for: tokenHash)
         return user
     }
 

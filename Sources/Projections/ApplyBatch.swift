@@ -12,8 +12,10 @@ import LogStore
 /// command calls `settle` before and `forgetReads` after, so it sees the tables exactly as a
 /// command-at-a-time apply would.
 final class ApplyBatch {
-    /// Who each session token acts as.
-    private var sessions: [TokenKey: Account] = [:]
+    /// Who each session token acts as, and its row (for when it ends).
+    private var sessions: [TokenKey: (account: Account, row: SessionRow)] = [:]
+    /// The log's clock: the largest entry timestamp applied (see `SessionLifetime`).
+    var clock: Int64 = 0
     /// User ids by name.
     private var users: [String: UInt64] = [:]
     private var clients: [String: ClientRow] = [:]
@@ -25,11 +27,11 @@ final class ApplyBatch {
     private var exchanged: [IndexKey] = []
 
     /// The session's user is already remembered: `Mutation.session` found it by name.
-    func remember(session account: Account, for tokenHash: Data) {
-        if let key = TokenKey(tokenHash) { sessions[key] = account }
+    func remember(session account: Account, _ row: SessionRow, for tokenHash: Data) {
+        if let key = TokenKey(tokenHash) { sessions[key] = (account, row) }
     }
 
-    func session(for tokenHash: Data) -> Account? {
+    func session(for tokenHash: Data) -> (account: Account, row: SessionRow)? {
         TokenKey(tokenHash).flatMap { sessions[$0] }
     }
 
@@ -54,6 +56,11 @@ final class ApplyBatch {
 
     func record(client id: String, _ row: ClientRow) {
         clients[id] = row
+    }
+
+    /// The client is being removed: its row must not be written back at the end.
+    func forget(client id: String) {
+        clients[id] = nil
     }
 
     /// A send's message and index rows, written by the next `settle`.

@@ -43,21 +43,22 @@ public final class ChatState: Sendable {
 
 /// The named databases, in the canonical order the digest walks them.
 ///
-/// A class: every command's apply passes the tables along, and a struct of twelve handles
+/// A class: every command's apply passes the tables along, and a struct of fourteen handles
 /// (each carrying its name) would be retained and released field by field on every copy.
 final class Tables: Sendable {
     static let names = [
         "meta", "users", "messages", "inbox", "mailbox", "conversations",
-        "sessions", "user-sessions", "subscriptions", "online", "clients", "results",
+        "sessions", "user-sessions", "subscriptions", "online", "clients", "results", "session-deadlines", "client-idle",
     ]
 
     let meta, users, messages, inbox, mailbox, conversations: Database
-    let sessions, userSessions, subscriptions, online, clients, results: Database
+    let sessions, userSessions, subscriptions, online, clients, results, sessionDeadlines, clientIdle: Database
     let all: [Database]
 
     init(_ handles: [Database]) {
         (meta, users, messages, inbox, mailbox, conversations) = (handles[0], handles[1], handles[2], handles[3], handles[4], handles[5])
         (sessions, userSessions, subscriptions, online, clients, results) = (handles[6], handles[7], handles[8], handles[9], handles[10], handles[11])
+        (sessionDeadlines, clientIdle) = (handles[12], handles[13])
         all = handles
     }
 

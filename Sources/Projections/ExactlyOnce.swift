@@ -41,17 +41,35 @@ enum ExactlyOnce {
         return .new
     }
 
-    /// The client's row once `command`, applied at `index`, produced `outcome`; writes and
-    /// prunes its `results` rows.
-    static func record(_ command: Command, index: UInt64, outcome: Outcome, row old: ClientRow?, _ txn: inout Transaction, _ tables: Tables) throws -> ClientRow {
+    /// A client silent this long, by the log's clock, is forgotten with its results (Raft
+    /// dissertation §6.3: every server expires a client session at the same point in the log).
+    /// A retry a day late would be applied again; the client library gives up within seconds.
+    static let idleExpiryMs: Int64 = 24 * 3600 * 1000
+    /// Clients forgotten at most per new client.
+    static let expiredPerNewClient = 16
+
+    /// The client's row once `command`, applied at `index` when the log's clock read `clock`,
+    /// produced `outcome`; writes and prunes its `results` rows. A new client first removes a
+    /// few that have been silent for `idleExpiryMs`.
+    static func record(_ command: Command, index: UInt64, outcome: Outcome, row old: ClientRow?, clock: Int64,
+                       _ txn: inout Transaction, _ tables: Tables, _ gathered: ApplyBatch) throws -> ClientRow {
+        if old == nil { try forgetIdleClients(clock: clock, &txn, tables, gathered) }
+        var row = old ?? ClientRow()
+        // The idle index holds each client under its last minute: moved at most once a minute.
+        let minute = clock / 60_000
+        if old == nil || old!.lastMs / 60_000 != minute {
+            if let old { _ = try txn.delete(tables.clientIdle, idleKey(old.lastMs / 60_000, command.clientID)) }
+            try txn.put(tables.clientIdle, idleKey(minute, command.clientID), [])
+        }
+        row.lastMs = clock
         guard command.version >= 2 else {
-            var row = ClientRow()
+            // The newest request only; the window of a client that also sent version 2
+            // commands stays as it is.
             row.sequence = command.sequence
             row.index = index
             row.outcome = outcome
             return row
         }
-        var row = old ?? ClientRow()
         if command.sequence > row.sequence {
             row.sequence = command.sequence
             row.index = index
@@ -62,15 +80,39 @@ enum ExactlyOnce {
         // The request itself is outstanding until answered: the floor never passes it.
         let floor = min(command.firstOutstanding, command.sequence)
         if floor > row.floor {
-            row.kept -= try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables)
+            row.kept -= min(row.kept, try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables))
             row.floor = floor
         }
         while row.kept > maxKept {
-            guard let oldest = try oldestResult(command.clientID, txn: txn, tables) else { break }
-            row.kept -= try forget(command.clientID, below: oldest + 1, from: oldest, txn: &txn, tables)
+            guard let oldest = try oldestResult(command.clientID, txn: txn, tables), oldest < .max else { break }
+            row.kept -= min(row.kept, try forget(command.clientID, below: oldest + 1, from: oldest, txn: &txn, tables))
             row.floor = oldest + 1
         }
         return row
+    }
+
+    /// Removes up to `expiredPerNewClient` clients silent since before `clock - idleExpiryMs`.
+    static func forgetIdleClients(clock: Int64, _ txn: inout Transaction, _ tables: Tables, _ gathered: ApplyBatch) throws {
+        let cutoff = (clock - idleExpiryMs) / 60_000
+        var idle: [(key: [UInt8], client: String)] = []
+        try txn.withCursor(tables.clientIdle) { cursor in
+            var row = try cursor.first()
+            while let current = row, idle.count < expiredPerNewClient,
+                  let minute = UInt64(bigEndianBytes: current.key), Int64(bitPattern: minute) < cutoff {
+                idle.append((current.key, String(decoding: current.key.dropFirst(8), as: UTF8.self)))
+                row = try cursor.next()
+            }
+        }
+        for (key, client) in idle {
+            _ = try txn.delete(tables.clientIdle, key)
+            _ = try txn.delete(tables.clients, Array(client.utf8))
+            _ = try forget(client, below: .max, from: 0, txn: &txn, tables)
+            gathered.forget(client: client)
+        }
+    }
+
+    static func idleKey(_ minute: Int64, _ client: String) -> [UInt8] {
+        UInt64(bitPattern: max(0, minute)).bigEndianBytes + Array(client.utf8)
     }
 
     /// Deletes the client's results with sequences in `start..<end`; returns how many.

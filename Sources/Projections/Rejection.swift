@@ -21,4 +21,5 @@ public struct Rejection: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(code): \(message)" }
 
     static let noSession = Rejection(.unauthenticated, "the session is unknown or has ended; log in again")
+    static let sessionEnded = Rejection(.unauthenticated, "the session has expired; log in again")
 }

@@ -57,8 +57,8 @@ public enum Validation {
 
     /// A write's request id: a client id of 1 to 128 bytes and a sequence of at least 1.
     public static func requestID(clientID: String, sequence: UInt64, firstOutstanding: UInt64 = 0) throws(Rejection) {
-        guard !clientID.isEmpty, clientID.utf8.count <= maxClientIDBytes, sequence > 0 else {
-            throw Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–\(maxClientIDBytes) bytes) and a sequence ≥ 1")
+        guard !clientID.isEmpty, clientID.utf8.count <= maxClientIDBytes, sequence > 0, sequence <= maxMessageID else {
+            throw Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–\(maxClientIDBytes) bytes) and a sequence from 1 to 2^62")
         }
         guard firstOutstanding <= sequence else {
             throw Rejection(.invalidArgument, "request_id.first_outstanding (\(firstOutstanding)) is past the request's own sequence (\(sequence)), which awaits its answer")

@@ -235,7 +235,7 @@ import Testing
         let outcome = try h.run(.detachAll(DetachAll()), client: String(repeating: "c", count: 600), sequence: 1)
         #expect(outcome == .failure(Rejection(.invalidArgument, "the client id of entry 2 is longer than 128 bytes")))
         #expect(try h.createAccount("bob").get() == 3, "later entries apply as usual")
-        #expect(throws: Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–128 bytes) and a sequence ≥ 1")) {
+        #expect(throws: Rejection(.invalidArgument, "every write needs a request_id: a client_id (1–128 bytes) and a sequence from 1 to 2^62")) {
             try h.state.clientOutcome(clientID: "")
         }
     }
@@ -379,6 +379,52 @@ import Testing
         #expect(try h.state.session(tokenHash: Array(retry))?.name == "alice")
     }
 
+    @Test func aSessionEndsAfterItsIdleTimeByTheLogsClockAndUseKeepsItAlive() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice", idleMs: 120_000)
+        // Used every 100 s: each use (kept to the minute) moves the end further.
+        for _ in 0..<5 {
+            h.elapsedMs += 100_000
+            #expect(try h.send(alice, to: "bob", "still here").rejection == nil)
+        }
+        // Then 121 s of silence: ended, refused with its own words.
+        h.elapsedMs += 121_000
+        let refused = try h.send(alice, to: "bob", "too late")
+        #expect(refused.rejection == .unauthenticated)
+        #expect(refused.rejectionMessage == "the session has expired; log in again")
+        #expect(try h.state.session(tokenHash: Array(alice)) != nil, "refused at once, removed later")
+        // The next login removes ended sessions.
+        _ = try h.login("bob")
+        #expect(try h.state.session(tokenHash: Array(alice)) == nil)
+    }
+
+    @Test func aSessionEndsAtItsLifetimeHoweverBusy() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice", idleMs: 120_000, lifetimeMs: 300_000)
+        for _ in 0..<4 {
+            h.elapsedMs += 70_000
+            #expect(try h.send(alice, to: "bob", "busy").rejection == nil)
+        }
+        h.elapsedMs += 30_000
+        #expect(try h.send(alice, to: "bob", "past the lifetime").rejectionMessage == "the session has expired; log in again")
+    }
+
+    @Test func theLogsClockNeverStepsBack() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        _ = try h.createAccount("bob")
+        let alice = try h.login("alice", idleMs: 60_000)
+        h.elapsedMs += 61_000
+        // A later entry from a leader whose clock is behind: the session stays ended.
+        _ = try h.send(alice, to: "bob", "ended")
+        h.elapsedMs -= 61_000
+        #expect(try h.send(alice, to: "bob", "from a slow clock").rejectionMessage == "the session has expired; log in again")
+    }
+
     @Test func loginsPastTheCapEndTheOldestSessions() throws {
         let h = try Harness()
         _ = try h.createAccount("alice")
@@ -386,6 +432,20 @@ import Testing
         for _ in 0...Validation.maxSessionsPerUser { tokens.append(try h.login("alice")) }
         #expect(try h.state.session(tokenHash: Array(tokens[0])) == nil)
         for token in tokens.dropFirst() { #expect(try h.state.session(tokenHash: Array(token)) != nil) }
+    }
+
+    @Test func aClientSilentForADayIsForgottenWhenANewOneArrives() throws {
+        let (h, send) = try Self.sendSetup()
+        for sequence in UInt64(1)...3 { _ = try h.run(.sendMessage(send), client: "old", sequence: sequence) }
+        _ = try h.run(.sendMessage(send), client: "recent", sequence: 1)
+        h.elapsedMs += ExactlyOnce.idleExpiryMs + 120_000
+        _ = try h.run(.sendMessage(send), client: "recent", sequence: 2)
+        // A new client arrives a day later: the silent one goes, with its results.
+        _ = try h.run(.sendMessage(send), client: "new", sequence: 1)
+        #expect(try h.state.clientWindow(clientID: "old") == nil)
+        #expect(try h.state.clientWindow(clientID: "recent") == .init(floor: 0, kept: 2))
+        #expect(try h.state.clientWindow(clientID: "new") == .init(floor: 0, kept: 1))
+        #expect(try h.state.environment.read { try $0.count(h.state.tables.results) } == 3)
     }
 
     @Test func versionOneCommandsKeepTheNewestOnlyRule() throws {

@@ -9,6 +9,8 @@ final class Harness {
     let state: ChatState
     private(set) var index: UInt64 = 0
     private var sequence: UInt64 = 0
+    /// Added to every later entry's timestamp: moves the log's clock.
+    var elapsedMs: Int64 = 0
 
     init() throws {
         directory = NSTemporaryDirectory() + "chorus-projections-" + UUID().uuidString
@@ -34,7 +36,7 @@ final class Harness {
         command.firstOutstanding = firstOutstanding
         command.clientID = client
         command.sequence = explicit ?? sequence
-        command.timestampMs = 1_700_000_000_000 + Int64(index)
+        command.timestampMs = 1_700_000_000_000 + Int64(index) + elapsedMs
         command.kind = kind
         return try #require(try state.apply(command, at: index))
     }
@@ -49,11 +51,13 @@ final class Harness {
     }
 
     /// Logs in and returns the token hash the later commands carry.
-    func login(_ name: String, token: String? = nil) throws -> Data {
+    func login(_ name: String, token: String? = nil, idleMs: Int64 = 0, lifetimeMs: Int64 = 0) throws -> Data {
         let hash = Data(Credentials.tokenHash(Array((token ?? "token-\(name)-\(index)").utf8)))
         var c = OpenSession()
         c.name = name
         c.tokenHash = hash
+        c.idleMs = idleMs
+        c.lifetimeMs = lifetimeMs
         _ = try run(.openSession(c)).get()
         return hash
     }

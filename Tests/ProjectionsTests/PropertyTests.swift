@@ -9,18 +9,29 @@ func randomCommands(seed: UInt64, count: Int) throws -> [[UInt8]] {
     let names = ["ann", "bob", "cy", "dee", "eve", "bad name"]
     let tokens = names.map { Data(Credentials.tokenHash(Array("token-\($0)".utf8))) }
     var commands: [[UInt8]] = []
+    var clock: Int64 = 1_700_000_000_000
     for step in 0..<count {
         var command = Command()
-        command.version = 1
-        command.timestampMs = Int64(step)
+        // Both formats: newest-only (1) and the window of results (2).
+        command.version = UInt32.random(in: 1...2, using: &rng)
+        // Up to 90 s between entries, so sessions are touched and end; leaders' clocks differ,
+        // so a timestamp may be behind the one before.
+        clock += Int64.random(in: 0...90_000, using: &rng)
+        // Now and then a day passes: idle clients are forgotten.
+        if Int.random(in: 0..<60, using: &rng) == 0 { clock += 86_400_000 }
+        command.timestampMs = clock - Int64.random(in: 0...30_000, using: &rng)
         command.clientID = "client-\(Int.random(in: 0..<3, using: &rng))"
         command.sequence = UInt64(step / 2)  // some duplicates on purpose
+        command.firstOutstanding = UInt64.random(in: 0...command.sequence, using: &rng)
         let who = Int.random(in: 0..<names.count, using: &rng)
         let other = names[Int.random(in: 0..<names.count, using: &rng)]
         let ids = (0..<Int.random(in: 1...3, using: &rng)).map { _ in UInt64.random(in: 1...UInt64(max(1, step)), using: &rng) }
         switch Int.random(in: 0..<10, using: &rng) {
         case 0: command.createAccount = .with { $0.name = names[who]; $0.salt = Data([1]); $0.iterations = 1; $0.passwordHash = Data([UInt8(who)]) }
-        case 1: command.openSession = .with { $0.name = names[who]; $0.tokenHash = tokens[who] }
+        case 1:
+            let idle = [0, 200_000].randomElement(using: &rng)!
+            let lifetime = [0, 2_000_000].randomElement(using: &rng)!
+            command.openSession = .with { $0.name = names[who]; $0.tokenHash = tokens[who]; $0.idleMs = Int64(idle); $0.lifetimeMs = Int64(lifetime) }
         case 2, 3, 4: command.sendMessage = .with { $0.tokenHash = tokens[who]; $0.recipient = other; $0.body = "body \(step)" }
         case 5: command.acknowledge = .with { $0.tokenHash = tokens[who]; $0.messageIds = ids }
         case 6: command.deleteMessages = .with { $0.tokenHash = tokens[who]; $0.messageIds = ids }

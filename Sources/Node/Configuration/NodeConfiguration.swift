@@ -62,6 +62,10 @@ public struct NodeConfiguration: Sendable {
     /// at once with RESOURCE_EXHAUSTED and the client backs off.
     public var maxPendingProposals = 20_000
     public var maxPendingProposalBytes = 64 << 20
+    /// A session ends after this long unused, or this long after login, whatever its use
+    /// (zero: no limit). Decided in apply by the log's clock.
+    public var sessionIdle: Duration = .seconds(7 * 24 * 3600)
+    public var sessionLifetime: Duration = .seconds(30 * 24 * 3600)
     /// Per client address, a minute: failed password checks (logins and account deletions)
     /// and accounts created. Past them, RESOURCE_EXHAUSTED with when to retry.
     public var failedLoginsPerMinute = 30
@@ -178,4 +182,11 @@ public struct NodeConfiguration: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    /// Whole milliseconds, for the log's integer timestamps.
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
 }

@@ -80,6 +80,8 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         let unread = try await propose(request.requestID, .openSession(.with {
             $0.name = request.name
             $0.tokenHash = Data(Credentials.tokenHash(token))
+            $0.idleMs = configuration.sessionIdle.milliseconds
+            $0.lifetimeMs = configuration.sessionLifetime.milliseconds
         }))
         return .with {
             $0.token = Self.encodeToken(token)
@@ -240,6 +242,10 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         try await barrier()
         guard let session = try state.session(tokenHash: hash) else {
             throw RPCError(code: .unauthenticated, message: "the session token is unknown or has ended; log in again")
+        }
+        // Ended by this node's clock; the log's clock ends it for writes the same way.
+        guard !session.hasEnded(at: Int64(Date().timeIntervalSince1970 * 1000)) else {
+            throw RPCError(code: .unauthenticated, message: "the session has expired; log in again")
         }
         return session
     }

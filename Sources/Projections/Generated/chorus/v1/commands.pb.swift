@@ -181,6 +181,13 @@ public nonisolated struct OpenSession: Sendable {
 
   public var tokenHash: Data = Data()
 
+  /// The session ends after this long without use, or this long after it opened, by the
+  /// log's clock (the largest entry timestamp applied so far). 0: no limit. Chosen by the
+  /// proposing leader (`--session-idle-hours`, `--session-lifetime-hours`).
+  public var idleMs: Int64 = 0
+
+  public var lifetimeMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -572,7 +579,7 @@ nonisolated extension CreateAccount: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension OpenSession: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OpenSession"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}token_hash\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}token_hash\0\u{3}idle_ms\0\u{3}lifetime_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -582,6 +589,8 @@ nonisolated extension OpenSession: SwiftProtobuf.Message, SwiftProtobuf._Message
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.tokenHash) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.idleMs) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.lifetimeMs) }()
       default: break
       }
     }
@@ -594,12 +603,20 @@ nonisolated extension OpenSession: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.tokenHash.isEmpty {
       try visitor.visitSingularBytesField(value: self.tokenHash, fieldNumber: 2)
     }
+    if self.idleMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.idleMs, fieldNumber: 3)
+    }
+    if self.lifetimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lifetimeMs, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: OpenSession, rhs: OpenSession) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.tokenHash != rhs.tokenHash {return false}
+    if lhs.idleMs != rhs.idleMs {return false}
+    if lhs.lifetimeMs != rhs.lifetimeMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -90,6 +90,14 @@ public nonisolated struct SessionRow: Sendable {
 
   public var createdMs: Int64 = 0
 
+  /// By the log's clock: the last command that used the session (kept to the minute), how
+  /// long it may stay unused, and when it ends regardless. 0: no limit.
+  public var lastUsedMs: Int64 = 0
+
+  public var idleMs: Int64 = 0
+
+  public var expiresMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -135,6 +143,9 @@ public nonisolated struct ClientRow: Sendable {
 
   /// Rows in `results` for this client.
   public var kept: UInt32 = 0
+
+  /// The log's clock at the client's last command: a client silent for a day is forgotten.
+  public var lastMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -287,7 +298,7 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension SessionRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}name\0\u{3}created_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}name\0\u{3}created_ms\0\u{3}last_used_ms\0\u{3}idle_ms\0\u{3}expires_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -298,6 +309,9 @@ nonisolated extension SessionRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.userID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.lastUsedMs) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.idleMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiresMs) }()
       default: break
       }
     }
@@ -313,6 +327,15 @@ nonisolated extension SessionRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.createdMs != 0 {
       try visitor.visitSingularInt64Field(value: self.createdMs, fieldNumber: 3)
     }
+    if self.lastUsedMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastUsedMs, fieldNumber: 4)
+    }
+    if self.idleMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.idleMs, fieldNumber: 5)
+    }
+    if self.expiresMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -320,6 +343,9 @@ nonisolated extension SessionRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.userID != rhs.userID {return false}
     if lhs.name != rhs.name {return false}
     if lhs.createdMs != rhs.createdMs {return false}
+    if lhs.lastUsedMs != rhs.lastUsedMs {return false}
+    if lhs.idleMs != rhs.idleMs {return false}
+    if lhs.expiresMs != rhs.expiresMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -362,7 +388,7 @@ nonisolated extension SubscriptionRow: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClientRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}index\0\u{1}outcome\0\u{1}floor\0\u{1}kept\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}index\0\u{1}outcome\0\u{1}floor\0\u{1}kept\0\u{3}last_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -375,6 +401,7 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 3: try { try decoder.decodeSingularMessageField(value: &self._outcome) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.floor) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.kept) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.lastMs) }()
       default: break
       }
     }
@@ -400,6 +427,9 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if self.kept != 0 {
       try visitor.visitSingularUInt32Field(value: self.kept, fieldNumber: 5)
     }
+    if self.lastMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -409,6 +439,7 @@ nonisolated extension ClientRow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs._outcome != rhs._outcome {return false}
     if lhs.floor != rhs.floor {return false}
     if lhs.kept != rhs.kept {return false}
+    if lhs.lastMs != rhs.lastMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
