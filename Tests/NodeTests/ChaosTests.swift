@@ -9,8 +9,8 @@ extension ClusterTests {
         ProcessInfo.processInfo.environment["CHORUS_CHAOS_SECONDS"].flatMap(Int.init) ?? 120
     }
 
-    @Test func faultInjectionRunKeepsEveryGuarantee() throws {
-        try #require(getuid() == 0, "the fault-injection suite creates network namespaces and needs root")
+    @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
+    func faultInjectionRunKeepsEveryGuarantee() throws {
         let run = try runTool(["chaos", "--seconds", "\(Self.chaosSeconds)"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("no violations"), "\(run.output)")
@@ -23,8 +23,8 @@ extension ClusterTests {
     /// isolations: an isolated leader keeps answering until check-quorum demotes it, and what
     /// it acknowledged then is lost whatever the timing (a random fault mix can spare the bug
     /// when every partition happens to leave the leader with a majority).
-    @Test func checkerCatchesAPlantedBug() throws {
-        try #require(getuid() == 0, "the fault-injection suite creates network namespaces and needs root")
+    @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
+    func checkerCatchesAPlantedBug() throws {
         let run = try runTool(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
         #expect(run.status == 1, "\(run.output)")
         let caught = ["acknowledged send lost", "acknowledged under another id", "stale read"].filter { run.output.contains($0) }

@@ -19,8 +19,8 @@ import Testing
             try await client.createAccount(name: "alice", password: "a-pw")
             try await client.createAccount(name: "bob", password: "b-pw")
             #expect(try await client.checkUsername("alice").available == false)
-            await #expect(throws: ChorusError.self) { try await client.createAccount(name: "alice", password: "x") }
-            await #expect(throws: ChorusError.self) { try await client.login(name: "alice", password: "wrong") }
+            #expect(await failure { try await client.createAccount(name: "alice", password: "x") } == .alreadyExists("the name 'alice' is taken"))
+            #expect(await failure { _ = try await client.login(name: "alice", password: "wrong") } == .wrongCredentials("wrong password for 'alice'"))
 
             let alice = try await client.login(name: "alice", password: "a-pw").token
             let bob = try await client.login(name: "bob", password: "b-pw")
@@ -64,14 +64,14 @@ import Testing
                 if case .messagesDeleted(let ids)? = try await iterator.next() { sawDelete = ids == [second]; break }
             }
             #expect(sawDelete)
-            await #expect(throws: ChorusError.self) { try await client.deleteMessages(token: alice, ids: [second]) }
+            #expect(await failure { try await client.deleteMessages(token: alice, ids: [second]) }?.kind == "notFound")
 
             // Deleting an account frees the name and ends its sessions.
             try await client.deleteAccount(token: bob.token, password: "b-pw")
             #expect(try await client.checkUsername("bob") == (true, nil))
-            await #expect(throws: ChorusError.self) { try await client.send(token: bob.token, to: "alice", body: "ghost") }
+            #expect(await failure { _ = try await client.send(token: bob.token, to: "alice", body: "ghost") }?.kind == "wrongCredentials")
             try await client.logout(token: alice)
-            await #expect(throws: ChorusError.self) { try await client.readUndelivered(token: alice) }
+            #expect(await failure { _ = try await client.readUndelivered(token: alice) } == .wrongCredentials("the session token is unknown or has ended; log in again"))
 
             let statuses = await client.status().compactMap(\.status)
             #expect(statuses.count == 5)
@@ -209,7 +209,7 @@ import Testing
             #expect(try await client.history(token: alice, with: "bob").messages.first?.id == id)
 
             cluster.kill(followers[2])
-            await #expect(throws: ChorusError.self) { try await client.send(token: alice, to: "bob", body: "with two") }
+            #expect(await failure { _ = try await client.send(token: alice, to: "bob", body: "with two") }?.kind == "clusterUnavailable")
             do {
                 _ = try await client.send(token: alice, to: "bob", body: "with two again")
                 Issue.record("a write succeeded with 2 of 5 nodes")
@@ -341,6 +341,35 @@ func retrying<R>(_ body: () async throws -> R) async throws -> R {
             return try await body()
         } catch let error as ChorusError {
             guard case .clusterUnavailable = error, clock.now < end else { throw error }
+        }
+    }
+}
+
+/// The `ChorusError` `body` fails with (nil if it succeeds; any other error is recorded).
+func failure(_ body: () async throws -> Void) async -> ChorusError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as ChorusError {
+        return error
+    } catch {
+        Issue.record("not a ChorusError: \(error)")
+        return nil
+    }
+}
+
+extension ChorusError {
+    /// The case, without its message: for failures whose wording is not the point.
+    var kind: String {
+        switch self {
+        case .notFound: "notFound"
+        case .alreadyExists: "alreadyExists"
+        case .wrongCredentials: "wrongCredentials"
+        case .notAuthorized: "notAuthorized"
+        case .invalidInput: "invalidInput"
+        case .clusterUnavailable: "clusterUnavailable"
+        case .failedPrecondition: "failedPrecondition"
+        case .other: "other"
         }
     }
 }

@@ -147,6 +147,16 @@ final class TestCluster: @unchecked Sendable {
 
     func isRunning(_ id: Int) -> Bool { lock.withLock { processes[id]?.isRunning ?? false } }
 
+    /// Node `id`'s resident memory in bytes, from /proc.
+    func residentBytes(_ id: Int) -> Int? {
+        guard let pid = lock.withLock({ processes[id]?.processIdentifier }),
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
     func log(_ id: Int) -> String {
         (try? String(contentsOfFile: "\(root)/node-\(id).log", encoding: .utf8)) ?? ""
     }

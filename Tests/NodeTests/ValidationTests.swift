@@ -45,12 +45,14 @@ extension ClusterTests {
 
             // Bytes that are not a protobuf message, and a method that does not exist.
             let garbage = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "SendMessage", bytes: [0xFF, 0xFF, 0xFF, 0x07])
-            #expect(garbage != nil)
+            #expect(garbage == .invalidArgument)
             let unknown = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "LaunchMissiles", bytes: [])
             #expect(unknown == .unimplemented)
-            // Bigger than the configured request limit.
-            let huge = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "SendMessage", bytes: [UInt8](repeating: 0x41, count: 5 << 20))
-            #expect(huge != nil)
+            // Bigger than the configured request limit: said so, not a bare reset.
+            var tooBig = Chorus_V1_SendMessageRequest()
+            tooBig.body = String(repeating: "A", count: 600 << 10)
+            let huge = try await RawChat.rawCall(leader, security: cluster.security, service: "chorus.v1.Chat", method: "SendMessage", bytes: try tooBig.serializedBytes())
+            #expect(huge == .resourceExhausted)
 
             // Still serving, and nothing was stored by any of it.
             let after = try await client.send(token: alice, to: "eve", body: "still here")

@@ -3,6 +3,10 @@
 // call's status and every time the connection left READY (a GOAWAY, a reset, a ping policy
 // that closed it), as one JSON object on stdout.
 //
+// Modes: `send` (the default) sends messages to itself; `stall` opens subscriptions for
+// -user and never reads them; `abuse` sends what no honest client sends (huge id lists,
+// oversized bodies, wrong passwords, account storms) and counts the answers.
+//
 // Requests are encoded by hand (a few lines of protobuf wire format), so no generated code is
 // needed: the build uses only Debian's golang-google-grpc-dev (grpc-go 1.33, GOPATH mode).
 package main
@@ -110,6 +114,8 @@ func main() {
 	callers := flag.Int("callers", 150, "concurrent calls on the one connection")
 	duration := flag.Duration("duration", 5*time.Second, "how long to send")
 	name := flag.String("user", fmt.Sprintf("go%d", time.Now().UnixNano()%1000000000), "the account to create and send as")
+	mode := flag.String("mode", "send", "send | stall | abuse")
+	password := flag.String("password", "pw", "the account's password (stall: an existing account)")
 	flag.Parse()
 	encoding.RegisterCodec(rawCodec{})
 
@@ -138,14 +144,20 @@ func main() {
 	}
 
 	client := "go-" + *name
-	if _, err := call("CreateAccount", message(requestID(client, 1), *name, "pw")); err != nil {
-		fail(err)
+	if *mode != "stall" {
+		if _, err := call("CreateAccount", message(requestID(client, 1), *name, *password)); err != nil {
+			fail(err)
+		}
 	}
-	login, err := call("Login", message(requestID(client, 2), *name, "pw"))
+	login, err := call("Login", message(requestID(client, 2), *name, *password))
 	if err != nil {
 		fail(err)
 	}
 	token := field1String(login)
+	if *mode == "stall" {
+		stall(conn, token, *callers, *duration)
+		return
+	}
 
 	// Every state the connection passes through once it is READY.
 	var states []string
@@ -182,7 +194,12 @@ func main() {
 			for time.Now().Before(end) {
 				seq := atomic.AddUint64(&sequence, 1)
 				began := time.Now()
-				_, err := call("SendMessage", message(requestID(client, seq), token, *name, "from grpc-go"))
+				var err error
+				if *mode == "abuse" {
+					err = abuse(call, client, seq, token, *name)
+				} else {
+					_, err = call("SendMessage", message(requestID(client, seq), token, *name, "from grpc-go"))
+				}
 				elapsed := time.Since(began)
 				lock.Lock()
 				r.Calls++
@@ -220,6 +237,66 @@ func main() {
 	statesLock.Unlock()
 	r.LeftReady = atomic.LoadInt64(&leftReady)
 	out, _ := json.Marshal(r)
+	fmt.Println(string(out))
+}
+
+// abuse makes one call no honest client makes, chosen by the sequence number.
+func abuse(call func(string, []byte) ([]byte, error), client string, seq uint64, token, name string) error {
+	switch seq % 5 {
+	case 0: // 100,000 ids: about 500 KB, over the request limit
+		ids := make([]byte, 0, 600000)
+		for i := uint64(1); i <= 100000; i++ {
+			ids = appendVarint(ids, i)
+		}
+		_, err := call("AcknowledgeMessages", append(message(requestID(client, seq), token), appendBytes(nil, 3, ids)...))
+		return err
+	case 1: // 5,000 ids: under the byte limit, over the id limit
+		ids := make([]byte, 0, 20000)
+		for i := uint64(1); i <= 5000; i++ {
+			ids = appendVarint(ids, i)
+		}
+		_, err := call("DeleteMessages", append(message(requestID(client, seq), token), appendBytes(nil, 3, ids)...))
+		return err
+	case 2: // a 300 KiB body
+		body := make([]byte, 300<<10)
+		for i := range body {
+			body[i] = 'x'
+		}
+		_, err := call("SendMessage", message(requestID(client, seq), token, name, string(body)))
+		return err
+	case 3: // a wrong password
+		_, err := call("Login", message(requestID(client, seq), name, "wrong"))
+		return err
+	default: // a new account
+		_, err := call("CreateAccount", message(requestID(client, seq), fmt.Sprintf("storm%d", seq), "pw"))
+		return err
+	}
+}
+
+// stall opens `streams` subscriptions for the token's user and never reads them: HTTP/2 flow
+// control fills, and the node must cut them off rather than buffer their events.
+func stall(conn *grpc.ClientConn, token string, streams int, duration time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	opened, failed := 0, 0
+	desc := &grpc.StreamDesc{StreamName: "Subscribe", ServerStreams: true}
+	for i := 0; i < streams; i++ {
+		stream, err := conn.NewStream(ctx, desc, "/chorus.v1.Chat/Subscribe")
+		if err == nil {
+			request := message(token)
+			err = stream.SendMsg(&request)
+		}
+		if err == nil {
+			err = stream.CloseSend()
+		}
+		if err != nil {
+			failed++
+		} else {
+			opened++
+		}
+	}
+	<-ctx.Done()
+	out, _ := json.Marshal(map[string]int{"opened": opened, "failed": failed})
 	fmt.Println(string(out))
 }
 
