@@ -41,6 +41,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Calls one connection may have open at once (clients queue the rest).") var maxConcurrentStreams: Int = 1_024
     @Option(help: "Proposals admitted and not yet committed and answered; past it, writes get RESOURCE_EXHAUSTED.") var maxPendingProposals: Int = 20_000
     @Option(help: "Bytes of those proposals.") var maxPendingProposalBytes: Int = 64 << 20
+    @Option(help: "Events one subscription may have waiting; past it the stream ends and the client resumes.") var subscriptionBufferEvents: Int = 1_024
     @Option(help: "Hours a session may go unused before it ends (0: no limit).") var sessionIdleHours: Int = 7 * 24
     @Option(help: "Hours a session lasts after login, however busy (0: no limit).") var sessionLifetimeHours: Int = 30 * 24
     @Option(help: "Failed password checks allowed per client address a minute.") var failedLoginsPerMinute: Int = 30
@@ -88,6 +89,8 @@ struct Run: AsyncParsableCommand {
         }
         configuration.sessionIdle = .seconds(sessionIdleHours * 3600)
         configuration.sessionLifetime = .seconds(sessionLifetimeHours * 3600)
+        guard (1...1 << 20).contains(subscriptionBufferEvents) else { throw ValidationError("--subscription-buffer-events must be 1 to \(1 << 20)") }
+        configuration.subscriptionLimits.events = subscriptionBufferEvents
         configuration.failedLoginsPerMinute = failedLoginsPerMinute
         configuration.accountCreationsPerMinute = accountCreationsPerMinute
         configuration.passwordThreads = passwordThreads

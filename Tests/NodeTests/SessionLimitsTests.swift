@@ -185,3 +185,72 @@ extension ClusterTests {
         }
     }
 }
+
+extension ClusterTests {
+    /// A burst committed at once overflows a tiny subscription buffer even for a client that
+    /// reads promptly: the node ends the stream with RESOURCE_EXHAUSTED, and the client library
+    /// attaches again after its last event, so every message still arrives.
+    @Test func aSubscriptionCutOffForFallingBehindResumesAndLosesNothing() async throws {
+        let cluster = try TestCluster(size: 1)
+        cluster.extraArguments = ["--subscription-buffer-events", "4"]
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            let bob = try await client.newUser("bob")
+            var feed = client.subscribe(token: bob, acknowledge: false).makeAsyncIterator()
+            guard case .attached? = try await feed.next() else { throw TestFailure("no attach") }
+            let requests = (1...300).map { n in
+                Chorus_V1_SendMessageRequest.with {
+                    $0.requestID = .with { $0.clientID = "burst"; $0.sequence = UInt64(n) }
+                    $0.token = alice
+                    $0.recipient = "bob"
+                    $0.body = "burst \(n)"
+                }
+            }
+            let replies = try await RawChat.sendStream(cluster.address(1), security: cluster.security, requests)
+            let sent = Set(replies.map(\.messageID))
+            var received = Set<UInt64>()
+            var reconnects = 0
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !sent.isSubset(of: received) && ContinuousClock.now < deadline {
+                switch try await feed.next() {
+                case let .message(message)?: received.insert(message.id)
+                case .reconnecting?: reconnects += 1
+                case nil: throw TestFailure("the feed ended")
+                default: continue
+                }
+            }
+            #expect(sent.isSubset(of: received))
+            #expect(reconnects > 0, "the buffer of 4 never overflowed")
+        }
+    }
+
+    /// Password checks past `--max-password-checks` are refused at once, not queued.
+    @Test func passwordChecksPastTheLimitAreRefusedNotQueued() async throws {
+        let cluster = try TestCluster(size: 1)
+        cluster.extraArguments = ["--max-password-checks", "1", "--password-iterations", "400000"]
+        try cluster.startAll()
+        try await cluster.withClient(deadline: .seconds(60)) { client in try await client.createAccount(name: "alice", password: "pw") }
+        let outcomes = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
+            let chat = Chorus_V1_Chat.Client(wrapping: raw)
+            return await withTaskGroup(of: String.self) { group in
+                for n in 1...6 {
+                    group.addTask {
+                        do {
+                            _ = try await chat.login(.with { $0.requestID = .with { $0.clientID = "l\(n)"; $0.sequence = 1 }; $0.name = "alice"; $0.password = "pw" })
+                            return "ok"
+                        } catch let error as RPCError {
+                            return "\(error.code): \(error.message)"
+                        } catch {
+                            return "\(error)"
+                        }
+                    }
+                }
+                return await group.reduce(into: [String]()) { $0.append($1) }
+            }
+        }
+        #expect(outcomes.contains("ok"))
+        #expect(outcomes.contains("resourceExhausted: node 1 is checking 1 passwords already; retry in a second"), "\(outcomes)")
+        #expect(outcomes.allSatisfy { $0 == "ok" || $0.hasPrefix("resourceExhausted") }, "\(outcomes)")
+    }
+}

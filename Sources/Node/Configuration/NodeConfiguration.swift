@@ -62,6 +62,8 @@ public struct NodeConfiguration: Sendable {
     /// at once with RESOURCE_EXHAUSTED and the client backs off.
     public var maxPendingProposals = 20_000
     public var maxPendingProposalBytes = 64 << 20
+    /// Bounds of each subscription's buffer and of subscriptions per user (see `EventHub`).
+    public var subscriptionLimits = EventHub.Limits()
     /// A session ends after this long unused, or this long after login, whatever its use
     /// (zero: no limit). Decided in apply by the log's clock.
     public var sessionIdle: Duration = .seconds(7 * 24 * 3600)

@@ -40,7 +40,7 @@ public final class Replica: Sendable {
 
     init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
         id = core.id
-        events = EventHub()
+        events = EventHub(limits: configuration.subscriptionLimits)
         refusals = PeerRefusals(logger: logger)
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
         loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration, logger: logger)
