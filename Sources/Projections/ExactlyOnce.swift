@@ -8,11 +8,11 @@ import LogStore
 /// client's `floor` is kept in `results`: a client may pipeline many requests under one id,
 /// they may arrive in any order, and a retry of any of them returns its original outcome.
 /// The client raises the floor by telling its lowest unanswered sequence
-/// (`first_outstanding`); one that never does keeps its latest `keptWhenUnsaid` results. A
+/// (`first_outstanding`); one that never does keeps at least its latest `maxKept` results. A
 /// request below the floor is refused: it may have been applied, and its result is gone.
 enum ExactlyOnce {
-    /// Results kept for a client that does not say which it still awaits; also the most any
-    /// client keeps, so a client cannot grow the table without bound.
+    /// Results kept at least for a client that does not say which it still awaits; no client
+    /// keeps more than twice as many, so none can grow the table without bound.
     static let maxKept: UInt32 = 1_024
 
     enum Verdict {
@@ -70,23 +70,33 @@ enum ExactlyOnce {
             row.outcome = outcome
             return row
         }
+        // The request itself is outstanding until answered: the floor never passes it.
+        let floor = min(command.firstOutstanding, command.sequence)
+        // The newest result lives in the row; `results` holds the others. A client with one
+        // request in flight (every one the client library makes) thus writes no result rows:
+        // when its next request arrives, the previous one is already below the floor.
         if command.sequence > row.sequence {
+            if old != nil && row.sequence >= max(floor, row.floor) {
+                try txn.put(tables.results, resultKey(command.clientID, row.sequence), try row.outcome.serializedBytes())
+                row.kept += 1
+            }
             row.sequence = command.sequence
             row.index = index
             row.outcome = outcome
+        } else {
+            try txn.put(tables.results, resultKey(command.clientID, command.sequence), try outcome.serializedBytes())
+            row.kept += 1
         }
-        try txn.put(tables.results, resultKey(command.clientID, command.sequence), try outcome.serializedBytes())
-        row.kept += 1
-        // The request itself is outstanding until answered: the floor never passes it.
-        let floor = min(command.firstOutstanding, command.sequence)
         if floor > row.floor {
             row.kept -= min(row.kept, try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables))
             row.floor = floor
         }
-        while row.kept > maxKept {
-            guard let oldest = try oldestResult(command.clientID, txn: txn, tables), oldest < .max else { break }
-            row.kept -= min(row.kept, try forget(command.clientID, below: oldest + 1, from: oldest, txn: &txn, tables))
-            row.floor = oldest + 1
+        // A client that never says keeps at least its latest `maxKept` results: past twice
+        // that, the oldest half goes in one pass over consecutive keys.
+        if row.kept >= 2 * maxKept {
+            let (removed, next) = try forgetOldest(command.clientID, count: Int(row.kept - maxKept + 1), txn: &txn, tables)
+            row.kept -= min(row.kept, removed)
+            row.floor = max(row.floor, next)
         }
         return row
     }
@@ -131,12 +141,23 @@ enum ExactlyOnce {
         return removed
     }
 
-    private static func oldestResult(_ client: String, txn: Transaction, _ tables: Tables) throws -> UInt64? {
+    /// Deletes the client's `count` oldest results; returns how many went and the sequence
+    /// after the last of them (the new floor).
+    private static func forgetOldest(_ client: String, count: Int, txn: inout Transaction, _ tables: Tables) throws -> (UInt32, UInt64) {
         let prefix = keyPrefix(client)
-        return try txn.withCursor(tables.results) { cursor in
-            guard let row = try cursor.seek(atOrAfter: prefix), row.key.starts(with: prefix) else { return nil }
-            return UInt64(bigEndianBytes: row.key, at: prefix.count)
+        var removed: UInt32 = 0
+        var next: UInt64 = 0
+        try txn.withCursor(tables.results) { cursor in
+            var row = try cursor.seek(atOrAfter: prefix)
+            while removed < count, let current = row, current.key.starts(with: prefix),
+                  let sequence = UInt64(bigEndianBytes: current.key, at: prefix.count) {
+                try cursor.deleteCurrent()
+                removed += 1
+                next = sequence == .max ? .max : sequence + 1
+                row = try cursor.next()
+            }
         }
+        return (removed, next)
     }
 
     /// The client id's length, then its bytes: no id's keys run into another's.

@@ -15,9 +15,13 @@ extension SessionRow {
 
     /// The moment, by the log's clock, the session ends; nil when it never does.
     var deadline: Int64? {
-        let idle = idleMs > 0 ? lastUsedMs.addingReportingOverflow(idleMs) : nil
-        let limits = [idle.flatMap { $0.overflow ? nil : $0.partialValue }, expiresMs > 0 ? expiresMs : nil].compactMap { $0 }
-        return limits.min()
+        var deadline: Int64?
+        if idleMs > 0 {
+            let (end, overflow) = lastUsedMs.addingReportingOverflow(idleMs)
+            deadline = overflow ? .max : end
+        }
+        if expiresMs > 0 { deadline = min(deadline ?? .max, expiresMs) }
+        return deadline
     }
 
     public func hasEnded(at clock: Int64) -> Bool {

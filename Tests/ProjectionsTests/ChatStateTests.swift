@@ -340,10 +340,11 @@ import Testing
         for sequence in UInt64(1)...3 {
             _ = try h.run(.sendMessage(send), client: "w", sequence: sequence, firstOutstanding: 1)
         }
-        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 1, kept: 3))
+        // The newest result is in the client's row; the two before it are kept apart.
+        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 1, kept: 2))
         // Request 4 says everything before it is answered: 1 to 3 are forgotten.
         _ = try h.run(.sendMessage(send), client: "w", sequence: 4, firstOutstanding: 4)
-        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 4, kept: 1))
+        #expect(try h.state.clientWindow(clientID: "w") == .init(floor: 4, kept: 0))
         let late = try h.runApplied(.sendMessage(send), client: "w", sequence: 2, firstOutstanding: 2)
         #expect(late.duplicate)
         #expect(late.outcome.rejection == .failedPrecondition)
@@ -353,15 +354,17 @@ import Testing
 
     @Test func aClientThatNeverSaysKeepsItsLatestResultsOnly() throws {
         let (h, send) = try Self.sendSetup()
-        let count = UInt64(ExactlyOnce.maxKept) + 6
+        // Twice the window: the oldest half goes at once, the latest 1,024 stay.
+        let count = UInt64(2 * ExactlyOnce.maxKept) + 1
         var ids: [UInt64: UInt64] = [:]
         for sequence in 1...count {
             ids[sequence] = try h.run(.sendMessage(send), client: "quiet", sequence: sequence).get()
         }
-        #expect(try h.state.clientWindow(clientID: "quiet") == .init(floor: 7, kept: ExactlyOnce.maxKept))
-        #expect(try h.run(.sendMessage(send), client: "quiet", sequence: 6).rejection == .failedPrecondition)
-        let kept = try h.runApplied(.sendMessage(send), client: "quiet", sequence: 7)
-        #expect(kept.duplicate && kept.outcome == .success(ids[7]!))
+        let floor = count - UInt64(ExactlyOnce.maxKept) + 1
+        #expect(try h.state.clientWindow(clientID: "quiet") == .init(floor: floor, kept: ExactlyOnce.maxKept - 1))
+        #expect(try h.run(.sendMessage(send), client: "quiet", sequence: floor - 1).rejection == .failedPrecondition)
+        let kept = try h.runApplied(.sendMessage(send), client: "quiet", sequence: floor)
+        #expect(kept.duplicate && kept.outcome == .success(ids[floor]!))
         #expect(try h.state.unreadCount(userID: h.userID("bob")) == count)
     }
 
@@ -443,9 +446,20 @@ import Testing
         // A new client arrives a day later: the silent one goes, with its results.
         _ = try h.run(.sendMessage(send), client: "new", sequence: 1)
         #expect(try h.state.clientWindow(clientID: "old") == nil)
-        #expect(try h.state.clientWindow(clientID: "recent") == .init(floor: 0, kept: 2))
-        #expect(try h.state.clientWindow(clientID: "new") == .init(floor: 0, kept: 1))
-        #expect(try h.state.environment.read { try $0.count(h.state.tables.results) } == 3)
+        #expect(try h.state.clientWindow(clientID: "recent") == .init(floor: 0, kept: 1))
+        #expect(try h.state.clientWindow(clientID: "new") == .init(floor: 0, kept: 0))
+        #expect(try h.state.environment.read { try $0.count(h.state.tables.results) } == 1)
+    }
+
+    @Test func aClientWithOneRequestInFlightWritesNoResultRows() throws {
+        let (h, send) = try Self.sendSetup()
+        for sequence in UInt64(1)...50 {
+            _ = try h.run(.sendMessage(send), client: "lane", sequence: sequence, firstOutstanding: sequence)
+        }
+        #expect(try h.state.clientWindow(clientID: "lane") == .init(floor: 50, kept: 0))
+        #expect(try h.state.environment.read { try $0.count(h.state.tables.results) } == 0)
+        let retry = try h.runApplied(.sendMessage(send), client: "lane", sequence: 50, firstOutstanding: 50)
+        #expect(retry.duplicate)
     }
 
     @Test func versionOneCommandsKeepTheNewestOnlyRule() throws {

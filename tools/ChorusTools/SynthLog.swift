@@ -31,6 +31,8 @@ struct SynthLog: ParsableCommand {
             command.version = ChatState.commandVersion
             command.clientID = "synth"
             command.sequence = index
+            // As the client library does: one request in flight, everything before it answered.
+            command.firstOutstanding = index
             command.timestampMs = 1_700_000_000_000 + Int64(index)
             command.kind = kind
             batch.append(LogEntry(index: index, term: 1, kind: 0, payload: try command.serializedBytes()))
