@@ -411,22 +411,27 @@ private struct Mutation {
     /// rule is the same on every replica).
     mutating func session(_ tokenHash: Data) throws -> Account {
         var (user, row): (Account, SessionRow)
+        var changed: Bool
         if let known = gathered.session(for: tokenHash) {
             (user, row) = known
+            changed = false
         } else {
             try Validation.tokenHash(Array(tokenHash))
             guard let bytes = try txn.get(tables.sessions, Array(tokenHash)) else { throw Rejection.noSession }
             row = try SessionRow(serializedBytes: bytes)
             guard let found = try self.user(named: row.name), found.id == row.userID else { throw Rejection.noSession }
             user = found
+            changed = true
         }
         guard !row.hasEnded(at: clock) else { throw Rejection.sessionEnded }
         if row.idleMs > 0 && clock - row.lastUsedMs >= SessionRow.touchInterval {
             let old = row
             row.lastUsedMs = clock
             try putSession(row, Array(tokenHash), replacing: old)
+            changed = true
         }
-        gathered.remember(session: user, row, for: tokenHash)
+        // Most sends find their session in the batch as it was: nothing to store again.
+        if changed { gathered.remember(session: user, row, for: tokenHash) }
         return user
     }
 

@@ -88,7 +88,10 @@ enum ExactlyOnce {
             row.kept += 1
         }
         if floor > row.floor {
-            row.kept -= min(row.kept, try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables))
+            // No result rows (the common case): nothing to look for.
+            if row.kept > 0 {
+                row.kept -= min(row.kept, try forget(command.clientID, below: floor, from: row.floor, txn: &txn, tables))
+            }
             row.floor = floor
         }
         // A client that never says keeps at least its latest `maxKept` results: past twice
