@@ -2,18 +2,23 @@
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
+# Installs Debian packages, or says how when not root.
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: $* missing, and installing needs root: run 'sudo apt-get install -y $*'" >&2
+    exit 1
+  fi
+  run apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq "$@"
+}
+
 ensure_lmdb() {
   if pkg-config --exists lmdb 2>/dev/null; then
     say "liblmdb-dev is installed ($(pkg-config --modversion lmdb))"
     return
   fi
   say "installing liblmdb-dev (LMDB headers and library)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: liblmdb-dev is missing and installing it needs root: run 'sudo apt-get install -y liblmdb-dev'" >&2
-    exit 1
-  fi
-  run apt-get update -qq
-  run apt-get install -y -qq liblmdb-dev
+  apt_install liblmdb-dev
 }
 
 # The fault-injection suite builds hosts from network namespaces (iproute2) and drops
@@ -24,12 +29,7 @@ ensure_netlab() {
     return
   fi
   say "installing iproute2 and iptables (for the fault-injection suite)"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: iptables is missing and installing it needs root: run 'sudo apt-get install -y iproute2 iptables'" >&2
-    exit 1
-  fi
-  run apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq iproute2 iptables
+  apt_install iproute2 iptables
 }
 
 # Foreign gRPC clients for the interoperability tests: grpc-go from Debian (built in GOPATH
@@ -40,12 +40,7 @@ ensure_interop() {
     say "golang-go and golang-google-grpc-dev are installed ($(go version | cut -d' ' -f3))"
   else
     say "installing golang-go and golang-google-grpc-dev (a foreign gRPC client for the tests)"
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "error: installing Go needs root: run 'sudo apt-get install -y golang-go golang-google-grpc-dev'" >&2
-      exit 1
-    fi
-    run apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq golang-go golang-google-grpc-dev
+    apt_install golang-go golang-google-grpc-dev
   fi
   if python3 -c 'import grpc' 2>/dev/null; then
     say "Python's grpcio is installed"

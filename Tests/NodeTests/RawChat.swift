@@ -24,6 +24,18 @@ enum RawChat {
         }
     }
 
+    /// `count` sends from one client id, sequences 1 to `count`, bodies "`body` N".
+    static func sends(_ count: Int, clientID: String, token: String, to recipient: String, body: String) -> [Chorus_V1_SendMessageRequest] {
+        (1...count).map { n in
+            Chorus_V1_SendMessageRequest.with {
+                $0.requestID = .with { $0.clientID = clientID; $0.sequence = UInt64(n) }
+                $0.token = token
+                $0.recipient = recipient
+                $0.body = "\(body) \(n)"
+            }
+        }
+    }
+
     /// Writes `requests` on one `SendStream` call, half-closes, and returns every reply.
     static func sendStream(_ address: String, security: ClientSecurity, _ requests: [Chorus_V1_SendMessageRequest]) async throws -> [Chorus_V1_SendReply] {
         try await withStub(address, security: security) { client in

@@ -54,14 +54,7 @@ extension ClusterTests {
             let bob = try await client.newUser("bob")
             let leader = try await cluster.waitForLeader(client)
             // 1,200 messages while bob is away: more than one page of catch-up.
-            let requests = (1...1_200).map { n in
-                Chorus_V1_SendMessageRequest.with {
-                    $0.requestID = .with { $0.clientID = "bulk"; $0.sequence = UInt64(n) }
-                    $0.token = alice
-                    $0.recipient = "bob"
-                    $0.body = "m\(n)"
-                }
-            }
+            let requests = RawChat.sends(1_200, clientID: "bulk", token: alice, to: "bob", body: "m")
             let replies = try await RawChat.sendStream(cluster.address(leader), security: cluster.security, requests)
             #expect(replies.allSatisfy { $0.statusCode == 0 })
             let sent = Set(replies.map(\.messageID))
@@ -157,14 +150,7 @@ extension ClusterTests {
             let bob = try await client.newUser("bob")
             // 300 sends on one stream at once: the node admits two at a time and refuses the
             // rest at once, saying when to come back.
-            let requests = (1...300).map { n in
-                Chorus_V1_SendMessageRequest.with {
-                    $0.requestID = .with { $0.clientID = "burst"; $0.sequence = UInt64(n) }
-                    $0.token = alice
-                    $0.recipient = "bob"
-                    $0.body = "raw \(n)"
-                }
-            }
+            let requests = RawChat.sends(300, clientID: "burst", token: alice, to: "bob", body: "raw")
             let replies = try await RawChat.sendStream(cluster.address(1), security: cluster.security, requests)
             let refused = replies.filter { $0.statusCode == Int32(RPCError.Code.resourceExhausted.rawValue) }
             let accepted = replies.filter { $0.statusCode == 0 }
@@ -199,14 +185,7 @@ extension ClusterTests {
             let bob = try await client.newUser("bob")
             var feed = client.subscribe(token: bob, acknowledge: false).makeAsyncIterator()
             guard case .attached? = try await feed.next() else { throw TestFailure("no attach") }
-            let requests = (1...300).map { n in
-                Chorus_V1_SendMessageRequest.with {
-                    $0.requestID = .with { $0.clientID = "burst"; $0.sequence = UInt64(n) }
-                    $0.token = alice
-                    $0.recipient = "bob"
-                    $0.body = "burst \(n)"
-                }
-            }
+            let requests = RawChat.sends(300, clientID: "burst", token: alice, to: "bob", body: "burst")
             let replies = try await RawChat.sendStream(cluster.address(1), security: cluster.security, requests)
             let sent = Set(replies.map(\.messageID))
             var received = Set<UInt64>()
