@@ -40,7 +40,7 @@ extension ChorusClient {
                     } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
                         reason = error.message
                         follow(hint: error.metadata, after: target)
-                    } catch let error as RPCError where error.code == .resourceExhausted && error.metadata[stringValues: "chorus-resume-after"].contains(where: { _ in true }) {
+                    } catch let error as RPCError where error.code == .resourceExhausted && error.metadata[stringValues: MetadataKeys.resumeAfter].contains(where: { _ in true }) {
                         // Cut off for reading too slowly: attach again after the last event
                         // seen; undelivered messages are replayed, so nothing is lost.
                         reason = error.message

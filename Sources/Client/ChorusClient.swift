@@ -117,11 +117,8 @@ public final class ChorusClient: Sendable {
         throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)\(hint)")
     }
 
-    /// The metadata key a node over a limit sets: when to retry, in milliseconds.
-    static let retryAfterKey = "chorus-retry-after-ms"
-
     static func retryAfter(_ metadata: Metadata) -> Duration? {
-        metadata[stringValues: retryAfterKey].first { _ in true }.flatMap { Int($0) }.map { .milliseconds(max(1, $0)) }
+        metadata[stringValues: MetadataKeys.retryAfterMs].first { _ in true }.flatMap { Int($0) }.map { .milliseconds(max(1, $0)) }
     }
 
     /// The longest pause between attempts, in milliseconds. An election ends within a few
@@ -134,7 +131,7 @@ public final class ChorusClient: Sendable {
 
     /// Moves to the leader a follower named, or to the next endpoint.
     func follow(hint: Metadata, after failed: Int) {
-        let named = hint[stringValues: "chorus-leader"].first { _ in true }
+        let named = hint[stringValues: MetadataKeys.leader].first { _ in true }
         leader.withLock { current in
             guard current == failed else { return }
             if let named, let address = named.split(separator: "=", maxSplits: 1).last,

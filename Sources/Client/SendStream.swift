@@ -44,8 +44,8 @@ final class SendStream: Sendable {
         guard reply.statusCode == 0 else {
             let code = Status.Code(rawValue: Int(reply.statusCode)).flatMap(RPCError.Code.init) ?? .unknown
             var hint = Metadata()
-            if !reply.leader.isEmpty { hint.addString(reply.leader, forKey: "chorus-leader") }
-            if reply.retryAfterMs > 0 { hint.addString("\(reply.retryAfterMs)", forKey: ChorusClient.retryAfterKey) }
+            if !reply.leader.isEmpty { hint.addString(reply.leader, forKey: MetadataKeys.leader) }
+            if reply.retryAfterMs > 0 { hint.addString("\(reply.retryAfterMs)", forKey: MetadataKeys.retryAfterMs) }
             throw RPCError(code: code, message: reply.statusMessage, metadata: hint)
         }
         return reply

@@ -57,8 +57,8 @@ extension ChatService {
             $0.requestID = id
             $0.statusCode = Int32(failure.code.rawValue)
             $0.statusMessage = failure.message
-            $0.leader = failure.metadata[stringValues: leaderMetadataKey].first { _ in true } ?? ""
-            $0.retryAfterMs = failure.metadata[stringValues: ChatService.retryAfterKey].first { _ in true }.flatMap { UInt64($0) } ?? 0
+            $0.leader = failure.metadata[stringValues: MetadataKeys.leader].first { _ in true } ?? ""
+            $0.retryAfterMs = failure.metadata[stringValues: MetadataKeys.retryAfterMs].first { _ in true }.flatMap { UInt64($0) } ?? 0
         }
     }
 }

@@ -65,14 +65,12 @@ extension ChatService {
                 throw RPCError(code: .unavailable, message: "node \(configuration.id) is shutting down; subscribe to another node")
             case let .overflow(limits):
                 var metadata = Metadata()
-                metadata.addString("\(lastSent)", forKey: Self.resumeAfterKey)
+                metadata.addString("\(lastSent)", forKey: MetadataKeys.resumeAfter)
                 throw RPCError(code: .resourceExhausted, message: "this subscription fell more than \(limits.events) events or \(limits.bytes) bytes behind; subscribe again after event \(lastSent)", metadata: metadata)
             }
         }
     }
 
-    /// Set on a subscription cut off for reading too slowly: the event id to resume after.
-    static let resumeAfterKey = "chorus-resume-after"
 
     static func event(_ delivery: EventHub.Delivery, after lastSent: UInt64) -> Chorus_V1_Event? {
         var event = Chorus_V1_Event()

@@ -283,12 +283,9 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
                         metadata: Self.retryAfter(wait))
     }
 
-    /// The metadata key saying, in milliseconds, when a refused call may be tried again.
-    static let retryAfterKey = "chorus-retry-after-ms"
-
     static func retryAfter(_ wait: Duration) -> Metadata {
         var metadata = Metadata()
-        metadata.addString("\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)", forKey: retryAfterKey)
+        metadata.addString("\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)", forKey: MetadataKeys.retryAfterMs)
         return metadata
     }
 

@@ -1,15 +1,13 @@
+import API
 import GRPCCore
 import Projections
 import Raft
-
-/// Response metadata key naming the leader a follower knows of, as `ID=host:port`.
-public let leaderMetadataKey = "chorus-leader"
 
 extension NodeConfiguration {
     /// Metadata pointing a client at `leader`.
     func leaderHint(_ leader: NodeID?) -> Metadata {
         guard let leader, let address = clientAddress(of: leader) else { return [:] }
-        return [leaderMetadataKey: "\(leader)=\(address)"]
+        return [MetadataKeys.leader: "\(leader)=\(address)"]
     }
 
     /// How long a client should wait when the node is over its proposal limits: about what

@@ -1,0 +1,10 @@
+/// The metadata keys of the client API, spelled once for the nodes that set them and the
+/// client library that reads them.
+public enum MetadataKeys {
+    /// With UNAVAILABLE from a node that does not lead: the leader it knows, `ID=host:port`.
+    public static let leader = "chorus-leader"
+    /// With RESOURCE_EXHAUSTED from a node over a limit: when to retry, in milliseconds.
+    public static let retryAfterMs = "chorus-retry-after-ms"
+    /// On a subscription cut off for reading too slowly: the event id to resume after.
+    public static let resumeAfter = "chorus-resume-after"
+}
