@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "chorus", targets: ["ChorusCLI"]),
         .executable(name: "chorus-tools", targets: ["ChorusTools"]),
         .executable(name: "chorus-fuzz", targets: ["ChorusFuzz"]),
+        .executable(name: "chorus-web", targets: ["ChorusWeb"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "LogStore", targets: ["LogStore"]),
         .library(name: "Projections", targets: ["Projections"]),
@@ -34,6 +35,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // The web gateway. Hummingbird's default traits (swift-configuration, full Foundation)
+        // are not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         // MARK: Storage
@@ -81,12 +86,14 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        /// Token buckets per source address, bounded in the sources they remember.
+        .target(name: "RateLimit", swiftSettings: strict),
         /// Hand-off from any thread to one async stream writer, a batch at a time.
         .target(name: "Mailbox", swiftSettings: strict),
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "LogStore", "Projections", "Raft",
+                "API", "ClusterPKI", "LogStore", "Projections", "Raft", "RateLimit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -106,6 +113,22 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
+            swiftSettings: strict
+        ),
+
+        /// The browser's way in: a JSON + WebSocket API over the client library, and the page.
+        .target(
+            name: "WebGateway",
+            dependencies: [
+                "Client", "ClusterPKI", "RateLimit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            resources: [.copy("Public")],
             swiftSettings: strict
         ),
 
@@ -137,6 +160,17 @@ let package = Package(
             dependencies: [
                 "Client", "ClusterPKI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ChorusWeb",
+            dependencies: [
+                "Client", "ClusterPKI", "WebGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -177,7 +211,11 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor",
+                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor", "RateLimit", "WebGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -86,6 +86,8 @@ struct Chat: AsyncParsableCommand {
                     say("… \(name) joined")
                 case .accountDeleted(let name):
                     say("… \(name) left")
+                case .presence:
+                    break
                 case .reconnecting(let reason):
                     if !reconnecting { say("… lost the leader (\(reason)); failing over to a new one") }
                     reconnecting = true

@@ -9,13 +9,22 @@ final class SubscriptionCursor: Sendable {
     let attached = Atomic<Bool>(false)
 }
 
+/// The reader of a subscription left no room for the next event.
+struct ReaderBehind: Error {}
+
 extension ChorusClient {
     /// Live events for the session's user, as an async sequence that outlives leader
     /// changes: when the stream breaks it reconnects to the new leader, resuming after the
-    /// last event seen. Received messages are acknowledged (marked delivered) as they arrive,
-    /// unless `acknowledge` is false. Ends when the task is cancelled or the session is gone.
-    public func subscribe(token: String, acknowledge: Bool = true) -> AsyncThrowingStream<ChatEvent, any Error> {
-        AsyncThrowingStream(bufferingPolicy: .unbounded) { continuation in
+    /// last event seen. Received messages are acknowledged (marked delivered) as they are
+    /// handed over, unless `acknowledge` is false. With `liveOnly`, messages that were waiting
+    /// when the stream first attached are left for `readUndelivered`. Ends when the task is
+    /// cancelled or the session is gone.
+    ///
+    /// At most `buffer` events wait for the reader. A reader that falls further behind loses
+    /// its place the way a slow subscriber does on the node: the stream reattaches after the
+    /// last event handed over, and the messages not yet handed over are sent again.
+    public func subscribe(token: String, acknowledge: Bool = true, liveOnly: Bool = false, buffer: Int = 1_024) -> AsyncThrowingStream<ChatEvent, any Error> {
+        AsyncThrowingStream(bufferingPolicy: .bufferingOldest(max(1, buffer))) { continuation in
             let task = Task {
                 let cursor = SubscriptionCursor()
                 var failures = 0
@@ -24,15 +33,22 @@ extension ChorusClient {
                     cursor.attached.store(false, ordering: .relaxed)
                     var reason = "the leader ended the stream"
                     do {
-                        try await stubs[target].subscribe(.with { $0.token = token; $0.afterEventID = cursor.lastEvent.load(ordering: .relaxed) }) { response in
+                        let request = Chorus_V1_SubscribeRequest.with {
+                            $0.token = token
+                            $0.afterEventID = cursor.lastEvent.load(ordering: .relaxed)
+                            $0.liveOnly = liveOnly
+                        }
+                        try await stubs[target].subscribe(request) { response in
                             for try await event in response.messages {
-                                if case .attached = event.kind { cursor.attached.store(true, ordering: .relaxed) }
-                                if event.id > 0, case .messageReceived = event.kind {
-                                    cursor.lastEvent.max(event.id, ordering: .relaxed)
+                                if case let .attached(attached) = event.kind {
+                                    cursor.attached.store(true, ordering: .relaxed)
+                                    if liveOnly { cursor.lastEvent.max(attached.queuedThrough, ordering: .relaxed) }
                                 }
                                 guard let mapped = Self.map(event) else { continue }
-                                continuation.yield(mapped)
-                                if acknowledge, case let .message(message) = mapped {
+                                if case .dropped = continuation.yield(mapped) { throw ReaderBehind() }
+                                guard case let .message(message) = mapped else { continue }
+                                cursor.lastEvent.max(event.id, ordering: .relaxed)
+                                if acknowledge {
                                     _ = try? await self.acknowledge(token: token, ids: [message.id])
                                 }
                             }
@@ -44,6 +60,8 @@ extension ChorusClient {
                         // Cut off for reading too slowly: attach again after the last event
                         // seen; undelivered messages are replayed, so nothing is lost.
                         reason = error.message
+                    } catch is ReaderBehind {
+                        reason = "the reader fell more than \(buffer) events behind"
                     } catch let error as RPCError {
                         continuation.finish(throwing: ChorusError(error))
                         return
@@ -74,6 +92,7 @@ extension ChorusClient {
         case let .messagesDeleted(d)?: .messagesDeleted(d.ids)
         case let .accountCreated(name)?: .accountCreated(name)
         case let .accountDeleted(name)?: .accountDeleted(name)
+        case let .presence(p)?: .presence(name: p.name, online: p.online)
         case nil: nil
         }
     }

@@ -44,6 +44,8 @@ public enum ChatEvent: Sendable, Equatable {
     case messagesDeleted([UInt64])
     case accountCreated(String)
     case accountDeleted(String)
+    /// A user came online (its first live stream) or went offline (its last one ended).
+    case presence(name: String, online: Bool)
     /// The stream broke (leader change); the library is reconnecting.
     case reconnecting(String)
 }

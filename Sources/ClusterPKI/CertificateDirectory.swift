@@ -14,6 +14,7 @@ public struct CertificateDirectory: Sendable {
 
     public func node(_ id: UInt64) -> TLSFiles { files("node-\(id)") }
     public func `operator`(_ name: String) -> TLSFiles { files("operator-\(name)") }
+    public func web(_ name: String) -> TLSFiles { files("web-\(name)") }
 
     func files(_ name: String) -> TLSFiles {
         TLSFiles(ca: ca, certificate: "\(path)/\(name).pem", key: "\(path)/\(name)-key.pem")
@@ -24,7 +25,7 @@ public struct CertificateDirectory: Sendable {
     }
 
     /// Creates what is missing of: a CA for `cluster`, certificates for nodes `1...nodes`
-    /// reachable at `hosts`, and operator `admin`. What exists is kept, so running it again
+    /// reachable at `hosts`, operator `admin`, and web gateway `local` on `hosts`. What exists is kept, so running it again
     /// changes nothing and a restarted local cluster keeps its certificates.
     public func ensureLocal(cluster: String, nodes: Int, hosts: [String]) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -37,6 +38,10 @@ public struct CertificateDirectory: Sendable {
         }
         if !FileManager.default.fileExists(atPath: self.operator("admin").key) {
             try issue(issuer, .operator(cluster: cluster, name: "admin"), hosts: [], days: 825, to: self.operator("admin"))
+        }
+        if !FileManager.default.fileExists(atPath: web("local").key) {
+            // Browsers accept at most 398 days for a server certificate.
+            try issue(issuer, .web(cluster: cluster, name: "local"), hosts: hosts, days: 397, to: web("local"))
         }
     }
 

@@ -2,21 +2,25 @@ import X509
 
 /// Who a certificate speaks for. Every certificate the cluster's CA signs names its holder
 /// in a SAN URI: `chorus://CLUSTER/node/ID` for a node, `chorus://CLUSTER/operator/NAME` for
-/// an operator. The peer listener trusts a peer's claimed node id only as far as this says.
+/// an operator, `chorus://CLUSTER/web/NAME` for a web gateway (a server certificate for
+/// browsers; it opens no door on the nodes). The peer listener trusts a peer's claimed node
+/// id only as far as this says.
 public enum Identity: Sendable, Equatable, CustomStringConvertible {
     case node(cluster: String, id: UInt64)
     case `operator`(cluster: String, name: String)
+    case web(cluster: String, name: String)
 
     public var uri: String {
         switch self {
         case let .node(cluster, id): "chorus://\(cluster)/node/\(id)"
         case let .operator(cluster, name): "chorus://\(cluster)/operator/\(name)"
+        case let .web(cluster, name): "chorus://\(cluster)/web/\(name)"
         }
     }
 
     public var cluster: String {
         switch self {
-        case let .node(cluster, _), let .operator(cluster, _): cluster
+        case let .node(cluster, _), let .operator(cluster, _), let .web(cluster, _): cluster
         }
     }
 
@@ -24,6 +28,7 @@ public enum Identity: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .node(cluster, id): "node \(id) of cluster '\(cluster)'"
         case let .operator(cluster, name): "operator '\(name)' of cluster '\(cluster)'"
+        case let .web(cluster, name): "web gateway '\(name)' of cluster '\(cluster)'"
         }
     }
 
@@ -38,6 +43,8 @@ public enum Identity: Sendable, Equatable, CustomStringConvertible {
             self = .node(cluster: String(parts[0]), id: id)
         case "operator":
             self = .operator(cluster: String(parts[0]), name: String(parts[2]))
+        case "web":
+            self = .web(cluster: String(parts[0]), name: String(parts[2]))
         default:
             return nil
         }

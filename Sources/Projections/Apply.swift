@@ -155,8 +155,8 @@ private struct Mutation {
             case let .acknowledge(c): return try acknowledge(c)
             case let .deleteMessages(c): return try deleteMessages(c, &events)
             case let .deleteAccount(c): return try deleteAccount(c, &events)
-            case let .attach(c): return try attach(c)
-            case let .detach(c): return try detach(c.subscriptionID)
+            case let .attach(c): return try attach(c, &events)
+            case let .detach(c): return try detach(c.subscriptionID, &events)
             case .detachAll: return try detachAll()
             case nil: throw Rejection(.invalidArgument, "the command is empty")
             }
@@ -364,24 +364,36 @@ private struct Mutation {
 
     // MARK: Online clients
 
-    mutating func attach(_ c: AttachClient) throws -> UInt64 {
+    /// A user's first stream brings it online and its last one takes it offline; only those
+    /// transitions are announced, so a second tab says nothing.
+    mutating func attach(_ c: AttachClient, _ events: inout [ChatEvent]) throws -> UInt64 {
         let user = try session(c.tokenHash)
         guard c.subscriptionID != 0 else { throw Rejection(.invalidArgument, "subscription id 0 is reserved") }
-        _ = try detach(c.subscriptionID)
+        var ignored: [ChatEvent] = []
+        _ = try detach(c.subscriptionID, &ignored)
+        let wasOnline = try isOnline(user.id)
         var row = SubscriptionRow()
         row.userID = user.id
         row.name = user.name
         try txn.put(tables.subscriptions, c.subscriptionID.bigEndianBytes, try row.serializedBytes())
         try txn.put(tables.online, compositeKey(user.id, c.subscriptionID), [])
+        if !wasOnline { events.append(.presence(name: user.name, online: true)) }
         return c.subscriptionID
     }
 
-    mutating func detach(_ subscription: UInt64) throws -> UInt64 {
+    mutating func detach(_ subscription: UInt64, _ events: inout [ChatEvent]) throws -> UInt64 {
         guard let bytes = try txn.get(tables.subscriptions, subscription.bigEndianBytes) else { return 0 }
         let row = try SubscriptionRow(serializedBytes: bytes)
         try txn.delete(tables.subscriptions, subscription.bigEndianBytes)
         try txn.delete(tables.online, compositeKey(row.userID, subscription))
+        if try !isOnline(row.userID) { events.append(.presence(name: row.name, online: false)) }
         return 1
+    }
+
+    func isOnline(_ userID: UInt64) throws -> Bool {
+        try txn.withCursor(tables.online) { cursor in
+            try cursor.seek(atOrAfter: userID.bigEndianBytes).map { $0.key.starts(with: userID.bigEndianBytes) } ?? false
+        }
     }
 
     mutating func detachAll() throws -> UInt64 {

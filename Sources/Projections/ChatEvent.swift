@@ -6,6 +6,9 @@ public enum ChatEvent: Sendable, Equatable {
     case messagesDeleted(ids: [UInt64], participants: [String])
     case accountCreated(name: String)
     case accountDeleted(name: String)
+    /// A user's first live stream attached (online) or its last one ended (offline). Not
+    /// announced when a new leader detaches everyone: clients attach again at once.
+    case presence(name: String, online: Bool)
 }
 
 /// The effect of one committed log entry.

@@ -1,5 +1,6 @@
 import Foundation
 import Projections
+import RateLimit
 import Testing
 @testable import Node
 

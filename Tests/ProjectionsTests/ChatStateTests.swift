@@ -292,6 +292,29 @@ import Testing
         #expect(try h.state.isOnline("bob") == false)
         #expect(try h.attach(Data(repeating: 7, count: 32), subscription: 5).rejection == .unauthenticated)
     }
+
+    /// Presence is announced on a user's first stream and after its last, not in between.
+    @Test func presenceChangesOnFirstAndLastStreamOnly() throws {
+        let h = try Harness()
+        _ = try h.createAccount("alice")
+        let alice = try h.login("alice")
+        func attach(_ id: UInt64) throws -> [ChatEvent] {
+            try h.runApplied(.attach(.with { $0.tokenHash = alice; $0.subscriptionID = id })).events
+        }
+        func detach(_ id: UInt64) throws -> [ChatEvent] {
+            try h.runApplied(.detach(.with { $0.subscriptionID = id })).events
+        }
+        #expect(try attach(1) == [.presence(name: "alice", online: true)])
+        #expect(try attach(2) == [])
+        #expect(try attach(2) == [], "attaching a stream again changes nothing")
+        #expect(try detach(1) == [])
+        #expect(try detach(7) == [], "an unknown stream")
+        #expect(try detach(2) == [.presence(name: "alice", online: false)])
+        #expect(try detach(2) == [])
+        #expect(try attach(3) == [.presence(name: "alice", online: true)])
+        // A new leader detaches everyone silently: clients attach again at once.
+        #expect(try h.runApplied(.detachAll(DetachAll())).events == [])
+    }
 }
 
 @Suite struct ReplayTests {

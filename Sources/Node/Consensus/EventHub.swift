@@ -19,7 +19,7 @@ public final class EventHub: Sendable {
             switch event {
             case let .messageSent(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
             case let .messagesDeleted(ids, _): 128 + 8 * ids.count
-            case .accountCreated, .accountDeleted: 128
+            case .accountCreated, .accountDeleted, .presence: 128
             }
         }
     }
@@ -135,7 +135,7 @@ public final class EventHub: Sendable {
             case let .messageSent(message): Array(state.byUser[message.recipientID] ?? [])
             case let .messagesDeleted(_, participants):
                 Array(Set(participants.compactMap { state.userIDs[$0] }.flatMap { state.byUser[$0] ?? [] }))
-            case .accountCreated, .accountDeleted: Array(state.subscribers.keys)
+            case .accountCreated, .accountDeleted, .presence: Array(state.subscribers.keys)
             }
             for id in ids {
                 guard var subscriber = state.subscribers[id] else { continue }

@@ -27,23 +27,24 @@ extension ChatService {
         }
         // gRPC does not cancel the handler's task when the call ends; it tells this handler.
         try await withRPCCancellationHandler {
-            try await attach(subscription, session, hash, from: request.afterEventID, events: stream, to: response)
+            try await attach(subscription, session, hash, from: request.afterEventID, liveOnly: request.liveOnly, events: stream, to: response)
         } onCancelRPC: {
             events.unsubscribe(id: subscription)
         }
     }
 
-    private func attach(_ subscription: UInt64, _ session: SessionRow, _ hash: [UInt8], from afterEventID: UInt64,
+    private func attach(_ subscription: UInt64, _ session: SessionRow, _ hash: [UInt8], from afterEventID: UInt64, liveOnly: Bool,
                         events stream: AsyncThrowingStream<EventHub.Delivery, any Error>, to response: RPCWriter<Chorus_V1_Event>) async throws {
         var attach = Chorus_V1_RequestID()
         attach.clientID = "subscription-\(subscription)"
         attach.sequence = 1
-        _ = try await propose(attach, .attach(.with { $0.tokenHash = Data(hash); $0.subscriptionID = subscription }))
+        let attachIndex = try await proposeEntry(attach, .attach(.with { $0.tokenHash = Data(hash); $0.subscriptionID = subscription })).index
 
         let unread = try state.unreadCount(userID: session.userID)
-        try await response.write(.with { $0.id = 0; $0.attached = .with { $0.unreadCount = unread } })
-        // Catch up, a page at a time: every undelivered message after the client's last event.
-        var lastSent = afterEventID
+        try await response.write(.with { $0.id = 0; $0.attached = .with { $0.unreadCount = unread; $0.queuedThrough = attachIndex } })
+        // Catch up, a page at a time: every undelivered message after the client's last event
+        // (after the attach itself for a live-only stream that has seen none).
+        var lastSent = liveOnly && afterEventID == 0 ? attachIndex : afterEventID
         while case let page = try state.undelivered(userID: session.userID, after: lastSent, limit: Validation.maxPageSize), !page.isEmpty {
             for message in page {
                 try await response.write(.with { $0.id = message.id; $0.messageReceived = Self.message(message) })
@@ -85,6 +86,8 @@ extension ChatService {
             event.accountCreated = name
         case let .accountDeleted(name):
             event.accountDeleted = name
+        case let .presence(name, online):
+            event.presence = .with { $0.name = name; $0.online = online }
         }
         return event
     }

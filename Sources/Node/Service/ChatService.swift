@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import Projections
 import Raft
+import RateLimit
 
 /// The client API. Writes become one command each, proposed on the leader after everything
 /// non-deterministic (salt, hash, token, clock) is decided here; reads wait for a ReadIndex
@@ -211,6 +212,11 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     /// Proposes `kind` as one command with the caller's request id; returns its value.
     func propose(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) async throws -> UInt64 {
+        try await proposeEntry(requestID, kind).value
+    }
+
+    /// `propose`, with the log index of the entry that carried the command.
+    func proposeEntry(_ requestID: Chorus_V1_RequestID, _ kind: Command.OneOf_Kind) async throws -> (value: UInt64, index: UInt64) {
         let applied: Applied
         do {
             applied = try await replica.propose(try command(requestID, kind))
@@ -218,7 +224,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             throw configuration.rpcError(error)
         }
         switch applied.outcome {
-        case let .success(value): return value
+        case let .success(value): return (value, applied.index)
         case let .failure(rejection): throw rejection.rpcError
         }
     }

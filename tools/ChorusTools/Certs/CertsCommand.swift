@@ -4,12 +4,13 @@ import Foundation
 
 /// `chorus-tools certs`: the cluster's CA and the certificates it signs, as PEM files in one
 /// directory (`ca.pem`, `ca-key.pem`, `node-ID.pem`, `node-ID-key.pem`,
-/// `operator-NAME.pem`, `operator-NAME-key.pem`). Keys are written mode 0600.
+/// `operator-NAME.pem`, `operator-NAME-key.pem`, `web-NAME.pem`, `web-NAME-key.pem`). Keys are
+/// written mode 0600.
 struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
-        abstract: "Create the cluster's CA and sign node and operator certificates.",
-        subcommands: [Authority.self, NodeCertificate.self, OperatorCertificate.self, Local.self]
+        abstract: "Create the cluster's CA and sign node, operator and web gateway certificates.",
+        subcommands: [Authority.self, NodeCertificate.self, OperatorCertificate.self, WebCertificate.self, Local.self]
     )
 
     struct Location: ParsableArguments {
@@ -67,17 +68,33 @@ struct CertsCommand: ParsableCommand {
         }
     }
 
+    struct WebCertificate: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "web", abstract: "Sign a server certificate for a chorus-web gateway (web-NAME.pem, web-NAME-key.pem).")
+        @OptionGroup var location: Location
+        @Option(help: "The gateway's name.") var name: String = "local"
+        @Option(name: .customLong("host"), help: "A DNS name or IP address browsers reach the gateway by; repeat for each.") var hosts: [String] = []
+        @Option(help: "Days the certificate is valid (browsers accept at most 398).") var days: Int = 397
+
+        func run() throws {
+            guard !name.isEmpty, !name.contains("/") else { throw ValidationError("a gateway name is not empty and has no '/'") }
+            guard !hosts.isEmpty else { throw ValidationError("give at least one --host: browsers check the name they connect to") }
+            let directory = location.directory
+            try directory.issue(try directory.issuer(), .web(cluster: location.cluster, name: name), hosts: hosts, days: days, to: directory.web(name))
+            print("wrote \(directory.web(name).certificate) and \(directory.web(name).key)")
+        }
+    }
+
     /// Everything a local cluster needs, created once: a CA, node 1...N on `--host`, and
     /// operator `admin`. Files that exist are kept, so a second run changes nothing.
     struct Local: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "local", abstract: "Create (once) a CA, certificates for nodes 1...N and operator 'admin'.")
+        static let configuration = CommandConfiguration(commandName: "local", abstract: "Create (once) a CA, certificates for nodes 1...N, operator 'admin' and web gateway 'local'.")
         @OptionGroup var location: Location
         @Option(help: "How many nodes.") var nodes: Int = 5
         @Option(name: .customLong("host"), help: "A DNS name or IP address every node is reached by; repeat for each.") var hosts: [String] = ["127.0.0.1", "localhost"]
 
         func run() throws {
             try location.directory.ensureLocal(cluster: location.cluster, nodes: nodes, hosts: hosts)
-            print("certificates for cluster '\(location.cluster)' (nodes 1...\(nodes), operator admin) in \(location.dir)")
+            print("certificates for cluster '\(location.cluster)' (nodes 1...\(nodes), operator admin, web gateway local) in \(location.dir)")
         }
     }
 }

@@ -512,6 +512,11 @@ public nonisolated struct Chorus_V1_SubscribeRequest: Sendable {
   /// first, so a reconnecting client misses nothing.
   public var afterEventID: UInt64 = 0
 
+  /// Push only what arrives after the stream attaches: messages already waiting are left for
+  /// ReadUndelivered (read N at a time), and Attached.queued_through says where they end.
+  /// A reconnecting client sends the larger of its last event and queued_through.
+  public var liveOnly: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -568,6 +573,15 @@ public nonisolated struct Chorus_V1_Event: Sendable {
     set {kind = .attached(newValue)}
   }
 
+  /// A user came online (its first live stream) or went offline (its last one ended).
+  public var presence: Chorus_V1_Presence {
+    get {
+      if case .presence(let v)? = kind {return v}
+      return Chorus_V1_Presence()
+    }
+    set {kind = .presence(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -577,6 +591,8 @@ public nonisolated struct Chorus_V1_Event: Sendable {
     case accountDeleted(String)
     /// Sent first on every stream: the subscription is attached and the user online.
     case attached(Chorus_V1_Attached)
+    /// A user came online (its first live stream) or went offline (its last one ended).
+    case presence(Chorus_V1_Presence)
 
   }
 
@@ -601,6 +617,24 @@ public nonisolated struct Chorus_V1_Attached: Sendable {
   // methods supported on all messages.
 
   public var unreadCount: UInt64 = 0
+
+  /// The log index of the attach: messages up to it were waiting before the stream (and are
+  /// replayed unless live_only); later ones are pushed live.
+  public var queuedThrough: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_Presence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var online: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1674,7 +1708,7 @@ nonisolated extension Chorus_V1_DeleteAccountResponse: SwiftProtobuf.Message, Sw
 
 nonisolated extension Chorus_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubscribeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}after_event_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}after_event_id\0\u{3}live_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1684,6 +1718,7 @@ nonisolated extension Chorus_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.token) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.afterEventID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.liveOnly) }()
       default: break
       }
     }
@@ -1696,12 +1731,16 @@ nonisolated extension Chorus_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftPr
     if self.afterEventID != 0 {
       try visitor.visitSingularUInt64Field(value: self.afterEventID, fieldNumber: 2)
     }
+    if self.liveOnly != false {
+      try visitor.visitSingularBoolField(value: self.liveOnly, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_SubscribeRequest, rhs: Chorus_V1_SubscribeRequest) -> Bool {
     if lhs.token != rhs.token {return false}
     if lhs.afterEventID != rhs.afterEventID {return false}
+    if lhs.liveOnly != rhs.liveOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1709,7 +1748,7 @@ nonisolated extension Chorus_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}message_received\0\u{3}messages_deleted\0\u{3}account_created\0\u{3}account_deleted\0\u{1}attached\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}message_received\0\u{3}messages_deleted\0\u{3}account_created\0\u{3}account_deleted\0\u{1}attached\0\u{1}presence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1773,6 +1812,19 @@ nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._Mes
           self.kind = .attached(v)
         }
       }()
+      case 7: try {
+        var v: Chorus_V1_Presence?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .presence(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .presence(v)
+        }
+      }()
       default: break
       }
     }
@@ -1806,6 +1858,10 @@ nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._Mes
     case .attached?: try {
       guard case .attached(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .presence?: try {
+      guard case .presence(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
@@ -1852,7 +1908,7 @@ nonisolated extension Chorus_V1_MessagesDeleted: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Chorus_V1_Attached: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Attached"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}unread_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}unread_count\0\u{3}queued_through\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1861,6 +1917,7 @@ nonisolated extension Chorus_V1_Attached: SwiftProtobuf.Message, SwiftProtobuf._
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.unreadCount) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.queuedThrough) }()
       default: break
       }
     }
@@ -1870,11 +1927,50 @@ nonisolated extension Chorus_V1_Attached: SwiftProtobuf.Message, SwiftProtobuf._
     if self.unreadCount != 0 {
       try visitor.visitSingularUInt64Field(value: self.unreadCount, fieldNumber: 1)
     }
+    if self.queuedThrough != 0 {
+      try visitor.visitSingularUInt64Field(value: self.queuedThrough, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Attached, rhs: Chorus_V1_Attached) -> Bool {
     if lhs.unreadCount != rhs.unreadCount {return false}
+    if lhs.queuedThrough != rhs.queuedThrough {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_Presence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Presence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}online\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.online) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.online != false {
+      try visitor.visitSingularBoolField(value: self.online, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_Presence, rhs: Chorus_V1_Presence) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.online != rhs.online {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,14 +1,15 @@
 import Foundation
 import Synchronization
 
-/// Token buckets per source address: `perMinute` events a minute, up to `perMinute` at once.
+/// Token buckets per source address (used by the nodes for logins and account creation, and
+/// by the web gateway for each browser's address): `perMinute` events a minute, up to `perMinute` at once.
 ///
 /// The table of sources is bounded: when it is full, sources whose buckets have refilled are
 /// forgotten first, and if none has, new sources share one bucket, so a flood of addresses
 /// cannot grow the table or escape the limit.
-final class RateLimiter: Sendable {
-    let perMinute: Int
-    let capacity: Int
+public final class RateLimiter: Sendable {
+    public let perMinute: Int
+    public let capacity: Int
 
     private struct Bucket {
         var tokens: Double
@@ -18,13 +19,13 @@ final class RateLimiter: Sendable {
     private let buckets = Mutex<[String: Bucket]>([:])
     private static let shared = "shared"
 
-    init(perMinute: Int, capacity: Int = 10_000) {
+    public init(perMinute: Int, capacity: Int = 10_000) {
         self.perMinute = perMinute
         self.capacity = capacity
     }
 
     /// Takes one token for `source`; when there is none, returns how long until there is.
-    func take(_ source: String, now: ContinuousClock.Instant = .now) -> Duration? {
+    public func take(_ source: String, now: ContinuousClock.Instant = .now) -> Duration? {
         let rate = Double(perMinute) / 60
         let full = Double(perMinute)
         return buckets.withLock { buckets in
@@ -45,7 +46,7 @@ final class RateLimiter: Sendable {
     }
 
     /// Whether `source` has a token left, without taking it.
-    func wouldAllow(_ source: String, now: ContinuousClock.Instant = .now) -> Duration? {
+    public func wouldAllow(_ source: String, now: ContinuousClock.Instant = .now) -> Duration? {
         let rate = Double(perMinute) / 60
         let full = Double(perMinute)
         return buckets.withLock { buckets in
@@ -63,7 +64,7 @@ final class RateLimiter: Sendable {
 
     /// The address part of gRPC's `remotePeer` ("ipv4:127.0.0.1:5000" → "ipv4:127.0.0.1"):
     /// every connection from one host shares its buckets.
-    static func source(of remotePeer: String) -> String {
+    public static func source(of remotePeer: String) -> String {
         guard let colon = remotePeer.lastIndex(of: ":"), remotePeer[..<colon].contains(":") else { return remotePeer }
         return String(remotePeer[..<colon])
     }

@@ -1,0 +1,644 @@
+// The Chorus web client. Everything a message carries is put on the page with textContent,
+// never as HTML, so a body like <img onerror=…> shows as the text it is.
+import { api, ApiError, Live } from './api.js';
+
+const $ = (id) => document.getElementById(id);
+const MAX_BODY_BYTES = 64 * 1024;
+const encoder = new TextEncoder();
+
+const state = {
+  me: null,
+  live: null,
+  liveWasUp: false,
+  failingOver: false,
+  // The directory page on screen: the pattern, the token of this page and of earlier ones.
+  pattern: '*',
+  pageTokens: [null],
+  pageIndex: 0,
+  nextPage: null,
+  accounts: new Map(), // name -> online, for the names on screen
+  unreadBy: new Map(), // name -> messages that arrived live while their conversation was closed
+  peer: null,
+  messages: new Map(), // id -> message, of the open conversation
+  older: null, // page token of older messages, or null at the beginning
+  selected: new Set(),
+  waiting: 0,
+};
+
+// ---------------------------------------------------------------- small helpers
+
+function show(element, visible) {
+  element.hidden = !visible;
+}
+
+function say(element, text) {
+  element.textContent = text || '';
+  show(element, Boolean(text));
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function time(ms) {
+  const date = new Date(Number(ms));
+  const today = new Date();
+  const sameDay = date.toDateString() === today.toDateString();
+  return sameDay ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+function byID(a, b) {
+  const x = BigInt(a.id);
+  const y = BigInt(b.id);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+let bannerTimer = null;
+function banner(kind, text, seconds) {
+  const node = $('banner');
+  clearTimeout(bannerTimer);
+  if (!text) {
+    show(node, false);
+    return;
+  }
+  node.className = `banner ${kind}`;
+  node.textContent = text;
+  show(node, true);
+  if (seconds) bannerTimer = setTimeout(() => show(node, false), seconds * 1000);
+}
+
+/** Shows a failed call where the user looks, and handles the ones that need more. */
+function failed(error, where) {
+  if (error instanceof ApiError && error.status === 401 && state.me) {
+    leave('Your session ended; log in again.');
+    return;
+  }
+  if (error instanceof ApiError && (error.status === 503 || error.status === 0)) {
+    banner('warn', error.message);
+  }
+  if (where) say(where, error.message);
+}
+
+function updateTitle() {
+  let total = 0;
+  for (const count of state.unreadBy.values()) total += count;
+  document.title = total > 0 ? `(${total}) Chorus` : 'Chorus';
+}
+
+// ---------------------------------------------------------------- log in, register, leave
+
+function showAuth(tab, notice) {
+  show($('chat'), false);
+  show($('auth'), true);
+  const registering = tab === 'register';
+  $('tab-login').classList.toggle('active', !registering);
+  $('tab-register').classList.toggle('active', registering);
+  show($('login-form'), !registering);
+  show($('register-form'), registering);
+  say($('auth-notice'), notice);
+  (registering ? $('register-name') : $('login-name')).focus();
+}
+
+function enter(name, unread) {
+  state.me = name;
+  state.unreadBy.clear();
+  state.peer = null;
+  $('me').textContent = name;
+  setWaiting(unread ?? 0);
+  show($('auth'), false);
+  show($('chat'), true);
+  show($('conversation'), false);
+  show($('inbox-view'), false);
+  show($('empty'), true);
+  $('login-password').value = '';
+  $('register-password').value = '';
+  state.pattern = $('search').value.trim() || '*';
+  loadAccounts(0, true);
+  state.liveWasUp = false;
+  state.live = new Live(onLiveEvent, onLiveState);
+  state.live.start();
+  refreshClusterStatus();
+}
+
+function leave(notice) {
+  if (state.live) state.live.stop();
+  state.live = null;
+  state.me = null;
+  state.messages.clear();
+  state.selected.clear();
+  $('messages').replaceChildren();
+  $('inbox-messages').replaceChildren();
+  banner(null, null);
+  document.title = 'Chorus';
+  showAuth('login', notice);
+}
+
+async function login(event) {
+  event.preventDefault();
+  const button = $('login-submit');
+  button.disabled = true;
+  say($('login-error'), '');
+  try {
+    const session = await api.login($('login-name').value.trim(), $('login-password').value);
+    enter(session.name, session.unread);
+  } catch (error) {
+    failed(error, $('login-error'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function register(event) {
+  event.preventDefault();
+  const button = $('register-submit');
+  button.disabled = true;
+  say($('register-error'), '');
+  try {
+    const session = await api.register($('register-name').value.trim(), $('register-password').value);
+    enter(session.name, session.unread);
+  } catch (error) {
+    failed(error, $('register-error'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Tells whether the name is free while it is typed, asking at most every 250 ms. */
+let nameTimer = null;
+let nameAsked = '';
+function nameTyped() {
+  clearTimeout(nameTimer);
+  const status = $('name-status');
+  const name = $('register-name').value.trim();
+  if (!name) {
+    status.className = 'hint';
+    status.textContent = "Letters, digits, '_', '.' and '-'; up to 32.";
+    return;
+  }
+  nameTimer = setTimeout(async () => {
+    nameAsked = name;
+    try {
+      const answer = await api.checkName(name);
+      if (nameAsked !== name) return;
+      status.className = answer.available ? 'hint good' : 'hint bad';
+      status.textContent = answer.available ? `✓ ${name} is available` : `✗ ${answer.reason}`;
+    } catch (error) {
+      if (nameAsked !== name) return;
+      status.className = 'hint bad';
+      status.textContent = error.message;
+    }
+  }, 250);
+}
+
+async function logout() {
+  try {
+    await api.logout();
+  } catch (error) {
+    // The cookie is cleared either way.
+  }
+  leave('You are logged out.');
+}
+
+async function deleteAccount(event) {
+  event.preventDefault();
+  say($('delete-error'), '');
+  const button = $('delete-confirm');
+  button.disabled = true;
+  try {
+    await api.deleteAccount($('delete-password').value);
+    $('delete-dialog').close();
+    leave('Your account was deleted.');
+  } catch (error) {
+    failed(error, $('delete-error'));
+  } finally {
+    $('delete-password').value = '';
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- the directory
+
+async function loadAccounts(index, reset) {
+  if (reset) {
+    state.pageTokens = [null];
+    index = 0;
+  }
+  try {
+    const page = await api.accounts(state.pattern, state.pageTokens[index]);
+    state.pageIndex = index;
+    state.nextPage = page.next || null;
+    if (page.next) state.pageTokens[index + 1] = page.next;
+    renderAccounts(page.accounts);
+  } catch (error) {
+    failed(error);
+    if (error instanceof ApiError && error.status === 400) {
+      $('accounts').replaceChildren(el('li', 'hint', error.message));
+    }
+  }
+}
+
+function renderAccounts(accounts) {
+  const list = $('accounts');
+  state.accounts.clear();
+  const items = accounts.filter((a) => a.name !== state.me).map((account) => {
+    state.accounts.set(account.name, account.online);
+    const item = el('li', 'account');
+    item.dataset.name = account.name;
+    const dot = el('span', account.online ? 'dot online' : 'dot');
+    dot.title = account.online ? 'online' : 'offline';
+    const badge = el('span', 'badge');
+    item.append(dot, el('span', 'name', account.name), badge);
+    item.classList.toggle('open', account.name === state.peer);
+    item.addEventListener('click', () => openConversation(account.name));
+    return item;
+  });
+  if (items.length === 0) items.push(el('li', 'hint', 'Nobody matches.'));
+  list.replaceChildren(...items);
+  renderBadges();
+  $('accounts-prev').disabled = state.pageIndex === 0;
+  $('accounts-next').disabled = !state.nextPage;
+}
+
+function renderBadges() {
+  for (const item of $('accounts').querySelectorAll('li.account')) {
+    const count = state.unreadBy.get(item.dataset.name) || 0;
+    const badge = item.querySelector('.badge');
+    badge.textContent = count > 0 ? String(count) : '';
+    show(badge, count > 0);
+  }
+  updateTitle();
+}
+
+function setPresence(name, online) {
+  if (state.accounts.has(name)) {
+    state.accounts.set(name, online);
+    const item = $('accounts').querySelector(`li.account[data-name="${CSS.escape(name)}"]`);
+    if (item) {
+      const dot = item.querySelector('.dot');
+      dot.className = online ? 'dot online' : 'dot';
+      dot.title = online ? 'online' : 'offline';
+    }
+  }
+  if (name === state.peer) $('peer-dot').className = online ? 'dot online' : 'dot';
+}
+
+let searchTimer = null;
+function searchTyped() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.pattern = $('search').value.trim() || '*';
+    loadAccounts(0, true);
+  }, 250);
+}
+
+// ---------------------------------------------------------------- a conversation
+
+async function openConversation(name) {
+  state.peer = name;
+  state.messages.clear();
+  state.selected.clear();
+  state.older = null;
+  state.unreadBy.delete(name);
+  renderBadges();
+  for (const item of $('accounts').querySelectorAll('li.account')) item.classList.toggle('open', item.dataset.name === name);
+  $('peer-name').textContent = name;
+  $('peer-dot').className = state.accounts.get(name) ? 'dot online' : 'dot';
+  $('messages').replaceChildren();
+  say($('composer-error'), '');
+  show($('empty'), false);
+  show($('inbox-view'), false);
+  show($('conversation'), true);
+  updateSelection();
+  await loadLatest();
+  scrollToEnd();
+  $('composer').focus();
+}
+
+/** The newest page, merged with what is on screen (also used to catch up after a failover). */
+async function loadLatest() {
+  const peer = state.peer;
+  if (!peer) return;
+  try {
+    const page = await api.history(peer);
+    if (state.peer !== peer) return;
+    if (state.messages.size === 0) state.older = page.next || null;
+    for (const message of page.messages) state.messages.set(message.id, message);
+    renderMessages();
+  } catch (error) {
+    failed(error, $('composer-error'));
+  }
+}
+
+async function loadEarlier() {
+  const peer = state.peer;
+  if (!peer || !state.older) return;
+  const scroller = $('scroller');
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  $('load-earlier').disabled = true;
+  try {
+    const page = await api.history(peer, state.older);
+    if (state.peer !== peer) return;
+    state.older = page.next || null;
+    for (const message of page.messages) state.messages.set(message.id, message);
+    renderMessages();
+    scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  } catch (error) {
+    failed(error, $('composer-error'));
+  } finally {
+    $('load-earlier').disabled = false;
+  }
+}
+
+function messageItem(message, withSelection) {
+  const mine = message.from === state.me;
+  const item = el('li', mine ? 'msg mine' : 'msg theirs');
+  item.dataset.id = message.id;
+  if (withSelection) {
+    const box = el('input', 'select');
+    box.type = 'checkbox';
+    box.checked = state.selected.has(message.id);
+    box.setAttribute('aria-label', 'select message');
+    box.addEventListener('change', () => {
+      if (box.checked) state.selected.add(message.id);
+      else state.selected.delete(message.id);
+      item.classList.toggle('selected', box.checked);
+      updateSelection();
+    });
+    item.append(box);
+    item.classList.toggle('selected', box.checked);
+  }
+  const bubble = el('div', 'bubble');
+  if (!withSelection) bubble.append(el('div', 'sender', mine ? 'you' : message.from));
+  bubble.append(el('div', 'body', message.body), el('div', 'time', time(message.sentUnixMs)));
+  item.append(bubble);
+  return item;
+}
+
+function renderMessages() {
+  const sorted = [...state.messages.values()].sort(byID);
+  $('messages').replaceChildren(...sorted.map((m) => messageItem(m, true)));
+  show($('load-earlier'), Boolean(state.older));
+  show($('conversation-start'), !state.older);
+}
+
+function nearEnd() {
+  const scroller = $('scroller');
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+}
+
+function scrollToEnd() {
+  const scroller = $('scroller');
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function updateSelection() {
+  for (const id of [...state.selected]) if (!state.messages.has(id)) state.selected.delete(id);
+  const count = state.selected.size;
+  $('delete-selected').disabled = count === 0;
+  $('selection-count').textContent = count > 0 ? `${count} selected` : '';
+}
+
+function composerChanged() {
+  const bytes = encoder.encode($('composer').value).length;
+  const counter = $('composer-count');
+  counter.textContent = bytes > MAX_BODY_BYTES - 1024 ? `${bytes} / ${MAX_BODY_BYTES} bytes` : '';
+  counter.className = bytes > MAX_BODY_BYTES ? 'hint bad' : 'hint';
+}
+
+async function send(event) {
+  event.preventDefault();
+  const peer = state.peer;
+  const box = $('composer');
+  const body = box.value;
+  if (!peer || body.trim() === '') return;
+  say($('composer-error'), '');
+  if (encoder.encode(body).length > MAX_BODY_BYTES) {
+    say($('composer-error'), `This message is too long: at most ${MAX_BODY_BYTES / 1024} KiB.`);
+    return;
+  }
+  box.value = '';
+  composerChanged();
+  const pending = messageItem({ id: 'pending', from: state.me, to: peer, body, sentUnixMs: Date.now() }, false);
+  pending.classList.add('pending');
+  pending.querySelector('.time').textContent = 'sending…';
+  $('messages').append(pending);
+  scrollToEnd();
+  try {
+    const message = await api.send(peer, body);
+    pending.remove();
+    if (state.peer === peer) {
+      state.messages.set(message.id, message);
+      renderMessages();
+      scrollToEnd();
+    }
+  } catch (error) {
+    pending.remove();
+    // Give the text back, so nothing typed is lost.
+    if (state.peer === peer && box.value === '') box.value = body;
+    composerChanged();
+    failed(error, $('composer-error'));
+  }
+}
+
+async function deleteSelected() {
+  const ids = [...state.selected];
+  if (ids.length === 0) return;
+  $('delete-selected').disabled = true;
+  try {
+    await api.deleteMessages(ids);
+    removeMessages(ids);
+  } catch (error) {
+    failed(error, $('composer-error'));
+    updateSelection();
+  }
+}
+
+function removeMessages(ids) {
+  let changed = false;
+  for (const id of ids) {
+    if (state.messages.delete(id)) changed = true;
+    state.selected.delete(id);
+    for (const item of $('inbox-messages').querySelectorAll(`li.msg[data-id="${CSS.escape(id)}"]`)) item.remove();
+  }
+  if (changed) renderMessages();
+  updateSelection();
+}
+
+// ---------------------------------------------------------------- messages that waited
+
+function setWaiting(count) {
+  state.waiting = Number(count);
+  $('unread-count').textContent = String(state.waiting);
+  $('unread-label').textContent = state.waiting === 1 ? 'message waiting' : 'messages waiting';
+  $('read-next').disabled = state.waiting === 0;
+}
+
+async function readNext() {
+  const limit = Math.max(1, Math.min(200, Number($('read-n').value) || 1));
+  $('read-n').value = String(limit);
+  $('read-next').disabled = true;
+  try {
+    const answer = await api.readWaiting(limit);
+    setWaiting(answer.unread);
+    const list = $('inbox-messages');
+    list.replaceChildren(...answer.messages.map((message) => {
+      const item = messageItem(message, false);
+      item.classList.add('clickable');
+      item.title = `Open the conversation with ${message.from}`;
+      item.addEventListener('click', () => openConversation(message.from));
+      return item;
+    }));
+    if (answer.messages.length === 0) list.append(el('li', 'hint', 'Nothing was waiting.'));
+    show($('empty'), false);
+    show($('conversation'), false);
+    show($('inbox-view'), true);
+    state.peer = null;
+    for (const item of $('accounts').querySelectorAll('li.account')) item.classList.remove('open');
+  } catch (error) {
+    failed(error);
+    setWaiting(state.waiting);
+  }
+}
+
+// ---------------------------------------------------------------- live events
+
+function onLiveEvent(event) {
+  switch (event.type) {
+    case 'attached':
+      $('live-state').textContent = 'live';
+      $('live-state').className = 'live-state up';
+      // What waits for this user as the cluster counts it now (messages that came while the
+      // page was away wait too; only what arrives from here on is pushed).
+      setWaiting(event.unread);
+      if (state.liveWasUp) {
+        // Back after a failover or a lost connection: catch up with what may have changed.
+        loadAccounts(state.pageIndex, false);
+        loadLatest();
+      }
+      if (state.failingOver) banner('ok', 'Back online: the cluster has a new leader. Nothing was lost.', 5);
+      state.failingOver = false;
+      state.liveWasUp = true;
+      refreshClusterStatus();
+      break;
+    case 'reconnecting':
+      state.failingOver = true;
+      $('live-state').textContent = 'failing over…';
+      $('live-state').className = 'live-state down';
+      banner('warn', 'The cluster is failing over to a new leader… Messages you send will go through once it is back.');
+      break;
+    case 'message': {
+      const message = event.message;
+      const other = message.from === state.me ? message.to : message.from;
+      if (other === state.peer) {
+        const follow = nearEnd();
+        state.messages.set(message.id, message);
+        renderMessages();
+        if (follow) scrollToEnd();
+      } else {
+        state.unreadBy.set(other, (state.unreadBy.get(other) || 0) + 1);
+        renderBadges();
+      }
+      break;
+    }
+    case 'deleted':
+      removeMessages(event.ids);
+      break;
+    case 'presence':
+      setPresence(event.name, event.online);
+      break;
+    case 'account':
+      if (state.pageIndex === 0) loadAccounts(0, false);
+      break;
+    case 'accountDeleted':
+      if (state.accounts.has(event.name)) loadAccounts(state.pageIndex, false);
+      if (event.name === state.peer) say($('composer-error'), `${event.name} deleted their account.`);
+      break;
+    default:
+      break;
+  }
+}
+
+async function onLiveState(what, reason) {
+  if (what === 'ended') {
+    leave(`Your session ended: ${reason}`);
+    return;
+  }
+  if (what === 'closed') {
+    $('live-state').textContent = 'reconnecting…';
+    $('live-state').className = 'live-state down';
+    if (state.liveWasUp) state.failingOver = true;
+    banner('warn', 'Lost the live connection to the web gateway; reconnecting…');
+    // A refused upgrade looks like a closed socket: find out whether the session is over.
+    try {
+      await api.session();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) leave('Your session ended; log in again.');
+    }
+  }
+}
+
+async function refreshClusterStatus() {
+  try {
+    const cluster = await api.cluster();
+    const up = cluster.nodes.filter((n) => n.reachable).length;
+    const leader = cluster.nodes.find((n) => n.role === 'leader');
+    $('cluster-status').textContent = `· ${up} of ${cluster.nodes.length} nodes reachable` + (leader ? ` · leader: node ${leader.id} (term ${leader.term})` : ' · no leader');
+  } catch (error) {
+    $('cluster-status').textContent = '';
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  $('tab-login').addEventListener('click', () => showAuth('login'));
+  $('tab-register').addEventListener('click', () => showAuth('register'));
+  $('login-form').addEventListener('submit', login);
+  $('register-form').addEventListener('submit', register);
+  $('register-name').addEventListener('input', nameTyped);
+  $('logout').addEventListener('click', logout);
+  $('delete-account-open').addEventListener('click', () => {
+    say($('delete-error'), '');
+    $('delete-dialog').showModal();
+    $('delete-password').focus();
+  });
+  $('delete-cancel').addEventListener('click', () => $('delete-dialog').close());
+  $('delete-form').addEventListener('submit', deleteAccount);
+  $('search').addEventListener('input', searchTyped);
+  $('accounts-prev').addEventListener('click', () => loadAccounts(Math.max(0, state.pageIndex - 1), false));
+  $('accounts-next').addEventListener('click', () => loadAccounts(state.pageIndex + 1, false));
+  $('read-next').addEventListener('click', readNext);
+  $('inbox-close').addEventListener('click', () => {
+    show($('inbox-view'), false);
+    show($('empty'), true);
+  });
+  $('load-earlier').addEventListener('click', loadEarlier);
+  $('scroller').addEventListener('scroll', () => {
+    if ($('scroller').scrollTop === 0 && state.older && !$('load-earlier').disabled) loadEarlier();
+  });
+  $('delete-selected').addEventListener('click', deleteSelected);
+  $('composer-form').addEventListener('submit', send);
+  $('composer').addEventListener('input', composerChanged);
+  $('composer').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) send(event);
+  });
+  setInterval(() => {
+    if (state.me) refreshClusterStatus();
+  }, 15000);
+}
+
+async function start() {
+  wire();
+  try {
+    const session = await api.session();
+    enter(session.name, 0);
+  } catch {
+    showAuth('login');
+  }
+}
+
+start();

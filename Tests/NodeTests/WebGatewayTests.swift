@@ -1,0 +1,322 @@
+import Client
+import ClusterPKI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
+import Logging
+import NIOCore
+import Testing
+import WebGateway
+
+/// The web gateway's API in front of a real 3-node cluster: sessions and their cookie, the
+/// same-origin rules, errors in words, limits, every chat call, and the live channel.
+@Suite(.serialized) struct WebGatewayTests {
+    /// Runs `body` with the gateway's routes (no live channel) before a fresh cluster.
+    static func withGateway(tls: Bool = false, _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            var configuration = GatewayConfiguration()
+            if tls { configuration.tls = CertificateDirectory(cluster.certificates).web("local") }
+            let app = Application(router: try WebGateway.router(client: client, configuration: configuration))
+            try await app.test(.router) { http in try await body(http, client) }
+        }
+    }
+
+    static let json: HTTPFields = [.contentType: "application/json"]
+
+    static func body(_ object: [String: Any]) -> ByteBuffer {
+        ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))
+    }
+
+    static func decode(_ response: TestResponse) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any] ?? [:]
+    }
+
+    static func errorMessage(_ response: TestResponse) throws -> String? {
+        (try decode(response)["error"] as? [String: Any])?["message"] as? String
+    }
+
+    /// Registers `name` and returns the `Cookie` header that carries its session.
+    static func register(_ http: any TestClientProtocol, _ name: String, password: String = "password-1") async throws -> HTTPFields {
+        let response = try await http.execute(uri: "/api/accounts", method: .post, headers: json, body: body(["name": name, "password": password]))
+        #expect(response.status == .created, "registering \(name): \(String(buffer: response.body))")
+        let setCookie = try #require(response.headers[.setCookie])
+        let pair = try #require(setCookie.split(separator: ";").first)
+        var headers = json
+        headers[.cookie] = String(pair)
+        return headers
+    }
+
+    @Test func sessionCookieIsHttpOnlyStrictAndSecureOverTLS() async throws {
+        try await Self.withGateway(tls: true) { http, _ in
+            let response = try await http.execute(uri: "/api/accounts", method: .post, headers: Self.json, body: Self.body(["name": "carol", "password": "password-1"]))
+            #expect(response.status == .created)
+            let cookie = try #require(response.headers[.setCookie])
+            #expect(cookie.hasPrefix("chorus_session=carol:"))
+            for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+                #expect(cookie.contains(attribute), "\(attribute) missing from \(cookie)")
+            }
+            #expect(try Self.decode(response)["name"] as? String == "carol")
+            #expect(try Self.decode(response)["unread"] as? Int == 0)
+        }
+    }
+
+    @Test func registerLoginLogoutAndNameChecks() async throws {
+        try await Self.withGateway { http, _ in
+            let free = try await http.execute(uri: "/api/names/dave", method: .get)
+            #expect(try Self.decode(free)["available"] as? Bool == true)
+            let alice = try await Self.register(http, "alice")
+            let taken = try await http.execute(uri: "/api/names/alice", method: .get)
+            #expect(try Self.decode(taken)["available"] as? Bool == false)
+            #expect(try Self.decode(taken)["reason"] as? String == "The name 'alice' is taken.")
+            let bad = try await http.execute(uri: "/api/names/al%20ice", method: .get)
+            #expect(try Self.decode(bad)["reason"] as? String == "The account name 'al ice' may only hold letters, digits, '_', '.' and '-'.")
+
+            let me = try await http.execute(uri: "/api/session", method: .get, headers: alice)
+            #expect(me.status == .ok)
+            #expect(try Self.decode(me)["name"] as? String == "alice")
+
+            let again = try await http.execute(uri: "/api/accounts", method: .post, headers: Self.json, body: Self.body(["name": "alice", "password": "password-9"]))
+            #expect(again.status == .conflict)
+            #expect(try Self.errorMessage(again) == "The name 'alice' is taken.")
+            let short = try await http.execute(uri: "/api/accounts", method: .post, headers: Self.json, body: Self.body(["name": "erin", "password": "short"]))
+            #expect(short.status == .badRequest)
+            #expect(try Self.errorMessage(short) == "Choose a password of at least 8 characters.")
+
+            let wrong = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "alice", "password": "password-2"]))
+            #expect(wrong.status == .unauthorized)
+            #expect(try Self.errorMessage(wrong) == "Wrong name or password.")
+            let nobody = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "nobody", "password": "password-2"]))
+            #expect(nobody.status == .unauthorized)
+            #expect(try Self.errorMessage(nobody) == "Wrong name or password.")
+            let right = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "alice", "password": "password-1"]))
+            #expect(right.status == .ok)
+            #expect(right.headers[.setCookie]?.hasPrefix("chorus_session=alice:") == true)
+
+            let out = try await http.execute(uri: "/api/session/end", method: .post, headers: alice, body: Self.body([:]))
+            #expect(out.status == .noContent)
+            #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
+            // The token is dead on the cluster, not just forgotten by the browser.
+            let after = try await http.execute(uri: "/api/accounts", method: .get, headers: alice)
+            #expect(after.status == .unauthorized)
+            let anonymous = try await http.execute(uri: "/api/accounts", method: .get)
+            #expect(anonymous.status == .unauthorized)
+            #expect(try Self.errorMessage(anonymous) == "You are not logged in.")
+        }
+    }
+
+    @Test func nothingChangesFromAnotherSiteOrWithoutJSON() async throws {
+        try await Self.withGateway { http, _ in
+            let alice = try await Self.register(http, "alice")
+            _ = try await Self.register(http, "bob")
+            var form = alice
+            form[.contentType] = "application/x-www-form-urlencoded"
+            let asForm = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: form, body: ByteBuffer(string: "body=hi"))
+            #expect(asForm.status == .unsupportedMediaType)
+            var foreign = alice
+            foreign[HTTPField.Name("Origin")!] = "https://evil.example"
+            let crossSite = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: foreign, body: Self.body(["body": "hi"]))
+            #expect(crossSite.status == .forbidden)
+            #expect(try Self.errorMessage(crossSite) == "This request came from another site and was refused.")
+            var fetched = alice
+            fetched[HTTPField.Name("Sec-Fetch-Site")!] = "cross-site"
+            let crossFetch = try await http.execute(uri: "/api/session/end", method: .post, headers: fetched, body: Self.body([:]))
+            #expect(crossFetch.status == .forbidden)
+            // No GET changes anything: the state-changing paths do not answer GET.
+            for path in ["/api/session/end", "/api/inbox/read", "/api/messages/delete", "/api/account/delete"] {
+                let get = try await http.execute(uri: path, method: .get, headers: alice)
+                #expect(get.status == .notFound || get.status == .methodNotAllowed, "GET \(path) answered \(get.status)")
+            }
+            let delete = try await http.execute(uri: "/api/session", method: .delete, headers: alice)
+            #expect(delete.status == .methodNotAllowed)
+            // Still logged in, and nothing was sent.
+            let history = try await http.execute(uri: "/api/conversations/bob", method: .get, headers: alice)
+            #expect((try Self.decode(history)["messages"] as? [Any])?.count == 0)
+        }
+    }
+
+    @Test func chatCallsCarryBodiesVerbatimAndAnswerInWords() async throws {
+        try await Self.withGateway { http, _ in
+            let alice = try await Self.register(http, "alice")
+            let bob = try await Self.register(http, "bob")
+            let hostile = "<img src=x onerror=alert(1)> & \"quotes\" 😀\n<script>alert(2)</script>"
+            let sent = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: Self.body(["body": hostile]))
+            #expect(sent.status == .ok)
+            let message = try Self.decode(sent)
+            #expect(message["body"] as? String == hostile)
+            #expect(message["from"] as? String == "alice")
+            #expect(message["to"] as? String == "bob")
+            let id = try #require(message["id"] as? String)
+
+            for text in ["second", "third"] {
+                let more = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: Self.body(["body": text]))
+                #expect(more.status == .ok)
+            }
+            // Read N: the oldest two, then the last, then nothing.
+            let firstTwo = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 2])))
+            #expect((firstTwo["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == [hostile, "second"])
+            #expect(firstTwo["unread"] as? Int == 1)
+            let last = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 5])))
+            #expect((last["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["third"])
+            #expect(last["unread"] as? Int == 0)
+            let zero = try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 0]))
+            #expect(zero.status == .badRequest)
+            #expect(try Self.errorMessage(zero) == "Read between 1 and 200 messages at a time.")
+
+            let history = try Self.decode(try await http.execute(uri: "/api/conversations/alice", method: .get, headers: bob))
+            #expect((history["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["third", "second", hostile])
+
+            let nobody = try await http.execute(uri: "/api/conversations/zed", method: .post, headers: alice, body: Self.body(["body": "hello?"]))
+            #expect(nobody.status == .notFound)
+            #expect(try Self.errorMessage(nobody) == "There is no account named 'zed'.")
+            let long = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: Self.body(["body": String(repeating: "x", count: 64 * 1024 + 1)]))
+            #expect(long.status == .badRequest)
+            #expect(try Self.errorMessage(long) == "The message is 65537 bytes; the limit is 65536.")
+            let huge = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: Self.body(["body": String(repeating: "y", count: GatewayContext.maxRequestBytes)]))
+            #expect(huge.status == .contentTooLarge)
+            let garbage = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: ByteBuffer(string: "{\"body\": 12"))
+            #expect(garbage.status == .badRequest)
+
+            // Bob deletes the first message: gone for both.
+            let badID = try await http.execute(uri: "/api/messages/delete", method: .post, headers: bob, body: Self.body(["ids": ["abc"]]))
+            #expect(badID.status == .badRequest)
+            #expect(try Self.errorMessage(badID) == "'abc' is not a message id.")
+            let deleted = try await http.execute(uri: "/api/messages/delete", method: .post, headers: bob, body: Self.body(["ids": [id]]))
+            #expect(try Self.decode(deleted)["deleted"] as? Int == 1)
+            let remaining = try Self.decode(try await http.execute(uri: "/api/conversations/bob", method: .get, headers: alice))
+            #expect((remaining["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["third", "second"])
+
+            let accounts = try Self.decode(try await http.execute(uri: "/api/accounts?pattern=b*", method: .get, headers: alice))
+            #expect((accounts["accounts"] as? [[String: Any]])?.map { $0["name"] as? String } == ["bob"])
+        }
+    }
+
+    @Test func deletingTheAccountNeedsThePassword() async throws {
+        try await Self.withGateway { http, _ in
+            let alice = try await Self.register(http, "alice", password: "password-1")
+            let wrong = try await http.execute(uri: "/api/account/delete", method: .post, headers: alice, body: Self.body(["password": "password-2"]))
+            #expect(wrong.status == .forbidden)
+            #expect(try Self.errorMessage(wrong) == "That password is not right; the account was not deleted.")
+            let right = try await http.execute(uri: "/api/account/delete", method: .post, headers: alice, body: Self.body(["password": "password-1"]))
+            #expect(right.status == .noContent)
+            #expect(right.headers[.setCookie]?.contains("Max-Age=0") == true)
+            let login = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "alice", "password": "password-1"]))
+            #expect(login.status == .unauthorized)
+            let free = try await http.execute(uri: "/api/names/alice", method: .get)
+            #expect(try Self.decode(free)["available"] as? Bool == true)
+        }
+    }
+
+    @Test func pagesAreServedFromMemoryWithAStrictPolicy() async throws {
+        try await Self.withGateway { http, _ in
+            let page = try await http.execute(uri: "/", method: .get)
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            let policy = try #require(page.headers[HTTPField.Name("Content-Security-Policy")!])
+            #expect(policy.contains("script-src 'self'"))
+            #expect(policy.contains("frame-ancestors 'none'"))
+            #expect(page.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            let etag = try #require(page.headers[.eTag])
+            let again = try await http.execute(uri: "/", method: .get, headers: [.ifNoneMatch: etag])
+            #expect(again.status == .notModified)
+            let script = try await http.execute(uri: "/app.js", method: .get)
+            #expect(script.headers[.contentType] == "text/javascript; charset=utf-8")
+            // Inline script is never used: the policy forbids it, so the page must not need it.
+            #expect(!String(buffer: page.body).contains("<script>"))
+            for path in ["/../Package.swift", "/%2e%2e/Package.swift", "/nothing.js", "/api/nothing"] {
+                let missing = try await http.execute(uri: path, method: .get)
+                #expect(missing.status == .notFound, "\(path) answered \(missing.status)")
+            }
+        }
+    }
+
+    /// The live channel: the first frame says how many messages wait, messages that waited
+    /// are not pushed (they are read N at a time), new ones are, marked delivered once pushed;
+    /// presence and deletions arrive as they happen.
+    @Test func liveChannelPushesNewMessagesAndLeavesWaitingOnes() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            var configuration = GatewayConfiguration()
+            configuration.port = 0
+            let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
+            try await app.test(.live) { http in
+                let alice = try await Self.register(http, "alice")
+                let bob = try await Self.register(http, "bob")
+                let waiting = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: bob, body: Self.body(["body": "while you were away"]))
+                #expect(waiting.status == .ok)
+                let frames = Frames()
+                let wsConfiguration = WebSocketClientConfiguration(additionalHeaders: [.cookie: alice[.cookie]!])
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            _ = try await http.ws("/api/events", configuration: wsConfiguration) { inbound, _, _ in
+                                for try await message in inbound.messages(maxSize: 1 << 20) {
+                                    if case let .text(text) = message { frames.append(text) }
+                                }
+                            }
+                        } catch {
+                            frames.append(#"{"type":"client-error","reason":"\#(error)"}"#)
+                            throw error
+                        }
+                    }
+                    let attached = try await frames.first { $0["type"] as? String == "attached" }
+                    #expect(attached["unread"] as? Int == 1)
+                    let online = try await frames.first { $0["type"] as? String == "presence" }
+                    #expect(online["name"] as? String == "alice")
+                    #expect(online["online"] as? Bool == true)
+                    let live = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: bob, body: Self.body(["body": "live <b>now</b>"]))
+                    let pushed = try await frames.first { $0["type"] as? String == "message" }
+                    #expect((pushed["message"] as? [String: Any])?["body"] as? String == "live <b>now</b>")
+                    #expect((pushed["message"] as? [String: Any])?["id"] as? String == (try Self.decode(live)["id"] as? String))
+                    // Only the waiting one is left to read: the pushed one was delivered.
+                    let read = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: alice, body: Self.body(["limit": 10])))
+                    #expect((read["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["while you were away"])
+                    #expect(read["unread"] as? Int == 0)
+
+                    let liveID = try #require((pushed["message"] as? [String: Any])?["id"] as? String)
+                    _ = try await http.execute(uri: "/api/messages/delete", method: .post, headers: bob, body: Self.body(["ids": [liveID]]))
+                    let gone = try await frames.first { $0["type"] as? String == "deleted" }
+                    #expect(gone["ids"] as? [String] == [liveID])
+                    group.cancelAll()
+                }
+                // Anonymous upgrades are refused before any subscription.
+                let refused = try? await http.ws("/api/events") { _, _, _ in }
+                #expect(refused == nil)
+                // So are upgrades from another site's page, cookie or not.
+                let foreign = WebSocketClientConfiguration(additionalHeaders: [.cookie: alice[.cookie]!, HTTPField.Name("Origin")!: "https://evil.example"])
+                let crossSite = try? await http.ws("/api/events", configuration: foreign) { _, _, _ in }
+                #expect(crossSite == nil)
+            }
+        }
+    }
+}
+
+/// Frames received on a live channel, for a test to wait on.
+final class Frames: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [[String: Any]] = []
+
+    func append(_ text: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return }
+        lock.withLock { items.append(object) }
+    }
+
+    /// The first frame matching `predicate`, waiting up to 15 s for it.
+    func first(_ predicate: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let end = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < end {
+            if let found = lock.withLock({ items.first(where: predicate) }) { return found }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("no such frame within 15 s; got \(lock.withLock { items })")
+    }
+}
