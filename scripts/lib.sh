@@ -52,3 +52,19 @@ ensure_interop() {
   (cd tools/interop/go/chorus-load && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/chorus-go-load .)
   export CHORUS_INTEROP=1
 }
+
+# The browser tests: Debian's Chromium and its WebDriver, driven by Selenium (PyPI) under pytest.
+ensure_browser() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    say "chromium and chromium-driver are installed ($(chromium --version 2>/dev/null | head -1))"
+  else
+    say "installing chromium and chromium-driver (the web client's browser tests)"
+    apt_install chromium chromium-driver
+  fi
+  if python3 -c 'import selenium, pytest' 2>/dev/null; then
+    say "Selenium and pytest are installed"
+  else
+    say "installing Selenium and pytest (they drive the browser tests)"
+    run python3 -m pip install -q selenium pytest
+  fi
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs LMDB if needed, builds everything (tests need the
-# binaries: crash tests spawn and SIGKILL real processes), then runs every test.
+# Runs the whole test suite: installs what is missing (LMDB, network tools, foreign gRPC
+# clients, Chromium and Selenium), builds everything (tests need the binaries: crash tests
+# spawn and SIGKILL real processes), then runs every test, the browser tests last.
 # Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario;
 # CHORUS_CHAOS_SECONDS sets the length of the fault-injection run (default 120).
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 ensure_lmdb
 ensure_netlab
 ensure_interop
+ensure_browser
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"
@@ -23,3 +25,5 @@ say "running the unit, simulation and property suites"
 run swift test --skip-build --skip NodeTests
 say "running the real-process suite (clusters, CLI, snapshots, trust boundary, fault injection)"
 run swift test --skip-build --filter NodeTests
+say "running the browser tests (headless Chromium against chorus-web and a 5-node cluster)"
+run python3 -m pytest -q -p no:cacheprovider Tests/Browser

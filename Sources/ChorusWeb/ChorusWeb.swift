@@ -42,6 +42,18 @@ struct ChorusWeb: AsyncParsableCommand {
     @Option(help: "Seconds one request keeps retrying while the cluster has no leader.")
     var timeout: Int = 15
 
+    @Option(help: "Accounts one address may create per minute.")
+    var accountsPerMinute = GatewayConfiguration.Limits().accountsPerMinute
+
+    @Option(help: "Failed logins (and wrong passwords) one address may make per minute.")
+    var failedLoginsPerMinute = GatewayConfiguration.Limits().failedLoginsPerMinute
+
+    @Option(help: "Live connections (open pages) in all.")
+    var liveConnections = GatewayConfiguration.Limits().liveConnections
+
+    @Option(help: "Live connections (tabs) of one session.")
+    var liveConnectionsPerSession = GatewayConfiguration.Limits().liveConnectionsPerSession
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -57,6 +69,14 @@ struct ChorusWeb: AsyncParsableCommand {
         var configuration = GatewayConfiguration()
         configuration.host = String(listen[..<colon])
         configuration.port = port
+        for (name, value) in [("accounts-per-minute", accountsPerMinute), ("failed-logins-per-minute", failedLoginsPerMinute),
+                              ("live-connections", liveConnections), ("live-connections-per-session", liveConnectionsPerSession)] where value < 1 {
+            throw ValidationError("--\(name) must be at least 1")
+        }
+        configuration.limits.accountsPerMinute = accountsPerMinute
+        configuration.limits.failedLoginsPerMinute = failedLoginsPerMinute
+        configuration.limits.liveConnections = liveConnections
+        configuration.limits.liveConnectionsPerSession = liveConnectionsPerSession
         let (cluster, security) = try clusterConnection()
         if insecure {
             logger.warning("serving plaintext HTTP (--insecure): passwords and session cookies cross the network unencrypted")

@@ -15,13 +15,14 @@ import WebGateway
 /// same-origin rules, errors in words, limits, every chat call, and the live channel.
 @Suite(.serialized) struct WebGatewayTests {
     /// Runs `body` with the gateway's routes (no live channel) before a fresh cluster.
-    static func withGateway(tls: Bool = false, _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
+    static func withGateway(tls: Bool = false, limits: GatewayConfiguration.Limits = .init(), _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
         let cluster = try TestCluster(size: 3)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
             var configuration = GatewayConfiguration()
+            configuration.limits = limits
             if tls { configuration.tls = CertificateDirectory(cluster.certificates).web("local") }
             let app = Application(router: try WebGateway.router(client: client, configuration: configuration))
             try await app.test(.router) { http in try await body(http, client) }
@@ -194,6 +195,30 @@ import WebGateway
 
             let accounts = try Self.decode(try await http.execute(uri: "/api/accounts?pattern=b*", method: .get, headers: alice))
             #expect((accounts["accounts"] as? [[String: Any]])?.map { $0["name"] as? String } == ["bob"])
+        }
+    }
+
+    /// One address cannot create accounts or guess passwords without end; the answer says when
+    /// to come back.
+    @Test func registrationsAndFailedLoginsAreLimitedPerAddress() async throws {
+        var limits = GatewayConfiguration.Limits()
+        limits.accountsPerMinute = 2
+        limits.failedLoginsPerMinute = 2
+        try await Self.withGateway(limits: limits) { http, _ in
+            _ = try await Self.register(http, "first")
+            _ = try await Self.register(http, "second")
+            let third = try await http.execute(uri: "/api/accounts", method: .post, headers: Self.json, body: Self.body(["name": "third", "password": "password-1"]))
+            #expect(third.status == .tooManyRequests)
+            #expect(third.headers[.retryAfter] == "30")
+            #expect(try Self.errorMessage(third) == "Too many new accounts from your address; try again in 30 s.")
+            for _ in 0..<2 {
+                let wrong = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "first", "password": "password-2"]))
+                #expect(wrong.status == .unauthorized)
+            }
+            // Even the right password waits now: guessing is what the limit is for.
+            let right = try await http.execute(uri: "/api/session", method: .post, headers: Self.json, body: Self.body(["name": "first", "password": "password-1"]))
+            #expect(right.status == .tooManyRequests)
+            #expect(try Self.errorMessage(right)?.hasPrefix("Too many failed logins from your address; try again in ") == true)
         }
     }
 

@@ -1,0 +1,257 @@
+"""The web client in a real browser (headless Chromium), against a real 5-node cluster.
+
+Run by scripts/test.sh after the Swift suites: `python3 -m pytest Tests/Browser`. Screenshots
+go to .build/screenshots (CHORUS_SCREENSHOTS); a few of them are kept under docs/screenshots.
+The failover test is last: it SIGKILLs the leader of the shared cluster."""
+
+import time
+
+import pytest
+
+from conftest import Page, unique
+
+
+@pytest.fixture
+def pages(cluster):
+    opened = []
+
+    def open_page(name):
+        page = Page(cluster.url, name)
+        opened.append(page)
+        return page
+
+    yield open_page
+    for page in opened:
+        page.quit()
+
+
+def test_two_browsers_register_and_chat_live_both_ways(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.shot("login")
+    a.register(alice)
+    b.register(bob)
+
+    a.open(bob)
+    a.send("hello bob, this is alice")
+    # Bob is elsewhere: a badge counts the message on alice's row, and the title says so.
+    b.search(alice)
+    b.wait(lambda: [x.text for x in b.css(f'#accounts li.account[data-name="{alice}"] .badge')] == ["1"], "the unread badge")
+    assert b.driver.title == "(1) Chorus"
+    b.open(alice)
+    b.wait(lambda: b.bodies() == ["hello bob, this is alice"], "alice's message on bob's screen")
+    assert b.driver.title == "Chorus"
+    assert not b.css(f'#accounts li.account[data-name="{alice}"] .badge:not([hidden])')
+
+    b.send("hi alice! got it")
+    a.wait(lambda: a.bodies() == ["hello bob, this is alice", "hi alice! got it"], "bob's reply on alice's screen, live")
+    a.send("great — and a second line\nwith a newline")
+    b.wait(lambda: b.bodies()[-1] == "great — and a second line\nwith a newline", "the multi-line message")
+    a.shot("conversation")
+
+    # Delivered live, so nothing waits for either of them.
+    assert a.text("unread-count") == "0"
+    assert b.text("unread-count") == "0"
+
+
+def test_wildcard_list_paging_and_live_online_dots(cluster, pages):
+    tag = unique("w")
+    names = [f"{tag}-carol", f"{tag}-carl", f"{tag}-dave"]
+    for name in names:
+        cluster.register(name)
+    viewer = unique("viewer")
+    a = pages("a")
+    a.register(viewer)
+    a.search(f"{tag}-car*")
+    a.wait(lambda: a.account_names() == [f"{tag}-carl", f"{tag}-carol"], "the two matches, in order")
+    a.search(f"{tag}-d?ve")
+    a.wait(lambda: a.account_names() == [f"{tag}-dave"], "the ? wildcard")
+    a.search(f"{tag}-nobody*")
+    a.wait(lambda: a.text("accounts") == "Nobody matches.", "an empty result said in words")
+
+    # Online dots: carl logs in elsewhere, and the dot turns green without a reload.
+    a.search(f"{tag}-car*")
+    dot = lambda: a.css(f'#accounts li.account[data-name="{tag}-carl"] .dot')[0].get_attribute("class")
+    a.wait(lambda: dot() == "dot", "carl offline")
+    b = pages("b")
+    b.login(f"{tag}-carl")
+    a.wait(lambda: dot() == "dot online", "carl's dot to turn online live")
+    a.shot("directory")
+    b.click("logout")
+    b.wait(lambda: b.visible("auth") and b.text("auth-notice") == "You are logged out.", "the logged-out screen")
+    a.wait(lambda: dot() == "dot", "carl's dot to turn offline live")
+
+    # Paging: more accounts than one page (40) under one pattern.
+    many = unique("p")
+    for i in range(45):
+        cluster.register(f"{many}-{i:02d}")
+    a.search(f"{many}-*")
+    a.wait(lambda: len(a.account_names()) == 40, "a full first page")
+    assert a.account_names()[0] == f"{many}-00"
+    a.click("accounts-next")
+    a.wait(lambda: a.account_names() == [f"{many}-{i:02d}" for i in range(40, 45)], "the second page")
+    assert a.by("accounts-next").get_attribute("disabled") == "true"
+    a.click("accounts-prev")
+    a.wait(lambda: len(a.account_names()) == 40 and a.account_names()[0] == f"{many}-00", "back to the first page")
+
+
+def test_deleting_selected_messages_removes_them_on_both_screens(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.register(alice)
+    b.register(bob)
+    a.open(bob)
+    b.open(alice)
+    for text in ["one", "two", "three"]:
+        a.send(text)
+    b.wait(lambda: b.bodies() == ["one", "two", "three"], "the three messages on bob's screen")
+    boxes = b.css("#messages li.msg .select")
+    boxes[0].click()
+    boxes[2].click()
+    b.wait(lambda: b.text("selection-count") == "2 selected", "the selection count")
+    b.shot("selection")
+    b.click("delete-selected")
+    b.wait(lambda: b.bodies() == ["two"], "the deletion on bob's screen")
+    a.wait(lambda: a.bodies() == ["two"], "the deletion on alice's screen, live")
+    # And it is gone from the cluster, not just the screens.
+    cookie = cluster.call("POST", "/api/session", {"name": alice, "password": "password-1"})[2].split(";")[0]
+    status, page, _ = cluster.call("GET", f"/api/conversations/{bob}", cookie=cookie)
+    assert [m["body"] for m in page["messages"]] == ["two"]
+
+
+def test_read_n_messages_that_waited(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    cluster.register(bob)
+    cookie = cluster.register(alice)
+    for i in range(1, 6):
+        status, _, _ = cluster.call("POST", f"/api/conversations/{bob}", {"body": f"queued {i}"}, cookie=cookie)
+        assert status == 200
+    b = pages("b")
+    b.login(bob)
+    b.wait(lambda: b.text("unread-count") == "5", "five waiting")
+    b.type("read-n", "2")
+    b.click("read-next")
+    inbox = lambda: [x.text for x in b.css("#inbox-messages li.msg .body")]
+    b.wait(lambda: inbox() == ["queued 1", "queued 2"], "the oldest two")
+    b.wait(lambda: b.text("unread-count") == "3", "three left")
+    b.shot("read-n")
+    b.click("read-next")
+    b.wait(lambda: inbox() == ["queued 3", "queued 4"], "the next two")
+    b.click("read-next")
+    b.wait(lambda: inbox() == ["queued 5"], "the last one")
+    b.wait(lambda: b.text("unread-count") == "0" and b.by("read-next").get_attribute("disabled") == "true", "nothing left")
+    # Read means delivered: a new login finds nothing waiting.
+    status, session, _ = cluster.call("POST", "/api/session", {"name": bob, "password": "password-1"})
+    assert status == 200 and session["unread"] == 0
+
+
+def test_a_hostile_body_is_shown_as_text(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.register(alice)
+    b.register(bob)
+    b.open(alice)
+    hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold?</b>'
+    a.open(bob)
+    a.send(hostile)
+    b.wait(lambda: b.bodies() == [hostile], "the body, literally")
+    for page in (a, b):
+        assert page.css("#messages img") == []
+        assert page.css("#messages script") == []
+        assert page.css("#messages .body b") == []
+        assert page.driver.execute_script("return window.__pwned === undefined")
+    b.shot("hostile-body")
+
+
+def test_errors_are_shown_in_words(cluster, pages):
+    alice = unique("alice")
+    a = pages("a")
+    a.register(alice)
+    a.click("logout")
+    a.wait(lambda: a.visible("auth"), "the login screen")
+    a.type("login-name", alice)
+    a.type("login-password", "not-the-password")
+    a.click("login-submit")
+    a.wait(lambda: a.text("login-error") == "Wrong name or password.", "the wrong-password error")
+    a.click("tab-register")
+    a.type("register-name", alice)
+    a.wait(lambda: a.text("name-status") == f"✗ The name '{alice}' is taken.", "the taken name")
+    a.type("register-name", "no spaces")
+    a.wait(lambda: a.text("name-status") == "✗ The account name 'no spaces' may only hold letters, digits, '_', '.' and '-'.", "the bad name")
+    a.shot("register-errors")
+    a.login(alice)
+    gone = unique("gone")
+    cookie = cluster.register(gone)
+    a.open(gone)
+    assert cluster.call("POST", "/api/account/delete", {"password": "password-1"}, cookie=cookie)[0] == 204
+    a.type("composer", "are you there?")
+    a.click("send")
+    a.wait(lambda: a.text("composer-error") == f"There is no account named '{gone}'.", "the no-such-user error")
+    assert a.by("composer").get_attribute("value") == "are you there?", "the text is given back"
+    # 64 KiB typed key by key would take minutes: paste it, as a person would.
+    a.driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
+                            a.by("composer"), "x" * (64 * 1024 + 1))
+    a.wait(lambda: a.text("composer-count") == "65537 / 65536 bytes", "the byte counter")
+    a.click("send")
+    a.wait(lambda: a.text("composer-error") == "This message is too long: at most 64 KiB.", "the too-long error")
+
+
+def test_deleting_the_account_asks_for_the_password(cluster, pages):
+    carol = unique("carol")
+    c = pages("c")
+    c.register(carol)
+    c.click("delete-account-open")
+    c.wait(lambda: c.visible("delete-dialog"), "the dialog")
+    c.type("delete-password", "wrong-password")
+    c.click("delete-confirm")
+    c.wait(lambda: c.text("delete-error") == "That password is not right; the account was not deleted.", "the refusal")
+    c.shot("delete-account")
+    c.type("delete-password", "password-1")
+    c.click("delete-confirm")
+    c.wait(lambda: c.visible("auth") and c.text("auth-notice") == "Your account was deleted.", "the goodbye")
+    c.type("login-name", carol)
+    c.type("login-password", "password-1")
+    c.click("login-submit")
+    c.wait(lambda: c.text("login-error") == "Wrong name or password.", "the account to be gone")
+
+
+def test_leader_killed_mid_conversation_loses_and_doubles_nothing(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.register(alice)
+    b.register(bob)
+    a.open(bob)
+    b.open(alice)
+    helper = cluster.register(unique("ops"))
+    sent = []
+    for i in range(1, 21):
+        text = f"message {i:02d}"
+        if i == 8:
+            leader = cluster.leader(helper)
+            assert leader is not None
+            cluster.kill(leader)
+            killed_at = time.time()
+            # Sent while the cluster elects: the page says what is happening meanwhile.
+            a.compose(text)
+            a.click("send")
+            a.wait(lambda: "failing over" in a.text("banner"), "the failover banner", seconds=10)
+            a.shot("failover")
+            a.wait(lambda: not a.css("#messages li.pending") and text in a.bodies(), f"'{text}' to be sent")
+            gap = time.time() - killed_at
+            a.wait(lambda: a.text("banner") == "Back online: the cluster has a new leader. Nothing was lost.", "the all-clear")
+            a.shot("failover-back")
+        else:
+            a.send(text)  # waits until the cluster stored it
+        sent.append(text)
+    a.wait(lambda: a.text("live-state") == "live", "alice live again")
+    b.wait(lambda: b.bodies() == sent, "every message exactly once on bob's screen")
+    assert a.bodies() == sent
+    # And in the cluster: exactly once each, in order.
+    cookie = cluster.call("POST", "/api/session", {"name": bob, "password": "password-1"})[2].split(";")[0]
+    status, page, _ = cluster.call("GET", f"/api/conversations/{alice}", cookie=cookie)
+    assert status == 200
+    assert [m["body"] for m in reversed(page["messages"])] == sent
+    b.send("still here after the failover")
+    a.wait(lambda: a.bodies()[-1] == "still here after the failover", "the conversation going on")
+    print(f"leader (node {leader}) killed: the message sent meanwhile was stored {gap:.2f} s after the kill; "
+          f"all {len(sent)} messages once, on both screens and in the cluster")
