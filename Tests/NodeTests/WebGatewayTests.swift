@@ -222,6 +222,24 @@ import WebGateway
         }
     }
 
+    /// With no node up, a call waits out the client's deadline and says so in words.
+    @Test func aClusterWithoutLeaderIsSaidInWords() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient(deadline: .seconds(2)) { client in
+            _ = try await cluster.waitForLeader(client)
+            let app = Application(router: try WebGateway.router(client: client, configuration: GatewayConfiguration()))
+            try await app.test(.router) { http in
+                let alice = try await Self.register(http, "alice")
+                cluster.stopAll()
+                let send = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: alice, body: Self.body(["body": "anyone?"]))
+                #expect(send.status == .serviceUnavailable)
+                #expect(try Self.errorMessage(send) == "The cluster is unavailable right now (it may be electing a new leader). Nothing was lost; try again in a moment.")
+            }
+        }
+    }
+
     @Test func deletingTheAccountNeedsThePassword() async throws {
         try await Self.withGateway { http, _ in
             let alice = try await Self.register(http, "alice", password: "password-1")
