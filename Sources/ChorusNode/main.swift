@@ -32,6 +32,7 @@ struct Run: AsyncParsableCommand {
     var peers: [String] = []
     @Option(help: "A file with one ID=host:port per line, instead of (or with) --peer.") var peersFile: String?
     @Option(help: "The data directory (created if missing).") var dataDir: String
+    @Flag(help: "Join a running cluster: start empty and wait until an operator adds this node (chorus-tools member add). Without it, an empty data directory bootstraps a new cluster of the --peer members. --peer then names the running members, so this node can answer the leader.") var join = false
     @Option(help: "The cluster's name; data or peers of another cluster are refused.") var clusterID: String = "chorus"
     @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
     @Option(help: "Election timeout in ticks.") var electionTicks: Int = 15
@@ -76,6 +77,7 @@ struct Run: AsyncParsableCommand {
         configuration.clientAddresses = members.clients
         configuration.peerListen = peerAddress
         configuration.tls = tls
+        configuration.join = join
         configuration.tickInterval = .milliseconds(tickMs)
         configuration.electionTicks = electionTicks
         configuration.heartbeatTicks = heartbeatTicks

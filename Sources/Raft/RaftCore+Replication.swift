@@ -145,6 +145,7 @@ extension RaftCore {
                     becomeFollower(term: term, leader: 0)
                     return
                 }
+                activeAtLastCheck = Set(configuration.members.filter { progress[$0]?.recentActive == true })
                 for member in configuration.members where member != id {
                     progress[member]?.recentActive = false
                 }

@@ -15,6 +15,8 @@ public struct RaftCore {
     public internal(set) var configuration: ClusterConfiguration
     /// Index of the entry that set `configuration` (0: it came from a snapshot or bootstrap).
     var configurationIndex: Index = 0
+    /// Members the leader had heard from at its last quorum check.
+    var activeAtLastCheck: Set<NodeID> = []
     /// Index of the latest configuration entry a leader proposed; no other until it commits.
     var pendingConfigurationIndex: Index = 0
 
@@ -80,6 +82,12 @@ public struct RaftCore {
     /// The leader's view of a follower: (match, next), for status pages.
     public func replication(of node: NodeID) -> (match: Index, next: Index)? {
         progress[node].map { ($0.match, $0.next) }
+    }
+
+    /// Whether the leader heard from `node` within the last election timeout or the one
+    /// before (the flags are cleared at each quorum check, so right after one few are set).
+    public func isRecentlyActive(_ node: NodeID) -> Bool {
+        progress[node]?.recentActive == true || activeAtLastCheck.contains(node)
     }
 
     // MARK: Inputs

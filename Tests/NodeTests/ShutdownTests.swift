@@ -4,9 +4,9 @@ import Foundation
 import GRPCCore
 import Testing
 
-/// SIGTERM stops a node through its `ServiceGroup`: subscriptions end at once with a status
-/// that sends their clients elsewhere, the replica stops last, the process exits cleanly,
-/// and the rest of the cluster goes on.
+/// SIGTERM stops a node through its `ServiceGroup`: a leader hands leadership over first,
+/// subscriptions end at once with a status that sends their clients elsewhere, the replica
+/// stops last, the process exits cleanly, and the rest of the cluster goes on.
 extension ClusterTests {
     @Test func sigtermEndsSubscriptionsWithUnavailableAndExitsCleanly() async throws {
         let cluster = try TestCluster(size: 3)
@@ -30,14 +30,16 @@ extension ClusterTests {
                     }
                 }
             }
-            // Ended by the node, not cut at the end of the drain period or with the connection.
+            // Ended by the node, not cut at the end of the drain period or with the connection:
+            // the leader handed over first, so the stream says where to go.
             #expect(ended.code == .unavailable)
-            #expect(ended.message == "node \(leader) is shutting down; subscribe to another node")
+            #expect(ended.message == "leadership moved; subscribe again to the new leader")
 
             let exit = try await cluster.waitForExit(leader, within: .seconds(15))
             #expect(exit.signaled == false)
             #expect(exit.status == 0)
             #expect(cluster.log(leader).contains("node \(leader) stopped"))
+            #expect(cluster.log(leader).contains("node \(leader) handed leadership to node"))
 
             // The two others elect a leader and take the next message.
             _ = try await cluster.waitForLeader(client, excluding: [leader])

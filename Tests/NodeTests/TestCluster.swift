@@ -17,6 +17,9 @@ final class TestCluster: @unchecked Sendable {
     let lock = NSLock()
     /// Added to every node's command line (snapshot settings, say).
     var extraArguments: [String] = []
+    /// The nodes that bootstrap the cluster (all by default); the others start with `--join`
+    /// and wait to be added (their certificates exist from the start).
+    var founders: [Int]?
     /// Whether the nodes run with TLS: certificates from `chorus-tools certs local`, peers on
     /// listeners of their own (port + 100) with mutual TLS.
     let tls: Bool
@@ -76,12 +79,19 @@ final class TestCluster: @unchecked Sendable {
         if tls {
             let files = credentials(id)
             arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-            for peer in ids { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
+            for peer in peers(of: id) { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
         } else {
             arguments.append("--insecure")
-            for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
+            for peer in peers(of: id) { arguments += ["--peer", "\(peer)=\(address(peer))"] }
         }
+        if let founders, !founders.contains(id) { arguments.append("--join") }
         return arguments + extraArguments
+    }
+
+    /// Whom node `id`'s `--peer` flags name: the founders, and itself when it joins later.
+    func peers(of id: Int) -> [Int] {
+        guard let founders else { return ids }
+        return founders.contains(id) ? founders : founders + [id]
     }
 
     /// Starts node `id`; `environment` adds variables (crash points, test hooks).
@@ -103,7 +113,7 @@ final class TestCluster: @unchecked Sendable {
     }
 
     func startAll() throws {
-        for id in ids { try start(id) }
+        for id in founders ?? ids { try start(id) }
     }
 
     /// SIGKILL: the process gets no chance to flush or say goodbye.

@@ -41,9 +41,21 @@ public struct NodeConfiguration: Sendable {
     /// The cluster's CA and this node's certificate and key; nil runs plaintext (`--insecure`).
     public var tls: TLSFiles?
 
-    /// The address clients reach `member` on.
+    /// The address clients reach `member` on: as the cluster's configuration says, or as the
+    /// flags say for a member it has no addresses for.
     public func clientAddress(of member: NodeID) -> PeerAddress? {
-        clientAddresses[member] ?? (peerListen == nil ? members[member] : nil)
+        if let known = directory?.addresses(of: member) { return known.client ?? (peerListen == nil ? known.peer : nil) }
+        return clientAddresses[member] ?? (peerListen == nil ? members[member] : nil)
+    }
+    /// Start as a new member of a running cluster (`--join`): nothing is bootstrapped; the node
+    /// waits until an operator adds it and the leader sends it the log or a snapshot.
+    public var join = false
+    /// The membership as the log says, once the node runs (see `MemberDirectory`).
+    public var directory: MemberDirectory?
+
+    /// The members and addresses the flags name, as the directory takes them.
+    var flagAddresses: [NodeID: MemberDirectory.Addresses] {
+        Dictionary(uniqueKeysWithValues: members.map { ($0.key, MemberDirectory.Addresses(peer: $0.value, client: clientAddresses[$0.key])) })
     }
     public var dataDirectory: String
     /// Names the cluster; a data directory or a peer of another cluster is refused.
@@ -139,9 +151,6 @@ public struct NodeConfiguration: Sendable {
         guard id > 0 else { throw ConfigurationError("the node id must be a positive number") }
         guard members[id] != nil else {
             throw ConfigurationError("node \(id) is not among the peers \(members.keys.sorted()); list every member, this node included")
-        }
-        guard members.count % 2 == 1 else {
-            throw ConfigurationError("a cluster of \(members.count) members tolerates no more failures than one of \(members.count - 1); use an odd number")
         }
         guard electionTicks > heartbeatTicks * 2 else {
             throw ConfigurationError("the election timeout (\(electionTicks) ticks) must be well above the heartbeat (\(heartbeatTicks) ticks)")

@@ -23,6 +23,8 @@ public final class Replica: Sendable {
         case takeSnapshot(Reply<SnapshotReport>)
         /// A snapshot taken off the loop's thread is stored (or failed).
         case snapshotTaken(Result<SnapshotInfo, SnapshotFailure>, started: ContinuousClock.Instant)
+        /// An operator changes the membership; answered with the entry's index once applied.
+        case changeMembership(MembershipRequest, Reply<Index>)
     }
 
     typealias Reply<T> = @Sendable (Result<T, ReplicaError>) -> Void
@@ -87,6 +89,7 @@ public final class Replica: Sendable {
             case let .read(reply): reply(.failure(.stopped))
             case let .status(reply): reply(.failure(.stopped))
             case let .takeSnapshot(reply): reply(.failure(.stopped))
+            case let .changeMembership(_, reply): reply(.failure(.stopped))
             case .messages, .transfer, .snapshotTaken: break
             }
         }
@@ -185,6 +188,12 @@ final class PendingProposals: Sendable {
 /// Where the loop hands messages for peers; never blocks.
 protocol MessageSender: Sendable {
     func send(_ messages: [Message])
+    /// The configuration changed: links to open and close.
+    func membersChanged(changed: [NodeID: MemberDirectory.Addresses], removed: [NodeID])
+}
+
+extension MessageSender {
+    func membersChanged(changed: [NodeID: MemberDirectory.Addresses], removed: [NodeID]) {}
 }
 
 extension Replica {
@@ -222,6 +231,10 @@ extension Replica {
         /// snapshot of them carries it.
         var appliedConfiguration: ClusterConfiguration
         var snapshots: SnapshotSchedule
+        /// The configuration the directory and the links were last told of.
+        var knownConfiguration = ClusterConfiguration()
+        /// Membership changes proposed here, by log index, answered once applied.
+        var membershipChanges: [Index: Pending<Index>] = [:]
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
 
@@ -266,6 +279,7 @@ extension Replica {
                     case let .status(reply): reply(.success(status()))
                     case let .takeSnapshot(reply): requestSnapshot(reply)
                     case let .snapshotTaken(result, started): snapshotTaken(result, started: started)
+                    case let .changeMembership(request, reply): changeMembership(request, reply)
                     }
                 }
                 if !batch.isEmpty { propose(batch) }
@@ -348,7 +362,8 @@ extension Replica {
                 refusedPeerMessages: refusals.total,
                 members: configuration.members.map { member in
                     ReplicaStatus.Member(id: member, voter: configuration.voters.contains(member),
-                                         matchIndex: core.isLeader ? (core.replication(of: member)?.match ?? 0) : 0)
+                                         matchIndex: core.isLeader ? (member == core.id ? core.lastIndex : core.replication(of: member)?.match ?? 0) : 0,
+                                         active: core.isLeader && (member == core.id || core.isRecentlyActive(member)))
                 }
             )
         }
@@ -364,12 +379,18 @@ extension Replica {
                 reads[context] = nil
                 pending.reply(.failure(.timedOut))
             }
+            for (index, pending) in membershipChanges where pending.deadline < now {
+                membershipChanges[index] = nil
+                pending.reply(.failure(.timedOut))
+            }
         }
 
         func failAll(_ error: ReplicaError) {
             for pending in proposals.values { pending.reply(.failure(error)) }
             for pending in reads.values { pending.reply(.failure(error)) }
             for read in confirmedReads { read.reply(.failure(error)) }
+            for pending in membershipChanges.values { pending.reply(.failure(error)) }
+            membershipChanges = [:]
             proposals = [:]
             reads = [:]
             confirmedReads = []
@@ -378,6 +399,7 @@ extension Replica {
         // MARK: Ready
 
         func handleReady() throws {
+            membershipMayHaveChanged()
             let ready = core.ready()
             if let soft = ready.softState { leadershipChanged(soft) }
             // The leader's AppendEntries go out while its own write runs.
@@ -409,6 +431,7 @@ extension Replica {
                 if entry.kind == .configuration, entry.index > appliedIndex, let change = ConfigurationChange(encoded: entry.data) {
                     appliedConfiguration = appliedConfiguration.applying(change)
                     committed.configuration = appliedConfiguration.encoded()
+                    membershipApplied(entry.index, change)
                 }
                 return committed
             }

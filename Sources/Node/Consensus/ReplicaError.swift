@@ -16,4 +16,6 @@ public enum ReplicaError: Error, Sendable, Equatable {
     case overloaded(proposals: Int, bytes: Int)
     /// A snapshot could not be taken (the reason, for the operator).
     case snapshotFailed(String)
+    /// A membership change or transfer that cannot be done now (the reason, in words).
+    case membershipRefused(String)
 }

@@ -7,6 +7,8 @@ public struct ReplicaStatus: Sendable {
         public var voter: Bool
         /// Known only on the leader.
         public var matchIndex: Index
+        /// Heard from lately; known only on the leader.
+        public var active: Bool = false
     }
 
     public var id: NodeID

@@ -15,13 +15,13 @@ struct ServerService: Service {
     let role: String
     let drainPeriod: Duration
     /// Runs when shutdown begins, before draining: ends what would otherwise outlast the drain.
-    let beforeDrain: @Sendable () -> Void
+    let beforeDrain: @Sendable () async -> Void
     /// The event loop of the listener: its handlers run there too, without a hop per call.
     let executor: EventLoopExecutor
     let logger: Logger
 
     init(_ server: GRPCServer<HTTP2ServerTransport.Posix>, for role: String, drainPeriod: Duration,
-         executor: EventLoopExecutor, beforeDrain: @escaping @Sendable () -> Void = {}, logger: Logger) {
+         executor: EventLoopExecutor, beforeDrain: @escaping @Sendable () async -> Void = {}, logger: Logger) {
         self.server = server
         self.role = role
         self.drainPeriod = drainPeriod
@@ -53,7 +53,7 @@ struct ServerService: Service {
             group.addTask {
                 // Throws CancellationError when serving ended first: nothing to drain.
                 try await gracefulShutdown()
-                beforeDrain()
+                await beforeDrain()
                 server.beginGracefulShutdown()
                 try await Task.sleep(for: drainPeriod)
                 return .drainPeriodOver

@@ -67,7 +67,8 @@ public struct LocalCluster: Sendable {
             process.arguments = arguments(for: id)
             let log = "\(dataDirectory)/node-\(id).log"
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            // Appended to, never truncated: a killed node's last words are evidence.
+            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             try handle.seekToEnd()
             process.standardOutput = handle

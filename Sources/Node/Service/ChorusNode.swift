@@ -19,21 +19,28 @@ import ServiceLifecycle
 public struct ChorusNode: Service {
     public let configuration: NodeConfiguration
     let logger: Logger
+    /// Who the members are and where they are reached, from the log.
+    public let directory: MemberDirectory
 
     public init(configuration: NodeConfiguration, logger: Logger) throws {
         try configuration.validate()
+        directory = MemberDirectory(flags: configuration.flagAddresses)
+        var configuration = configuration
+        configuration.directory = directory
         self.configuration = configuration
         self.logger = logger
     }
 
     public func run() async throws {
         let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id)
-        let bootstrap = ClusterConfiguration(voters: Set(configuration.members.keys))
+        let bootstrap = try Bootstrap.prepare(data.log, configuration: configuration, logger: logger)
         let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap)
         var options = RaftOptions(id: configuration.id, seed: UInt64.random(in: 1...UInt64.max),
                                   electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try data.state.lastApplied()
         let core = RaftCore(storage: storage, options: options)
+        Bootstrap.compare(configuration, with: core.configuration, logger: logger)
+        directory.update(core.configuration)
         // Two event loops, each running the gRPC handlers of its traffic as well
         // (`EventLoopExecutor`): one for clients, one for peers, so that no client load can
         // hold up heartbeats and appends behind it. The Raft loop has its own thread.
@@ -47,7 +54,7 @@ public struct ChorusNode: Service {
         let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
-        let links = PeerLinks(configuration: configuration, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
+        let links = PeerLinks(configuration: configuration, directory: directory, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
@@ -59,7 +66,7 @@ public struct ChorusNode: Service {
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
-                        members: Set(configuration.members.keys), authenticated: configuration.tls != nil, logger: logger),
+                        directory: directory, authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration),
         ]
         func listener(_ address: PeerAddress, _ role: Listener, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
@@ -88,6 +95,11 @@ public struct ChorusNode: Service {
         // while unary calls and send streams have the drain period to finish.
         servers.append(ServerService(clientServer, for: "clients", drainPeriod: configuration.drainPeriod, executor: clientExecutor,
                                      beforeDrain: { [configuration] in
+                                         // A leader hands over first, so writes pause for one
+                                         // round trip instead of an election timeout.
+                                         if let successor = await replica.handOverLeadership() {
+                                             logger.info("node \(configuration.id) handed leadership to node \(successor) before stopping")
+                                         }
                                          logger.info("node \(configuration.id) shutting down: subscriptions closed, client calls have \(configuration.drainPeriod) to finish")
                                          replica.events.closeAll(.shuttingDown)
                                      }, logger: logger))

@@ -30,6 +30,8 @@ extension NodeConfiguration {
                             metadata: ChatService.retryAfter(Self.overloadRetry))
         case let .snapshotFailed(reason):
             return RPCError(code: .internalError, message: "node \(id) could not take a snapshot: \(reason)")
+        case let .membershipRefused(reason):
+            return RPCError(code: .failedPrecondition, message: reason)
         }
     }
 }

@@ -11,20 +11,56 @@ import Synchronization
 /// Outgoing Raft traffic: one long-lived client stream per peer, fed from a bounded queue.
 /// When a peer is down its queue drops the oldest messages (Raft resends what matters) and
 /// the link reconnects with backoff.
+///
+/// The set of links follows the configuration: the replica loop calls `membersChanged` when a
+/// member is added, moves or goes, before any message for it is sent.
 final class PeerLinks: MessageSender {
-    let links: [NodeID: PeerLink]
+    private let links = Mutex<[NodeID: PeerLink]>([:])
+    /// New links for `run` to start. Unbounded, but it holds at most one link per membership
+    /// change, and changes are one at a time.
+    private let additions: AsyncStream<PeerLink>
+    private let added: AsyncStream<PeerLink>.Continuation
+    private let make: @Sendable (NodeID, PeerAddress) -> PeerLink
+    let id: NodeID
 
-    init(configuration: NodeConfiguration, certificates: CertificateFiles?, snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
-        var links: [NodeID: PeerLink] = [:]
-        for (id, address) in configuration.members where id != configuration.id {
-            links[id] = PeerLink(peer: id, address: address, clusterID: configuration.clusterID, security: configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext,
-                                 snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
+    init(configuration: NodeConfiguration, directory: MemberDirectory, certificates: CertificateFiles?, snapshots: SnapshotStore,
+         eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+        id = configuration.id
+        (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
+        make = { [clusterID = configuration.clusterID] peer, address in
+            PeerLink(peer: peer, address: address, clusterID: clusterID, security: security, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
         }
-        self.links = links
+        // A node waiting to join knows no configuration yet: it answers the members the flags
+        // name (the leader among them) until the log tells it who they are.
+        let logged = directory.configuration
+        let initial = logged.isEmpty ? configuration.members : Dictionary(uniqueKeysWithValues: logged.members.compactMap { member in
+            directory.addresses(of: member).map { (member, $0.peer) }
+        })
+        for (peer, address) in initial where peer != id {
+            add(peer, address)
+        }
+    }
+
+    private func add(_ peer: NodeID, _ address: PeerAddress) {
+        let link = make(peer, address)
+        links.withLock { $0.updateValue(link, forKey: peer) }?.stop()
+        added.yield(link)
+    }
+
+    /// Opens links to members that appeared or moved and closes those to members that left.
+    func membersChanged(changed: [NodeID: MemberDirectory.Addresses], removed: [NodeID]) {
+        for (peer, addresses) in changed where peer != id {
+            if links.withLock({ $0[peer]?.address }) != addresses.peer { add(peer, addresses.peer) }
+        }
+        for peer in removed {
+            links.withLock { $0.removeValue(forKey: peer) }?.stop()
+        }
     }
 
     func send(_ messages: [Message]) {
         guard !messages.isEmpty else { return }
+        let links = self.links.withLock { $0 }
         var byPeer: [NodeID: [Chorus_V1_RaftMessage]] = [:]
         var entries: [Index: Chorus_V1_RaftEntry] = [:]
         for message in messages {
@@ -39,10 +75,10 @@ final class PeerLinks: MessageSender {
         }
     }
 
-    /// Runs every link until cancelled.
+    /// Runs every link, those added later too, until cancelled.
     func run() async {
         await withDiscardingTaskGroup { group in
-            for link in links.values {
+            for await link in additions {
                 group.addTask { await link.run() }
             }
         }
@@ -67,6 +103,13 @@ final class PeerLink: Sendable {
     /// stale votes and heartbeats.
     private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let batchesSent = Atomic<Int>(0)
+    /// Set when the peer left the configuration (or moved): the link ends.
+    private let stopped = Atomic<Bool>(false)
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        waker.withLock { $0 }?.finish()
+    }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, security: HTTP2ClientTransport.Posix.TransportSecurity,
          snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
@@ -144,7 +187,7 @@ final class PeerLink: Sendable {
     /// Keeps one message stream open to the peer, reconnecting with backoff, until cancelled.
     private func stream(stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async {
                 var backoff = Duration.milliseconds(20)
-                while !Task.isCancelled {
+                while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
                     // A fresh signal per stream: an AsyncStream whose reader was cancelled
                     // stays finished, so it cannot be reused.
                     let (signal, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))

@@ -10,8 +10,8 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let replica: Replica
     let clusterID: String
     let snapshots: SnapshotReceiver
-    /// The cluster's members, as this node was configured.
-    let members: Set<NodeID>
+    /// The cluster's members, as its configuration says.
+    let directory: MemberDirectory
     /// Whether callers prove who they are with a node certificate (mutual TLS): then every
     /// message must come from the node the certificate names.
     let authenticated: Bool
@@ -48,7 +48,7 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     /// The message `encoded` carries, if a member may have sent it to this node.
     func accept(_ encoded: Chorus_V1_RaftMessage) throws(Refusal) -> Message {
         guard encoded.to == replica.id else { throw .misaddressed(to: encoded.to) }
-        guard encoded.from != replica.id, members.contains(encoded.from) else { throw .unknownSender }
+        guard encoded.from != replica.id, directory.accepts(from: encoded.from) else { throw .unknownSender }
         let message = try MessageCoding.decode(encoded)
         // Snapshots arrive only through InstallSnapshot, after their file is stored.
         if case .snapshot = message.kind { throw .malformed("a snapshot outside InstallSnapshot") }
@@ -59,7 +59,7 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         // Writing, hashing and fsyncing megabytes would stall the event loop's other streams.
         let sender = authenticated ? try context.authenticatedNode(of: clusterID) : nil
         try await withTaskExecutorPreference(globalConcurrentExecutor) {
-            try await snapshots.receive(request: request, response: response, clusterID: clusterID, members: members, sender: sender, replica: replica)
+            try await snapshots.receive(request: request, response: response, clusterID: clusterID, directory: directory, sender: sender, replica: replica)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LogStore
 import Projections
+import Raft
 import Synchronization
 
 /// Rebuilds projections from a log: what a node does on every apply, in big batches.
@@ -20,18 +21,24 @@ struct Replayer {
         // Applied batches go back to the reader to be freed: releasing a million entries'
         // arrays is work the applying thread need not do, and the reader allocated them.
         let spent = Mutex<[[CommittedEntry]]>([])
+        // The membership the node records with its projections, as its replica loop does.
+        let recorded = try state.position().configuration
         let reader = Thread {
             var next = next
+            var configuration = ClusterConfiguration(encoded: recorded) ?? ClusterConfiguration()
             while next <= target {
                 spent.withLock { $0.removeAll() }
                 do {
                     let entries = try log.entries(from: next, through: min(target, next + UInt64(batch) - 1))
                     guard let last = entries.last else { break }
                     let delivered = batches.put(.success(entries.map { entry in
-                        // Membership entries (kind 1) carry no chat command; the node also
-                        // records the configuration they produce, which needs the consensus
-                        // layer to decode.
+                        // Membership entries (kind 1) carry no chat command; the node records
+                        // the configuration they produce.
                         var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == 0 && !entry.payload.isEmpty ? entry.payload : nil)
+                        if entry.kind == Entry.Kind.configuration.rawValue, let change = ConfigurationChange(encoded: entry.payload) {
+                            configuration = configuration.applying(change)
+                            committed.configuration = configuration.encoded()
+                        }
                         committed.decode()
                         return committed
                     }))

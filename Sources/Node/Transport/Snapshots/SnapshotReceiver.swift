@@ -33,7 +33,7 @@ final class SnapshotReceiver: Sendable {
         request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>,
         response: RPCWriter<Chorus_V1_SnapshotProgress>,
         clusterID: String,
-        members: Set<NodeID>,
+        directory: MemberDirectory,
         sender: NodeID?,
         replica: Replica
     ) async throws {
@@ -48,7 +48,7 @@ final class SnapshotReceiver: Sendable {
         do throws(Refusal) {
             message = try MessageCoding.decode(header.message)
             guard message.to == replica.id else { throw .misaddressed(to: message.to) }
-            guard members.contains(message.from), message.from != replica.id, sender == nil || sender == message.from else { throw .unknownSender }
+            guard directory.accepts(from: message.from), message.from != replica.id, sender == nil || sender == message.from else { throw .unknownSender }
         } catch {
             replica.refusals.record(from: header.message.from, error)
             throw RPCError(code: .invalidArgument, message: "the InstallSnapshot header was refused: \(error)")

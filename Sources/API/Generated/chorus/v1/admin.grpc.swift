@@ -36,9 +36,79 @@ public enum Chorus_V1_Admin: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Members" metadata.
+        public enum Members: Sendable {
+            /// Request type for "Members".
+            public typealias Input = Chorus_V1_MembersRequest
+            /// Response type for "Members".
+            public typealias Output = Chorus_V1_MembersResponse
+            /// Descriptor for "Members".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "Members",
+                type: .unary
+            )
+        }
+        /// Namespace for "AddMember" metadata.
+        public enum AddMember: Sendable {
+            /// Request type for "AddMember".
+            public typealias Input = Chorus_V1_AddMemberRequest
+            /// Response type for "AddMember".
+            public typealias Output = Chorus_V1_MembershipChangeResponse
+            /// Descriptor for "AddMember".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "AddMember",
+                type: .unary
+            )
+        }
+        /// Namespace for "PromoteMember" metadata.
+        public enum PromoteMember: Sendable {
+            /// Request type for "PromoteMember".
+            public typealias Input = Chorus_V1_PromoteMemberRequest
+            /// Response type for "PromoteMember".
+            public typealias Output = Chorus_V1_MembershipChangeResponse
+            /// Descriptor for "PromoteMember".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "PromoteMember",
+                type: .unary
+            )
+        }
+        /// Namespace for "RemoveMember" metadata.
+        public enum RemoveMember: Sendable {
+            /// Request type for "RemoveMember".
+            public typealias Input = Chorus_V1_RemoveMemberRequest
+            /// Response type for "RemoveMember".
+            public typealias Output = Chorus_V1_MembershipChangeResponse
+            /// Descriptor for "RemoveMember".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "RemoveMember",
+                type: .unary
+            )
+        }
+        /// Namespace for "TransferLeadership" metadata.
+        public enum TransferLeadership: Sendable {
+            /// Request type for "TransferLeadership".
+            public typealias Input = Chorus_V1_TransferLeadershipRequest
+            /// Response type for "TransferLeadership".
+            public typealias Output = Chorus_V1_TransferLeadershipResponse
+            /// Descriptor for "TransferLeadership".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "TransferLeadership",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "chorus.v1.Admin" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
-            TakeSnapshot.descriptor
+            TakeSnapshot.descriptor,
+            Members.descriptor,
+            AddMember.descriptor,
+            PromoteMember.descriptor,
+            RemoveMember.descriptor,
+            TransferLeadership.descriptor
         ]
     }
 }
@@ -82,6 +152,90 @@ extension Chorus_V1_Admin {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_TakeSnapshotRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_TakeSnapshotResponse>
+
+        /// Handle the "Members" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The membership as this node's log has it (with the leader's view of each member when
+        /// > this node leads).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_MembersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_MembersResponse` messages.
+        func members(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_MembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembersResponse>
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Membership changes, one server at a time, on the leader only (others answer
+        /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_AddMemberRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_MembershipChangeResponse` messages.
+        func addMember(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_AddMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "PromoteMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_PromoteMemberRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_MembershipChangeResponse` messages.
+        func promoteMember(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_PromoteMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "RemoveMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_RemoveMemberRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_MembershipChangeResponse` messages.
+        func removeMember(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_RemoveMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Hands leadership to another voter and waits until it leads.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_TransferLeadershipRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_TransferLeadershipResponse` messages.
+        func transferLeadership(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_TransferLeadershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_TransferLeadershipResponse>
     }
 
     /// Service protocol for the "chorus.v1.Admin" service.
@@ -109,6 +263,90 @@ extension Chorus_V1_Admin {
             request: GRPCCore.ServerRequest<Chorus_V1_TakeSnapshotRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_TakeSnapshotResponse>
+
+        /// Handle the "Members" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The membership as this node's log has it (with the leader's view of each member when
+        /// > this node leads).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_MembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_MembersResponse` message.
+        func members(
+            request: GRPCCore.ServerRequest<Chorus_V1_MembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembersResponse>
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Membership changes, one server at a time, on the leader only (others answer
+        /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_AddMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_MembershipChangeResponse` message.
+        func addMember(
+            request: GRPCCore.ServerRequest<Chorus_V1_AddMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "PromoteMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_PromoteMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_MembershipChangeResponse` message.
+        func promoteMember(
+            request: GRPCCore.ServerRequest<Chorus_V1_PromoteMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "RemoveMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RemoveMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_MembershipChangeResponse` message.
+        func removeMember(
+            request: GRPCCore.ServerRequest<Chorus_V1_RemoveMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Hands leadership to another voter and waits until it leads.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_TransferLeadershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_TransferLeadershipResponse` message.
+        func transferLeadership(
+            request: GRPCCore.ServerRequest<Chorus_V1_TransferLeadershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_TransferLeadershipResponse>
     }
 
     /// Simple service protocol for the "chorus.v1.Admin" service.
@@ -134,6 +372,90 @@ extension Chorus_V1_Admin {
             request: Chorus_V1_TakeSnapshotRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_TakeSnapshotResponse
+
+        /// Handle the "Members" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The membership as this node's log has it (with the leader's view of each member when
+        /// > this node leads).
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_MembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_MembersResponse` to respond with.
+        func members(
+            request: Chorus_V1_MembersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_MembersResponse
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Membership changes, one server at a time, on the leader only (others answer
+        /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_AddMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_MembershipChangeResponse` to respond with.
+        func addMember(
+            request: Chorus_V1_AddMemberRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_MembershipChangeResponse
+
+        /// Handle the "PromoteMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_PromoteMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_MembershipChangeResponse` to respond with.
+        func promoteMember(
+            request: Chorus_V1_PromoteMemberRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_MembershipChangeResponse
+
+        /// Handle the "RemoveMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_RemoveMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_MembershipChangeResponse` to respond with.
+        func removeMember(
+            request: Chorus_V1_RemoveMemberRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_MembershipChangeResponse
+
+        /// Handle the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Hands leadership to another voter and waits until it leads.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_TransferLeadershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_TransferLeadershipResponse` to respond with.
+        func transferLeadership(
+            request: Chorus_V1_TransferLeadershipRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_TransferLeadershipResponse
     }
 }
 
@@ -147,6 +469,61 @@ extension Chorus_V1_Admin.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TakeSnapshotResponse>(),
             handler: { request, context in
                 try await self.takeSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.Members.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_MembersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_MembersResponse>(),
+            handler: { request, context in
+                try await self.members(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.AddMember.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_AddMemberRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_MembershipChangeResponse>(),
+            handler: { request, context in
+                try await self.addMember(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.PromoteMember.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_PromoteMemberRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_MembershipChangeResponse>(),
+            handler: { request, context in
+                try await self.promoteMember(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.RemoveMember.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_RemoveMemberRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_MembershipChangeResponse>(),
+            handler: { request, context in
+                try await self.removeMember(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.TransferLeadership.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_TransferLeadershipRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TransferLeadershipResponse>(),
+            handler: { request, context in
+                try await self.transferLeadership(
                     request: request,
                     context: context
                 )
@@ -168,6 +545,61 @@ extension Chorus_V1_Admin.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func members(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_MembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembersResponse> {
+        let response = try await self.members(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func addMember(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_AddMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse> {
+        let response = try await self.addMember(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func promoteMember(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_PromoteMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse> {
+        let response = try await self.promoteMember(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeMember(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_RemoveMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_MembershipChangeResponse> {
+        let response = try await self.removeMember(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func transferLeadership(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_TransferLeadershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_TransferLeadershipResponse> {
+        let response = try await self.transferLeadership(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -179,6 +611,71 @@ extension Chorus_V1_Admin.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Chorus_V1_TakeSnapshotResponse> {
         return GRPCCore.ServerResponse<Chorus_V1_TakeSnapshotResponse>(
             message: try await self.takeSnapshot(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func members(
+        request: GRPCCore.ServerRequest<Chorus_V1_MembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembersResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_MembersResponse>(
+            message: try await self.members(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func addMember(
+        request: GRPCCore.ServerRequest<Chorus_V1_AddMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>(
+            message: try await self.addMember(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func promoteMember(
+        request: GRPCCore.ServerRequest<Chorus_V1_PromoteMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>(
+            message: try await self.promoteMember(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeMember(
+        request: GRPCCore.ServerRequest<Chorus_V1_RemoveMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_MembershipChangeResponse>(
+            message: try await self.removeMember(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func transferLeadership(
+        request: GRPCCore.ServerRequest<Chorus_V1_TransferLeadershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_TransferLeadershipResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_TransferLeadershipResponse>(
+            message: try await self.transferLeadership(
                 request: request.message,
                 context: context
             ),
@@ -217,6 +714,115 @@ extension Chorus_V1_Admin {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_TakeSnapshotResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TakeSnapshotResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Members" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The membership as this node's log has it (with the leader's view of each member when
+        /// > this node leads).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_MembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_MembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func members<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_MembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_MembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Membership changes, one server at a time, on the leader only (others answer
+        /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_AddMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_AddMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func addMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_AddMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_AddMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "PromoteMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_PromoteMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_PromoteMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func promoteMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_PromoteMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_PromoteMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RemoveMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_RemoveMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_RemoveMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_RemoveMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Hands leadership to another voter and waits until it leads.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_TransferLeadershipRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_TransferLeadershipRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_TransferLeadershipResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func transferLeadership<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_TransferLeadershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_TransferLeadershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_TransferLeadershipResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TransferLeadershipResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -269,6 +875,170 @@ extension Chorus_V1_Admin {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Members" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The membership as this node's log has it (with the leader's view of each member when
+        /// > this node leads).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_MembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_MembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func members<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_MembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_MembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.Members.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Membership changes, one server at a time, on the leader only (others answer
+        /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_AddMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_AddMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func addMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_AddMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_AddMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.AddMember.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "PromoteMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_PromoteMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_PromoteMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func promoteMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_PromoteMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_PromoteMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.PromoteMember.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveMember" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RemoveMemberRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_RemoveMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_MembershipChangeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeMember<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_RemoveMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_RemoveMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_MembershipChangeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.RemoveMember.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "TransferLeadership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Hands leadership to another voter and waits until it leads.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_TransferLeadershipRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_TransferLeadershipRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_TransferLeadershipResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func transferLeadership<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_TransferLeadershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_TransferLeadershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_TransferLeadershipResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TransferLeadershipResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.TransferLeadership.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -299,6 +1069,145 @@ extension Chorus_V1_Admin.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TakeSnapshotRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_TakeSnapshotResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Members" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The membership as this node's log has it (with the leader's view of each member when
+    /// > this node leads).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_MembersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func members<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_MembersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.members(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_MembersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_MembersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMember" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Membership changes, one server at a time, on the leader only (others answer
+    /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_AddMemberRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMember<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_AddMemberRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.addMember(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_AddMemberRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_MembershipChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PromoteMember" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_PromoteMemberRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func promoteMember<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_PromoteMemberRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.promoteMember(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_PromoteMemberRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_MembershipChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveMember" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_RemoveMemberRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeMember<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_RemoveMemberRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeMember(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_RemoveMemberRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_MembershipChangeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransferLeadership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Hands leadership to another voter and waits until it leads.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_TransferLeadershipRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transferLeadership<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_TransferLeadershipRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TransferLeadershipResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.transferLeadership(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TransferLeadershipRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_TransferLeadershipResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -335,6 +1244,165 @@ extension Chorus_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.takeSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Members" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The membership as this node's log has it (with the leader's view of each member when
+    /// > this node leads).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func members<Result>(
+        _ message: Chorus_V1_MembersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_MembersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.members(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMember" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Membership changes, one server at a time, on the leader only (others answer
+    /// > UNAVAILABLE naming it). Each returns once the change is applied on the leader.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMember<Result>(
+        _ message: Chorus_V1_AddMemberRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_AddMemberRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.addMember(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PromoteMember" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func promoteMember<Result>(
+        _ message: Chorus_V1_PromoteMemberRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_PromoteMemberRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.promoteMember(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveMember" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeMember<Result>(
+        _ message: Chorus_V1_RemoveMemberRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_MembershipChangeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_RemoveMemberRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeMember(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransferLeadership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Hands leadership to another voter and waits until it leads.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transferLeadership<Result>(
+        _ message: Chorus_V1_TransferLeadershipRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TransferLeadershipResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_TransferLeadershipRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.transferLeadership(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1,0 +1,109 @@
+import Raft
+
+/// What an operator asks of the membership (see `Replica.changeMembership`).
+public enum MembershipRequest: Sendable, Equatable {
+    /// Adds `node` as a learner: it receives the log (or a snapshot) but does not vote.
+    case addLearner(NodeID, MemberDirectory.Addresses)
+    /// Makes a learner a voter.
+    case promote(NodeID)
+    /// Removes a member. Refused for the leader itself (transfer leadership first), and, unless
+    /// `force`, when the voters left would not have a live majority.
+    case remove(NodeID, force: Bool)
+}
+
+extension Replica {
+    /// Changes the membership by one server and waits until the change is applied here;
+    /// returns the index of its entry. Only the leader takes changes, one at a time.
+    public func changeMembership(_ request: MembershipRequest) async throws(ReplicaError) -> Index {
+        let result: Result<Index, ReplicaError> = await withCheckedContinuation { continuation in
+            submit(.changeMembership(request, { continuation.resume(returning: $0) }))
+        }
+        return try result.get()
+    }
+
+    /// When this node leads, hands leadership to the most caught-up voter that answers and
+    /// waits (up to `limit`) until it no longer leads; returns the successor, if any.
+    public func handOverLeadership(within limit: Duration = .seconds(1)) async -> NodeID? {
+        guard let status = try? await status(), status.role == .leader else { return nil }
+        let candidates = status.members.filter { $0.voter && $0.id != id && $0.active }
+        guard let target = candidates.max(by: { $0.matchIndex < $1.matchIndex })?.id else { return nil }
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            transferLeadership(to: target)
+            try? await Task.sleep(for: .milliseconds(20))
+            guard let now = try? await self.status() else { return nil }
+            if now.role != .leader { return now.leader == 0 ? target : now.leader }
+        }
+        return nil
+    }
+}
+
+extension Replica.Loop {
+    /// Tells the directory and the links of a new configuration, before any message of the
+    /// next `Ready` (some may be for a member just added) is sent.
+    func membershipMayHaveChanged() {
+        let configuration = core.configuration
+        guard configuration != knownConfiguration else { return }
+        let before = knownConfiguration
+        knownConfiguration = configuration
+        guard let directory = self.configuration.directory else { return }
+        let (changed, removed) = directory.update(configuration)
+        transport.membersChanged(changed: changed, removed: removed)
+        if !before.isEmpty {
+            logger.notice("membership: voters \(configuration.sortedVoters), learners \(configuration.learners.sorted())")
+        }
+    }
+
+    func changeMembership(_ request: MembershipRequest, _ reply: @escaping Replica.Reply<Index>) {
+        guard core.isLeader else {
+            reply(.failure(.notLeader(leader: knownLeader)))
+            return
+        }
+        let current = core.configuration
+        let change: ConfigurationChange
+        switch request {
+        case let .addLearner(node, addresses):
+            guard node > 0, node <= MessageLimits().maxValue else { return reply(.failure(.membershipRefused("node ids are positive, at most 2^62"))) }
+            guard !current.members.contains(node) else {
+                return reply(.failure(.membershipRefused("node \(node) is a member already (\(current.voters.contains(node) ? "voter" : "learner"))")))
+            }
+            change = ConfigurationChange(.addLearner, node, context: addresses.context)
+        case let .promote(node):
+            guard current.learners.contains(node) else {
+                return reply(.failure(.membershipRefused(current.voters.contains(node) ? "node \(node) is a voter already" : "node \(node) is not a learner of this cluster; add it first")))
+            }
+            change = ConfigurationChange(.addVoter, node)
+        case let .remove(node, force):
+            guard current.members.contains(node) else { return reply(.failure(.membershipRefused("node \(node) is not a member"))) }
+            guard node != core.id else {
+                return reply(.failure(.membershipRefused("node \(node) leads the cluster: transfer leadership to another voter first (chorus-tools transfer-leader), then remove it")))
+            }
+            if current.voters.contains(node) && !force {
+                let remaining = current.voters.subtracting([node])
+                let live = remaining.filter { $0 == core.id || core.isRecentlyActive($0) }
+                let quorum = remaining.count / 2 + 1
+                guard live.count >= quorum else {
+                    return reply(.failure(.membershipRefused("removing node \(node) would leave \(remaining.count) voters of which only \(live.count) answer, fewer than the \(quorum) a majority needs; bring members back first, or force it")))
+                }
+            }
+            change = ConfigurationChange(.remove, node)
+        }
+        guard core.proposeConfigurationChange(change) else {
+            return reply(.failure(.membershipRefused("a membership change (or a leadership transfer) is still in progress; one at a time")))
+        }
+        let index = core.lastIndex
+        membershipChanges[index] = Pending(term: core.term, deadline: clock.now + configuration.proposalTimeout * 2, reply: reply)
+        logger.notice("proposed membership change at \(index): \(change.kind) node \(change.node)")
+    }
+
+    /// A configuration entry was applied: answer the operator who asked for it.
+    func membershipApplied(_ index: Index, _ change: ConfigurationChange) {
+        guard let pending = membershipChanges.removeValue(forKey: index) else { return }
+        if core.term(at: index) == pending.term {
+            pending.reply(.success(index))
+        } else {
+            pending.reply(.failure(.leadershipLost(leader: knownLeader)))
+        }
+    }
+}
