@@ -112,4 +112,68 @@ import Testing
         }
         #expect(cluster.log(3).contains("the flags are ignored for membership"))
     }
+
+    /// A dead node is replaced: removed, and a fresh node under a new id with an empty
+    /// directory joins and catches up by snapshot (the log behind was compacted).
+    @Test func replaceAFailedNodeWithAFreshOneThatCatchesUpBySnapshot() async throws {
+        let cluster = try TestCluster(size: 4)
+        cluster.founders = [1, 2, 3]
+        cluster.extraArguments = ["--snapshot-keep", "10"]
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let admin = Self.admin(cluster)
+        try await cluster.withClient(deadline: .seconds(30)) { client in
+            let leader = try await cluster.waitForLeader(client)
+            let dead = leader == 3 ? 2 : 3
+            let alice = try await client.newUser("alice")
+            _ = try await client.newUser("bob")
+            for i in 0..<200 { _ = try await client.send(token: alice, to: "bob", body: "before \(i)") }
+            cluster.kill(dead)
+            // Compact the survivors' logs, so the newcomer can only be caught up by snapshot.
+            for id in [1, 2, 3] where id != dead {
+                _ = try await takeSnapshot(endpoint: cluster.peerAddress(id), operator: cluster.operatorCredentials)
+            }
+            _ = try await admin.remove(id: UInt64(dead), force: false)
+            try cluster.start(4)
+            let added = try await admin.add(id: 4, peerAddress: cluster.peerAddress(4), clientAddress: cluster.address(4), promoteWhenCaughtUp: true)
+            #expect(added.promoted)
+            #expect(added.members.members.map(\.id).sorted() == [1, 2, 3, 4].filter { $0 != UInt64(dead) })
+            _ = try await client.send(token: alice, to: "bob", body: "after the replacement")
+            try await cluster.waitForConvergence(client, within: .seconds(60))
+            #expect(cluster.log(4).contains("installed the leader's snapshot"), "the newcomer caught up by snapshot")
+            let history = try await client.history(token: alice, with: "bob", pageSize: 1000)
+            #expect(history.messages.count == 201)
+            cluster.stopAll()
+            let verify = try runTool(["verify"] + [1, 2, 3, 4].filter { $0 != dead }.map(cluster.dataDirectory))
+            #expect(verify.status == 0, "\(verify.output)")
+        }
+    }
+
+    /// A node whose data directory was wiped comes back under its old id: it has forgotten its
+    /// votes, so the others refuse it, and say why on both sides.
+    @Test func aWipedNodeIsRefusedUnderItsOldID() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient { client in
+            let leader = try await cluster.waitForLeader(client)
+            let wiped = leader == 3 ? 2 : 3
+            let alice = try await client.newUser("alice")
+            cluster.kill(wiped)
+            try FileManager.default.removeItem(atPath: cluster.dataDirectory(wiped))
+            try cluster.start(wiped)
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(20)
+            let onTheWipedNode = "refuses this node: node \(leader) refuses this stream: node \(wiped)'s data directory was recreated"
+            let onTheLeader = "refused node \(wiped): node \(wiped)'s data directory was recreated"
+            while clock.now < end, !(cluster.log(wiped).contains(onTheWipedNode) && cluster.log(leader).contains(onTheLeader)) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(cluster.log(wiped).contains(onTheWipedNode))
+            #expect(cluster.log(leader).contains(onTheLeader))
+            // The two others go on.
+            _ = try await client.send(token: alice, to: "alice", body: "still writing")
+            #expect(try await cluster.waitForLeader(client) != wiped)
+        }
+    }
 }

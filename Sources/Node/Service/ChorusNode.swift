@@ -54,7 +54,7 @@ public struct ChorusNode: Service {
         let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
-        let links = PeerLinks(configuration: configuration, directory: directory, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
+        let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
@@ -66,7 +66,8 @@ public struct ChorusNode: Service {
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
-                        directory: directory, authenticated: configuration.tls != nil, logger: logger),
+                        directory: directory, incarnations: Incarnations(directory: configuration.dataDirectory),
+                        authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration),
         ]
         func listener(_ address: PeerAddress, _ role: Listener, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {

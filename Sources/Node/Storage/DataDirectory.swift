@@ -15,11 +15,14 @@ public struct DataDirectory: Sendable {
     public let state: ChatState
     /// Held while the directory is open: a second node, or an offline tool, is refused.
     private let lock: DirectoryLock
+    /// A random number made with the directory: peers tell a restarted node (same number)
+    /// from one whose data was wiped (a new one).
+    public let incarnation: UInt64
 
     public init(path: String, clusterID: String, nodeID: NodeID) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
+        incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
         do {
             lock = try DirectoryLock(directory: path)
         } catch let inUse as DirectoryLock.InUse {
@@ -53,28 +56,47 @@ public struct DataDirectory: Sendable {
         }
     }
 
-    static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws {
+    /// Checks (or writes) `identity`: `cluster=…`, `node=…` and `incarnation=…` lines. A
+    /// directory from before incarnations gets one now. Returns the incarnation.
+    static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws -> UInt64 {
         let file = path + "/identity"
         let expected = "cluster=\(clusterID)\nnode=\(nodeID)\n"
         if let existing = FileManager.default.contents(atPath: file) {
             let text = String(decoding: existing, as: UTF8.self)
-            guard text == expected else {
-                let found = text.split(separator: "\n").joined(separator: ", ")
+            let lines = text.split(separator: "\n")
+            let owner = lines.filter { !$0.hasPrefix("incarnation=") }.map { "\($0)\n" }.joined()
+            guard owner == expected else {
+                let found = lines.filter { !$0.hasPrefix("incarnation=") }.joined(separator: ", ")
                 throw ConfigurationError("the data directory \(path) belongs to \(found), not cluster=\(clusterID), node=\(nodeID); refusing to start")
             }
-            return
+            if let line = lines.first(where: { $0.hasPrefix("incarnation=") }), let incarnation = UInt64(line.dropFirst("incarnation=".count)) {
+                return incarnation
+            }
+            let incarnation = UInt64.random(in: 1...UInt64.max)
+            try writeDurably(file, expected + "incarnation=\(incarnation)\n")
+            return incarnation
         }
         let hasData = FileManager.default.fileExists(atPath: path + "/log/data.mdb")
         guard !hasData else {
             throw ConfigurationError("the data directory \(path) holds a log but no identity file; refusing to guess whose it is")
         }
         // Written atomically and fsynced before anything else is created.
+        let incarnation = UInt64.random(in: 1...UInt64.max)
+        try writeDurably(file, expected + "incarnation=\(incarnation)\n")
+        return incarnation
+    }
+
+    /// Replaces `file` with `text` atomically and durably (temporary file, fsync, rename,
+    /// fsync of the directory).
+    static func writeDurably(_ file: String, _ text: String) throws {
         let temporary = file + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(expected.utf8)) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
             throw ConfigurationError("cannot write \(temporary)")
         }
         let fd = open(temporary, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
         guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
+        let directory = open((file as NSString).deletingLastPathComponent, O_RDONLY)
+        if directory >= 0 { fsync(directory); close(directory) }
     }
 }

@@ -23,13 +23,13 @@ final class PeerLinks: MessageSender {
     private let make: @Sendable (NodeID, PeerAddress) -> PeerLink
     let id: NodeID
 
-    init(configuration: NodeConfiguration, directory: MemberDirectory, certificates: CertificateFiles?, snapshots: SnapshotStore,
+    init(configuration: NodeConfiguration, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
          eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
         make = { [clusterID = configuration.clusterID] peer, address in
-            PeerLink(peer: peer, address: address, clusterID: clusterID, security: security, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
+            PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         // A node waiting to join knows no configuration yet: it answers the members the flags
         // name (the leader among them) until the log tells it who they are.
@@ -89,6 +89,8 @@ final class PeerLink: Sendable {
     let peer: NodeID
     let address: PeerAddress
     let clusterID: String
+    /// This node's data-directory incarnation, sent with every batch.
+    let incarnation: UInt64
     /// Mutual TLS with this node's certificate, or plaintext when insecure.
     let security: HTTP2ClientTransport.Posix.TransportSecurity
     let logger: Logger
@@ -111,9 +113,10 @@ final class PeerLink: Sendable {
         waker.withLock { $0 }?.finish()
     }
 
-    init(peer: NodeID, address: PeerAddress, clusterID: String, security: HTTP2ClientTransport.Posix.TransportSecurity,
+    init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
          snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
+        self.incarnation = incarnation
         self.security = security
         self.eventLoopGroup = eventLoopGroup
         self.address = address
@@ -198,11 +201,14 @@ final class PeerLink: Sendable {
                         _ = try await stub.stream(requestProducer: { writer in
                             for await _ in signal {
                                 while case let batch = self.drain(), !batch.isEmpty {
-                                    try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch })
+                                    try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch; $0.senderIncarnation = self.incarnation })
                                     self.batchesSent.add(1, ordering: .relaxed)
                                 }
                             }
                         })
+                    } catch let error as RPCError where error.code == .failedPrecondition || error.code == .permissionDenied {
+                        // The peer will not hear this node: say why where an operator looks.
+                        logger.error("peer \(peer) at \(address) refuses this node: \(error.message)")
                     } catch {
                         logger.debug("stream to peer \(peer) at \(address) ended: \(error)")
                     }

@@ -12,6 +12,8 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let snapshots: SnapshotReceiver
     /// The cluster's members, as its configuration says.
     let directory: MemberDirectory
+    /// Each peer's data-directory incarnation, to refuse one that lost its data.
+    let incarnations: Incarnations
     /// Whether callers prove who they are with a node certificate (mutual TLS): then every
     /// message must come from the node the certificate names.
     let authenticated: Bool
@@ -23,6 +25,11 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         for try await batch in request {
             guard batch.clusterID == clusterID else {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
+            }
+            if let from = sender ?? batch.messages.first?.from, let refusal = incarnations.check(from, batch.senderIncarnation) {
+                replica.refusals.record(from: from, .unknownSender)
+                logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
+                throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
             var messages: [Message] = []
             messages.reserveCapacity(batch.messages.count)

@@ -117,6 +117,10 @@ public nonisolated struct Chorus_V1_PeerBatch: Sendable {
 
   public var messages: [Chorus_V1_RaftMessage] = []
 
+  /// Names the sender's data directory (random, made with it). A node whose directory was
+  /// recreated has forgotten its votes and log: under its old id it is refused.
+  public var senderIncarnation: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -538,7 +542,7 @@ nonisolated extension Chorus_V1_SnapshotProgress: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PeerBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}messages\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}messages\0\u{3}sender_incarnation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -548,6 +552,7 @@ nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.senderIncarnation) }()
       default: break
       }
     }
@@ -560,12 +565,16 @@ nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.messages.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 2)
     }
+    if self.senderIncarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.senderIncarnation, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_PeerBatch, rhs: Chorus_V1_PeerBatch) -> Bool {
     if lhs.clusterID != rhs.clusterID {return false}
     if lhs.messages != rhs.messages {return false}
+    if lhs.senderIncarnation != rhs.senderIncarnation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
