@@ -96,15 +96,15 @@ extension ChatState {
 
         var events: [ChatEvent] = []
         let outcome: Result<UInt64, Rejection>
-        do throws(Rejection) {
+        do {
             guard Self.supportedCommandVersions.contains(command.version) else {
                 throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.supportedCommandVersions))")
             }
             var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, clock: gathered.clock, gathered: gathered, reporting: reporting)
             outcome = .success(try mutation.perform(command.kind, events: &events))
-        } catch {
+        } catch let rejection as Rejection {
             events = []
-            outcome = .failure(error)
+            outcome = .failure(rejection)
         }
 
         if remembered {
@@ -145,26 +145,23 @@ private struct Mutation {
     /// Whether events are wanted. Only sends skip theirs when not: the other commands are rare.
     let reporting: Bool
 
-    mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws(Rejection) -> UInt64 {
-        do {
-            switch kind {
-            case let .createAccount(c): return try createAccount(c, &events)
-            case let .openSession(c): return try openSession(c)
-            case let .closeSession(c): return try closeSession(c)
-            case let .sendMessage(c): return try sendMessage(c, &events)
-            case let .acknowledge(c): return try acknowledge(c)
-            case let .deleteMessages(c): return try deleteMessages(c, &events)
-            case let .deleteAccount(c): return try deleteAccount(c, &events)
-            case let .attach(c): return try attach(c, &events)
-            case let .detach(c): return try detach(c.subscriptionID, &events)
-            case .detachAll: return try detachAll()
-            case nil: throw Rejection(.invalidArgument, "the command is empty")
-            }
-        } catch let rejection as Rejection {
-            throw rejection
-        } catch {
-            // Storage failures are not the client's doing; they abort the whole batch.
-            throw Rejection(.failedPrecondition, "storage: \(error)")
+    /// Runs one command. A `Rejection` is the command's outcome, recorded like a success; any
+    /// other error is the storage failing, which is not the client's doing and must not become
+    /// an outcome (this replica would then differ from the others): it aborts the whole batch,
+    /// and the node stops rather than diverge.
+    mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws -> UInt64 {
+        switch kind {
+        case let .createAccount(c): return try createAccount(c, &events)
+        case let .openSession(c): return try openSession(c)
+        case let .closeSession(c): return try closeSession(c)
+        case let .sendMessage(c): return try sendMessage(c, &events)
+        case let .acknowledge(c): return try acknowledge(c)
+        case let .deleteMessages(c): return try deleteMessages(c, &events)
+        case let .deleteAccount(c): return try deleteAccount(c, &events)
+        case let .attach(c): return try attach(c, &events)
+        case let .detach(c): return try detach(c.subscriptionID, &events)
+        case .detachAll: return try detachAll()
+        case nil: throw Rejection(.invalidArgument, "the command is empty")
         }
     }
 

@@ -13,8 +13,8 @@ public final class ChatState: Sendable {
     /// Opens (or creates) the projections in `directory`. `writeMap` (see
     /// `Environment.Options`) suits a node's many small applies; a rebuild's few huge
     /// transactions write faster through pwrite(2).
-    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true) throws {
-        environment = try Environment(path: directory, options: .init(maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
+    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, mapSize: Int = 1 << 36) throws {
+        environment = try Environment(path: directory, options: .init(mapSize: mapSize, maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
         tables = try Tables(environment.openDatabases(Tables.names))
     }
 

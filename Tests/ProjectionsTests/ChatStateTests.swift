@@ -539,3 +539,42 @@ import Testing
         return (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<($0 + needle.count)]) == needle }
     }
 }
+
+/// A storage failure while applying is not a command's outcome: the batch is not written and
+/// the error reaches the caller (the node stops), so a replica never records a refusal that
+/// the others did not.
+@Suite struct StorageFailureTests {
+    @Test func aFullMapAbortsTheBatchInsteadOfRecordingARefusal() throws {
+        let directory = NSTemporaryDirectory() + "chorus-full-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let state = try ChatState(directory: directory, mapSize: 1 << 20)
+        var index: UInt64 = 0
+        func command(_ kind: Command.OneOf_Kind) throws -> CommittedEntry {
+            index += 1
+            var command = Command()
+            command.version = ChatState.commandVersion
+            command.timestampMs = 1_700_000_000_000
+            command.kind = kind
+            return CommittedEntry(index: index, command: try command.serializedBytes())
+        }
+        let hash = Data(Credentials.tokenHash(Array("token".utf8)))
+        _ = try state.apply([try command(.createAccount(.with { $0.name = "alice"; $0.passwordHash = Data([1]); $0.salt = Data([2]); $0.iterations = 1 }))])
+        _ = try state.apply([try command(.createAccount(.with { $0.name = "bob"; $0.passwordHash = Data([1]); $0.salt = Data([2]); $0.iterations = 1 }))])
+        _ = try state.apply([try command(.openSession(.with { $0.name = "alice"; $0.tokenHash = hash }))])
+        let body = String(repeating: "x", count: 60_000)
+        var failed = false
+        for _ in 0..<100 {
+            let before = try state.lastApplied()
+            do {
+                let applied = try state.apply([try command(.sendMessage(.with { $0.tokenHash = hash; $0.recipient = "bob"; $0.body = body }))])
+                #expect(applied.first?.outcome.rejection == nil, "a send either succeeds or the batch fails; it is never refused for storage")
+            } catch {
+                #expect(try state.lastApplied() == before, "nothing of the failed batch was written")
+                failed = true
+                break
+            }
+        }
+        #expect(failed, "a 1 MiB map fills up")
+    }
+}

@@ -435,7 +435,16 @@ extension Replica {
                 }
                 return committed
             }
-            let results = try state.apply(batch)
+            let results: [Applied]
+            do {
+                results = try state.apply(batch)
+            } catch {
+                // The projections could not take what every other replica applies: going on
+                // would let this one differ without a word. Nothing of the batch was written;
+                // a restart applies it again from the log.
+                logger.critical("cannot apply entries \(entries.first!.index)...\(entries.last!.index) to the projections: \(error); stopping this node rather than let it diverge")
+                fatalError("cannot apply to the projections: \(error)")
+            }
             appliedIndex = max(appliedIndex, entries.last!.index)
             maybeSnapshot()
             var terms: [Index: Term] = [:]
