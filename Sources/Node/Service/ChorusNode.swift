@@ -33,6 +33,9 @@ public struct ChorusNode: Service {
 
     public func run() async throws {
         let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id)
+        if data.rebuiltAfterPowerLoss {
+            logger.warning("node \(configuration.id) did not stop cleanly on an earlier boot (power loss or a crash of the machine): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
+        }
         let bootstrap = try Bootstrap.prepare(data.log, configuration: configuration, logger: logger)
         let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap)
         var options = RaftOptions(id: configuration.id, seed: UInt64.random(in: 1...UInt64.max),
@@ -135,6 +138,7 @@ public struct ChorusNode: Service {
         }
         await hasher.shutdown()
         try current.state.sync()
+        data.markCleanStop()
         logger.info("node \(configuration.id) stopped")
     }
 }

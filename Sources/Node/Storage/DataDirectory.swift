@@ -32,7 +32,25 @@ public struct DataDirectory: Sendable {
         try Self.refuseUnsound(log)
         snapshots = try SnapshotStore(directory: path + "/snapshots")
         stateDirectory = StateDirectory(directory: path + "/state")
-        state = try stateDirectory.open(recoveringWith: log, snapshots: snapshots)
+        let unclean = UncleanStop.check(path)
+        if let earlierBoot = unclean, earlierBoot != UncleanStop.bootID {
+            // The machine went down with the node (power loss, kernel crash): the projections
+            // skip fsync and may hold torn pages. The log is fsynced: start them again from it.
+            rebuiltAfterPowerLoss = true
+            state = try stateDirectory.rebuild(from: log, snapshots: snapshots)
+        } else {
+            rebuiltAfterPowerLoss = false
+            state = try stateDirectory.open(recoveringWith: log, snapshots: snapshots)
+        }
+        try UncleanStop.markRunning(path)
+    }
+
+    /// The projections were rebuilt at start because the last run ended with the machine.
+    public let rebuiltAfterPowerLoss: Bool
+
+    /// Records a clean stop: the next start trusts the projections as they are.
+    public func markCleanStop() {
+        UncleanStop.markStopped(path)
     }
 
     /// A log holding a value no node could have written (an older version persisted a forged
@@ -98,5 +116,35 @@ public struct DataDirectory: Sendable {
         guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
         let directory = open((file as NSString).deletingLastPathComponent, O_RDONLY)
         if directory >= 0 { fsync(directory); close(directory) }
+    }
+}
+
+/// `DATA/running` holds the kernel's boot id while a node runs and is removed when it stops
+/// cleanly. Found at start, it means the last run ended abruptly: on the same boot (a killed
+/// process) the page cache kept every write, but on another boot the unsynced projections
+/// cannot be trusted.
+enum UncleanStop {
+    /// This boot's id (Linux); empty where there is none, which never asks for a rebuild.
+    static let bootID: String = {
+        guard let data = FileManager.default.contents(atPath: "/proc/sys/kernel/random/boot_id") else { return "" }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }()
+
+    /// The boot id of the run that did not stop cleanly, or nil after a clean stop.
+    static func check(_ directory: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: directory + "/running") else { return nil }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.hasPrefix("boot=") ? String(text.dropFirst("boot=".count)) : ""
+    }
+
+    static func markRunning(_ directory: String) throws {
+        guard !bootID.isEmpty else { return }
+        try DataDirectory.writeDurably(directory + "/running", "boot=\(bootID)\n")
+    }
+
+    static func markStopped(_ directory: String) {
+        unlink(directory + "/running")
+        let fd = open(directory, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
     }
 }

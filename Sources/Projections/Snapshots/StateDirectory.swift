@@ -47,6 +47,29 @@ public struct StateDirectory: Sendable {
         return try install(snapshotFile: snapshots.dataPath(info), generation: info.name)
     }
 
+    /// Throws the current projections away and starts them again from the newest snapshot the
+    /// log records (or empty when there is none); the log brings them up to date as it is
+    /// applied. For projections that may be damaged: they skip fsync, and a power loss can
+    /// leave their pages torn.
+    public func rebuild(from log: LogStore, snapshots: SnapshotStore) throws -> ChatState {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let generation = "rebuilt-" + UUID().uuidString
+        let meta = try log.snapshotMetadata()
+        if meta.index > 0 {
+            guard let info = snapshots.find(index: meta.index, term: meta.term) else {
+                throw SnapshotError.missing(index: meta.index, term: meta.term, directory: snapshots.directory)
+            }
+            return try install(snapshotFile: snapshots.dataPath(info), generation: generation)
+        }
+        let path = directory + "/" + generation
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let state = try ChatState(directory: path)
+        try state.sync()
+        try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
+        removeGenerations(except: generation)
+        return state
+    }
+
     /// Makes a copy of the snapshot file the current projections and opens them. The caller
     /// closes the previous ones (by releasing them).
     public func install(snapshotFile: String, generation: String) throws -> ChatState {
