@@ -186,7 +186,19 @@ struct Status: AsyncParsableCommand {
                 return ["node": s.nodeID, "address": endpoint, "role": s.role, "term": s.term, "leader": s.leaderID,
                         "commit": s.commitIndex, "applied": s.appliedIndex, "refused_peer_messages": s.refusedPeerMessages, "healthy": true]
             }
-            out.emit(table, ["nodes": objects])
+            // The membership as the leader sees it: voters and learners, and how far behind.
+            var text = table
+            var members: [[String: Any]] = []
+            if let leader = statuses.compactMap(\.status).filter({ $0.role == "leader" }).max(by: { $0.term < $1.term }) {
+                text += "\nmembers (node \(leader.nodeID)'s view as leader):"
+                for member in leader.members {
+                    let behind = leader.lastIndex >= member.matchIndex ? leader.lastIndex - member.matchIndex : 0
+                    let role = member.id == leader.nodeID ? "leader" : member.voter ? "voter" : "learner"
+                    text += "\n  \(member.id)  \(role.padding(toLength: 7, withPad: " ", startingAt: 0))  \(member.address.isEmpty ? "-" : member.address)  match \(member.matchIndex) (\(behind) behind)"
+                    members.append(["id": member.id, "role": role, "address": member.address, "match": member.matchIndex, "behind": behind])
+                }
+            }
+            out.emit(text, ["nodes": objects, "members": members])
             if statuses.allSatisfy({ $0.status == nil }) {
                 throw ChorusError.clusterUnavailable("no node answered at \(options.endpointList.joined(separator: ", "))")
             }

@@ -36,8 +36,11 @@ extension ClusterTests {
         r = try cli.run(["status", "--json"], session: "bob")
         let nodes = r.json?["nodes"] as? [[String: Any]]
         #expect(nodes?.filter { $0["role"] as? String == "leader" }.count == 1, "\(r)")
+        let members = r.json?["members"] as? [[String: Any]]
+        #expect(members?.count == 3 && members?.filter { $0["role"] as? String == "voter" }.count == 2, "\(r)")
         r = try cli.run(["status"], session: "bob")
         #expect(r.stdout.contains("ROLE") && r.stdout.contains("leader"), "\(r)")
+        #expect(r.stdout.contains("members (node ") && r.stdout.contains(" behind)"), "\(r)")
 
         // Error paths: each with its exit code and a message for a person.
         r = try cli.run(["send", "nobody", "hi"], session: "alice")
