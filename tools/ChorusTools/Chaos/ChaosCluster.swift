@@ -25,6 +25,13 @@ final class ChaosCluster: Sendable {
         for id in 1...lab.nodes {
             try certificates.issue(authority, .node(cluster: "chaos", id: UInt64(id)), hosts: [lab.address(node: id)], days: 2, to: certificates.node(UInt64(id)))
         }
+        try certificates.issue(authority, .operator(cluster: "chaos", name: "admin"), hosts: [], days: 2, to: certificates.operator("admin"))
+    }
+
+    /// What `chorus-tools member` and `transfer-leader` need to reach this cluster's Admin API.
+    var adminArguments: [String] {
+        let files = certificates.operator("admin")
+        return ["--endpoints", ids.map(peerEndpoint).joined(separator: ","), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
     }
 
     var ids: [Int] { Array(1...lab.nodes) }

@@ -2,7 +2,7 @@ import Foundation
 
 /// The faults a run injects, chosen at random (from the run's seed) on a schedule.
 enum Fault: CaseIterable, CustomStringConvertible {
-    case killRandom, killLeader, pauseLeader, partitionHalves, isolateLeader, bridge, loss, killAll
+    case killRandom, killLeader, pauseLeader, partitionHalves, isolateLeader, bridge, loss, killAll, transferLeader
 
     var description: String {
         switch self {
@@ -14,6 +14,7 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .bridge: "bridge partition (one node sees both sides)"
         case .loss: "packet loss on a node"
         case .killAll: "SIGKILL every node, then restart"
+        case .transferLeader: "hand leadership to another node (Admin API)"
         }
     }
 
@@ -28,6 +29,7 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .bridge: "bridge"
         case .loss: "loss"
         case .killAll: "kill-all"
+        case .transferLeader: "transfer-leader"
         }
     }
 }
@@ -94,6 +96,13 @@ struct Nemesis {
             cluster.killAll()
             try cluster.restartDead()
             return "killed all nodes and restarted them"
+        case .transferLeader:
+            let target = pick(ids.filter { $0 != leader })
+            // From the client's namespace, as an operator would; a cluster in the middle of
+            // another fault may refuse or time out, which is an outcome too.
+            let result = try runCommand("/usr/bin/timeout", ["15", "/usr/sbin/ip", "netns", "exec", lab.client, Binaries.tools, "transfer-leader", "--to", "\(target)"] + cluster.adminArguments)
+            let said = result.output.split(separator: "\n").last.map(String.init) ?? ""
+            return "transfer leadership \(leader) → \(target): \(result.status == 0 ? said : "refused or timed out (\(said.prefix(120)))")"
         }
     }
 
