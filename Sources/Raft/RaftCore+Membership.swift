@@ -54,6 +54,7 @@ extension RaftCore {
         configurationIndex = index
         guard next != configuration else { return }
         configuration = next
+        configurationVersion &+= 1
         for member in next.members where progress[member] == nil {
             var p = Progress(next: log.lastIndex + 1, window: options.maxInflightMessages)
             if member == id { p.match = log.stableIndex }

@@ -15,6 +15,8 @@ public struct RaftCore {
     public internal(set) var configuration: ClusterConfiguration
     /// Index of the entry that set `configuration` (0: it came from a snapshot or bootstrap).
     var configurationIndex: Index = 0
+    /// Counts changes of `configuration`, so a driver can notice one without comparing it.
+    public internal(set) var configurationVersion: UInt64 = 0
     /// Members the leader had heard from at its last quorum check.
     var activeAtLastCheck: Set<NodeID> = []
     /// Index of the latest configuration entry a leader proposed; no other until it commits.

@@ -43,8 +43,9 @@ extension Replica.Loop {
     /// Tells the directory and the links of a new configuration, before any message of the
     /// next `Ready` (some may be for a member just added) is sent.
     func membershipMayHaveChanged() {
+        guard core.configurationVersion != knownConfigurationVersion else { return }
+        knownConfigurationVersion = core.configurationVersion
         let configuration = core.configuration
-        guard configuration != knownConfiguration else { return }
         let before = knownConfiguration
         knownConfiguration = configuration
         guard let directory = self.configuration.directory else { return }

@@ -231,8 +231,10 @@ extension Replica {
         /// snapshot of them carries it.
         var appliedConfiguration: ClusterConfiguration
         var snapshots: SnapshotSchedule
-        /// The configuration the directory and the links were last told of.
+        /// The configuration the directory and the links were last told of, and its version
+        /// (`RaftCore.configurationVersion`): checked on every turn, so an integer compare.
         var knownConfiguration = ClusterConfiguration()
+        var knownConfigurationVersion: UInt64 = .max
         /// Membership changes proposed here, by log index, answered once applied.
         var membershipChanges: [Index: Pending<Index>] = [:]
         /// Hands inputs back to the loop from work done off its thread.
