@@ -180,4 +180,30 @@ import Testing
             #expect(try await cluster.waitForLeader(client) != wiped)
         }
     }
+
+    /// `chorus-tools member remove` on the leader: it hands leadership over first, then the
+    /// new leader removes it; `member list` shows the rest.
+    @Test func removingTheLeaderWithTheToolHandsOverFirst() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let leader = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let files = cluster.credentials(0)
+        let admin = ["--endpoints", cluster.ids.map(cluster.peerAddress).joined(separator: ","), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+        let removed = try runTool(["member", "remove", "\(leader)"] + admin)
+        #expect(removed.status == 0, "\(removed.output)")
+        #expect(removed.output.contains("node \(leader) led: leadership handed to node "), "\(removed.output)")
+        #expect(removed.output.contains("node \(leader) removed (index "), "\(removed.output)")
+        let listed = try runTool(["member", "list"] + admin)
+        #expect(listed.status == 0, "\(listed.output)")
+        #expect(!listed.output.contains("  \(leader)  "), "\(listed.output)")
+        #expect(listed.output.components(separatedBy: "  voter  ").count + listed.output.components(separatedBy: "  leader ").count == 4, "\(listed.output)")
+        cluster.stop(leader)
+        try await cluster.withClient { client in
+            let next = try await cluster.waitForLeader(client, excluding: [leader])
+            #expect(next != leader)
+            let alice = try await client.newUser("alice")
+            _ = try await client.send(token: alice, to: "alice", body: "two voters left, both needed")
+        }
+    }
 }
