@@ -52,6 +52,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Applied entries between automatic snapshots (0: only on request).") var snapshotInterval: UInt64 = 20_000
     @Option(help: "Log entries kept behind a snapshot for followers a little behind.") var snapshotKeep: UInt64 = 5_000
     @Option(help: "Largest snapshot file accepted from a leader, in bytes.") var maxSnapshotBytes: UInt64 = 16 << 30
+    @Option(help: "The projections' memory map at start (e.g. 64MiB, 1GiB); it doubles whenever it fills. With it the data file's apparent size.") var stateMapSize: String = "64MiB"
+    @Option(help: "The most the projections' map may grow to (e.g. 1TiB); past it a write fails like a full disk and the node stops.") var stateMapMax: String = "1TiB"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -100,6 +102,14 @@ struct Run: AsyncParsableCommand {
         configuration.snapshotInterval = snapshotInterval
         configuration.snapshotTrailingEntries = snapshotKeep
         configuration.maxSnapshotBytes = maxSnapshotBytes
+        guard let mapSize = NodeConfiguration.parseByteSize(stateMapSize), mapSize >= 1 << 20 else {
+            throw ValidationError("--state-map-size '\(stateMapSize)' is not a size of at least 1MiB (e.g. 64MiB, 1GiB)")
+        }
+        guard let mapMax = NodeConfiguration.parseByteSize(stateMapMax), mapMax >= mapSize else {
+            throw ValidationError("--state-map-max '\(stateMapMax)' is not a size at least --state-map-size (e.g. 1TiB)")
+        }
+        configuration.stateMapSize = mapSize
+        configuration.stateMapMaximum = mapMax
 
         var logger = Logger(label: "chorus.node.\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

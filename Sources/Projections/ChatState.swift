@@ -13,8 +13,8 @@ public final class ChatState: Sendable {
     /// Opens (or creates) the projections in `directory`. `writeMap` (see
     /// `Environment.Options`) suits a node's many small applies; a rebuild's few huge
     /// transactions write faster through pwrite(2).
-    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, mapSize: Int = 1 << 36) throws {
-        environment = try Environment(path: directory, options: .init(mapSize: mapSize, maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
+    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, map: MapLimits = .standard) throws {
+        environment = try Environment(path: directory, options: .init(mapSize: map.initial, maxMapSize: map.maximum, maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
         tables = try Tables(environment.openDatabases(Tables.names))
     }
 
@@ -39,6 +39,21 @@ public final class ChatState: Sendable {
     public func sync() throws {
         try environment.sync()
     }
+}
+
+/// How large the projections' memory map starts and how far it may grow. With `writeMap` the
+/// data file is as large as the map (sparse), so a small start keeps `ls`, `cp` and `du
+/// --apparent-size` unsurprised; the map doubles whenever a write fills it.
+public struct MapLimits: Sendable, Equatable {
+    public var initial: Int
+    public var maximum: Int
+
+    public init(initial: Int, maximum: Int) {
+        self.initial = initial
+        self.maximum = max(initial, maximum)
+    }
+
+    public static let standard = MapLimits(initial: 64 << 20, maximum: 1 << 40)
 }
 
 /// The named databases, in the canonical order the digest walks them.

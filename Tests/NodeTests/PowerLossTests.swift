@@ -50,3 +50,37 @@ extension ClusterTests {
         #expect(!FileManager.default.fileExists(atPath: cluster.dataDirectory(victim) + "/running"))
     }
 }
+
+/// The projections' map starts small and grows while the node serves: a cluster started with a
+/// 1 MiB map stores several MiB, every replica agrees, and the data file is no larger than the
+/// map it grew to.
+extension ClusterTests {
+    @Test func theProjectionsMapGrowsWhileServing() async throws {
+        let cluster = try TestCluster(size: 3)
+        cluster.extraArguments = ["--state-map-size", "1MiB", "--state-map-max", "1GiB"]
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let body = String(repeating: "m", count: 32 << 10)
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            let alice = try await client.newUser("alice")
+            let bob = try await client.newUser("bob")
+            for i in 0..<160 { _ = try await client.send(token: alice, to: "bob", body: "\(i) " + body) }
+            try await cluster.waitForConvergence(client)
+            let history = try await client.history(token: bob, with: "alice", pageSize: 50)
+            // A page is bounded in bytes too, so fewer than 50 of these large messages fit.
+            #expect(!history.messages.isEmpty && history.nextPageToken != nil)
+            #expect(history.messages.first?.body.hasPrefix("159 ") == true)
+        }
+        for id in cluster.ids {
+            let data = cluster.dataDirectory(id)
+            let generation = (try? String(contentsOfFile: data + "/state/CURRENT", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "initial"
+            let size = try FileManager.default.attributesOfItem(atPath: data + "/state/\(generation)/data.mdb")[.size] as? Int ?? 0
+            // 160 × 32 KiB is 5 MiB and more: the map doubled at least three times, to a power of two.
+            #expect(size >= 8 << 20 && size <= 64 << 20 && size & (size - 1) == 0, "node \(id): data.mdb is \(size) bytes")
+        }
+        cluster.stopAll()
+        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        #expect(verify.status == 0, "\(verify.output)")
+    }
+}

@@ -548,7 +548,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "chorus-full-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let state = try ChatState(directory: directory, mapSize: 1 << 20)
+        let state = try ChatState(directory: directory, map: MapLimits(initial: 1 << 20, maximum: 1 << 20))
         var index: UInt64 = 0
         func command(_ kind: Command.OneOf_Kind) throws -> CommittedEntry {
             index += 1

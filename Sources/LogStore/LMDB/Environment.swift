@@ -14,9 +14,13 @@ import Darwin
 public final class Environment: @unchecked Sendable {
     /// How the environment trades durability for speed.
     public struct Options: Sendable {
-        /// The largest size the data file may grow to. It is a reservation of address space,
-        /// not of disk: the file grows as pages are written.
+        /// The size of the memory map at open: the most the data file may hold before the
+        /// map grows. A reservation of address space, not of disk, except that with
+        /// `writeMap` the file is made this large at once (sparse: holes take no disk).
         public var mapSize: Int = 1 << 36
+        /// How far the map may grow: a write that fills the map doubles it (up to this) and
+        /// runs again. At this size a full map is an error like a full disk.
+        public var maxMapSize: Int = 1 << 40
         public var maxDatabases: Int = 16
         public var maxReaders: Int = 126
         /// `false` makes every commit return only after `fdatasync`: the log needs this.
@@ -30,8 +34,9 @@ public final class Environment: @unchecked Sendable {
         /// holes take no disk).
         public var writeMap: Bool = false
 
-        public init(mapSize: Int = 1 << 36, maxDatabases: Int = 16, skipSync: Bool = false, readOnly: Bool = false, writeMap: Bool = false) {
+        public init(mapSize: Int = 1 << 36, maxMapSize: Int = 1 << 40, maxDatabases: Int = 16, skipSync: Bool = false, readOnly: Bool = false, writeMap: Bool = false) {
             self.mapSize = mapSize
+            self.maxMapSize = max(mapSize, maxMapSize)
             self.maxDatabases = maxDatabases
             self.skipSync = skipSync
             self.readOnly = readOnly
@@ -43,6 +48,8 @@ public final class Environment: @unchecked Sendable {
     /// The directory this environment lives in; every error names it.
     public let path: String
     public let options: Options
+    /// Transactions hold it shared; growing the map holds it exclusively.
+    let gate = ResizeGate()
 
     /// Opens (creating when needed) the environment in directory `path`.
     public init(path: String, options: Options = Options()) throws {
@@ -96,24 +103,71 @@ public final class Environment: @unchecked Sendable {
 
     /// Runs `body` in a read-write transaction, committing when it returns and aborting when
     /// it throws. Unless `skipSync` is set, the commit is durable (fsynced) when this returns.
+    ///
+    /// When the transaction fills the map, it is aborted, the map doubles (up to
+    /// `maxMapSize`) and `body` runs again from the start: it must have no effect outside the
+    /// transaction.
     public func write<R>(_ body: (inout Transaction) throws -> R) throws -> R {
-        var txn = try Transaction.begin(in: self, readOnly: false)
-        let result: R
-        do {
-            result = try body(&txn)
-        } catch {
-            txn.abort()
-            throw error
+        while true {
+            do {
+                return try gate.shared {
+                    var txn = try Transaction.begin(in: self, readOnly: false)
+                    let result: R
+                    do {
+                        result = try body(&txn)
+                    } catch {
+                        txn.abort()
+                        throw error
+                    }
+                    // A failed commit frees the transaction itself.
+                    try txn.commit()
+                    return result
+                }
+            } catch let error as LMDBError where error.kind == .mapFull {
+                try grow(after: error)
+            } catch let error as LMDBError where error.kind == .mapResized {
+                try adoptResize()
+            }
         }
-        try txn.commit()
-        return result
     }
 
     /// Runs `body` in a read-only snapshot transaction. Readers never block the writer.
     public func read<R>(_ body: (Transaction) throws -> R) throws -> R {
-        let txn = try Transaction.begin(in: self, readOnly: true)
-        defer { txn.abort() }
-        return try body(txn)
+        while true {
+            do {
+                return try gate.shared {
+                    let txn = try Transaction.begin(in: self, readOnly: true)
+                    defer { txn.abort() }
+                    return try body(txn)
+                }
+            } catch let error as LMDBError where error.kind == .mapResized && error.operation == "mdb_txn_begin" {
+                try adoptResize()
+            }
+        }
+    }
+
+    /// The current size of the memory map.
+    public var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
+    /// Doubles the map after `error` (a full map), or rethrows it at `maxMapSize`.
+    private func grow(after error: LMDBError) throws {
+        try gate.exclusive {
+            let current = mapSize
+            guard current < options.maxMapSize else { throw error }
+            let next = current > options.maxMapSize / 2 ? options.maxMapSize : current * 2
+            try check(mdb_env_set_mapsize(handle, next), "mdb_env_set_mapsize \(next)", path: path)
+        }
+    }
+
+    /// Another process grew the map: take the size it recorded.
+    private func adoptResize() throws {
+        try gate.exclusive {
+            try check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize", path: path)
+        }
     }
 
     /// Flushes the data file to disk; used before discarding anything this environment made
@@ -127,7 +181,7 @@ public final class Environment: @unchecked Sendable {
     public func copy(to destination: String, compact: Bool) throws {
         try Environment.makeDirectory(destination)
         let flags: UInt32 = compact ? UInt32(MDB_CP_COMPACT) : 0
-        try check(mdb_env_copy2(handle, destination, flags), "mdb_env_copy2 to \(destination)", path: path)
+        try gate.shared { try check(mdb_env_copy2(handle, destination, flags), "mdb_env_copy2 to \(destination)", path: path) }
     }
 
     /// Bytes used by the data file's pages in use (last page number × page size).

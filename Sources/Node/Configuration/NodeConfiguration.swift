@@ -108,6 +108,10 @@ public struct NodeConfiguration: Sendable {
     public var snapshotTrailingEntries: UInt64 = 5_000
     /// The largest snapshot file this node accepts from a leader (16 GiB by default).
     public var maxSnapshotBytes: UInt64 = 16 << 30
+    /// The projections' memory map: its size at open and how far it may double when full.
+    /// Small by default, since the map sizes the (sparse) data file.
+    public var stateMapSize: Int = MapLimits.standard.initial
+    public var stateMapMaximum: Int = MapLimits.standard.maximum
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id
@@ -115,6 +119,25 @@ public struct NodeConfiguration: Sendable {
         self.members = members
         self.dataDirectory = dataDirectory
         self.clusterID = clusterID
+    }
+
+    /// Parses a size such as `4096`, `64MiB`, `1GiB` or `2T` (binary units; a trailing `B`
+    /// or `iB` is optional). Nil for anything else, zero, or a size past 2^50.
+    public static func parseByteSize(_ text: String) -> Int? {
+        var digits = Substring(text.trimmingCharacters(in: .whitespaces))
+        let units: [(String, Int)] = [("K", 10), ("M", 20), ("G", 30), ("T", 40)]
+        var shift = 0
+        for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
+            digits = digits.dropLast(suffix.count)
+            break
+        }
+        if let unit = units.first(where: { digits.uppercased().hasSuffix($0.0) }) {
+            shift = unit.1
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int(digits), value > 0,
+              value <= (1 << 50) >> shift else { return nil }
+        return value << shift
     }
 
     /// Parses `--peer` values of the form `ID=host:port` (one listener) or

@@ -32,7 +32,7 @@ public struct ChorusNode: Service {
     }
 
     public func run() async throws {
-        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id)
+        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id, stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum))
         if data.rebuiltAfterPowerLoss {
             logger.warning("node \(configuration.id) did not stop cleanly on an earlier boot (power loss or a crash of the machine): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
         }

@@ -7,10 +7,13 @@ import LogStore
 /// projections or the new ones, never a mix.
 public struct StateDirectory: Sendable {
     public let directory: String
+    /// The memory map of every generation opened here.
+    public let map: MapLimits
     static let initialGeneration = "initial"
 
-    public init(directory: String) {
+    public init(directory: String, map: MapLimits = .standard) {
         self.directory = directory
+        self.map = map
     }
 
     /// The generation `CURRENT` names (the initial one when there is no `CURRENT` yet).
@@ -29,7 +32,7 @@ public struct StateDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let current = currentGeneration
         removeGenerations(except: current)
-        return try ChatState(directory: directory + "/" + current)
+        return try ChatState(directory: directory + "/" + current, map: map)
     }
 
     /// Opens the projections of a node's data directory. When they are behind the point where
@@ -63,7 +66,7 @@ public struct StateDirectory: Sendable {
         }
         let path = directory + "/" + generation
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let state = try ChatState(directory: path)
+        let state = try ChatState(directory: path, map: map)
         try state.sync()
         try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
         removeGenerations(except: generation)
@@ -84,7 +87,7 @@ public struct StateDirectory: Sendable {
         CrashPoint.reach("install-state-copied")
         try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
         CrashPoint.reach("install-current")
-        let state = try ChatState(directory: final)
+        let state = try ChatState(directory: final, map: map)
         removeGenerations(except: generation)
         return state
     }
