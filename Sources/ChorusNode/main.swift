@@ -119,7 +119,10 @@ struct Run: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        let group = ServiceGroup(services: [node], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // The node also ends by itself (when the cluster removed it): a normal exit.
+        var services = ServiceGroupConfiguration(services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
+        services.gracefulShutdownSignals = [.sigterm, .sigint]
+        let group = ServiceGroup(configuration: services)
         try await group.run()
     }
 }

@@ -86,7 +86,10 @@ import Testing
             } while page != nil
             #expect(Set(acknowledged).isSubset(of: Set(bodies)), "acknowledged sends missing")
             #expect(bodies.count == Set(bodies).count, "a send stored twice")
-            cluster.stop(Int(victim))
+            // The removed node hears it from the members it asks for votes, and stops itself.
+            let exit = try await cluster.waitForExit(Int(victim), within: .seconds(30))
+            #expect(exit.signaled == false && exit.status == 0)
+            #expect(cluster.log(Int(victim)).contains("node \(victim) was removed from the cluster: nodes "), "\(cluster.log(Int(victim)).suffix(2000))")
             try await cluster.waitForConvergence(client, within: .seconds(60))
             return Int(victim)
         }
@@ -198,7 +201,10 @@ import Testing
         #expect(listed.status == 0, "\(listed.output)")
         #expect(!listed.output.contains("  \(leader)  "), "\(listed.output)")
         #expect(listed.output.components(separatedBy: "  voter  ").count + listed.output.components(separatedBy: "  leader ").count == 4, "\(listed.output)")
-        cluster.stop(leader)
+        // The removed node stops itself once the others tell it.
+        let exit = try await cluster.waitForExit(leader, within: .seconds(30))
+        #expect(exit.signaled == false && exit.status == 0)
+        #expect(cluster.log(leader).contains("was removed from the cluster"))
         try await cluster.withClient { client in
             let next = try await cluster.waitForLeader(client, excluding: [leader])
             #expect(next != leader)

@@ -22,6 +22,11 @@ final class Incarnations: Sendable {
         self.known = Mutex(known)
     }
 
+    /// Whether `node` was heard from before (by this data directory, in any run).
+    func knows(_ node: NodeID) -> Bool {
+        known.withLock { $0[node] != nil }
+    }
+
     /// Nil when `node` may speak; otherwise why not. The first incarnation heard is recorded
     /// durably before it is accepted; 0 (a sender that does not say) is let through.
     func check(_ node: NodeID, _ incarnation: UInt64) -> String? {

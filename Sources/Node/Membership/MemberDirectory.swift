@@ -37,6 +37,8 @@ public final class MemberDirectory: Sendable {
     private struct State {
         var configuration = ClusterConfiguration()
         var addresses: [NodeID: Addresses] = [:]
+        /// Members of an earlier configuration that are not in this one.
+        var formerMembers: Set<NodeID> = []
     }
 
     private let state = Mutex(State())
@@ -58,6 +60,10 @@ public final class MemberDirectory: Sendable {
             }
             let changed = addresses.filter { state.addresses[$0.key] != $0.value }
             let removed = state.addresses.keys.filter { addresses[$0] == nil }
+            if !state.configuration.isEmpty {
+                state.formerMembers.formUnion(Set(state.configuration.members).subtracting(configuration.members))
+            }
+            state.formerMembers.subtract(configuration.members)
             state.configuration = configuration
             state.addresses = addresses
             return (changed, removed)
@@ -72,5 +78,20 @@ public final class MemberDirectory: Sendable {
     /// hears from any node of its cluster: the leader that added it has to reach it.
     func accepts(from node: NodeID) -> Bool {
         state.withLock { state in state.configuration.isEmpty || state.configuration.members.contains(node) }
+    }
+
+    /// Why a stream from `node` is refused, or nil when it is accepted. `heardBefore` says
+    /// whether this node has taken messages from it in the past (its incarnation is on
+    /// record), which only a member's could be: then it was removed, not yet to be added.
+    func refusal(of node: NodeID, heardBefore: Bool) -> (reason: String, message: String)? {
+        state.withLock { state in
+            let configuration = state.configuration
+            guard !configuration.isEmpty, !configuration.members.contains(node) else { return nil }
+            let members = configuration.members.sorted().map(String.init).joined(separator: ", ")
+            if state.formerMembers.contains(node) || heardBefore {
+                return (RemovalNotice.removed, "node \(node) was removed from this cluster (its members are \(members)); it takes no part any more. Add the machine back under a new id with an empty data directory (chorus-tools member add, then --join)")
+            }
+            return (RemovalNotice.notMember, "node \(node) is not a member of this cluster (its members are \(members)): add it first (chorus-tools member add), or this node has not yet heard that it was added")
+        }
     }
 }

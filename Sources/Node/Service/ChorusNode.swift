@@ -57,7 +57,9 @@ public struct ChorusNode: Service {
         let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
-        let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots, eventLoopGroup: peerLoop, logger: logger)
+        let removal = RemovalNotice(id: configuration.id, directory: directory)
+        let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
+                              removal: removal, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
 
@@ -125,7 +127,10 @@ public struct ChorusNode: Service {
         // peers and the replica still commit what its calls wait for; the replica stops last.
         let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links, executor: peerExecutor)]
             + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
-        var group = ServiceGroupConfiguration(services: services, logger: logger)
+        var group = ServiceGroupConfiguration(services: services.map { .init(service: $0) }
+            // Learning it was removed ends the node, as a signal would.
+            + [.init(service: RemovalService(notice: removal, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)],
+                                              logger: logger)
         // Past the grace period, shutdown turns into cancellation; a node still not stopped
         // after as long again is stuck, and ServiceGroup ends the process.
         group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod

@@ -24,12 +24,13 @@ final class PeerLinks: MessageSender {
     let id: NodeID
 
     init(configuration: NodeConfiguration, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
-         eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         removal: RemovalNotice, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
         make = { [clusterID = configuration.clusterID] peer, address in
-            PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots, eventLoopGroup: eventLoopGroup, logger: logger)
+            PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots,
+                     removal: removal, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         // A node waiting to join knows no configuration yet: it answers the members the flags
         // name (the leader among them) until the log tells it who they are.
@@ -95,6 +96,8 @@ final class PeerLink: Sendable {
     let security: HTTP2ClientTransport.Posix.TransportSecurity
     let logger: Logger
     let snapshots: SnapshotSender
+    /// Told when the peer refuses this node, and why.
+    let removal: RemovalNotice
     let eventLoopGroup: MultiThreadedEventLoopGroup
     /// Most messages held for a peer that is not reading them.
     static let queueLimit = 4096
@@ -114,8 +117,9 @@ final class PeerLink: Sendable {
     }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
-         snapshots: SnapshotStore, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         snapshots: SnapshotStore, removal: RemovalNotice, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
+        self.removal = removal
         self.incarnation = incarnation
         self.security = security
         self.eventLoopGroup = eventLoopGroup
@@ -190,6 +194,9 @@ final class PeerLink: Sendable {
     /// Keeps one message stream open to the peer, reconnecting with backoff, until cancelled.
     private func stream(stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async {
                 var backoff = Duration.milliseconds(20)
+                // The last refusal logged and when: a refused stream is retried every 500 ms,
+                // and one line a minute says as much as a hundred.
+                var lastRefusal: (message: String, at: ContinuousClock.Instant)?
                 while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
                     // A fresh signal per stream: an AsyncStream whose reader was cancelled
                     // stays finished, so it cannot be reused.
@@ -197,6 +204,7 @@ final class PeerLink: Sendable {
                     _ = drain()
                     waker.withLock { $0 = continuation }
                     let before = batchesSent.load(ordering: .relaxed)
+                    var refused = false
                     do {
                         _ = try await stub.stream(requestProducer: { writer in
                             for await _ in signal {
@@ -208,13 +216,20 @@ final class PeerLink: Sendable {
                         })
                     } catch let error as RPCError where error.code == .failedPrecondition || error.code == .permissionDenied {
                         // The peer will not hear this node: say why where an operator looks.
-                        logger.error("peer \(peer) at \(address) refuses this node: \(error.message)")
+                        let now = ContinuousClock.now
+                        if lastRefusal?.message != error.message || now - lastRefusal!.at > .seconds(60) {
+                            logger.error("peer \(peer) at \(address) refuses this node: \(error.message)")
+                            lastRefusal = (error.message, now)
+                        }
+                        refused = true
+                        removal.refused(by: peer, reason: error.metadata[stringValues: RemovalNotice.key].first(where: { _ in true }))
                     } catch {
                         logger.debug("stream to peer \(peer) at \(address) ended: \(error)")
                     }
                     waker.withLock { $0 = nil }
                     continuation.finish()
                     let delivered = batchesSent.load(ordering: .relaxed) > before
+                    if delivered && !refused { removal.accepted(by: peer) }
                     backoff = delivered ? .milliseconds(20) : min(backoff * 2, .milliseconds(500))
                     try? await Task.sleep(for: backoff)
                 }

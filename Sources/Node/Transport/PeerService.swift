@@ -26,6 +26,14 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             guard batch.clusterID == clusterID else {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
             }
+            if let from = sender ?? batch.messages.first?.from {
+                // A node that is no member (any more) hears why, and its stream ends.
+                if let refusal = directory.refusal(of: from, heardBefore: incarnations.knows(from)) {
+                    replica.refusals.record(from: from, .unknownSender)
+                    throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal.message)",
+                                   metadata: [RemovalNotice.key: .string(refusal.reason)])
+                }
+            }
             if let from = sender ?? batch.messages.first?.from, let refusal = incarnations.check(from, batch.senderIncarnation) {
                 replica.refusals.record(from: from, .unknownSender)
                 logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
