@@ -245,3 +245,40 @@ final class PseudoTerminal: @unchecked Sendable {
         Foundation.close(master)
     }
 }
+
+/// `chorus-node local-cluster --restart`: a node killed with SIGKILL is started again, its log
+/// appended to (the killed run's lines stay), and Ctrl-C (SIGTERM here) stops every node.
+extension ClusterTests {
+    @Test func localClusterRestartsANodeThatDies() async throws {
+        let root = NSTemporaryDirectory() + "chorus-local-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let host = "127.\(Int.random(in: 1...250)).\(Int.random(in: 1...250)).1"
+        let terminal = try PseudoTerminal(executable: TestCluster.executable,
+                                          arguments: ["local-cluster", "--nodes", "3", "--host", host, "--base-port", "27801", "--data-dir", root, "--insecure", "--restart"],
+                                          environment: ProcessInfo.processInfo.environment)
+        defer { terminal.close() }
+        try terminal.expect("leader: node ", timeout: .seconds(30))
+        let line = try #require(terminal.output.split(whereSeparator: \.isNewline).first { $0.hasPrefix("node 2: ") })
+        let pid = try #require(line.range(of: "(pid ").flatMap { Int32(line[$0.upperBound...].prefix { $0.isNumber }) })
+        #expect(kill(pid, SIGKILL) == 0)
+        try terminal.expect("node 2 died (signal 9); restarted it (pid ", timeout: .seconds(15))
+        let restarted = try #require(terminal.output.split(whereSeparator: \.isNewline).first { $0.hasPrefix("node 2 died") })
+        let newPID = try #require(restarted.range(of: "(pid ").flatMap { Int32(restarted[$0.upperBound...].prefix { $0.isNumber }) })
+        // The log holds both runs: the killed one's start and the new one's.
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(15)
+        var starts = 0
+        while clock.now < end {
+            let log = (try? String(contentsOfFile: root + "/node-2.log", encoding: .utf8)) ?? ""
+            starts = log.components(separatedBy: "node 2 of cluster 'local' starting on").count - 1
+            if starts == 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(starts == 2)
+        terminal.process.terminate()
+        try terminal.expect("all nodes stopped", timeout: .seconds(20))
+        try terminal.waitForExit(timeout: .seconds(10))
+        // No node outlives the command.
+        #expect(kill(newPID, 0) != 0)
+    }
+}
