@@ -1,18 +1,36 @@
 import ClusterPKI
 import Foundation
+import Synchronization
 
-/// Chorus nodes as hosts of the lab: each `chorus-node` runs inside its namespace (through
-/// `ip netns exec`, which execs it, so the process we hold is the node itself).
+/// Chorus nodes as hosts of the lab: each `chorus-node` runs inside its host's namespace
+/// (through `ip netns exec`, which execs it, so the process we hold is the node itself).
+///
+/// A host runs one node at a time. Host N starts with node N; the membership faults retire a
+/// node (removed from the cluster, its data left behind) and start a new one, under a new id
+/// with an empty data directory and `--join`, on a free host, as an operator replacing a
+/// machine would.
 final class ChaosCluster: Sendable {
     let lab: Lab
     let root: String
     let environment: [String: String]
     let port = 7000
     let peerPort = 7100
+    /// Processes by host.
     private let processes = ProcessGroup()
     /// The run's CA and a certificate per node naming its lab address: the nodes talk mutual
     /// TLS, the workload TLS, as a production cluster does.
     let certificates: CertificateDirectory
+    private let authority: Issuer
+
+    private struct Placement {
+        /// The node each host runs (or ran last and will restart); none on a free host.
+        var nodes: [Int: UInt64] = [:]
+        var nextID: UInt64 = 0
+        /// Started with --join and not yet known to be added.
+        var joining: Set<UInt64> = []
+    }
+
+    private let placement = Mutex(Placement())
 
     init(lab: Lab, root: String, environment: [String: String]) throws {
         self.lab = lab
@@ -20,52 +38,112 @@ final class ChaosCluster: Sendable {
         self.environment = environment
         certificates = CertificateDirectory("\(root)/certs")
         try FileManager.default.createDirectory(atPath: certificates.path, withIntermediateDirectories: true)
-        let authority = try Issuer.newAuthority(cluster: "chaos")
+        authority = try Issuer.newAuthority(cluster: "chaos")
         try authority.write(certificatePath: certificates.ca, keyPath: certificates.caKey)
-        for id in 1...lab.nodes {
-            try certificates.issue(authority, .node(cluster: "chaos", id: UInt64(id)), hosts: [lab.address(node: id)], days: 2, to: certificates.node(UInt64(id)))
+        placement.withLock { placement in
+            for host in 1...lab.nodes { placement.nodes[host] = UInt64(host) }
+            placement.nextID = UInt64(lab.nodes) + 1
         }
+        for host in hosts { try issueCertificate(id: UInt64(host), host: host) }
         try certificates.issue(authority, .operator(cluster: "chaos", name: "admin"), hosts: [], days: 2, to: certificates.operator("admin"))
+    }
+
+    private func issueCertificate(id: UInt64, host: Int) throws {
+        try certificates.issue(authority, .node(cluster: "chaos", id: id), hosts: [lab.address(node: host)], days: 2, to: certificates.node(id))
     }
 
     /// What `chorus-tools member` and `transfer-leader` need to reach this cluster's Admin API.
     var adminArguments: [String] {
         let files = certificates.operator("admin")
-        return ["--endpoints", ids.map(peerEndpoint).joined(separator: ","), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+        return ["--endpoints", hosts.map(peerEndpoint).joined(separator: ","), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
     }
 
-    var ids: [Int] { Array(1...lab.nodes) }
-    func endpoint(_ id: Int) -> String { "\(lab.address(node: id)):\(port)" }
-    func peerEndpoint(_ id: Int) -> String { "\(lab.address(node: id)):\(peerPort)" }
-    var endpoints: [String] { ids.map(endpoint) }
-    func dataDirectory(_ id: Int) -> String { "\(root)/node-\(id)" }
+    var hosts: [Int] { Array(1...lab.nodes) }
+    func endpoint(_ host: Int) -> String { "\(lab.address(node: host)):\(port)" }
+    func peerEndpoint(_ host: Int) -> String { "\(lab.address(node: host)):\(peerPort)" }
+    var endpoints: [String] { hosts.map(endpoint) }
+    func dataDirectory(node id: UInt64) -> String { "\(root)/node-\(id)" }
+    func log(node id: UInt64) -> String { "\(root)/node-\(id).log" }
 
-    func start(_ id: Int) throws {
-        var arguments = ["netns", "exec", lab.namespace(node: id), Binaries.node, "run",
-                         "--id", "\(id)", "--listen", endpoint(id), "--peer-listen", peerEndpoint(id), "--data-dir", dataDirectory(id), "--cluster-id", "chaos",
+    /// The node host `host` runs, if any.
+    func node(on host: Int) -> UInt64? { placement.withLock { $0.nodes[host] } }
+    /// The host that runs node `id`.
+    func host(of id: UInt64) -> Int? { placement.withLock { $0.nodes.first { $0.value == id }?.key } }
+    /// Hosts that run a node.
+    var occupied: [Int] { placement.withLock { $0.nodes.keys.sorted() } }
+    var free: [Int] { hosts.filter { node(on: $0) == nil } }
+    /// Every node id this run started, retired ones too (their logs name leaders).
+    var everyNode: [UInt64] { placement.withLock { Array(1..<$0.nextID) } }
+
+    func start(host: Int) throws {
+        guard let id = node(on: host) else { return }
+        var arguments = ["netns", "exec", lab.namespace(node: host), Binaries.node, "run",
+                         "--id", "\(id)", "--listen", endpoint(host), "--peer-listen", peerEndpoint(host), "--data-dir", dataDirectory(node: id), "--cluster-id", "chaos",
                          "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500",
                          // The workload's clients create their accounts from one address.
                          "--account-creations-per-minute", "1000000"]
-        let files = certificates.node(UInt64(id))
+        let files = certificates.node(id)
         arguments += ["--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-        for peer in ids { arguments += ["--peer", "\(peer)=\(peerEndpoint(peer)),\(endpoint(peer))"] }
-        try processes.launch(id, executable: "/usr/sbin/ip", arguments: arguments, environment: environment, log: "\(root)/node-\(id).log")
+        if id > UInt64(lab.nodes) {
+            // A node added later joins: it knows only where the cluster is (its flags), and
+            // once added, the log tells it the rest.
+            arguments.append("--join")
+            for other in occupied {
+                if let peer = node(on: other) { arguments += ["--peer", "\(peer)=\(peerEndpoint(other)),\(endpoint(other))"] }
+            }
+        } else {
+            for founder in hosts { arguments += ["--peer", "\(founder)=\(peerEndpoint(founder)),\(endpoint(founder))"] }
+        }
+        try processes.launch(host, executable: "/usr/sbin/ip", arguments: arguments, environment: environment, log: log(node: id))
     }
 
-    func isRunning(_ id: Int) -> Bool { processes.isRunning(id) }
+    /// Host `host` gives up its node: the process is killed (if it still runs) and the host is
+    /// free. The node's data directory and log stay, as evidence.
+    func retire(host: Int) {
+        processes.signal(host, SIGCONT)
+        processes.signal(host, SIGKILL)
+        placement.withLock { _ = $0.nodes.removeValue(forKey: host) }
+    }
 
-    func kill(_ id: Int) { processes.signal(id, SIGKILL) }
+    /// Puts a new node, under a new id with an empty data directory, on free host `host` and
+    /// starts it with `--join`; returns its id. The cluster still has to add it.
+    func placeNewNode(on host: Int) throws -> UInt64 {
+        let id = placement.withLock { placement in
+            let id = placement.nextID
+            placement.nextID += 1
+            placement.nodes[host] = id
+            placement.joining.insert(id)
+            return id
+        }
+        try issueCertificate(id: id, host: host)
+        try start(host: host)
+        return id
+    }
+
+    /// Node `id` was added: from now on it restarts like any member.
+    func added(_ id: UInt64) {
+        placement.withLock { _ = $0.joining.remove(id) }
+    }
+
+    /// Whether host `host` runs a node that waits to be added.
+    func isJoining(host: Int) -> Bool {
+        placement.withLock { placement in placement.nodes[host].map { placement.joining.contains($0) } ?? false }
+    }
+
+    func isRunning(host: Int) -> Bool { processes.isRunning(host) }
+
+    func kill(host: Int) { processes.signal(host, SIGKILL) }
 
     /// SIGSTOP: the node keeps its sockets and state but does nothing until continued.
-    func pause(_ id: Int) { processes.signal(id, SIGSTOP) }
+    func pause(host: Int) { processes.signal(host, SIGSTOP) }
 
     func resumeAll() {
-        for id in ids { processes.signal(id, SIGCONT) }
+        for host in hosts { processes.signal(host, SIGCONT) }
     }
 
-    /// Restarts every node that is down.
+    /// Restarts every node that is down on a host that has one.
     func restartDead() throws {
-        for id in ids where !isRunning(id) { try start(id) }
+        for host in occupied where !isRunning(host: host) { try start(host: host) }
     }
 
     /// SIGTERM to all (continuing paused ones first), then wait.

@@ -48,7 +48,7 @@ struct ChaosCommand: AsyncParsableCommand {
         try lab.build()
         let cluster = try ChaosCluster(lab: lab, root: root, environment: plantBug == "ack-on-append" ? ["CHORUS_UNSAFE_ACK_ON_APPEND": "1"] : [:])
         defer { cluster.killAll() }
-        for id in cluster.ids { try cluster.start(id) }
+        for host in cluster.hosts { try cluster.start(host: host) }
 
         let workload = try workloadProcess(cluster: cluster, lab: lab, arguments: ["--seconds", "\(seconds)", "--seed", "\(seed)", "--history", root + "/history.jsonl"], log: root + "/workload.log")
         var nemesis = Nemesis(lab: lab, cluster: cluster, random: SplitMix(seed: seed ^ 0xFA17))
@@ -82,8 +82,11 @@ struct ChaosCommand: AsyncParsableCommand {
             failed = true
             throw ToolError("reading the final state failed; see \(root)/final.log")
         }
+        // The members at the end, as the cluster says: after membership faults they are not
+        // the five it began with, and a retired node's data stopped where it left.
+        let members = try finalMembers(cluster: cluster, lab: lab)
         cluster.stopAll()
-        let verify = try runCommand(Binaries.tools, ["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try runCommand(Binaries.tools, ["verify"] + members.map(cluster.dataDirectory(node:)))
 
         let operations = try HistoryFile.read(root + "/history.jsonl")
         let state = try JSONDecoder().decode(FinalState.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/final.json")))
@@ -93,7 +96,9 @@ struct ChaosCommand: AsyncParsableCommand {
         let counts = Dictionary(grouping: operations) { "\($0.kind.rawValue) \($0.outcome.rawValue)" }.mapValues(\.count)
         print("operations: \(operations.count) (" + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ") + ")")
         print("faults injected: \(faults.count); messages stored at the end: \(state.messages.count); first write after healing: \(Int(state.firstWriteAfterHealMs)) ms")
-        print("verify: " + (verify.status == 0 ? "all 5 replicas agree" : "FAILED\n" + verify.output))
+        let membership = faults.filter { $0.hasPrefix("add ") || $0.hasPrefix("remove ") || $0.hasPrefix("replace") || $0.hasPrefix("transfer ") }
+        print("membership faults: \(membership.count) (\(membership.filter { $0.contains(": ok") }.count) changes made); members at the end: \(members.map(String.init).joined(separator: ", "))")
+        print("verify: " + (verify.status == 0 ? "all \(members.count) replicas agree" : "FAILED\n" + verify.output))
         if violations.isEmpty && verify.status == 0 {
             print("no violations (seed \(seed))")
         } else {
@@ -102,6 +107,24 @@ struct ChaosCommand: AsyncParsableCommand {
             for violation in violations.prefix(20) { print(violation) }
             throw ExitCode(1)
         }
+    }
+
+    /// The cluster's voters and learners once healed, from `chorus-tools member list` on the
+    /// leader, waiting until every member has the leader's last entry.
+    func finalMembers(cluster: ChaosCluster, lab: Lab) throws -> [UInt64] {
+        let deadline = Date().addingTimeInterval(60)
+        var last = ""
+        while Date() < deadline {
+            let result = try runCommand("/usr/bin/timeout", ["15", "/usr/sbin/ip", "netns", "exec", lab.client, Binaries.tools, "member", "list"] + cluster.adminArguments)
+            last = result.output
+            let rows = result.output.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("  ") }
+            let members = rows.compactMap { UInt64($0.split(separator: " ").first ?? "") }
+            if result.status == 0, !members.isEmpty, rows.allSatisfy({ $0.contains("(0 behind)") }) {
+                return members.sorted()
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        throw ToolError("the members did not all catch up with the leader within 60 s:\n\(last)")
     }
 
     /// Progress lines go out at once (the summary is printed at the end).

@@ -3,6 +3,7 @@ import Foundation
 /// The faults a run injects, chosen at random (from the run's seed) on a schedule.
 enum Fault: CaseIterable, CustomStringConvertible {
     case killRandom, killLeader, pauseLeader, partitionHalves, isolateLeader, bridge, loss, killAll, transferLeader
+    case removeMember, addMember, replaceMember
 
     var description: String {
         switch self {
@@ -15,6 +16,9 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .loss: "packet loss on a node"
         case .killAll: "SIGKILL every node, then restart"
         case .transferLeader: "hand leadership to another node (Admin API)"
+        case .removeMember: "remove a member (Admin API; it stops itself)"
+        case .addMember: "start a new node with --join on a free host and add it (promoted once caught up)"
+        case .replaceMember: "SIGKILL a member, remove it, and add a new node with an empty data directory in its place"
         }
     }
 
@@ -30,6 +34,9 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .loss: "loss"
         case .killAll: "kill-all"
         case .transferLeader: "transfer-leader"
+        case .removeMember: "remove-member"
+        case .addMember: "add-member"
+        case .replaceMember: "replace-member"
         }
     }
 }
@@ -39,11 +46,11 @@ struct Nemesis {
     let cluster: ChaosCluster
     var random: SplitMix
 
-    /// The leader of the highest term any node's log announces.
+    /// The host of the leader of the highest term any node's log announces.
     func leader() -> Int? {
         var best: (term: Int, leader: Int)?
-        for id in cluster.ids {
-            guard let text = try? String(contentsOfFile: "\(cluster.root)/node-\(id).log", encoding: .utf8) else { continue }
+        for id in cluster.everyNode {
+            guard let text = try? String(contentsOfFile: cluster.log(node: id), encoding: .utf8) else { continue }
             for line in text.split(separator: "\n").suffix(200) where line.contains("] role ") {
                 guard let leaderPart = line.range(of: "leader "), let termPart = line.range(of: "term ") else { continue }
                 let leader = Int(line[leaderPart.upperBound...].prefix { $0.isNumber }) ?? 0
@@ -51,7 +58,7 @@ struct Nemesis {
                 if leader != 0, term > (best?.term ?? -1) { best = (term, leader) }
             }
         }
-        return best.map(\.leader)
+        return best.flatMap { cluster.host(of: UInt64($0.leader)) }
     }
 
     mutating func pick<T>(_ items: [T]) -> T {
@@ -60,50 +67,101 @@ struct Nemesis {
 
     /// Injects one fault and says what it did.
     mutating func inject(_ fault: Fault) throws -> String {
-        let ids = cluster.ids
-        let leader = self.leader() ?? pick(ids)
+        let hosts = cluster.hosts
+        let leader = self.leader() ?? pick(cluster.occupied)
+        func name(_ host: Int) -> String { cluster.node(on: host).map { "node \($0)" } ?? "free host \(host)" }
         switch fault {
         case .killRandom:
-            let victim = pick(ids)
-            cluster.kill(victim)
-            return "killed node \(victim)"
+            let victim = pick(cluster.occupied)
+            cluster.kill(host: victim)
+            return "killed \(name(victim))"
         case .killLeader:
-            cluster.kill(leader)
-            return "killed leader \(leader)"
+            cluster.kill(host: leader)
+            return "killed leader \(name(leader))"
         case .pauseLeader:
-            cluster.pause(leader)
-            return "paused leader \(leader)"
+            cluster.pause(host: leader)
+            return "paused leader \(name(leader))"
         case .partitionHalves:
-            var shuffled = ids
+            var shuffled = hosts
             for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, Int(random.next() % UInt64(i + 1))) }
             let (a, b) = (Array(shuffled.prefix(2)), Array(shuffled.dropFirst(2)))
             for x in a { for y in b { try lab.cut(x, y) } }
-            return "partitioned \(a.sorted()) | \(b.sorted())"
+            return "partitioned hosts \(a.sorted()) | \(b.sorted())"
         case .isolateLeader:
-            for other in ids where other != leader { try lab.cut(leader, other) }
-            return "isolated leader \(leader)"
+            for other in hosts where other != leader { try lab.cut(leader, other) }
+            return "isolated leader \(name(leader))"
         case .bridge:
-            let middle = pick(ids)
-            let rest = ids.filter { $0 != middle }
+            let middle = pick(hosts)
+            let rest = hosts.filter { $0 != middle }
             let (a, b) = (Array(rest.prefix(2)), Array(rest.dropFirst(2)))
             for x in a { for y in b { try lab.cut(x, y) } }
-            return "bridge: \(a) | \(b), node \(middle) sees both"
+            return "bridge: hosts \(a) | \(b), host \(middle) sees both"
         case .loss:
-            let victim = pick(ids)
+            let victim = pick(hosts)
             try lab.loss(victim, probability: 0.2 + Double(random.next() % 30) / 100)
-            return "packet loss on node \(victim)"
+            return "packet loss on host \(victim)"
         case .killAll:
             cluster.killAll()
             try cluster.restartDead()
             return "killed all nodes and restarted them"
         case .transferLeader:
-            let target = pick(ids.filter { $0 != leader })
-            // From the client's namespace, as an operator would; a cluster in the middle of
-            // another fault may refuse or time out, which is an outcome too.
-            let result = try runCommand("/usr/bin/timeout", ["15", "/usr/sbin/ip", "netns", "exec", lab.client, Binaries.tools, "transfer-leader", "--to", "\(target)"] + cluster.adminArguments)
-            let said = result.output.split(separator: "\n").last.map(String.init) ?? ""
-            return "transfer leadership \(leader) → \(target): \(result.status == 0 ? said : "refused or timed out (\(said.prefix(120)))")"
+            let candidates = cluster.occupied.filter { $0 != leader && !cluster.isJoining(host: $0) }
+            guard !candidates.isEmpty, let target = cluster.node(on: pick(candidates)) else { return "transfer leadership: no other member" }
+            let result = try admin(["transfer-leader", "--to", "\(target)"], timeout: 15)
+            return "transfer leadership \(name(leader)) → node \(target): \(result)"
+        case .removeMember:
+            // Only from a full cluster, so at least four members stay.
+            let members = cluster.occupied.filter { !cluster.isJoining(host: $0) }
+            guard members.count == hosts.count else { return "remove a member: skipped, the cluster has \(members.count) members" }
+            let host = pick(members.filter { $0 != leader })
+            return try remove(host: host)
+        case .addMember:
+            if let host = cluster.occupied.first(where: cluster.isJoining(host:)) {
+                return try add(host: host)
+            }
+            guard !cluster.free.isEmpty else { return "add a member: skipped, no free host" }
+            return try add(host: pick(cluster.free))
+        case .replaceMember:
+            let members = cluster.occupied.filter { !cluster.isJoining(host: $0) }
+            guard members.count == hosts.count else { return "replace a member: skipped, the cluster has \(members.count) members" }
+            let host = pick(members.filter { $0 != leader })
+            // The machine fails first; the operator then removes it and adds a new one.
+            cluster.kill(host: host)
+            let removed = try remove(host: host)
+            guard cluster.node(on: host) == nil else { return "replace: " + removed }
+            return "replace: " + removed + "; " + (try add(host: host))
         }
+    }
+
+    /// Removes the node on `host` through the Admin API; frees the host when it is gone.
+    private func remove(host: Int) throws -> String {
+        guard let id = cluster.node(on: host) else { return "remove: host \(host) is free" }
+        let result = try admin(["member", "remove", "\(id)"], timeout: 20)
+        if result.hasPrefix("ok") || result.contains("is not a member") {
+            // It stops itself once the members tell it; the lab need not wait for that.
+            cluster.retire(host: host)
+        }
+        return "remove node \(id): \(result)"
+    }
+
+    /// Adds a new node on `host` (started now unless it already waits there) and asks for it to
+    /// be promoted once caught up.
+    private func add(host: Int) throws -> String {
+        let id = try cluster.node(on: host).flatMap { cluster.isJoining(host: host) ? $0 : nil } ?? cluster.placeNewNode(on: host)
+        let result = try admin(["member", "add", "\(id)", "--peer-address", cluster.peerEndpoint(host), "--client-address", cluster.endpoint(host), "--promote"], timeout: 60)
+        if result.hasPrefix("ok") || result.contains("is a member already") {
+            cluster.added(id)
+        }
+        return "add node \(id) on host \(host): \(result)"
+    }
+
+    /// Runs `chorus-tools` with the operator's certificate from the client's namespace, as an
+    /// operator would. A cluster in the middle of another fault may refuse or time out, which
+    /// is an outcome too: "ok: …" or "failed: …".
+    private func admin(_ arguments: [String], timeout: Int) throws -> String {
+        let result = try runCommand("/usr/bin/timeout", ["\(timeout)", "/usr/sbin/ip", "netns", "exec", lab.client, Binaries.tools] + arguments + cluster.adminArguments)
+        let said = result.output.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        return (result.status == 0 ? "ok: " : result.status == 124 ? "timed out: " : "failed: ") + said.prefix(160)
     }
 
     /// Undoes every fault: network healed, paused nodes continued, dead nodes restarted.
