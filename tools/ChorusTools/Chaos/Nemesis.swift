@@ -110,9 +110,10 @@ struct Nemesis {
             let result = try admin(["transfer-leader", "--to", "\(target)"], timeout: 15)
             return "transfer leadership \(name(leader)) → node \(target): \(result)"
         case .removeMember:
-            // Only from a full cluster, so at least four members stay.
+            // Only from a full cluster, so at least four members stay; short of one, the
+            // operator adds a node instead.
             let members = cluster.occupied.filter { !cluster.isJoining(host: $0) }
-            guard members.count == hosts.count else { return "remove a member: skipped, the cluster has \(members.count) members" }
+            guard members.count == hosts.count else { return try inject(.addMember) }
             let host = pick(members.filter { $0 != leader })
             return try remove(host: host)
         case .addMember:
@@ -122,8 +123,9 @@ struct Nemesis {
             guard !cluster.free.isEmpty else { return "add a member: skipped, no free host" }
             return try add(host: pick(cluster.free))
         case .replaceMember:
+            // Four members at least, so three stay while the new one catches up.
             let members = cluster.occupied.filter { !cluster.isJoining(host: $0) }
-            guard members.count == hosts.count else { return "replace a member: skipped, the cluster has \(members.count) members" }
+            guard members.count >= hosts.count - 1 else { return "replace a member: skipped, the cluster has \(members.count) members" }
             let host = pick(members.filter { $0 != leader })
             // The machine fails first; the operator then removes it and adds a new one.
             cluster.kill(host: host)
