@@ -68,3 +68,13 @@ ensure_browser() {
     run python3 -m pip install -q selenium pytest
   fi
 }
+
+# The metrics test: Debian's Prometheus scrapes a cluster and is queried over its HTTP API.
+ensure_prometheus() {
+  if [ -x /usr/bin/prometheus ]; then
+    say "prometheus is installed ($(/usr/bin/prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3))"
+    return
+  fi
+  say "installing prometheus (the metrics test scrapes a real cluster with it)"
+  apt_install --no-install-recommends prometheus
+}

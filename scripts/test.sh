@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing (LMDB, network tools, foreign gRPC
-# clients, Chromium and Selenium), builds everything (tests need the binaries: crash tests
+# clients, Chromium and Selenium, Prometheus), builds everything (tests need the binaries: crash tests
 # spawn and SIGKILL real processes), then runs every test, the browser tests last.
 # Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario;
 # CHORUS_CHAOS_SECONDS sets the length of the fault-injection run (default 120).
@@ -12,6 +12,7 @@ ensure_lmdb
 ensure_netlab
 ensure_interop
 ensure_browser
+ensure_prometheus
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"

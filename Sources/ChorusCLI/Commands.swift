@@ -169,12 +169,14 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await options.run { client, out in
             let statuses = await client.status()
-            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REFUSED", "HEALTHY"]]
+            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REFUSED", "READY"]]
+            var reasons: [String] = []
             for (endpoint, status) in statuses {
                 if let s = status {
-                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "\(s.refusedPeerMessages)", "yes"])
+                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "\(s.refusedPeerMessages)", s.ready ? "yes" : "no"])
+                    reasons += s.notReady.map { "node \(s.nodeID) not ready: \($0)" }
                 } else {
-                    rows.append(["?", endpoint, "-", "-", "-", "-", "-", "no"])
+                    rows.append(["?", endpoint, "-", "-", "-", "-", "-", "unreachable"])
                 }
             }
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -184,10 +186,11 @@ struct Status: AsyncParsableCommand {
             let objects: [[String: Any]] = statuses.map { endpoint, status in
                 guard let s = status else { return ["address": endpoint, "healthy": false] }
                 return ["node": s.nodeID, "address": endpoint, "role": s.role, "term": s.term, "leader": s.leaderID,
-                        "commit": s.commitIndex, "applied": s.appliedIndex, "refused_peer_messages": s.refusedPeerMessages, "healthy": true]
+                        "commit": s.commitIndex, "applied": s.appliedIndex, "refused_peer_messages": s.refusedPeerMessages, "healthy": true,
+                        "ready": s.ready, "not_ready": s.notReady]
             }
             // The membership as the leader sees it: voters and learners, and how far behind.
-            var text = table
+            var text = ([table] + reasons).joined(separator: "\n")
             var members: [[String: Any]] = []
             if let leader = statuses.compactMap(\.status).filter({ $0.role == "leader" }).max(by: { $0.term < $1.term }) {
                 text += "\nmembers (node \(leader.nodeID)'s view as leader):"

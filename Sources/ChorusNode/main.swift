@@ -55,6 +55,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "The projections' memory map at start (e.g. 64MiB, 1GiB); it doubles whenever it fills. With it the data file's apparent size.") var stateMapSize: String = "64MiB"
     @Option(help: "The most the projections' map may grow to (e.g. 1TiB); past it a write fails like a full disk and the node stops.") var stateMapMax: String = "1TiB"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Log format: text (one readable line per event) or json (one object per line, for log shippers).") var logFormat: String = "text"
+    @Option(help: "Serve Prometheus metrics (/metrics) and HTTP health (/healthz, /readyz) on host:port, plain HTTP; off unless given.") var metricsListen: String?
 
     func run() async throws {
         var specs = peers
@@ -111,8 +113,18 @@ struct Run: AsyncParsableCommand {
         configuration.stateMapSize = mapSize
         configuration.stateMapMaximum = mapMax
 
-        var logger = Logger(label: "chorus.node.\(id)")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let metricsListen {
+            guard let address = PeerAddress(metricsListen) else { throw ValidationError("--metrics-listen '\(metricsListen)' is not host:port") }
+            configuration.metricsListen = address
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard let format = LogFormat(rawValue: logFormat) else { throw ValidationError("--log-format '\(logFormat)' is not text or json") }
+        var logger = Logger(label: "chorus.node.\(id)") { label in format.handler(label: label) }
+        logger.logLevel = level
+        // The text line names the node in its label already; a JSON line carries it as a field.
+        if format == .json { logger[metadataKey: "node"] = "\(id)" }
         let node: ChorusNode
         do {
             node = try ChorusNode(configuration: configuration, logger: logger)

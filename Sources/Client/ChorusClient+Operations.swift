@@ -106,7 +106,7 @@ extension ChorusClient {
                 NodeStatus(endpoint: endpoints[index], nodeID: s.nodeID, role: s.role, term: s.term, leaderID: s.leaderID,
                            leaderAddress: s.leaderAddress, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
                            lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) },
-                           clusterID: s.clusterID, refusedPeerMessages: s.refusedPeerMessages)
+                           clusterID: s.clusterID, refusedPeerMessages: s.refusedPeerMessages, ready: s.ready, notReady: s.notReady)
             }))
         }
         return result

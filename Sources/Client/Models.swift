@@ -65,4 +65,7 @@ public struct NodeStatus: Sendable {
     public var clusterID: String
     /// Peer messages the node refused since it started; an honest cluster refuses none.
     public var refusedPeerMessages: UInt64
+    /// Whether the node can serve now; if not, why (its `/readyz`).
+    public var ready: Bool = true
+    public var notReady: [String] = []
 }

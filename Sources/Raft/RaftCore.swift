@@ -81,9 +81,10 @@ public struct RaftCore {
     /// Whether this server may become leader: a voter of its current configuration.
     var promotable: Bool { configuration.voters.contains(id) }
 
-    /// The leader's view of a follower: (match, next), for status pages.
-    public func replication(of node: NodeID) -> (match: Index, next: Index)? {
-        progress[node].map { ($0.match, $0.next) }
+    /// The leader's view of a follower: (match, next, appends in flight), for status pages
+    /// and metrics.
+    public func replication(of node: NodeID) -> (match: Index, next: Index, inflight: Int)? {
+        progress[node].map { ($0.match, $0.next, $0.inflights.count) }
     }
 
     /// Whether the leader heard from `node` within the last election timeout or the one

@@ -20,6 +20,8 @@ final class TestCluster: @unchecked Sendable {
     /// The nodes that bootstrap the cluster (all by default); the others start with `--join`
     /// and wait to be added (their certificates exist from the start).
     var founders: [Int]?
+    /// Whether each node serves /metrics, /healthz and /readyz (on port + 200).
+    var metrics = false
     /// Whether the nodes run with TLS: certificates from `chorus-tools certs local`, peers on
     /// listeners of their own (port + 100) with mutual TLS.
     let tls: Bool
@@ -37,6 +39,7 @@ final class TestCluster: @unchecked Sendable {
     }
 
     var certificates: String { "\(root)/certs" }
+    func metricsAddress(_ id: Int) -> String { "\(host):\(basePort + 200 + id - 1)" }
     func peerAddress(_ id: Int) -> String { tls ? "\(host):\(basePort + 100 + id - 1)" : address(id) }
     /// The files of node `id`, or of operator `admin` (id 0).
     func credentials(_ id: Int) -> TLSFiles {
@@ -85,6 +88,7 @@ final class TestCluster: @unchecked Sendable {
             for peer in peers(of: id) { arguments += ["--peer", "\(peer)=\(address(peer))"] }
         }
         if let founders, !founders.contains(id) { arguments.append("--join") }
+        if metrics { arguments += ["--metrics-listen", metricsAddress(id)] }
         return arguments + extraArguments
     }
 

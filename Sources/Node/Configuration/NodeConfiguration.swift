@@ -108,6 +108,8 @@ public struct NodeConfiguration: Sendable {
     public var snapshotTrailingEntries: UInt64 = 5_000
     /// The largest snapshot file this node accepts from a leader (16 GiB by default).
     public var maxSnapshotBytes: UInt64 = 16 << 30
+    /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; nil: nowhere.
+    public var metricsListen: PeerAddress?
     /// The projections' memory map: its size at open and how far it may double when full.
     /// Small by default, since the map sizes the (sparse) data file.
     public var stateMapSize: Int = MapLimits.standard.initial

@@ -119,6 +119,9 @@ public final class EventHub: Sendable {
     }
 
     /// The streams open for `userID`.
+    /// Subscriptions open on this node.
+    public var count: Int { state.withLock { $0.subscribers.count } }
+
     public func streams(of userID: UInt64) -> Int {
         state.withLock { $0.byUser[userID]?.count ?? 0 }
     }

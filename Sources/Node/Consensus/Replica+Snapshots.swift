@@ -94,6 +94,7 @@ extension Replica.Loop {
             data.snapshots.prune(keeping: latest)
         }
         let duration = clock.now - started
+        metrics.recordSnapshot(.taken, bytes: info.size, duration: duration)
         logger.info("snapshot at index \(info.index) (term \(info.term), \(info.size) bytes) in \(duration); the log now starts at \(firstIndex)")
         let report = SnapshotReport(info: info, firstIndex: firstIndex, duration: duration)
         for waiter in snapshots.waiters { waiter(.success(report)) }
@@ -120,6 +121,7 @@ extension Replica.Loop {
             fatalError("Raft restored a snapshot at \(metadata.index) that is not stored in \(data.snapshots.directory)")
         }
         CrashPoint.reach("install-begin")
+        let started = clock.now
         try storage.persist(hardState: hardState, entries: entries, snapshot: metadata)
         CrashPoint.reach("install-log")
         let installed = try data.stateDirectory.install(snapshotFile: data.snapshots.dataPath(info), generation: info.name)
@@ -130,6 +132,7 @@ extension Replica.Loop {
         snapshots.lastIndex = max(snapshots.lastIndex, metadata.index)
         data.snapshots.prune(keeping: info)
         data.snapshots.removePartials()
+        metrics.recordSnapshot(.installed, bytes: info.size, duration: clock.now - started)
         logger.info("installed the leader's snapshot at index \(metadata.index) (term \(metadata.term), \(info.size) bytes)")
     }
 }

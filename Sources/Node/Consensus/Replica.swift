@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Metrics
 import Projections
 import Raft
 import Synchronization
@@ -40,12 +41,14 @@ public final class Replica: Sendable {
     /// Peer messages refused, here or by the peer service.
     let refusals: PeerRefusals
 
-    init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration, logger: Logger) {
+    init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration,
+         metrics: NodeMetrics = NodeMetrics(node: 0), logger: Logger) {
         id = core.id
         events = EventHub(limits: configuration.subscriptionLimits)
         refusals = PeerRefusals(logger: logger)
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
-        loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration, logger: logger)
+        loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration,
+                    metrics: metrics, logger: logger)
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended.
@@ -208,8 +211,11 @@ extension Replica {
         let events: EventHub
         let refusals: PeerRefusals
         let configuration: NodeConfiguration
+        let metrics: NodeMetrics
         let logger: Logger
         let clock = ContinuousClock()
+        /// Ticks until the followers' replication gauges are next updated.
+        var ticksToPeerMetrics = 0
 
         struct Pending<T> {
             var term: Term
@@ -240,8 +246,10 @@ extension Replica {
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
 
-        init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, refusals: PeerRefusals, configuration: NodeConfiguration, logger: Logger) {
+        init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, refusals: PeerRefusals,
+             configuration: NodeConfiguration, metrics: NodeMetrics, logger: Logger) {
             self.core = core
+            self.metrics = metrics
             self.storage = storage
             self.data = data
             self.current = current
@@ -290,7 +298,13 @@ extension Replica {
                     nextTick = nextTick + configuration.tickInterval
                     if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
                     expire()
+                    ticksToPeerMetrics -= 1
+                    if ticksToPeerMetrics <= 0 {
+                        ticksToPeerMetrics = 10
+                        recordPeers()
+                    }
                 }
+                let turned = core.hasReady
                 while core.hasReady {
                     do {
                         try handleReady()
@@ -300,6 +314,9 @@ extension Replica {
                         logger.critical("cannot persist the Raft log: \(error)")
                         fatalError("cannot persist the Raft log: \(error)")
                     }
+                }
+                if turned {
+                    metrics.recordProgress(term: core.term, commit: core.commitIndex, applied: appliedIndex, last: core.lastIndex)
                 }
             }
             if let unsavedHardState {
@@ -328,6 +345,7 @@ extension Replica {
 
         func propose(_ batch: [([UInt8], Reply<Applied>)]) {
             guard core.isLeader, core.propose(batch.map(\.0)) else {
+                metrics.proposalsNotLeader.increment(by: batch.count)
                 for (_, reply) in batch { reply(.failure(.notLeader(leader: knownLeader))) }
                 return
             }
@@ -375,6 +393,7 @@ extension Replica {
             let now = clock.now
             for (index, pending) in proposals where pending.deadline < now {
                 proposals[index] = nil
+                metrics.proposalsTimedOut.increment()
                 pending.reply(.failure(.timedOut))
             }
             for (context, pending) in reads where pending.deadline < now {
@@ -388,6 +407,7 @@ extension Replica {
         }
 
         func failAll(_ error: ReplicaError) {
+            if case .stopped = error { metrics.proposalsStopped.increment(by: proposals.count) } else { metrics.proposalsLeadershipLost.increment(by: proposals.count) }
             for pending in proposals.values { pending.reply(.failure(error)) }
             for pending in reads.values { pending.reply(.failure(error)) }
             for read in confirmedReads { read.reply(.failure(error)) }
@@ -411,7 +431,10 @@ extension Replica {
                 try install(snapshot, hardState: hardState, entries: ready.entries)
                 unsavedHardState = nil
             } else if ready.mustSync {
+                let started = clock.now
                 try storage.persist(hardState: hardState, entries: ready.entries)
+                metrics.logWrite.record(duration: clock.now - started)
+                if !ready.entries.isEmpty { metrics.persistedEntries.record(ready.entries.count) }
                 unsavedHardState = nil
             } else if ready.hardState != nil {
                 // Only the commit index moved: no fsync for it (see `Ready.mustSync`).
@@ -438,8 +461,11 @@ extension Replica {
                 return committed
             }
             let results: [Applied]
+            let started = clock.now
             do {
                 results = try state.apply(batch)
+                metrics.applyDuration.record(duration: clock.now - started)
+                metrics.appliedEntries.record(batch.count)
             } catch {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;
@@ -454,8 +480,10 @@ extension Replica {
             for applied in results {
                 if let pending = proposals.removeValue(forKey: applied.index) {
                     if terms[applied.index] == pending.term {
+                        metrics.proposalsCommitted.increment()
                         pending.reply(.success(applied))
                     } else {
+                        metrics.proposalsLeadershipLost.increment()
                         pending.reply(.failure(.leadershipLost(leader: knownLeader)))
                     }
                 }
@@ -463,6 +491,15 @@ extension Replica {
                     events.publish(index: applied.index, event: event)
                 }
             }
+        }
+
+        /// The leader's view of each follower, for the replication gauges; none elsewhere.
+        func recordPeers() {
+            guard core.isLeader else { return metrics.recordPeers([]) }
+            let last = core.lastIndex
+            metrics.recordPeers(core.configuration.members.filter { $0 != core.id }.compactMap { member in
+                core.replication(of: member).map { (member, last > $0.match ? last - $0.match : 0, $0.inflight) }
+            })
         }
 
         func answerReads() {
@@ -473,7 +510,10 @@ extension Replica {
         }
 
         func leadershipChanged(_ soft: SoftState) {
-            logger.info("role \(soft.role), leader \(soft.leader), term \(core.term)")
+            logger.info("role \(soft.role), leader \(soft.leader), term \(core.term)",
+                        metadata: ["term": "\(core.term)", "role": "\(soft.role)", "leader": "\(soft.leader)"])
+            metrics.recordRole(soft.role, leader: soft.leader)
+            recordPeers()
             if soft.role == .leader {
                 // Subscriptions lived on the previous leader: nobody is online until they
                 // re-attach here.

@@ -38,11 +38,14 @@ public struct LocalCluster: Sendable {
 
     public var certificates: CertificateDirectory { CertificateDirectory("\(dataDirectory)/certs") }
 
+    /// Where node `id` serves /metrics, /healthz and /readyz: base + 200.
+    public func metricsAddress(_ id: Int) -> String { "\(host):\(basePort + 200 + id - 1)" }
+
     func peerAddress(_ id: Int) -> String { insecure ? "\(host):\(basePort + id - 1)" : "\(host):\(basePort + 100 + id - 1)" }
 
     public func arguments(for id: Int) -> [String] {
         var arguments = ["run", "--id", "\(id)", "--listen", "\(host):\(basePort + id - 1)",
-                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local"]
+                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local", "--metrics-listen", metricsAddress(id)]
         if insecure {
             arguments.append("--insecure")
             for (peer, address) in addresses { arguments += ["--peer", "\(peer)=\(address)"] }
@@ -69,7 +72,7 @@ public struct LocalCluster: Sendable {
         for (id, address) in addresses {
             let process = try launch(id)
             nodes.started(id, process)
-            say("node \(id): \(address)  (pid \(process.processIdentifier), log \(log(id)))")
+            say("node \(id): \(address)  (pid \(process.processIdentifier), log \(log(id)), metrics http://\(metricsAddress(id))/metrics)")
         }
         say("cluster of \(size) starting; endpoints: \(addresses.map(\.address).joined(separator: ","))")
         if restart { say("a node that dies is started again (--restart)") }

@@ -22,6 +22,9 @@ extension ChatService {
             $0.appliedIndex = status.appliedIndex
             $0.lastIndex = status.lastIndex
             $0.refusedPeerMessages = status.refusedPeerMessages
+            let readiness = Readiness.evaluate(status, freeBytes: ReadinessProbe.freeBytes(configuration.dataDirectory))
+            $0.ready = readiness.ready
+            $0.notReady = readiness.problems
             $0.members = status.members.map { member in
                 .with {
                     $0.id = member.id

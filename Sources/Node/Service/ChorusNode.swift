@@ -57,16 +57,19 @@ public struct ChorusNode: Service {
         let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
+        let metrics = NodeMetrics(node: configuration.id)
         let removal = RemovalNotice(id: configuration.id, directory: directory)
         let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
-                              removal: removal, eventLoopGroup: peerLoop, logger: logger)
+                              removal: removal, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
-        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, logger: logger)
+        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, metrics: metrics, logger: logger)
+        let probe = ReadinessProbe(replica: replica, dataDirectory: configuration.dataDirectory)
+        let requestMetrics = RequestMetrics(metrics: metrics)
 
         let hasher = PasswordHasher(threads: configuration.passwordThreads, maxWaiting: configuration.maxPasswordChecks)
         let clientServices: [any RegistrableRPCService] = [
             ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher),
-            HealthService(),
+            HealthService(probe: probe),
         ]
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
@@ -88,14 +91,15 @@ public struct ChorusNode: Service {
         var servers: [ServerService] = []
         if let peerListen = configuration.peerListen {
             clientServer = GRPCServer(transport: listener(configuration.listen, .clients, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext),
-                                      services: clientServices, interceptors: [sizeLimit])
-            let peerServer = GRPCServer(transport: listener(peerListen, .peers, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext), services: peerServices)
+                                      services: clientServices, interceptors: [requestMetrics, sizeLimit])
+            let peerServer = GRPCServer(transport: listener(peerListen, .peers, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext),
+                                        services: peerServices, interceptors: [requestMetrics])
             // Other nodes' streams never end and a message cut short is sent again: no drain.
             servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor, logger: logger))
         } else {
             // Peers' batches are larger than any client request: only the chat API is limited.
             clientServer = GRPCServer(transport: listener(configuration.listen, .both, .plaintext), services: clientServices + peerServices,
-                                      interceptorPipeline: [.apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor]))])
+                                      interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor]))])
         }
         // Subscriptions end at once, with UNAVAILABLE, so their clients move to another node
         // while unary calls and send streams have the drain period to finish.
@@ -125,8 +129,15 @@ public struct ChorusNode: Service {
 
         // Graceful shutdown runs in reverse order: the client server drains first while the
         // peers and the replica still commit what its calls wait for; the replica stops last.
+        let observability = configuration.metricsListen.map { address in
+            ObservabilityServer(address: address, metrics: metrics, probe: probe, current: current, events: replica.events, logger: logger)
+        }
+        if let address = configuration.metricsListen {
+            logger.info("metrics on http://\(address)/metrics, health on /healthz and /readyz")
+        }
         let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links, executor: peerExecutor)]
             + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
+            + (observability.map { [$0] } ?? [])
         var group = ServiceGroupConfiguration(services: services.map { .init(service: $0) }
             // Learning it was removed ends the node, as a signal would.
             + [.init(service: RemovalService(notice: removal, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)],

@@ -24,13 +24,13 @@ final class PeerLinks: MessageSender {
     let id: NodeID
 
     init(configuration: NodeConfiguration, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
-         removal: RemovalNotice, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         removal: RemovalNotice, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
         make = { [clusterID = configuration.clusterID] peer, address in
             PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots,
-                     removal: removal, eventLoopGroup: eventLoopGroup, logger: logger)
+                     removal: removal, metrics: metrics, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         // A node waiting to join knows no configuration yet: it answers the members the flags
         // name (the leader among them) until the log tells it who they are.
@@ -117,7 +117,7 @@ final class PeerLink: Sendable {
     }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
-         snapshots: SnapshotStore, removal: RemovalNotice, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         snapshots: SnapshotStore, removal: RemovalNotice, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
         self.removal = removal
         self.incarnation = incarnation
@@ -126,7 +126,7 @@ final class PeerLink: Sendable {
         self.address = address
         self.clusterID = clusterID
         self.logger = logger
-        self.snapshots = SnapshotSender(peer: peer, clusterID: clusterID, store: snapshots, logger: logger)
+        self.snapshots = SnapshotSender(peer: peer, clusterID: clusterID, store: snapshots, metrics: metrics, logger: logger)
     }
 
     func enqueue(_ batch: [Chorus_V1_RaftMessage]) {

@@ -51,7 +51,10 @@ struct Nemesis {
         var best: (term: Int, leader: Int)?
         for id in cluster.everyNode {
             guard let text = try? String(contentsOfFile: cluster.log(node: id), encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n").suffix(200) where line.contains("] role ") {
+            for whole in text.split(separator: "\n").suffix(200) {
+                // "… [Node] role leader, leader 3, term 7"; metadata before it repeats the words.
+                guard let start = whole.range(of: "] role ") else { continue }
+                let line = whole[start.upperBound...]
                 guard let leaderPart = line.range(of: "leader "), let termPart = line.range(of: "term ") else { continue }
                 let leader = Int(line[leaderPart.upperBound...].prefix { $0.isNumber }) ?? 0
                 let term = Int(line[termPart.upperBound...].prefix { $0.isNumber }) ?? 0

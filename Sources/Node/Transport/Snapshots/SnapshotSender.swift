@@ -33,8 +33,11 @@ final class SnapshotSender: Sendable {
     private let signal: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(peer: NodeID, clusterID: String, store: SnapshotStore, logger: Logger) {
+    let metrics: NodeMetrics
+
+    init(peer: NodeID, clusterID: String, store: SnapshotStore, metrics: NodeMetrics, logger: Logger) {
         self.peer = peer
+        self.metrics = metrics
         self.clusterID = clusterID
         self.store = store
         self.logger = logger
@@ -96,6 +99,7 @@ final class SnapshotSender: Sendable {
             let started = clock.now
             do {
                 if try await send(info, message: message, stub: stub) {
+                    metrics.recordSnapshot(.sent, bytes: info.size, duration: clock.now - started)
                     logger.info("sent the snapshot at index \(info.index) (\(info.size) bytes) to peer \(peer) in \(clock.now - started)")
                     return
                 }

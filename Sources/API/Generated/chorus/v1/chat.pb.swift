@@ -702,6 +702,12 @@ public nonisolated struct Chorus_V1_ClusterStatusResponse: Sendable {
   /// stranger): an honest cluster refuses none.
   public var refusedPeerMessages: UInt64 = 0
 
+  /// Whether this node can serve now (what /readyz and the health service say), and if not,
+  /// why: no leader known, applying far behind, little disk left.
+  public var ready: Bool = false
+
+  public var notReady: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2047,7 +2053,7 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0\u{3}refused_peer_messages\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0\u{3}refused_peer_messages\0\u{1}ready\0\u{3}not_ready\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2066,6 +2072,8 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
       case 9: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.refusedPeerMessages) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.ready) }()
+      case 13: try { try decoder.decodeRepeatedStringField(value: &self.notReady) }()
       default: break
       }
     }
@@ -2105,6 +2113,12 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if self.refusedPeerMessages != 0 {
       try visitor.visitSingularUInt64Field(value: self.refusedPeerMessages, fieldNumber: 11)
     }
+    if self.ready != false {
+      try visitor.visitSingularBoolField(value: self.ready, fieldNumber: 12)
+    }
+    if !self.notReady.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.notReady, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2120,6 +2134,8 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if lhs.members != rhs.members {return false}
     if lhs.clusterID != rhs.clusterID {return false}
     if lhs.refusedPeerMessages != rhs.refusedPeerMessages {return false}
+    if lhs.ready != rhs.ready {return false}
+    if lhs.notReady != rhs.notReady {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

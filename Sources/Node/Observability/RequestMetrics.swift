@@ -1,0 +1,61 @@
+import GRPCCore
+import Metrics
+import Synchronization
+
+/// Counts every gRPC call a listener serves by method and final status code, and times it:
+/// `chorus_grpc_requests_total{method,code}` and, for unary calls,
+/// `chorus_grpc_request_duration_seconds{method}`.
+/// A call's status is known only once its response stream ends, so the response's producer is
+/// wrapped and the outcome recorded when it returns or throws.
+struct RequestMetrics: ServerInterceptor {
+    let metrics: NodeMetrics
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let method = context.descriptor.fullyQualifiedMethod
+        // Streams live as long as their client: their length says nothing of latency.
+        let timed = context.descriptor.type == .unary
+        let started = ContinuousClock.now
+        var response: StreamingServerResponse<Output>
+        do {
+            response = try await next(request, context)
+        } catch {
+            metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+            throw error
+        }
+        switch response.accepted {
+        case var .success(contents):
+            let producer = contents.producer
+            contents.producer = { [metrics] writer in
+                do {
+                    let trailers = try await producer(writer)
+                    metrics.recordCall(method: method, code: "ok", duration: timed ? ContinuousClock.now - started : nil)
+                    return trailers
+                } catch {
+                    metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+                    throw error
+                }
+            }
+            response.accepted = .success(contents)
+        case let .failure(error):
+            metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+        }
+        return response
+    }
+
+    /// The status code's name as Prometheus labels usually spell it (`not_found`, …).
+    static func code(of error: any Error) -> String {
+        let code = (error as? RPCError)?.code ?? (error as? any RPCErrorConvertible)?.rpcErrorCode ?? .unknown
+        return Self.names[code] ?? "unknown"
+    }
+
+    static let names: [RPCError.Code: String] = [
+        .cancelled: "cancelled", .unknown: "unknown", .invalidArgument: "invalid_argument", .deadlineExceeded: "deadline_exceeded",
+        .notFound: "not_found", .alreadyExists: "already_exists", .permissionDenied: "permission_denied", .resourceExhausted: "resource_exhausted",
+        .failedPrecondition: "failed_precondition", .aborted: "aborted", .outOfRange: "out_of_range", .unimplemented: "unimplemented",
+        .internalError: "internal", .unavailable: "unavailable", .dataLoss: "data_loss", .unauthenticated: "unauthenticated",
+    ]
+}
