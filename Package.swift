@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // The web gateway. Hummingbird's default traits (swift-configuration, full Foundation)
         // are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
@@ -50,9 +51,18 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        /// LMDB in Swift (environment, transactions, cursors, errors, a growing map) and the
+        /// durable-file helpers every store shares: directory lock, fsynced writes and renames,
+        /// checksums, big-endian keys, crash points for tests.
+        .target(
+            name: "LMDB",
+            dependencies: ["CLMDB"],
+            swiftSettings: strict
+        ),
+        /// The Raft log, hard state and snapshot record, fsynced, in one LMDB environment.
         .target(
             name: "LogStore",
-            dependencies: ["CLMDB"],
+            dependencies: ["LMDB"],
             swiftSettings: strict
         ),
 
@@ -60,7 +70,7 @@ let package = Package(
         .target(
             name: "Projections",
             dependencies: [
-                "LogStore",
+                "LMDB",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -96,7 +106,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "LogStore", "Projections", "Raft", "RateLimit",
+                "API", "ClusterPKI", "LMDB", "LogStore", "Projections", "Raft", "RateLimit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -109,6 +119,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
         ),
@@ -132,8 +144,11 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             resources: [.copy("Public")],
             swiftSettings: strict
@@ -157,8 +172,10 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "ClusterPKI", "Node",
+                "ClusterPKI", "Node", "Raft",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -184,7 +201,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "ClusterPKI", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
+                "CLMDB", "ClusterPKI", "LMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -202,7 +219,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusFuzz",
             dependencies: [
-                "API", "LogStore", "Node", "Projections", "Raft",
+                "API", "LMDB", "Node", "Projections", "Raft",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "tools/ChorusFuzz",
@@ -210,16 +227,22 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "LogStoreTests", dependencies: ["LogStore"], swiftSettings: strict),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LogStore", "Raft"], swiftSettings: strict),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
+        .testTarget(name: "LogStoreTests", dependencies: ["LogStore", "LMDB"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor", "RateLimit", "WebGateway",
+                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor", "Projections", "RateLimit", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

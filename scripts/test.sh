@@ -13,6 +13,8 @@ ensure_netlab
 ensure_interop
 ensure_browser
 ensure_prometheus
+say "checking that every target declares the modules it imports"
+run python3 scripts/check-imports.py
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"

@@ -1,3 +1,5 @@
+import LMDB
+
 /// The on-disk form of an entry: `[format][kind][term: 8][crc32c: 4][payload]`, keyed by the
 /// big-endian index. The checksum covers the index too, so an entry copied under the wrong key
 /// is caught as surely as a flipped bit.

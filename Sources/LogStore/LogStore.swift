@@ -1,3 +1,5 @@
+import LMDB
+
 /// The durable Raft log of one node: entries, hard state and snapshot metadata in one LMDB
 /// environment that is fsynced on every commit.
 ///

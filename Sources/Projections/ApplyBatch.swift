@@ -1,5 +1,5 @@
 import Foundation
-import LogStore
+import LMDB
 
 /// What one apply transaction has already read, and the writes it gathers to make at once.
 ///

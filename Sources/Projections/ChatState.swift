@@ -1,4 +1,4 @@
-import LogStore
+import LMDB
 
 /// The chat projections of one node: users, messages, sessions, online clients and the
 /// exactly-once table, all in one LMDB environment, all derived from the Raft log.

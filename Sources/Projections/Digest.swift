@@ -1,5 +1,5 @@
 import Crypto
-import LogStore
+import LMDB
 import SwiftProtobuf
 
 /// Canonical views of the tables: the digest that tells two replicas agree, and the ordered

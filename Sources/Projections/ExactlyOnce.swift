@@ -1,4 +1,4 @@
-import LogStore
+import LMDB
 
 /// Exactly-once per client (Raft dissertation §6.3), with a window of results as LogCabin
 /// keeps them.

@@ -1,4 +1,4 @@
-import LogStore
+import LMDB
 
 /// One row of an account listing.
 public struct AccountSummary: Sendable, Equatable {

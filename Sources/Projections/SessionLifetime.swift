@@ -1,4 +1,4 @@
-import LogStore
+import LMDB
 
 /// When sessions end, decided in apply by the log's clock, so every replica ends the same
 /// sessions at the same entry.

@@ -1,4 +1,4 @@
-import LogStore
+import LMDB
 
 /// How much the projections hold, for metrics: read in one snapshot transaction, row counts
 /// from LMDB's statistics (constant time) except online users, which walks the online table

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LMDB
 @testable import LogStore
 
 @Suite struct LogStoreTests {

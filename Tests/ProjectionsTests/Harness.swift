@@ -1,5 +1,4 @@
 import Foundation
-import LogStore
 @testable import Projections
 
 /// A chat state in a temporary directory, fed commands at consecutive log indexes the way the

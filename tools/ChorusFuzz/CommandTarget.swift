@@ -1,5 +1,5 @@
 import Foundation
-import LogStore
+import LMDB
 import Projections
 
 /// Log entries: the input is a command as a leader (honest or not) replicated it. Every

@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterPKI
 import Client
 import Foundation
+import LMDB
 import LogStore
 import Projections
 
@@ -42,7 +43,8 @@ struct Compact: ParsableCommand {
     private func snapshotAndCompact(copyLogTo shrunk: String) throws -> String {
         let log = try LogStore(directory: dir + "/log")
         let snapshots = try SnapshotStore(directory: dir + "/snapshots")
-        let state = try StateDirectory(directory: dir + "/state").open(recoveringWith: log, snapshots: snapshots)
+        let recorded = try log.snapshotMetadata()
+        let state = try StateDirectory(directory: dir + "/state").open(logStart: try log.logStart().index, snapshot: (recorded.index, recorded.term), snapshots: snapshots)
         // Apply what committed and the node had not applied yet, as the node would on start.
         let commit = min(try log.hardState().commit, try log.lastIndex())
         let progress = Progress("apply", total: Int(commit))

@@ -1,5 +1,5 @@
 import Foundation
-import LogStore
+import LMDB
 import Projections
 import Raft
 

@@ -3,7 +3,6 @@ import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import LogStore
 import Logging
 import NIOExecutor
 import NIOPosix

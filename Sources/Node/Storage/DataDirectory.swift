@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 import LogStore
 import Projections
 import Raft
@@ -37,10 +38,12 @@ public struct DataDirectory: Sendable {
             // The machine went down with the node (power loss, kernel crash): the projections
             // skip fsync and may hold torn pages. The log is fsynced: start them again from it.
             rebuiltAfterPowerLoss = true
-            state = try stateDirectory.rebuild(from: log, snapshots: snapshots)
+            let snapshot = try log.snapshotMetadata()
+            state = try stateDirectory.rebuild(snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         } else {
             rebuiltAfterPowerLoss = false
-            state = try stateDirectory.open(recoveringWith: log, snapshots: snapshots)
+            let snapshot = try log.snapshotMetadata()
+            state = try stateDirectory.open(logStart: try log.logStart().index, snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         }
         try UncleanStop.markRunning(path)
     }

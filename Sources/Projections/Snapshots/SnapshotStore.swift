@@ -1,5 +1,5 @@
 import Foundation
-import LogStore
+import LMDB
 
 /// A node's `snapshots/` directory: compacted copies of the projections, one directory per
 /// snapshot (`data.mdb` and `info.json`), and `incoming/` for files being received.

@@ -1,5 +1,5 @@
 import Foundation
-import LogStore
+import LMDB
 
 /// A node's `state/` directory: the projections live in a generation subdirectory named by
 /// the file `CURRENT`. Installing a snapshot builds the next generation beside the current
@@ -40,12 +40,13 @@ public struct StateDirectory: Sendable {
     /// swapping the projections, or unsynced projections lost their tail after the log was
     /// compacted), the log alone cannot bring them up to date: the snapshot the log names
     /// replaces them.
-    public func open(recoveringWith log: LogStore, snapshots: SnapshotStore) throws -> ChatState {
+    ///
+    /// `logStart` is the first index the log holds; `snapshot` the snapshot it records.
+    public func open(logStart: UInt64, snapshot: (index: UInt64, term: UInt64), snapshots: SnapshotStore) throws -> ChatState {
         let state = try open()
-        guard try state.lastApplied() < log.logStart().index else { return state }
-        let meta = try log.snapshotMetadata()
-        guard let info = snapshots.find(index: meta.index, term: meta.term) else {
-            throw SnapshotError.missing(index: meta.index, term: meta.term, directory: snapshots.directory)
+        guard try state.lastApplied() < logStart else { return state }
+        guard let info = snapshots.find(index: snapshot.index, term: snapshot.term) else {
+            throw SnapshotError.missing(index: snapshot.index, term: snapshot.term, directory: snapshots.directory)
         }
         return try install(snapshotFile: snapshots.dataPath(info), generation: info.name)
     }
@@ -54,13 +55,12 @@ public struct StateDirectory: Sendable {
     /// log records (or empty when there is none); the log brings them up to date as it is
     /// applied. For projections that may be damaged: they skip fsync, and a power loss can
     /// leave their pages torn.
-    public func rebuild(from log: LogStore, snapshots: SnapshotStore) throws -> ChatState {
+    public func rebuild(snapshot: (index: UInt64, term: UInt64), snapshots: SnapshotStore) throws -> ChatState {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let generation = "rebuilt-" + UUID().uuidString
-        let meta = try log.snapshotMetadata()
-        if meta.index > 0 {
-            guard let info = snapshots.find(index: meta.index, term: meta.term) else {
-                throw SnapshotError.missing(index: meta.index, term: meta.term, directory: snapshots.directory)
+        if snapshot.index > 0 {
+            guard let info = snapshots.find(index: snapshot.index, term: snapshot.term) else {
+                throw SnapshotError.missing(index: snapshot.index, term: snapshot.term, directory: snapshots.directory)
             }
             return try install(snapshotFile: snapshots.dataPath(info), generation: generation)
         }

@@ -1,7 +1,7 @@
 import API
 import Foundation
 import GRPCCore
-import LogStore
+import LMDB
 import Logging
 import Projections
 import Raft

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import LogStore
+@testable import LMDB
 
 /// The memory map starts small and doubles when a write fills it, with readers on other
 /// threads all the while; at its maximum a full map is an error and nothing is lost.

@@ -1,5 +1,5 @@
 import Testing
-@testable import LogStore
+@testable import LMDB
 
 @Suite struct CRC32CTests {
     @Test func knownAnswer() {
