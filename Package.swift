@@ -101,12 +101,13 @@ let package = Package(
         ),
         /// Token buckets per source address, bounded in the sources they remember.
         .target(name: "RateLimit", swiftSettings: strict),
-        /// Hand-off from any thread to one async stream writer, a batch at a time.
+        /// The one bounded hand-off between threads: batches, a policy at the bound, wake-ups
+        /// only for a consumer that waits (a task or a thread).
         .target(name: "Mailbox", swiftSettings: strict),
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "LMDB", "LogStore", "Projections", "Raft", "RateLimit",
+                "API", "ClusterPKI", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -121,6 +122,17 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+        /// Starting `chorus-node` processes: command lines, processes and their logs, and the
+        /// quick-start `local-cluster`; for the node's executable, the tools and the tests.
+        .target(
+            name: "Launcher",
+            dependencies: [
+                "API", "ClusterPKI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             swiftSettings: strict
         ),
@@ -172,7 +184,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "ClusterPKI", "Node", "Raft",
+                "ClusterPKI", "Launcher", "Node", "Raft",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -201,7 +213,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "ClusterPKI", "LMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
+                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -236,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "LogStore", "Node", "NIOExecutor", "Projections", "RateLimit", "WebGateway",
+                "API", "Client", "ClusterPKI", "Launcher", "LogStore", "Node", "NIOExecutor", "Projections", "RateLimit", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

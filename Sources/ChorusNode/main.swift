@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterPKI
 import Dispatch
 import Foundation
+import Launcher
 import Logging
 import Node
 import Raft

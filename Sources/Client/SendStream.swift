@@ -102,7 +102,10 @@ final class SendStream: Sendable {
             var deadline: ContinuousClock.Instant
         }
 
-        let requests = Mailbox<Request>()
+        /// Sends that wait to go out on the stream. A caller past the bound is answered at once
+        /// instead of queueing without end behind a stream that cannot keep up.
+        static let maxWaiting = 10_000
+        let requests = Mailbox<Request>(capacity: Call.maxWaiting)
         private let state = Mutex<(waiting: [Key: Waiter], ended: RPCError?)>(([:], nil))
 
         func add(_ request: Request, _ continuation: CheckedContinuation<Reply, any Error>) {
@@ -113,8 +116,12 @@ final class SendStream: Sendable {
             }
             if let ended {
                 continuation.resume(throwing: ended)
-            } else {
-                requests.push(request)
+            } else if !requests.push(request) {
+                // Full, or the stream ended between the check above and the push.
+                let refusal = requests.waiting >= Call.maxWaiting
+                    ? RPCError(code: .resourceExhausted, message: "\(Call.maxWaiting) sends already wait to go out on this connection; retry shortly")
+                    : RPCError(code: .unavailable, message: "the send stream ended; retry")
+                state.withLock { $0.waiting.removeValue(forKey: Key(request.requestID)) }?.continuation.resume(throwing: refusal)
             }
         }
 

@@ -78,7 +78,9 @@ extension ClusterTests {
         cluster.stop(1)
         let process = Process()
         process.executableURL = TestCluster.executable
-        process.arguments = cluster.arguments(1).map { $0 == "test" ? "another-cluster" : $0 }
+        var command = cluster.command(1)
+        command.cluster = "another-cluster"
+        process.arguments = command.arguments
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = Pipe()

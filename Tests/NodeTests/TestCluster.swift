@@ -1,6 +1,7 @@
 import Client
 import ClusterPKI
 import Foundation
+import Launcher
 import NIOExecutor
 import NIOPosix
 import Testing
@@ -13,8 +14,7 @@ final class TestCluster: @unchecked Sendable {
     let host: String
     let basePort = 27001
     let root: String
-    private(set) var processes: [Int: Process] = [:]
-    let lock = NSLock()
+    let processes = NodeProcesses()
     /// Added to every node's command line (snapshot settings, say).
     var extraArguments: [String] = []
     /// The nodes that bootstrap the cluster (all by default); the others start with `--join`
@@ -50,10 +50,7 @@ final class TestCluster: @unchecked Sendable {
     var security: ClientSecurity { tls ? .tls(ca: "\(certificates)/ca.pem") : .plaintext }
 
     deinit {
-        for process in processes.values where process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        processes.stopAll(with: SIGKILL)
         if ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DATA"] != nil {
             print("test cluster data and logs kept in \(root)")
         } else {
@@ -66,30 +63,17 @@ final class TestCluster: @unchecked Sendable {
     var endpoints: [String] { ids.map(address) }
     func dataDirectory(_ id: Int) -> String { "\(root)/node-\(id)" }
 
-    static var executable: URL {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.pathComponents.count > 1 {
-            url.deleteLastPathComponent()
-            let candidate = url.appendingPathComponent("chorus-node")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/chorus-node")
-    }
+    static var executable: URL { URL(fileURLWithPath: NodeBinary.beside()) }
 
-    func arguments(_ id: Int) -> [String] {
-        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", dataDirectory(id),
-                         "--cluster-id", "test", "--password-iterations", "1000", "--election-ticks", "30", "--log-level", ProcessInfo.processInfo.environment["CHORUS_TEST_LOG_LEVEL"] ?? "info"]
-        if tls {
-            let files = credentials(id)
-            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-            for peer in peers(of: id) { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
-        } else {
-            arguments.append("--insecure")
-            for peer in peers(of: id) { arguments += ["--peer", "\(peer)=\(address(peer))"] }
-        }
-        if let founders, !founders.contains(id) { arguments.append("--join") }
-        if metrics { arguments += ["--metrics-listen", metricsAddress(id)] }
-        return arguments + extraArguments
+    func command(_ id: Int) -> NodeCommand {
+        var command = NodeCommand(id: UInt64(id), cluster: "test", listen: address(id), peerListen: tls ? peerAddress(id) : nil,
+                                  dataDirectory: dataDirectory(id), tls: tls ? credentials(id) : nil,
+                                  members: peers(of: id).map { NodeCommand.Member(id: UInt64($0), peer: peerAddress($0), client: address($0)) })
+        command.join = founders.map { !$0.contains(id) } ?? false
+        command.metricsListen = metrics ? metricsAddress(id) : nil
+        command.extra = ["--password-iterations", "1000", "--election-ticks", "30", "--log-level", ProcessInfo.processInfo.environment["CHORUS_TEST_LOG_LEVEL"] ?? "info"]
+            + extraArguments
+        return command
     }
 
     /// Whom node `id`'s `--peer` flags name: the founders, and itself when it joins later.
@@ -100,20 +84,7 @@ final class TestCluster: @unchecked Sendable {
 
     /// Starts node `id`; `environment` adds variables (crash points, test hooks).
     func start(_ id: Int, environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments(id)
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let log = "\(root)/node-\(id).log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        lock.withLock { processes[id] = process }
+        try processes.launch(id, executable: Self.executable.path, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
     }
 
     func startAll() throws {
@@ -121,55 +92,26 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// SIGKILL: the process gets no chance to flush or say goodbye.
-    func kill(_ id: Int) {
-        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    func kill(_ id: Int) { processes.kill(id) }
 
     /// Sends `number` to node `id` (SIGHUP, say) without waiting for anything.
-    func signal(_ id: Int, _ number: Int32) {
-        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
-        Foundation.kill(process.processIdentifier, number)
-    }
+    func signal(_ id: Int, _ number: Int32) { processes.signal(id, number) }
 
     /// SIGTERM and wait: a graceful stop.
-    func stop(_ id: Int) {
-        guard let process = lock.withLock({ processes[id] }), process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
+    func stop(_ id: Int) { processes.stop(id) }
 
     /// SIGTERM to every node at once, then wait for all.
-    func stopAll() {
-        let running = lock.withLock { processes.values.filter(\.isRunning) }
-        for process in running { process.terminate() }
-        for process in running { process.waitUntilExit() }
-    }
+    func stopAll() { processes.stopAll() }
 
     /// Waits for node `id` to exit on its own; returns whether a signal ended it.
     func waitForExit(_ id: Int, within: Duration) async throws -> (signaled: Bool, status: Int32) {
-        let clock = ContinuousClock()
-        let end = clock.now + within
-        guard let process = lock.withLock({ processes[id] }) else { throw TestFailure("node \(id) was never started") }
-        while process.isRunning {
-            guard clock.now < end else { throw TestFailure("node \(id) still runs after \(within)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return (process.terminationReason == .uncaughtSignal, process.terminationStatus)
+        try await processes.waitForExit(id, within: within)
     }
 
-    func isRunning(_ id: Int) -> Bool { lock.withLock { processes[id]?.isRunning ?? false } }
+    func isRunning(_ id: Int) -> Bool { processes.isRunning(id) }
 
     /// Node `id`'s resident memory in bytes, from /proc.
-    func residentBytes(_ id: Int) -> Int? {
-        guard let pid = lock.withLock({ processes[id]?.processIdentifier }),
-              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return nil }
-        return kilobytes * 1024
-    }
+    func residentBytes(_ id: Int) -> Int? { processes.residentBytes(id) }
 
     func log(_ id: Int) -> String {
         (try? String(contentsOfFile: "\(root)/node-\(id).log", encoding: .utf8)) ?? ""

@@ -123,11 +123,10 @@ extension ClusterTests {
         let cluster = try TestCluster(size: 3, tls: true)
         cluster.extraArguments = []
         // Node 1 started with node 2's certificate.
-        var arguments = cluster.arguments(1)
-        let cert = try #require(arguments.firstIndex(of: "--cert"))
-        arguments[cert + 1] = cluster.credentials(2).certificate
-        let key = try #require(arguments.firstIndex(of: "--key"))
-        arguments[key + 1] = cluster.credentials(2).key
+        var command = cluster.command(1)
+        command.tls?.certificate = cluster.credentials(2).certificate
+        command.tls?.key = cluster.credentials(2).key
+        let arguments = command.arguments
         let process = Process()
         process.executableURL = TestCluster.executable
         process.arguments = arguments

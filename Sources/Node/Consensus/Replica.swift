@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Mailbox
 import Metrics
 import Projections
 import Raft
@@ -30,11 +31,14 @@ public final class Replica: Sendable {
 
     typealias Reply<T> = @Sendable (Result<T, ReplicaError>) -> Void
 
-    private let inbox = Mutex<(inputs: [Input], stopped: Bool)>(([], false))
+    /// What the loop has to do, taken all at once each turn. Bounded: proposals are admitted
+    /// against their own, smaller limit first (`PendingProposals`), so the bound is met only by
+    /// a flood of peer messages or status calls, and then those are turned away (Raft resends).
+    private let inbox = Mailbox<Input>(capacity: Replica.inboxCapacity)
+    static let inboxCapacity = 100_000
     /// See `propose(_:reply:)`.
     private let pending = PendingProposals()
     private let limits: (proposals: Int, bytes: Int)
-    private let wake = DispatchSemaphore(value: 0)
     private let loop: Loop
     public let events: EventHub
     public let id: NodeID
@@ -63,38 +67,25 @@ public final class Replica: Sendable {
         }
     }
 
+    /// The loop takes what is left, then ends.
     func stop() {
-        inbox.withLock { $0.stopped = true }
-        wake.signal()
+        inbox.finish()
     }
 
     private func take(timeout: Duration) -> [Input]? {
-        let nanoseconds = max(0, Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000))
-        _ = wake.wait(timeout: .now() + .nanoseconds(nanoseconds))
-        return inbox.withLock { box in
-            if box.stopped { return nil }
-            defer { box.inputs = [] }
-            return box.inputs
-        }
+        inbox.take(waitingAtMost: timeout)
     }
 
     func submit(_ input: Input) {
-        let accepted = inbox.withLock { box in
-            if box.stopped { return false }
-            box.inputs.append(input)
-            return true
-        }
-        if accepted {
-            wake.signal()
-        } else {
-            switch input {
-            case let .propose(_, reply): reply(.failure(.stopped))
-            case let .read(reply): reply(.failure(.stopped))
-            case let .status(reply): reply(.failure(.stopped))
-            case let .takeSnapshot(reply): reply(.failure(.stopped))
-            case let .changeMembership(_, reply): reply(.failure(.stopped))
-            case .messages, .transfer, .snapshotTaken: break
-            }
+        guard !inbox.push(input) else { return }
+        let error: ReplicaError = inbox.waiting >= Self.inboxCapacity ? .overloaded(proposals: Self.inboxCapacity, bytes: 0) : .stopped
+        switch input {
+        case let .propose(_, reply): reply(.failure(error))
+        case let .read(reply): reply(.failure(error))
+        case let .status(reply): reply(.failure(error))
+        case let .takeSnapshot(reply): reply(.failure(error))
+        case let .changeMembership(_, reply): reply(.failure(error))
+        case .messages, .transfer, .snapshotTaken: break
         }
     }
 

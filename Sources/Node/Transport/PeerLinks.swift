@@ -3,6 +3,7 @@ import ClusterPKI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import Mailbox
 import NIOPosix
 import Projections
 import Raft
@@ -102,18 +103,18 @@ final class PeerLink: Sendable {
     /// Most messages held for a peer that is not reading them.
     static let queueLimit = 4096
 
-    private let queue = Mutex<[Chorus_V1_RaftMessage]>([])
-    /// Wakes the writer of the open stream; nil while there is none, and then messages are
-    /// dropped: Raft resends what still matters, and a returning peer is not flooded with
-    /// stale votes and heartbeats.
-    private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
+    /// Messages for the open stream. Full, the oldest go; with no stream open, none are kept:
+    /// Raft resends what still matters, and a returning peer is not flooded with stale votes
+    /// and heartbeats.
+    private let queue = Mailbox<Chorus_V1_RaftMessage>(capacity: PeerLink.queueLimit, overflow: .dropOldest)
+    private let streamOpen = Atomic<Bool>(false)
     private let batchesSent = Atomic<Int>(0)
     /// Set when the peer left the configuration (or moved): the link ends.
     private let stopped = Atomic<Bool>(false)
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
-        waker.withLock { $0 }?.finish()
+        queue.finish()
     }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
@@ -130,13 +131,8 @@ final class PeerLink: Sendable {
     }
 
     func enqueue(_ batch: [Chorus_V1_RaftMessage]) {
-        let waker = self.waker.withLock { $0 }
-        guard let waker else { return }
-        queue.withLock { queue in
-            queue += batch
-            if queue.count > Self.queueLimit { queue.removeFirst(queue.count - Self.queueLimit) }
-        }
-        waker.yield()
+        guard streamOpen.load(ordering: .relaxed) else { return }
+        queue.push(contentsOf: batch)
     }
 
     /// A batch, one request on the stream, stays under this many bytes of entries and
@@ -144,21 +140,6 @@ final class PeerLink: Sendable {
     /// `NodeConfiguration.peerRequestLimit`, and a follower far behind is sent many full appends
     /// at once.
     static let batchBytes = 4 << 20
-
-    /// Takes the oldest messages, up to `batchBytes`; the rest wait for the next batch.
-    private func drain() -> [Chorus_V1_RaftMessage] {
-        queue.withLock { queue in
-            var bytes = 0
-            var count = 0
-            for message in queue {
-                bytes += Self.payloadBytes(message)
-                if count > 0 && bytes > Self.batchBytes { break }
-                count += 1
-            }
-            defer { queue.removeFirst(count) }
-            return Array(queue.prefix(count))
-        }
-    }
 
     static func payloadBytes(_ message: Chorus_V1_RaftMessage) -> Int {
         64 + message.append.entries.reduce(0) { $0 + 32 + $1.data.count } + message.snapshot.data.count
@@ -198,20 +179,17 @@ final class PeerLink: Sendable {
                 // and one line a minute says as much as a hundred.
                 var lastRefusal: (message: String, at: ContinuousClock.Instant)?
                 while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
-                    // A fresh signal per stream: an AsyncStream whose reader was cancelled
-                    // stays finished, so it cannot be reused.
-                    let (signal, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-                    _ = drain()
-                    waker.withLock { $0 = continuation }
+                    // What waited for a stream that was not there is stale now.
+                    queue.removeAll()
+                    streamOpen.store(true, ordering: .relaxed)
                     let before = batchesSent.load(ordering: .relaxed)
                     var refused = false
                     do {
                         _ = try await stub.stream(requestProducer: { writer in
-                            for await _ in signal {
-                                while case let batch = self.drain(), !batch.isEmpty {
-                                    try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch; $0.senderIncarnation = self.incarnation })
-                                    self.batchesSent.add(1, ordering: .relaxed)
-                                }
+                            // A batch, one request, stays under `batchBytes` (at least one message).
+                            for await batch in self.queue.batches(maxWeight: Self.batchBytes, weight: Self.payloadBytes) {
+                                try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch; $0.senderIncarnation = self.incarnation })
+                                self.batchesSent.add(1, ordering: .relaxed)
                             }
                         })
                     } catch let error as RPCError where error.code == .failedPrecondition || error.code == .permissionDenied {
@@ -226,8 +204,7 @@ final class PeerLink: Sendable {
                     } catch {
                         logger.debug("stream to peer \(peer) at \(address) ended: \(error)")
                     }
-                    waker.withLock { $0 = nil }
-                    continuation.finish()
+                    streamOpen.store(false, ordering: .relaxed)
                     let delivered = batchesSent.load(ordering: .relaxed) > before
                     if delivered && !refused { removal.accepted(by: peer) }
                     backoff = delivered ? .milliseconds(20) : min(backoff * 2, .milliseconds(500))

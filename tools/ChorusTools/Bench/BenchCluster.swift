@@ -1,6 +1,7 @@
 import Client
 import ClusterPKI
 import Foundation
+import Launcher
 
 /// A 5-node Chorus cluster of real `chorus-node` processes (the binary next to this one),
 /// for benchmarks that must kill and restart nodes. Removes its data when closed.
@@ -13,7 +14,7 @@ final class BenchCluster: Sendable {
     /// TLS as `scripts/cluster.sh` runs it (clients on the base ports, peers on base + 100 over
     /// mutual TLS), or plaintext on one listener.
     let tls: Bool
-    private let processes = ProcessGroup()
+    private let processes = NodeProcesses()
 
     init(size: Int = 5, host: String, basePort: Int, tls: Bool = false, extraArguments: [String] = []) throws {
         self.size = size
@@ -35,18 +36,12 @@ final class BenchCluster: Sendable {
     var endpoints: [String] { ids.map(address) }
 
     func start(_ id: Int) throws {
+        var command = NodeCommand(id: UInt64(id), cluster: "bench", listen: address(id), peerListen: tls ? peerAddress(id) : nil,
+                                  dataDirectory: "\(root)/node-\(id)", tls: tls ? certificates.node(UInt64(id)) : nil,
+                                  members: ids.map { NodeCommand.Member(id: UInt64($0), peer: peerAddress($0), client: address($0)) })
         // A load generator creates an account per caller, all from one address.
-        var arguments = ["run", "--id", "\(id)", "--listen", address(id), "--data-dir", "\(root)/node-\(id)", "--cluster-id", "bench",
-                         "--account-creations-per-minute", "1000000"]
-        if tls {
-            let files = certificates.node(UInt64(id))
-            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-            for peer in ids { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address(peer))"] }
-        } else {
-            arguments.append("--insecure")
-            for peer in ids { arguments += ["--peer", "\(peer)=\(address(peer))"] }
-        }
-        try processes.launch(id, executable: Binaries.node, arguments: arguments + extraArguments, log: "\(root)/node-\(id).log")
+        command.extra = ["--account-creations-per-minute", "1000000"] + extraArguments
+        try processes.launch(id, executable: Binaries.node, arguments: command.arguments, log: "\(root)/node-\(id).log")
     }
 
     func startAll() throws {
@@ -54,7 +49,7 @@ final class BenchCluster: Sendable {
     }
 
     func kill(_ id: Int) {
-        processes.signal(id, SIGKILL)
+        processes.kill(id)
     }
 
     /// Stops every node and removes the data.

@@ -1,4 +1,5 @@
 import Foundation
+import Launcher
 
 /// A 5-node etcd cluster of real processes on loopback (Debian's `etcd-server`), in its
 /// default configuration (fsync on, 100 ms heartbeats, 1 s election timeout). Removes its
@@ -9,7 +10,7 @@ final class EtcdCluster: Sendable {
     let clientBasePort: Int
     let peerBasePort: Int
     let root: String
-    private let processes = ProcessGroup()
+    private let processes = NodeProcesses()
 
     init(size: Int = 5, host: String, clientBasePort: Int, peerBasePort: Int) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
@@ -44,7 +45,7 @@ final class EtcdCluster: Sendable {
     }
 
     func kill(_ id: Int) {
-        processes.signal(id, SIGKILL)
+        processes.kill(id)
     }
 
     func close() {

@@ -1,5 +1,6 @@
 import ClusterPKI
 import Foundation
+import Launcher
 import Synchronization
 
 /// Chorus nodes as hosts of the lab: each `chorus-node` runs inside its host's namespace
@@ -16,7 +17,7 @@ final class ChaosCluster: Sendable {
     let port = 7000
     let peerPort = 7100
     /// Processes by host.
-    private let processes = ProcessGroup()
+    private let processes = NodeProcesses()
     /// The run's CA and a certificate per node naming its lab address: the nodes talk mutual
     /// TLS, the workload TLS, as a production cluster does.
     let certificates: CertificateDirectory
@@ -77,31 +78,26 @@ final class ChaosCluster: Sendable {
 
     func start(host: Int) throws {
         guard let id = node(on: host) else { return }
-        var arguments = ["netns", "exec", lab.namespace(node: host), Binaries.node, "run",
-                         "--id", "\(id)", "--listen", endpoint(host), "--peer-listen", peerEndpoint(host), "--data-dir", dataDirectory(node: id), "--cluster-id", "chaos",
-                         "--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500",
+        let founders = id <= UInt64(lab.nodes)
+        // A node added later joins: it knows only where the cluster is (its flags), and once
+        // added, the log tells it the rest.
+        let members: [NodeCommand.Member] = founders
+            ? hosts.map { NodeCommand.Member(id: UInt64($0), peer: peerEndpoint($0), client: endpoint($0)) }
+            : occupied.compactMap { other in self.node(on: other).map { NodeCommand.Member(id: $0, peer: peerEndpoint(other), client: endpoint(other)) } }
+        var command = NodeCommand(id: id, cluster: "chaos", listen: endpoint(host), peerListen: peerEndpoint(host), dataDirectory: dataDirectory(node: id),
+                                  tls: certificates.node(id), members: members)
+        command.join = !founders
+        command.extra = ["--password-iterations", "1000", "--snapshot-interval", "2000", "--snapshot-keep", "500",
                          // The workload's clients create their accounts from one address.
                          "--account-creations-per-minute", "1000000"]
-        let files = certificates.node(id)
-        arguments += ["--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-        if id > UInt64(lab.nodes) {
-            // A node added later joins: it knows only where the cluster is (its flags), and
-            // once added, the log tells it the rest.
-            arguments.append("--join")
-            for other in occupied {
-                if let peer = node(on: other) { arguments += ["--peer", "\(peer)=\(peerEndpoint(other)),\(endpoint(other))"] }
-            }
-        } else {
-            for founder in hosts { arguments += ["--peer", "\(founder)=\(peerEndpoint(founder)),\(endpoint(founder))"] }
-        }
+        let arguments = ["netns", "exec", lab.namespace(node: host), Binaries.node] + command.arguments
         try processes.launch(host, executable: "/usr/sbin/ip", arguments: arguments, environment: environment, log: log(node: id))
     }
 
     /// Host `host` gives up its node: the process is killed (if it still runs) and the host is
     /// free. The node's data directory and log stay, as evidence.
     func retire(host: Int) {
-        processes.signal(host, SIGCONT)
-        processes.signal(host, SIGKILL)
+        processes.kill(host)
         placement.withLock { _ = $0.nodes.removeValue(forKey: host) }
     }
 
@@ -132,7 +128,7 @@ final class ChaosCluster: Sendable {
 
     func isRunning(host: Int) -> Bool { processes.isRunning(host) }
 
-    func kill(host: Int) { processes.signal(host, SIGKILL) }
+    func kill(host: Int) { processes.kill(host) }
 
     /// SIGSTOP: the node keeps its sockets and state but does nothing until continued.
     func pause(host: Int) { processes.signal(host, SIGSTOP) }
@@ -148,12 +144,10 @@ final class ChaosCluster: Sendable {
 
     /// SIGTERM to all (continuing paused ones first), then wait.
     func stopAll() {
-        resumeAll()
         processes.stopAll(with: SIGTERM)
     }
 
     func killAll() {
-        resumeAll()
         processes.stopAll(with: SIGKILL)
     }
 }

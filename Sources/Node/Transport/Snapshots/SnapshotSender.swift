@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import Mailbox
 import Projections
 import Raft
 import Synchronization
@@ -24,14 +25,10 @@ final class SnapshotSender: Sendable {
     static let chunkSize = 256 << 10
     static let window: UInt64 = 2 << 20
 
-    private struct Jobs {
-        var next: Message?
-        var sending: Index?
-    }
-
-    private let jobs = Mutex(Jobs())
-    private let signal: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    /// The snapshot Raft asked for last; a newer request replaces an older one.
+    private let offers = Mailbox<Message>(capacity: 1, overflow: .dropOldest)
+    /// The index of the snapshot on its way, if one is.
+    private let sending = Mutex<Index?>(nil)
 
     let metrics: NodeMetrics
 
@@ -41,48 +38,29 @@ final class SnapshotSender: Sendable {
         self.clusterID = clusterID
         self.store = store
         self.logger = logger
-        (signal, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Queues a Raft snapshot message, unless that snapshot is already on its way.
     func offer(_ message: Message) {
-        guard case let .snapshot(snapshot) = message.kind else { return }
-        let index = snapshot.metadata.index
-        let queued = jobs.withLock { jobs in
-            guard jobs.sending != index else { return false }
-            jobs.next = message
-            return true
-        }
-        if queued { wake.yield() }
+        guard case let .snapshot(snapshot) = message.kind, sending.withLock({ $0 }) != snapshot.metadata.index else { return }
+        offers.push(message)
     }
 
-    private func takeNext() -> Message? {
-        jobs.withLock { jobs in
-            guard let message = jobs.next, case let .snapshot(snapshot) = message.kind else { return nil }
-            jobs.next = nil
-            jobs.sending = snapshot.metadata.index
-            return message
-        }
-    }
+    /// A newer snapshot waits: the one being sent is not worth finishing.
+    private var superseded: Bool { offers.waiting > 0 }
 
-    private func finished() {
-        jobs.withLock { $0.sending = nil }
-    }
-
-    private var superseded: Bool { jobs.withLock { $0.next != nil } }
-
-    /// Sends queued snapshots until cancelled.
+    /// Sends queued snapshots until cancelled or stopped.
     func run(stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async {
-        for await _ in signal {
-            while let message = takeNext() {
-                await transfer(message, stub: stub)
-                finished()
-            }
+        for await batch in offers.batches {
+            guard let message = batch.last, case let .snapshot(snapshot) = message.kind else { continue }
+            sending.withLock { $0 = snapshot.metadata.index }
+            await transfer(message, stub: stub)
+            sending.withLock { $0 = nil }
         }
     }
 
     func stop() {
-        wake.finish()
+        offers.finish()
     }
 
     private func transfer(_ message: Message, stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async {

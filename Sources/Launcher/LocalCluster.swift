@@ -43,18 +43,15 @@ public struct LocalCluster: Sendable {
 
     func peerAddress(_ id: Int) -> String { insecure ? "\(host):\(basePort + id - 1)" : "\(host):\(basePort + 100 + id - 1)" }
 
-    public func arguments(for id: Int) -> [String] {
-        var arguments = ["run", "--id", "\(id)", "--listen", "\(host):\(basePort + id - 1)",
-                         "--data-dir", "\(dataDirectory)/node-\(id)", "--cluster-id", "local", "--metrics-listen", metricsAddress(id)]
-        if insecure {
-            arguments.append("--insecure")
-            for (peer, address) in addresses { arguments += ["--peer", "\(peer)=\(address)"] }
-        } else {
-            let files = certificates.node(UInt64(id))
-            arguments += ["--peer-listen", peerAddress(id), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-            for (peer, address) in addresses { arguments += ["--peer", "\(peer)=\(peerAddress(peer)),\(address)"] }
-        }
-        return arguments + extraArguments
+    public func command(for id: Int) -> NodeCommand {
+        var command = NodeCommand(
+            id: UInt64(id), cluster: "local", listen: "\(host):\(basePort + id - 1)", peerListen: insecure ? nil : peerAddress(id),
+            dataDirectory: "\(dataDirectory)/node-\(id)", tls: insecure ? nil : certificates.node(UInt64(id)),
+            members: addresses.map { NodeCommand.Member(id: UInt64($0.id), peer: peerAddress($0.id), client: $0.address) }
+        )
+        command.metricsListen = metricsAddress(id)
+        command.extra = extraArguments
+        return command
     }
 
     /// Runs until cancelled (Ctrl-C), then stops every node with SIGTERM.
@@ -70,8 +67,8 @@ public struct LocalCluster: Sendable {
         }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         for (id, address) in addresses {
-            let process = try launch(id)
-            nodes.started(id, process)
+            let process = try launch(id, into: nodes)
+            nodes.started(id)
             say("node \(id): \(address)  (pid \(process.processIdentifier), log \(log(id)), metrics http://\(metricsAddress(id))/metrics)")
         }
         say("cluster of \(size) starting; endpoints: \(addresses.map(\.address).joined(separator: ","))")
@@ -82,19 +79,9 @@ public struct LocalCluster: Sendable {
 
     func log(_ id: Int) -> String { "\(dataDirectory)/node-\(id).log" }
 
-    /// Starts node `id`, its output appended to its log: a killed node's last words are evidence.
-    func launch(_ id: Int) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments(for: id)
-        if !FileManager.default.fileExists(atPath: log(id)) { _ = FileManager.default.createFile(atPath: log(id), contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log(id)))
-        try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        try handle.close()
-        return process
+    /// Starts node `id`, its output appended to its log.
+    func launch(_ id: Int, into nodes: Nodes) throws -> Process {
+        try nodes.processes.launch(id, executable: executable, arguments: command(for: id).arguments, log: log(id))
     }
 
     /// With `restart`, starts again each node that died, no sooner than its backoff allows:
@@ -102,17 +89,18 @@ public struct LocalCluster: Sendable {
     func restartDead(_ nodes: Nodes) {
         let clock = ContinuousClock()
         for id in 1...size {
-            guard let node = nodes[id], !node.process.isRunning else { continue }
-            let died = node.process.terminationReason == .uncaughtSignal || node.process.terminationStatus != 0
-            guard died, clock.now >= node.notBefore else { continue }
-            let how = node.process.terminationReason == .uncaughtSignal ? "signal \(node.process.terminationStatus)" : "exit status \(node.process.terminationStatus)"
+            guard let process = nodes.processes.process(id), !process.isRunning, let schedule = nodes[id] else { continue }
+            let died = process.terminationReason == .uncaughtSignal || process.terminationStatus != 0
+            guard died, clock.now >= schedule.notBefore else { continue }
+            let how = process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "exit status \(process.terminationStatus)"
+            let quickly = clock.now - schedule.started < .seconds(10)
             do {
-                let process = try launch(id)
-                nodes.restarted(id, process, quickly: clock.now - node.started < .seconds(10))
-                say("node \(id) died (\(how)); restarted it (pid \(process.processIdentifier))")
+                let restarted = try launch(id, into: nodes)
+                nodes.restarted(id, quickly: quickly)
+                say("node \(id) died (\(how)); restarted it (pid \(restarted.processIdentifier))")
             } catch {
                 say("node \(id) died (\(how)); restarting it failed: \(error)")
-                nodes.restarted(id, node.process, quickly: true)
+                nodes.restarted(id, quickly: true)
             }
         }
     }
@@ -133,7 +121,7 @@ public struct LocalCluster: Sendable {
                 if restart { restartDead(nodes) }
                 var leaders: [String] = []
                 for (id, client) in clients {
-                    guard nodes[id]?.process.isRunning == true else { continue }
+                    guard nodes.processes.isRunning(id) else { continue }
                     let options = CallOptions.defaults.with { $0.timeout = .milliseconds(300) }
                     if let status = try? await client.clusterStatus(.init(), options: options), status.role == "leader" {
                         leaders.append("node \(status.nodeID) at \(status.leaderAddress) (term \(status.term), commit \(status.commitIndex))")
@@ -144,7 +132,7 @@ public struct LocalCluster: Sendable {
                     say(line)
                     last = line
                 }
-                if !restart && nodes.allExited {
+                if !restart && nodes.processes.allExited {
                     say("every node exited; see the logs in \(dataDirectory)")
                     break
                 }
@@ -155,42 +143,38 @@ public struct LocalCluster: Sendable {
     }
 }
 
-/// The node processes of a local cluster, as started and restarted.
+/// The node processes of a local cluster, and when each may be restarted.
 final class Nodes: Sendable {
-    struct Node {
-        var process: Process
+    struct Schedule {
         var started: ContinuousClock.Instant
         /// A restart waits until then.
         var notBefore: ContinuousClock.Instant
         var backoff: Duration
     }
 
-    private let nodes = Mutex<[Int: Node]>([:])
+    let processes = NodeProcesses()
+    private let schedules = Mutex<[Int: Schedule]>([:])
 
-    subscript(id: Int) -> Node? { nodes.withLock { $0[id] } }
+    subscript(id: Int) -> Schedule? { schedules.withLock { $0[id] } }
 
-    func started(_ id: Int, _ process: Process) {
+    func started(_ id: Int) {
         let now = ContinuousClock.now
-        nodes.withLock { $0[id] = Node(process: process, started: now, notBefore: now, backoff: .seconds(1)) }
+        schedules.withLock { $0[id] = Schedule(started: now, notBefore: now, backoff: .seconds(1)) }
     }
 
-    /// Node `id` runs as `process` now; `quickly` (it had died soon after its start) doubles
-    /// the wait before the next restart, up to 30 s.
-    func restarted(_ id: Int, _ process: Process, quickly: Bool) {
+    /// Node `id` was started again; `quickly` (it had died soon after its start) doubles the
+    /// wait before the next restart, up to 30 s.
+    func restarted(_ id: Int, quickly: Bool) {
         let now = ContinuousClock.now
-        nodes.withLock { nodes in
-            let backoff = quickly ? min((nodes[id]?.backoff ?? .seconds(1)) * 2, .seconds(30)) : .seconds(1)
-            nodes[id] = Node(process: process, started: now, notBefore: now + backoff, backoff: backoff)
+        schedules.withLock { schedules in
+            let backoff = quickly ? min((schedules[id]?.backoff ?? .seconds(1)) * 2, .seconds(30)) : .seconds(1)
+            schedules[id] = Schedule(started: now, notBefore: now + backoff, backoff: backoff)
         }
     }
 
-    var allExited: Bool { nodes.withLock { $0.values.allSatisfy { !$0.process.isRunning } } }
-
     /// SIGTERM to every running node, then waits for each.
     func stopAll() {
-        let processes = nodes.withLock { $0.values.map(\.process) }
-        for process in processes where process.isRunning { process.terminate() }
-        for process in processes { process.waitUntilExit() }
+        processes.stopAll()
     }
 }
 
