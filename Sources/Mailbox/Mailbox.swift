@@ -29,18 +29,18 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
     public let capacity: Int
     public let overflow: Overflow
 
-    private let lock: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    @usableFromInline let lock: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let condition: UnsafeMutablePointer<pthread_cond_t>
     // Guarded by `lock`.
-    private var items: [Value] = []
-    private var start = 0
-    private var finished = false
-    private var threadWaiting = false
-    private var taskWaiting = false
-    private var dropped = 0
+    @usableFromInline var items: [Value] = []
+    @usableFromInline var start = 0
+    @usableFromInline var finished = false
+    @usableFromInline var threadWaiting = false
+    @usableFromInline var taskWaiting = false
+    @usableFromInline var dropped = 0
     /// Wakes the async consumer of the moment; holds at most one wake-up. Each consumer
     /// (`Batches` iterator) has its own: a cancelled one's stream ends with it.
-    private var taskSignal: AsyncStream<Void>.Continuation?
+    @usableFromInline var taskSignal: AsyncStream<Void>.Continuation?
 
     public init(capacity: Int, overflow: Overflow = .refuse) {
         precondition(capacity > 0, "a mailbox holds at least one value")
@@ -68,23 +68,25 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
         lock.deallocate()
     }
 
-    private func locked<R>(_ body: () throws -> R) rethrows -> R {
+    @inlinable
+    func locked<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         return try body()
     }
 
-    private var count: Int { items.count - start }
+    @inlinable
+    var count: Int { items.count - start }
 
     /// Adds `value`; false when the mailbox is finished, or full and refusing.
-    @discardableResult
+    @inlinable @discardableResult
     public func push(_ value: Value) -> Bool {
         push(contentsOf: CollectionOfOne(value)) == 1
     }
 
     /// Adds `values` in order; returns how many were taken (all but those a full `.refuse`
     /// mailbox or a finished one turned away).
-    @discardableResult
+    @inlinable @discardableResult
     public func push(contentsOf values: some Collection<Value>) -> Int {
         guard !values.isEmpty else { return 0 }
         let (accepted, wake) = locked { () -> (Int, AsyncStream<Void>.Continuation?) in
@@ -116,12 +118,13 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
     public var droppedCount: Int { locked { dropped } }
 
     /// Values waiting.
+    @inlinable
     public var waiting: Int { locked { count } }
 
     /// Throws away what waits (a link reconnecting does not send stale messages).
     public func removeAll() {
         locked {
-            items = []
+            items.removeAll(keepingCapacity: true)
             start = 0
         }
     }
@@ -139,11 +142,16 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
 
     /// Removes and returns the waiting values, at most `maxWeight` of them by `weight` (but
     /// always one, however heavy), oldest first.
-    private func takeLocked(maxWeight: Int, weight: ((Value) -> Int)?) -> [Value] {
+    @inlinable
+    func takeLocked(maxWeight: Int, weight: ((Value) -> Int)?) -> [Value] {
         guard count > 0 else { return [] }
         guard let weight else {
-            defer { items = []; start = 0 }
-            return Array(items[start...])
+            // Everything: hand over the buffer itself rather than a copy.
+            var taken: [Value] = []
+            swap(&taken, &items)
+            if start > 0 { taken.removeFirst(start) }
+            start = 0
+            return taken
         }
         var total = 0
         var end = start
@@ -159,9 +167,11 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
         return Array(items[start..<end])
     }
 
-    private func compact() {
+    @inlinable
+    func compact() {
         if start == items.count {
-            items = []
+            // Keeps the storage: the next batch is about as large as this one.
+            items.removeAll(keepingCapacity: true)
             start = 0
         } else if start > 64 && start * 2 > items.count {
             items.removeFirst(start)
@@ -173,6 +183,7 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
 
     /// Waits until values arrive, the mailbox is finished, or `timeout` passes; returns the
     /// values (empty at the deadline), or nil once finished and drained.
+    @inlinable
     public func take(waitingAtMost timeout: Duration) -> [Value]? {
         locked { () -> [Value]? in
             if count == 0 && !finished && timeout > .zero {
@@ -198,6 +209,7 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
     /// The batches, in arrival order, until the mailbox is finished and drained or the task
     /// is cancelled; at most `maxWeight` by `weight` each (at least one value). For one
     /// consumer at a time.
+    @inlinable
     public func batches(maxWeight: Int = .max, weight: (@Sendable (Value) -> Int)? = nil) -> Batches {
         Batches(mailbox: self, maxWeight: maxWeight, weight: weight)
     }
@@ -206,7 +218,8 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
     public var batches: Batches { batches() }
 
     /// A new async consumer takes over the wake-ups.
-    fileprivate func register() -> AsyncStream<Void> {
+    @usableFromInline
+    func register() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let (previous, ended) = locked { () -> (AsyncStream<Void>.Continuation?, Bool) in
             defer {
@@ -220,7 +233,8 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
         return stream
     }
 
-    fileprivate func nextBatch(maxWeight: Int, weight: ((Value) -> Int)?) -> (items: [Value], finished: Bool) {
+    @inlinable
+    func nextBatch(maxWeight: Int, weight: ((Value) -> Int)?) -> (items: [Value], finished: Bool) {
         locked {
             let taken = takeLocked(maxWeight: maxWeight, weight: weight)
             // Nothing now: the next push wakes this consumer.
@@ -232,20 +246,37 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
     public struct Batches: AsyncSequence, Sendable {
         public typealias Element = [Value]
         public typealias Failure = Never
-        let mailbox: Mailbox
-        let maxWeight: Int
-        let weight: (@Sendable (Value) -> Int)?
+        @usableFromInline let mailbox: Mailbox
+        @usableFromInline let maxWeight: Int
+        @usableFromInline let weight: (@Sendable (Value) -> Int)?
 
+        @usableFromInline
+        init(mailbox: Mailbox, maxWeight: Int, weight: (@Sendable (Value) -> Int)?) {
+            self.mailbox = mailbox
+            self.maxWeight = maxWeight
+            self.weight = weight
+        }
+
+        @inlinable
         public func makeAsyncIterator() -> Iterator {
             Iterator(mailbox: mailbox, maxWeight: maxWeight, weight: weight, signals: mailbox.register().makeAsyncIterator())
         }
 
         public struct Iterator: AsyncIteratorProtocol {
-            let mailbox: Mailbox
-            let maxWeight: Int
-            let weight: (@Sendable (Value) -> Int)?
-            var signals: AsyncStream<Void>.Iterator
+            @usableFromInline let mailbox: Mailbox
+            @usableFromInline let maxWeight: Int
+            @usableFromInline let weight: (@Sendable (Value) -> Int)?
+            @usableFromInline var signals: AsyncStream<Void>.Iterator
 
+            @usableFromInline
+            init(mailbox: Mailbox, maxWeight: Int, weight: (@Sendable (Value) -> Int)?, signals: AsyncStream<Void>.Iterator) {
+                self.mailbox = mailbox
+                self.maxWeight = maxWeight
+                self.weight = weight
+                self.signals = signals
+            }
+
+            @inlinable
             public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async -> [Value]? {
                 while !Task.isCancelled {
                     let (items, finished) = mailbox.nextBatch(maxWeight: maxWeight, weight: weight)
@@ -260,6 +291,7 @@ public final class Mailbox<Value: Sendable>: @unchecked Sendable {
                 return nil
             }
 
+            @inlinable
             public mutating func next() async -> [Value]? {
                 await next(isolation: nil)
             }
