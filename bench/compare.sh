@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks Chorus and etcd side by side on this machine and writes the table into
 # docs/BENCHMARKS.md: both as 5-node clusters on loopback with fsync on, every scenario at
-# 1, 16 and 128 callers alternately against each, both failover probes, and replay.
+# 1, 16 and 128 callers alternately against each, through our Swift client and through a
+# foreign one (grpc-go, one unary call per operation, over one and over four connections),
+# both failover probes, and replay.
 #
-#   bash bench/compare.sh                 # the full run (about 8 minutes)
+#   bash bench/compare.sh                 # the full run (about 15 minutes)
 #   bash bench/compare.sh --duration 3    # extra options go to `chorus-tools compare`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_lmdb
+# The foreign client (grpc-go, unary calls) that drives both systems with the same code.
+ensure_interop
 if ! command -v etcd >/dev/null; then
   say "installing etcd-server and etcd-client (the system compared against)"
   if [ "$(id -u)" -ne 0 ]; then

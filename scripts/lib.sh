@@ -33,8 +33,9 @@ ensure_netlab() {
 }
 
 # Foreign gRPC clients for the interoperability tests: grpc-go from Debian (built in GOPATH
-# mode, no module download) and Python's grpcio from PyPI. Builds the Go load generator to
-# .build/interop/chorus-go-load.
+# mode, no module download) and Python's grpcio from PyPI. Builds the Go load generators to
+# .build/interop: chorus-go-load (the interoperability tests) and unary-bench (the comparison
+# with etcd through a foreign client).
 ensure_interop() {
   if command -v go >/dev/null && [ -d /usr/share/gocode/src/google.golang.org/grpc ]; then
     say "golang-go and golang-google-grpc-dev are installed ($(go version | cut -d' ' -f3))"
@@ -50,6 +51,7 @@ ensure_interop() {
   fi
   mkdir -p .build/interop
   (cd tools/interop/go/chorus-load && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/chorus-go-load .)
+  (cd tools/interop/go/unary-bench && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/unary-bench .)
   export CHORUS_INTEROP=1
 }
 

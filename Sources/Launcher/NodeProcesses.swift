@@ -92,6 +92,24 @@ public final class NodeProcesses: Sendable {
     }
 }
 
+extension NodeProcesses {
+    /// Runs `executable` to completion (a tool, a node meant to refuse its flags); its exit
+    /// status and its output, stdout and stderr together.
+    public static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        // Read before waiting: a child that fills the pipe would never exit.
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
 public struct LauncherError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }

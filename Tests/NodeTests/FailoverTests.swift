@@ -76,18 +76,10 @@ extension ClusterTests {
         try cluster.start(1)
         try await cluster.withClient { client in _ = try await cluster.waitForLeader(client) }
         cluster.stop(1)
-        let process = Process()
-        process.executableURL = TestCluster.executable
         var command = cluster.command(1)
         command.cluster = "another-cluster"
-        process.arguments = command.arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
+        let (status, message) = try runNode(command.arguments)
+        #expect(status != 0)
         #expect(message.contains("belongs to cluster=test"), "\(message)")
     }
 }

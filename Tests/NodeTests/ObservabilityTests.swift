@@ -1,10 +1,11 @@
 import API
 import Client
-import GRPCCore
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import GRPCCore
+import Launcher
 import Testing
 
 /// The metrics against the real thing: Debian's Prometheus scrapes a 5-node cluster every
@@ -215,33 +216,5 @@ func waitForHTTP(_ address: String, _ path: String, within: Duration = .seconds(
 
 /// Runs `chorus-node` to completion; its exit status and output.
 func runNode(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = TestCluster.executable
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-/// The scrape configuration and alert rules shipped under docs/monitoring are valid for the
-/// Prometheus the tests run.
-extension ClusterTests {
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "needs Debian's prometheus (scripts/test.sh installs it)"))
-    func shippedPrometheusConfigurationAndAlertsAreValid() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
-        process.arguments = ["check", "config", "docs/monitoring/prometheus.yml"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
-        #expect(output.contains("SUCCESS: 9 rules found"), "\(output)")
-    }
+    try NodeProcesses.run(TestCluster.executable.path, arguments)
 }

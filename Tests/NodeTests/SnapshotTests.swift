@@ -1,5 +1,6 @@
 import Client
 import Foundation
+import Launcher
 import Projections
 import Testing
 
@@ -114,14 +115,5 @@ func sendMessages(_ client: ChorusClient, tokens: [String], total: Int) async th
 
 /// Runs `chorus-tools` from the build directory; stdout and stderr together.
 func runTool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools")
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools").path, arguments)
 }

@@ -126,17 +126,8 @@ extension ClusterTests {
         var command = cluster.command(1)
         command.tls?.certificate = cluster.credentials(2).certificate
         command.tls?.key = cluster.credentials(2).key
-        let arguments = command.arguments
-        let process = Process()
-        process.executableURL = TestCluster.executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.run()
-        process.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus != 0)
+        let (status, output) = try runNode(command.arguments)
+        #expect(status != 0)
         #expect(output.contains("is the certificate of node 2 of cluster 'test', not of node 1"))
     }
 }

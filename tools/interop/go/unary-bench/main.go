@@ -1,0 +1,258 @@
+// unary-bench drives Chorus or etcd the way most clients in other languages do: one unary
+// gRPC call per operation (grpc-go at its default settings), many callers spread over one or
+// several connections, a closed loop. The same code path measures both systems, so their
+// numbers compare: a write is Chorus SendMessage or etcd Put (64-byte value, a fresh key), a
+// read is a Chorus History page of 20 messages or an etcd linearizable Range of one key.
+// Prints one JSON object: operations/s, p50/p99 latency, errors.
+//
+// Requests are encoded by hand (protobuf wire format, a few fields), so the build needs only
+// Debian's golang-google-grpc-dev in GOPATH mode.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	grpccredentials "google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/status"
+)
+
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v interface{}) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v interface{}) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+func varint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func bytesField(b []byte, field int, v []byte) []byte {
+	b = varint(b, uint64(field<<3|2))
+	b = varint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func varintField(b []byte, field int, v uint64) []byte {
+	return varint(varint(b, uint64(field<<3)), v)
+}
+
+func requestID(client string, sequence uint64) []byte {
+	return varintField(bytesField(nil, 1, []byte(client)), 2, sequence)
+}
+
+// firstString reads field 1 of a response when it is a string (LoginResponse.token).
+func firstString(b []byte) string {
+	if len(b) < 2 || b[0] != 1<<3|2 {
+		return ""
+	}
+	n, shift, i := 0, 0, 1
+	for ; i < len(b); i++ {
+		n |= int(b[i]&0x7f) << shift
+		shift += 7
+		if b[i] < 0x80 {
+			i++
+			break
+		}
+	}
+	if i+n > len(b) {
+		return ""
+	}
+	return string(b[i : i+n])
+}
+
+type report struct {
+	Target     string           `json:"target"`
+	Scenario   string           `json:"scenario"`
+	Callers    int              `json:"callers"`
+	Conns      int              `json:"connections"`
+	Seconds    float64          `json:"seconds"`
+	OK         int64            `json:"ok"`
+	PerSecond  float64          `json:"ops_per_second"`
+	P50Millis  float64          `json:"p50_ms"`
+	P99Millis  float64          `json:"p99_ms"`
+	Errors     map[string]int64 `json:"errors"`
+	FirstError string           `json:"first_error,omitempty"`
+}
+
+func main() {
+	target := flag.String("target", "chorus", "chorus | etcd")
+	scenario := flag.String("scenario", "write", "write | read")
+	addr := flag.String("addr", "127.0.0.1:7001", "where to send: the Chorus leader's client address, or an etcd client URL host:port")
+	ca := flag.String("ca", "", "the CA (PEM) for TLS; plaintext without it")
+	callers := flag.Int("callers", 16, "concurrent callers in all")
+	conns := flag.Int("connections", 1, "connections the callers are spread over")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time first")
+	duration := flag.Duration("duration", 10*time.Second, "measured time")
+	flag.Parse()
+	encoding.RegisterCodec(rawCodec{})
+
+	security := grpc.WithInsecure()
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			fail(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		security = grpc.WithTransportCredentials(grpccredentials.NewTLS(&tls.Config{RootCAs: pool}))
+	}
+	ctx := context.Background()
+	connections := make([]*grpc.ClientConn, *conns)
+	for i := range connections {
+		conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		if err != nil {
+			fail(err)
+		}
+		defer conn.Close()
+		connections[i] = conn
+	}
+	invoke := func(conn *grpc.ClientConn, method string, request []byte) error {
+		var response []byte
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return conn.Invoke(c, method, &request, &response)
+	}
+	call := func(conn *grpc.ClientConn, method string, request []byte) []byte {
+		var response []byte
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := conn.Invoke(c, method, &request, &response); err != nil {
+			fail(fmt.Errorf("%s: %v", method, err))
+		}
+		return response
+	}
+
+	// One operation per caller: what it sends, prepared once (accounts, a page to read).
+	run := strings.ToLower(*target) + "-" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	type caller struct {
+		conn *grpc.ClientConn
+		op   func(seq uint64) error
+	}
+	value := []byte(strings.Repeat("v", 64))
+	operations := make([]caller, *callers)
+	tokens := make([]string, *conns)
+	names := make([]string, *conns)
+	if *target == "chorus" {
+		// One account per connection, its callers share the session.
+		for i, conn := range connections {
+			names[i] = fmt.Sprintf("u%s-%d", run[len(run)-6:], i)
+			client := fmt.Sprintf("%s-setup-%d", run, i)
+			call(conn, "/chorus.v1.Chat/CreateAccount", bytesField(bytesField(bytesField(nil, 1, requestID(client, 1)), 2, []byte(names[i])), 3, []byte("pw")))
+			tokens[i] = firstString(call(conn, "/chorus.v1.Chat/Login", bytesField(bytesField(bytesField(nil, 1, requestID(client, 2)), 2, []byte(names[i])), 3, []byte("pw"))))
+			if *scenario == "read" {
+				for m := 0; m < 20; m++ {
+					call(conn, "/chorus.v1.Chat/SendMessage", bytesField(bytesField(bytesField(bytesField(nil, 1, requestID(client, uint64(3+m))), 2, []byte(tokens[i])), 3, []byte(names[i])), 4, value))
+				}
+			}
+		}
+	} else if *scenario == "read" {
+		call(connections[0], "/etcdserverpb.KV/Put", bytesField(bytesField(nil, 1, []byte("bench-read-"+run)), 2, value))
+	}
+	for i := range operations {
+		slot := i % *conns
+		conn := connections[slot]
+		client := fmt.Sprintf("%s-%d", run, i)
+		token, name := tokens[slot], names[slot]
+		switch {
+		case *target == "chorus" && *scenario == "write":
+			operations[i] = caller{conn, func(seq uint64) error {
+				return invoke(conn, "/chorus.v1.Chat/SendMessage", bytesField(bytesField(bytesField(bytesField(nil, 1, requestID(client, seq)), 2, []byte(token)), 3, []byte(name)), 4, value))
+			}}
+		case *target == "chorus":
+			page := varintField(bytesField(bytesField(nil, 1, []byte(token)), 2, []byte(name)), 3, 20)
+			operations[i] = caller{conn, func(uint64) error { return invoke(conn, "/chorus.v1.Chat/History", page) }}
+		case *scenario == "write":
+			operations[i] = caller{conn, func(seq uint64) error {
+				return invoke(conn, "/etcdserverpb.KV/Put", bytesField(bytesField(nil, 1, []byte(fmt.Sprintf("%s/%d", client, seq))), 2, value))
+			}}
+		default:
+			// A Range is linearizable unless it asks to be serializable (field 7).
+			get := bytesField(nil, 1, []byte("bench-read-"+run))
+			operations[i] = caller{conn, func(uint64) error { return invoke(conn, "/etcdserverpb.KV/Range", get) }}
+		}
+	}
+
+	r := report{Target: *target, Scenario: *scenario, Callers: *callers, Conns: *conns, Errors: map[string]int64{}}
+	var lock sync.Mutex
+	var latencies []time.Duration
+	start := time.Now()
+	measureFrom := start.Add(*warmup)
+	end := measureFrom.Add(*duration)
+	var wg sync.WaitGroup
+	for i := range operations {
+		wg.Add(1)
+		go func(op caller) {
+			defer wg.Done()
+			var mine []time.Duration
+			var ok int64
+			errors := map[string]int64{}
+			first := ""
+			seq := uint64(100)
+			for {
+				now := time.Now()
+				if now.After(end) {
+					break
+				}
+				seq++
+				err := op.op(seq)
+				elapsed := time.Since(now)
+				if now.Before(measureFrom) {
+					continue
+				}
+				if err == nil {
+					ok++
+					mine = append(mine, elapsed)
+				} else {
+					errors[status.Code(err).String()]++
+					if first == "" {
+						first = err.Error()
+					}
+				}
+			}
+			lock.Lock()
+			r.OK += ok
+			latencies = append(latencies, mine...)
+			for code, n := range errors {
+				r.Errors[code] += n
+			}
+			if r.FirstError == "" {
+				r.FirstError = first
+			}
+			lock.Unlock()
+		}(operations[i])
+	}
+	wg.Wait()
+	r.Seconds = duration.Seconds()
+	r.PerSecond = float64(r.OK) / r.Seconds
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	if n := len(latencies); n > 0 {
+		r.P50Millis = float64(latencies[n/2].Microseconds()) / 1000
+		r.P99Millis = float64(latencies[n*99/100].Microseconds()) / 1000
+	}
+	out, _ := json.Marshal(r)
+	fmt.Println(string(out))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "unary-bench:", err)
+	os.Exit(1)
+}
