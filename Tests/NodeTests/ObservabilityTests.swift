@@ -218,3 +218,14 @@ func waitForHTTP(_ address: String, _ path: String, within: Duration = .seconds(
 func runNode(_ arguments: [String]) throws -> (status: Int32, output: String) {
     try NodeProcesses.run(TestCluster.executable.path, arguments)
 }
+
+/// The scrape configuration and alert rules shipped under docs/monitoring are valid for the
+/// Prometheus the tests run.
+extension ClusterTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "needs Debian's prometheus (scripts/test.sh installs it)"))
+    func shippedPrometheusConfigurationAndAlertsAreValid() throws {
+        let (status, output) = try NodeProcesses.run("/usr/bin/promtool", ["check", "config", "docs/monitoring/prometheus.yml"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("SUCCESS: 9 rules found"), "\(output)")
+    }
+}
