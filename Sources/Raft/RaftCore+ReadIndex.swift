@@ -1,14 +1,31 @@
-/// ReadIndex requests waiting for a heartbeat round to confirm leadership, in arrival order.
+/// Linearizable reads waiting for a heartbeat round that confirms this server still leads.
+///
+/// One round is out at a time. Reads that arrive while it is out wait, and all of them share
+/// the next round: a thousand concurrent reads cost the followers a few heartbeats, not a
+/// thousand (etcd's server batches its ReadIndex requests the same way in its read loop).
+/// A read that waited is no less linearizable: its round starts after it arrived, and its read
+/// index is the commit index when the round starts, which is no lower than when it arrived.
 struct ReadOnlyQueue {
-    struct Pending {
+    struct Round {
+        /// The commit index when the round started: every read it serves may be answered once
+        /// that index is applied.
         var index: Index
-        var context: [UInt8]
+        /// The reads the round serves, in arrival order; never empty. The last one names the
+        /// round on the wire.
+        var contexts: [[UInt8]]
         var acks: Set<NodeID>
+
+        var key: [UInt8] { contexts[contexts.count - 1] }
     }
 
-    var queue: [Pending] = []
+    /// The round whose heartbeats are out, if any.
+    var inFlight: Round?
+    /// Reads that arrived while `inFlight` was out, for the next round.
+    var waiting: [[UInt8]] = []
 
-    var lastPendingContext: [UInt8]? { queue.last?.context }
+    /// What heartbeats carry, so that a heartbeat sent on a tick also confirms the round when
+    /// the first one was lost.
+    var lastPendingContext: [UInt8]? { inFlight?.key }
 }
 
 extension RaftCore {
@@ -24,37 +41,48 @@ extension RaftCore {
             pendingReads.append(context)
             return true
         }
-        serveRead(context)
+        serveReads([context])
         return true
     }
 
-    mutating func serveRead(_ context: [UInt8]) {
+    mutating func serveReads(_ contexts: [[UInt8]]) {
+        guard !contexts.isEmpty else { return }
         if configuration.voters == [id] {
-            readStates.append(ReadState(index: log.committed, context: context))
+            for context in contexts { readStates.append(ReadState(index: log.committed, context: context)) }
             return
         }
-        readOnly.queue.append(.init(index: log.committed, context: context, acks: [id]))
-        broadcastHeartbeat(context: context)
+        if readOnly.inFlight == nil {
+            startReadRound(contexts)
+        } else {
+            readOnly.waiting += contexts
+        }
+    }
+
+    private mutating func startReadRound(_ contexts: [[UInt8]]) {
+        let round = ReadOnlyQueue.Round(index: log.committed, contexts: contexts, acks: [id])
+        readOnly.inFlight = round
+        broadcastHeartbeat(context: round.key)
     }
 
     mutating func releasePendingReads() {
         let waiting = pendingReads
         pendingReads = []
-        for context in waiting { serveRead(context) }
+        serveReads(waiting)
     }
 
-    /// A heartbeat answer echoed `context`: once a majority did, that request and every
-    /// earlier one are confirmed.
+    /// A heartbeat answer echoed `context`: once a majority of voters did for the round out,
+    /// every read of that round is confirmed, and the reads that waited start the next one.
     mutating func confirmRead(_ context: [UInt8], from node: NodeID) {
-        guard configuration.voters.contains(node),
-              let position = readOnly.queue.firstIndex(where: { $0.context == context })
-        else { return }
-        readOnly.queue[position].acks.insert(node)
-        let acks = readOnly.queue[position].acks.filter { configuration.voters.contains($0) }
-        guard acks.count >= configuration.quorum else { return }
-        for request in readOnly.queue[...position] {
-            readStates.append(ReadState(index: request.index, context: request.context))
+        guard configuration.voters.contains(node), var round = readOnly.inFlight, round.key == context else { return }
+        round.acks.insert(node)
+        readOnly.inFlight = round
+        guard round.acks.filter({ configuration.voters.contains($0) }).count >= configuration.quorum else { return }
+        for context in round.contexts {
+            readStates.append(ReadState(index: round.index, context: context))
         }
-        readOnly.queue.removeFirst(position + 1)
+        readOnly.inFlight = nil
+        let next = readOnly.waiting
+        readOnly.waiting = []
+        serveReads(next)
     }
 }

@@ -195,6 +195,11 @@ public struct Snapshot: Sendable, Equatable {
 public struct ReadState: Sendable, Equatable {
     public var index: Index
     public var context: [UInt8]
+
+    public init(index: Index, context: [UInt8]) {
+        self.index = index
+        self.context = context
+    }
 }
 
 public enum Role: Sendable, Equatable {

@@ -85,7 +85,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             $0.lifetimeMs = configuration.sessionLifetime.milliseconds
         }))
         return .with {
-            $0.token = Self.encodeToken(token)
+            $0.token = TokenText.encode(token)
             $0.unreadCount = unread
         }
     }
@@ -257,7 +257,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     }
 
     func tokenHash(_ token: String) throws -> [UInt8] {
-        guard let bytes = Self.decodeToken(token), bytes.count == 32 else {
+        guard let bytes = TokenText.decode(token), bytes.count == 32 else {
             throw RPCError(code: .unauthenticated, message: "the session token is missing or malformed; log in to get one")
         }
         return Credentials.tokenHash(bytes)
@@ -317,18 +317,5 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             $0.sentUnixMs = row.sentMs
             $0.delivered = row.delivered
         }
-    }
-
-    static func encodeToken(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func decodeToken(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map { Array($0) }
     }
 }

@@ -151,7 +151,10 @@ final class PeerLink: Sendable {
                 target: .ipv4(address: address.host, port: address.port),
                 transportSecurity: security,
                 config: .defaults {
-                    $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 1.6, jitter: 0.2)
+                    // A peer that comes back is reached within 100 ms (etcd's stream readers
+                    // retry as often): a follower restarted after a while is caught up that much
+                    // sooner, and an attempt to a peer still down costs a refused connect.
+                    $0.backoff = .init(initial: .milliseconds(20), max: .milliseconds(100), multiplier: 1.6, jitter: 0.2)
                     // A peer that vanished without closing (power loss, partition) is noticed
                     // within seconds, and the stream to it reopened when it is back.
                     $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
@@ -207,7 +210,9 @@ final class PeerLink: Sendable {
                     streamOpen.store(false, ordering: .relaxed)
                     let delivered = batchesSent.load(ordering: .relaxed) > before
                     if delivered && !refused { removal.accepted(by: peer) }
-                    backoff = delivered ? .milliseconds(20) : min(backoff * 2, .milliseconds(500))
+                    // A refusal is retried slowly: it is an operator's matter (or this node was
+                    // removed), and each refused stream costs the peer a log line's worth of work.
+                    backoff = delivered ? .milliseconds(20) : refused ? .milliseconds(500) : min(backoff * 2, .milliseconds(100))
                     try? await Task.sleep(for: backoff)
                 }
     }

@@ -1,0 +1,115 @@
+import Raft
+import Testing
+
+/// One heartbeat round out at a time: reads that arrive while it is out share the next round.
+@Suite struct ReadIndexBatchingTests {
+    /// Node 1 leading nodes 1, 2 and 3 in term 1, its no-op (index 1) committed.
+    func leader() -> (RaftCore, MemoryStorage) {
+        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
+        var options = RaftOptions(id: 1, seed: 5)
+        options.preVote = false
+        options.heartbeatTicks = 2
+        var core = RaftCore(storage: storage, options: options)
+        core.campaign()
+        settle(&core, storage)
+        core.step(Message(from: 2, to: 1, term: 1, kind: .voteResponse(reject: false)))
+        settle(&core, storage)
+        core.step(Message(from: 2, to: 1, term: 1, kind: .appendResponse(index: 1, reject: false, hintIndex: 0, hintTerm: 0)))
+        settle(&core, storage)
+        return (core, storage)
+    }
+
+    /// Carries out every `Ready`: entries to storage, then `advance`; returns what was sent
+    /// and the read states handed over.
+    @discardableResult
+    func settle(_ core: inout RaftCore, _ storage: MemoryStorage) -> (sent: [Message], reads: [ReadState]) {
+        var sent: [Message] = []
+        var reads: [ReadState] = []
+        while core.hasReady {
+            let ready = core.ready()
+            storage.append(ready.entries)
+            if let hardState = ready.hardState { storage.setHardState(hardState) }
+            sent += ready.leaderMessages + ready.messages
+            reads += ready.readStates
+            core.advance(ready)
+        }
+        return (sent, reads)
+    }
+
+    /// The contexts of the heartbeats in `messages`, by recipient.
+    func heartbeats(in messages: [Message]) -> [NodeID: [[UInt8]?]] {
+        var found: [NodeID: [[UInt8]?]] = [:]
+        for message in messages {
+            if case let .heartbeat(_, context) = message.kind { found[message.to, default: []].append(context) }
+        }
+        return found
+    }
+
+    func read(_ core: inout RaftCore, _ context: [UInt8]) -> Bool {
+        core.readIndex(context: context)
+    }
+
+    func answer(_ core: inout RaftCore, from node: NodeID, context: [UInt8]) {
+        core.step(Message(from: node, to: 1, term: 1, kind: .heartbeatResponse(context: context)))
+    }
+
+    @Test func readsArrivingDuringARoundShareTheNextOne() {
+        var (core, storage) = leader()
+        #expect(core.isLeader)
+
+        #expect(read(&core, [1]))
+        let first = settle(&core, storage)
+        #expect(heartbeats(in: first.sent) == [2: [[1]], 3: [[1]]])
+
+        // Four more while the first round is out: nothing is sent for them yet.
+        for context: UInt8 in 2...5 { #expect(read(&core, [context])) }
+        let meanwhile = settle(&core, storage)
+        #expect(meanwhile.sent.isEmpty, "reads waiting for the round out sent \(meanwhile.sent)")
+        #expect(meanwhile.reads.isEmpty)
+
+        // A majority (node 1 and node 2) confirms the first round: its read is served, and
+        // one heartbeat round, named by the newest read, starts for the four that waited.
+        answer(&core, from: 2, context: [1])
+        let confirmed = settle(&core, storage)
+        #expect(confirmed.reads == [ReadState(index: 1, context: [1])])
+        #expect(heartbeats(in: confirmed.sent) == [2: [[5]], 3: [[5]]])
+
+        // An answer to a round already confirmed, or to a read inside a round, confirms nothing.
+        answer(&core, from: 3, context: [1])
+        answer(&core, from: 3, context: [3])
+        #expect(settle(&core, storage).reads.isEmpty)
+
+        answer(&core, from: 3, context: [5])
+        let second = settle(&core, storage)
+        #expect(second.reads == (2...5).map { ReadState(index: 1, context: [$0]) })
+        #expect(heartbeats(in: second.sent).isEmpty, "no round is started with no reads waiting")
+    }
+
+    @Test func aLostRoundIsConfirmedByTheNextTicksHeartbeat() {
+        var (core, storage) = leader()
+        #expect(read(&core, [9]))
+        settle(&core, storage)
+        // The first heartbeats were lost; the periodic ones carry the round out.
+        var sent: [Message] = []
+        for _ in 0..<2 {
+            core.tick()
+            sent += settle(&core, storage).sent
+        }
+        #expect(heartbeats(in: sent)[2] == [[9]])
+        answer(&core, from: 3, context: [9])
+        #expect(settle(&core, storage).reads == [ReadState(index: 1, context: [9])])
+    }
+
+    @Test func aNewLeaderStartsWithNoRoundOut() {
+        var (core, storage) = leader()
+        #expect(read(&core, [1]))
+        #expect(read(&core, [2]))
+        settle(&core, storage)
+        // A higher term deposes the leader: the reads are gone with its leadership.
+        core.step(Message(from: 3, to: 1, term: 2, kind: .heartbeat(commit: 1, context: nil)))
+        #expect(!core.isLeader)
+        answer(&core, from: 2, context: [1])
+        #expect(settle(&core, storage).reads.isEmpty)
+        #expect(!read(&core, [3]))
+    }
+}

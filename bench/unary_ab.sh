@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A/B of chorus-node builds under the foreign unary client (tools/interop/go/unary-bench):
+# for each round and each build, a fresh 5-node plaintext cluster from `local-cluster`, then
+# every cell (scenario × callers) on its leader. Prints ops/s, p50, p99, and the CPU each
+# operation cost on the leader and on the busiest follower (from /proc, over the measured
+# window), one line per cell, so that a change's effect is read off runs taken side by side.
+#
+#   bash bench/unary_ab.sh [--rounds N] [--seconds S] [--cells "write:1 write:16 read:16"] A.node B.node …
+#
+# Each argument is a chorus-node binary (copy one aside before rebuilding), optionally followed
+# by `,VAR=VALUE` settings for its nodes' environment; `local-cluster` of that binary starts
+# its siblings, so each is copied into a directory of its own first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+rounds=2 seconds=6 cells="write:1 write:16 write:128 read:1 read:16 read:128"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --cells) cells=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -ge 1 ] || { echo "usage: $0 [--rounds N] [--seconds S] [--cells LIST] NODE-BINARY…" >&2; exit 2; }
+ensure_interop
+bench=.build/interop/unary-bench
+work=$(mktemp -d /tmp/chorus-ab.XXXXXX)
+cluster=
+cleanup() {
+  [ -n "$cluster" ] && kill "$cluster" 2>/dev/null && wait "$cluster" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+
+for round in $(seq 1 "$rounds"); do
+  for variant in "$@"; do
+    binary=${variant%%,*}
+    settings=()
+    [ "$binary" != "$variant" ] && IFS=, read -r -a settings <<<"${variant#*,}"
+    name=$(basename "$binary")${settings[*]:+ ${settings[*]}}
+    dir="$work/$(basename "$binary")-$round-$RANDOM"
+    rm -rf "$dir" && mkdir -p "$dir/bin"
+    cp "$binary" "$dir/bin/chorus-node"
+    env "${settings[@]}" "$dir/bin/chorus-node" local-cluster --insecure --base-port 7401 --data-dir "$dir/data" >"$dir/cluster.log" 2>&1 &
+    cluster=$!
+    leader=
+    for _ in $(seq 1 100); do
+      leader=$(grep -o 'leader: node [0-9]* at [0-9.:]*' "$dir/cluster.log" | tail -1 | awk '{print $5}') || true
+      [ -n "$leader" ] && break
+      sleep 0.2
+    done
+    [ -n "$leader" ] || { echo "no leader for $name" >&2; cat "$dir/cluster.log" >&2; exit 1; }
+    leader_pid=$(pgrep -f "chorus-node run .*--listen $leader " | head -1)
+    followers=$(pgrep -f "chorus-node run .*--data-dir $dir/data" | grep -v "^$leader_pid\$" || true)
+    for cell in $cells; do
+      scenario=${cell%%:*} callers=${cell##*:}
+      "$bench" -addr "$leader" -scenario "$scenario" -callers "$callers" -duration "${seconds}s" -warmup 2s >"$dir/out.json" 2>"$dir/err.log" &
+      load=$!
+      sleep 2.5
+      declare -A before=()
+      for pid in $leader_pid $followers; do before[$pid]=$(ticks "$pid"); done
+      window=$((seconds - 1))
+      sleep "$window"
+      leader_ticks=$(( $(ticks "$leader_pid") - ${before[$leader_pid]} ))
+      follower_ticks=0
+      for pid in $followers; do
+        used=$(( $(ticks "$pid") - ${before[$pid]} ))
+        [ "$used" -gt "$follower_ticks" ] && follower_ticks=$used
+      done
+      wait "$load"
+      python3 - "$dir/out.json" "$name" "$round" "$leader_ticks" "$follower_ticks" "$hz" "$window" <<'EOF'
+import json, sys
+path, name, round_, lt, ft, hz, window = sys.argv[1:]
+r = json.loads(open(path).read().strip().splitlines()[-1])
+ops = r["ops_per_second"]
+per = lambda t: 1e6 * int(t) / int(hz) / (ops * float(window)) if ops else 0
+print(f'{name:32} round {round_} {r["scenario"]:5} {r["callers"]:4} callers: {ops:8.0f} ops/s  p50 {r["p50_ms"]:6.2f} ms  p99 {r["p99_ms"]:6.2f} ms  '
+      f'CPU/op leader {per(lt):5.0f} µs, busiest follower {per(ft):5.0f} µs  errors {sum(r["errors"].values())}')
+EOF
+    done
+    kill "$cluster"; wait "$cluster" 2>/dev/null || true
+    cluster=
+  done
+done
