@@ -5,7 +5,9 @@
 # operation cost on the leader and on the busiest follower (from /proc, over the measured
 # window), one line per cell, so that a change's effect is read off runs taken side by side.
 #
-#   bash bench/unary_ab.sh [--rounds N] [--seconds S] [--cells "write:1 write:16 read:16"] A.node B.node …
+#   bash bench/unary_ab.sh [--rounds N] [--seconds S] [--cells "write:1 write:16 read:128:4"] A.node B.node …
+#
+# A cell is SCENARIO:CALLERS[:CONNECTIONS].
 #
 # Each argument is a chorus-node binary (copy one aside before rebuilding), optionally followed
 # by `,VAR=VALUE` settings for its nodes' environment; `local-cluster` of that binary starts
@@ -58,8 +60,8 @@ for round in $(seq 1 "$rounds"); do
     leader_pid=$(pgrep -f "chorus-node run .*--listen $leader " | head -1)
     followers=$(pgrep -f "chorus-node run .*--data-dir $dir/data" | grep -v "^$leader_pid\$" || true)
     for cell in $cells; do
-      scenario=${cell%%:*} callers=${cell##*:}
-      "$bench" -addr "$leader" -scenario "$scenario" -callers "$callers" -duration "${seconds}s" -warmup 2s >"$dir/out.json" 2>"$dir/err.log" &
+      IFS=: read -r scenario callers connections <<<"$cell"
+      "$bench" -addr "$leader" -scenario "$scenario" -callers "$callers" -connections "${connections:-1}" -duration "${seconds}s" -warmup 2s >"$dir/out.json" 2>"$dir/err.log" &
       load=$!
       sleep 2.5
       declare -A before=()
@@ -79,7 +81,7 @@ path, name, round_, lt, ft, hz, window = sys.argv[1:]
 r = json.loads(open(path).read().strip().splitlines()[-1])
 ops = r["ops_per_second"]
 per = lambda t: 1e6 * int(t) / int(hz) / (ops * float(window)) if ops else 0
-print(f'{name:32} round {round_} {r["scenario"]:5} {r["callers"]:4} callers: {ops:8.0f} ops/s  p50 {r["p50_ms"]:6.2f} ms  p99 {r["p99_ms"]:6.2f} ms  '
+print(f'{name:32} round {round_} {r["scenario"]:5} {r["callers"]:4} callers {r["connections"]} conn: {ops:8.0f} ops/s  p50 {r["p50_ms"]:6.2f} ms  p99 {r["p99_ms"]:6.2f} ms  '
       f'CPU/op leader {per(lt):5.0f} µs, busiest follower {per(ft):5.0f} µs  errors {sum(r["errors"].values())}')
 EOF
     done

@@ -49,6 +49,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Failed password checks allowed per client address a minute.") var failedLoginsPerMinute: Int = 30
     @Option(help: "Accounts one client address may create a minute.") var accountCreationsPerMinute: Int = 120
     @Option(help: "Threads that hash passwords.") var passwordThreads: Int = 1
+    @Option(help: "Event loop threads serving clients (each connection stays on one; default: the cores, at most 8).") var clientThreads: Int = NodeConfiguration.defaultClientThreads
     @Option(help: "Password checks admitted at once, running and waiting.") var maxPasswordChecks: Int = 32
     @Option(help: "Applied entries between automatic snapshots (0: only on request).") var snapshotInterval: UInt64 = 20_000
     @Option(help: "Log entries kept behind a snapshot for followers a little behind.") var snapshotKeep: UInt64 = 5_000
@@ -101,6 +102,7 @@ struct Run: AsyncParsableCommand {
         configuration.failedLoginsPerMinute = failedLoginsPerMinute
         configuration.accountCreationsPerMinute = accountCreationsPerMinute
         configuration.passwordThreads = passwordThreads
+        configuration.clientThreads = clientThreads
         configuration.maxPasswordChecks = maxPasswordChecks
         configuration.snapshotInterval = snapshotInterval
         configuration.snapshotTrailingEntries = snapshotKeep

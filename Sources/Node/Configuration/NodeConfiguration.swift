@@ -87,6 +87,10 @@ public struct NodeConfiguration: Sendable {
     /// Threads that hash passwords, and the most checks admitted at once (running and
     /// waiting); past that, RESOURCE_EXHAUSTED.
     public var passwordThreads = 1
+    /// Event loops serving clients: each connection lives on one, with its handlers. More
+    /// than one lets a node serve many connections from as many cores.
+    public var clientThreads = NodeConfiguration.defaultClientThreads
+    public static var defaultClientThreads: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8) }
     public var maxPasswordChecks = 32
     /// Calls one connection may have open at once, advertised in HTTP/2 SETTINGS so that
     /// clients queue the rest instead of having the connection torn down.
@@ -189,6 +193,9 @@ public struct NodeConfiguration: Sendable {
         }
         guard failedLoginsPerMinute >= 1, accountCreationsPerMinute >= 1 else {
             throw ConfigurationError("--failed-logins-per-minute and --account-creations-per-minute must be at least 1")
+        }
+        guard clientThreads >= 1, clientThreads <= 256 else {
+            throw ConfigurationError("--client-threads must be 1 to 256, not \(clientThreads)")
         }
         guard passwordThreads >= 1, passwordThreads <= 256, maxPasswordChecks >= passwordThreads else {
             throw ConfigurationError("--password-threads must be 1 to 256 and --max-password-checks at least as many")

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Mailbox
 import Metrics
+import NIOExecutor
 import Projections
 import Raft
 import Synchronization
@@ -44,10 +45,14 @@ public final class Replica: Sendable {
     public let id: NodeID
     /// Peer messages refused, here or by the peer service.
     let refusals: PeerRefusals
+    /// Where the client API's handlers run: a handler that waits here is resumed on its own
+    /// connection's loop.
+    let handlers: EventLoopExecutor?
 
     init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration,
-         metrics: NodeMetrics = NodeMetrics(node: 0), logger: Logger) {
+         metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil, logger: Logger) {
         id = core.id
+        self.handlers = handlers
         events = EventHub(limits: configuration.subscriptionLimits)
         refusals = PeerRefusals(logger: logger)
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
@@ -100,8 +105,9 @@ public final class Replica: Sendable {
     /// Proposes an encoded command and waits until it is applied (here, so its result is
     /// known), or fails: not the leader, leadership lost, timed out.
     public func propose(_ command: [UInt8]) async throws(ReplicaError) -> Applied {
+        let home = handlers?.currentLoop
         let result: Result<Applied, ReplicaError> = await withCheckedContinuation { continuation in
-            propose(command) { continuation.resume(returning: $0) }
+            propose(command) { EventLoopExecutor.resume(continuation, returning: $0, on: home) }
         }
         return try result.get()
     }
@@ -144,8 +150,9 @@ public final class Replica: Sendable {
     /// Waits until this node may serve a linearizable read: it confirmed with a majority that
     /// it still leads, and has applied everything committed before the read began.
     public func linearizableRead() async throws(ReplicaError) {
+        let home = handlers?.currentLoop
         let result: Result<Void, ReplicaError> = await withCheckedContinuation { continuation in
-            submit(.read { continuation.resume(returning: $0) })
+            submit(.read { EventLoopExecutor.resume(continuation, returning: $0, on: home) })
         }
         try result.get()
     }

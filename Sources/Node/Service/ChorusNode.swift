@@ -43,16 +43,17 @@ public struct ChorusNode: Service {
         let core = RaftCore(storage: storage, options: options)
         Bootstrap.compare(configuration, with: core.configuration, logger: logger)
         directory.update(core.configuration)
-        // Two event loops, each running the gRPC handlers of its traffic as well
-        // (`EventLoopExecutor`): one for clients, one for peers, so that no client load can
-        // hold up heartbeats and appends behind it. The Raft loop has its own thread.
-        let clientLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Event loops that run the gRPC handlers of their traffic as well
+        // (`EventLoopExecutor`): `--client-threads` for clients, one for peers, so that no
+        // client load can hold up heartbeats and appends behind it. The Raft loop has its own
+        // thread.
+        let clientLoop = MultiThreadedEventLoopGroup(numberOfThreads: configuration.clientThreads)
         let peerLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer {
             clientLoop.shutdownGracefully { _ in }
             peerLoop.shutdownGracefully { _ in }
         }
-        let clientExecutor = EventLoopExecutor(clientLoop.next())
+        let clientExecutor = EventLoopExecutor(clientLoop)
         let peerExecutor = EventLoopExecutor(peerLoop.next())
         // One pair of certificate files behind every TLS context, read again on SIGHUP.
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
@@ -61,7 +62,7 @@ public struct ChorusNode: Service {
         let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
                               removal: removal, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
-        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, metrics: metrics, logger: logger)
+        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, metrics: metrics, handlers: clientExecutor, logger: logger)
         let probe = ReadinessProbe(replica: replica, dataDirectory: configuration.dataDirectory)
         let requestMetrics = RequestMetrics(metrics: metrics)
 
