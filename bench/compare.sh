@@ -3,7 +3,7 @@
 # docs/BENCHMARKS.md: both as 5-node clusters on loopback with fsync on, every scenario at
 # 1, 16 and 128 callers alternately against each, through our Swift client and through a
 # foreign one (grpc-go, one unary call per operation, over one and over four connections),
-# both failover probes, and replay.
+# both failover probes, and replay; then draws throughput against latency into a PNG.
 #
 #   bash bench/compare.sh                 # the full run (about 15 minutes)
 #   bash bench/compare.sh --duration 3    # extra options go to `chorus-tools compare`
@@ -27,5 +27,13 @@ say "building release binaries"
 run swift build -c release
 bin=$(swift build -c release --show-bin-path)
 
-say "running the comparison (report goes into docs/BENCHMARKS.md)"
-run "$bin/chorus-tools" compare --output docs/BENCHMARKS.md "$@"
+# The picture of the run: matplotlib from PyPI.
+if ! python3 -c "import matplotlib" 2>/dev/null; then
+  say "installing matplotlib (draws the comparison's picture)"
+  run python3 -m pip install --quiet matplotlib
+fi
+
+say "running the comparison (report goes into docs/BENCHMARKS.md, the picture into docs/benchmarks/compare.png)"
+mkdir -p docs/benchmarks
+run "$bin/chorus-tools" compare --output docs/BENCHMARKS.md --points docs/benchmarks/compare.json "$@"
+run python3 bench/plot_compare.py docs/benchmarks/compare.json docs/benchmarks/compare.png

@@ -20,6 +20,7 @@ struct Compare: AsyncParsableCommand {
     @Option(help: "The foreign load generator (grpc-go, one unary call per operation; scripts/lib.sh builds it); none skips its table.")
     var foreign: String = ".build/interop/unary-bench"
     @Option(help: "Connection counts for the foreign client, comma-separated.") var foreignConnections: String = "1,4"
+    @Option(help: "Write every measured cell as JSON here, for bench/plot_compare.py to draw.") var points: String?
 
     func run() async throws {
         let counts = callers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -86,10 +87,50 @@ struct Compare: AsyncParsableCommand {
         let replay = replayEntries > 0 ? try measureReplay(entries: replayEntries) : nil
         if let replay { say("replay: \(replay)") }
 
-        let report = Self.report(rows: rows, foreign: foreignRows, failovers: failovers, replay: replay, started: started,
+        var report = Self.report(rows: rows, foreign: foreignRows, failovers: failovers, replay: replay, started: started,
                                  duration: duration, warmup: warmup, quiet: quiet, replayEntries: replayEntries)
+        if let points, let output {
+            // bench/compare.sh draws the picture next to the points; the report shows it.
+            let picture = URL(fileURLWithPath: points).deletingPathExtension().appendingPathExtension("png").path
+            report = report.replacingOccurrences(of: "\n\n", with: "\n\n![Throughput against p50 and p99 latency, every system and client](\(Self.relative(picture, from: output)))\n\n",
+                                                 options: [], range: report.range(of: "\n\n"))
+        }
         print(report)
         if let output { try Self.write(report, into: output) }
+        if let points {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(Self.points(rows: rows, foreign: foreignRows)).write(to: URL(fileURLWithPath: points))
+        }
+    }
+
+    /// One measured cell: which client drove which system, and what it saw.
+    struct Point: Codable {
+        var client: String
+        var system: String
+        var scenario: String
+        var callers: Int
+        var opsPerSecond: Double
+        var p50Ms: Double
+        var p99Ms: Double
+    }
+
+    static func points(rows: [Row], foreign: [ForeignRow]) -> [Point] {
+        var points: [Point] = []
+        for row in rows {
+            for (system, result) in [("chorus", row.chorus), ("etcd", row.etcd), ("chorus-tls", row.chorusTLS)] {
+                points.append(Point(client: "swift", system: system, scenario: row.scenario.rawValue, callers: result.callers,
+                                    opsPerSecond: result.opsPerSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms))
+            }
+        }
+        for row in foreign {
+            for (system, result) in [("chorus", row.chorus), ("etcd", row.etcd), ("chorus-tls", row.chorusTLS)] {
+                guard let result else { continue }
+                points.append(Point(client: "grpc-go, \(result.connections) conn", system: system, scenario: result.scenario, callers: result.callers,
+                                    opsPerSecond: result.opsPerSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms))
+            }
+        }
+        return points
     }
 
     func say(_ line: String) {
@@ -274,6 +315,13 @@ struct Compare: AsyncParsableCommand {
     static let end = "<!-- compare:end -->"
 
     /// Replaces the text between the markers (or appends the markers and the report).
+    /// `path` as a link from the markdown file at `document` (both relative to one directory).
+    static func relative(_ path: String, from document: String) -> String {
+        let base = URL(fileURLWithPath: document).deletingLastPathComponent().standardizedFileURL.path + "/"
+        let full = URL(fileURLWithPath: path).standardizedFileURL.path
+        return full.hasPrefix(base) ? String(full.dropFirst(base.count)) : full
+    }
+
     static func write(_ report: String, into path: String) throws {
         var text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let block = "\(begin)\n\(report)\n\(end)"
