@@ -15,8 +15,7 @@ struct RequestSizeLimit: ServerInterceptor {
         let limit = self.limit
         var request = request
         request.messages = RPCAsyncSequence(wrapping: request.messages.map { message in
-            // Encoded again only when the cheap bound does not settle it.
-            if let message = message as? any SwiftProtobuf.Message, try EncodedSizeBound.of(message).map({ $0 > limit }) ?? true {
+            if let message = message as? any SwiftProtobuf.Message {
                 let size = try (message.serializedBytes() as [UInt8]).count
                 guard size <= limit else {
                     throw RPCError(code: .resourceExhausted, message: "a request of \(size) bytes is over this node's limit of \(limit) bytes")
