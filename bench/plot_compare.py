@@ -21,7 +21,7 @@ colors = {"chorus": "tab:blue", "chorus-tls": "tab:green", "etcd": "tab:red"}
 markers = {"swift": "o", "grpc-go, 1 conn": "s", "grpc-go, 4 conn": "^"}
 titles = {"write": "writes (send / put)", "read": "reads (history page / linearizable get)", "mixed": "mixed 90% reads"}
 
-figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 5), squeeze=False)
+figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 6), squeeze=False)
 for axis, scenario in zip(axes[0], scenarios):
     lines = defaultdict(list)
     for p in points:
@@ -38,8 +38,9 @@ for axis, scenario in zip(axes[0], scenarios):
     axis.set_ylabel("latency, ms (solid p50, dotted p99)")
     axis.set_yscale("log")
     axis.grid(True, which="both", alpha=0.3)
-axes[0][0].legend(fontsize=7, loc="upper left")
+handles, labels = axes[0][0].get_legend_handles_labels()
+figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=8)
 figure.suptitle("Chorus and etcd, 5 nodes each on one 2-core machine: throughput against latency at 1, 16 and 128 callers")
-figure.tight_layout()
+figure.tight_layout(rect=(0, 0.1, 1, 1))
 figure.savefig(target, dpi=110)
 print(f"wrote {target}")

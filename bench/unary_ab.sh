@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of chorus-node builds under the foreign unary client (tools/interop/go/unary-bench):
+# A/B of chorus-node builds under the foreign unary client (tools/interop/go/src/chorusinterop/unary-bench):
 # for each round and each build, a fresh 5-node plaintext cluster from `local-cluster`, then
 # every cell (scenario × callers) on its leader. Prints ops/s, p50, p99, and the CPU each
 # operation cost on the leader and on the busiest follower (from /proc, over the measured

@@ -50,8 +50,10 @@ ensure_interop() {
     run python3 -m pip install -q grpcio
   fi
   mkdir -p .build/interop
-  (cd tools/interop/go/chorus-load && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/chorus-go-load .)
-  (cd tools/interop/go/unary-bench && run env GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../../.build/interop/go-cache" go build -o ../../../../.build/interop/unary-bench .)
+  # GOPATH mode: Debian's grpc-go, and the programs with their shared wire package.
+  local gopath="/usr/share/gocode:$PWD/tools/interop/go"
+  run env GO111MODULE=off GOPATH="$gopath" GOCACHE="$PWD/.build/interop/go-cache" go build -o .build/interop/chorus-go-load chorusinterop/chorus-load
+  run env GO111MODULE=off GOPATH="$gopath" GOCACHE="$PWD/.build/interop/go-cache" go build -o .build/interop/unary-bench chorusinterop/unary-bench
   export CHORUS_INTEROP=1
 }
 

@@ -241,7 +241,7 @@ struct Compare: AsyncParsableCommand {
             out.append("")
             out.append("### A foreign client: grpc-go, one unary call per operation")
             out.append("")
-            out.append("`tools/interop/go/unary-bench` (Debian's grpc-go, default settings), the same code against both systems' leaders: a write is one unary `SendMessage` / `Put` (64 bytes), a read one `History` page of 20 / one linearizable `Range`; the callers spread over one or several connections; \(Int(warmup)) s warm-up, \(Int(duration)) s measured, Chorus and etcd alternately.")
+            out.append("`tools/interop/go/src/chorusinterop/unary-bench` (Debian's grpc-go, default settings), the same code against both systems' leaders: a write is one unary `SendMessage` / `Put` (64 bytes), a read one `History` page of 20 / one linearizable `Range`; the callers spread over one or several connections; \(Int(warmup)) s warm-up, \(Int(duration)) s measured, Chorus and etcd alternately.")
             out.append("")
             out.append("| scenario | callers | conns | Chorus ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | Chorus/etcd | Chorus TLS ops/s | p50 ms |")
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -7,8 +7,8 @@
 // -user and never reads them; `abuse` sends what no honest client sends (huge id lists,
 // oversized bodies, wrong passwords, account storms) and counts the answers.
 //
-// Requests are encoded by hand (a few lines of protobuf wire format), so no generated code is
-// needed: the build uses only Debian's golang-google-grpc-dev (grpc-go 1.33, GOPATH mode).
+// Requests are encoded by hand (package wire), so no generated code is needed: the build uses
+// only Debian's golang-google-grpc-dev (grpc-go 1.33, GOPATH mode).
 package main
 
 import (
@@ -29,71 +29,10 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
+
+	"chorusinterop/wire"
 	"google.golang.org/grpc/status"
 )
-
-// rawCodec passes bytes through: the messages are encoded here.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v interface{}) ([]byte, error) { return *(v.(*[]byte)), nil }
-func (rawCodec) Unmarshal(data []byte, v interface{}) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
-	return nil
-}
-func (rawCodec) Name() string { return "proto" }
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-func appendBytes(b []byte, field int, v []byte) []byte {
-	b = appendVarint(b, uint64(field<<3|2))
-	b = appendVarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func requestID(client string, sequence uint64) []byte {
-	b := appendBytes(nil, 1, []byte(client))
-	b = appendVarint(b, 2<<3|0)
-	return appendVarint(b, sequence)
-}
-
-// message encodes fields 1... in order, each a nested message ([]byte) or a string.
-func message(fields ...interface{}) []byte {
-	var b []byte
-	for i, f := range fields {
-		switch v := f.(type) {
-		case []byte:
-			b = appendBytes(b, i+1, v)
-		case string:
-			b = appendBytes(b, i+1, []byte(v))
-		}
-	}
-	return b
-}
-
-// field1String reads field 1 of LoginResponse (the token): it comes first.
-func field1String(b []byte) string {
-	if len(b) < 2 || b[0] != 1<<3|2 {
-		return ""
-	}
-	length, shift, i := 0, 0, 1
-	for ; i < len(b); i++ {
-		length |= int(b[i]&0x7f) << shift
-		shift += 7
-		if b[i] < 0x80 {
-			break
-		}
-	}
-	if i+1+length > len(b) {
-		return ""
-	}
-	return string(b[i+1 : i+1+length])
-}
 
 type report struct {
 	Calls       int64            `json:"calls"`
@@ -117,7 +56,7 @@ func main() {
 	mode := flag.String("mode", "send", "send | stall | abuse")
 	password := flag.String("password", "pw", "the account's password (stall: an existing account)")
 	flag.Parse()
-	encoding.RegisterCodec(rawCodec{})
+	encoding.RegisterCodec(wire.Codec{})
 
 	security := grpc.WithInsecure()
 	if *ca != "" {
@@ -129,7 +68,7 @@ func main() {
 		pool.AppendCertsFromPEM(pem)
 		security = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))
 	}
-	conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(wire.Codec{})))
 	if err != nil {
 		fail(err)
 	}
@@ -145,15 +84,15 @@ func main() {
 
 	client := "go-" + *name
 	if *mode != "stall" {
-		if _, err := call("CreateAccount", message(requestID(client, 1), *name, *password)); err != nil {
+		if _, err := call("CreateAccount", wire.Message(wire.RequestID(client, 1), *name, *password)); err != nil {
 			fail(err)
 		}
 	}
-	login, err := call("Login", message(requestID(client, 2), *name, *password))
+	login, err := call("Login", wire.Message(wire.RequestID(client, 2), *name, *password))
 	if err != nil {
 		fail(err)
 	}
-	token := field1String(login)
+	token := wire.FirstString(login)
 	if *mode == "stall" {
 		stall(conn, token, *callers, *duration)
 		return
@@ -198,7 +137,7 @@ func main() {
 				if *mode == "abuse" {
 					err = abuse(call, client, seq, token, *name)
 				} else {
-					_, err = call("SendMessage", message(requestID(client, seq), token, *name, "from grpc-go"))
+					_, err = call("SendMessage", wire.Message(wire.RequestID(client, seq), token, *name, "from grpc-go"))
 				}
 				elapsed := time.Since(began)
 				lock.Lock()
@@ -246,29 +185,29 @@ func abuse(call func(string, []byte) ([]byte, error), client string, seq uint64,
 	case 0: // 100,000 ids: about 500 KB, over the request limit
 		ids := make([]byte, 0, 600000)
 		for i := uint64(1); i <= 100000; i++ {
-			ids = appendVarint(ids, i)
+			ids = wire.Varint(ids, i)
 		}
-		_, err := call("AcknowledgeMessages", append(message(requestID(client, seq), token), appendBytes(nil, 3, ids)...))
+		_, err := call("AcknowledgeMessages", append(wire.Message(wire.RequestID(client, seq), token), wire.Bytes(nil, 3, ids)...))
 		return err
 	case 1: // 5,000 ids: under the byte limit, over the id limit
 		ids := make([]byte, 0, 20000)
 		for i := uint64(1); i <= 5000; i++ {
-			ids = appendVarint(ids, i)
+			ids = wire.Varint(ids, i)
 		}
-		_, err := call("DeleteMessages", append(message(requestID(client, seq), token), appendBytes(nil, 3, ids)...))
+		_, err := call("DeleteMessages", append(wire.Message(wire.RequestID(client, seq), token), wire.Bytes(nil, 3, ids)...))
 		return err
 	case 2: // a 300 KiB body
 		body := make([]byte, 300<<10)
 		for i := range body {
 			body[i] = 'x'
 		}
-		_, err := call("SendMessage", message(requestID(client, seq), token, name, string(body)))
+		_, err := call("SendMessage", wire.Message(wire.RequestID(client, seq), token, name, string(body)))
 		return err
 	case 3: // a wrong password
-		_, err := call("Login", message(requestID(client, seq), name, "wrong"))
+		_, err := call("Login", wire.Message(wire.RequestID(client, seq), name, "wrong"))
 		return err
 	default: // a new account
-		_, err := call("CreateAccount", message(requestID(client, seq), fmt.Sprintf("storm%d", seq), "pw"))
+		_, err := call("CreateAccount", wire.Message(wire.RequestID(client, seq), fmt.Sprintf("storm%d", seq), "pw"))
 		return err
 	}
 }
@@ -283,7 +222,7 @@ func stall(conn *grpc.ClientConn, token string, streams int, duration time.Durat
 	for i := 0; i < streams; i++ {
 		stream, err := conn.NewStream(ctx, desc, "/chorus.v1.Chat/Subscribe")
 		if err == nil {
-			request := message(token)
+			request := wire.Message(token)
 			err = stream.SendMsg(&request)
 		}
 		if err == nil {

@@ -5,8 +5,8 @@
 // read is a Chorus History page of 20 messages or an etcd linearizable Range of one key.
 // Prints one JSON object: operations/s, p50/p99 latency, errors.
 //
-// Requests are encoded by hand (protobuf wire format, a few fields), so the build needs only
-// Debian's golang-google-grpc-dev in GOPATH mode.
+// Requests are encoded by hand (package wire), so the build needs only Debian's
+// golang-google-grpc-dev in GOPATH mode.
 package main
 
 import (
@@ -25,59 +25,10 @@ import (
 	"google.golang.org/grpc"
 	grpccredentials "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
+
+	"chorusinterop/wire"
 	"google.golang.org/grpc/status"
 )
-
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v interface{}) ([]byte, error) { return *(v.(*[]byte)), nil }
-func (rawCodec) Unmarshal(data []byte, v interface{}) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
-	return nil
-}
-func (rawCodec) Name() string { return "proto" }
-
-func varint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-func bytesField(b []byte, field int, v []byte) []byte {
-	b = varint(b, uint64(field<<3|2))
-	b = varint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-func varintField(b []byte, field int, v uint64) []byte {
-	return varint(varint(b, uint64(field<<3)), v)
-}
-
-func requestID(client string, sequence uint64) []byte {
-	return varintField(bytesField(nil, 1, []byte(client)), 2, sequence)
-}
-
-// firstString reads field 1 of a response when it is a string (LoginResponse.token).
-func firstString(b []byte) string {
-	if len(b) < 2 || b[0] != 1<<3|2 {
-		return ""
-	}
-	n, shift, i := 0, 0, 1
-	for ; i < len(b); i++ {
-		n |= int(b[i]&0x7f) << shift
-		shift += 7
-		if b[i] < 0x80 {
-			i++
-			break
-		}
-	}
-	if i+n > len(b) {
-		return ""
-	}
-	return string(b[i : i+n])
-}
 
 type report struct {
 	Target     string           `json:"target"`
@@ -103,7 +54,7 @@ func main() {
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time first")
 	duration := flag.Duration("duration", 10*time.Second, "measured time")
 	flag.Parse()
-	encoding.RegisterCodec(rawCodec{})
+	encoding.RegisterCodec(wire.Codec{})
 
 	security := grpc.WithInsecure()
 	if *ca != "" {
@@ -118,7 +69,7 @@ func main() {
 	ctx := context.Background()
 	connections := make([]*grpc.ClientConn, *conns)
 	for i := range connections {
-		conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(wire.Codec{})))
 		if err != nil {
 			fail(err)
 		}
@@ -156,16 +107,16 @@ func main() {
 		for i, conn := range connections {
 			names[i] = fmt.Sprintf("u%s-%d", run[len(run)-6:], i)
 			client := fmt.Sprintf("%s-setup-%d", run, i)
-			call(conn, "/chorus.v1.Chat/CreateAccount", bytesField(bytesField(bytesField(nil, 1, requestID(client, 1)), 2, []byte(names[i])), 3, []byte("pw")))
-			tokens[i] = firstString(call(conn, "/chorus.v1.Chat/Login", bytesField(bytesField(bytesField(nil, 1, requestID(client, 2)), 2, []byte(names[i])), 3, []byte("pw"))))
+			call(conn, "/chorus.v1.Chat/CreateAccount", wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, 1)), 2, []byte(names[i])), 3, []byte("pw")))
+			tokens[i] = wire.FirstString(call(conn, "/chorus.v1.Chat/Login", wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, 2)), 2, []byte(names[i])), 3, []byte("pw"))))
 			if *scenario == "read" {
 				for m := 0; m < 20; m++ {
-					call(conn, "/chorus.v1.Chat/SendMessage", bytesField(bytesField(bytesField(bytesField(nil, 1, requestID(client, uint64(3+m))), 2, []byte(tokens[i])), 3, []byte(names[i])), 4, value))
+					call(conn, "/chorus.v1.Chat/SendMessage", wire.Bytes(wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, uint64(3+m))), 2, []byte(tokens[i])), 3, []byte(names[i])), 4, value))
 				}
 			}
 		}
 	} else if *scenario == "read" {
-		call(connections[0], "/etcdserverpb.KV/Put", bytesField(bytesField(nil, 1, []byte("bench-read-"+run)), 2, value))
+		call(connections[0], "/etcdserverpb.KV/Put", wire.Bytes(wire.Bytes(nil, 1, []byte("bench-read-"+run)), 2, value))
 	}
 	for i := range operations {
 		slot := i % *conns
@@ -175,18 +126,18 @@ func main() {
 		switch {
 		case *target == "chorus" && *scenario == "write":
 			operations[i] = caller{conn, func(seq uint64) error {
-				return invoke(conn, "/chorus.v1.Chat/SendMessage", bytesField(bytesField(bytesField(bytesField(nil, 1, requestID(client, seq)), 2, []byte(token)), 3, []byte(name)), 4, value))
+				return invoke(conn, "/chorus.v1.Chat/SendMessage", wire.Bytes(wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, seq)), 2, []byte(token)), 3, []byte(name)), 4, value))
 			}}
 		case *target == "chorus":
-			page := varintField(bytesField(bytesField(nil, 1, []byte(token)), 2, []byte(name)), 3, 20)
+			page := wire.VarintField(wire.Bytes(wire.Bytes(nil, 1, []byte(token)), 2, []byte(name)), 3, 20)
 			operations[i] = caller{conn, func(uint64) error { return invoke(conn, "/chorus.v1.Chat/History", page) }}
 		case *scenario == "write":
 			operations[i] = caller{conn, func(seq uint64) error {
-				return invoke(conn, "/etcdserverpb.KV/Put", bytesField(bytesField(nil, 1, []byte(fmt.Sprintf("%s/%d", client, seq))), 2, value))
+				return invoke(conn, "/etcdserverpb.KV/Put", wire.Bytes(wire.Bytes(nil, 1, []byte(fmt.Sprintf("%s/%d", client, seq))), 2, value))
 			}}
 		default:
 			// A Range is linearizable unless it asks to be serializable (field 7).
-			get := bytesField(nil, 1, []byte("bench-read-"+run))
+			get := wire.Bytes(nil, 1, []byte("bench-read-"+run))
 			operations[i] = caller{conn, func(uint64) error { return invoke(conn, "/etcdserverpb.KV/Range", get) }}
 		}
 	}

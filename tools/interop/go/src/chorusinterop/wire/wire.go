@@ -1,0 +1,76 @@
+// Package wire holds what the Go clients of the interoperability tests and benchmarks share:
+// a gRPC codec that passes bytes through, and the few lines of protobuf wire format their
+// requests need, so that no generated code is needed and the build uses only Debian's
+// golang-google-grpc-dev (grpc-go in GOPATH mode).
+package wire
+
+// Codec passes bytes through under the name "proto": the messages are encoded here.
+type Codec struct{}
+
+func (Codec) Marshal(v interface{}) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (Codec) Unmarshal(data []byte, v interface{}) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (Codec) Name() string { return "proto" }
+
+// Varint appends v as a protobuf varint.
+func Varint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// Bytes appends a length-delimited field (a string, bytes or a nested message).
+func Bytes(b []byte, field int, v []byte) []byte {
+	b = Varint(b, uint64(field<<3|2))
+	b = Varint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// VarintField appends a varint field.
+func VarintField(b []byte, field int, v uint64) []byte {
+	return Varint(Varint(b, uint64(field<<3)), v)
+}
+
+// RequestID encodes Chorus's RequestID: the client's id and the request's sequence.
+func RequestID(client string, sequence uint64) []byte {
+	return VarintField(Bytes(nil, 1, []byte(client)), 2, sequence)
+}
+
+// Message encodes fields 1... in order, each a nested message ([]byte) or a string.
+func Message(fields ...interface{}) []byte {
+	var b []byte
+	for i, f := range fields {
+		switch v := f.(type) {
+		case []byte:
+			b = Bytes(b, i+1, v)
+		case string:
+			b = Bytes(b, i+1, []byte(v))
+		}
+	}
+	return b
+}
+
+// FirstString reads field 1 of a response when it is a string and comes first
+// (LoginResponse.token); "" otherwise.
+func FirstString(b []byte) string {
+	if len(b) < 2 || b[0] != 1<<3|2 {
+		return ""
+	}
+	n, shift, i := 0, 0, 1
+	for ; i < len(b); i++ {
+		n |= int(b[i]&0x7f) << shift
+		shift += 7
+		if b[i] < 0x80 {
+			i++
+			break
+		}
+	}
+	if i+n > len(b) {
+		return ""
+	}
+	return string(b[i : i+n])
+}
