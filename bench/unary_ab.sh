@@ -3,7 +3,8 @@
 # for each round and each build, a fresh 5-node plaintext cluster from `local-cluster`, then
 # every cell (scenario × callers) on its leader. Prints ops/s, p50, p99, and the CPU each
 # operation cost on the leader and on the busiest follower (from /proc, over the measured
-# window), one line per cell, so that a change's effect is read off runs taken side by side.
+# window), by kind of thread with its context switches per operation (bench/threads.py), so
+# that a change's effect is read off runs taken side by side.
 #
 #   bash bench/unary_ab.sh [--rounds N] [--seconds S] [--cells "write:1 write:16 read:128:4"] A.node B.node …
 #
@@ -36,8 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-hz=$(getconf CLK_TCK)
 
 for round in $(seq 1 "$rounds"); do
   for variant in "$@"; do
@@ -64,26 +63,20 @@ for round in $(seq 1 "$rounds"); do
       "$bench" -addr "$leader" -scenario "$scenario" -callers "$callers" -connections "${connections:-1}" -duration "${seconds}s" -warmup 2s >"$dir/out.json" 2>"$dir/err.log" &
       load=$!
       sleep 2.5
-      declare -A before=()
-      for pid in $leader_pid $followers; do before[$pid]=$(ticks "$pid"); done
       window=$((seconds - 1))
+      python3 bench/threads.py snapshot $leader_pid $followers >"$dir/before.json"
       sleep "$window"
-      leader_ticks=$(( $(ticks "$leader_pid") - ${before[$leader_pid]} ))
-      follower_ticks=0
-      for pid in $followers; do
-        used=$(( $(ticks "$pid") - ${before[$pid]} ))
-        [ "$used" -gt "$follower_ticks" ] && follower_ticks=$used
-      done
+      python3 bench/threads.py snapshot $leader_pid $followers >"$dir/after.json"
       wait "$load"
-      python3 - "$dir/out.json" "$name" "$round" "$leader_ticks" "$follower_ticks" "$hz" "$window" <<'EOF'
+      python3 - "$dir/out.json" "$name" "$round" "$window" <<'EOF'
 import json, sys
-path, name, round_, lt, ft, hz, window = sys.argv[1:]
+path, name, round_, window = sys.argv[1:]
 r = json.loads(open(path).read().strip().splitlines()[-1])
-ops = r["ops_per_second"]
-per = lambda t: 1e6 * int(t) / int(hz) / (ops * float(window)) if ops else 0
-print(f'{name:32} round {round_} {r["scenario"]:5} {r["callers"]:4} callers {r["connections"]} conn: {ops:8.0f} ops/s  p50 {r["p50_ms"]:6.2f} ms  p99 {r["p99_ms"]:6.2f} ms  '
-      f'CPU/op leader {per(lt):5.0f} µs, busiest follower {per(ft):5.0f} µs  errors {sum(r["errors"].values())}')
+print(f'{name:32} round {round_} {r["scenario"]:5} {r["callers"]:4} callers {r["connections"]} conn: {r["ops_per_second"]:8.0f} ops/s  '
+      f'p50 {r["p50_ms"]:6.2f} ms  p99 {r["p99_ms"]:6.2f} ms  errors {sum(r["errors"].values())}')
+open(path + ".ops", "w").write(str(int(r["ops_per_second"] * float(window))))
 EOF
+      python3 bench/threads.py report "$dir/before.json" "$dir/after.json" "$(cat "$dir/out.json.ops")" "$leader_pid" $leader_pid $followers
     done
     kill "$cluster"; wait "$cluster" 2>/dev/null || true
     cluster=

@@ -64,10 +64,12 @@ public final class Replica: Sendable {
     func run() async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread { [self] in
+                // Named for `top -H`, perf and /proc: Foundation's `name` does not reach the
+                // kernel here, and the thread would carry its creator's name.
+                try? "chorus-raft".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
                 loop.run(take: { timeout in self.take(timeout: timeout) }, submit: { [weak self] input in self?.submit(input) })
                 done.resume()
             }
-            thread.name = "chorus-raft"
             thread.start()
         }
     }
