@@ -4,34 +4,11 @@ import Testing
 /// A leader tells followers of a new commit index with its next append or heartbeat, not with
 /// a round of empty appends of its own.
 @Suite struct CommitPropagationTests {
-    /// Node 1 leading a three-node cluster in term 1, its no-op (index 1) committed by node 2.
-    func leader() -> (RaftCore, MemoryStorage) {
-        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
-        var options = RaftOptions(id: 1, seed: 11)
-        options.preVote = false
-        options.heartbeatTicks = 2
-        var core = RaftCore(storage: storage, options: options)
-        core.campaign()
-        settle(&core, storage)
-        core.step(Message(from: 2, to: 1, term: 1, kind: .voteResponse(reject: false)))
-        settle(&core, storage)
-        core.step(Message(from: 2, to: 1, term: 1, kind: .appendResponse(index: 1, reject: false, hintIndex: 0, hintTerm: 0)))
-        settle(&core, storage)
-        return (core, storage)
-    }
+    func leader() -> (RaftCore, MemoryStorage) { SingleCore.leader(seed: 11) }
 
-    /// Carries out every `Ready` as a node would: entries to storage, then `advance`.
     @discardableResult
     func settle(_ core: inout RaftCore, _ storage: MemoryStorage) -> [Message] {
-        var sent: [Message] = []
-        while core.hasReady {
-            let ready = core.ready()
-            storage.append(ready.entries)
-            if let hardState = ready.hardState { storage.setHardState(hardState) }
-            sent += ready.leaderMessages + ready.messages
-            core.advance(ready)
-        }
-        return sent
+        SingleCore.settle(&core, storage).sent
     }
 
     func commits(in messages: [Message], to node: NodeID) -> [Index] {

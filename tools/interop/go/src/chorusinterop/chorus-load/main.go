@@ -13,8 +13,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,24 +25,22 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/encoding"
 
 	"chorusinterop/wire"
 	"google.golang.org/grpc/status"
 )
 
 type report struct {
-	Calls       int64            `json:"calls"`
-	OK          int64            `json:"ok"`
-	Errors      map[string]int64 `json:"errors"`
-	FirstError  string           `json:"first_error"`
-	LeftReady   int64            `json:"left_ready"`
-	States      []string         `json:"states"`
-	Seconds     float64          `json:"seconds"`
-	PerSecond   float64          `json:"per_second"`
-	P50Millis   float64          `json:"p50_ms"`
-	P99Millis   float64          `json:"p99_ms"`
+	Calls      int64            `json:"calls"`
+	OK         int64            `json:"ok"`
+	Errors     map[string]int64 `json:"errors"`
+	FirstError string           `json:"first_error"`
+	LeftReady  int64            `json:"left_ready"`
+	States     []string         `json:"states"`
+	Seconds    float64          `json:"seconds"`
+	PerSecond  float64          `json:"per_second"`
+	P50Millis  float64          `json:"p50_ms"`
+	P99Millis  float64          `json:"p99_ms"`
 }
 
 func main() {
@@ -56,19 +52,7 @@ func main() {
 	mode := flag.String("mode", "send", "send | stall | abuse")
 	password := flag.String("password", "pw", "the account's password (stall: an existing account)")
 	flag.Parse()
-	encoding.RegisterCodec(wire.Codec{})
-
-	security := grpc.WithInsecure()
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
-		if err != nil {
-			fail(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		security = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))
-	}
-	conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(wire.Codec{})))
+	conn, err := wire.Dial(*addr, *ca)
 	if err != nil {
 		fail(err)
 	}

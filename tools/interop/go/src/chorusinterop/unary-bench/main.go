@@ -11,8 +11,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,8 +21,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	grpccredentials "google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/encoding"
 
 	"chorusinterop/wire"
 	"google.golang.org/grpc/status"
@@ -54,22 +50,10 @@ func main() {
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time first")
 	duration := flag.Duration("duration", 10*time.Second, "measured time")
 	flag.Parse()
-	encoding.RegisterCodec(wire.Codec{})
-
-	security := grpc.WithInsecure()
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
-		if err != nil {
-			fail(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		security = grpc.WithTransportCredentials(grpccredentials.NewTLS(&tls.Config{RootCAs: pool}))
-	}
 	ctx := context.Background()
 	connections := make([]*grpc.ClientConn, *conns)
 	for i := range connections {
-		conn, err := grpc.Dial(*addr, security, grpc.WithDefaultCallOptions(grpc.ForceCodec(wire.Codec{})))
+		conn, err := wire.Dial(*addr, *ca)
 		if err != nil {
 			fail(err)
 		}
