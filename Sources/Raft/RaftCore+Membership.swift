@@ -70,6 +70,7 @@ extension RaftCore {
         if role == .leader {
             // A smaller majority may already hold more entries.
             if maybeCommit() { broadcastAppend() }
+            if next.voters == [id] { serveAlone() }
         }
     }
 

@@ -48,13 +48,23 @@ extension RaftCore {
     mutating func serveReads(_ contexts: [[UInt8]]) {
         guard !contexts.isEmpty else { return }
         if configuration.voters == [id] {
-            for context in contexts { readStates.append(ReadState(index: log.committed, context: context)) }
+            serveAlone(contexts)
             return
         }
         if readOnly.inFlight == nil {
             startReadRound(contexts)
         } else {
             readOnly.waiting += contexts
+        }
+    }
+
+    /// The only voter confirms itself. Reads still waiting on a round that began under a larger
+    /// configuration would hear from nobody now: they are served too.
+    mutating func serveAlone(_ contexts: [[UInt8]] = []) {
+        let stranded = (readOnly.inFlight?.contexts ?? []) + readOnly.waiting
+        readOnly = ReadOnlyQueue()
+        for context in stranded + contexts {
+            readStates.append(ReadState(index: log.committed, context: context))
         }
     }
 

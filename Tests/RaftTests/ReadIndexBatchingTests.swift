@@ -87,3 +87,28 @@ import Testing
         #expect(!read(&core, [3]))
     }
 }
+
+extension ReadIndexBatchingTests {
+    /// Reads waiting on a round when the leader becomes the only voter hear from nobody:
+    /// they are served then, not left to time out.
+    @Test func readsOutWhenTheLeaderIsLeftAloneAreServed() {
+        var (core, storage) = leader()
+        #expect(read(&core, [1]))
+        #expect(read(&core, [2]))
+        settle(&core, storage)
+
+        var proposed = core.proposeConfigurationChange(ConfigurationChange(.remove, 3))
+        #expect(proposed)
+        settle(&core, storage)
+        core.step(Message(from: 2, to: 1, term: 1, kind: .appendResponse(index: 2, reject: false, hintIndex: 0, hintTerm: 0)))
+        #expect(settle(&core, storage).reads.isEmpty, "nodes 1 and 2 still make the majority; node 2 has not answered the round")
+
+        proposed = core.proposeConfigurationChange(ConfigurationChange(.remove, 2))
+        #expect(proposed)
+        let alone = settle(&core, storage)
+        #expect(alone.reads.map(\.context) == [[1], [2]])
+        // From now on a read is confirmed at once.
+        #expect(read(&core, [3]))
+        #expect(settle(&core, storage).reads.map(\.context) == [[3]])
+    }
+}
