@@ -94,17 +94,16 @@ extension Replica.Loop {
             return reply(.failure(.membershipRefused("a membership change (or a leadership transfer) is still in progress; one at a time")))
         }
         let index = core.lastIndex
-        membershipChanges[index] = Pending(term: core.term, deadline: clock.now + configuration.proposalTimeout * 2, reply: reply)
+        requests.changeMembership(at: index, .init(term: core.term, deadline: clock.now + configuration.proposalTimeout * 2, reply: reply))
         logger.notice("proposed membership change at \(index): \(change.kind) node \(change.node)")
     }
 
     /// A configuration entry was applied: answer the operator who asked for it.
     func membershipApplied(_ index: Index, _ change: ConfigurationChange) {
-        guard let pending = membershipChanges.removeValue(forKey: index) else { return }
-        if core.term(at: index) == pending.term {
-            pending.reply(.success(index))
-        } else {
-            pending.reply(.failure(.leadershipLost(leader: knownLeader)))
+        switch requests.membershipApplied(at: index, term: core.term(at: index)) {
+        case let .applied(reply)?: reply(.success(index))
+        case let .superseded(reply)?: reply(.failure(.leadershipLost(leader: knownLeader)))
+        case nil: break
         }
     }
 }

@@ -217,18 +217,8 @@ extension Replica {
         /// Ticks until the followers' replication gauges are next updated.
         var ticksToPeerMetrics = 0
 
-        struct Pending<T> {
-            var term: Term
-            var deadline: ContinuousClock.Instant
-            var reply: Reply<T>
-        }
-
-        /// Proposals by log index, answered when that index is applied.
-        var proposals: [Index: Pending<Applied>] = [:]
-        /// ReadIndex requests by context, then by read index once confirmed.
-        var reads: [[UInt8]: Pending<Void>] = [:]
-        var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
-        var readCounter: UInt64 = 0
+        /// Proposals, reads and membership changes waiting for their answer.
+        var requests = PendingRequests()
         var appliedIndex: Index
         /// The newest hard state whose only change was the commit index, not yet written: it
         /// goes to disk with the next write that must be fsynced anyway, or at shutdown.
@@ -241,8 +231,6 @@ extension Replica {
         /// (`RaftCore.configurationVersion`): checked on every turn, so an integer compare.
         var knownConfiguration = ClusterConfiguration()
         var knownConfigurationVersion: UInt64 = .max
-        /// Membership changes proposed here, by log index, answered once applied.
-        var membershipChanges: [Index: Pending<Index>] = [:]
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
 
@@ -355,7 +343,7 @@ extension Replica {
                 if Self.unsafeAckOnAppend, case .sendMessage? = (try? Command(serializedBytes: command))?.kind {
                     reply(.success(Applied(index: index, outcome: .success(index), events: [], duplicate: false)))
                 } else {
-                    proposals[index] = Pending(term: core.term, deadline: deadline, reply: reply)
+                    requests.propose(at: index, .init(term: core.term, deadline: deadline, reply: reply))
                 }
                 index += 1
             }
@@ -366,10 +354,7 @@ extension Replica {
                 reply(.failure(.notLeader(leader: knownLeader)))
                 return
             }
-            readCounter += 1
-            let context = withUnsafeBytes(of: readCounter.bigEndian, Array.init)
-            reads[context] = Pending(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply)
-            core.readIndex(context: context)
+            core.readIndex(context: requests.read(.init(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply)))
         }
 
         var knownLeader: NodeID? { core.leader == 0 ? nil : core.leader }
@@ -390,32 +375,16 @@ extension Replica {
 
         /// Fails requests that waited too long: their outcome is unknown to the client.
         func expire() {
-            let now = clock.now
-            for (index, pending) in proposals where pending.deadline < now {
-                proposals[index] = nil
-                metrics.proposalsTimedOut.increment()
-                pending.reply(.failure(.timedOut))
-            }
-            for (context, pending) in reads where pending.deadline < now {
-                reads[context] = nil
-                pending.reply(.failure(.timedOut))
-            }
-            for (index, pending) in membershipChanges where pending.deadline < now {
-                membershipChanges[index] = nil
-                pending.reply(.failure(.timedOut))
-            }
+            let expired = requests.expire(now: clock.now)
+            guard !expired.isEmpty else { return }
+            metrics.proposalsTimedOut.increment(by: expired.proposals.count)
+            expired.fail(.timedOut)
         }
 
         func failAll(_ error: ReplicaError) {
-            if case .stopped = error { metrics.proposalsStopped.increment(by: proposals.count) } else { metrics.proposalsLeadershipLost.increment(by: proposals.count) }
-            for pending in proposals.values { pending.reply(.failure(error)) }
-            for pending in reads.values { pending.reply(.failure(error)) }
-            for read in confirmedReads { read.reply(.failure(error)) }
-            for pending in membershipChanges.values { pending.reply(.failure(error)) }
-            membershipChanges = [:]
-            proposals = [:]
-            reads = [:]
-            confirmedReads = []
+            let all = requests.removeAll()
+            if case .stopped = error { metrics.proposalsStopped.increment(by: all.proposals.count) } else { metrics.proposalsLeadershipLost.increment(by: all.proposals.count) }
+            all.fail(error)
         }
 
         // MARK: Ready
@@ -442,10 +411,7 @@ extension Replica {
             }
             transport.send(ready.messages)
             if !ready.committedEntries.isEmpty { try apply(ready.committedEntries) }
-            for read in ready.readStates {
-                guard let pending = reads.removeValue(forKey: read.context) else { continue }
-                confirmedReads.append((read.index, pending.reply))
-            }
+            requests.confirm(ready.readStates)
             answerReads()
             core.advance(ready)
         }
@@ -478,14 +444,15 @@ extension Replica {
             var terms: [Index: Term] = [:]
             for entry in entries { terms[entry.index] = entry.term }
             for applied in results {
-                if let pending = proposals.removeValue(forKey: applied.index) {
-                    if terms[applied.index] == pending.term {
-                        metrics.proposalsCommitted.increment()
-                        pending.reply(.success(applied))
-                    } else {
-                        metrics.proposalsLeadershipLost.increment()
-                        pending.reply(.failure(.leadershipLost(leader: knownLeader)))
-                    }
+                switch requests.proposalApplied(at: applied.index, term: terms[applied.index]) {
+                case let .applied(reply)?:
+                    metrics.proposalsCommitted.increment()
+                    reply(.success(applied))
+                case let .superseded(reply)?:
+                    metrics.proposalsLeadershipLost.increment()
+                    reply(.failure(.leadershipLost(leader: knownLeader)))
+                case nil:
+                    break
                 }
                 for event in applied.events {
                     events.publish(index: applied.index, event: event)
@@ -503,10 +470,7 @@ extension Replica {
         }
 
         func answerReads() {
-            guard !confirmedReads.isEmpty else { return }
-            let ready = confirmedReads.filter { $0.index <= appliedIndex }
-            confirmedReads.removeAll { $0.index <= appliedIndex }
-            for read in ready { read.reply(.success(())) }
+            for reply in requests.readsServed(upTo: appliedIndex) { reply(.success(())) }
         }
 
         func leadershipChanged(_ soft: SoftState) {

@@ -1,0 +1,136 @@
+import Projections
+import Raft
+
+/// What the Raft loop owes its callers: proposals waiting for their entry to be applied, reads
+/// waiting for a heartbeat round and then for their read index to be applied, membership
+/// changes waiting for their entry to be applied.
+///
+/// A value with mutating transitions, each returning the replies that are due; the loop gives
+/// them (and counts them in its metrics). Nothing here blocks, reads a clock or touches a
+/// thread, so the bookkeeping is tested on its own (`PendingRequestsTests`).
+struct PendingRequests {
+    typealias Reply<T> = Replica.Reply<T>
+
+    struct Waiting<T> {
+        /// The term the request was taken in: an entry of another term at its index means
+        /// leadership changed hands and the request's own entry is gone.
+        var term: Term
+        var deadline: ContinuousClock.Instant
+        var reply: Reply<T>
+    }
+
+    /// How a request whose index was applied ends.
+    enum Settled<T> {
+        /// Its own entry was applied.
+        case applied(Reply<T>)
+        /// Another leader's entry took its index.
+        case superseded(Reply<T>)
+    }
+
+    /// Replies of requests that end together (timed out, or all failed at once).
+    struct Ended {
+        var proposals: [Reply<Applied>] = []
+        var reads: [Reply<Void>] = []
+        var membershipChanges: [Reply<Index>] = []
+
+        var isEmpty: Bool { proposals.isEmpty && reads.isEmpty && membershipChanges.isEmpty }
+
+        func fail(_ error: ReplicaError) {
+            for reply in proposals { reply(.failure(error)) }
+            for reply in reads { reply(.failure(error)) }
+            for reply in membershipChanges { reply(.failure(error)) }
+        }
+    }
+
+    private var proposals: [Index: Waiting<Applied>] = [:]
+    /// Reads by the context the Raft core carries for them, until their round is confirmed.
+    private var reads: [[UInt8]: Waiting<Void>] = [:]
+    /// Reads whose round confirmed leadership, with the index to apply before answering.
+    private var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
+    private var membershipChanges: [Index: Waiting<Index>] = [:]
+    private var readCounter: UInt64 = 0
+
+    var proposalCount: Int { proposals.count }
+
+    // MARK: Taking requests
+
+    mutating func propose(at index: Index, _ waiting: Waiting<Applied>) {
+        proposals[index] = waiting
+    }
+
+    /// Takes a read; returns the context to hand the Raft core with it.
+    mutating func read(_ waiting: Waiting<Void>) -> [UInt8] {
+        readCounter += 1
+        let context = withUnsafeBytes(of: readCounter.bigEndian, Array.init)
+        reads[context] = waiting
+        return context
+    }
+
+    mutating func changeMembership(at index: Index, _ waiting: Waiting<Index>) {
+        membershipChanges[index] = waiting
+    }
+
+    // MARK: Events
+
+    /// The core confirmed leadership for these reads: each is served once its index is applied.
+    mutating func confirm(_ states: [ReadState]) {
+        for state in states {
+            guard let waiting = reads.removeValue(forKey: state.context) else { continue }
+            confirmedReads.append((state.index, waiting.reply))
+        }
+    }
+
+    /// Reads that may be answered now that `applied` is applied, in the order confirmed.
+    mutating func readsServed(upTo applied: Index) -> [Reply<Void>] {
+        guard !confirmedReads.isEmpty else { return [] }
+        let served = confirmedReads.filter { $0.index <= applied }.map(\.reply)
+        confirmedReads.removeAll { $0.index <= applied }
+        return served
+    }
+
+    /// The entry at `index`, of `term`, was applied: the proposal waiting there, if any.
+    mutating func proposalApplied(at index: Index, term: Term?) -> Settled<Applied>? {
+        guard let waiting = proposals.removeValue(forKey: index) else { return nil }
+        return term == waiting.term ? .applied(waiting.reply) : .superseded(waiting.reply)
+    }
+
+    /// The configuration entry at `index`, of `term`, was applied: the change waiting there.
+    mutating func membershipApplied(at index: Index, term: Term?) -> Settled<Index>? {
+        guard let waiting = membershipChanges.removeValue(forKey: index) else { return nil }
+        return term == waiting.term ? .applied(waiting.reply) : .superseded(waiting.reply)
+    }
+
+    /// Requests whose deadline passed before `now`: their outcome is unknown to the caller. A
+    /// confirmed read only waits for its index to be applied, which it will be: it stays.
+    mutating func expire(now: ContinuousClock.Instant) -> Ended {
+        var ended = Ended()
+        for (index, waiting) in proposals where waiting.deadline < now {
+            proposals[index] = nil
+            ended.proposals.append(waiting.reply)
+        }
+        for (context, waiting) in reads where waiting.deadline < now {
+            reads[context] = nil
+            ended.reads.append(waiting.reply)
+        }
+        for (index, waiting) in membershipChanges where waiting.deadline < now {
+            membershipChanges[index] = nil
+            ended.membershipChanges.append(waiting.reply)
+        }
+        return ended
+    }
+
+    /// Every request, to be failed at once (leadership lost, the loop stopping).
+    mutating func removeAll() -> Ended {
+        let ended = Ended(proposals: proposals.values.map(\.reply),
+                          reads: reads.values.map(\.reply) + confirmedReads.map(\.reply),
+                          membershipChanges: membershipChanges.values.map(\.reply))
+        self = PendingRequests(readCounter: readCounter)
+        return ended
+    }
+
+    private init(readCounter: UInt64) {
+        self.readCounter = readCounter
+    }
+
+    init() {}
+}

@@ -1,0 +1,100 @@
+@testable import Node
+import Projections
+import Raft
+import Synchronization
+import Testing
+
+/// The Raft loop's bookkeeping of what it owes its callers, without a thread or a cluster.
+@Suite struct PendingRequestsTests {
+    /// Records every reply given, by name.
+    final class Answers: Sendable {
+        private let given = Mutex<[String]>([])
+        var all: [String] { given.withLock { $0 } }
+
+        func reply<T>(_ name: String) -> Replica.Reply<T> {
+            { [self] result in
+                let outcome: String
+                switch result {
+                case .success: outcome = "ok"
+                case let .failure(error): outcome = "\(error)"
+                }
+                given.withLock { $0.append("\(name): \(outcome)") }
+            }
+        }
+    }
+
+    let start = ContinuousClock.now
+
+    func waiting<T>(_ answers: Answers, _ name: String, term: Term = 2, after seconds: Int = 5) -> PendingRequests.Waiting<T> {
+        .init(term: term, deadline: start + .seconds(seconds), reply: answers.reply(name))
+    }
+
+    @Test func aProposalIsSettledByTheTermOfTheEntryAppliedAtItsIndex() throws {
+        let answers = Answers()
+        var requests = PendingRequests()
+        requests.propose(at: 7, waiting(answers, "seven"))
+        requests.propose(at: 8, waiting(answers, "eight"))
+        #expect(requests.proposalCount == 2)
+
+        guard case .applied? = requests.proposalApplied(at: 7, term: 2) else { Issue.record("index 7 of term 2 is its own entry"); return }
+        guard case .superseded? = requests.proposalApplied(at: 8, term: 3) else { Issue.record("index 8 of term 3 is another leader's"); return }
+        #expect(requests.proposalApplied(at: 7, term: 2) == nil, "answered once")
+        #expect(requests.proposalCount == 0)
+    }
+
+    @Test func readsAreServedOnceConfirmedAndApplied() {
+        let answers = Answers()
+        var requests = PendingRequests()
+        let first = requests.read(waiting(answers, "first"))
+        let second = requests.read(waiting(answers, "second"))
+        #expect(first != second, "each read carries its own context")
+
+        // Nothing is served before its round confirms it, whatever is applied.
+        #expect(requests.readsServed(upTo: 100).isEmpty)
+        requests.confirm([ReadState(index: 10, context: first), ReadState(index: 12, context: second), ReadState(index: 1, context: [9, 9])])
+        #expect(requests.readsServed(upTo: 9).isEmpty)
+        requests.readsServed(upTo: 11).forEach { $0(.success(())) }
+        #expect(answers.all == ["first: ok"])
+        requests.readsServed(upTo: 12).forEach { $0(.success(())) }
+        #expect(answers.all == ["first: ok", "second: ok"])
+    }
+
+    @Test func expiryEndsWhatWaitedTooLongButKeepsConfirmedReads() {
+        let answers = Answers()
+        var requests = PendingRequests()
+        requests.propose(at: 3, waiting(answers, "late proposal", after: 1))
+        requests.propose(at: 4, waiting(answers, "proposal in time", after: 9))
+        let confirmed = requests.read(waiting(answers, "confirmed read", after: 1))
+        _ = requests.read(waiting(answers, "unconfirmed read", after: 1))
+        requests.changeMembership(at: 5, waiting(answers, "late change", after: 1))
+        requests.confirm([ReadState(index: 20, context: confirmed)])
+
+        let expired = requests.expire(now: start + .seconds(2))
+        #expect(expired.proposals.count == 1)
+        #expect(expired.reads.count == 1)
+        #expect(expired.membershipChanges.count == 1)
+        expired.fail(.timedOut)
+        #expect(Set(answers.all) == ["late proposal: timedOut", "unconfirmed read: timedOut", "late change: timedOut"])
+        #expect(requests.proposalCount == 1)
+        #expect(requests.readsServed(upTo: 20).count == 1, "a confirmed read only waits for its index")
+    }
+
+    @Test func removeAllHandsBackEveryRequestOnce() {
+        let answers = Answers()
+        var requests = PendingRequests()
+        requests.propose(at: 1, waiting(answers, "proposal"))
+        let confirmed = requests.read(waiting(answers, "confirmed read"))
+        _ = requests.read(waiting(answers, "read"))
+        requests.confirm([ReadState(index: 5, context: confirmed)])
+        requests.changeMembership(at: 2, waiting(answers, "change"))
+
+        let all = requests.removeAll()
+        all.fail(.stopped)
+        #expect(Set(answers.all) == ["proposal: stopped", "confirmed read: stopped", "read: stopped", "change: stopped"])
+        #expect(requests.removeAll().isEmpty)
+        #expect(requests.membershipApplied(at: 2, term: 2) == nil)
+        // Contexts stay unique across the reset: a late confirmation of an old read finds nothing.
+        let next = requests.read(waiting(answers, "next"))
+        #expect(next != confirmed)
+    }
+}
