@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "Launcher", "LogStore", "Node", "NIOExecutor", "Projections", "RateLimit", "WebGateway",
+                "API", "Client", "ClusterPKI", "Launcher", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
