@@ -275,22 +275,21 @@ struct Compare: AsyncParsableCommand {
         out.append("")
         out.append("| target | measured | met |")
         out.append("|---|---|---|")
+        /// One throughput target: measured Chorus/etcd against the ratio asked for.
+        func ratioTarget(_ what: String, chorus: Double, etcd: Double, wanted: Double) {
+            let ratio = etcd > 0 ? chorus / etcd : 0
+            out.append(String(format: "| %@ | %.2f× | %@ |", what, ratio, ratio >= wanted ? "yes" : "no"))
+        }
         for callers in [16, 128] {
-            if let row = rows.first(where: { $0.scenario == .write && $0.chorus.callers == callers }) {
-                let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
-                out.append(String(format: "| Swift client: writes ≥ 2× etcd at %d callers | %.2f× | %@ |", callers, ratio, ratio >= 2 ? "yes" : "no"))
-            }
-            for row in foreign where row.chorus.scenario == "write" && row.chorus.callers == callers {
-                let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
-                out.append(String(format: "| grpc-go unary: writes ≥ 2× etcd at %d callers, %d connection(s) | %.2f× | %@ |", callers, row.chorus.connections, ratio, ratio >= 2 ? "yes" : "no"))
-            }
-            if let row = rows.first(where: { $0.scenario == .read && $0.chorus.callers == callers }) {
-                let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
-                out.append(String(format: "| Swift client: reads ≥ 1.5× etcd at %d callers | %.2f× | %@ |", callers, ratio, ratio >= 1.5 ? "yes" : "no"))
-            }
-            for row in foreign where row.chorus.scenario == "read" && row.chorus.callers == callers {
-                let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
-                out.append(String(format: "| grpc-go unary: reads ≥ 1.5× etcd at %d callers, %d connection(s) | %.2f× | %@ |", callers, row.chorus.connections, ratio, ratio >= 1.5 ? "yes" : "no"))
+            for (scenario, name, wanted) in [(Scenario.write, "writes", 2.0), (.read, "reads", 1.5)] {
+                if let row = rows.first(where: { $0.scenario == scenario && $0.chorus.callers == callers }) {
+                    ratioTarget("Swift client: \(name) ≥ \(wanted == 2 ? "2" : "1.5")× etcd at \(callers) callers",
+                                chorus: row.chorus.opsPerSecond, etcd: row.etcd.opsPerSecond, wanted: wanted)
+                }
+                for row in foreign where row.chorus.scenario == scenario.rawValue && row.chorus.callers == callers {
+                    ratioTarget("grpc-go unary: \(name) ≥ \(wanted == 2 ? "2" : "1.5")× etcd at \(callers) callers, \(row.chorus.connections) connection(s)",
+                                chorus: row.chorus.opsPerSecond, etcd: row.etcd.opsPerSecond, wanted: wanted)
+                }
             }
         }
         if let row = rows.first(where: { $0.scenario == .write && $0.chorus.callers == 1 }) {
