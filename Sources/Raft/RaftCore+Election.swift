@@ -32,6 +32,30 @@ extension RaftCore {
         }
     }
 
+    /// The transport saw its connection from `node` close. A process that dies (a crash,
+    /// SIGKILL, an OOM kill) has its sockets closed by the kernel at once, so when `node` is
+    /// this follower's leader it is most likely gone, and waiting a whole election timeout
+    /// for its silence to prove it costs every writer 150–300 ms. The follower stops honouring
+    /// the leader's lease and campaigns after a short random delay (up to half the
+    /// election timeout, so the survivors do not all campaign in the same tick and split the
+    /// vote).
+    ///
+    /// Nothing relies on this for safety. When the leader is in fact alive (its connection
+    /// was reset, not the process), its next heartbeat restores the lease before or during
+    /// the campaign, and the campaign starts with a pre-vote that fails while the other voters
+    /// still hear the leader. Returns whether `node` was this follower's leader.
+    @discardableResult
+    public mutating func connectionLost(to node: NodeID) -> Bool {
+        guard role == .follower, node != 0, node == leader, promotable else { return false }
+        let delay = 1 + Int.random(in: 0..<max(1, options.electionTicks / 2), using: &random)
+        // Past the lease: pre-votes from the other survivors are answered from now on.
+        electionElapsed = max(electionElapsed, options.electionTicks)
+        if randomizedElectionTimeout - electionElapsed > delay {
+            randomizedElectionTimeout = electionElapsed + delay
+        }
+        return true
+    }
+
     /// Counts a (pre-)vote; returns true when the election was decided by it.
     @discardableResult
     mutating func recordVote(from node: NodeID, granted: Bool, preVote: Bool) -> Bool {

@@ -97,6 +97,7 @@ import Testing
 
     @Test func killedLeaderIsReplacedAndNothingAcknowledgedIsLost() async throws {
         let cluster = try TestCluster()
+        cluster.metrics = true
         try cluster.startAll()
         try await cluster.withClient { client in
             let leader = try await cluster.waitForLeader(client)
@@ -111,6 +112,16 @@ import Testing
             let next = try await cluster.waitForLeader(client, excluding: [leader])
             #expect(next != leader)
             #expect(clock.now - start < .seconds(5))
+            // The survivors saw the killed leader's streams close and campaigned early
+            // (`RaftCore.connectionLost`), rather than waiting for its silence.
+            var early: [Int] = []
+            for id in cluster.ids where id != leader {
+                let metrics = try await httpGet(cluster.metricsAddress(id), "/metrics").body
+                if metrics.split(separator: "\n").contains(where: { $0.hasPrefix("chorus_raft_leader_connection_lost_total ") && !$0.hasSuffix(" 0") }) {
+                    early.append(id)
+                }
+            }
+            #expect(!early.isEmpty, "no survivor counted the leader's connection closing")
 
             let history = try await client.history(token: alice, with: "bob", pageSize: 100, oldestFirst: true)
             #expect(history.messages.map(\.id) == sent)

@@ -18,6 +18,8 @@ import Synchronization
 public final class Replica: Sendable {
     enum Input {
         case messages([Message])
+        /// A peer's stream to this node ended (see `connectionLost(to:)`).
+        case connectionLost(NodeID)
         case propose([UInt8], Reply<Applied>)
         case read(Reply<Void>)
         case transfer(NodeID)
@@ -92,7 +94,7 @@ public final class Replica: Sendable {
         case let .status(reply): reply(.failure(error))
         case let .takeSnapshot(reply): reply(.failure(error))
         case let .changeMembership(_, reply): reply(.failure(error))
-        case .messages, .transfer, .snapshotTaken: break
+        case .messages, .connectionLost, .transfer, .snapshotTaken: break
         }
     }
 
@@ -102,6 +104,14 @@ public final class Replica: Sendable {
     public func receive(_ messages: [Message]) {
         guard !messages.isEmpty else { return }
         submit(.messages(messages))
+    }
+
+    /// The stream a peer sends this node its messages on ended. When the peer is the leader,
+    /// the process most likely died (the kernel closes a killed process's connections at
+    /// once): this node campaigns within a fraction of the election timeout instead of
+    /// waiting all of it out (`RaftCore.connectionLost`).
+    public func connectionLost(to peer: NodeID) {
+        submit(.connectionLost(peer))
     }
 
     /// Proposes an encoded command and waits until it is applied (here, so its result is
@@ -270,6 +280,11 @@ extension Replica {
                             if let refusal = core.step(message) {
                                 refusals.record(from: message.from, refusal)
                             }
+                        }
+                    case let .connectionLost(peer):
+                        if core.connectionLost(to: peer) {
+                            metrics.leaderConnectionsLost.increment()
+                            logger.info("the stream from leader \(peer) closed; campaigning soon unless it is heard from again", metadata: ["leader": "\(peer)"])
                         }
                     case let .propose(command, reply): batch.append((command, reply))
                     case let .read(reply): startRead(reply)

@@ -21,6 +21,8 @@ public final class NodeMetrics: Sendable {
     let term, commitIndex, appliedIndex, lastIndex, leaderID: Gauge
     let roles: [Role: Gauge]
     let leaderChanges: Counter
+    /// Times this follower heard its leader's connection close and campaigned early.
+    let leaderConnectionsLost: Counter
     let persistedEntries: Recorder
     let logWrite: Timer
     let applyDuration: Timer
@@ -75,6 +77,7 @@ public final class NodeMetrics: Sendable {
             (role, gauge("chorus_raft_role", [("role", role == .preCandidate ? "pre_candidate" : "\(role)")]))
         })
         leaderChanges = counter("chorus_raft_leader_changes_total")
+        leaderConnectionsLost = counter("chorus_raft_leader_connection_lost_total")
         persistedEntries = histogram("chorus_raft_persisted_entries")
         logWrite = timer("chorus_log_write_seconds")
         applyDuration = timer("chorus_apply_seconds")

@@ -220,8 +220,26 @@ final class Simulation {
 
     // MARK: Crashes
 
+    /// Crashes `id`; half the time, as a killed process does, its connections close and the
+    /// servers still connected to it are told (`RaftCore.connectionLost`), the rest of the
+    /// time it falls silent as a machine that lost power does.
     func crash(_ id: NodeID) {
+        crash(id, closingConnections: random.chance(0.5))
+    }
+
+    func crash(_ id: NodeID, closingConnections: Bool) {
         nodes[id]!.crash()
+        guard closingConnections else { return }
+        for other in ids where other != id && nodes[other]!.isUp && !blocked.contains(Link(from: id, to: other)) {
+            nodes[other]!.raft!.connectionLost(to: id)
+        }
+    }
+
+    /// Tells `at` that its connection to `peer` closed, whether or not `peer` is alive (a
+    /// reset connection, a restarted link).
+    func reportConnectionLost(at: NodeID, peer: NodeID) {
+        guard nodes[at]!.isUp else { return }
+        nodes[at]!.raft!.connectionLost(to: peer)
     }
 
     func restart(_ id: NodeID) {
