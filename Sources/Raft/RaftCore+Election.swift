@@ -10,7 +10,36 @@ extension RaftCore {
         electionElapsed += 1
         if promotable && electionElapsed >= randomizedElectionTimeout {
             electionElapsed = 0
+            // A pre-vote that gathers no answer is retried after a timeout of its own.
+            drawElectionTimeout()
             startElection(options.preVote ? .preVote : .election)
+        }
+    }
+
+    /// An election timeout between one and two `electionTicks`, or, for a few elections after
+    /// the leader's connection closed, up to half of one: a split vote among the survivors is
+    /// then settled as quickly as the first election would have been.
+    mutating func drawElectionTimeout() {
+        if quickTimeouts > 0 {
+            quickTimeouts -= 1
+            randomizedElectionTimeout = quickElectionDelay()
+        } else {
+            randomizedElectionTimeout = options.electionTicks + Int.random(in: 0..<options.electionTicks, using: &random)
+        }
+    }
+
+    mutating func quickElectionDelay() -> Int {
+        1 + Int.random(in: 0..<max(1, options.electionTicks / 2), using: &random)
+    }
+
+    /// A follower hears its leader (an append, a heartbeat, a snapshot).
+    mutating func heardFromLeader(_ node: NodeID) {
+        electionElapsed = 0
+        leader = node
+        if quickTimeouts > 0 || randomizedElectionTimeout < options.electionTicks {
+            // The leader is back (or a new one won): the ordinary timeout again.
+            quickTimeouts = 0
+            drawElectionTimeout()
         }
     }
 
@@ -47,14 +76,19 @@ extension RaftCore {
     @discardableResult
     public mutating func connectionLost(to node: NodeID) -> Bool {
         guard role == .follower, node != 0, node == leader, promotable else { return false }
-        let delay = 1 + Int.random(in: 0..<max(1, options.electionTicks / 2), using: &random)
+        let delay = quickElectionDelay()
         // Past the lease: pre-votes from the other survivors are answered from now on.
         electionElapsed = max(electionElapsed, options.electionTicks)
         if randomizedElectionTimeout - electionElapsed > delay {
             randomizedElectionTimeout = electionElapsed + delay
         }
+        // The pre-vote and election this starts, and about two more should the survivors
+        // split the vote, are timed as quickly; then the ordinary timeout resumes.
+        quickTimeouts = Self.quickTimeoutsAfterConnectionLoss
         return true
     }
+
+    static let quickTimeoutsAfterConnectionLoss = 6
 
     /// Counts a (pre-)vote; returns true when the election was decided by it.
     @discardableResult

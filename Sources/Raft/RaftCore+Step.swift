@@ -57,16 +57,13 @@ extension RaftCore {
     mutating func stepFollower(_ m: Message) -> Refusal? {
         switch m.kind {
         case .append:
-            electionElapsed = 0
-            leader = m.from
+            heardFromLeader(m.from)
             return handleAppend(m)
         case .heartbeat:
-            electionElapsed = 0
-            leader = m.from
+            heardFromLeader(m.from)
             handleHeartbeat(m)
         case .snapshot:
-            electionElapsed = 0
-            leader = m.from
+            heardFromLeader(m.from)
             handleSnapshot(m)
         case .timeoutNow:
             // Only the leader of this term may hand its leadership over (a server that

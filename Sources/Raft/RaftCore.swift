@@ -28,6 +28,9 @@ public struct RaftCore {
     var electionElapsed = 0
     var heartbeatElapsed = 0
     var randomizedElectionTimeout = 0
+    /// Election timeouts still to be drawn short because the leader's connection closed
+    /// (`connectionLost`); none once a leader is heard.
+    var quickTimeouts = 0
     var random: SplitMix64
 
     /// The voter this leader is handing leadership to, if a transfer is under way.
@@ -181,7 +184,7 @@ public struct RaftCore {
         leader = 0
         electionElapsed = 0
         heartbeatElapsed = 0
-        randomizedElectionTimeout = options.electionTicks + Int.random(in: 0..<options.electionTicks, using: &random)
+        drawElectionTimeout()
         transferee = nil
         votes = [:]
         readOnly = ReadOnlyQueue()
@@ -199,6 +202,7 @@ public struct RaftCore {
     }
 
     mutating func becomeFollower(term: Term, leader: NodeID) {
+        if leader != 0 { quickTimeouts = 0 }
         reset(term: term)
         self.leader = leader
         role = .follower
@@ -222,6 +226,7 @@ public struct RaftCore {
         reset(term: term)
         role = .leader
         leader = id
+        quickTimeouts = 0
         // Uncommitted configuration entries from earlier terms count as pending.
         pendingConfigurationIndex = log.lastIndex
         // A no-op of this term lets the leader commit (and learn) everything before it.

@@ -81,6 +81,24 @@ import Testing
         #expect(core.term == 1, "a pre-vote changes no term")
     }
 
+    @Test func aSplitVoteAfterTheReportIsRetriedAsQuicklyUntilALeaderIsHeard() {
+        var (core, storage) = follower(seed: 7)
+        core.connectionLost(to: 1)
+        #expect(ticksUntilPreVote(&core, storage, limit: Self.electionTicks / 2) != nil)
+        // Node 3 grants the pre-vote; the election for term 2 then gathers no majority.
+        core.step(Message(from: 3, to: 2, term: 2, kind: .preVoteResponse(reject: false)))
+        SingleCore.settle(&core, storage)
+        #expect(core.role == .candidate && core.term == 2)
+        let retry = ticksUntilPreVote(&core, storage, limit: Self.electionTicks)
+        #expect(retry != nil && retry! <= Self.electionTicks / 2, "retried after \(String(describing: retry)) ticks")
+
+        // Node 3 wins term 3: from then on, the ordinary timeout.
+        core.step(Message(from: 3, to: 2, term: 3, kind: .heartbeat(commit: 0, context: nil)))
+        SingleCore.settle(&core, storage)
+        #expect(core.leader == 3)
+        #expect(ticksUntilPreVote(&core, storage, limit: Self.electionTicks - 1) == nil)
+    }
+
     @Test func aCandidateOrLeaderIgnoresTheReport() {
         var (core, storage) = SingleCore.leader(seed: 6)
         let counted = core.connectionLost(to: 2)
@@ -121,9 +139,10 @@ import Testing
             if reported < 10 { fast += 1 }
         }
         // The simulator ticks every server at the same instant, so survivors often campaign
-        // together and split the vote, falling back on the ordinary timeout (about a quarter
-        // of 400 seeds); most failovers must not.
-        #expect(fast * 3 >= total * 2, "only \(fast) of \(total) failovers took under 10 ticks: \(quick)")
+        // together and split the vote; the next few elections are timed as quickly, which
+        // settles all but a few (392 of 400 seeds under 10 ticks; 301 when only the first
+        // election was quick).
+        #expect(fast * 10 >= total * 9, "only \(fast) of \(total) failovers took under 10 ticks: \(quick)")
         #expect(slow.allSatisfy { $0 >= 9 }, "a silent crash was noticed early: \(slow)")
     }
 
