@@ -32,6 +32,12 @@ public struct Message: Sendable, Equatable {
         case snapshot(Snapshot)
         /// Leadership transfer: "campaign now".
         case timeoutNow
+        /// A follower's linearizable read, forwarded to its leader: "confirm you lead, and
+        /// tell me your commit index then". `context` names the read on the follower.
+        case readIndex(context: [UInt8])
+        /// The leader's answer once a majority confirmed it: the follower may serve the read
+        /// when it has applied `index`.
+        case readIndexResponse(index: Index, context: [UInt8])
     }
 
     /// Whether this is a request that starts or answers an election.

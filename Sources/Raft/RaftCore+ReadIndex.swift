@@ -1,3 +1,10 @@
+/// A linearizable read waiting for the leader to confirm it still leads: this server's own,
+/// or a follower's forwarded to it.
+struct ReadRequest: Equatable {
+    var from: NodeID
+    var context: [UInt8]
+}
+
 /// Linearizable reads waiting for a heartbeat round that confirms this server still leads.
 ///
 /// One round is out at a time. Reads that arrive while it is out wait, and all of them share
@@ -5,23 +12,25 @@
 /// thousand (etcd's server batches its ReadIndex requests the same way in its read loop).
 /// A read that waited is no less linearizable: its round starts after it arrived, and its read
 /// index is the commit index when the round starts, which is no lower than when it arrived.
+///
+/// The leader names each round itself (a counter): the reads' contexts come from several
+/// servers, each counting on its own, so none of them could name a round uniquely.
 struct ReadOnlyQueue {
     struct Round {
+        /// The name heartbeats carry for this round.
+        var key: [UInt8]
         /// The commit index when the round started: every read it serves may be answered once
         /// that index is applied.
         var index: Index
-        /// The reads the round serves, in arrival order; never empty. The last one names the
-        /// round on the wire.
-        var contexts: [[UInt8]]
+        /// The reads the round serves, in arrival order; never empty.
+        var requests: [ReadRequest]
         var acks: Set<NodeID>
-
-        var key: [UInt8] { contexts[contexts.count - 1] }
     }
 
     /// The round whose heartbeats are out, if any.
     var inFlight: Round?
     /// Reads that arrived while `inFlight` was out, for the next round.
-    var waiting: [[UInt8]] = []
+    var waiting: [ReadRequest] = []
 
     /// What heartbeats carry, so that a heartbeat sent on a tick also confirms the round when
     /// the first one was lost.
@@ -30,46 +39,71 @@ struct ReadOnlyQueue {
 
 extension RaftCore {
     /// Asks for a linearizable read point. When the leader confirms it still leads, a
-    /// `ReadState` with the commit index appears in a `Ready`; the read is served once the
-    /// application has applied that index. Returns false when this server is not the leader.
+    /// `ReadState` with the leader's commit index appears in a `Ready`; the read is served
+    /// once the application has applied that index. A follower forwards the request to its
+    /// leader and hands over the leader's answer the same way. Returns false when this server
+    /// knows no leader to ask (or is campaigning): the caller should retry or go elsewhere.
+    /// A forwarded request or its answer may be lost: the caller gives up after a while.
     @discardableResult
     public mutating func readIndex(context: [UInt8]) -> Bool {
-        guard role == .leader else { return false }
+        switch role {
+        case .leader:
+            handleReadIndex(ReadRequest(from: id, context: context))
+            return true
+        case .follower where leader != 0:
+            outbox.append(Message(from: id, to: leader, term: term, kind: .readIndex(context: context)))
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// A read of this leader's own or a follower's.
+    mutating func handleReadIndex(_ request: ReadRequest) {
         // Until an entry of this term commits, the commit index may lag what earlier leaders
         // committed: wait for it.
         guard log.term(at: log.committed) == term else {
-            pendingReads.append(context)
-            return true
+            pendingReads.append(request)
+            return
         }
-        serveReads([context])
-        return true
+        serveReads([request])
     }
 
-    mutating func serveReads(_ contexts: [[UInt8]]) {
-        guard !contexts.isEmpty else { return }
+    mutating func serveReads(_ requests: [ReadRequest]) {
+        guard !requests.isEmpty else { return }
         if configuration.voters == [id] {
-            serveAlone(contexts)
+            serveAlone(requests)
             return
         }
         if readOnly.inFlight == nil {
-            startReadRound(contexts)
+            startReadRound(requests)
         } else {
-            readOnly.waiting += contexts
+            readOnly.waiting += requests
         }
     }
 
     /// The only voter confirms itself. Reads still waiting on a round that began under a larger
     /// configuration would hear from nobody now: they are served too.
-    mutating func serveAlone(_ contexts: [[UInt8]] = []) {
-        let stranded = (readOnly.inFlight?.contexts ?? []) + readOnly.waiting
+    mutating func serveAlone(_ requests: [ReadRequest] = []) {
+        let stranded = (readOnly.inFlight?.requests ?? []) + readOnly.waiting
         readOnly = ReadOnlyQueue()
-        for context in stranded + contexts {
-            readStates.append(ReadState(index: log.committed, context: context))
+        for request in stranded + requests {
+            answerRead(request, index: log.committed)
         }
     }
 
-    private mutating func startReadRound(_ contexts: [[UInt8]]) {
-        let round = ReadOnlyQueue.Round(index: log.committed, contexts: contexts, acks: [id])
+    /// A confirmed read: this server's own becomes a `ReadState`, a follower's an answer.
+    private mutating func answerRead(_ request: ReadRequest, index: Index) {
+        if request.from == id {
+            readStates.append(ReadState(index: index, context: request.context))
+        } else {
+            outbox.append(Message(from: id, to: request.from, term: term, kind: .readIndexResponse(index: index, context: request.context)))
+        }
+    }
+
+    private mutating func startReadRound(_ requests: [ReadRequest]) {
+        readRounds &+= 1
+        let round = ReadOnlyQueue.Round(key: withUnsafeBytes(of: readRounds.bigEndian, Array.init), index: log.committed, requests: requests, acks: [id])
         readOnly.inFlight = round
         broadcastHeartbeat(context: round.key)
     }
@@ -87,12 +121,17 @@ extension RaftCore {
         round.acks.insert(node)
         readOnly.inFlight = round
         guard round.acks.filter({ configuration.voters.contains($0) }).count >= configuration.quorum else { return }
-        for context in round.contexts {
-            readStates.append(ReadState(index: round.index, context: context))
+        for request in round.requests {
+            answerRead(request, index: round.index)
         }
         readOnly.inFlight = nil
         let next = readOnly.waiting
         readOnly.waiting = []
         serveReads(next)
+    }
+
+    /// The leader's answer to a read this follower forwarded.
+    mutating func readIndexAnswered(index: Index, context: [UInt8]) {
+        readStates.append(ReadState(index: index, context: context))
     }
 }

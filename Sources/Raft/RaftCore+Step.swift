@@ -70,6 +70,10 @@ extension RaftCore {
             // restarted in this term may not know who that is yet).
             guard leader == 0 || m.from == leader else { return .unknownSender }
             if promotable { startElection(.transfer) }
+        case let .readIndexResponse(index, context):
+            // Only the leader of this term confirms reads; it is the one this server asked.
+            guard m.from == leader else { return .unknownSender }
+            readIndexAnswered(index: index, context: context)
         default:
             break
         }
@@ -121,6 +125,8 @@ extension RaftCore {
             if let context {
                 confirmRead(context, from: m.from)
             }
+        case let .readIndex(context):
+            handleReadIndex(ReadRequest(from: m.from, context: context))
         default:
             break
         }

@@ -38,7 +38,10 @@ public struct RaftCore {
 
     var readOnly = ReadOnlyQueue()
     /// ReadIndex requests that arrived before this leader committed an entry of its term.
-    var pendingReads: [[UInt8]] = []
+    var pendingReads: [ReadRequest] = []
+    /// Names the leader's ReadIndex rounds on the wire; never reset, so no answer to an old
+    /// round can be taken for one of a new one.
+    var readRounds: UInt64 = 0
     var readStates: [ReadState] = []
 
     var outbox: [Message] = []

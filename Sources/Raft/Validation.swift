@@ -114,6 +114,15 @@ extension RaftCore {
             if let context, context.count > limits.maxContextBytes {
                 return .tooLarge(field: "context", size: context.count, limit: limits.maxContextBytes)
             }
+        case let .readIndex(context):
+            if context.count > limits.maxContextBytes {
+                return .tooLarge(field: "context", size: context.count, limit: limits.maxContextBytes)
+            }
+        case let .readIndexResponse(index, context):
+            if let refusal = Self.bounded("read index", index, limits) { return refusal }
+            if context.count > limits.maxContextBytes {
+                return .tooLarge(field: "context", size: context.count, limit: limits.maxContextBytes)
+            }
         case let .snapshot(snapshot):
             let meta = snapshot.metadata
             if let refusal = Self.bounded("snapshot index", meta.index, limits) { return refusal }

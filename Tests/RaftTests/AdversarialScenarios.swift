@@ -128,6 +128,7 @@ import Testing
             switch m.kind {
             case let .heartbeat(commit, _): lie.kind = .heartbeat(commit: commit, context: big)
             case .heartbeatResponse: lie.kind = .heartbeatResponse(context: big)
+            case .readIndex: lie.kind = .readIndex(context: big)
             default: lie.term = limits.maxValue + 1
             }
         }
@@ -200,7 +201,7 @@ import Testing
         let to = random.chance(0.9) ? target : random.pick(ids + [0, 77])
         let messageTerm = random.chance(0.6) ? term &+ UInt64.random(in: 0...2, using: &random) : value(term)
         let kind: Message.Kind
-        switch Int.random(in: 0..<10, using: &random) {
+        switch Int.random(in: 0..<12, using: &random) {
         case 0: kind = .preVote(lastIndex: value(last), lastTerm: value(term))
         case 1: kind = .preVoteResponse(reject: random.chance(0.5))
         case 2: kind = .vote(lastIndex: value(last), lastTerm: value(term), transfer: random.chance(0.3))
@@ -227,6 +228,8 @@ import Testing
                                             term: random.chance(0.7) ? messageTerm : value(term),
                                             configuration: ClusterConfiguration(voters: voters))
             kind = .snapshot(Snapshot(metadata: metadata))
+        case 10: kind = .readIndex(context: [UInt8](repeating: 2, count: Int.random(in: 0...80, using: &random)))
+        case 11: kind = .readIndexResponse(index: value(commit), context: [UInt8](repeating: 3, count: Int.random(in: 0...80, using: &random)))
         default: kind = .timeoutNow
         }
         return (Message(from: from, to: to, term: messageTerm, kind: kind), target)

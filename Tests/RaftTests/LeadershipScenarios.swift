@@ -106,6 +106,50 @@ import Testing
         }
     }
 
+    /// A read through a follower: its leader confirms it and names its commit index, which
+    /// covers every write committed before the read began.
+    @Test func followerReadsAreLinearizable() {
+        var served = 0, asked = 0
+        simulate(seeds: 120) { seed in
+            let sim = Simulation(seed: seed, nodes: 5, faults: .init(delay: 1...4, slowDiskRate: 0.2))
+            var random = SimRandom(state: seed)
+            for round in 0..<6 {
+                let index = try sim.commit(command(round), expected: 3)
+                let leader = try sim.waitForLeader()
+                let follower = random.pick(sim.ids.filter { $0 != leader && sim.node($0).isUp })
+                let context = command(round, "follower-read")
+                var forwarded = false
+                sim.mutateRaft(follower) { forwarded = $0.readIndex(context: context) }
+                guard forwarded else { continue }
+                asked += 1
+                if try sim.run(upTo: 30, until: { sim.node(follower).readStates.contains { $0.context == context } }) {
+                    served += 1
+                    let state = sim.node(follower).readStates.first { $0.context == context }!
+                    try require(state.index >= index, sim, "follower read index \(state.index) misses write \(index)")
+                }
+                if random.chance(0.3) { sim.crash(leader); try sim.run(ticks: 5); sim.restart(leader) }
+            }
+        }
+        #expect(served * 10 >= asked * 7, "only \(served) of \(asked) follower reads were answered")
+    }
+
+    /// A follower cut off with its old leader asks that leader, which hears from no majority:
+    /// no read is confirmed for it, while the majority elects and writes.
+    @Test func aFollowerCutOffWithItsLeaderGetsNoRead() {
+        simulate(seeds: 80) { seed in
+            let sim = Simulation(seed: seed, nodes: 5)
+            try sim.commit(command(1), expected: 5)
+            let leader = try sim.waitForLeader()
+            let follower = sim.ids.first { $0 != leader }!
+            let others = sim.ids.filter { $0 != leader && $0 != follower }
+            sim.partition([[leader, follower], others])
+            sim.mutateRaft(follower) { _ = $0.readIndex(context: [7]) }
+            _ = try sim.waitForLeader(among: others)
+            try sim.run(ticks: 30)
+            try require(sim.node(follower).readStates.isEmpty, sim, "a read was confirmed by a leader without a majority")
+        }
+    }
+
     @Test func readIndexIsRefusedByAnIsolatedLeader() {
         simulate(seeds: 80) { seed in
             let sim = Simulation(seed: seed, nodes: 3)

@@ -27,13 +27,18 @@ import Testing
         core.step(Message(from: node, to: 1, term: 1, kind: .heartbeatResponse(context: context)))
     }
 
+    /// The name the leader gives its `n`th round.
+    func round(_ n: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: n.bigEndian, Array.init)
+    }
+
     @Test func readsArrivingDuringARoundShareTheNextOne() {
         var (core, storage) = leader()
         #expect(core.isLeader)
 
         #expect(read(&core, [1]))
         let first = settle(&core, storage)
-        #expect(heartbeats(in: first.sent) == [2: [[1]], 3: [[1]]])
+        #expect(heartbeats(in: first.sent) == [2: [round(1)], 3: [round(1)]])
 
         // Four more while the first round is out: nothing is sent for them yet.
         for context: UInt8 in 2...5 { #expect(read(&core, [context])) }
@@ -42,18 +47,19 @@ import Testing
         #expect(meanwhile.reads.isEmpty)
 
         // A majority (node 1 and node 2) confirms the first round: its read is served, and
-        // one heartbeat round, named by the newest read, starts for the four that waited.
-        answer(&core, from: 2, context: [1])
+        // one heartbeat round starts for the four that waited.
+        answer(&core, from: 2, context: round(1))
         let confirmed = settle(&core, storage)
         #expect(confirmed.reads == [ReadState(index: 1, context: [1])])
-        #expect(heartbeats(in: confirmed.sent) == [2: [[5]], 3: [[5]]])
+        #expect(heartbeats(in: confirmed.sent) == [2: [round(2)], 3: [round(2)]])
 
-        // An answer to a round already confirmed, or to a read inside a round, confirms nothing.
-        answer(&core, from: 3, context: [1])
+        // An answer to a round already confirmed, or naming a read rather than a round,
+        // confirms nothing.
+        answer(&core, from: 3, context: round(1))
         answer(&core, from: 3, context: [3])
         #expect(settle(&core, storage).reads.isEmpty)
 
-        answer(&core, from: 3, context: [5])
+        answer(&core, from: 3, context: round(2))
         let second = settle(&core, storage)
         #expect(second.reads == (2...5).map { ReadState(index: 1, context: [$0]) })
         #expect(heartbeats(in: second.sent).isEmpty, "no round is started with no reads waiting")
@@ -69,8 +75,8 @@ import Testing
             core.tick()
             sent += settle(&core, storage).sent
         }
-        #expect(heartbeats(in: sent)[2] == [[9]])
-        answer(&core, from: 3, context: [9])
+        #expect(heartbeats(in: sent)[2] == [round(1)])
+        answer(&core, from: 3, context: round(1))
         #expect(settle(&core, storage).reads == [ReadState(index: 1, context: [9])])
     }
 
@@ -82,9 +88,11 @@ import Testing
         // A higher term deposes the leader: the reads are gone with its leadership.
         core.step(Message(from: 3, to: 1, term: 2, kind: .heartbeat(commit: 1, context: nil)))
         #expect(!core.isLeader)
-        answer(&core, from: 2, context: [1])
+        answer(&core, from: 2, context: round(1))
         #expect(settle(&core, storage).reads.isEmpty)
-        #expect(!read(&core, [3]))
+        // A read now goes to the new leader.
+        #expect(read(&core, [3]))
+        #expect(settle(&core, storage).sent == [Message(from: 1, to: 3, term: 2, kind: .readIndex(context: [3]))])
     }
 }
 
@@ -110,5 +118,43 @@ extension ReadIndexBatchingTests {
         // From now on a read is confirmed at once.
         #expect(read(&core, [3]))
         #expect(settle(&core, storage).reads.map(\.context) == [[3]])
+    }
+}
+
+/// A follower's read goes to its leader, which confirms it in a round like its own reads and
+/// answers with its commit index.
+extension ReadIndexBatchingTests {
+    @Test func aFollowersReadIsConfirmedByTheLeadersRoundAndAnsweredToIt() {
+        var (core, storage) = leader()
+        core.step(Message(from: 2, to: 1, term: 1, kind: .readIndex(context: [9])))
+        #expect(read(&core, [1]))
+        let first = settle(&core, storage)
+        #expect(heartbeats(in: first.sent) == [2: [round(1)], 3: [round(1)]])
+        // The first round serves node 2's read: it is answered to node 2, not handed over
+        // here; the leader's own read, which waited, starts the next round.
+        answer(&core, from: 3, context: round(1))
+        let confirmed = settle(&core, storage)
+        #expect(confirmed.reads.isEmpty)
+        #expect(confirmed.sent.contains(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 1, context: [9]))))
+        #expect(heartbeats(in: confirmed.sent) == [2: [round(2)], 3: [round(2)]])
+        answer(&core, from: 2, context: round(2))
+        let own = settle(&core, storage)
+        #expect(own.reads == [ReadState(index: 1, context: [1])])
+        #expect(!own.sent.contains { if case .readIndexResponse = $0.kind { true } else { false } })
+    }
+
+    @Test func aFollowerForwardsItsReadAndTakesOnlyItsLeadersAnswer() {
+        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
+        var core = RaftCore(storage: storage, options: RaftOptions(id: 2, seed: 1))
+        #expect(!read(&core, [9]), "with no leader known there is nobody to ask")
+        core.step(Message(from: 1, to: 2, term: 1, kind: .heartbeat(commit: 0, context: nil)))
+        settle(&core, storage)
+
+        #expect(read(&core, [9]))
+        #expect(settle(&core, storage).sent == [Message(from: 2, to: 1, term: 1, kind: .readIndex(context: [9]))])
+        let stranger = core.step(Message(from: 3, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: [9])))
+        #expect(stranger == .unknownSender)
+        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: [9])))
+        #expect(settle(&core, storage).reads == [ReadState(index: 7, context: [9])])
     }
 }

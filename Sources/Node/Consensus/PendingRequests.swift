@@ -66,6 +66,11 @@ struct PendingRequests {
         return context
     }
 
+    /// Gives back a read the core would not take (no leader known to ask).
+    mutating func cancelRead(_ context: [UInt8]) -> Reply<Void>? {
+        reads.removeValue(forKey: context)?.reply
+    }
+
     mutating func changeMembership(at index: Index, _ waiting: Waiting<Index>) {
         membershipChanges[index] = waiting
     }

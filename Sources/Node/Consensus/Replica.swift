@@ -50,6 +50,8 @@ public final class Replica: Sendable {
     /// Where the client API's handlers run: a handler that waits here is resumed on its own
     /// connection's loop.
     let handlers: EventLoopExecutor?
+    /// The leader as the loop last saw it.
+    private let leaderSeen: LeaderSeen
 
     init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, configuration: NodeConfiguration,
          metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil, logger: Logger) {
@@ -58,8 +60,9 @@ public final class Replica: Sendable {
         events = EventHub(limits: configuration.subscriptionLimits)
         refusals = PeerRefusals(logger: logger)
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
+        leaderSeen = LeaderSeen()
         loop = Loop(core: core, storage: storage, data: data, current: current, transport: transport, events: events, refusals: refusals, configuration: configuration,
-                    metrics: metrics, logger: logger)
+                    metrics: metrics, leaderSeen: leaderSeen, logger: logger)
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended.
@@ -154,6 +157,12 @@ public final class Replica: Sendable {
         })
     }
 
+    /// The leader as this node last knew it (nil while none is known), and whether it is this
+    /// node: for handlers that should not start work only a leader can finish (a follower
+    /// serves reads, not writes).
+    public var leader: NodeID? { leaderSeen.leader }
+    public var isLeader: Bool { leaderSeen.leader == id }
+
     /// Proposals admitted and not yet answered, and their bytes.
     public var pendingProposals: (count: Int, bytes: Int) {
         pending.withLock { ($0.count, $0.bytes) }
@@ -186,6 +195,20 @@ public final class Replica: Sendable {
             submit(.takeSnapshot { continuation.resume(returning: $0) })
         }
         return try result.get()
+    }
+}
+
+/// The leader the loop last saw, readable from any thread.
+final class LeaderSeen: Sendable {
+    private let value = Atomic<UInt64>(0)
+
+    var leader: NodeID? {
+        let id = value.load(ordering: .relaxed)
+        return id == 0 ? nil : id
+    }
+
+    func set(_ leader: NodeID) {
+        value.store(leader, ordering: .relaxed)
     }
 }
 
@@ -222,6 +245,7 @@ extension Replica {
         let refusals: PeerRefusals
         let configuration: NodeConfiguration
         let metrics: NodeMetrics
+        let leaderSeen: LeaderSeen
         let logger: Logger
         let clock = ContinuousClock()
         /// Ticks until the followers' replication gauges are next updated.
@@ -245,9 +269,10 @@ extension Replica {
         var submit: @Sendable (Input) -> Void = { _ in }
 
         init(core: RaftCore, storage: LogStoreAdapter, data: DataDirectory, current: CurrentState, transport: any MessageSender, events: EventHub, refusals: PeerRefusals,
-             configuration: NodeConfiguration, metrics: NodeMetrics, logger: Logger) {
+             configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen, logger: Logger) {
             self.core = core
             self.metrics = metrics
+            self.leaderSeen = leaderSeen
             self.storage = storage
             self.data = data
             self.current = current
@@ -364,12 +389,15 @@ extension Replica {
             }
         }
 
+        /// A linearizable read, here or on a follower: the leader confirms it still leads (for
+        /// a follower's read, the follower asks it), and the read is answered once this node
+        /// has applied the leader's commit index of that moment.
         func startRead(_ reply: @escaping Reply<Void>) {
-            guard core.isLeader else {
-                reply(.failure(.notLeader(leader: knownLeader)))
+            let context = requests.read(.init(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply))
+            guard core.readIndex(context: context) else {
+                requests.cancelRead(context)?(.failure(.notLeader(leader: knownLeader)))
                 return
             }
-            core.readIndex(context: requests.read(.init(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply)))
         }
 
         var knownLeader: NodeID? { core.leader == 0 ? nil : core.leader }
@@ -492,6 +520,7 @@ extension Replica {
             logger.info("role \(soft.role), leader \(soft.leader), term \(core.term)",
                         metadata: ["term": "\(core.term)", "role": "\(soft.role)", "leader": "\(soft.leader)"])
             metrics.recordRole(soft.role, leader: soft.leader)
+            leaderSeen.set(soft.leader)
             recordPeers()
             if soft.role == .leader {
                 // Subscriptions lived on the previous leader: nobody is online until they

@@ -197,11 +197,16 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     // MARK: Helpers
 
+    /// Fails on a follower, with the leader's address, before work only the leader could
+    /// finish (hashing a new account's password); then a barrier confirms the leadership.
     func requireLeader() async throws {
+        guard replica.isLeader else { throw configuration.rpcError(.notLeader(leader: replica.leader)) }
         try await barrier()
     }
 
-    /// Waits for a ReadIndex barrier; on a follower, fails with the leader's address.
+    /// Waits for a ReadIndex barrier: then whatever committed before the call began is applied
+    /// here. A follower asks its leader for the barrier and serves the read itself; with no
+    /// leader known, it fails with UNAVAILABLE.
     func barrier() async throws {
         do {
             try await replica.linearizableRead()

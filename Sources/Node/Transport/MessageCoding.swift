@@ -52,6 +52,10 @@ public enum MessageCoding {
             }
         case .timeoutNow:
             out.timeoutNow = .init()
+        case let .readIndex(context):
+            out.readIndex = .with { $0.context = Data(context) }
+        case let .readIndexResponse(index, context):
+            out.readIndexResponse = .with { $0.index = index; $0.context = Data(context) }
         }
         return out
     }
@@ -85,6 +89,8 @@ public enum MessageCoding {
             }
             kind = .snapshot(Snapshot(metadata: SnapshotMetadata(index: v.index, term: v.term, configuration: configuration), data: Array(v.data)))
         case .timeoutNow?: kind = .timeoutNow
+        case let .readIndex(v)?: kind = .readIndex(context: Array(v.context))
+        case let .readIndexResponse(v)?: kind = .readIndexResponse(index: v.index, context: Array(v.context))
         case nil: throw .malformed("a message of no kind this version knows")
         }
         return Message(from: m.from, to: m.to, term: m.term, kind: kind)

@@ -267,6 +267,22 @@ public nonisolated struct Chorus_V1_RaftMessage: Sendable {
     set {kind = .timeoutNow(newValue)}
   }
 
+  public var readIndex: Chorus_V1_ReadIndexRequest {
+    get {
+      if case .readIndex(let v)? = kind {return v}
+      return Chorus_V1_ReadIndexRequest()
+    }
+    set {kind = .readIndex(newValue)}
+  }
+
+  public var readIndexResponse: Chorus_V1_ReadIndexResponse {
+    get {
+      if case .readIndexResponse(let v)? = kind {return v}
+      return Chorus_V1_ReadIndexResponse()
+    }
+    set {kind = .readIndexResponse(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -280,6 +296,8 @@ public nonisolated struct Chorus_V1_RaftMessage: Sendable {
     case heartbeatResponse(Chorus_V1_HeartbeatResponse)
     case snapshot(Chorus_V1_RaftSnapshot)
     case timeoutNow(Chorus_V1_TimeoutNow)
+    case readIndex(Chorus_V1_ReadIndexRequest)
+    case readIndexResponse(Chorus_V1_ReadIndexResponse)
 
   }
 
@@ -384,6 +402,34 @@ public nonisolated struct Chorus_V1_TimeoutNow: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A follower's linearizable read, forwarded to the leader.
+public nonisolated struct Chorus_V1_ReadIndexRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var context: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The leader's commit index when a majority confirmed it still led.
+public nonisolated struct Chorus_V1_ReadIndexResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var index: UInt64 = 0
+
+  public var context: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -702,7 +748,7 @@ nonisolated extension Chorus_V1_RaftSnapshot: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_RaftMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RaftMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}term\0\u{3}pre_vote\0\u{3}pre_vote_response\0\u{1}vote\0\u{3}vote_response\0\u{1}append\0\u{3}append_response\0\u{1}heartbeat\0\u{3}heartbeat_response\0\u{1}snapshot\0\u{3}timeout_now\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}term\0\u{3}pre_vote\0\u{3}pre_vote_response\0\u{1}vote\0\u{3}vote_response\0\u{1}append\0\u{3}append_response\0\u{1}heartbeat\0\u{3}heartbeat_response\0\u{1}snapshot\0\u{3}timeout_now\0\u{3}read_index\0\u{3}read_index_response\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -843,6 +889,32 @@ nonisolated extension Chorus_V1_RaftMessage: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .timeoutNow(v)
         }
       }()
+      case 14: try {
+        var v: Chorus_V1_ReadIndexRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .readIndex(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .readIndex(v)
+        }
+      }()
+      case 15: try {
+        var v: Chorus_V1_ReadIndexResponse?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .readIndexResponse(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .readIndexResponse(v)
+        }
+      }()
       default: break
       }
     }
@@ -902,6 +974,14 @@ nonisolated extension Chorus_V1_RaftMessage: SwiftProtobuf.Message, SwiftProtobu
     case .timeoutNow?: try {
       guard case .timeoutNow(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .readIndex?: try {
+      guard case .readIndex(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .readIndexResponse?: try {
+      guard case .readIndexResponse(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
     }()
     case nil: break
     }
@@ -1167,6 +1247,71 @@ nonisolated extension Chorus_V1_TimeoutNow: SwiftProtobuf.Message, SwiftProtobuf
   }
 
   public static func ==(lhs: Chorus_V1_TimeoutNow, rhs: Chorus_V1_TimeoutNow) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReadIndexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadIndexRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.context) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.context.isEmpty {
+      try visitor.visitSingularBytesField(value: self.context, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReadIndexRequest, rhs: Chorus_V1_ReadIndexRequest) -> Bool {
+    if lhs.context != rhs.context {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReadIndexResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadIndexResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}context\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.context) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt64Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.context.isEmpty {
+      try visitor.visitSingularBytesField(value: self.context, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReadIndexResponse, rhs: Chorus_V1_ReadIndexResponse) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.context != rhs.context {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -44,6 +44,7 @@ func main() {
 	target := flag.String("target", "chorus", "chorus | etcd")
 	scenario := flag.String("scenario", "write", "write | read")
 	addr := flag.String("addr", "127.0.0.1:7001", "where to send: the Chorus leader's client address, or an etcd client URL host:port")
+	setupAddr := flag.String("setup-addr", "", "Chorus: where the accounts and the page to read are made (the leader; default -addr), so that reads may go to a follower")
 	ca := flag.String("ca", "", "the CA (PEM) for TLS; plaintext without it")
 	callers := flag.Int("callers", 16, "concurrent callers in all")
 	conns := flag.Int("connections", 1, "connections the callers are spread over")
@@ -89,6 +90,14 @@ func main() {
 	if *target == "chorus" {
 		// One account per connection, its callers share the session.
 		for i, conn := range connections {
+			if *setupAddr != "" {
+				setup, err := wire.Dial(*setupAddr, *ca)
+				if err != nil {
+					fail(err)
+				}
+				defer setup.Close()
+				conn = setup
+			}
 			names[i] = fmt.Sprintf("u%s-%d", run[len(run)-6:], i)
 			client := fmt.Sprintf("%s-setup-%d", run, i)
 			call(conn, "/chorus.v1.Chat/CreateAccount", wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, 1)), 2, []byte(names[i])), 3, []byte("pw")))
