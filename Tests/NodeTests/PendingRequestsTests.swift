@@ -11,7 +11,7 @@ import Testing
         private let given = Mutex<[String]>([])
         var all: [String] { given.withLock { $0 } }
 
-        func reply<T>(_ name: String) -> Replica.Reply<T> {
+        func reply<T>(_ name: String) -> ReplicaReply<T> {
             { [self] result in
                 let outcome: String
                 switch result {
@@ -25,13 +25,13 @@ import Testing
 
     let start = ContinuousClock.now
 
-    func waiting<T>(_ answers: Answers, _ name: String, term: Term = 2, after seconds: Int = 5) -> PendingRequests.Waiting<T> {
+    func waiting<T>(_ answers: Answers, _ name: String, term: Term = 2, after seconds: Int = 5) -> PendingRequests<Applied>.Waiting<T> {
         .init(term: term, deadline: start + .seconds(seconds), reply: answers.reply(name))
     }
 
     @Test func aProposalIsSettledByTheTermOfTheEntryAppliedAtItsIndex() throws {
         let answers = Answers()
-        var requests = PendingRequests()
+        var requests = PendingRequests<Applied>()
         requests.propose(at: 7, waiting(answers, "seven"))
         requests.propose(at: 8, waiting(answers, "eight"))
         #expect(requests.proposalCount == 2)
@@ -44,7 +44,7 @@ import Testing
 
     @Test func readsAreServedOnceConfirmedAndApplied() {
         let answers = Answers()
-        var requests = PendingRequests()
+        var requests = PendingRequests<Applied>()
         let first = requests.read(waiting(answers, "first"))
         let second = requests.read(waiting(answers, "second"))
         #expect(first != second, "each read carries its own context")
@@ -61,7 +61,7 @@ import Testing
 
     @Test func expiryEndsWhatWaitedTooLongButKeepsConfirmedReads() {
         let answers = Answers()
-        var requests = PendingRequests()
+        var requests = PendingRequests<Applied>()
         requests.propose(at: 3, waiting(answers, "late proposal", after: 1))
         requests.propose(at: 4, waiting(answers, "proposal in time", after: 9))
         let confirmed = requests.read(waiting(answers, "confirmed read", after: 1))
@@ -81,7 +81,7 @@ import Testing
 
     @Test func removeAllHandsBackEveryRequestOnce() {
         let answers = Answers()
-        var requests = PendingRequests()
+        var requests = PendingRequests<Applied>()
         requests.propose(at: 1, waiting(answers, "proposal"))
         let confirmed = requests.read(waiting(answers, "confirmed read"))
         _ = requests.read(waiting(answers, "read"))

@@ -8,8 +8,8 @@ import Raft
 /// A value with mutating transitions, each returning the replies that are due; the loop gives
 /// them (and counts them in its metrics). Nothing here blocks, reads a clock or touches a
 /// thread, so the bookkeeping is tested on its own (`PendingRequestsTests`).
-struct PendingRequests {
-    typealias Reply<T> = Replica.Reply<T>
+struct PendingRequests<Output> {
+    typealias Reply<T> = ReplicaReply<T>
 
     struct Waiting<T> {
         /// The term the request was taken in: an entry of another term at its index means
@@ -29,7 +29,7 @@ struct PendingRequests {
 
     /// Replies of requests that end together (timed out, or all failed at once).
     struct Ended {
-        var proposals: [Reply<Applied>] = []
+        var proposals: [Reply<Output>] = []
         var reads: [Reply<Void>] = []
         var membershipChanges: [Reply<Index>] = []
 
@@ -42,7 +42,7 @@ struct PendingRequests {
         }
     }
 
-    private var proposals: [Index: Waiting<Applied>] = [:]
+    private var proposals: [Index: Waiting<Output>] = [:]
     /// Reads by the context the Raft core carries for them, until their round is confirmed.
     private var reads: [[UInt8]: Waiting<Void>] = [:]
     /// Reads whose round confirmed leadership, with the index to apply before answering.
@@ -54,7 +54,7 @@ struct PendingRequests {
 
     // MARK: Taking requests
 
-    mutating func propose(at index: Index, _ waiting: Waiting<Applied>) {
+    mutating func propose(at index: Index, _ waiting: Waiting<Output>) {
         proposals[index] = waiting
     }
 
@@ -94,7 +94,7 @@ struct PendingRequests {
     }
 
     /// The entry at `index`, of `term`, was applied: the proposal waiting there, if any.
-    mutating func proposalApplied(at index: Index, term: Term?) -> Settled<Applied>? {
+    mutating func proposalApplied(at index: Index, term: Term?) -> Settled<Output>? {
         guard let waiting = proposals.removeValue(forKey: index) else { return nil }
         return term == waiting.term ? .applied(waiting.reply) : .superseded(waiting.reply)
     }

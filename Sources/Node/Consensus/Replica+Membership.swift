@@ -56,7 +56,7 @@ extension Replica.Loop {
         }
     }
 
-    func changeMembership(_ request: MembershipRequest, _ reply: @escaping Replica.Reply<Index>) {
+    func changeMembership(_ request: MembershipRequest, _ reply: @escaping ReplicaReply<Index>) {
         guard core.isLeader else {
             reply(.failure(.notLeader(leader: knownLeader)))
             return

@@ -20,7 +20,7 @@ struct SnapshotSchedule {
     /// Index of the latest snapshot recorded in the log.
     var lastIndex: Index
     var inFlight = false
-    var waiters: [Replica.Reply<SnapshotReport>] = []
+    var waiters: [ReplicaReply<SnapshotReport>] = []
 
     mutating func failWaiters(_ error: ReplicaError) {
         for waiter in waiters { waiter(.failure(error)) }
@@ -31,7 +31,7 @@ struct SnapshotSchedule {
 extension Replica.Loop {
     // MARK: Taking snapshots
 
-    func requestSnapshot(_ reply: @escaping Replica.Reply<SnapshotReport>) {
+    func requestSnapshot(_ reply: @escaping ReplicaReply<SnapshotReport>) {
         snapshots.waiters.append(reply)
         startSnapshot()
     }
@@ -43,24 +43,20 @@ extension Replica.Loop {
         startSnapshot()
     }
 
-    /// Copies the projections on another thread: the copy reads through an LMDB read
-    /// transaction, so applying goes on meanwhile, and the loop hears back through its inbox.
+    /// Copies the machine's state on another thread (`StateMachine.takeSnapshot`), so applying
+    /// goes on meanwhile, and the loop hears back through its inbox.
     func startSnapshot() {
         guard !snapshots.inFlight else { return }
         snapshots.inFlight = true
-        let state = self.state
-        let store = data.snapshots
-        let log = data.log
+        let machine = self.machine
+        let store = snapshotStore
+        let log = storage.store
         let submit = self.submit
         let started = clock.now
         Thread.detachNewThread {
             let result: Result<SnapshotInfo, SnapshotFailure>
             do {
-                // Durable before the log behind it goes: a restart must not find the
-                // projections behind the log's new start. (Even then, the snapshot itself
-                // would restore them.)
-                try state.sync()
-                result = .success(try store.take(from: state, termAt: { try log.term(at: $0) }))
+                result = .success(try machine.takeSnapshot(into: store, termAt: { try log.term(at: $0) }))
             } catch {
                 result = .failure(SnapshotFailure(description: "\(error)"))
             }
@@ -90,8 +86,8 @@ extension Replica.Loop {
         }
         snapshots.lastIndex = max(snapshots.lastIndex, info.index)
         let recorded = storage.snapshotMetadata()
-        if let latest = data.snapshots.find(index: recorded.index, term: recorded.term) {
-            data.snapshots.prune(keeping: latest)
+        if let latest = snapshotStore.find(index: recorded.index, term: recorded.term) {
+            snapshotStore.prune(keeping: latest)
         }
         let duration = clock.now - started
         metrics.recordSnapshot(.taken, bytes: info.size, duration: duration)
@@ -107,31 +103,29 @@ extension Replica.Loop {
 
     // MARK: Installing a leader's snapshot
 
-    /// Replaces this follower's log and projections by the leader's snapshot, which the peer
+    /// Replaces this follower's log and state by the leader's snapshot, which the peer
     /// service stored (complete, verified, fsynced) before handing its message to Raft.
     ///
     /// The log records the snapshot first, in the same transaction as the hard state; then
-    /// the projections are swapped. A crash in between leaves projections behind the log's
-    /// start, and opening the data directory finishes the swap from the stored snapshot.
+    /// the machine installs it. A crash in between leaves the state behind the log's start,
+    /// and opening the data directory finishes the swap from the stored snapshot.
     func install(_ snapshot: Snapshot, hardState: HardState?, entries: [Entry]) throws {
         let metadata = snapshot.metadata
-        guard let info = data.snapshots.find(index: metadata.index, term: metadata.term) else {
+        guard let info = snapshotStore.find(index: metadata.index, term: metadata.term) else {
             // Only the peer service hands snapshots to Raft, and only once stored.
             logger.critical("Raft restored a snapshot at \(metadata.index) that is not stored")
-            fatalError("Raft restored a snapshot at \(metadata.index) that is not stored in \(data.snapshots.directory)")
+            fatalError("Raft restored a snapshot at \(metadata.index) that is not stored in \(snapshotStore.directory)")
         }
         CrashPoint.reach("install-begin")
         let started = clock.now
         try storage.persist(hardState: hardState, entries: entries, snapshot: metadata)
         CrashPoint.reach("install-log")
-        let installed = try data.stateDirectory.install(snapshotFile: data.snapshots.dataPath(info), generation: info.name)
-        current.replace(with: installed)
-        state = installed
+        try machine.install(info, from: snapshotStore)
         appliedIndex = metadata.index
         appliedConfiguration = metadata.configuration
         snapshots.lastIndex = max(snapshots.lastIndex, metadata.index)
-        data.snapshots.prune(keeping: info)
-        data.snapshots.removePartials()
+        snapshotStore.prune(keeping: info)
+        snapshotStore.removePartials()
         metrics.recordSnapshot(.installed, bytes: info.size, duration: clock.now - started)
         logger.info("installed the leader's snapshot at index \(metadata.index) (term \(metadata.term), \(info.size) bytes)")
     }

@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// lists it first, so it stops last, after the servers drained: calls still waiting for a
 /// commit while the client server drains can still get one.
 struct ReplicaService: Service {
-    let replica: Replica
+    let replica: ChatReplica
 
     func run() async {
         await withTaskCancellationOrGracefulShutdownHandler {

@@ -36,10 +36,10 @@ public struct Readiness: Sendable, Equatable {
 /// Asks the replica and the file system, with a deadline, so a stuck loop reads as not ready
 /// rather than a probe that never answers.
 final class ReadinessProbe: Sendable {
-    let replica: Replica
+    let replica: ChatReplica
     let dataDirectory: String
 
-    init(replica: Replica, dataDirectory: String) {
+    init(replica: ChatReplica, dataDirectory: String) {
         self.replica = replica
         self.dataDirectory = dataDirectory
     }

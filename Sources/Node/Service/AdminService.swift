@@ -4,7 +4,7 @@ import GRPCCore
 
 /// Operator calls on this node.
 struct AdminService: Chorus_V1_Admin.SimpleServiceProtocol {
-    let replica: Replica
+    let replica: ChatReplica
     let configuration: NodeConfiguration
 
     func takeSnapshot(request: Chorus_V1_TakeSnapshotRequest, context: ServerContext) async throws -> Chorus_V1_TakeSnapshotResponse {

@@ -14,7 +14,7 @@ extension ChatService {
         let session = try await authenticate(request.token)
         let hash = try tokenHash(request.token)
         let subscription = UInt64.random(in: 1...UInt64.max)
-        let events = replica.events
+        let events = replica.machine.events
         let stream: AsyncThrowingStream<EventHub.Delivery, any Error>
         do {
             stream = try events.subscribe(id: subscription, userID: session.userID, name: session.name)
@@ -53,7 +53,7 @@ extension ChatService {
         }
         do {
             for try await delivery in stream {
-                defer { replica.events.written(id: subscription, delivery) }
+                defer { replica.machine.events.written(id: subscription, delivery) }
                 guard let event = Self.event(delivery, after: lastSent) else { continue }
                 try await response.write(event)
                 if case .messageReceived = event.kind { lastSent = max(lastSent, delivery.index) }

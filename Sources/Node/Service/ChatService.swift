@@ -9,7 +9,7 @@ import RateLimit
 /// non-deterministic (salt, hash, token, clock) is decided here; reads wait for a ReadIndex
 /// barrier so they see every write acknowledged before they began.
 struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
-    let replica: Replica
+    let replica: ChatReplica
     let current: CurrentState
     let configuration: NodeConfiguration
     /// Password hashing off the event loops, bounded.
@@ -18,7 +18,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     let failedLogins: RateLimiter
     let accountCreations: RateLimiter
 
-    init(replica: Replica, current: CurrentState, configuration: NodeConfiguration, hasher: PasswordHasher) {
+    init(replica: ChatReplica, current: CurrentState, configuration: NodeConfiguration, hasher: PasswordHasher) {
         self.replica = replica
         self.current = current
         self.configuration = configuration

@@ -62,7 +62,10 @@ public struct ChorusNode: Service {
         let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
                               removal: removal, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
-        let replica = Replica(core: core, storage: storage, data: data, current: current, transport: links, configuration: configuration, metrics: metrics, handlers: clientExecutor, logger: logger)
+        let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, subscriptionLimits: configuration.subscriptionLimits)
+        let unsafeAckOnAppend = ProcessInfo.processInfo.environment["CHORUS_UNSAFE_ACK_ON_APPEND"] != nil
+        let replica = try ChatReplica(core: core, storage: storage, snapshots: data.snapshots, machine: machine, transport: links, configuration: configuration,
+                                      metrics: metrics, handlers: clientExecutor, acknowledgeOnAppend: unsafeAckOnAppend ? ChatMachine.acknowledgeSendOnAppend : nil, logger: logger)
         let probe = ReadinessProbe(replica: replica, dataDirectory: configuration.dataDirectory)
         let requestMetrics = RequestMetrics(metrics: metrics)
 
@@ -111,7 +114,7 @@ public struct ChorusNode: Service {
                                              logger.info("node \(configuration.id) handed leadership to node \(successor) before stopping")
                                          }
                                          logger.info("node \(configuration.id) shutting down: subscriptions closed, client calls have \(configuration.drainPeriod) to finish")
-                                         replica.events.closeAll(.shuttingDown)
+                                         replica.machine.events.closeAll(.shuttingDown)
                                      }, logger: logger))
 
         if let certificates {
@@ -122,7 +125,7 @@ public struct ChorusNode: Service {
         if configuration.tls == nil {
             logger.warning("RUNNING WITHOUT TLS (--insecure): anyone who reaches \(configuration.peerListen ?? configuration.listen) can speak as a peer, and passwords and tokens cross the network in clear. For development only.")
         }
-        if Replica.Loop.unsafeAckOnAppend {
+        if unsafeAckOnAppend {
             logger.critical("CHORUS_UNSAFE_ACK_ON_APPEND is set: sends are acknowledged before they commit and CAN BE LOST. This exists only to test the fault-injection checker.")
         }
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
@@ -130,7 +133,7 @@ public struct ChorusNode: Service {
         // Graceful shutdown runs in reverse order: the client server drains first while the
         // peers and the replica still commit what its calls wait for; the replica stops last.
         let observability = configuration.metricsListen.map { address in
-            ObservabilityServer(address: address, metrics: metrics, probe: probe, current: current, events: replica.events, logger: logger)
+            ObservabilityServer(address: address, metrics: metrics, probe: probe, current: current, events: replica.machine.events, logger: logger)
         }
         if let address = configuration.metricsListen {
             logger.info("metrics on http://\(address)/metrics, health on /healthz and /readyz")

@@ -7,7 +7,7 @@ import Raft
 /// cannot be a peer's message at all (unreadable, not for this node, from a stranger), which
 /// is refused here; the Raft core checks the rest against its state.
 struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
-    let replica: Replica
+    let replica: ChatReplica
     let clusterID: String
     let snapshots: SnapshotReceiver
     /// The cluster's members, as its configuration says.

@@ -35,7 +35,7 @@ final class SnapshotReceiver: Sendable {
         clusterID: String,
         directory: MemberDirectory,
         sender: NodeID?,
-        replica: Replica
+        replica: ChatReplica
     ) async throws {
         var chunks = request.makeAsyncIterator()
         guard case let .header(header)? = try await chunks.next()?.part else {

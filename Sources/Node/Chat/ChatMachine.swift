@@ -1,0 +1,80 @@
+import Projections
+import Raft
+
+/// The chat projections as the replica loop sees them: commands applied to the LMDB tables,
+/// their events fanned out to the subscriptions on this node.
+public final class ChatMachine: StateMachine {
+    /// The tables queries read; replaced as a whole when a leader's snapshot is installed.
+    public let current: CurrentState
+    /// The live subscriptions the applied events go to.
+    public let events: EventHub
+    private let stateDirectory: StateDirectory
+
+    init(current: CurrentState, stateDirectory: StateDirectory, subscriptionLimits: EventHub.Limits) {
+        self.current = current
+        self.stateDirectory = stateDirectory
+        events = EventHub(limits: subscriptionLimits)
+    }
+
+    public func position() throws -> AppliedPosition {
+        try current.state.position()
+    }
+
+    /// Publishes each entry's events once the whole batch is in the tables, so that a
+    /// subscriber who reads on from an event finds what caused it.
+    public func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: Applied)] {
+        let results = try current.state.apply(entries)
+        for applied in results {
+            for event in applied.events {
+                events.publish(index: applied.index, event: event)
+            }
+        }
+        return results.map { ($0.index, $0) }
+    }
+
+    /// A new leader first detaches every subscription: they lived on the previous leader, so
+    /// nobody is online until they attach here. A node that stops leading closes its streams,
+    /// whose clients move to the new leader.
+    public func leadershipChanged(leading: Bool) -> [[UInt8]] {
+        guard leading else {
+            events.closeAll(.leadershipLost)
+            return []
+        }
+        var command = Command()
+        command.version = ChatState.commandVersion
+        command.kind = .detachAll(DetachAll())
+        guard let bytes = try? command.serializedBytes() as [UInt8] else { return [] }
+        return [bytes]
+    }
+
+    public func sync() throws {
+        try current.state.sync()
+    }
+
+    public func takeSnapshot(into store: SnapshotStore, termAt: (Index) throws -> Term?) throws -> SnapshotInfo {
+        let state = current.state
+        // Durable before the log behind it goes: a restart must not find the projections
+        // behind the log's new start. (Even then, the snapshot itself would restore them.)
+        try state.sync()
+        return try store.take(from: state, termAt: termAt)
+    }
+
+    public func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
+        current.replace(with: try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name))
+    }
+
+    /// Subscriptions end with the node; the tables are flushed so that a restart replays less.
+    public func stopped() {
+        events.closeAll(.shuttingDown)
+        try? current.state.sync()
+    }
+
+    /// A planted bug, for the fault-injection suite only (`CHORUS_UNSAFE_ACK_ON_APPEND`, read
+    /// by `ChorusNode`): the output of a send as soon as the leader appended it, before it
+    /// commits, so that a leader which fails loses acknowledged messages. It exists to show
+    /// that the checker catches exactly that.
+    static func acknowledgeSendOnAppend(_ command: [UInt8], at index: Index) -> Applied? {
+        guard case .sendMessage? = (try? Command(serializedBytes: command))?.kind else { return nil }
+        return Applied(index: index, outcome: .success(index), events: [], duplicate: false)
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import Logging
+import Projections
+import Raft
+
+extension Replica {
+    /// The loop's state. Confined to the loop's thread: nothing else touches it.
+    final class Loop: @unchecked Sendable {
+        var core: RaftCore
+        let storage: LogStoreAdapter
+        let snapshotStore: SnapshotStore
+        let machine: Machine
+        let transport: any MessageSender
+        let refusals: PeerRefusals
+        let configuration: NodeConfiguration
+        let metrics: NodeMetrics
+        let leaderSeen: LeaderSeen
+        let acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?
+        let logger: Logger
+        let clock = ContinuousClock()
+        /// Ticks until the followers' replication gauges are next updated.
+        var ticksToPeerMetrics = 0
+
+        /// Proposals, reads and membership changes waiting for their answer.
+        var requests = PendingRequests<Output>()
+        var appliedIndex: Index
+        /// The newest hard state whose only change was the commit index, not yet written: it
+        /// goes to disk with the next write that must be fsynced anyway, or at shutdown.
+        var unsavedHardState: HardState?
+        /// The membership as of `appliedIndex`, recorded with the projections so that a
+        /// snapshot of them carries it.
+        var appliedConfiguration: ClusterConfiguration
+        var snapshots: SnapshotSchedule
+        /// The configuration the directory and the links were last told of, and its version
+        /// (`RaftCore.configurationVersion`): checked on every turn, so an integer compare.
+        var knownConfiguration = ClusterConfiguration()
+        var knownConfigurationVersion: UInt64 = .max
+        /// Hands inputs back to the loop from work done off its thread.
+        var submit: @Sendable (Input) -> Void = { _ in }
+
+        init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
+             configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
+             acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, logger: Logger) throws {
+            self.core = core
+            self.metrics = metrics
+            self.leaderSeen = leaderSeen
+            self.storage = storage
+            snapshotStore = snapshots
+            self.machine = machine
+            self.transport = transport
+            self.refusals = refusals
+            self.configuration = configuration
+            self.acknowledgeOnAppend = acknowledgeOnAppend
+            self.logger = logger
+            let position = try machine.position()
+            appliedIndex = position.index
+            appliedConfiguration = ClusterConfiguration(encoded: position.configuration) ?? storage.snapshotMetadata().configuration
+            self.snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
+        }
+
+        func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
+            self.submit = submit
+            var nextTick = clock.now + configuration.tickInterval
+            while true {
+                let now = clock.now
+                guard let inputs = take(now < nextTick ? nextTick - now : .zero) else { break }
+                var batch: [([UInt8], Reply<Output>)] = []
+                for input in inputs {
+                    switch input {
+                    case let .messages(messages):
+                        for message in messages {
+                            if logger.logLevel <= .debug, Self.isElectionTraffic(message) {
+                                logger.debug("from \(message.from) term \(message.term): \(message.kind) (local term \(core.term), role \(core.role))")
+                            }
+                            if let refusal = core.step(message) {
+                                refusals.record(from: message.from, refusal)
+                            }
+                        }
+                    case let .connectionLost(peer):
+                        if core.connectionLost(to: peer) {
+                            metrics.leaderConnectionsLost.increment()
+                            logger.info("the stream from leader \(peer) closed; campaigning soon unless it is heard from again", metadata: ["leader": "\(peer)"])
+                        }
+                    case let .propose(command, reply): batch.append((command, reply))
+                    case let .read(reply): startRead(reply)
+                    case let .transfer(node): core.transferLeadership(to: node)
+                    case let .status(reply): reply(.success(status()))
+                    case let .takeSnapshot(reply): requestSnapshot(reply)
+                    case let .snapshotTaken(result, started): snapshotTaken(result, started: started)
+                    case let .changeMembership(request, reply): changeMembership(request, reply)
+                    }
+                }
+                if !batch.isEmpty { propose(batch) }
+                if clock.now >= nextTick {
+                    core.tick()
+                    nextTick = nextTick + configuration.tickInterval
+                    if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
+                    expire()
+                    ticksToPeerMetrics -= 1
+                    if ticksToPeerMetrics <= 0 {
+                        ticksToPeerMetrics = 10
+                        recordPeers()
+                    }
+                }
+                let turned = core.hasReady
+                while core.hasReady {
+                    do {
+                        try handleReady()
+                    } catch {
+                        // The log could not be written: continuing would risk acknowledging
+                        // what is not durable.
+                        logger.critical("cannot persist the Raft log: \(error)")
+                        fatalError("cannot persist the Raft log: \(error)")
+                    }
+                }
+                if turned {
+                    metrics.recordProgress(term: core.term, commit: core.commitIndex, applied: appliedIndex, last: core.lastIndex)
+                }
+            }
+            if let unsavedHardState {
+                try? storage.persist(hardState: unsavedHardState, entries: [])
+            }
+            failAll(.stopped)
+            snapshots.failWaiters(.stopped)
+            machine.stopped()
+        }
+
+        static func isElectionTraffic(_ message: Message) -> Bool {
+            switch message.kind {
+            case .preVote, .preVoteResponse, .vote, .voteResponse, .timeoutNow: true
+            default: false
+            }
+        }
+
+        // MARK: Requests
+
+        func propose(_ batch: [([UInt8], Reply<Output>)]) {
+            guard core.isLeader, core.propose(batch.map(\.0)) else {
+                metrics.proposalsNotLeader.increment(by: batch.count)
+                for (_, reply) in batch { reply(.failure(.notLeader(leader: knownLeader))) }
+                return
+            }
+            let deadline = clock.now + configuration.proposalTimeout
+            var index = core.lastIndex - Index(batch.count) + 1
+            for (command, reply) in batch {
+                if let acknowledgeOnAppend, let output = acknowledgeOnAppend(command, index) {
+                    reply(.success(output))
+                } else {
+                    requests.propose(at: index, .init(term: core.term, deadline: deadline, reply: reply))
+                }
+                index += 1
+            }
+        }
+
+        /// A linearizable read, here or on a follower: the leader confirms it still leads (for
+        /// a follower's read, the follower asks it), and the read is answered once this node
+        /// has applied the leader's commit index of that moment.
+        func startRead(_ reply: @escaping Reply<Void>) {
+            let context = requests.read(.init(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply))
+            guard core.readIndex(context: context) else {
+                requests.cancelRead(context)?(.failure(.notLeader(leader: knownLeader)))
+                return
+            }
+        }
+
+        var knownLeader: NodeID? { core.leader == 0 ? nil : core.leader }
+
+        func status() -> ReplicaStatus {
+            let configuration = core.configuration
+            return ReplicaStatus(
+                id: core.id, role: core.role, term: core.term, leader: core.leader,
+                commitIndex: core.commitIndex, appliedIndex: appliedIndex, lastIndex: core.lastIndex,
+                refusedPeerMessages: refusals.total,
+                members: configuration.members.map { member in
+                    ReplicaStatus.Member(id: member, voter: configuration.voters.contains(member),
+                                         matchIndex: core.isLeader ? (member == core.id ? core.lastIndex : core.replication(of: member)?.match ?? 0) : 0,
+                                         active: core.isLeader && (member == core.id || core.isRecentlyActive(member)))
+                }
+            )
+        }
+
+        /// Fails requests that waited too long: their outcome is unknown to the client.
+        func expire() {
+            let expired = requests.expire(now: clock.now)
+            guard !expired.isEmpty else { return }
+            metrics.proposalsTimedOut.increment(by: expired.proposals.count)
+            expired.fail(.timedOut)
+        }
+
+        func failAll(_ error: ReplicaError) {
+            let all = requests.removeAll()
+            if case .stopped = error { metrics.proposalsStopped.increment(by: all.proposals.count) } else { metrics.proposalsLeadershipLost.increment(by: all.proposals.count) }
+            all.fail(error)
+        }
+
+        // MARK: Ready
+
+        func handleReady() throws {
+            membershipMayHaveChanged()
+            let ready = core.ready()
+            if let soft = ready.softState { leadershipChanged(soft) }
+            // The leader's AppendEntries go out while its own write runs.
+            transport.send(ready.leaderMessages)
+            let hardState = ready.hardState ?? unsavedHardState
+            if let snapshot = ready.snapshot {
+                try install(snapshot, hardState: hardState, entries: ready.entries)
+                unsavedHardState = nil
+            } else if ready.mustSync {
+                let started = clock.now
+                try storage.persist(hardState: hardState, entries: ready.entries)
+                metrics.logWrite.record(duration: clock.now - started)
+                if !ready.entries.isEmpty { metrics.persistedEntries.record(ready.entries.count) }
+                unsavedHardState = nil
+            } else if ready.hardState != nil {
+                // Only the commit index moved: no fsync for it (see `Ready.mustSync`).
+                unsavedHardState = ready.hardState
+            }
+            transport.send(ready.messages)
+            if !ready.committedEntries.isEmpty { try apply(ready.committedEntries) }
+            requests.confirm(ready.readStates)
+            answerReads()
+            core.advance(ready)
+        }
+
+        func apply(_ entries: [Entry]) throws {
+            let batch = entries.map { entry in
+                var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
+                if entry.kind == .configuration, entry.index > appliedIndex, let change = ConfigurationChange(encoded: entry.data) {
+                    appliedConfiguration = appliedConfiguration.applying(change)
+                    committed.configuration = appliedConfiguration.encoded()
+                    membershipApplied(entry.index, change)
+                }
+                return committed
+            }
+            let results: [(index: Index, output: Output)]
+            let started = clock.now
+            do {
+                results = try machine.apply(batch)
+                metrics.applyDuration.record(duration: clock.now - started)
+                metrics.appliedEntries.record(batch.count)
+            } catch {
+                // The projections could not take what every other replica applies: going on
+                // would let this one differ without a word. Nothing of the batch was written;
+                // a restart applies it again from the log.
+                logger.critical("cannot apply entries \(entries.first!.index)...\(entries.last!.index) to the projections: \(error); stopping this node rather than let it diverge")
+                fatalError("cannot apply to the projections: \(error)")
+            }
+            appliedIndex = max(appliedIndex, entries.last!.index)
+            maybeSnapshot()
+            var terms: [Index: Term] = [:]
+            for entry in entries { terms[entry.index] = entry.term }
+            for (index, output) in results {
+                switch requests.proposalApplied(at: index, term: terms[index]) {
+                case let .applied(reply)?:
+                    metrics.proposalsCommitted.increment()
+                    reply(.success(output))
+                case let .superseded(reply)?:
+                    metrics.proposalsLeadershipLost.increment()
+                    reply(.failure(.leadershipLost(leader: knownLeader)))
+                case nil:
+                    break
+                }
+            }
+        }
+
+        /// The leader's view of each follower, for the replication gauges; none elsewhere.
+        func recordPeers() {
+            guard core.isLeader else { return metrics.recordPeers([]) }
+            let last = core.lastIndex
+            metrics.recordPeers(core.configuration.members.filter { $0 != core.id }.compactMap { member in
+                core.replication(of: member).map { (member, last > $0.match ? last - $0.match : 0, $0.inflight) }
+            })
+        }
+
+        func answerReads() {
+            for reply in requests.readsServed(upTo: appliedIndex) { reply(.success(())) }
+        }
+
+        func leadershipChanged(_ soft: SoftState) {
+            logger.info("role \(soft.role), leader \(soft.leader), term \(core.term)",
+                        metadata: ["term": "\(core.term)", "role": "\(soft.role)", "leader": "\(soft.leader)"])
+            metrics.recordRole(soft.role, leader: soft.leader)
+            leaderSeen.set(soft.leader)
+            recordPeers()
+            if soft.role != .leader {
+                failAll(.leadershipLost(leader: soft.leader == 0 ? nil : soft.leader))
+            }
+            let commands = machine.leadershipChanged(leading: soft.role == .leader)
+            if !commands.isEmpty {
+                _ = core.propose(commands)
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import Logging
+import LogStore
+import Projections
+import Raft
+import Synchronization
+import Testing
+@testable import Node
+
+/// The replica loop over a state machine of a few lines (`Ledger`), with real LMDB logs and
+/// threads but no network: what the loop promises any machine, apart from chat.
+@Suite(.serialized) struct ReplicaLoopTests {
+    /// Records what it is given; the output of a command is "index:command".
+    final class Ledger: StateMachine {
+        struct Record: Equatable {
+            var index: Index
+            var command: String
+        }
+
+        private struct State {
+            var applied: [Record] = []
+            var position: Index
+            var leading: [Bool] = []
+            var stopped = false
+        }
+
+        private let state: Mutex<State>
+        /// The command a new leader proposes first.
+        static let leaderCommand = "leader"
+
+        /// `position`: where a durable copy of this machine would stand after a restart.
+        init(position: Index = 0) {
+            state = Mutex(State(position: position))
+        }
+
+        var applied: [Record] { state.withLock { $0.applied } }
+        var commands: [String] { applied.map(\.command) }
+        var leading: [Bool] { state.withLock { $0.leading } }
+        var wasStopped: Bool { state.withLock { $0.stopped } }
+
+        func position() throws -> AppliedPosition {
+            AppliedPosition(index: state.withLock { $0.position }, term: 0, configuration: [])
+        }
+
+        func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: String)] {
+            state.withLock { state in
+                var outputs: [(index: Index, output: String)] = []
+                for entry in entries {
+                    state.position = entry.index
+                    guard let command = entry.command else { continue }
+                    let text = String(decoding: command, as: UTF8.self)
+                    state.applied.append(Record(index: entry.index, command: text))
+                    outputs.append((entry.index, "\(entry.index):\(text)"))
+                }
+                return outputs
+            }
+        }
+
+        func leadershipChanged(leading: Bool) -> [[UInt8]] {
+            state.withLock { $0.leading.append(leading) }
+            return leading ? [Array(Self.leaderCommand.utf8)] : []
+        }
+
+        func sync() throws {}
+
+        struct NoSnapshots: Error {}
+        func takeSnapshot(into store: SnapshotStore, termAt: (Index) throws -> Term?) throws -> SnapshotInfo { throw NoSnapshots() }
+        func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws { throw NoSnapshots() }
+
+        func stopped() {
+            state.withLock { $0.stopped = true }
+        }
+    }
+
+    /// Hands each message to the replica it is for, as the peer links would. Holds them
+    /// weakly: each replica holds its router.
+    final class Router: MessageSender {
+        private struct Held { weak var replica: Replica<Ledger>? }
+        private let replicas = Mutex<[NodeID: Held]>([:])
+        /// Nodes whose messages, in and out, are dropped.
+        private let cutOff = Mutex<Set<NodeID>>([])
+
+        func add(_ replica: Replica<Ledger>) { replicas.withLock { $0[replica.id] = Held(replica: replica) } }
+        func cut(_ node: NodeID) { cutOff.withLock { _ = $0.insert(node) } }
+        func restore(_ node: NodeID) { cutOff.withLock { _ = $0.remove(node) } }
+
+        func send(_ messages: [Message]) {
+            let cut = cutOff.withLock { $0 }
+            let byTarget = Dictionary(grouping: messages.filter { !cut.contains($0.from) && !cut.contains($0.to) }, by: \.to)
+            let targets = replicas.withLock { $0 }
+            for (node, batch) in byTarget { targets[node]?.replica?.receive(batch) }
+        }
+    }
+
+    /// Logs, in a temporary directory, for nodes 1…`size` of one cluster.
+    struct Cluster {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-replica-\(UUID().uuidString)").path
+        let size: Int
+
+        func configuration(_ node: NodeID) -> NodeConfiguration {
+            let members = Dictionary(uniqueKeysWithValues: (1...UInt64(size)).map { ($0, PeerAddress(host: "127.0.0.1", port: 1)) })
+            var configuration = NodeConfiguration(id: node, listen: PeerAddress(host: "127.0.0.1", port: 1), members: members,
+                                                  dataDirectory: "\(directory)/\(node)", clusterID: "loop")
+            configuration.snapshotInterval = 0
+            return configuration
+        }
+
+        /// A replica of `node` over `machine`, its log opened (and bootstrapped when new).
+        func replica(_ node: NodeID, _ machine: Ledger, router: Router) throws -> Replica<Ledger> {
+            let configuration = configuration(node)
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory + "/snapshots", withIntermediateDirectories: true)
+            let log = try LogStore(directory: configuration.dataDirectory + "/log")
+            let logger = Logger(label: "replica-\(node)")
+            let storage = LogStoreAdapter(store: log, bootstrap: try Bootstrap.prepare(log, configuration: configuration, logger: logger))
+            var options = RaftOptions(id: node, seed: node * 7919, electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
+            options.applied = try machine.position().index
+            let replica = try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
+                                      snapshots: try SnapshotStore(directory: configuration.dataDirectory + "/snapshots"),
+                                      machine: machine, transport: router, configuration: configuration, logger: logger)
+            router.add(replica)
+            return replica
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// Runs `replicas` on their threads for the length of `body`, then stops them and waits.
+    static func running<R>(_ replicas: [Replica<Ledger>], _ body: () async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for replica in replicas { group.addTask { await replica.run() } }
+            defer { for replica in replicas { replica.stop() } }
+            return try await body()
+        }
+    }
+
+    /// The replica that leads, once one does.
+    static func leader(of replicas: [Replica<Ledger>]) async throws -> Replica<Ledger> {
+        for _ in 0..<500 {
+            if let leader = replicas.first(where: \.isLeader) { return leader }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ReplicaError.timedOut
+    }
+
+    static func propose(_ text: String, to replica: Replica<Ledger>) async throws -> String {
+        try await replica.propose(Array(text.utf8))
+    }
+
+    @Test func eachCallerGetsTheOutputOfItsOwnEntryAndEveryMachineAppliesTheSameLog() async throws {
+        let cluster = Cluster(size: 3)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = (1...3).map { _ in Ledger() }
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+        let sent = (0..<60).map { "command-\($0)" }
+
+        let outputs = try await Self.running(replicas) {
+            let leader = try await Self.leader(of: replicas)
+            return try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for text in sent { group.addTask { (text, try await Self.propose(text, to: leader)) } }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+        }
+
+        // Each caller's output names its own command, at an index of its own.
+        for text in sent { #expect(outputs[text]?.hasSuffix(":" + text) == true, "\(text) → \(outputs[text] ?? "nothing")") }
+        #expect(Set(outputs.values.map { $0.split(separator: ":")[0] }).count == sent.count)
+        // The leader applied what it answered from; a new leader's own command comes before
+        // any caller's.
+        let leaderLog = try #require(machines.first { $0.leading.last == true })
+        #expect(leaderLog.commands.first == Ledger.leaderCommand)
+        #expect(Set(leaderLog.commands.dropFirst()) == Set(sent))
+        // The followers applied the same entries in the same order, as far as they got.
+        for machine in machines {
+            #expect(machine.applied == Array(leaderLog.applied.prefix(machine.applied.count)))
+            #expect(machine.applied.map(\.index) == machine.applied.map(\.index).sorted())
+            #expect(machine.wasStopped)
+        }
+    }
+
+    @Test func aDeposedLeaderFailsWhatItHoldsAndItsMachineIsTold() async throws {
+        let cluster = Cluster(size: 3)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = (1...3).map { _ in Ledger() }
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+
+        try await Self.running(replicas) {
+            let old = try await Self.leader(of: replicas)
+            let oldMachine = machines[Int(old.id) - 1]
+            _ = try await Self.propose("before", to: old)
+            router.cut(old.id)
+            let stranded = Task { try await Self.propose("stranded", to: old) }
+            let new = try await Self.leader(of: replicas.filter { $0 !== old })
+            let newMachine = machines[Int(new.id) - 1]
+            _ = try await Self.propose("after", to: new)
+            router.restore(old.id)
+
+            // It could not commit: the caller hears leadership was lost (not a timeout, and
+            // not success), and the machine never sees the entry.
+            do {
+                _ = try await stranded.value
+                Issue.record("a proposal the cut-off leader could not commit succeeded")
+            } catch let error as ReplicaError {
+                guard case .leadershipLost = error else { Issue.record("expected leadershipLost, got \(error)"); return }
+            }
+            #expect(oldMachine.leading.contains(true) && oldMachine.leading.last == false)
+            // A read through the old leader, now a follower, sees what the new one committed
+            // (once it has heard of the new leader: until then it has nobody to ask).
+            for _ in 0..<100 where old.leader != new.id { try await Task.sleep(for: .milliseconds(10)) }
+            try await old.linearizableRead()
+            #expect(oldMachine.commands == newMachine.commands.prefix(oldMachine.commands.count).map { $0 })
+            #expect(oldMachine.commands.contains("after") && !oldMachine.commands.contains("stranded"))
+            // The new term began with the new leader's own command.
+            #expect(newMachine.commands.suffix(2) == [Ledger.leaderCommand, "after"])
+        }
+    }
+
+    /// Runs node 1 of a one-node cluster over `machine` for the length of `body`, and returns
+    /// once its log is closed, so that the next session may open it again.
+    static func session<R>(_ cluster: Cluster, _ machine: Ledger, _ body: (Replica<Ledger>) async throws -> R) async throws -> R {
+        weak var closed: Replica<Ledger>?
+        let result: R = try await {
+            let replica = try cluster.replica(1, machine, router: Router())
+            closed = replica
+            return try await running([replica]) {
+                try await body(try await leader(of: [replica]))
+            }
+        }()
+        for _ in 0..<200 where closed != nil { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(closed == nil, "the replica outlived its session")
+        return result
+    }
+
+    @Test func aRestartAppliesOnlyWhatTheMachineDoesNotHold() async throws {
+        let cluster = Cluster(size: 1)
+        defer { cluster.remove() }
+        let first = Ledger()
+        let outputs = try await Self.session(cluster, first) { leader in
+            var outputs: [String] = []
+            for n in 1...5 { outputs.append(try await Self.propose("m\(n)", to: leader)) }
+            return outputs
+        }
+        #expect(first.commands == [Ledger.leaderCommand, "m1", "m2", "m3", "m4", "m5"])
+        let third = try #require(Index(outputs[2].prefix { $0 != ":" }))
+
+        // A machine that holds everything up to the third message (its durable copy, say) is
+        // given only what follows, then the new term's own command.
+        let resumed = Ledger(position: third)
+        try await Self.session(cluster, resumed) { try await $0.linearizableRead() }
+        #expect(resumed.commands == ["m4", "m5", Ledger.leaderCommand])
+        #expect(resumed.applied.allSatisfy { $0.index > third })
+
+        // A machine that holds nothing is given the whole log again: it is the source of truth.
+        let empty = Ledger()
+        try await Self.session(cluster, empty) { try await $0.linearizableRead() }
+        #expect(empty.commands == [Ledger.leaderCommand, "m1", "m2", "m3", "m4", "m5", Ledger.leaderCommand, Ledger.leaderCommand])
+    }
+
+    @Test func whatIsPendingWhenTheLoopStopsFailsAndTheMachineIsTold() async throws {
+        let cluster = Cluster(size: 1)
+        defer { cluster.remove() }
+        let machine = Ledger()
+        let replica = try cluster.replica(1, machine, router: Router())
+        try await Self.running([replica]) {
+            _ = try await Self.leader(of: [replica])
+        }
+        #expect(machine.wasStopped)
+        // Nothing takes the proposal any more: it fails at once instead of waiting forever.
+        await #expect(throws: ReplicaError.stopped) { _ = try await Self.propose("late", to: replica) }
+    }
+}
