@@ -30,13 +30,14 @@ extension ChorusClient {
     }
 
     public func listAccounts(token: String, pattern: String = "*", pageSize: Int = 50, pageToken: String? = nil) async throws -> AccountPage {
-        let response = try await withLeader { stub in
-            try await stub.listAccounts(.with {
-                $0.token = token
-                $0.pattern = pattern
-                $0.pageSize = UInt32(clamping: pageSize)
-                $0.pageToken = pageToken ?? ""
-            }, options: Self.callOptions)
+        let response = try await read(.listAccounts(.with {
+            $0.token = token
+            $0.pattern = pattern
+            $0.pageSize = UInt32(clamping: pageSize)
+            $0.pageToken = pageToken ?? ""
+        })) { reply -> Chorus_V1_ListAccountsResponse? in
+            guard case let .listAccounts(response)? = reply.response else { return nil }
+            return response
         }
         return AccountPage(accounts: response.accounts.map { ($0.name, $0.online) },
                            nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken)
@@ -45,7 +46,7 @@ extension ChorusClient {
     /// Sends a message; returns its id. Retried safely: it is stored once.
     public func send(token: String, to recipient: String, body: String) async throws -> UInt64 {
         try await write(node: { id, node in
-            try await sendStreams[node].send(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body })
+            try await sendStreams[node].call(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body })
         }).messageID
     }
 
@@ -53,8 +54,9 @@ extension ChorusClient {
     /// marked delivered once received here; if the acknowledgement is lost they are simply
     /// delivered again next time, never lost.
     public func readUndelivered(token: String, limit: Int = 10, acknowledge: Bool = true) async throws -> (messages: [ChatMessage], unreadCount: UInt64) {
-        let response = try await withLeader { stub in
-            try await stub.readUndelivered(.with { $0.token = token; $0.limit = UInt32(clamping: limit) }, options: Self.callOptions)
+        let response = try await read(.undelivered(.with { $0.token = token; $0.limit = UInt32(clamping: limit) })) { reply -> Chorus_V1_ReadUndeliveredResponse? in
+            guard case let .undelivered(response)? = reply.response else { return nil }
+            return response
         }
         let messages = response.messages.map(ChatMessage.init)
         if acknowledge && !messages.isEmpty {
@@ -71,14 +73,15 @@ extension ChorusClient {
     }
 
     public func history(token: String, with other: String, pageSize: Int = 20, pageToken: String? = nil, oldestFirst: Bool = false) async throws -> HistoryPage {
-        let response = try await withLeader { stub in
-            try await stub.history(.with {
-                $0.token = token
-                $0.otherUser = other
-                $0.pageSize = UInt32(clamping: pageSize)
-                $0.pageToken = pageToken ?? ""
-                $0.oldestFirst = oldestFirst
-            }, options: Self.callOptions)
+        let response = try await read(.history(.with {
+            $0.token = token
+            $0.otherUser = other
+            $0.pageSize = UInt32(clamping: pageSize)
+            $0.pageToken = pageToken ?? ""
+            $0.oldestFirst = oldestFirst
+        })) { reply -> Chorus_V1_HistoryResponse? in
+            guard case let .history(response)? = reply.response else { return nil }
+            return response
         }
         return HistoryPage(messages: response.messages.map(ChatMessage.init),
                            nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken)
@@ -110,5 +113,22 @@ extension ChorusClient {
             }))
         }
         return result
+    }
+
+    /// A read over the node's read stream (one of many in flight on it), with the leader
+    /// discovery and retries of any call; `response` takes the reply's answer of the kind
+    /// asked for.
+    func read<Response: Sendable>(_ request: Chorus_V1_ReadRequest.OneOf_Read,
+                                  _ response: @Sendable (Chorus_V1_ReadReply) -> Response?) async throws -> Response {
+        try await withLeader(node: { node in
+            let reply = try await readStreams[node].call(.with {
+                $0.callID = readCalls.add(1, ordering: .relaxed).newValue
+                $0.read = request
+            })
+            guard let answer = response(reply) else {
+                throw RPCError(code: .internalError, message: "node \(endpoints[node]) answered a read with another kind of response")
+            }
+            return answer
+        })
     }
 }

@@ -15,8 +15,12 @@ public final class ChorusClient: Sendable {
     public let endpoints: [String]
     let stubs: [Chorus_V1_Chat.Client<HTTP2ClientTransport.Posix>]
     let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
-    /// Sends go over one long-lived stream per node (see `SendStream`).
-    let sendStreams: [SendStream]
+    /// Sends go over one long-lived stream per node, and reads over another
+    /// (`MultiplexedStream`).
+    let sendStreams: [MultiplexedStream<Chorus_V1_SendMessageRequest, Chorus_V1_SendReply>]
+    let readStreams: [MultiplexedStream<Chorus_V1_ReadRequest, Chorus_V1_ReadReply>]
+    /// Names each read for its reply: one counter for every stream of this client.
+    let readCalls = Atomic<UInt64>(0)
     let lanes = RequestLanes()
     /// Index into `endpoints` of the node believed to lead.
     let leader = Mutex<Int>(0)
@@ -49,7 +53,8 @@ public final class ChorusClient: Sendable {
         }
         self.clients = clients
         stubs = clients.map { Chorus_V1_Chat.Client(wrapping: $0) }
-        sendStreams = endpoints.map(SendStream.init)
+        sendStreams = endpoints.map { MultiplexedStream(endpoint: $0, kind: "send") }
+        readStreams = endpoints.map { MultiplexedStream(endpoint: $0, kind: "read") }
     }
 
     func runConnections() async throws {
@@ -58,13 +63,21 @@ public final class ChorusClient: Sendable {
                 group.addTask { try await client.runConnections() }
             }
             for (stream, stub) in zip(sendStreams, stubs) {
-                group.addTask { await stream.run(stub: stub) }
+                group.addTask {
+                    await stream.run { write, read in try await stub.sendStream(requestProducer: write, onResponse: { try await read($0.messages) }) }
+                }
+            }
+            for (stream, stub) in zip(readStreams, stubs) {
+                group.addTask {
+                    await stream.run { write, read in try await stub.readStream(requestProducer: write, onResponse: { try await read($0.messages) }) }
+                }
             }
         }
     }
 
     func close() {
         for stream in sendStreams { stream.close() }
+        for stream in readStreams { stream.close() }
         for client in clients { client.beginGracefulShutdown() }
     }
 

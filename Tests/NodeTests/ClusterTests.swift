@@ -189,6 +189,58 @@ import Testing
         }
     }
 
+    @Test func readStreamAnswersEveryReadOnAnyNodeAndOutlivesBadOnes() async throws {
+        let cluster = try TestCluster()
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            let bob = try await client.newUser("bob")
+            for n in 1...12 { _ = try await client.send(token: alice, to: "bob", body: "m\(n)") }
+            let leader = try await cluster.waitForLeader(client)
+            let follower = cluster.ids.first { $0 != leader }!
+            func read(_ id: UInt64, _ read: Chorus_V1_ReadRequest.OneOf_Read?) -> Chorus_V1_ReadRequest {
+                .with { $0.callID = id; $0.read = read }
+            }
+            func history(_ token: String, with other: String = "bob") -> Chorus_V1_ReadRequest.OneOf_Read {
+                .history(.with { $0.token = token; $0.otherUser = other; $0.pageSize = 3 })
+            }
+            var requests = (1...20).map { read(UInt64($0), history(alice)) }
+            requests.insert(read(21, nil), at: 3)
+            requests.insert(read(22, history("not-a-token")), at: 6)
+            requests.insert(read(23, history(alice, with: "nobody")), at: 9)
+            requests.insert(read(24, .listAccounts(.with { $0.token = bob; $0.pattern = "*" })), at: 12)
+            requests.insert(read(25, .undelivered(.with { $0.token = bob; $0.limit = 5 })), at: 15)
+
+            // The stream's reads are linearizable on a follower too: the last send, acknowledged
+            // before the stream opened, is in every page.
+            let replies = try await RawChat.readStream(cluster.address(follower), security: cluster.security, requests)
+            #expect(replies.count == requests.count, "one reply per request")
+            let byCall = Dictionary(grouping: replies, by: \.callID)
+            #expect(byCall.values.allSatisfy { $0.count == 1 })
+            for call in UInt64(1)...20 {
+                guard case let .history(page)? = byCall[call]?.first?.response else { Issue.record("call \(call): \(String(describing: byCall[call]))"); continue }
+                #expect(page.messages.map(\.body) == ["m12", "m11", "m10"], "call \(call)")
+            }
+            #expect(byCall[21]?.first?.statusCode == Int32(RPCError.Code.invalidArgument.rawValue))
+            #expect(byCall[22]?.first?.statusCode == Int32(RPCError.Code.unauthenticated.rawValue))
+            #expect(byCall[23]?.first?.statusCode == Int32(RPCError.Code.notFound.rawValue))
+            guard case let .listAccounts(accounts)? = byCall[24]?.first?.response else { Issue.record("no account list"); return }
+            #expect(accounts.accounts.map(\.name) == ["alice", "bob"])
+            guard case let .undelivered(undelivered)? = byCall[25]?.first?.response else { Issue.record("no undelivered messages"); return }
+            #expect(undelivered.messages.map(\.body) == ["m1", "m2", "m3", "m4", "m5"] && undelivered.unreadCount == 12)
+
+            // The client library multiplexes many concurrent reads over its stream, each
+            // matched to its caller.
+            let pages = try await withThrowingTaskGroup(of: (Int, [String]).self) { group in
+                for n in 1...100 {
+                    group.addTask { (n, try await client.history(token: alice, with: "bob", pageSize: n % 12 + 1, oldestFirst: true).messages.map(\.body)) }
+                }
+                return try await group.reduce(into: [Int: [String]]()) { $0[$1.0] = $1.1 }
+            }
+            for n in 1...100 { #expect(pages[n] == (1...(n % 12 + 1)).map { "m\($0)" }, "reader \(n)") }
+        }
+    }
+
     @Test func retriedRequestIDIsAppliedOnce() async throws {
         let cluster = try TestCluster()
         try cluster.startAll()

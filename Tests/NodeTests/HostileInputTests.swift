@@ -128,13 +128,14 @@ extension ClusterTests {
                     do {
                         var options = CallOptions.defaults
                         // A subscription with a valid token stays open: end it soon.
-                        options.timeout = method == "Subscribe" || method == "SendStream" ? .milliseconds(200) : .seconds(2)
-                        _ = try await raw.unary(
+                        options.timeout = method == "Subscribe" || method == "SendStream" || method == "ReadStream" ? .milliseconds(200) : .seconds(2)
+                        let answer = try await raw.unary(
                             request: ClientRequest(message: bytes),
                             descriptor: MethodDescriptor(fullyQualifiedService: "chorus.v1.Chat", method: method),
                             serializer: RawSerializer(), deserializer: RawDeserializer(), options: options
                         ) { try $0.message }
-                        code = nil
+                        // A stream answers each request with the status its unary call would end with.
+                        code = RequestFuzzer.streamedStatus(method, answer)
                     } catch let error as RPCError {
                         code = error.code
                     }
@@ -167,7 +168,7 @@ struct RequestFuzzer {
     var sequence: UInt64 = 0
 
     static let methods = ["CheckUsername", "CreateAccount", "Login", "Logout", "ListAccounts", "SendMessage", "SendStream",
-                          "ReadUndelivered", "AcknowledgeMessages", "History", "DeleteMessages", "DeleteAccount", "Subscribe", "ClusterStatus"]
+                          "ReadUndelivered", "AcknowledgeMessages", "History", "DeleteMessages", "DeleteAccount", "Subscribe", "ClusterStatus", "ReadStream"]
 
     init(token: String, messageID: UInt64) {
         self.token = token
@@ -213,8 +214,29 @@ struct RequestFuzzer {
         // A random password: the fuzzer's own is a UUID it never sends here.
         case "DeleteAccount": return Chorus_V1_DeleteAccountRequest.with { $0.requestID = requestID; $0.token = token; $0.password = string(using: &random) }
         case "Subscribe": return Chorus_V1_SubscribeRequest.with { $0.token = token; $0.afterEventID = number(using: &random) }
+        case "ReadStream":
+            let read: Chorus_V1_ReadRequest.OneOf_Read?
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: read = .history(message(for: "History", using: &random) as! Chorus_V1_HistoryRequest)
+            case 1: read = .undelivered(message(for: "ReadUndelivered", using: &random) as! Chorus_V1_ReadUndeliveredRequest)
+            case 2: read = .listAccounts(message(for: "ListAccounts", using: &random) as! Chorus_V1_ListAccountsRequest)
+            default: read = nil
+            }
+            return Chorus_V1_ReadRequest.with { $0.callID = number(using: &random); $0.read = read }
         default: return Chorus_V1_ClusterStatusRequest()
         }
+    }
+
+    /// The status a stream's reply carries for its one request (nil when it succeeded, and for
+    /// the unary methods, whose status is the call's own).
+    static func streamedStatus(_ method: String, _ answer: [UInt8]) -> RPCError.Code? {
+        let status: Int32
+        switch method {
+        case "SendStream": status = (try? Chorus_V1_SendReply(serializedBytes: answer))?.statusCode ?? 0
+        case "ReadStream": status = (try? Chorus_V1_ReadReply(serializedBytes: answer))?.statusCode ?? 0
+        default: return nil
+        }
+        return status == 0 ? nil : Status.Code(rawValue: Int(status)).flatMap(RPCError.Code.init) ?? .unknown
     }
 
     func number(using random: inout some RandomNumberGenerator) -> UInt64 {

@@ -49,6 +49,19 @@ enum RawChat {
         }
     }
 
+    /// Writes `requests` on one `ReadStream` call, half-closes, and returns every reply.
+    static func readStream(_ address: String, security: ClientSecurity, _ requests: [Chorus_V1_ReadRequest]) async throws -> [Chorus_V1_ReadReply] {
+        try await withStub(address, security: security) { client in
+            try await Chorus_V1_Chat.Client(wrapping: client).readStream(requestProducer: { writer in
+                for request in requests { try await writer.write(request) }
+            }, onResponse: { response in
+                var replies: [Chorus_V1_ReadReply] = []
+                for try await reply in response.messages { replies.append(reply) }
+                return replies
+            })
+        }
+    }
+
     /// Sends `bytes` as the request of `service/method` and returns the status code.
     static func rawCall(_ address: String, security: ClientSecurity, service: String, method: String, bytes: [UInt8]) async throws -> RPCError.Code? {
         try await withStub(address, security: security) { client in

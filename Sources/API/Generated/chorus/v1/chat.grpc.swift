@@ -153,6 +153,19 @@ public enum Chorus_V1_Chat: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ReadStream" metadata.
+        public enum ReadStream: Sendable {
+            /// Request type for "ReadStream".
+            public typealias Input = Chorus_V1_ReadRequest
+            /// Response type for "ReadStream".
+            public typealias Output = Chorus_V1_ReadReply
+            /// Descriptor for "ReadStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "ReadStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "DeleteMessages" metadata.
         public enum DeleteMessages: Sendable {
             /// Request type for "DeleteMessages".
@@ -217,6 +230,7 @@ public enum Chorus_V1_Chat: Sendable {
             ReadUndelivered.descriptor,
             AcknowledgeMessages.descriptor,
             History.descriptor,
+            ReadStream.descriptor,
             DeleteMessages.descriptor,
             DeleteAccount.descriptor,
             Subscribe.descriptor,
@@ -418,6 +432,28 @@ extension Chorus_V1_Chat {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_HistoryRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_HistoryResponse>
+
+        /// Handle the "ReadStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+        /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+        /// > call id, in the order they are served. A read that would fail as its unary call is
+        /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+        /// > unary reads, on any node.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_ReadRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_ReadReply` messages.
+        func readStream(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_ReadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ReadReply>
 
         /// Handle the "DeleteMessages" method.
         ///
@@ -665,6 +701,28 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_HistoryResponse>
 
+        /// Handle the "ReadStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+        /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+        /// > call id, in the order they are served. A read that would fail as its unary call is
+        /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+        /// > unary reads, on any node.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_ReadRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_ReadReply` messages.
+        func readStream(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_ReadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ReadReply>
+
         /// Handle the "DeleteMessages" method.
         ///
         /// - Parameters:
@@ -910,6 +968,29 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_HistoryResponse
 
+        /// Handle the "ReadStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+        /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+        /// > call id, in the order they are served. A read that would fail as its unary call is
+        /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+        /// > unary reads, on any node.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Chorus_V1_ReadRequest` messages.
+        ///   - response: A response stream of `Chorus_V1_ReadReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func readStream(
+            request: GRPCCore.RPCAsyncSequence<Chorus_V1_ReadRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Chorus_V1_ReadReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "DeleteMessages" method.
         ///
         /// - Parameters:
@@ -1087,6 +1168,17 @@ extension Chorus_V1_Chat.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_HistoryResponse>(),
             handler: { request, context in
                 try await self.history(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.ReadStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ReadRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ReadReply>(),
+            handler: { request, context in
+                try await self.readStream(
                     request: request,
                     context: context
                 )
@@ -1423,6 +1515,23 @@ extension Chorus_V1_Chat.SimpleServiceProtocol {
         )
     }
 
+    public func readStream(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_ReadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ReadReply> {
+        return GRPCCore.StreamingServerResponse<Chorus_V1_ReadReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.readStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func deleteMessages(
         request: GRPCCore.ServerRequest<Chorus_V1_DeleteMessagesRequest>,
         context: GRPCCore.ServerContext
@@ -1709,6 +1818,33 @@ extension Chorus_V1_Chat {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_HistoryResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_HistoryResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ReadStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+        /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+        /// > call id, in the order they are served. A read that would fail as its unary call is
+        /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+        /// > unary reads, on any node.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_ReadRequest` messages.
+        ///   - serializer: A serializer for `Chorus_V1_ReadRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ReadReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func readStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_ReadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ReadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ReadReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_ReadReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "DeleteMessages" method.
@@ -2143,6 +2279,42 @@ extension Chorus_V1_Chat {
             )
         }
 
+        /// Call the "ReadStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+        /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+        /// > call id, in the order they are served. A read that would fail as its unary call is
+        /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+        /// > unary reads, on any node.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Chorus_V1_ReadRequest` messages.
+        ///   - serializer: A serializer for `Chorus_V1_ReadRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ReadReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func readStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Chorus_V1_ReadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ReadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ReadReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_ReadReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.ReadStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "DeleteMessages" method.
         ///
         /// - Parameters:
@@ -2550,6 +2722,37 @@ extension Chorus_V1_Chat.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_HistoryRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_HistoryResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReadStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+    /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+    /// > call id, in the order they are served. A read that would fail as its unary call is
+    /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+    /// > unary reads, on any node.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Chorus_V1_ReadRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func readStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Chorus_V1_ReadRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_ReadReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.readStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ReadRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ReadReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2981,6 +3184,42 @@ extension Chorus_V1_Chat.ClientProtocol {
             metadata: metadata
         )
         return try await self.history(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReadStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many reads over one long-lived stream, as SendStream is for sends. Each request is served
+    /// > as it arrives, without waiting for those before it, and answered by one ReadReply with its
+    /// > call id, in the order they are served. A read that would fail as its unary call is
+    /// > answered with that call's status instead, and the stream goes on. Linearizable like the
+    /// > unary reads, on any node.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func readStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Chorus_V1_ReadRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_ReadReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Chorus_V1_ReadRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.readStream(
             request: request,
             options: options,
             onResponse: handleResponse

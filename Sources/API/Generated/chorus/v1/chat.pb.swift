@@ -429,6 +429,108 @@ public nonisolated struct Chorus_V1_HistoryResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Chorus_V1_ReadRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Chosen by the client to match the reply: unique among its reads in flight on the stream.
+  public var callID: UInt64 = 0
+
+  public var read: Chorus_V1_ReadRequest.OneOf_Read? = nil
+
+  public var history: Chorus_V1_HistoryRequest {
+    get {
+      if case .history(let v)? = read {return v}
+      return Chorus_V1_HistoryRequest()
+    }
+    set {read = .history(newValue)}
+  }
+
+  public var undelivered: Chorus_V1_ReadUndeliveredRequest {
+    get {
+      if case .undelivered(let v)? = read {return v}
+      return Chorus_V1_ReadUndeliveredRequest()
+    }
+    set {read = .undelivered(newValue)}
+  }
+
+  public var listAccounts: Chorus_V1_ListAccountsRequest {
+    get {
+      if case .listAccounts(let v)? = read {return v}
+      return Chorus_V1_ListAccountsRequest()
+    }
+    set {read = .listAccounts(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Read: Equatable, Sendable {
+    case history(Chorus_V1_HistoryRequest)
+    case undelivered(Chorus_V1_ReadUndeliveredRequest)
+    case listAccounts(Chorus_V1_ListAccountsRequest)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_ReadReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var callID: UInt64 = 0
+
+  /// Set when the read was served (status_code 0): the response its unary call would return.
+  public var response: Chorus_V1_ReadReply.OneOf_Response? = nil
+
+  public var history: Chorus_V1_HistoryResponse {
+    get {
+      if case .history(let v)? = response {return v}
+      return Chorus_V1_HistoryResponse()
+    }
+    set {response = .history(newValue)}
+  }
+
+  public var undelivered: Chorus_V1_ReadUndeliveredResponse {
+    get {
+      if case .undelivered(let v)? = response {return v}
+      return Chorus_V1_ReadUndeliveredResponse()
+    }
+    set {response = .undelivered(newValue)}
+  }
+
+  public var listAccounts: Chorus_V1_ListAccountsResponse {
+    get {
+      if case .listAccounts(let v)? = response {return v}
+      return Chorus_V1_ListAccountsResponse()
+    }
+    set {response = .listAccounts(newValue)}
+  }
+
+  /// As in SendReply.
+  public var statusCode: Int32 = 0
+
+  public var statusMessage: String = String()
+
+  public var leader: String = String()
+
+  public var retryAfterMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// Set when the read was served (status_code 0): the response its unary call would return.
+  public nonisolated enum OneOf_Response: Equatable, Sendable {
+    case history(Chorus_V1_HistoryResponse)
+    case undelivered(Chorus_V1_ReadUndeliveredResponse)
+    case listAccounts(Chorus_V1_ListAccountsResponse)
+
+  }
+
+  public init() {}
+}
+
 public nonisolated struct Chorus_V1_DeleteMessagesRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1570,6 +1672,204 @@ nonisolated extension Chorus_V1_HistoryResponse: SwiftProtobuf.Message, SwiftPro
   public static func ==(lhs: Chorus_V1_HistoryResponse, rhs: Chorus_V1_HistoryResponse) -> Bool {
     if lhs.messages != rhs.messages {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}history\0\u{1}undelivered\0\u{3}list_accounts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.callID) }()
+      case 2: try {
+        var v: Chorus_V1_HistoryRequest?
+        var hadOneofValue = false
+        if let current = self.read {
+          hadOneofValue = true
+          if case .history(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.read = .history(v)
+        }
+      }()
+      case 3: try {
+        var v: Chorus_V1_ReadUndeliveredRequest?
+        var hadOneofValue = false
+        if let current = self.read {
+          hadOneofValue = true
+          if case .undelivered(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.read = .undelivered(v)
+        }
+      }()
+      case 4: try {
+        var v: Chorus_V1_ListAccountsRequest?
+        var hadOneofValue = false
+        if let current = self.read {
+          hadOneofValue = true
+          if case .listAccounts(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.read = .listAccounts(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.callID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.callID, fieldNumber: 1)
+    }
+    switch self.read {
+    case .history?: try {
+      guard case .history(let v)? = self.read else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .undelivered?: try {
+      guard case .undelivered(let v)? = self.read else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .listAccounts?: try {
+      guard case .listAccounts(let v)? = self.read else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReadRequest, rhs: Chorus_V1_ReadRequest) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.read != rhs.read {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReadReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}history\0\u{1}undelivered\0\u{3}list_accounts\0\u{3}status_code\0\u{3}status_message\0\u{1}leader\0\u{3}retry_after_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.callID) }()
+      case 2: try {
+        var v: Chorus_V1_HistoryResponse?
+        var hadOneofValue = false
+        if let current = self.response {
+          hadOneofValue = true
+          if case .history(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.response = .history(v)
+        }
+      }()
+      case 3: try {
+        var v: Chorus_V1_ReadUndeliveredResponse?
+        var hadOneofValue = false
+        if let current = self.response {
+          hadOneofValue = true
+          if case .undelivered(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.response = .undelivered(v)
+        }
+      }()
+      case 4: try {
+        var v: Chorus_V1_ListAccountsResponse?
+        var hadOneofValue = false
+        if let current = self.response {
+          hadOneofValue = true
+          if case .listAccounts(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.response = .listAccounts(v)
+        }
+      }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.statusCode) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.statusMessage) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.leader) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.retryAfterMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.callID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.callID, fieldNumber: 1)
+    }
+    switch self.response {
+    case .history?: try {
+      guard case .history(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .undelivered?: try {
+      guard case .undelivered(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .listAccounts?: try {
+      guard case .listAccounts(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    if self.statusCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.statusCode, fieldNumber: 5)
+    }
+    if !self.statusMessage.isEmpty {
+      try visitor.visitSingularStringField(value: self.statusMessage, fieldNumber: 6)
+    }
+    if !self.leader.isEmpty {
+      try visitor.visitSingularStringField(value: self.leader, fieldNumber: 7)
+    }
+    if self.retryAfterMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.retryAfterMs, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReadReply, rhs: Chorus_V1_ReadReply) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.response != rhs.response {return false}
+    if lhs.statusCode != rhs.statusCode {return false}
+    if lhs.statusMessage != rhs.statusMessage {return false}
+    if lhs.leader != rhs.leader {return false}
+    if lhs.retryAfterMs != rhs.retryAfterMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
