@@ -43,6 +43,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Calls one connection may have open at once (clients queue the rest).") var maxConcurrentStreams: Int = 1_024
     @Option(help: "Proposals admitted and not yet committed and answered; past it, writes get RESOURCE_EXHAUSTED.") var maxPendingProposals: Int = 20_000
     @Option(help: "Bytes of those proposals.") var maxPendingProposalBytes: Int = 64 << 20
+    @Option(help: "Linearizable reads waiting to be served; past it, reads get RESOURCE_EXHAUSTED.") var maxPendingReads: Int = 20_000
     @Option(help: "Events one subscription may have waiting; past it the stream ends and the client resumes.") var subscriptionBufferEvents: Int = 1_024
     @Option(help: "Hours a session may go unused before it ends (0: no limit).") var sessionIdleHours: Int = 7 * 24
     @Option(help: "Hours a session lasts after login, however busy (0: no limit).") var sessionLifetimeHours: Int = 30 * 24
@@ -92,6 +93,7 @@ struct Run: AsyncParsableCommand {
         configuration.maxConcurrentStreams = maxConcurrentStreams
         configuration.maxPendingProposals = maxPendingProposals
         configuration.maxPendingProposalBytes = maxPendingProposalBytes
+        configuration.maxPendingReads = maxPendingReads
         guard (0...100 * 365 * 24).contains(sessionIdleHours), (0...100 * 365 * 24).contains(sessionLifetimeHours) else {
             throw ValidationError("--session-idle-hours and --session-lifetime-hours must be 0 to 876000")
         }

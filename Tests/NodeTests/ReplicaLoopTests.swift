@@ -96,12 +96,14 @@ import Testing
     struct Cluster {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-replica-\(UUID().uuidString)").path
         let size: Int
+        var maxPendingReads = 20_000
 
         func configuration(_ node: NodeID) -> NodeConfiguration {
             let members = Dictionary(uniqueKeysWithValues: (1...UInt64(size)).map { ($0, PeerAddress(host: "127.0.0.1", port: 1)) })
             var configuration = NodeConfiguration(id: node, listen: PeerAddress(host: "127.0.0.1", port: 1), members: members,
                                                   dataDirectory: "\(directory)/\(node)", clusterID: "loop")
             configuration.snapshotInterval = 0
+            configuration.maxPendingReads = maxPendingReads
             return configuration
         }
 
@@ -213,6 +215,38 @@ import Testing
             #expect(oldMachine.commands.contains("after") && !oldMachine.commands.contains("stranded"))
             // The new term began with the new leader's own command.
             #expect(newMachine.commands.suffix(2) == [Ledger.leaderCommand, "after"])
+        }
+    }
+
+    @Test func readsPastTheirBoundFailAtOnceAndTheBoundFreesAsTheyEnd() async throws {
+        var cluster = Cluster(size: 3)
+        cluster.maxPendingReads = 3
+        defer { cluster.remove() }
+        let router = Router()
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), Ledger(), router: router) }
+
+        try await Self.running(replicas) {
+            let old = try await Self.leader(of: replicas)
+            try await old.linearizableRead()
+            // Cut off, the leader cannot confirm a round: its reads wait.
+            router.cut(old.id)
+            let stranded = (0..<3).map { _ in Task { () async -> ReplicaError? in
+                do throws(ReplicaError) { try await old.linearizableRead(); return nil } catch { return error }
+            } }
+            for _ in 0..<200 where old.pendingReadCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(old.pendingReadCount == 3)
+            // The next fails at once, whatever the leader's state.
+            await #expect(throws: ReplicaError.readsOverloaded(reads: 3)) { try await old.linearizableRead() }
+            // Check-quorum demotes it; its reads fail and give their places back.
+            for task in stranded {
+                let error = await task.value
+                guard case .leadershipLost? = error else { Issue.record("a stranded read ended with \(String(describing: error))"); continue }
+            }
+            #expect(old.pendingReadCount == 0)
+            router.restore(old.id)
+            let new = try await Self.leader(of: replicas)
+            for _ in 0..<100 where old.leader != new.id { try await Task.sleep(for: .milliseconds(10)) }
+            try await old.linearizableRead()
         }
     }
 

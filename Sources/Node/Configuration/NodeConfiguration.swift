@@ -74,6 +74,10 @@ public struct NodeConfiguration: Sendable {
     /// at once with RESOURCE_EXHAUSTED and the client backs off.
     public var maxPendingProposals = 20_000
     public var maxPendingProposalBytes = 64 << 20
+    /// Linearizable reads waiting for their ReadIndex round and their index to be applied:
+    /// beyond them a read fails at once with RESOURCE_EXHAUSTED. Each holds a task and a
+    /// place in the Raft loop's bookkeeping, and a read stream may carry many per call.
+    public var maxPendingReads = 20_000
     /// Bounds of each subscription's buffer and of subscriptions per user (see `EventHub`).
     public var subscriptionLimits = EventHub.Limits()
     /// A session ends after this long unused, or this long after login, whatever its use
@@ -191,6 +195,7 @@ public struct NodeConfiguration: Sendable {
         guard maxPendingProposals >= 1, maxPendingProposalBytes >= Self.minimumRequestLimit else {
             throw ConfigurationError("--max-pending-proposals must be at least 1 and --max-pending-proposal-bytes at least \(Self.minimumRequestLimit)")
         }
+        guard maxPendingReads >= 1 else { throw ConfigurationError("--max-pending-reads must be at least 1") }
         guard failedLoginsPerMinute >= 1, accountCreationsPerMinute >= 1 else {
             throw ConfigurationError("--failed-logins-per-minute and --account-creations-per-minute must be at least 1")
         }

@@ -46,7 +46,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
     static var inboxCapacity: Int { 100_000 }
     /// See `propose(_:reply:)`.
     private let pending = PendingProposals()
-    private let limits: (proposals: Int, bytes: Int)
+    private let limits: (proposals: Int, bytes: Int, reads: Int)
+    /// Reads admitted and not yet answered (see `linearizableRead`).
+    private let pendingReads = Atomic<Int>(0)
     private let loop: Loop
     /// What the log is applied to.
     public let machine: Machine
@@ -68,7 +70,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
         self.machine = machine
         self.handlers = handlers
         refusals = PeerRefusals(logger: logger)
-        limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes)
+        limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes, configuration.maxPendingReads)
         leaderSeen = LeaderSeen()
         loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, configuration: configuration,
                         metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, logger: logger)
@@ -172,6 +174,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
     public var leader: NodeID? { leaderSeen.leader }
     public var isLeader: Bool { leaderSeen.leader == id }
 
+    /// Reads admitted and not yet answered.
+    var pendingReadCount: Int { pendingReads.load(ordering: .relaxed) }
+
     /// Proposals admitted and not yet answered, and their bytes.
     public var pendingProposals: (count: Int, bytes: Int) {
         pending.withLock { ($0.count, $0.bytes) }
@@ -179,7 +184,13 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// Waits until this node may serve a linearizable read: it confirmed with a majority that
     /// it still leads, and has applied everything committed before the read began.
+    ///
+    /// At most `maxPendingReads` wait at once; past them a read fails at once with
+    /// `.readsOverloaded`, as a proposal past its limits does.
     public func linearizableRead() async throws(ReplicaError) {
+        let admitted = pendingReads.add(1, ordering: .relaxed).newValue
+        defer { pendingReads.subtract(1, ordering: .relaxed) }
+        guard admitted <= limits.reads else { throw .readsOverloaded(reads: limits.reads) }
         let home = handlers?.currentLoop
         let result: Result<Void, ReplicaError> = await withCheckedContinuation { continuation in
             submit(.read { EventLoopExecutor.resume(continuation, returning: $0, on: home) })

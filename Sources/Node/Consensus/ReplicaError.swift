@@ -14,6 +14,8 @@ public enum ReplicaError: Error, Sendable, Equatable {
     case stopped
     /// As many proposals (or bytes of them) wait to commit as the node allows; retry shortly.
     case overloaded(proposals: Int, bytes: Int)
+    /// As many linearizable reads wait to be served as the node allows; retry shortly.
+    case readsOverloaded(reads: Int)
     /// A snapshot could not be taken (the reason, for the operator).
     case snapshotFailed(String)
     /// A membership change or transfer that cannot be done now (the reason, in words).

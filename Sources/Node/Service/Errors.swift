@@ -28,6 +28,9 @@ extension NodeConfiguration {
         case let .overloaded(proposals, bytes):
             return RPCError(code: .resourceExhausted, message: "node \(id) has \(proposals) proposals (\(bytes) bytes) waiting to commit, as many as it allows; retry shortly",
                             metadata: ChatService.retryAfter(Self.overloadRetry))
+        case let .readsOverloaded(reads):
+            return RPCError(code: .resourceExhausted, message: "node \(id) has \(reads) reads waiting to be served, as many as it allows; retry shortly",
+                            metadata: ChatService.retryAfter(Self.overloadRetry))
         case let .snapshotFailed(reason):
             return RPCError(code: .internalError, message: "node \(id) could not take a snapshot: \(reason)")
         case let .membershipRefused(reason):
