@@ -45,6 +45,32 @@ extension ClusterTests {
         }
     }
 
+    struct BenchReport: Decodable {
+        var ok: Int
+        var errors: [String: Int]
+        var first_error: String?
+    }
+
+    /// grpc-go pings once per round trip while data flows (its flow-control estimate), and
+    /// the HTTP/2 layer closes a connection past 200 pings in 30 s: a busy grpc-go client lost
+    /// its connection every fraction of a second, and a streaming call ended with it. With the
+    /// node holding the excess back (`PingShaper`), grpc-go's SendStream and ReadStream run
+    /// for seconds on one connection without an error.
+    @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
+    func aGrpcGoClientsStreamsOutliveItsFlowControlPings() async throws {
+        let cluster = try TestCluster(size: 1, tls: false)
+        try cluster.startAll()
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        for scenario in ["write", "read"] {
+            let output = try Self.runCommand([".build/interop/unary-bench", "-addr", cluster.address(1), "-scenario", scenario, "-streams",
+                                         "-callers", "16", "-warmup", "0s", "-duration", "4s"])
+            let report = try JSONDecoder().decode(BenchReport.self, from: Data(output.utf8))
+            print("grpc-go \(scenario) over one stream: \(report.ok) in 4 s, errors \(report.errors)")
+            #expect(report.errors.isEmpty, "\(scenario): \(report.errors) (\(report.first_error ?? ""))")
+            #expect(report.ok > 100, "\(scenario)")
+        }
+    }
+
     @Test func anOversizedRequestIsAnsweredWithResourceExhaustedAndTheLimit() async throws {
         let cluster = try TestCluster(size: 1, tls: true)
         try cluster.startAll()
@@ -62,6 +88,11 @@ extension ClusterTests {
     }
 
     static func runLoad(_ command: [String]) throws -> LoadReport {
+        try JSONDecoder().decode(LoadReport.self, from: Data(runCommand(command).utf8))
+    }
+
+    /// Runs `command` (through env) and returns its standard output; throws if it fails.
+    static func runCommand(_ command: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
@@ -71,6 +102,6 @@ extension ClusterTests {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw TestFailure("\(command[0]) exited with \(process.terminationStatus)") }
-        return try JSONDecoder().decode(LoadReport.self, from: data)
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -23,8 +23,9 @@ extension NodeConfiguration {
     ///
     /// Pings: grpc-go sends a flow-control (BDP) ping with each round of data it receives,
     /// and gRFC A8's policing of pings, meant for keepalive, closes such a connection every
-    /// few hundred milliseconds. Every ping is accepted, with or without calls open; a flood
-    /// of them is bounded by NIO's limit on unanswered control frames.
+    /// few hundred milliseconds. Every ping is accepted, with or without calls open; the
+    /// HTTP/2 layer's own limit on them (200 in 30 s) is kept by holding the excess back
+    /// (`PingShaper`), and a flood past that still closes the connection.
     func serverConfig(for listener: Listener) -> HTTP2ServerTransport.Posix.Config {
         .defaults { config in
             switch listener {
@@ -32,6 +33,8 @@ extension NodeConfiguration {
             case .peers, .both: config.rpc.maxRequestPayloadSize = Self.peerRequestLimit
             }
             config.http2.maxConcurrentStreams = maxConcurrentStreams
+            // grpc-go's and grpcio's flow-control PINGs, kept under the HTTP/2 layer's limit.
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = { PingShaper.install(on: $0) }
             config.connection.keepalive = .init(
                 time: keepaliveInterval,
                 timeout: keepaliveTimeout,

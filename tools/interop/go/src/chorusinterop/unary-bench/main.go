@@ -5,6 +5,10 @@
 // read is a Chorus History page of 20 messages or an etcd linearizable Range of one key.
 // Prints one JSON object: operations/s, p50/p99 latency, errors.
 //
+// With -streams (Chorus only) the callers of each connection share one SendStream or
+// ReadStream call instead (stream.go): what a client in another language gains by using the
+// multiplexed calls our own client uses.
+//
 // Requests are encoded by hand (package wire), so the build needs only Debian's
 // golang-google-grpc-dev in GOPATH mode.
 package main
@@ -31,6 +35,7 @@ type report struct {
 	Scenario   string           `json:"scenario"`
 	Callers    int              `json:"callers"`
 	Conns      int              `json:"connections"`
+	Streams    bool             `json:"streams"`
 	Seconds    float64          `json:"seconds"`
 	OK         int64            `json:"ok"`
 	PerSecond  float64          `json:"ops_per_second"`
@@ -50,7 +55,11 @@ func main() {
 	conns := flag.Int("connections", 1, "connections the callers are spread over")
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time first")
 	duration := flag.Duration("duration", 10*time.Second, "measured time")
+	streams := flag.Bool("streams", false, "Chorus: the callers of each connection share one SendStream or ReadStream call instead of one unary call per operation")
 	flag.Parse()
+	if *streams && *target != "chorus" {
+		fail(fmt.Errorf("-streams is for Chorus"))
+	}
 	ctx := context.Background()
 	connections := make([]*grpc.ClientConn, *conns)
 	for i := range connections {
@@ -111,12 +120,39 @@ func main() {
 	} else if *scenario == "read" {
 		call(connections[0], "/etcdserverpb.KV/Put", wire.Bytes(wire.Bytes(nil, 1, []byte("bench-read-"+run)), 2, value))
 	}
+	multiplexers := make([]*multiplexed, *conns)
+	if *streams {
+		method := "SendStream"
+		if *scenario == "read" {
+			method = "ReadStream"
+		}
+		for i, conn := range connections {
+			m, err := openStream(ctx, conn, method)
+			if err != nil {
+				fail(err)
+			}
+			multiplexers[i] = m
+		}
+	}
 	for i := range operations {
 		slot := i % *conns
 		conn := connections[slot]
 		client := fmt.Sprintf("%s-%d", run, i)
 		token, name := tokens[slot], names[slot]
+		m, callBase := multiplexers[slot], uint64(i)<<32
 		switch {
+		case *streams && *scenario == "write":
+			operations[i] = caller{conn, func(seq uint64) error {
+				id := wire.RequestID(client, seq)
+				return m.call(string(id), wire.Bytes(wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, id), 2, []byte(token)), 3, []byte(name)), 4, value))
+			}}
+		case *streams:
+			page := wire.VarintField(wire.Bytes(wire.Bytes(nil, 1, []byte(token)), 2, []byte(name)), 3, 20)
+			operations[i] = caller{conn, func(seq uint64) error {
+				// ReadRequest: call_id = 1, history = 2.
+				id := callBase | seq
+				return m.call(fmt.Sprint(id), wire.Bytes(wire.VarintField(nil, 1, id), 2, page))
+			}}
 		case *target == "chorus" && *scenario == "write":
 			operations[i] = caller{conn, func(seq uint64) error {
 				return invoke(conn, "/chorus.v1.Chat/SendMessage", wire.Bytes(wire.Bytes(wire.Bytes(wire.Bytes(nil, 1, wire.RequestID(client, seq)), 2, []byte(token)), 3, []byte(name)), 4, value))
@@ -135,7 +171,7 @@ func main() {
 		}
 	}
 
-	r := report{Target: *target, Scenario: *scenario, Callers: *callers, Conns: *conns, Errors: map[string]int64{}}
+	r := report{Target: *target, Scenario: *scenario, Callers: *callers, Conns: *conns, Streams: *streams, Errors: map[string]int64{}}
 	var lock sync.Mutex
 	var latencies []time.Duration
 	start := time.Now()

@@ -102,3 +102,47 @@ func FirstString(b []byte) string {
 	}
 	return string(b[i : i+n])
 }
+
+// Fields reads the top-level fields of a message: varint fields and length-delimited ones
+// (strings, bytes, nested messages), by number; other wire types end the scan. A repeated
+// field keeps its last value.
+func Fields(b []byte) (varints map[int]uint64, delimited map[int][]byte) {
+	varints, delimited = map[int]uint64{}, map[int][]byte{}
+	for len(b) > 0 {
+		key, n := uvarint(b)
+		if n == 0 {
+			return
+		}
+		b = b[n:]
+		field := int(key >> 3)
+		switch key & 7 {
+		case 0:
+			v, n := uvarint(b)
+			if n == 0 {
+				return
+			}
+			varints[field], b = v, b[n:]
+		case 2:
+			size, n := uvarint(b)
+			if n == 0 || uint64(len(b)-n) < size {
+				return
+			}
+			delimited[field], b = b[n:n+int(size)], b[n+int(size):]
+		default:
+			return
+		}
+	}
+	return
+}
+
+// uvarint decodes a varint at the start of b: its value and length (0 when b holds none).
+func uvarint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		v |= uint64(b[i]&0x7f) << (7 * uint(i))
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
