@@ -18,7 +18,7 @@ source, target = sys.argv[1], sys.argv[2]
 points = json.load(open(source))
 scenarios = [s for s in ("write", "read", "mixed") if any(p["scenario"] == s for p in points)]
 colors = {"chorus": "tab:blue", "chorus-tls": "tab:green", "etcd": "tab:red"}
-markers = {"swift": "o", "grpc-go, 1 conn": "s", "grpc-go, 4 conn": "^"}
+markers = {"swift": "o", "grpc-go, 1 conn": "s", "grpc-go, 4 conn": "^", "grpc-go streams, 1 conn": "D"}
 titles = {"write": "writes (send / put)", "read": "reads (history page / linearizable get)", "mixed": "mixed 90% reads"}
 
 figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 6), squeeze=False)

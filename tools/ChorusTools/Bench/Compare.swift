@@ -124,9 +124,10 @@ struct Compare: AsyncParsableCommand {
             }
         }
         for row in foreign {
-            for (system, result) in [("chorus", row.chorus), ("etcd", row.etcd), ("chorus-tls", row.chorusTLS)] {
+            for (system, result, client) in [("chorus", row.chorus, "grpc-go"), ("etcd", row.etcd, "grpc-go"), ("chorus-tls", row.chorusTLS, "grpc-go"),
+                                             ("chorus", row.chorusStreams, "grpc-go streams")] {
                 guard let result else { continue }
-                points.append(Point(client: "grpc-go, \(result.connections) conn", system: system, scenario: result.scenario, callers: result.callers,
+                points.append(Point(client: "\(client), \(result.connections) conn", system: system, scenario: result.scenario, callers: result.callers,
                                     opsPerSecond: result.opsPerSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms))
             }
         }
@@ -170,18 +171,22 @@ struct Compare: AsyncParsableCommand {
         var chorus: ForeignResult
         var etcd: ForeignResult
         var chorusTLS: ForeignResult?
+        /// The same client with its callers sharing one `SendStream` / `ReadStream` call per
+        /// connection (`-streams`): over one connection, for more than one caller.
+        var chorusStreams: ForeignResult?
     }
 
     /// The grpc-go client against each system's leader, the same code for both: writes and
     /// reads, each caller count, over one connection and over several; Chorus over TLS too for
-    /// writes.
+    /// writes, and over its multiplexed streams on one connection.
     func runForeign(counts: [Int], chorus: String, secure: (address: String, ca: String), etcd: String) throws -> [ForeignRow] {
         let connectionCounts = foreignConnections.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var rows: [ForeignRow] = []
-        func run(_ target: String, _ address: String, _ scenario: String, _ callers: Int, _ connections: Int, ca: String? = nil) throws -> ForeignResult {
+        func run(_ target: String, _ address: String, _ scenario: String, _ callers: Int, _ connections: Int, ca: String? = nil, streams: Bool = false) throws -> ForeignResult {
             var arguments = ["-target", target, "-scenario", scenario, "-addr", address, "-callers", "\(callers)", "-connections", "\(connections)",
                              "-warmup", "\(Int(warmup))s", "-duration", "\(Int(duration))s"]
             if let ca { arguments += ["-ca", ca] }
+            if streams { arguments.append("-streams") }
             let result = try runCommand(foreign, arguments)
             guard result.status == 0, let line = result.output.split(whereSeparator: \.isNewline).last else {
                 throw ToolError("\(foreign) \(arguments.joined(separator: " ")) failed: \(result.output)")
@@ -189,7 +194,7 @@ struct Compare: AsyncParsableCommand {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             let parsed = try decoder.decode(ForeignResult.self, from: Data(line.utf8))
-            say(String(format: "foreign %@ %@ %d callers / %d conns: %.0f ops/s, p50 %.2f ms, p99 %.2f ms", target, scenario, callers, connections,
+            say(String(format: "foreign %@%@ %@ %d callers / %d conns: %.0f ops/s, p50 %.2f ms, p99 %.2f ms", target, streams ? " (streams)" : "", scenario, callers, connections,
                        parsed.opsPerSecond, parsed.p50Ms, parsed.p99Ms))
             return parsed
         }
@@ -199,7 +204,8 @@ struct Compare: AsyncParsableCommand {
                     let a = try run("chorus", chorus, scenario, count, connections)
                     let b = try run("etcd", etcd, scenario, count, connections)
                     let c = scenario == "write" ? try run("chorus", secure.address, scenario, count, connections, ca: secure.ca) : nil
-                    rows.append(ForeignRow(chorus: a, etcd: b, chorusTLS: c))
+                    let d = connections == 1 && count > 1 ? try run("chorus", chorus, scenario, count, connections, streams: true) : nil
+                    rows.append(ForeignRow(chorus: a, etcd: b, chorusTLS: c, chorusStreams: d))
                 }
             }
         }
@@ -241,17 +247,20 @@ struct Compare: AsyncParsableCommand {
             out.append("")
             out.append("### A foreign client: grpc-go, one unary call per operation")
             out.append("")
-            out.append("`tools/interop/go/src/chorusinterop/unary-bench` (Debian's grpc-go, default settings), the same code against both systems' leaders: a write is one unary `SendMessage` / `Put` (64 bytes), a read one `History` page of 20 / one linearizable `Range`; the callers spread over one or several connections; \(Int(warmup)) s warm-up, \(Int(duration)) s measured, Chorus and etcd alternately.")
+            out.append("`tools/interop/go/src/chorusinterop/unary-bench` (Debian's grpc-go, default settings), the same code against both systems' leaders: a write is one unary `SendMessage` / `Put` (64 bytes), a read one `History` page of 20 / one linearizable `Range`; the callers spread over one or several connections; \(Int(warmup)) s warm-up, \(Int(duration)) s measured, Chorus and etcd alternately. In the streams columns the same program's callers share one `SendStream` / `ReadStream` call on their connection (`-streams`), as our own client does: what a client in another language gains by using them.")
             out.append("")
-            out.append("| scenario | callers | conns | Chorus ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | Chorus/etcd | Chorus TLS ops/s | p50 ms |")
-            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            out.append("| scenario | callers | conns | Chorus ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | Chorus/etcd | Chorus TLS ops/s | p50 ms | Chorus streams ops/s | p50 ms | streams/etcd |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for row in foreign {
                 let ratio = row.etcd.opsPerSecond > 0 ? row.chorus.opsPerSecond / row.etcd.opsPerSecond : 0
                 let tls = row.chorusTLS.map { String(format: "%.0f | %.2f", $0.opsPerSecond, $0.p50Ms) } ?? "– | –"
-                out.append(String(format: "| %@ | %d | %d | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | **%.2f×** | %@ |",
+                let streams = row.chorusStreams.map {
+                    String(format: "%.0f | %.2f | **%.2f×**", $0.opsPerSecond, $0.p50Ms, row.etcd.opsPerSecond > 0 ? $0.opsPerSecond / row.etcd.opsPerSecond : 0)
+                } ?? "– | – | –"
+                out.append(String(format: "| %@ | %d | %d | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | **%.2f×** | %@ | %@ |",
                                   row.chorus.scenario, row.chorus.callers, row.chorus.connections,
                                   row.chorus.opsPerSecond, row.chorus.p50Ms, row.chorus.p99Ms,
-                                  row.etcd.opsPerSecond, row.etcd.p50Ms, row.etcd.p99Ms, ratio, tls))
+                                  row.etcd.opsPerSecond, row.etcd.p50Ms, row.etcd.p99Ms, ratio, tls, streams))
             }
         }
         out.append("")
@@ -289,6 +298,10 @@ struct Compare: AsyncParsableCommand {
                 for row in foreign where row.chorus.scenario == scenario.rawValue && row.chorus.callers == callers {
                     ratioTarget("grpc-go unary: \(name) ≥ \(wanted == 2 ? "2" : "1.5")× etcd at \(callers) callers, \(row.chorus.connections) connection(s)",
                                 chorus: row.chorus.opsPerSecond, etcd: row.etcd.opsPerSecond, wanted: wanted)
+                    if let streams = row.chorusStreams {
+                        ratioTarget("grpc-go over Chorus's streams: \(name) ≥ \(wanted == 2 ? "2" : "1.5")× etcd's unary at \(callers) callers, 1 connection",
+                                    chorus: streams.opsPerSecond, etcd: row.etcd.opsPerSecond, wanted: wanted)
+                    }
                 }
             }
         }
