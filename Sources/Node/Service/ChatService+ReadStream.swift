@@ -12,19 +12,8 @@ extension ChatService {
         response: RPCWriter<Chorus_V1_ReadReply>,
         context: ServerContext
     ) async throws {
-        let (inFlight, replies) = ReplyWindow<Chorus_V1_ReadReply>.make(window: Self.streamWindow)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                for await reply in replies {
-                    try await response.write(reply)
-                    inFlight.written()
-                }
-            }
-            for try await read in request {
-                await inFlight.begin()
-                group.addTask { inFlight.end(await serve(read, context)) }
-            }
-            inFlight.inputEnded()
+        try await ReplyWindow.serve(request, writingTo: response, window: Self.streamWindow) { read, inFlight, group in
+            group.addTask { inFlight.end(await serve(read, context)) }
         }
     }
 

@@ -1,7 +1,6 @@
 import API
 import GRPCCore
 import Projections
-import Synchronization
 
 extension ChatService {
     /// Many sends on one stream. Each request is proposed as it arrives, without waiting for
@@ -14,27 +13,16 @@ extension ChatService {
         response: RPCWriter<Chorus_V1_SendReply>,
         context: ServerContext
     ) async throws {
-        let (inFlight, replies) = ReplyWindow<Chorus_V1_SendReply>.make(window: Self.streamWindow)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                for await reply in replies {
-                    try await response.write(reply)
-                    inFlight.written()
+        // No task per send: the proposal's callback answers it.
+        try await ReplyWindow.serve(request, writingTo: response, window: Self.streamWindow) { send, inFlight, _ in
+            let id = send.requestID
+            do {
+                replica.propose(try command(id, try sendCommand(send))) { [configuration] result in
+                    inFlight.end(Self.reply(to: id, result, configuration))
                 }
+            } catch {
+                inFlight.end(Self.reply(to: id, failure: error as? RPCError ?? RPCError(code: .internalError, message: "\(error)")))
             }
-            for try await send in request {
-                await inFlight.begin()
-                let id = send.requestID
-                do {
-                    replica.propose(try command(id, try sendCommand(send))) { [configuration] result in
-                        inFlight.end(Self.reply(to: id, result, configuration))
-                    }
-                } catch {
-                    inFlight.end(Self.reply(to: id, failure: error as? RPCError ?? RPCError(code: .internalError, message: "\(error)")))
-                }
-            }
-            // The client sent its last request: the stream ends when every one is answered.
-            inFlight.inputEnded()
         }
     }
 

@@ -1,3 +1,4 @@
+import GRPCCore
 import Synchronization
 
 /// Bounds what one multiplexed stream (`SendStream`, `ReadStream`) holds: a request takes a
@@ -17,6 +18,34 @@ final class ReplyWindow<Reply: Sendable>: Sendable {
         var blocked: CheckedContinuation<Void, Never>?
     }
     private let state = Mutex(State())
+
+    /// Serves one multiplexed stream: reads `requests` while the window has room and hands
+    /// each to `start` (with the window, to `end` it with its reply, and the stream's task
+    /// group, for work that needs a task), and writes the replies as they are answered, from
+    /// one writer. Returns once the client has sent its last request and every reply is
+    /// written; throws, ending every task of the stream, if the client goes away.
+    static func serve<Request: Sendable>(
+        _ requests: RPCAsyncSequence<Request, any Error>,
+        writingTo response: RPCWriter<Reply>,
+        window: Int,
+        _ start: (Request, ReplyWindow, inout ThrowingDiscardingTaskGroup<any Error>) -> Void
+    ) async throws {
+        let (inFlight, replies) = make(window: window)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                for await reply in replies {
+                    try await response.write(reply)
+                    inFlight.written()
+                }
+            }
+            for try await request in requests {
+                await inFlight.begin()
+                start(request, inFlight, &group)
+            }
+            // The client sent its last request: the stream ends when every one is answered.
+            inFlight.inputEnded()
+        }
+    }
 
     /// Returns the window and the replies, in the order they are answered, for the writer.
     static func make(window: Int) -> (ReplyWindow, AsyncStream<Reply>) {
