@@ -14,8 +14,10 @@ final class ReplyWindow<Reply: Sendable>: Sendable {
         /// Requests read whose reply is not written yet.
         var taken = 0
         var inputEnded = false
+        /// The writer failed (the client went away): nothing more will be written.
+        var abandoned = false
         /// The reader, waiting for room in the window.
-        var blocked: CheckedContinuation<Void, Never>?
+        var blocked: CheckedContinuation<Bool, Never>?
     }
     private let state = Mutex(State())
 
@@ -33,13 +35,19 @@ final class ReplyWindow<Reply: Sendable>: Sendable {
         let (inFlight, replies) = make(window: window)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                for await reply in replies {
-                    try await response.write(reply)
-                    inFlight.written()
+                do {
+                    for await reply in replies {
+                        try await response.write(reply)
+                        inFlight.written()
+                    }
+                } catch {
+                    // Places are freed by writing: a reader waiting for one would wait forever.
+                    inFlight.abandon()
+                    throw error
                 }
             }
             for try await request in requests {
-                await inFlight.begin()
+                guard await inFlight.begin() else { break }
                 start(request, inFlight, &group)
             }
             // The client sent its last request: the stream ends when every one is answered.
@@ -58,21 +66,25 @@ final class ReplyWindow<Reply: Sendable>: Sendable {
         self.window = window
     }
 
-    /// Takes a place in the window, waiting for one if the window is full.
-    func begin() async {
-        if state.withLock({ Self.take(&$0, window) }) { return }
-        await withCheckedContinuation { continuation in
-            let taken = state.withLock { state in
-                if Self.take(&state, window) { return true }
+    /// Takes a place in the window, waiting for one if the window is full; false once the
+    /// stream is abandoned.
+    func begin() async -> Bool {
+        if let taken = state.withLock({ Self.take(&$0, window) }) { return taken }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let taken = state.withLock { state -> Bool? in
+                if let taken = Self.take(&state, window) { return taken }
                 state.blocked = continuation
-                return false
+                return nil
             }
-            if taken { continuation.resume() }
+            if let taken { continuation.resume(returning: taken) }
         }
     }
 
-    private static func take(_ state: inout State, _ window: Int) -> Bool {
-        guard state.taken < window else { return false }
+    /// Whether a place was taken (true), the stream is abandoned (false), or the window is
+    /// full (nil).
+    private static func take(_ state: inout State, _ window: Int) -> Bool? {
+        guard !state.abandoned else { return false }
+        guard state.taken < window else { return nil }
         state.taken += 1
         return true
     }
@@ -86,15 +98,26 @@ final class ReplyWindow<Reply: Sendable>: Sendable {
     func written() {
         let (done, reader) = state.withLock { state in
             state.taken -= 1
-            var reader: CheckedContinuation<Void, Never>?
-            if let blocked = state.blocked, Self.take(&state, window) {
+            var reader: CheckedContinuation<Bool, Never>?
+            if let blocked = state.blocked, Self.take(&state, window) == true {
                 state.blocked = nil
                 reader = blocked
             }
             return (state.inputEnded && state.taken == 0, reader)
         }
-        reader?.resume()
+        reader?.resume(returning: true)
         if done { sink.finish() }
+    }
+
+    /// The writer failed: a reader waiting for a place stops waiting, and none is taken again.
+    func abandon() {
+        let reader = state.withLock { state in
+            state.abandoned = true
+            defer { state.blocked = nil }
+            return state.blocked
+        }
+        reader?.resume(returning: false)
+        sink.finish()
     }
 
     /// The client sent its last request.
