@@ -5,10 +5,18 @@ struct SessionFile {
     var name: String
     var token: String
 
-    static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        if let path = environment["CHORUS_SESSION_FILE"] { return path }
-        let base = environment["XDG_CONFIG_HOME"] ?? (NSHomeDirectory() + "/.config")
+    static var defaultPath: String { path(in: ProcessInfo.processInfo.environment) }
+
+    /// `CHORUS_SESSION_FILE`, else `chorus/session.json` under `XDG_CONFIG_HOME`, else under
+    /// `$HOME/.config`. `HOME` is read before the password database (`NSHomeDirectory`, which
+    /// ignores it on Linux) so that `HOME=… chorus` keeps its own session, as every other
+    /// command-line tool does; empty and relative values are ignored, as the XDG spec says.
+    static func path(in environment: [String: String]) -> String {
+        if let path = environment["CHORUS_SESSION_FILE"], !path.isEmpty { return path }
+        func absolute(_ name: String) -> String? {
+            environment[name].flatMap { $0.hasPrefix("/") ? $0 : nil }
+        }
+        let base = absolute("XDG_CONFIG_HOME") ?? ((absolute("HOME") ?? NSHomeDirectory()) + "/.config")
         return base + "/chorus/session.json"
     }
 

@@ -65,6 +65,18 @@ extension ClusterTests {
         #expect(r.status == 0 && r.stdout.contains("deleted account bob"), "\(r)")
         r = try cli.run(["logout"], session: "alice")
         #expect(r.status == 0 && !FileManager.default.fileExists(atPath: cli.sessionFile("alice")), "\(r)")
+
+        // Without CHORUS_SESSION_FILE the session lives under $XDG_CONFIG_HOME, else $HOME/.config,
+        // whatever the password database says the user's home is.
+        let home = cluster.root + "/home-carol"
+        let byHome: [String: String?] = ["CHORUS_SESSION_FILE": nil, "XDG_CONFIG_HOME": nil, "HOME": home]
+        r = try cli.run(["register", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome)
+        #expect(r.status == 0 && FileManager.default.fileExists(atPath: home + "/.config/chorus/session.json"), "\(r)")
+        r = try cli.run(["read", "--json"], session: "unused", changing: byHome)
+        #expect(r.status == 0 && (r.json?["messages"] as? [[String: Any]])?.isEmpty == true, "\(r)")
+        let xdg = cluster.root + "/xdg-carol"
+        r = try cli.run(["login", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome.merging(["XDG_CONFIG_HOME": xdg]) { $1 })
+        #expect(r.status == 0 && FileManager.default.fileExists(atPath: xdg + "/chorus/session.json"), "\(r)")
     }
 
     @Test func interactiveChatThroughAPseudoTerminalSurvivesALeaderKill() async throws {
@@ -147,11 +159,14 @@ struct CLI {
         return environment
     }
 
-    func run(_ arguments: [String], stdin: String = "", session user: String) throws -> Result {
+    /// Runs `chorus`; `changing` sets (or, with nil, removes) variables of its environment.
+    func run(_ arguments: [String], stdin: String = "", session user: String, changing changes: [String: String?] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
-        process.environment = environment(session: user)
+        var environment = environment(session: user)
+        for (name, value) in changes { environment[name] = value }
+        process.environment = environment
         let input = Pipe(), output = Pipe(), error = Pipe()
         process.standardInput = input
         process.standardOutput = output

@@ -45,8 +45,8 @@ import Testing
     @Test func readsAreServedOnceConfirmedAndApplied() {
         let answers = Answers()
         var requests = PendingRequests<Applied>()
-        let first = requests.read(waiting(answers, "first"))
-        let second = requests.read(waiting(answers, "second"))
+        let first = requests.read(waiting(answers, "first"), now: start)
+        let second = requests.read(waiting(answers, "second"), now: start)
         #expect(first != second, "each read carries its own context")
 
         // Nothing is served before its round confirms it, whatever is applied.
@@ -64,8 +64,8 @@ import Testing
         var requests = PendingRequests<Applied>()
         requests.propose(at: 3, waiting(answers, "late proposal", after: 1))
         requests.propose(at: 4, waiting(answers, "proposal in time", after: 9))
-        let confirmed = requests.read(waiting(answers, "confirmed read", after: 1))
-        _ = requests.read(waiting(answers, "unconfirmed read", after: 1))
+        let confirmed = requests.read(waiting(answers, "confirmed read", after: 1), now: start)
+        _ = requests.read(waiting(answers, "unconfirmed read", after: 1), now: start)
         requests.changeMembership(at: 5, waiting(answers, "late change", after: 1))
         requests.confirm([ReadState(index: 20, context: confirmed)])
 
@@ -83,8 +83,8 @@ import Testing
         let answers = Answers()
         var requests = PendingRequests<Applied>()
         requests.propose(at: 1, waiting(answers, "proposal"))
-        let confirmed = requests.read(waiting(answers, "confirmed read"))
-        _ = requests.read(waiting(answers, "read"))
+        let confirmed = requests.read(waiting(answers, "confirmed read"), now: start)
+        _ = requests.read(waiting(answers, "read"), now: start)
         requests.confirm([ReadState(index: 5, context: confirmed)])
         requests.changeMembership(at: 2, waiting(answers, "change"))
 
@@ -94,7 +94,26 @@ import Testing
         #expect(requests.removeAll().isEmpty)
         #expect(requests.membershipApplied(at: 2, term: 2) == nil)
         // Contexts stay unique across the reset: a late confirmation of an old read finds nothing.
-        let next = requests.read(waiting(answers, "next"))
+        let next = requests.read(waiting(answers, "next"), now: start)
         #expect(next != confirmed)
+    }
+
+    @Test func unconfirmedReadsAreAskedAgainOncePerPatience() {
+        let answers = Answers()
+        var requests = PendingRequests<Applied>()
+        let old = requests.read(waiting(answers, "old"), now: start)
+        let confirmed = requests.read(waiting(answers, "confirmed"), now: start)
+        let recent = requests.read(waiting(answers, "recent"), now: start + .milliseconds(250))
+        requests.confirm([ReadState(index: 3, context: confirmed)])
+
+        let cutoff = start + .milliseconds(100)
+        #expect(requests.readsToAskAgain(askedBefore: cutoff, now: start + .milliseconds(400)) == [old])
+        // Asked again at 400 ms: not again until that is past the cutoff, when both are due.
+        #expect(requests.readsToAskAgain(askedBefore: start + .milliseconds(300), now: start + .milliseconds(700)).map { $0 } == [recent])
+        #expect(Set(requests.readsToAskAgain(askedBefore: start + .milliseconds(700), now: start + .seconds(1))) == [old, recent])
+        // Asking again changes nothing else: the read is still answered once, by its context.
+        requests.confirm([ReadState(index: 4, context: old), ReadState(index: 4, context: old)])
+        requests.readsServed(upTo: 4).forEach { $0(.success(())) }
+        #expect(answers.all == ["confirmed: ok", "old: ok"])
     }
 }

@@ -79,14 +79,26 @@ import Testing
         private let replicas = Mutex<[NodeID: Held]>([:])
         /// Nodes whose messages, in and out, are dropped.
         private let cutOff = Mutex<Set<NodeID>>([])
+        /// Messages to lose, one each, as a broken connection would.
+        private let toLose = Mutex<[@Sendable (Message) -> Bool]>([])
 
         func add(_ replica: Replica<Ledger>) { replicas.withLock { $0[replica.id] = Held(replica: replica) } }
         func cut(_ node: NodeID) { cutOff.withLock { _ = $0.insert(node) } }
         func restore(_ node: NodeID) { cutOff.withLock { _ = $0.remove(node) } }
+        /// Loses the next message that `matches`.
+        func loseNext(_ matches: @escaping @Sendable (Message) -> Bool) { toLose.withLock { $0.append(matches) } }
 
         func send(_ messages: [Message]) {
             let cut = cutOff.withLock { $0 }
-            let byTarget = Dictionary(grouping: messages.filter { !cut.contains($0.from) && !cut.contains($0.to) }, by: \.to)
+            let delivered = messages.filter { message in
+                guard !cut.contains(message.from), !cut.contains(message.to) else { return false }
+                return toLose.withLock { rules in
+                    guard let rule = rules.firstIndex(where: { $0(message) }) else { return true }
+                    rules.remove(at: rule)
+                    return false
+                }
+            }
+            let byTarget = Dictionary(grouping: delivered, by: \.to)
             let targets = replicas.withLock { $0 }
             for (node, batch) in byTarget { targets[node]?.replica?.receive(batch) }
         }
@@ -97,6 +109,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-replica-\(UUID().uuidString)").path
         let size: Int
         var maxPendingReads = 20_000
+        var proposalTimeout: Duration = .seconds(5)
 
         func configuration(_ node: NodeID) -> NodeConfiguration {
             let members = Dictionary(uniqueKeysWithValues: (1...UInt64(size)).map { ($0, PeerAddress(host: "127.0.0.1", port: 1)) })
@@ -104,6 +117,7 @@ import Testing
                                                   dataDirectory: "\(directory)/\(node)", clusterID: "loop")
             configuration.snapshotInterval = 0
             configuration.maxPendingReads = maxPendingReads
+            configuration.proposalTimeout = proposalTimeout
             return configuration
         }
 
@@ -247,6 +261,34 @@ import Testing
             let new = try await Self.leader(of: replicas)
             for _ in 0..<100 where old.leader != new.id { try await Task.sleep(for: .milliseconds(10)) }
             try await old.linearizableRead()
+        }
+    }
+
+    @Test func aFollowersReadWhoseRequestOrAnswerIsLostIsAskedAgain() async throws {
+        // Long enough that a read left to the proposal timeout fails the test rather than
+        // passing late.
+        var cluster = Cluster(size: 3)
+        cluster.proposalTimeout = .seconds(30)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = [Ledger(), Ledger(), Ledger()]
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+
+        try await Self.running(replicas) {
+            let leader = try await Self.leader(of: replicas)
+            let index = replicas.firstIndex { $0.id != leader.id }!
+            let follower = replicas[index]
+            for _ in 0..<100 where follower.leader != leader.id { try await Task.sleep(for: .milliseconds(10)) }
+
+            _ = try await Self.propose("before the lost request", to: leader)
+            router.loseNext { if case .readIndex = $0.kind { $0.from == follower.id } else { false } }
+            try await follower.linearizableRead()
+            #expect(machines[index].commands.contains("before the lost request"), "the read waited for what was committed before it")
+
+            _ = try await Self.propose("before the lost answer", to: leader)
+            router.loseNext { if case .readIndexResponse = $0.kind { $0.to == follower.id } else { false } }
+            try await follower.linearizableRead()
+            #expect(machines[index].commands.contains("before the lost answer"))
         }
     }
 

@@ -42,9 +42,15 @@ struct PendingRequests<Output> {
         }
     }
 
+    /// A read not yet confirmed, and when the Raft core was last asked for it.
+    struct AskedRead {
+        var waiting: Waiting<Void>
+        var asked: ContinuousClock.Instant
+    }
+
     private var proposals: [Index: Waiting<Output>] = [:]
     /// Reads by the context the Raft core carries for them, until their round is confirmed.
-    private var reads: [[UInt8]: Waiting<Void>] = [:]
+    private var reads: [[UInt8]: AskedRead] = [:]
     /// Reads whose round confirmed leadership, with the index to apply before answering.
     private var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
     private var membershipChanges: [Index: Waiting<Index>] = [:]
@@ -58,17 +64,30 @@ struct PendingRequests<Output> {
         proposals[index] = waiting
     }
 
-    /// Takes a read; returns the context to hand the Raft core with it.
-    mutating func read(_ waiting: Waiting<Void>) -> [UInt8] {
+    /// Takes a read, asked of the core at `now`; returns the context to hand the core with it.
+    mutating func read(_ waiting: Waiting<Void>, now: ContinuousClock.Instant) -> [UInt8] {
         readCounter += 1
         let context = withUnsafeBytes(of: readCounter.bigEndian, Array.init)
-        reads[context] = waiting
+        reads[context] = AskedRead(waiting: waiting, asked: now)
         return context
     }
 
     /// Gives back a read the core would not take (no leader known to ask).
     mutating func cancelRead(_ context: [UInt8]) -> Reply<Void>? {
-        reads.removeValue(forKey: context)?.reply
+        reads.removeValue(forKey: context)?.waiting.reply
+    }
+
+    /// Reads not confirmed though asked at or before `cutoff`, to be asked again (a follower's
+    /// request to its leader, or the answer, was lost with a broken connection); each counts
+    /// as asked at `now`. Asking twice is harmless: the first answer confirms the read and a
+    /// later one finds nothing waiting under its context.
+    mutating func readsToAskAgain(askedBefore cutoff: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [[UInt8]] {
+        var again: [[UInt8]] = []
+        for (context, read) in reads where read.asked <= cutoff {
+            reads[context]?.asked = now
+            again.append(context)
+        }
+        return again
     }
 
     mutating func changeMembership(at index: Index, _ waiting: Waiting<Index>) {
@@ -80,8 +99,8 @@ struct PendingRequests<Output> {
     /// The core confirmed leadership for these reads: each is served once its index is applied.
     mutating func confirm(_ states: [ReadState]) {
         for state in states {
-            guard let waiting = reads.removeValue(forKey: state.context) else { continue }
-            confirmedReads.append((state.index, waiting.reply))
+            guard let read = reads.removeValue(forKey: state.context) else { continue }
+            confirmedReads.append((state.index, read.waiting.reply))
         }
     }
 
@@ -113,9 +132,9 @@ struct PendingRequests<Output> {
             proposals[index] = nil
             ended.proposals.append(waiting.reply)
         }
-        for (context, waiting) in reads where waiting.deadline < now {
+        for (context, read) in reads where read.waiting.deadline < now {
             reads[context] = nil
-            ended.reads.append(waiting.reply)
+            ended.reads.append(read.waiting.reply)
         }
         for (index, waiting) in membershipChanges where waiting.deadline < now {
             membershipChanges[index] = nil
@@ -127,7 +146,7 @@ struct PendingRequests<Output> {
     /// Every request, to be failed at once (leadership lost, the loop stopping).
     mutating func removeAll() -> Ended {
         let ended = Ended(proposals: proposals.values.map(\.reply),
-                          reads: reads.values.map(\.reply) + confirmedReads.map(\.reply),
+                          reads: reads.values.map(\.waiting.reply) + confirmedReads.map(\.reply),
                           membershipChanges: membershipChanges.values.map(\.reply))
         self = PendingRequests(readCounter: readCounter)
         return ended

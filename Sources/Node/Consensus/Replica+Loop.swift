@@ -100,6 +100,7 @@ extension Replica {
                     if ticksToPeerMetrics <= 0 {
                         ticksToPeerMetrics = 10
                         recordPeers()
+                        askAgainForReads()
                     }
                 }
                 let turned = core.hasReady
@@ -156,7 +157,8 @@ extension Replica {
         /// a follower's read, the follower asks it), and the read is answered once this node
         /// has applied the leader's commit index of that moment.
         func startRead(_ reply: @escaping Reply<Void>) {
-            let context = requests.read(.init(term: core.term, deadline: clock.now + configuration.proposalTimeout, reply: reply))
+            let now = clock.now
+            let context = requests.read(.init(term: core.term, deadline: now + configuration.proposalTimeout, reply: reply), now: now)
             guard core.readIndex(context: context) else {
                 requests.cancelRead(context)?(.failure(.notLeader(leader: knownLeader)))
                 return
@@ -177,6 +179,20 @@ extension Replica {
                                          active: core.isLeader && (member == core.id || core.isRecentlyActive(member)))
                 }
             )
+        }
+
+        /// Asks the leader again for a follower's reads it has not confirmed within two election
+        /// timeouts: a request or answer lost with a broken connection would otherwise hold its
+        /// caller for the whole proposal timeout while the leader is alive and well. A leader's
+        /// own reads need no asking: its heartbeats carry the round out until it is confirmed.
+        func askAgainForReads() {
+            guard !core.isLeader, core.leader != 0 else { return }
+            let now = clock.now
+            let patience = configuration.tickInterval * (2 * configuration.electionTicks)
+            for context in requests.readsToAskAgain(askedBefore: now - patience, now: now) {
+                metrics.readsAskedAgain.increment()
+                core.readIndex(context: context)
+            }
         }
 
         /// Fails requests that waited too long: their outcome is unknown to the client.
@@ -282,10 +298,12 @@ extension Replica {
             metrics.recordRole(soft.role, leader: soft.leader)
             leaderSeen.set(soft.leader)
             recordPeers()
+            // The machine hears first, so that a caller told leadership was lost finds the
+            // machine already knows it.
+            let commands = machine.leadershipChanged(leading: soft.role == .leader)
             if soft.role != .leader {
                 failAll(.leadershipLost(leader: soft.leader == 0 ? nil : soft.leader))
             }
-            let commands = machine.leadershipChanged(leading: soft.role == .leader)
             if !commands.isEmpty {
                 _ = core.propose(commands)
             }

@@ -30,6 +30,8 @@ public final class NodeMetrics: Sendable {
 
     // Proposals, by what became of them.
     let proposalsCommitted, proposalsNotLeader, proposalsLeadershipLost, proposalsTimedOut, proposalsStopped: Counter
+    /// A follower's reads whose leader was asked again (the request or its answer was lost).
+    let readsAskedAgain: Counter
 
     // Snapshots: taken here, sent to a follower, installed from the leader.
     enum SnapshotEvent: String, CaseIterable { case taken, sent, installed }
@@ -88,6 +90,7 @@ public final class NodeMetrics: Sendable {
         proposalsLeadershipLost = counter("chorus_proposals_total", [("outcome", "leadership_lost")])
         proposalsTimedOut = counter("chorus_proposals_total", [("outcome", "timed_out")])
         proposalsStopped = counter("chorus_proposals_total", [("outcome", "stopped")])
+        readsAskedAgain = counter("chorus_reads_asked_again_total")
 
         snapshots = Dictionary(uniqueKeysWithValues: SnapshotEvent.allCases.map { event in
             let labels = [("event", event.rawValue)]
