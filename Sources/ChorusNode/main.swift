@@ -153,10 +153,13 @@ struct LocalClusterCommand: AsyncParsableCommand {
     @Option(help: "Where the nodes keep their data.") var dataDir: String = "data"
     @Flag(help: "Run plaintext (no certificates); every node warns at start.") var insecure = false
     @Flag(help: "Start again any node that dies (SIGKILL, a crash); one that stops cleanly stays down.") var restart = false
+    @Argument(parsing: .postTerminator, help: "Options after `--` go to every node's `run` (e.g. `-- --account-creations-per-minute 1000`).")
+    var nodeOptions: [String] = []
 
     func run() async throws {
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-        let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable, insecure: insecure, restart: restart)
+        let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable,
+                                   extraArguments: nodeOptions, insecure: insecure, restart: restart)
         // Ctrl-C or SIGTERM stops the watcher, which then stops every node with SIGTERM.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -49,9 +49,10 @@ extension RaftCore {
         return true
     }
 
-    mutating func broadcastHeartbeat(context: [UInt8]? = nil) {
+    /// Heartbeats to every member, or to `targets` only (a read round's, `ReadOnlyQueue`).
+    mutating func broadcastHeartbeat(context: [UInt8]? = nil, to targets: [NodeID]? = nil) {
         let context = context ?? readOnly.lastPendingContext
-        for member in configuration.members where member != id {
+        for member in targets ?? configuration.members where member != id {
             // Never tell a follower of a commit index beyond what it is known to hold.
             let commit = min(progress[member]?.match ?? 0, log.committed)
             leaderOutbox.append(Message(from: id, to: member, term: term, kind: .heartbeat(commit: commit, context: context)))

@@ -1,7 +1,8 @@
 import Raft
 import Testing
 
-/// One heartbeat round out at a time: reads that arrive while it is out share the next round.
+/// One heartbeat round out at a time: reads that arrive while it is out share the next round,
+/// whose heartbeats go to the followers that confirmed the last one.
 @Suite struct ReadIndexBatchingTests {
     func leader() -> (RaftCore, MemoryStorage) { SingleCore.leader(seed: 5) }
 
@@ -47,11 +48,12 @@ import Testing
         #expect(meanwhile.reads.isEmpty)
 
         // A majority (node 1 and node 2) confirms the first round: its read is served, and
-        // one heartbeat round starts for the four that waited.
+        // one heartbeat round starts for the four that waited, to node 2 alone, which makes a
+        // majority with the leader and answered first.
         answer(&core, from: 2, context: round(1))
         let confirmed = settle(&core, storage)
         #expect(confirmed.reads == [ReadState(index: 1, context: [1])])
-        #expect(heartbeats(in: confirmed.sent) == [2: [round(2)], 3: [round(2)]])
+        #expect(heartbeats(in: confirmed.sent) == [2: [round(2)]])
 
         // An answer to a round already confirmed, or naming a read rather than a round,
         // confirms nothing.
@@ -59,7 +61,7 @@ import Testing
         answer(&core, from: 3, context: [3])
         #expect(settle(&core, storage).reads.isEmpty)
 
-        answer(&core, from: 3, context: round(2))
+        answer(&core, from: 2, context: round(2))
         let second = settle(&core, storage)
         #expect(second.reads == (2...5).map { ReadState(index: 1, context: [$0]) })
         #expect(heartbeats(in: second.sent).isEmpty, "no round is started with no reads waiting")
@@ -136,8 +138,8 @@ extension ReadIndexBatchingTests {
         let confirmed = settle(&core, storage)
         #expect(confirmed.reads.isEmpty)
         #expect(confirmed.sent.contains(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 1, context: [9]))))
-        #expect(heartbeats(in: confirmed.sent) == [2: [round(2)], 3: [round(2)]])
-        answer(&core, from: 2, context: round(2))
+        #expect(heartbeats(in: confirmed.sent) == [3: [round(2)]], "the next round goes to the quickest majority")
+        answer(&core, from: 3, context: round(2))
         let own = settle(&core, storage)
         #expect(own.reads == [ReadState(index: 1, context: [1])])
         #expect(!own.sent.contains { if case .readIndexResponse = $0.kind { true } else { false } })
@@ -156,5 +158,90 @@ extension ReadIndexBatchingTests {
         #expect(stranger == .unknownSender)
         core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: [9])))
         #expect(settle(&core, storage).reads == [ReadState(index: 7, context: [9])])
+    }
+}
+
+/// A round's heartbeats go to as few followers as make a majority: the quickest, and those
+/// whose reads it serves; every member hears the round on the next tick and every
+/// `fullRoundEvery`th round.
+extension ReadIndexBatchingTests {
+    /// Node 1 leading nodes 1…5 in term 1, its no-op committed.
+    func leaderOfFive() -> (RaftCore, MemoryStorage) {
+        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3, 4, 5]))
+        var options = RaftOptions(id: 1, seed: 3)
+        options.preVote = false
+        options.heartbeatTicks = 2
+        var core = RaftCore(storage: storage, options: options)
+        core.campaign()
+        settle(&core, storage)
+        for voter: NodeID in [2, 3] { core.step(Message(from: voter, to: 1, term: 1, kind: .voteResponse(reject: false))) }
+        settle(&core, storage)
+        for voter: NodeID in [2, 3] { core.step(Message(from: voter, to: 1, term: 1, kind: .appendResponse(index: 1, reject: false, hintIndex: 0, hintTerm: 0))) }
+        settle(&core, storage)
+        return (core, storage)
+    }
+
+    @Test func aRoundGoesToTheQuickestMajorityAndToTheFollowersWhoseReadsItServes() {
+        var (core, storage) = leaderOfFive()
+        #expect(core.isLeader && core.commitIndex == 1)
+        #expect(read(&core, [1]))
+        // Nobody is known to be quick yet: the first round goes to everyone.
+        #expect(heartbeats(in: settle(&core, storage).sent) == [2: [round(1)], 3: [round(1)], 4: [round(1)], 5: [round(1)]])
+        #expect(read(&core, [2]))
+        answer(&core, from: 4, context: round(1))
+        #expect(settle(&core, storage).reads.isEmpty, "two of five is no majority")
+        answer(&core, from: 2, context: round(1))
+        let first = settle(&core, storage)
+        #expect(first.reads == [ReadState(index: 1, context: [1])])
+        #expect(heartbeats(in: first.sent) == [4: [round(2)], 2: [round(2)]], "nodes 4 and 2 confirmed round 1 first")
+
+        // Node 5's read and the leader's share round 3: node 5 hears it too, with the commit
+        // index it must apply before it answers.
+        core.step(Message(from: 5, to: 1, term: 1, kind: .readIndex(context: [5])))
+        #expect(read(&core, [3]))
+        answer(&core, from: 2, context: round(2))
+        answer(&core, from: 4, context: round(2))
+        let second = settle(&core, storage)
+        #expect(second.reads == [ReadState(index: 1, context: [2])])
+        let third = heartbeats(in: second.sent)
+        #expect(third == [2: [round(3)], 4: [round(3)], 5: [round(3)]])
+    }
+
+    @Test func aRoundWhoseQuickFollowerIsGoneIsConfirmedByTheNextTicksHeartbeats() {
+        var (core, storage) = leaderOfFive()
+        #expect(read(&core, [1]))
+        settle(&core, storage)
+        answer(&core, from: 2, context: round(1))
+        answer(&core, from: 3, context: round(1))
+        settle(&core, storage)
+        // Round 2 goes to nodes 2 and 3; node 3 has died.
+        #expect(read(&core, [2]))
+        #expect(heartbeats(in: settle(&core, storage).sent) == [2: [round(2)], 3: [round(2)]])
+        answer(&core, from: 2, context: round(2))
+        #expect(settle(&core, storage).reads.isEmpty)
+        // The tick's heartbeats carry the round to every member; node 5 answers it.
+        var sent: [Message] = []
+        for _ in 0..<2 {
+            core.tick()
+            sent += settle(&core, storage).sent
+        }
+        #expect(heartbeats(in: sent) == [2: [round(2)], 3: [round(2)], 4: [round(2)], 5: [round(2)]])
+        answer(&core, from: 5, context: round(2))
+        #expect(settle(&core, storage).reads == [ReadState(index: 1, context: [2])])
+        // The next round goes to those that answered: node 3 is left out.
+        #expect(read(&core, [3]))
+        #expect(heartbeats(in: settle(&core, storage).sent) == [2: [round(3)], 5: [round(3)]])
+    }
+
+    @Test func everySixteenthRoundGoesToEveryMember() {
+        var (core, storage) = leaderOfFive()
+        for n in UInt64(1)...17 {
+            #expect(read(&core, [UInt8(n)]))
+            let targets = Set(heartbeats(in: settle(&core, storage).sent).keys)
+            #expect(targets == (n == 1 || n == 16 ? [2, 3, 4, 5] : [2, 3]), "round \(n)")
+            answer(&core, from: 2, context: round(n))
+            answer(&core, from: 3, context: round(n))
+            #expect(settle(&core, storage).reads == [ReadState(index: 1, context: [UInt8(n)])])
+        }
     }
 }
