@@ -120,18 +120,14 @@ func main() {
 	} else if *scenario == "read" {
 		call(connections[0], "/etcdserverpb.KV/Put", wire.Bytes(wire.Bytes(nil, 1, []byte("bench-read-"+run)), 2, value))
 	}
-	multiplexers := make([]*multiplexed, *conns)
+	multiplexers := make([]*reopening, *conns)
 	if *streams {
 		method := "SendStream"
 		if *scenario == "read" {
 			method = "ReadStream"
 		}
 		for i, conn := range connections {
-			m, err := openStream(ctx, conn, method)
-			if err != nil {
-				fail(err)
-			}
-			multiplexers[i] = m
+			multiplexers[i] = &reopening{ctx: ctx, conn: conn, method: method}
 		}
 	}
 	for i := range operations {

@@ -23,6 +23,35 @@ type multiplexed struct {
 	write                 sync.Mutex
 	lock                  sync.Mutex
 	waiting               map[string]chan error
+	// Why the call ended, once it has: later requests fail at once rather than wait for a
+	// reply that cannot come.
+	ended error
+}
+
+// reopening keeps one multiplexed call of method open on conn: when the call ends (the node
+// restarted, or closed the connection), the requests on it fail with that error and the next
+// request opens a new call, as a client library would.
+type reopening struct {
+	ctx     context.Context
+	conn    *grpc.ClientConn
+	method  string
+	lock    sync.Mutex
+	current *multiplexed
+}
+
+func (r *reopening) call(key string, request []byte) error {
+	r.lock.Lock()
+	if r.current == nil || r.current.hasEnded() {
+		m, err := openStream(r.ctx, r.conn, r.method)
+		if err != nil {
+			r.lock.Unlock()
+			return err
+		}
+		r.current = m
+	}
+	m := r.current
+	r.lock.Unlock()
+	return m.call(key, request)
 }
 
 // openStream opens method ("SendStream" or "ReadStream") on conn and starts reading replies.
@@ -54,6 +83,7 @@ func (m *multiplexed) readReplies() {
 		err := m.stream.RecvMsg(&reply)
 		if err != nil {
 			m.lock.Lock()
+			m.ended = fmt.Errorf("the stream ended: %w", err)
 			for key, done := range m.waiting {
 				done <- fmt.Errorf("the stream ended: %w", err)
 				delete(m.waiting, key)
@@ -76,10 +106,20 @@ func (m *multiplexed) readReplies() {
 	}
 }
 
+func (m *multiplexed) hasEnded() bool {
+	m.lock.Lock()
+	defer m.lock.Unlock()
+	return m.ended != nil
+}
+
 // call writes request, whose key is key, and waits for its reply.
 func (m *multiplexed) call(key string, request []byte) error {
 	done := make(chan error, 1)
 	m.lock.Lock()
+	if m.ended != nil {
+		m.lock.Unlock()
+		return m.ended
+	}
 	m.waiting[key] = done
 	m.lock.Unlock()
 	m.write.Lock()
