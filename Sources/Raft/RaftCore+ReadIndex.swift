@@ -21,7 +21,7 @@ struct ReadRequest: Equatable {
 /// quicker is found again; and the heartbeats of every tick go to every member carrying the
 /// round out, so a round whose chosen follower died is confirmed within a heartbeat
 /// interval. Which followers answer does not matter to linearizability, only that a majority
-/// of voters did after the round began. On two shared cores this lets reads run 20% faster,
+/// of voters did after the round began. On two shared cores this let reads run 10–17% faster,
 /// since every heartbeat costs a follower two thread hand-offs.
 ///
 /// The leader names each round itself (a counter): the reads' contexts come from several
