@@ -80,7 +80,9 @@ let package = Package(
         ),
 
         // MARK: Consensus (pure: standard library only)
-        .target(name: "Raft", swiftSettings: strict),
+        /// Raft's planted bugs (`PlantedBug`) exist only where `CHORUS_TESTING` is defined: in
+        /// debug builds, which the tests use, and never in a release binary.
+        .target(name: "Raft", swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
 
         // MARK: Network
         /// Generated messages and stubs of the client and peer APIs (see Protos/).
@@ -244,7 +246,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore", "LMDB"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict),
+        .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
         .testTarget(

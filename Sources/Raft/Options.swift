@@ -21,10 +21,16 @@ public struct RaftOptions: Sendable {
     public var seed: UInt64
     /// The index the application has already applied (on restart).
     public var applied: Index = 0
+    #if CHORUS_TESTING
     /// Test-only, and wrong on purpose: commit once this many voters hold an entry, of any
     /// term, instead of a majority holding one of the current term. It exists so tests can
-    /// show that the simulator's checker catches a broken commit rule. Never set it elsewhere.
+    /// show that the simulator's checker catches a broken commit rule. Only test builds have
+    /// it (see `PlantedBug`).
     public var unsafeCommitQuorum: Int? = nil
+    /// Bugs planted back on purpose, so tests can show the simulator finds them. Only test
+    /// builds have it.
+    public var plantedBugs: Set<PlantedBug> = []
+    #endif
 
     public init(id: NodeID, seed: UInt64, electionTicks: Int = 10, heartbeatTicks: Int = 1) {
         self.id = id

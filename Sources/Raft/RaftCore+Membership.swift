@@ -1,10 +1,19 @@
 extension RaftCore {
-    /// Proposes adding or removing one server. Refused (false) unless this is the leader and
-    /// the previous change has committed: one change at a time keeps old and new majorities
-    /// overlapping.
+    /// Proposes adding or removing one server. Refused (false) unless this is the leader, an
+    /// entry of its own term has committed, and the previous change has committed: one change
+    /// at a time keeps old and new majorities overlapping.
+    ///
+    /// The rule about the leader's own term is the Raft dissertation's fix (§4.1, erratum of
+    /// 2015) to single-server changes. A configuration takes effect when appended, so an
+    /// earlier leader may have appended a change that only a minority holds; a new leader that
+    /// appended a change of its own before committing anything would have two configurations
+    /// in play that differ by two servers, whose majorities need not overlap: the earlier
+    /// leader can win again under its configuration and overwrite what the new one committed.
+    /// Once an entry of this term commits, no earlier leader's uncommitted entry can win.
     @discardableResult
     public mutating func proposeConfigurationChange(_ change: ConfigurationChange) -> Bool {
-        guard role == .leader, transferee == nil, pendingConfigurationIndex <= log.committed else { return false }
+        guard role == .leader, transferee == nil, pendingConfigurationIndex <= log.committed,
+              committedInCurrentTerm || planted(.configurationChangeBeforeTermCommits) else { return false }
         appendEntries([Entry(index: 0, term: 0, kind: .configuration, data: change.encoded())])
         pendingConfigurationIndex = log.lastIndex
         broadcastAppend()
@@ -23,7 +32,8 @@ extension RaftCore {
     /// The configuration of the newest configuration entry at or below `index`, or of the
     /// snapshot when there is none.
     mutating func recomputeConfiguration(from index: Index) {
-        var next = (try? log.storage.snapshot().metadata.configuration) ?? configuration
+        var next = (try? log.storage.snapshot().metadata.configuration)
+            ?? (planted(.recomputeFromCurrentConfiguration) ? configuration : baseConfiguration)
         var nextIndex: Index = 0
         if let snapshot = log.unstable.snapshot {
             next = snapshot.metadata.configuration

@@ -69,7 +69,8 @@ extension RaftCore {
             handleReadIndex(ReadRequest(from: id, context: context))
             return true
         case .follower where leader != 0:
-            outbox.append(Message(from: id, to: leader, term: term, kind: .readIndex(context: context)))
+            let name = forwardedReads.name(context, repeating: planted(.forwardedReadNamesRepeat))
+            outbox.append(Message(from: id, to: leader, term: term, kind: .readIndex(context: name)))
             return true
         default:
             return false
@@ -80,7 +81,7 @@ extension RaftCore {
     mutating func handleReadIndex(_ request: ReadRequest) {
         // Until an entry of this term commits, the commit index may lag what earlier leaders
         // committed: wait for it.
-        guard log.term(at: log.committed) == term else {
+        guard committedInCurrentTerm else {
             pendingReads.append(request)
             return
         }
@@ -161,8 +162,12 @@ extension RaftCore {
         serveReads(next)
     }
 
-    /// The leader's answer to a read this follower forwarded.
-    mutating func readIndexAnswered(index: Index, context: [UInt8]) {
+    /// The leader's answer to a read this follower forwarded: handed over under the
+    /// application's context when this process asked it and has not heard back yet; anything
+    /// else (an answer to a read of an earlier process, a second answer to a read asked twice)
+    /// is dropped.
+    mutating func readIndexAnswered(index: Index, context name: [UInt8]) {
+        guard let context = forwardedReads.answered(name) else { return }
         readStates.append(ReadState(index: index, context: context))
     }
 }

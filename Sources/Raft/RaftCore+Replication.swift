@@ -123,11 +123,11 @@ extension RaftCore {
         let voters = configuration.sortedVoters
         guard !voters.isEmpty else { return false }
         let matches = voters.map { progress[$0]?.match ?? 0 }.sorted(by: >)
-        let quorum = min(options.unsafeCommitQuorum ?? configuration.quorum, matches.count)
+        let quorum = min(brokenCommitQuorum ?? configuration.quorum, matches.count)
         let candidate = matches[quorum - 1]
-        let hadCommitInTerm = log.term(at: log.committed) == term
-        guard log.maybeCommit(candidate, term: term, requireTerm: options.unsafeCommitQuorum == nil) else { return false }
-        if !hadCommitInTerm && log.term(at: log.committed) == term {
+        let hadCommitInTerm = committedInCurrentTerm
+        guard log.maybeCommit(candidate, term: term, requireTerm: brokenCommitQuorum == nil) else { return false }
+        if !hadCommitInTerm && committedInCurrentTerm {
             releasePendingReads()
         }
         committedConfiguration()

@@ -71,8 +71,10 @@ extension RaftCore {
             guard leader == 0 || m.from == leader else { return .unknownSender }
             if promotable { startElection(.transfer) }
         case let .readIndexResponse(index, context):
-            // Only the leader of this term confirms reads; it is the one this server asked.
-            guard m.from == leader else { return .unknownSender }
+            // Only the leader of this term confirms reads; it is the one this server asked. A
+            // server that knows no leader yet (it restarted) asked nobody: the answer is to an
+            // earlier process's read, and is dropped with the rest.
+            guard m.from == leader || leader == 0 else { return .unknownSender }
             readIndexAnswered(index: index, context: context)
         default:
             break
@@ -185,8 +187,13 @@ extension RaftCore {
             return false
         }
         log.restore(snapshot)
-        configuration = meta.configuration
-        configurationIndex = meta.index
+        if planted(.restoreKeepsConfigurationVersion) {
+            configuration = meta.configuration
+            configurationIndex = meta.index
+        } else {
+            // Counted in `configurationVersion`: the driver refreshes its peers from it.
+            apply(configuration: meta.configuration, at: meta.index)
+        }
         resetProgress()
         return true
     }

@@ -13,6 +13,10 @@ public struct RaftCore {
     public internal(set) var leader: NodeID = 0
 
     public internal(set) var configuration: ClusterConfiguration
+    /// The configuration storage started from (its snapshot's, or the bootstrap one when it
+    /// has none): the base the log's configuration entries apply to while storage holds no
+    /// snapshot.
+    let baseConfiguration: ClusterConfiguration
     /// Index of the entry that set `configuration` (0: it came from a snapshot or bootstrap).
     var configurationIndex: Index = 0
     /// Counts changes of `configuration`, so a driver can notice one without comparing it.
@@ -43,6 +47,8 @@ public struct RaftCore {
     /// round can be taken for one of a new one.
     var readRounds: UInt64 = 0
     var readStates: [ReadState] = []
+    /// This follower's reads out with its leader, by the names it gave them.
+    var forwardedReads: ForwardedReads
 
     var outbox: [Message] = []
     var leaderOutbox: [Message] = []
@@ -57,6 +63,8 @@ public struct RaftCore {
         log = RaftLog(storage: storage, maxApplyBytes: options.maxApplyBytes)
         let (hardState, configuration) = storage.initialState()
         self.configuration = configuration
+        baseConfiguration = configuration
+        forwardedReads = ForwardedReads(incarnation: random.next())
         previousHardState = hardState
         previousSoftState = SoftState(leader: 0, role: .follower)
         if hardState != HardState() {
@@ -80,6 +88,10 @@ public struct RaftCore {
     public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
     public var softState: SoftState { SoftState(leader: leader, role: role) }
     public var isLeader: Bool { role == .leader }
+    /// Whether an entry of this term has committed: until one has, a new leader's commit
+    /// index may lag what earlier leaders committed, and an earlier leader's uncommitted entry
+    /// may still win.
+    var committedInCurrentTerm: Bool { log.term(at: log.committed) == term }
 
     /// The term of the entry at `index`, when the log still holds it.
     public func term(at index: Index) -> Term? { log.term(at: index) }
@@ -192,6 +204,10 @@ public struct RaftCore {
         votes = [:]
         readOnly = ReadOnlyQueue()
         pendingReads = []
+        // Answers to reads asked of another leader, or in another term, are refused anyway.
+        forwardedReads.forgetAll()
+        // What a leader heard in an earlier term says nothing about who is alive now.
+        activeAtLastCheck = []
         resetProgress()
     }
 

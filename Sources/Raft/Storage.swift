@@ -67,7 +67,12 @@ public final class MemoryStorage: RaftStorage {
         return result
     }
 
-    public func snapshot() throws(StorageError) -> Snapshot { snapshotValue }
+    /// As the node's store: none until something was compacted (the bootstrap configuration
+    /// is no snapshot a follower could be sent). `snapshotValue` still holds the bootstrap one.
+    public func snapshot() throws(StorageError) -> Snapshot {
+        guard snapshotValue.metadata.index > 0 else { throw .snapshotTemporarilyUnavailable }
+        return snapshotValue
+    }
 
     // MARK: Persisting (what the application does with a Ready)
 

@@ -94,7 +94,9 @@ import Testing
         #expect(settle(&core, storage).reads.isEmpty)
         // A read now goes to the new leader.
         #expect(read(&core, [3]))
-        #expect(settle(&core, storage).sent == [Message(from: 1, to: 3, term: 2, kind: .readIndex(context: [3]))])
+        let sent = settle(&core, storage).sent
+        #expect(sent.count == 1 && sent[0].to == 3 && sent[0].term == 2)
+        #expect(sent.first.map { if case .readIndex = $0.kind { true } else { false } } == true)
     }
 }
 
@@ -153,11 +155,42 @@ extension ReadIndexBatchingTests {
         settle(&core, storage)
 
         #expect(read(&core, [9]))
-        #expect(settle(&core, storage).sent == [Message(from: 2, to: 1, term: 1, kind: .readIndex(context: [9]))])
-        let stranger = core.step(Message(from: 3, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: [9])))
+        // The read goes out under a name of this process's own (see `ForwardedReads`).
+        let sent = settle(&core, storage).sent
+        guard sent.count == 1, case let .readIndex(name) = sent[0].kind else {
+            Issue.record("expected one forwarded read, got \(sent)")
+            return
+        }
+        #expect(sent[0].to == 1 && name.count == 16 && name != [9])
+        let stranger = core.step(Message(from: 3, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: name)))
         #expect(stranger == .unknownSender)
-        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: [9])))
+        // An answer under a name this process never sent (an earlier process's) is dropped.
+        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 5, context: [9])))
+        var other = name
+        other[0] ^= 1
+        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 5, context: other)))
+        #expect(settle(&core, storage).reads == [])
+        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 7, context: name)))
         #expect(settle(&core, storage).reads == [ReadState(index: 7, context: [9])])
+        // A second answer to the same read (it was asked twice) serves nothing more.
+        core.step(Message(from: 1, to: 2, term: 1, kind: .readIndexResponse(index: 8, context: name)))
+        #expect(settle(&core, storage).reads == [])
+    }
+
+    @Test func aFollowerForgetsItsForwardedReadsWhenItsLeaderChanges() {
+        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
+        var core = RaftCore(storage: storage, options: RaftOptions(id: 2, seed: 1))
+        core.step(Message(from: 1, to: 2, term: 1, kind: .heartbeat(commit: 0, context: nil)))
+        settle(&core, storage)
+        #expect(read(&core, [9]))
+        guard case let .readIndex(name)? = settle(&core, storage).sent.first?.kind else {
+            Issue.record("no read was forwarded")
+            return
+        }
+        // Node 3 leads term 2; its answer under node 1's name means nothing.
+        core.step(Message(from: 3, to: 2, term: 2, kind: .heartbeat(commit: 0, context: nil)))
+        core.step(Message(from: 3, to: 2, term: 2, kind: .readIndexResponse(index: 7, context: name)))
+        #expect(settle(&core, storage).reads == [])
     }
 }
 

@@ -115,6 +115,7 @@ final class PeerLink: Sendable {
     func stop() {
         stopped.store(true, ordering: .relaxed)
         queue.finish()
+        snapshots.stop()
     }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
@@ -145,33 +146,49 @@ final class PeerLink: Sendable {
         64 + message.append.entries.reduce(0) { $0 + 32 + $1.data.count } + message.snapshot.data.count
     }
 
+    /// Runs the link until it is stopped or cancelled. A client that fails to start or fails
+    /// as a whole is started again after a backoff (`LinkRestarts`): a link that gave up would
+    /// leave the peer unreached until its address changed.
     func run() async {
-        do {
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: address.host, port: address.port),
-                transportSecurity: security,
-                config: .defaults {
-                    // A peer that comes back is reached within 100 ms (etcd's stream readers
-                    // retry as often): a follower restarted after a while is caught up that much
-                    // sooner, and an attempt to a peer still down costs a refused connect.
-                    $0.backoff = .init(initial: .milliseconds(20), max: .milliseconds(100), multiplier: 1.6, jitter: 0.2)
-                    // A peer that vanished without closing (power loss, partition) is noticed
-                    // within seconds, and the stream to it reopened when it is back.
-                    $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
-                },
-                eventLoopGroup: eventLoopGroup
-            )
-            try await withGRPCClient(transport: transport) { client in
-                let stub = Chorus_V1_Peer.Client(wrapping: client)
-                await withDiscardingTaskGroup { group in
-                    // Reading snapshot files is blocking I/O: keep it off the event loop.
-                    group.addTask(executorPreference: globalConcurrentExecutor) { await self.snapshots.run(stub: stub) }
-                    await self.stream(stub: stub)
-                    self.snapshots.stop()
-                }
+        var restarts = LinkRestarts()
+        while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
+            do {
+                try await runClient()
+                restarts.succeeded()
+            } catch {
+                let delay = restarts.failed()
+                logger.error("peer link to \(peer) at \(address) failed: \(error); starting it again in \(delay)")
+                try? await Task.sleep(for: delay)
             }
-        } catch {
-            logger.error("peer link to \(peer) at \(address) failed: \(error)")
+        }
+    }
+
+    /// One gRPC client to the peer, for as long as it runs.
+    private func runClient() async throws {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: address.host, port: address.port),
+            transportSecurity: security,
+            config: .defaults {
+                // A peer that comes back is reached within 100 ms (etcd's stream readers
+                // retry as often): a follower restarted after a while is caught up that much
+                // sooner, and an attempt to a peer still down costs a refused connect.
+                $0.backoff = .init(initial: .milliseconds(20), max: .milliseconds(100), multiplier: 1.6, jitter: 0.2)
+                // A peer that vanished without closing (power loss, partition) is noticed
+                // within seconds, and the stream to it reopened when it is back.
+                $0.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
+            },
+            eventLoopGroup: eventLoopGroup
+        )
+        try await withGRPCClient(transport: transport) { client in
+            let stub = Chorus_V1_Peer.Client(wrapping: client)
+            await withDiscardingTaskGroup { group in
+                // Reading snapshot files is blocking I/O: keep it off the event loop.
+                group.addTask(executorPreference: globalConcurrentExecutor) { await self.snapshots.run(stub: stub) }
+                await self.stream(stub: stub)
+                // The stream ends only when the link stops or is cancelled; the snapshot sender
+                // ends with its task (its queue stays, for a client started again).
+                group.cancelAll()
+            }
         }
     }
 

@@ -18,15 +18,19 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     /// message must come from the node the certificate names.
     let authenticated: Bool
     let logger: Logger
+    /// The streams open to this node, by sender: one service serves them all.
+    let inbound = InboundStreams()
 
     func stream(request: RPCAsyncSequence<Chorus_V1_PeerBatch, any Error>, context: ServerContext) async throws -> Chorus_V1_PeerStreamSummary {
         let sender = authenticated ? try context.authenticatedNode(of: clusterID) : nil
         var received: UInt64 = 0
         // Who is on the other end, once known. However the stream ends (the peer's process
-        // died, its link restarted, it was refused here), the replica hears of it: if the
-        // peer was leading, a quick election beats waiting out the timeout.
+        // died, its link restarted, it was refused here), the replica hears of it if it was
+        // the peer's last stream: if the peer was leading, a quick election beats waiting out
+        // the timeout; if a newer stream from it is open, the peer is alive.
         var peer = sender
-        defer { if let peer { replica.connectionLost(to: peer) } }
+        if let sender { inbound.opened(sender) }
+        defer { if let peer, inbound.closed(peer) { replica.connectionLost(to: peer) } }
         for try await batch in request {
             guard batch.clusterID == clusterID else {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
@@ -44,7 +48,10 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
                 logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
                 throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
-            if peer == nil, let from = batch.messages.first?.from, directory.accepts(from: from) { peer = from }
+            if peer == nil, let from = batch.messages.first?.from, directory.accepts(from: from) {
+                peer = from
+                inbound.opened(from)
+            }
             var messages: [Message] = []
             messages.reserveCapacity(batch.messages.count)
             for encoded in batch.messages {

@@ -36,9 +36,34 @@ struct Checker {
             throw fail("node \(node.id)'s commit index went back from \(node.highestCommit) to \(raft.commitIndex)")
         }
         node.highestCommit = raft.commitIndex
+        try checkConfiguration(node, raft)
         if node.appliedIndex > raft.commitIndex && node.pendingWrite == nil {
             throw fail("node \(node.id) applied \(node.appliedIndex) beyond its commit index \(raft.commitIndex)")
         }
+    }
+
+    /// A server's configuration is the one its log and snapshot give (a configuration takes
+    /// effect when appended, and reverts when its entry is overwritten), and every change of
+    /// it moves `configurationVersion`. Checked when everything the core appended is on disk.
+    func checkConfiguration(_ node: SimNode, _ raft: RaftCore) throws {
+        guard node.pendingWrite == nil, !raft.hasReady else { return }
+        // The log's configuration is rebuilt only when the disk or the core changed.
+        let last = node.storage.lastIndex()
+        let key = [node.storage.snapshotValue.metadata.index, last, (try? node.storage.term(at: last)) ?? 0, raft.configurationVersion, UInt64(node.incarnation)]
+        guard key != node.configurationCheckedAt else { return }
+        node.configurationCheckedAt = key
+        let onDisk = node.configurationOnDisk
+        if raft.configuration != onDisk {
+            throw fail("node \(node.id)'s configuration \(Self.describe(raft.configuration)) is not its log's \(Self.describe(onDisk))")
+        }
+        if let (seen, version) = node.seenConfiguration, seen != raft.configuration, version == raft.configurationVersion {
+            throw fail("node \(node.id)'s configuration changed from \(Self.describe(seen)) to \(Self.describe(raft.configuration)) without a new configurationVersion")
+        }
+        node.seenConfiguration = (raft.configuration, raft.configurationVersion)
+    }
+
+    static func describe(_ c: ClusterConfiguration) -> String {
+        "voters \(c.sortedVoters) learners \(c.learners.sorted())"
     }
 
     /// Leader completeness: a new leader holds every entry anyone has applied.

@@ -23,6 +23,11 @@ final class SimNode {
 
     /// Highest commit index seen in this incarnation (it must never go down).
     var highestCommit: Index = 0
+    /// The configuration and its count (`configurationVersion`) when last checked in this
+    /// incarnation: a change must move the count, or the node would never refresh its peers.
+    var seenConfiguration: (ClusterConfiguration, UInt64)?
+    /// What the disk and core looked like when the configuration was last checked.
+    var configurationCheckedAt: [UInt64] = []
     var incarnation = 0
 
     init(id: NodeID, configuration: ClusterConfiguration, options: RaftOptions) {
@@ -53,6 +58,17 @@ final class SimNode {
         options.seed &+= UInt64(incarnation)
         raft = RaftCore(storage: storage, options: options)
         highestCommit = 0
+        seenConfiguration = nil
+    }
+
+    /// The configuration this node's disk says it has: the snapshot's (or the bootstrap one),
+    /// changed by every configuration entry after it, in order.
+    var configurationOnDisk: ClusterConfiguration {
+        var configuration = storage.snapshotValue.metadata.configuration
+        for entry in storage.log.dropFirst() where entry.kind == .configuration {
+            if let change = ConfigurationChange(encoded: entry.data) { configuration = configuration.applying(change) }
+        }
+        return configuration
     }
 
     func restoreApplication(from snapshot: Snapshot) {

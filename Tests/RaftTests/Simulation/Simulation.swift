@@ -72,8 +72,11 @@ final class Simulation {
     /// Messages sent so far, by kind name.
     private(set) var sentCount = 0
     let baseOptions: (NodeID) -> RaftOptions
+    /// The configuration every server's disk starts from.
+    let bootstrap: ClusterConfiguration
 
-    init(seed: UInt64, nodes count: Int, faults: Faults = .reliable, configure: (inout RaftOptions) -> Void = { _ in }) {
+    /// Servers 1...`count`, all voters but `learners`.
+    init(seed: UInt64, nodes count: Int, learners: Set<NodeID> = [], faults: Faults = .reliable, configure: (inout RaftOptions) -> Void = { _ in }) {
         self.seed = seed
         random = SimRandom(state: seed)
         self.faults = faults
@@ -86,7 +89,8 @@ final class Simulation {
             options.id = id
             return options
         }
-        let configuration = ClusterConfiguration(voters: Set((1...NodeID(count))))
+        let configuration = ClusterConfiguration(voters: Set(1...NodeID(count)).subtracting(learners), learners: learners)
+        bootstrap = configuration
         for id in 1...NodeID(count) {
             nodes[id] = SimNode(id: id, configuration: configuration, options: baseOptions(id))
         }
@@ -95,10 +99,12 @@ final class Simulation {
     func node(_ id: NodeID) -> SimNode { nodes[id]! }
     func raft(_ id: NodeID) -> RaftCore { nodes[id]!.raft! }
 
-    /// Adds a server that starts empty and knows no configuration: it learns one from the
-    /// leader's log or snapshot once it is added.
+    /// Adds a server that starts with an empty log: it learns the configuration from the
+    /// leader's log or snapshot once it is added. Its disk holds the bootstrap configuration
+    /// every other server started from, as the node's joiners share the log's bootstrap
+    /// entries: the log's configuration entries apply to the same base everywhere.
     func addServer(_ id: NodeID) {
-        nodes[id] = SimNode(id: id, configuration: ClusterConfiguration(), options: baseOptions(id))
+        nodes[id] = SimNode(id: id, configuration: bootstrap, options: baseOptions(id))
     }
 
     // MARK: Time
@@ -142,6 +148,10 @@ final class Simulation {
             let refusal = target.raft!.step(m)
             if let refusal { refusals[refusal.reason, default: 0] += 1 }
             switch (item.origin, refusal) {
+            case (.honest, .unknownSender?) where !target.raft!.configuration.members.contains(m.from):
+                // Sent by a server the recipient's configuration has since removed (a leader
+                // removing itself still answers until its removal commits): rightly refused.
+                break
             case let (.honest, refusal?):
                 throw checker.fail("node \(target.id) refused an honest message \(m): \(refusal)")
             case (.mustRefuse, nil) where requireRefusals:
