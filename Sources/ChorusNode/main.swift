@@ -85,6 +85,7 @@ struct Run: AsyncParsableCommand {
         configuration.peerListen = peerAddress
         configuration.tls = tls
         configuration.join = join
+        configuration.plantedBugs = PlantedNodeBugs.fromEnvironment()
         configuration.tickInterval = .milliseconds(tickMs)
         configuration.electionTicks = electionTicks
         configuration.heartbeatTicks = heartbeatTicks

@@ -91,7 +91,7 @@ public struct RaftCore {
     /// Whether an entry of this term has committed: until one has, a new leader's commit
     /// index may lag what earlier leaders committed, and an earlier leader's uncommitted entry
     /// may still win.
-    var committedInCurrentTerm: Bool { log.term(at: log.committed) == term }
+    public var committedInCurrentTerm: Bool { log.term(at: log.committed) == term }
 
     /// The term of the entry at `index`, when the log still holds it.
     public func term(at index: Index) -> Term? { log.term(at: index) }

@@ -31,4 +31,24 @@ extension ClusterTests {
         #expect(!caught.isEmpty, "\(run.output)")
         #expect(run.output.contains("seed 11"), "\(run.output)")
     }
+
+    /// Each rule the checker added for this wave fires on a bug planted for it, under two
+    /// seeds and two fault mixes each: a delete answered but never made (`skip-deletes`), a
+    /// delete that also removes a message nobody deleted (`delete-extra`), and reads served
+    /// from a node's projections without the ReadIndex barrier (`local-reads`, stale while the
+    /// node is cut off from the leader and the client still reaches it).
+    @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"),
+          arguments: [
+              ("skip-deletes", "delete did not stick", 21, "kill-random,partition-halves"),
+              ("skip-deletes", "delete did not stick", 22, "isolate-leader,loss"),
+              ("delete-extra", "shown message lost", 23, "kill-leader,bridge"),
+              ("delete-extra", "shown message lost", 24, "pause-leader,partition-halves"),
+              ("local-reads", "stale undelivered read", 25, "isolate-leader"),
+              ("local-reads", "stale undelivered read", 26, "isolate-leader,partition-halves"),
+          ] as [(String, String, Int, String)])
+    func eachCheckerRuleCatchesItsPlantedBug(bug: String, rule: String, seed: Int, faults: String) throws {
+        let run = try runTool(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
+        #expect(run.status == 1, "\(run.output)")
+        #expect(run.output.contains("✗ \(rule):"), "\(bug) was not caught as '\(rule)':\n\(run.output)")
+    }
 }

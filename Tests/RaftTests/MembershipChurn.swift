@@ -302,10 +302,13 @@ final class MembershipChurn {
         try sim.commit(command(0, "mc-final"), expected: 1, ticks: 1500)
         // The leader that committed it (a removed server may sit in a higher term of its own,
         // which nobody hears, so "the leader of the newest term" need not exist).
-        let leaders = sim.ids.filter { sim.node($0).isUp && sim.raft($0).role == .leader }
-        guard let leader = leaders.max(by: { sim.raft($0).commitIndex < sim.raft($1).commitIndex }) else {
-            throw sim.checker.fail("no leader after the final write")
+        var found: NodeID?
+        try sim.run(upTo: 600) {
+            let leaders = sim.ids.filter { sim.node($0).isUp && sim.raft($0).role == .leader }
+            found = leaders.max { sim.raft($0).commitIndex < sim.raft($1).commitIndex }
+            return found != nil
         }
+        guard let leader = found else { throw sim.checker.fail("no leader after the final write") }
         let members = sim.raft(leader).configuration.members
         for id in sim.ids where !members.contains(id) { sim.crash(id) }
         try sim.commit(command(1, "mc-final"), expected: members.count, ticks: 1500)

@@ -69,8 +69,7 @@ public final class ChatMachine: StateMachine {
         try? current.state.sync()
     }
 
-    /// A planted bug, for the fault-injection suite only (`CHORUS_UNSAFE_ACK_ON_APPEND`, read
-    /// by `ChorusNode`): the output of a send as soon as the leader appended it, before it
+    /// A planted bug, for the fault-injection suite only (`PlantedNodeBugs.acknowledgeOnAppend`): the output of a send as soon as the leader appended it, before it
     /// commits, so that a leader which fails loses acknowledged messages. It exists to show
     /// that the checker catches exactly that.
     static func acknowledgeSendOnAppend(_ command: [UInt8], at index: Index) -> Applied? {

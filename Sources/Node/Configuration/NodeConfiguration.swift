@@ -122,6 +122,8 @@ public struct NodeConfiguration: Sendable {
     /// Small by default, since the map sizes the (sparse) data file.
     public var stateMapSize: Int = MapLimits.standard.initial
     public var stateMapMaximum: Int = MapLimits.standard.maximum
+    /// Bugs planted for the fault-injection suite (debug builds only; see `PlantedNodeBugs`).
+    public var plantedBugs = PlantedNodeBugs()
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id

@@ -35,6 +35,10 @@ extension Replica {
         /// (`RaftCore.configurationVersion`): checked on every turn, so an integer compare.
         var knownConfiguration = ClusterConfiguration()
         var knownConfigurationVersion: UInt64 = .max
+        /// Membership changes asked of this leader before an entry of its term committed (a
+        /// moment after its election): the core takes none until then (`RaftCore.
+        /// proposeConfigurationChange`), so they wait here and are proposed when it has.
+        var membershipWaitingForTerm: [(request: MembershipRequest, reply: ReplicaReply<Index>, deadline: ContinuousClock.Instant)] = []
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
 
@@ -197,6 +201,7 @@ extension Replica {
 
         /// Fails requests that waited too long: their outcome is unknown to the client.
         func expire() {
+            proposeMembershipWaitingForTerm()
             let expired = requests.expire(now: clock.now)
             guard !expired.isEmpty else { return }
             metrics.proposalsTimedOut.increment(by: expired.proposals.count)
@@ -205,6 +210,9 @@ extension Replica {
 
         func failAll(_ error: ReplicaError) {
             let all = requests.removeAll()
+            let waiting = membershipWaitingForTerm
+            membershipWaitingForTerm = []
+            for (_, reply, _) in waiting { reply(.failure(error)) }
             if case .stopped = error { metrics.proposalsStopped.increment(by: all.proposals.count) } else { metrics.proposalsLeadershipLost.increment(by: all.proposals.count) }
             all.fail(error)
         }
@@ -236,6 +244,7 @@ extension Replica {
             requests.confirm(ready.readStates)
             answerReads()
             core.advance(ready)
+            if !membershipWaitingForTerm.isEmpty { proposeMembershipWaitingForTerm() }
         }
 
         func apply(_ entries: [Entry]) throws {

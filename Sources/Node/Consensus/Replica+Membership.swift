@@ -61,6 +61,13 @@ extension Replica.Loop {
             reply(.failure(.notLeader(leader: knownLeader)))
             return
         }
+        guard core.committedInCurrentTerm else {
+            guard membershipWaitingForTerm.count < Self.membershipWaitingLimit else {
+                return reply(.failure(.membershipRefused("\(Self.membershipWaitingLimit) membership changes already wait for this new leader's first commit; try again in a moment")))
+            }
+            membershipWaitingForTerm.append((request, reply, clock.now + configuration.proposalTimeout))
+            return
+        }
         let current = core.configuration
         let change: ConfigurationChange
         switch request {
@@ -96,6 +103,30 @@ extension Replica.Loop {
         let index = core.lastIndex
         requests.changeMembership(at: index, .init(term: core.term, deadline: clock.now + configuration.proposalTimeout * 2, reply: reply))
         logger.notice("proposed membership change at \(index): \(change.kind) node \(change.node)")
+    }
+
+    /// Most membership changes that wait for a new leader's first commit.
+    static var membershipWaitingLimit: Int { 16 }
+
+    /// Proposes the membership changes that waited for this leader's first commit once it has
+    /// one; fails them if leadership was lost or they waited too long.
+    func proposeMembershipWaitingForTerm() {
+        guard !membershipWaitingForTerm.isEmpty else { return }
+        if !core.isLeader {
+            let waiting = membershipWaitingForTerm
+            membershipWaitingForTerm = []
+            for (_, reply, _) in waiting { reply(.failure(.leadershipLost(leader: knownLeader))) }
+        } else if core.committedInCurrentTerm {
+            let waiting = membershipWaitingForTerm
+            membershipWaitingForTerm = []
+            // One at a time still holds: the first is proposed, the rest are refused as usual.
+            for (request, reply, _) in waiting { changeMembership(request, reply) }
+        } else {
+            let now = clock.now
+            let expired = membershipWaitingForTerm.filter { $0.deadline < now }
+            membershipWaitingForTerm.removeAll { $0.deadline < now }
+            for (_, reply, _) in expired { reply(.failure(.timedOut)) }
+        }
     }
 
     /// A configuration entry was applied: answer the operator who asked for it.

@@ -188,11 +188,22 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     func deleteMessages(request: Chorus_V1_DeleteMessagesRequest, context: ServerContext) async throws -> Chorus_V1_DeleteMessagesResponse {
         let hash = try tokenHash(request.token)
         try mapRejection { try Validation.messageIDs(request.messageIds) }
+        var ids = request.messageIds
+        if configuration.plantedBugs.skipDeletes { return .with { $0.deleted = UInt64(Set(ids).count) } }
+        if configuration.plantedBugs.deleteExtra, let extra = try? plantedExtraVictim(ids) { ids.append(extra) }
         let count = try await propose(request.requestID, .deleteMessages(.with {
             $0.tokenHash = Data(hash)
-            $0.messageIds = request.messageIds
+            $0.messageIds = ids
         }))
         return .with { $0.deleted = count }
+    }
+
+    /// The planted `deleteExtra` bug's victim: the oldest other message of the conversation
+    /// of `ids`' first message.
+    private func plantedExtraVictim(_ ids: [UInt64]) throws -> UInt64? {
+        guard let first = ids.first, let row = try state.message(id: first) else { return nil }
+        let page = try state.conversation(between: row.senderID, and: row.recipientID, limit: 20, newestFirst: false)
+        return page.items.first { !ids.contains($0.id) }?.id
     }
 
     // MARK: Helpers
@@ -250,7 +261,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     /// The live session behind `token`, read after a barrier.
     func authenticate(_ token: String) async throws -> SessionRow {
         let hash = try tokenHash(token)
-        try await barrier()
+        if !configuration.plantedBugs.localReads { try await barrier() }
         guard let session = try state.session(tokenHash: hash) else {
             throw RPCError(code: .unauthenticated, message: "the session token is unknown or has ended; log in again")
         }

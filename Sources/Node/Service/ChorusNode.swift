@@ -63,7 +63,7 @@ public struct ChorusNode: Service {
                               removal: removal, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, subscriptionLimits: configuration.subscriptionLimits)
-        let unsafeAckOnAppend = ProcessInfo.processInfo.environment["CHORUS_UNSAFE_ACK_ON_APPEND"] != nil
+        let unsafeAckOnAppend = configuration.plantedBugs.acknowledgeOnAppend
         let replica = try ChatReplica(core: core, storage: storage, snapshots: data.snapshots, machine: machine, transport: links, configuration: configuration,
                                       metrics: metrics, handlers: clientExecutor, acknowledgeOnAppend: unsafeAckOnAppend ? ChatMachine.acknowledgeSendOnAppend : nil, logger: logger)
         let probe = ReadinessProbe(replica: replica, dataDirectory: configuration.dataDirectory)
@@ -125,8 +125,8 @@ public struct ChorusNode: Service {
         if configuration.tls == nil {
             logger.warning("RUNNING WITHOUT TLS (--insecure): anyone who reaches \(configuration.peerListen ?? configuration.listen) can speak as a peer, and passwords and tokens cross the network in clear. For development only.")
         }
-        if unsafeAckOnAppend {
-            logger.critical("CHORUS_UNSAFE_ACK_ON_APPEND is set: sends are acknowledged before they commit and CAN BE LOST. This exists only to test the fault-injection checker.")
+        if !configuration.plantedBugs.names.isEmpty {
+            logger.critical("\(configuration.plantedBugs.names.joined(separator: ", ")) set: this node has bugs planted on purpose and CAN LOSE OR CORRUPT DATA. They exist only to test the fault-injection checker (debug builds only).")
         }
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
 

@@ -12,7 +12,16 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Seconds of workload under faults.") var seconds: Double = 120
     @Option(help: "The run's seed (default: random); the same seed makes the same choices.") var seed: UInt64?
     @Option(help: "Seconds between faults (min).") var faultEvery: Double = 3
-    @Option(help: "A deliberate bug to show the checker catches it: none or ack-on-append.") var plantBug: String = "none"
+    @Option(help: "A deliberate bug to show the checker catches it: none, \(ChaosCommand.plantedBugs.keys.sorted().joined(separator: ", ")) (the nodes must be debug builds).") var plantBug: String = "none"
+
+    /// Each bug `--plant-bug` names, and the environment variable that plants it in a debug
+    /// node (`PlantedNodeBugs`). Each makes one rule of the checker fire.
+    static let plantedBugs: [String: String] = [
+        "ack-on-append": "CHORUS_UNSAFE_ACK_ON_APPEND",
+        "skip-deletes": "CHORUS_UNSAFE_SKIP_DELETES",
+        "delete-extra": "CHORUS_UNSAFE_DELETE_EXTRA",
+        "local-reads": "CHORUS_UNSAFE_LOCAL_READS",
+    ]
     @Option(help: "The faults to choose from, comma-separated (default: all): \(Fault.allCases.map(\.name).joined(separator: ", ")).") var faults: String?
     @Flag(help: "Keep the run's directory (data, logs, history).") var keep = false
 
@@ -29,7 +38,9 @@ struct ChaosCommand: AsyncParsableCommand {
 
     func run() async throws {
         let seed = self.seed ?? UInt64.random(in: 1...UInt64(1) << 48)
-        guard ["none", "ack-on-append"].contains(plantBug) else { throw ValidationError("--plant-bug is none or ack-on-append") }
+        guard plantBug == "none" || Self.plantedBugs[plantBug] != nil else {
+            throw ValidationError("--plant-bug is none or one of \(Self.plantedBugs.keys.sorted().joined(separator: ", "))")
+        }
         let kinds = try faultKinds()
         let lab = try Lab(nodes: 5)
         let root = NSTemporaryDirectory() + lab.prefix
@@ -46,7 +57,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         say("seed \(seed); hosts \(lab.prefix)-n1…n5 on 198.18.0.11–15, client \(lab.clientAddress)")
         try lab.build()
-        let cluster = try ChaosCluster(lab: lab, root: root, environment: plantBug == "ack-on-append" ? ["CHORUS_UNSAFE_ACK_ON_APPEND": "1"] : [:])
+        let cluster = try ChaosCluster(lab: lab, root: root, environment: Self.plantedBugs[plantBug].map { [$0: "1"] } ?? [:])
         defer { cluster.killAll() }
         for host in cluster.hosts { try cluster.start(host: host) }
 
@@ -64,7 +75,16 @@ struct ChaosCommand: AsyncParsableCommand {
             let what = try nemesis.inject(fault)
             faults.append(what)
             say(String(format: "%6.1f s  %@", (Duration(seconds: seconds) - (end - clock.now)).seconds, what))
-            try await Task.sleep(for: .milliseconds(1000 + Int(nemesis.random.next() % 3000)))
+            // Now and then a second fault lands before the first heals.
+            let others = kinds.filter { $0.overlaps && $0 != fault }
+            if fault.overlaps, !others.isEmpty, nemesis.random.next() % 10 < 3 {
+                try await Task.sleep(for: .milliseconds(300 + Int(nemesis.random.next() % 1500)))
+                let second = try nemesis.inject(nemesis.pick(others))
+                faults.append(second)
+                say(String(format: "%6.1f s  and, overlapping: %@", (Duration(seconds: seconds) - (end - clock.now)).seconds, second))
+            }
+            let hold = fault.hold ?? 1000...4000
+            try await Task.sleep(for: .milliseconds(hold.lowerBound + Int(nemesis.random.next() % UInt64(hold.count))))
             try nemesis.heal()
             try await Task.sleep(for: Duration(seconds: faultEvery) + .milliseconds(Int(nemesis.random.next() % 2000)))
         }
@@ -104,7 +124,13 @@ struct ChaosCommand: AsyncParsableCommand {
         } else {
             failed = true
             print("\(violations.count) violation(s) (seed \(seed); replay the faults with --seed \(seed)):")
-            for violation in violations.prefix(20) { print(violation) }
+            // Every rule that fired, then a few of each (one rule can fire thousands of times
+            // and hide the others).
+            let byRule = Dictionary(grouping: violations, by: \.rule)
+            for rule in byRule.keys.sorted() { print("  \(rule): \(byRule[rule]!.count)") }
+            for rule in byRule.keys.sorted() {
+                for violation in byRule[rule]!.prefix(3) { print(violation) }
+            }
             throw ExitCode(1)
         }
     }

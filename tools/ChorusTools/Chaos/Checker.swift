@@ -24,6 +24,8 @@ struct Checker {
 
     /// Messages per conversation read (the newest): the checks know a read shows only those.
     static let pageSize = 100
+    /// Messages per read of undelivered ones (the oldest first).
+    static let undeliveredLimit = 5
     /// The write that shows the healed cluster accepts writes again.
     static let probeBody = "final-probe"
 
@@ -147,7 +149,8 @@ struct Checker {
                 add("delivered twice", "message \(id) was acknowledged by \(user) and handed out again", [acknowledged, again])
             }
         }
-        let everHandedOut = Set(undelivered.flatMap { ($0.messages ?? []).map(\.id) })
+        // Handed out to be acknowledged (a pinned reader's reads acknowledge nothing).
+        let everHandedOut = Set(undelivered.filter { $0.acknowledged != nil }.flatMap { ($0.messages ?? []).map(\.id) })
         let acknowledgedIDs = Set(undelivered.filter { $0.acknowledged == .ok }.flatMap { ($0.messages ?? []).map(\.id) })
         for message in final.messages {
             if acknowledgedIDs.contains(message.id) && !message.delivered {
@@ -165,11 +168,65 @@ struct Checker {
             }
         }
 
-        // 4. After healing, writes succeed again promptly.
+        // 4. Deletes stick: a message whose delete was acknowledged is in no read that began
+        // after it, nor in the final state.
+        let finalIDs = Set(final.messages.map(\.id))
+        let allReads = operations.filter { ($0.kind == .history || $0.kind == .undelivered) && $0.outcome == .ok }
+        for delete in operations where delete.kind == .delete && delete.outcome == .ok {
+            for id in delete.ids ?? [] {
+                if finalIDs.contains(id) {
+                    add("delete did not stick", "message \(id) was deleted (acknowledged) but is still stored", [delete])
+                    continue
+                }
+                if let read = allReads.first(where: { $0.invoke > delete.complete && Self.shows($0, id) }) {
+                    add("delete did not stick", "message \(id) was deleted (acknowledged) and a later read returned it", [delete, read])
+                }
+            }
+        }
+
+        // 5. What a read showed survives: a message any read returned is in the final state
+        // unless a delete of it may have happened (whatever its send's outcome was).
+        var shownBy: [UInt64: HistoryOperation] = [:]
+        for read in allReads {
+            for id in Self.shownIDs(read) where shownBy[id] == nil { shownBy[id] = read }
+        }
+        for (id, read) in shownBy.sorted(by: { $0.key < $1.key }) where !finalIDs.contains(id) && deletes[id] == nil {
+            add("shown message lost", "message \(id) was returned by a read but is not stored at the end, and nobody deleted it", [read])
+        }
+
+        // 6. Undelivered reads are not stale: a message acknowledged as sent to the reader
+        // before the read began is in it, unless the page was full of older ones, or it may
+        // already have been acknowledged (delivered) or deleted by then.
+        var sentTo: [String: [HistoryOperation]] = [:]
+        for send in sends where send.outcome == .ok && send.id != nil { sentTo[send.other ?? "", default: []].append(send) }
+        for read in undelivered where read.outcome == .ok {
+            let returned = (read.messages ?? []).map(\.id)
+            let full = returned.count >= Self.undeliveredLimit
+            let highest = returned.max() ?? 0
+            let acknowledgedBefore = Set(undelivered.filter { $0.user == read.user && $0.acknowledged != .fail && $0.acknowledged != nil && $0.invoke < read.complete }
+                .flatMap { ($0.messages ?? []).map(\.id) })
+            for send in sentTo[read.user] ?? [] where send.complete < read.invoke {
+                let id = send.id!
+                guard !returned.contains(id), !(full && id > highest), !acknowledgedBefore.contains(id), !mayBeDeleted(id, before: read.complete) else { continue }
+                add("stale undelivered read", "message \(id) to \(read.user) was acknowledged as sent before the read began, and the read lacks it", [send, read])
+                break
+            }
+        }
+
+        // 7. After healing, writes succeed again promptly.
         if final.firstWriteAfterHealMs > 10_000 {
             add("slow recovery", String(format: "the first write after healing took %.0f ms", final.firstWriteAfterHealMs), [])
         }
         return violations
+    }
+
+    /// The message ids a read returned.
+    static func shownIDs(_ read: HistoryOperation) -> [UInt64] {
+        (read.page ?? []).map(\.i) + (read.messages ?? []).map(\.id)
+    }
+
+    static func shows(_ read: HistoryOperation, _ id: UInt64) -> Bool {
+        read.page?.contains { $0.i == id } == true || read.messages?.contains { $0.id == id } == true
     }
 
     static func conversation(_ a: String, _ b: String) -> String {

@@ -26,6 +26,8 @@ struct HistoryOperation: Codable, Sendable {
     /// For an undelivered read: whether its acknowledgement is known to have happened.
     var acknowledged: Outcome?
     var error: String?
+    /// The node a pinned reader asked (reads served by whichever node it is, followers too).
+    var node: String?
 
     struct Seen: Codable, Sendable, Hashable {
         var i: UInt64
@@ -50,6 +52,7 @@ struct HistoryOperation: Codable, Sendable {
         if let messages { text += " returned \(messages.count): \(messages.prefix(8).map { "\($0.id)" }.joined(separator: ","))\(messages.count > 8 ? ",…" : "")" }
         if let page { text += " returned \(page.count): \(page.prefix(8).map { "\($0.i)" }.joined(separator: ","))\(page.count > 8 ? ",…" : "")" }
         if let acknowledged { text += " ack \(acknowledged.rawValue)" }
+        if let node { text += " at \(node)" }
         if let error { text += " (\(error))" }
         return text
     }

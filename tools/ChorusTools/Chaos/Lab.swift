@@ -65,6 +65,18 @@ final class Lab: @unchecked Sendable {
         try ip(namespace(node: b), "route", "replace", "blackhole", "\(address(node: a))/32")
     }
 
+    /// Drops every packet `a` sends to `b`; `b`'s packets still reach `a` (a one-way cut: TCP
+    /// from either side stalls, but datagrams and half of each handshake go through).
+    func cutOneWay(from a: Int, to b: Int) throws {
+        try run("/usr/sbin/ip", ["netns", "exec", namespace(node: a), "iptables", "-A", "OUTPUT", "-d", address(node: b), "-j", "DROP"])
+    }
+
+    /// Cuts the client off from node `a`, both ways; the nodes still hear each other.
+    func cutClient(from a: Int) throws {
+        try ip(client, "route", "replace", "blackhole", "\(address(node: a))/32")
+        try ip(namespace(node: a), "route", "replace", "blackhole", "\(clientAddress)/32")
+    }
+
     /// Drops a fraction of the packets in and out of a node.
     func loss(_ node: Int, probability: Double) throws {
         let p = String(format: "%.2f", probability)
@@ -80,6 +92,8 @@ final class Lab: @unchecked Sendable {
             for other in 1...nodes where other != id {
                 _ = try? ip(ns, "route", "del", "blackhole", "\(address(node: other))/32")
             }
+            _ = try? ip(ns, "route", "del", "blackhole", "\(clientAddress)/32")
+            _ = try? ip(client, "route", "del", "blackhole", "\(address(node: id))/32")
             try run("/usr/sbin/ip", ["netns", "exec", ns, "iptables", "-F"])
         }
     }

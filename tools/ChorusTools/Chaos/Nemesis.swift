@@ -4,6 +4,7 @@ import Foundation
 enum Fault: CaseIterable, CustomStringConvertible {
     case killRandom, killLeader, pauseLeader, partitionHalves, isolateLeader, bridge, loss, killAll, transferLeader
     case removeMember, addMember, replaceMember
+    case oneWayCut, clientCut, longIsolateLeader, changeDuringIsolation
 
     var description: String {
         switch self {
@@ -19,6 +20,29 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .removeMember: "remove a member (Admin API; it stops itself)"
         case .addMember: "start a new node with --join on a free host and add it (promoted once caught up)"
         case .replaceMember: "SIGKILL a member, remove it, and add a new node with an empty data directory in its place"
+        case .oneWayCut: "drop what one node (often the leader) sends to one or two others; they still reach it"
+        case .clientCut: "cut the client off from one or two nodes (the leader among them, sometimes)"
+        case .longIsolateLeader: "isolate the leader for 20 s, past the peers' keepalive, so connections close"
+        case .changeDuringIsolation: "isolate the leader and at once ask for a membership change (Admin API)"
+        }
+    }
+
+    /// How long the fault stands before it is healed, in milliseconds, when not the usual
+    /// 1–4 s.
+    var hold: ClosedRange<Int>? {
+        switch self {
+        case .longIsolateLeader: 20_000...22_000
+        case .changeDuringIsolation: 4_000...8_000
+        default: nil
+        }
+    }
+
+    /// Faults that may be laid over another before it heals (not those that restart or
+    /// reconfigure the cluster, which wait on it).
+    var overlaps: Bool {
+        switch self {
+        case .killRandom, .killLeader, .pauseLeader, .partitionHalves, .isolateLeader, .bridge, .loss, .oneWayCut, .clientCut: true
+        default: false
         }
     }
 
@@ -37,6 +61,10 @@ enum Fault: CaseIterable, CustomStringConvertible {
         case .removeMember: "remove-member"
         case .addMember: "add-member"
         case .replaceMember: "replace-member"
+        case .oneWayCut: "one-way-cut"
+        case .clientCut: "client-cut"
+        case .longIsolateLeader: "long-isolate-leader"
+        case .changeDuringIsolation: "change-during-isolation"
         }
     }
 }
@@ -46,8 +74,33 @@ struct Nemesis {
     let cluster: ChaosCluster
     var random: SplitMix
 
-    /// The host of the leader of the highest term any node's log announces.
+    /// The host of the leader of the highest term, as the nodes' ClusterStatus says; from their
+    /// logs when none answers. (Logs alone lag: a fault meant for the leader then hit a
+    /// follower.)
     func leader() -> Int? {
+        statusLeader() ?? loggedLeader()
+    }
+
+    /// The leader of the highest term among the nodes that answer ClusterStatus (`chorus
+    /// status --json` from the client's namespace, as a client sees them).
+    func statusLeader() -> Int? {
+        let cli = URL(fileURLWithPath: Binaries.tools).deletingLastPathComponent().appendingPathComponent("chorus").path
+        guard FileManager.default.isExecutableFile(atPath: cli),
+              let result = try? runCommand("/usr/bin/timeout", ["5", "/usr/sbin/ip", "netns", "exec", lab.client, cli, "status", "--json",
+                                                               "--endpoints", cluster.endpoints.joined(separator: ","), "--ca", cluster.certificates.ca]),
+              let start = result.output.firstIndex(of: "{"),
+              let object = try? JSONSerialization.jsonObject(with: Data(result.output[start...].utf8)) as? [String: Any],
+              let nodes = object["nodes"] as? [[String: Any]]
+        else { return nil }
+        let leaders = nodes.compactMap { node -> (term: Int, id: Int)? in
+            guard node["role"] as? String == "leader", let id = node["node"] as? Int, let term = node["term"] as? Int else { return nil }
+            return (term, id)
+        }
+        return leaders.max { $0.term < $1.term }.flatMap { cluster.host(of: UInt64($0.id)) }
+    }
+
+    /// The host of the leader of the highest term any node's log announces.
+    func loggedLeader() -> Int? {
         var best: (term: Int, leader: Int)?
         for id in cluster.everyNode {
             guard let text = try? String(contentsOfFile: cluster.log(node: id), encoding: .utf8) else { continue }
@@ -135,6 +188,33 @@ struct Nemesis {
             let removed = try remove(host: host)
             guard cluster.node(on: host) == nil else { return "replace: " + removed }
             return "replace: " + removed + "; " + (try add(host: host))
+        case .oneWayCut:
+            let from = random.next() % 2 == 0 ? leader : pick(hosts)
+            var others = hosts.filter { $0 != from }
+            var to: [Int] = []
+            for _ in 0..<(1 + Int(random.next() % 2)) {
+                let host = pick(others)
+                to.append(host)
+                others.removeAll { $0 == host }
+            }
+            for host in to { try lab.cutOneWay(from: from, to: host) }
+            return "one-way cut: \(name(from)) → hosts \(to.sorted()) dropped (\(from == leader ? "the leader" : "not the leader"))"
+        case .clientCut:
+            var cut = random.next() % 2 == 0 ? [leader] : []
+            while cut.count < 1 + Int(random.next() % 2) {
+                let host = pick(hosts)
+                if !cut.contains(host) { cut.append(host) }
+            }
+            for host in cut { try lab.cutClient(from: host) }
+            return "client cut off from hosts \(cut.sorted())\(cut.contains(leader) ? " (the leader's among them)" : "")"
+        case .longIsolateLeader:
+            for other in hosts where other != leader { try lab.cut(leader, other) }
+            return "isolated leader \(name(leader)) for 20 s"
+        case .changeDuringIsolation:
+            for other in hosts where other != leader { try lab.cut(leader, other) }
+            let members = cluster.occupied.filter { !cluster.isJoining(host: $0) }
+            let change = members.count == hosts.count ? try remove(host: pick(members.filter { $0 != leader })) : try inject(.addMember)
+            return "isolated leader \(name(leader)), then: \(change)"
         }
     }
 

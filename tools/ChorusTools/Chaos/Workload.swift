@@ -52,7 +52,38 @@ struct ChaosWorkload: AsyncParsableCommand {
                 let d = instant - start
                 return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
             }
+            // One more worker reads through clients pinned each to one node, followers
+            // included: their linearizable reads are checked like the leader's.
+            try await withPinnedClients(endpoints[...]) { pinned in
             await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var random = SplitMix(seed: seed ^ 0x5EAD)
+                    while clock.now < end {
+                        let pick = Int(random.next() % UInt64(pinned.count))
+                        let user = Int(random.next() % UInt64(users))
+                        var other = Int(random.next() % UInt64(users - 1))
+                        if other >= user { other += 1 }
+                        var op = HistoryOperation(worker: workers, kind: .history, user: Self.name(user), invoke: nanos(clock.now), complete: 0, outcome: .ok)
+                        op.node = endpoints[pick]
+                        do {
+                            if random.next() % 2 == 0 {
+                                op.other = Self.name(other)
+                                let page = try await pinned[pick].history(token: allTokens[user], with: Self.name(other), pageSize: Checker.pageSize)
+                                op.page = page.messages.map { HistoryOperation.Seen(i: $0.id, b: $0.body) }
+                            } else {
+                                op.kind = .undelivered
+                                let read = try await pinned[pick].readUndelivered(token: allTokens[user], limit: Checker.undeliveredLimit, acknowledge: false)
+                                op.messages = read.messages.map(Self.message)
+                            }
+                        } catch {
+                            op.outcome = Self.isDefinite(error) ? .fail : .unknown
+                            op.error = "\(error)"
+                        }
+                        op.complete = nanos(clock.now)
+                        log.append(op)
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
                 for worker in 0..<workers {
                     group.addTask {
                         var random = SplitMix(seed: seed &+ UInt64(worker) &* 0x9E37_79B9)
@@ -81,7 +112,7 @@ struct ChaosWorkload: AsyncParsableCommand {
                                     op.page = page.messages.map { HistoryOperation.Seen(i: $0.id, b: $0.body) }
                                 case 80..<92:
                                     op.kind = .undelivered
-                                    let read = try await client.readUndelivered(token: token, limit: 5, acknowledge: false)
+                                    let read = try await client.readUndelivered(token: token, limit: Checker.undeliveredLimit, acknowledge: false)
                                     op.messages = read.messages.map(Self.message)
                                     if !read.messages.isEmpty {
                                         op.acknowledged = .unknown
@@ -113,8 +144,18 @@ struct ChaosWorkload: AsyncParsableCommand {
                     }
                 }
             }
+            }
         }
         log.close()
+    }
+
+    /// Runs `body` with one client per endpoint, each pinned to its node: a read is served by
+    /// that node whatever its role.
+    func withPinnedClients<R: Sendable>(_ endpoints: ArraySlice<String>, _ clients: [ChorusClient] = [], _ body: ([ChorusClient]) async throws -> R) async throws -> R {
+        guard let first = endpoints.first else { return try await body(clients) }
+        return try await withChorusClient(endpoints: [first], deadline: .seconds(2), security: security) { client in
+            try await withPinnedClients(endpoints.dropFirst(), clients + [client], body)
+        }
     }
 
     /// After healing: the time until a write succeeds, then every conversation and unread count.
