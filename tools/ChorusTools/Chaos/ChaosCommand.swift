@@ -116,7 +116,9 @@ struct ChaosCommand: AsyncParsableCommand {
         let counts = Dictionary(grouping: operations) { "\($0.kind.rawValue) \($0.outcome.rawValue)" }.mapValues(\.count)
         print("operations: \(operations.count) (" + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ") + ")")
         print("faults injected: \(faults.count); messages stored at the end: \(state.messages.count); first write after healing: \(Int(state.firstWriteAfterHealMs)) ms")
-        let membership = faults.filter { $0.hasPrefix("add ") || $0.hasPrefix("remove ") || $0.hasPrefix("replace") || $0.hasPrefix("transfer ") }
+        let membership = faults.filter {
+            $0.hasPrefix("add ") || $0.hasPrefix("remove ") || $0.hasPrefix("replace") || $0.hasPrefix("transfer ") || $0.contains("then: add ") || $0.contains("then: remove ")
+        }
         print("membership faults: \(membership.count) (\(membership.filter { $0.contains(": ok") }.count) changes made); members at the end: \(members.map(String.init).joined(separator: ", "))")
         print("verify: " + (verify.status == 0 ? "all \(members.count) replicas agree" : "FAILED\n" + verify.output))
         if violations.isEmpty && verify.status == 0 {
