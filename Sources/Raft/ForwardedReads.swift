@@ -14,11 +14,16 @@ struct ForwardedReads {
     private var sent: UInt64 = 0
     /// Wire name → the application's context.
     private var waiting: [[UInt8]: [UInt8]] = [:]
+    /// The application's context → its wire name: a read asked again (its answer was lost)
+    /// goes out under the name it already has, so one answer serves it and nothing is left
+    /// behind.
+    private var names: [[UInt8]: [UInt8]] = [:]
 
     /// At most this many reads wait for an answer; past it the oldest half is forgotten (their
     /// answers are then dropped, and the application asks again or gives up). Reads wait only
-    /// while the leader and term stay the same, so this bounds only a long-lived leader whose
-    /// answers keep getting lost.
+    /// while this server follows the same leader in the same term (a pre-candidate keeps them
+    /// until it becomes a candidate or hears a leader), so this bounds only a long-lived
+    /// leader whose answers keep getting lost for reads the application gave up on.
     static let limit = 65_536
 
     init(incarnation: UInt64) {
@@ -28,22 +33,29 @@ struct ForwardedReads {
     /// The name under which to forward the read `context`. `repeating` plants the old bug:
     /// names that every process counts from the same start.
     mutating func name(_ context: [UInt8], repeating: Bool = false) -> [UInt8] {
+        if let name = names[context] { return name }
         if waiting.count >= Self.limit { forgetOldest() }
         sent &+= 1
         let name = Self.encode(repeating ? 0 : incarnation, sent)
         waiting[name] = context
+        names[context] = name
         return name
     }
 
     /// The application's context of the read `name` names, if this process sent it and has not
     /// had an answer for it yet.
     mutating func answered(_ name: [UInt8]) -> [UInt8]? {
-        waiting.removeValue(forKey: name)
+        guard let context = waiting.removeValue(forKey: name) else { return nil }
+        names[context] = nil
+        return context
     }
 
     /// Forgets every read out: a new leader or a new term answers none of them.
     mutating func forgetAll() {
-        if !waiting.isEmpty { waiting = [:] }
+        if !waiting.isEmpty {
+            waiting = [:]
+            names = [:]
+        }
     }
 
     var count: Int { waiting.count }
@@ -51,6 +63,7 @@ struct ForwardedReads {
     private mutating func forgetOldest() {
         let cutoff = sent &- UInt64(Self.limit / 2)
         waiting = waiting.filter { Self.counter(of: $0.key) > cutoff }
+        names = names.filter { waiting[$0.value] != nil }
     }
 
     private static func encode(_ incarnation: UInt64, _ counter: UInt64) -> [UInt8] {

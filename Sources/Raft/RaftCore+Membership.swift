@@ -32,8 +32,7 @@ extension RaftCore {
     /// The configuration of the newest configuration entry at or below `index`, or of the
     /// snapshot when there is none.
     mutating func recomputeConfiguration(from index: Index) {
-        var next = (try? log.storage.snapshot().metadata.configuration)
-            ?? (planted(.recomputeFromCurrentConfiguration) ? configuration : baseConfiguration)
+        var next = (try? log.storage.snapshot().metadata.configuration) ?? configurationBeforeLog
         var nextIndex: Index = 0
         if let snapshot = log.unstable.snapshot {
             next = snapshot.metadata.configuration
@@ -58,6 +57,15 @@ extension RaftCore {
             i -= 1
         }
         apply(configuration: next, at: nextIndex)
+    }
+
+    /// The configuration the log's entries apply to when storage offers no snapshot: the one
+    /// storage started from while nothing was compacted. (A storage that compacted and cannot
+    /// offer its snapshot for the moment has no base to give; the current configuration is the
+    /// best there is then. Neither store does that today: both throw only when none exists.)
+    private var configurationBeforeLog: ClusterConfiguration {
+        guard log.storage.firstIndex() <= 1, !planted(.recomputeFromCurrentConfiguration) else { return configuration }
+        return baseConfiguration
     }
 
     mutating func apply(configuration next: ClusterConfiguration, at index: Index) {

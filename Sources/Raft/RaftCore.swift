@@ -105,6 +105,12 @@ public struct RaftCore {
         progress[node].map { ($0.match, $0.next, $0.inflights.count) }
     }
 
+    /// Whether `isRecentlyActive` has something to go on: a leader knows who answers it only
+    /// after its first quorum check of this term (or when it checks no quorum, or is alone).
+    public var knowsWhoIsActive: Bool {
+        !options.checkQuorum || !activeAtLastCheck.isEmpty || configuration.voters == [id]
+    }
+
     /// Whether the leader heard from `node` within the last election timeout or the one
     /// before (the flags are cleared at each quorum check, so right after one few are set).
     public func isRecentlyActive(_ node: NodeID) -> Bool {

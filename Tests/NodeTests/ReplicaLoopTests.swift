@@ -232,6 +232,24 @@ import Testing
         }
     }
 
+    /// A leader takes no configuration change before an entry of its term has committed, and
+    /// does not know who answers it before its first quorum check: a removal asked the moment
+    /// it leads waits for both, then is made (rather than refused).
+    @Test func aRemovalAskedTheMomentALeaderIsElectedWaitsAndIsMade() async throws {
+        let cluster = Cluster(size: 3)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = (1...3).map { _ in Ledger() }
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+        try await Self.running(replicas) {
+            let leader = try await Self.leader(of: replicas)
+            let follower = try #require(replicas.first { $0 !== leader }).id
+            let index = try await leader.changeMembership(.remove(follower, force: false))
+            #expect(index > 0)
+            #expect(try await Self.propose("after", to: leader).hasSuffix(":after"))
+        }
+    }
+
     @Test func readsPastTheirBoundFailAtOnceAndTheBoundFreesAsTheyEnd() async throws {
         var cluster = Cluster(size: 3)
         cluster.maxPendingReads = 3

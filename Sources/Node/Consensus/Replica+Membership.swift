@@ -61,7 +61,10 @@ extension Replica.Loop {
             reply(.failure(.notLeader(leader: knownLeader)))
             return
         }
-        guard core.committedInCurrentTerm else {
+        // A removal that is not forced checks who answers the leader, which a leader elected
+        // a moment ago does not know yet: it waits for the first quorum check too.
+        let needsLiveness = if case let .remove(node, force) = request { !force && core.configuration.voters.contains(node) } else { false }
+        guard core.committedInCurrentTerm, !needsLiveness || core.knowsWhoIsActive else {
             guard membershipWaitingForTerm.count < Self.membershipWaitingLimit else {
                 return reply(.failure(.membershipRefused("\(Self.membershipWaitingLimit) membership changes already wait for this new leader's first commit; try again in a moment")))
             }
@@ -119,14 +122,24 @@ extension Replica.Loop {
         } else if core.committedInCurrentTerm {
             let waiting = membershipWaitingForTerm
             membershipWaitingForTerm = []
-            // One at a time still holds: the first is proposed, the rest are refused as usual.
-            for (request, reply, _) in waiting { changeMembership(request, reply) }
+            // One at a time still holds: the first is proposed, the rest are refused as usual
+            // (a removal that still waits for the first quorum check goes back in the list).
+            for (request, reply, deadline) in waiting {
+                let before = membershipWaitingForTerm.count
+                changeMembership(request, reply)
+                if membershipWaitingForTerm.count > before { membershipWaitingForTerm[before].deadline = deadline }
+            }
+            expireMembershipWaitingForTerm()
         } else {
-            let now = clock.now
-            let expired = membershipWaitingForTerm.filter { $0.deadline < now }
-            membershipWaitingForTerm.removeAll { $0.deadline < now }
-            for (_, reply, _) in expired { reply(.failure(.timedOut)) }
+            expireMembershipWaitingForTerm()
         }
+    }
+
+    private func expireMembershipWaitingForTerm() {
+        let now = clock.now
+        let expired = membershipWaitingForTerm.filter { $0.deadline < now }
+        membershipWaitingForTerm.removeAll { $0.deadline < now }
+        for (_, reply, _) in expired { reply(.failure(.timedOut)) }
     }
 
     /// A configuration entry was applied: answer the operator who asked for it.

@@ -153,8 +153,14 @@ final class PeerLink: Sendable {
         var restarts = LinkRestarts()
         while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
             do {
+                let ran = ContinuousClock.now
                 try await runClient()
-                restarts.succeeded()
+                guard !Task.isCancelled && !stopped.load(ordering: .relaxed) else { return }
+                // The client stopped by itself: start another, at once if it ran a while.
+                if ContinuousClock.now - ran > LinkRestarts.limit { restarts.succeeded() }
+                let delay = restarts.failed()
+                logger.warning("peer link to \(peer) at \(address): its client stopped; starting it again in \(delay)")
+                try? await Task.sleep(for: delay)
             } catch {
                 let delay = restarts.failed()
                 logger.error("peer link to \(peer) at \(address) failed: \(error); starting it again in \(delay)")
@@ -221,6 +227,12 @@ final class PeerLink: Sendable {
                         }
                         refused = true
                         removal.refused(by: peer, reason: error.metadata[stringValues: RemovalNotice.key].first(where: { _ in true }))
+                    } catch let error as RuntimeError where error.code == .clientIsStopped {
+                        // The client under this stream is gone (its connections ended): `run`
+                        // starts another.
+                        logger.debug("stream to peer \(peer) at \(address) ended with its client: \(error)")
+                        streamOpen.store(false, ordering: .relaxed)
+                        return
                     } catch {
                         logger.debug("stream to peer \(peer) at \(address) ended: \(error)")
                     }
