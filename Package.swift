@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["LogStore", "Projections"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LogStore", "Projections"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",
             dependencies: [
