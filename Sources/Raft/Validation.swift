@@ -13,7 +13,8 @@ public struct MessageLimits: Sendable, Equatable {
     public var maxEntries: Int = 65_536
     /// Entry bytes in one AppendEntries (the sender's own `maxMessageBytes` is far below).
     public var maxAppendBytes: Int = 64 << 20
-    /// ReadIndex contexts are a counter (8 bytes) on every honest sender.
+    /// ReadIndex contexts on every honest sender: a leader's round is a counter (8 bytes), a
+    /// follower's forwarded read its incarnation and a counter (16, `ForwardedReads`).
     public var maxContextBytes: Int = 64
     /// Members named in a snapshot's configuration.
     public var maxMembers: Int = 1_024
