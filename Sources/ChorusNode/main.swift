@@ -45,10 +45,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Bytes of those proposals.") var maxPendingProposalBytes: Int = 64 << 20
     @Option(help: "Linearizable reads waiting to be served; past it, reads get RESOURCE_EXHAUSTED.") var maxPendingReads: Int = 20_000
     @Option(help: "Events one subscription may have waiting; past it the stream ends and the client resumes.") var subscriptionBufferEvents: Int = 1_024
-    @Option(help: "Hours a session may go unused before it ends (0: no limit).") var sessionIdleHours: Int = 7 * 24
-    @Option(help: "Hours a session lasts after login, however busy (0: no limit).") var sessionLifetimeHours: Int = 30 * 24
+    @Option(help: "Hours a session may go unused before it ends (0: no limit; fractions allowed).") var sessionIdleHours: Double = 7 * 24
+    @Option(help: "Hours a session lasts after login, however busy (0: no limit; fractions allowed).") var sessionLifetimeHours: Double = 30 * 24
     @Option(help: "Failed password checks allowed per client address a minute.") var failedLoginsPerMinute: Int = 30
     @Option(help: "Accounts one client address may create a minute.") var accountCreationsPerMinute: Int = 120
+    @Option(help: "Requests without a live session one client address may make a minute.") var unauthenticatedPerMinute: Int = 120
     @Option(help: "Threads that hash passwords.") var passwordThreads: Int = 1
     @Option(help: "Event loop threads serving clients (each connection stays on one; default: the cores, at most 8).") var clientThreads: Int = NodeConfiguration.defaultClientThreads
     @Option(help: "Password checks admitted at once, running and waiting.") var maxPasswordChecks: Int = 32
@@ -98,12 +99,13 @@ struct Run: AsyncParsableCommand {
         guard (0...100 * 365 * 24).contains(sessionIdleHours), (0...100 * 365 * 24).contains(sessionLifetimeHours) else {
             throw ValidationError("--session-idle-hours and --session-lifetime-hours must be 0 to 876000")
         }
-        configuration.sessionIdle = .seconds(sessionIdleHours * 3600)
-        configuration.sessionLifetime = .seconds(sessionLifetimeHours * 3600)
+        configuration.sessionIdle = .milliseconds(Int64((sessionIdleHours * 3_600_000).rounded()))
+        configuration.sessionLifetime = .milliseconds(Int64((sessionLifetimeHours * 3_600_000).rounded()))
         guard (1...1 << 20).contains(subscriptionBufferEvents) else { throw ValidationError("--subscription-buffer-events must be 1 to \(1 << 20)") }
         configuration.subscriptionLimits.events = subscriptionBufferEvents
         configuration.failedLoginsPerMinute = failedLoginsPerMinute
         configuration.accountCreationsPerMinute = accountCreationsPerMinute
+        configuration.unauthenticatedPerMinute = unauthenticatedPerMinute
         configuration.passwordThreads = passwordThreads
         configuration.clientThreads = clientThreads
         configuration.maxPasswordChecks = maxPasswordChecks

@@ -144,12 +144,20 @@ private struct Mutation {
     let gathered: ApplyBatch
     /// Whether events are wanted. Only sends skip theirs when not: the other commands are rare.
     let reporting: Bool
+    /// Sessions this command removed: announced, so that their streams end.
+    var endedSessions: [[UInt8]] = []
 
     /// Runs one command. A `Rejection` is the command's outcome, recorded like a success; any
     /// other error is the storage failing, which is not the client's doing and must not become
     /// an outcome (this replica would then differ from the others): it aborts the whole batch,
     /// and the node stops rather than diverge.
     mutating func perform(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws -> UInt64 {
+        let value = try run(kind, events: &events)
+        if !endedSessions.isEmpty { events.append(.sessionsEnded(tokenHashes: endedSessions)) }
+        return value
+    }
+
+    private mutating func run(_ kind: Command.OneOf_Kind?, events: inout [ChatEvent]) throws -> UInt64 {
         switch kind {
         case let .createAccount(c): return try createAccount(c, &events)
         case let .openSession(c): return try openSession(c)
@@ -160,7 +168,7 @@ private struct Mutation {
         case let .deleteAccount(c): return try deleteAccount(c, &events)
         case let .attach(c): return try attach(c, &events)
         case let .detach(c): return try detach(c.subscriptionID, &events)
-        case .detachAll: return try detachAll()
+        case .detachAll: return try detachAll(&events)
         case nil: throw Rejection(.invalidArgument, "the command is empty")
         }
     }
@@ -278,6 +286,7 @@ private struct Mutation {
         guard let bytes = try txn.get(tables.sessions, hash) else { return }
         let row = try SessionRow(serializedBytes: bytes)
         _ = try txn.delete(tables.sessions, hash)
+        endedSessions.append(hash)
         _ = try txn.delete(tables.userSessions, row.userID.bigEndianBytes + hash)
         if let deadline = row.deadline { _ = try txn.delete(tables.sessionDeadlines, SessionRow.deadlineKey(deadline, hash)) }
     }
@@ -393,7 +402,19 @@ private struct Mutation {
         }
     }
 
-    mutating func detachAll() throws -> UInt64 {
+    /// Everyone goes offline, and is announced so: a client gone for good during the
+    /// failover must not stay online in the eyes of those who watch it.
+    mutating func detachAll(_ events: inout [ChatEvent]) throws -> UInt64 {
+        var online: [UInt64: String] = [:]
+        try txn.withCursor(tables.subscriptions) { cursor in
+            var row = try cursor.first()
+            while let current = row {
+                let subscription = try SubscriptionRow(serializedBytes: current.value)
+                online[subscription.userID] = subscription.name
+                row = try cursor.next()
+            }
+        }
+        for (_, name) in online.sorted(by: { $0.key < $1.key }) { events.append(.presence(name: name, online: false)) }
         let count = try txn.count(tables.subscriptions)
         try txn.clear(tables.subscriptions)
         try txn.clear(tables.online)

@@ -6,9 +6,13 @@ public enum ChatEvent: Sendable, Equatable {
     case messagesDeleted(ids: [UInt64], participants: [String])
     case accountCreated(name: String)
     case accountDeleted(name: String)
-    /// A user's first live stream attached (online) or its last one ended (offline). Not
-    /// announced when a new leader detaches everyone: clients attach again at once.
+    /// A user's first live stream attached (online) or its last one ended (offline),
+    /// including every user a new leader's `detachAll` takes offline.
     case presence(name: String, online: Bool)
+    /// Sessions that ended (logout, a newer login over the limit, expiry swept at a login,
+    /// the account deleted), by token hash: their live streams end with them. Not shown to
+    /// any client.
+    case sessionsEnded(tokenHashes: [[UInt8]])
 }
 
 /// The effect of one committed log entry.

@@ -86,30 +86,44 @@ extension ChatState {
     }
 
     public func unreadCount(userID: UInt64) throws -> UInt64 {
-        try environment.read { txn in
-            try txn.withCursor(tables.inbox) { cursor in
-                var count: UInt64 = 0
-                try cursor.forEach(prefix: userID.bigEndianBytes) { _ in count += 1; return true }
-                return count
-            }
-        }
+        try environment.read { txn in try Self.count(tables.inbox, prefix: userID.bigEndianBytes, txn) }
     }
 
     /// The user's undelivered messages, oldest first, `limit` at a time: those after message
     /// `after` (0: from the first).
     public func undelivered(userID: UInt64, after: UInt64 = 0, limit: Int) throws -> [MessageRow] {
         try Validation.pageSize(limit)
+        return try environment.read { txn in try Self.undelivered(userID: userID, after: after, limit: limit, txn, tables) }
+    }
+
+    /// The oldest `limit` undelivered messages and how many wait in all, read in one
+    /// transaction: the count never falls below the page, whatever is acknowledged or deleted
+    /// meanwhile.
+    public func undeliveredWithCount(userID: UInt64, limit: Int) throws -> (messages: [MessageRow], unreadCount: UInt64) {
+        try Validation.pageSize(limit)
         return try environment.read { txn in
-            var ids: [UInt64] = []
-            let start = after == UInt64.max ? nil : compositeKey(userID, after + 1)
-            guard start != nil else { return [] }
-            try txn.withCursor(tables.inbox) { cursor in
-                try cursor.forEach(prefix: userID.bigEndianBytes, from: start) { row in
-                    if let id = UInt64(bigEndianBytes: row.key, at: 8) { ids.append(id) }
-                    return ids.count < limit
-                }
+            let messages = try Self.undelivered(userID: userID, after: 0, limit: limit, txn, tables)
+            return (messages, try Self.count(tables.inbox, prefix: userID.bigEndianBytes, txn))
+        }
+    }
+
+    static func undelivered(userID: UInt64, after: UInt64, limit: Int, _ txn: Transaction, _ tables: Tables) throws -> [MessageRow] {
+        guard after < UInt64.max else { return [] }
+        var ids: [UInt64] = []
+        try txn.withCursor(tables.inbox) { cursor in
+            try cursor.forEach(prefix: userID.bigEndianBytes, from: compositeKey(userID, after + 1)) { row in
+                if let id = UInt64(bigEndianBytes: row.key, at: 8) { ids.append(id) }
+                return ids.count < limit
             }
-            return try Self.rows(ids, txn, tables).rows
+        }
+        return try Self.rows(ids, txn, tables).rows
+    }
+
+    static func count(_ database: Database, prefix: [UInt8], _ txn: Transaction) throws -> UInt64 {
+        try txn.withCursor(database) { cursor in
+            var count: UInt64 = 0
+            try cursor.forEach(prefix: prefix) { _ in count += 1; return true }
+            return count
         }
     }
 
@@ -195,6 +209,21 @@ extension ChatState {
                 let row = try ClientRow(serializedBytes: bytes)
                 return (row.sequence, row.outcome.result)
             }
+        }
+    }
+
+    /// The outcome the log recorded for request `sequence` of `clientID`, if it still keeps
+    /// it (`ExactlyOnce`): what a retry of a committed request is answered with, whatever
+    /// has happened to its session since.
+    public func recordedOutcome(clientID: String, sequence: UInt64) throws -> Result<UInt64, Rejection>? {
+        guard !clientID.isEmpty, clientID.utf8.count <= Validation.maxClientIDBytes else { return nil }
+        return try environment.read { txn in
+            guard let bytes = try txn.get(tables.clients, Array(clientID.utf8)) else { return nil }
+            let row = try ClientRow(serializedBytes: bytes)
+            if sequence == row.sequence { return row.outcome.result }
+            guard sequence < row.sequence, sequence >= row.floor,
+                  let stored = try txn.get(tables.results, ExactlyOnce.resultKey(clientID, sequence)) else { return nil }
+            return try Outcome(serializedBytes: stored).result
         }
     }
 }

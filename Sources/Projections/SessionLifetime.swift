@@ -14,7 +14,7 @@ extension SessionRow {
     static let touchInterval: Int64 = 60_000
 
     /// The moment, by the log's clock, the session ends; nil when it never does.
-    var deadline: Int64? {
+    public var deadline: Int64? {
         var deadline: Int64?
         if idleMs > 0 {
             let (end, overflow) = lastUsedMs.addingReportingOverflow(idleMs)

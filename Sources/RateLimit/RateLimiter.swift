@@ -45,6 +45,21 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Returns a token taken for `source` (an attempt that turned out harmless, such as a
+    /// right password): taking before the attempt and giving back after it bounds the
+    /// attempts in flight, which checking first and taking after a failure does not.
+    public func giveBack(_ source: String, now: ContinuousClock.Instant = .now) {
+        let rate = Double(perMinute) / 60
+        let full = Double(perMinute)
+        buckets.withLock { buckets in
+            let key = buckets[source] == nil && buckets[Self.shared] != nil ? Self.shared : source
+            guard let stored = buckets[key] else { return }
+            var bucket = Self.refill(stored, now: now, rate: rate, full: full)
+            bucket.tokens = min(full, bucket.tokens + 1)
+            buckets[key] = bucket
+        }
+    }
+
     /// Whether `source` has a token left, without taking it.
     public func wouldAllow(_ source: String, now: ContinuousClock.Instant = .now) -> Duration? {
         let rate = Double(perMinute) / 60

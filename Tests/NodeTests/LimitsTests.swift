@@ -21,7 +21,7 @@ import Testing
         var limits = EventHub.Limits()
         limits.events = 3
         let hub = EventHub(limits: limits)
-        let stream = try hub.subscribe(id: 1, userID: 7, name: "u7")
+        let stream = try hub.subscribe(id: 1, userID: 7, name: "u7", tokenHash: Self.session(1))
         for id in UInt64(1)...4 { hub.publish(index: id, event: Self.message(id, to: 7)) }
         var received: [UInt64] = []
         do {
@@ -39,7 +39,7 @@ import Testing
         var limits = EventHub.Limits()
         limits.bytes = 3_000
         let hub = EventHub(limits: limits)
-        let stream = try hub.subscribe(id: 1, userID: 7, name: "u7")
+        let stream = try hub.subscribe(id: 1, userID: 7, name: "u7", tokenHash: Self.session(1))
         var iterator = stream.makeAsyncIterator()
         hub.publish(index: 1, event: Self.message(1, to: 7, bytes: 1_000))
         hub.publish(index: 2, event: Self.message(2, to: 7, bytes: 1_000))
@@ -56,16 +56,43 @@ import Testing
         await #expect(throws: EventHub.Closure.self) { _ = try await iterator.next() }
     }
 
+    /// A stand-in token hash for stream `id`'s session.
+    static func session(_ id: UInt64) -> [UInt8] { Array(repeating: UInt8(id), count: 32) }
+
+    /// A session's end (logout, a deleted account, a login past the limit) ends that
+    /// session's streams at once, and only those: another session of the same user reads on.
+    @Test func aSessionsEndEndsItsStreamsAndNoOther() async throws {
+        let hub = EventHub()
+        let ended = try hub.subscribe(id: 1, userID: 7, name: "u7", tokenHash: Self.session(1))
+        let sameSession = try hub.subscribe(id: 2, userID: 7, name: "u7", tokenHash: Self.session(1))
+        let otherSession = try hub.subscribe(id: 3, userID: 7, name: "u7", tokenHash: Self.session(3))
+        hub.publish(index: 1, event: Self.message(1, to: 7))
+        hub.publish(index: 2, event: .sessionsEnded(tokenHashes: [Self.session(1)]))
+        hub.publish(index: 3, event: Self.message(3, to: 7))
+        for stream in [ended, sameSession] {
+            var received: [UInt64] = []
+            do {
+                for try await delivery in stream { received.append(delivery.index) }
+                Issue.record("the stream of an ended session ended without an error")
+            } catch EventHub.Closure.sessionEnded {}
+            #expect(received == [1])
+        }
+        #expect(hub.streams(of: 7) == 1)
+        var iterator = otherSession.makeAsyncIterator()
+        #expect(try await iterator.next()?.index == 1)
+        #expect(try await iterator.next()?.index == 3)
+    }
+
     @Test func aUserHasAtMostItsStreamsAndEventsReachOnlyTheirUser() async throws {
         var limits = EventHub.Limits()
         limits.streamsPerUser = 2
         let hub = EventHub(limits: limits)
-        let a = try hub.subscribe(id: 1, userID: 7, name: "u7")
-        _ = try hub.subscribe(id: 2, userID: 7, name: "u7")
-        #expect(throws: EventHub.TooManyStreams.self) { _ = try hub.subscribe(id: 3, userID: 7, name: "u7") }
-        let other = try hub.subscribe(id: 4, userID: 8, name: "u8")
+        let a = try hub.subscribe(id: 1, userID: 7, name: "u7", tokenHash: Self.session(1))
+        _ = try hub.subscribe(id: 2, userID: 7, name: "u7", tokenHash: Self.session(2))
+        #expect(throws: EventHub.TooManyStreams.self) { _ = try hub.subscribe(id: 3, userID: 7, name: "u7", tokenHash: Self.session(3)) }
+        let other = try hub.subscribe(id: 4, userID: 8, name: "u8", tokenHash: Self.session(4))
         hub.unsubscribe(id: 2)
-        _ = try hub.subscribe(id: 5, userID: 7, name: "u7")
+        _ = try hub.subscribe(id: 5, userID: 7, name: "u7", tokenHash: Self.session(5))
 
         hub.publish(index: 1, event: Self.message(1, to: 7))
         hub.publish(index: 2, event: .messagesDeleted(ids: [1], participants: ["u7", "s"]))

@@ -15,6 +15,7 @@ import Testing
         struct Record: Equatable {
             var index: Index
             var command: String
+            var term: Term = 0
         }
 
         private struct State {
@@ -49,7 +50,7 @@ import Testing
                     state.position = entry.index
                     guard let command = entry.command else { continue }
                     let text = String(decoding: command, as: UTF8.self)
-                    state.applied.append(Record(index: entry.index, command: text))
+                    state.applied.append(Record(index: entry.index, command: text, term: entry.term))
                     outputs.append((entry.index, "\(entry.index):\(text)"))
                 }
                 return outputs
@@ -158,6 +159,17 @@ import Testing
         throw ReplicaError.timedOut
     }
 
+    /// The leader, once no other replica believes it leads (a deposed leader that was cut
+    /// off believes so until it hears the new term).
+    static func soleLeader(of replicas: [Replica<Ledger>]) async throws -> Replica<Ledger> {
+        for _ in 0..<500 {
+            let leading = replicas.filter(\.isLeader)
+            if leading.count == 1 { return leading[0] }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ReplicaError.timedOut
+    }
+
     static func propose(_ text: String, to replica: Replica<Ledger>) async throws -> String {
         try await replica.propose(Array(text.utf8))
     }
@@ -229,6 +241,49 @@ import Testing
             #expect(oldMachine.commands.contains("after") && !oldMachine.commands.contains("stranded"))
             // The new term began with the new leader's own command.
             #expect(newMachine.commands.suffix(2) == [Ledger.leaderCommand, "after"])
+        }
+    }
+
+    /// A leader's own first command of a term comes before every client's command of that
+    /// term, even one that reached it in the same breath as the vote that made it leader (a
+    /// chat leader's detach-all must not follow, and so undo, an attach). Proposers hammer
+    /// every node through three elections; in each term the leader's command comes first.
+    @Test func aNewLeadersOwnCommandPrecedesEveryRequestOfItsTerm() async throws {
+        let cluster = Cluster(size: 3)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = (1...3).map { _ in Ledger() }
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+
+        try await Self.running(replicas) {
+            let hammering = Task {
+                await withDiscardingTaskGroup { group in
+                    for replica in replicas {
+                        group.addTask {
+                            while !Task.isCancelled {
+                                if (try? await Self.propose("attach", to: replica)) == nil { await Task.yield() }
+                            }
+                        }
+                    }
+                }
+            }
+            for _ in 0..<3 {
+                let leader = try await Self.soleLeader(of: replicas)
+                router.cut(leader.id)
+                _ = try await Self.leader(of: replicas.filter { $0 !== leader })
+                router.restore(leader.id)
+            }
+            hammering.cancel()
+            _ = await hammering.value
+            let leader = try await Self.leader(of: replicas)
+            _ = try await Self.propose("last", to: leader)
+            let applied = machines[Int(leader.id) - 1].applied
+            let terms = Set(applied.filter { $0.command == Ledger.leaderCommand }.map(\.term))
+            #expect(terms.count >= 2)
+            for term in terms {
+                let ofTerm = applied.filter { $0.term == term }
+                #expect(ofTerm.first?.command == Ledger.leaderCommand, "term \(term) began with \(ofTerm.first?.command ?? "nothing")")
+            }
         }
     }
 

@@ -133,10 +133,45 @@ extension ClusterTests {
         }
         #expect(results.map(\.0) == [nil, nil, .resourceExhausted, .unauthenticated, .unauthenticated, .unauthenticated, .resourceExhausted])
         #expect(results[2].1.hasPrefix("too many accounts created from this address (at most 2 a minute); retry in "), "\(results[2].1)")
-        #expect(results[6].1.hasPrefix("too many failed logins from this address (at most 3 a minute); retry in "), "\(results[6].1)")
+        #expect(results[6].1.hasPrefix("too many failed password checks from this address (at most 3 a minute); retry in "), "\(results[6].1)")
         // When to retry, in milliseconds: within the next token's 30 s and 20 s.
         #expect((Int(results[2].2 ?? "") ?? 0) > 25_000 && (Int(results[2].2 ?? "") ?? 0) <= 30_000)
         #expect((Int(results[6].2 ?? "") ?? 0) > 15_000 && (Int(results[6].2 ?? "") ?? 0) <= 20_000)
+    }
+
+    /// A guess is taken from the address's bucket before the password is checked: guesses
+    /// sent at once pass no more than the limit (checking first and taking only after a
+    /// failure let them all through). A right password gives its guess back, so its owner is
+    /// never locked out by logging in.
+    @Test func concurrentPasswordGuessesPassNoMoreThanTheLimit() async throws {
+        let cluster = try TestCluster(size: 1)
+        cluster.extraArguments = ["--failed-logins-per-minute", "3"]
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            try await client.createAccount(name: "owner", password: "right")
+            for _ in 1...5 { _ = try await client.login(name: "owner", password: "right") }
+        }
+        let codes = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
+            let chat = Chorus_V1_Chat.Client(wrapping: raw)
+            return await withTaskGroup(of: RPCError.Code?.self) { group in
+                for n in 1...12 {
+                    group.addTask {
+                        do {
+                            _ = try await chat.login(.with { $0.requestID = .with { $0.clientID = "g\(n)"; $0.sequence = 1 }; $0.name = "owner"; $0.password = "guess \(n)" })
+                            return nil
+                        } catch let error as RPCError {
+                            return error.code
+                        } catch {
+                            return .unknown
+                        }
+                    }
+                }
+                return await group.reduce(into: [RPCError.Code?]()) { $0.append($1) }
+            }
+        }
+        #expect(codes.filter { $0 == .unauthenticated }.count == 3, "\(codes)")
+        #expect(codes.filter { $0 == .resourceExhausted }.count == 9, "\(codes)")
     }
 }
 

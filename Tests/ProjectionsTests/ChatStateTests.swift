@@ -55,7 +55,9 @@ import Testing
         #expect(try h.state.session(tokenHash: Array(token))?.name == "alice")
         var close = CloseSession()
         close.tokenHash = token
-        #expect(try h.run(.closeSession(close)).rejection == nil)
+        let closed = try h.runApplied(.closeSession(close))
+        #expect(closed.outcome == .success(0))
+        #expect(closed.events == [.sessionsEnded(tokenHashes: [Array(token)])], "its streams end at once")
         #expect(try h.state.session(tokenHash: Array(token)) == nil)
         #expect(try h.send(token, to: "alice", "hi").rejection == .unauthenticated)
         #expect(try h.run(.closeSession(close)).rejection == .unauthenticated)
@@ -74,7 +76,7 @@ import Testing
 
         let applied = try h.runApplied(.deleteAccount({ var c = DeleteAccount(); c.tokenHash = bob; return c }()))
         #expect(applied.outcome == .success(1))
-        #expect(applied.events == [.accountDeleted(name: "bob")])
+        #expect(applied.events == [.accountDeleted(name: "bob"), .sessionsEnded(tokenHashes: [Array(bob)])], "his streams end with his sessions")
         #expect(try h.state.userExists("bob") == false)
         #expect(try h.state.message(id: toBob) == nil, "bob's inbox goes")
         #expect(try h.state.message(id: toAlice)?.sender == "bob", "what bob sent stays, under his name")
@@ -312,7 +314,12 @@ import Testing
         #expect(try detach(2) == [.presence(name: "alice", online: false)])
         #expect(try detach(2) == [])
         #expect(try attach(3) == [.presence(name: "alice", online: true)])
-        // A new leader detaches everyone silently: clients attach again at once.
+        _ = try h.createAccount("bob")
+        let bob = try h.login("bob")
+        _ = try h.runApplied(.attach(.with { $0.tokenHash = bob; $0.subscriptionID = 4 }))
+        // A new leader takes everyone offline and says so: a client that is gone for good
+        // must not stay online to those who watch it (those still there attach again).
+        #expect(try h.runApplied(.detachAll(DetachAll())).events == [.presence(name: "alice", online: false), .presence(name: "bob", online: false)])
         #expect(try h.runApplied(.detachAll(DetachAll())).events == [])
     }
 }
@@ -472,6 +479,26 @@ import Testing
         #expect(try h.state.clientWindow(clientID: "recent") == .init(floor: 0, kept: 1))
         #expect(try h.state.clientWindow(clientID: "new") == .init(floor: 0, kept: 0))
         #expect(try h.state.environment.read { try $0.count(h.state.tables.results) } == 1)
+    }
+
+    /// What a node answers a retry with before it looks at the session: the outcome the log
+    /// recorded for that request, newest or kept in the window, success or refusal; nothing
+    /// for a request it never saw or has forgotten.
+    @Test func theRecordedOutcomeOfARequestIsFoundWhateverItsSessionBecame() throws {
+        let (h, send) = try Self.sendSetup()
+        let first = try h.run(.sendMessage(send), client: "c", sequence: 1, firstOutstanding: 1)
+        let second = try h.run(.sendMessage(send), client: "c", sequence: 2, firstOutstanding: 1)
+        _ = try h.run(.closeSession(.with { $0.tokenHash = send.tokenHash }))
+        let refused = try h.run(.sendMessage(send), client: "c", sequence: 3, firstOutstanding: 1)
+        #expect(refused.rejection == .unauthenticated)
+        #expect(try h.state.recordedOutcome(clientID: "c", sequence: 1) == first)
+        #expect(try h.state.recordedOutcome(clientID: "c", sequence: 2) == second)
+        #expect(try h.state.recordedOutcome(clientID: "c", sequence: 3) == refused)
+        #expect(try h.state.recordedOutcome(clientID: "c", sequence: 4) == nil)
+        #expect(try h.state.recordedOutcome(clientID: "other", sequence: 1) == nil)
+        _ = try h.run(.sendMessage(send), client: "c", sequence: 5, firstOutstanding: 5)
+        #expect(try h.state.recordedOutcome(clientID: "c", sequence: 1) == nil, "below the window: forgotten")
+        #expect(try h.state.recordedOutcome(clientID: String(repeating: "x", count: 500), sequence: 1) == nil)
     }
 
     @Test func aClientWithOneRequestInFlightWritesNoResultRows() throws {

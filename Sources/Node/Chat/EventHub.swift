@@ -20,6 +20,7 @@ public final class EventHub: Sendable {
             case let .messageSent(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
             case let .messagesDeleted(ids, _): 128 + 8 * ids.count
             case .accountCreated, .accountDeleted, .presence: 128
+            case let .sessionsEnded(hashes): 128 + 32 * hashes.count
             }
         }
     }
@@ -40,6 +41,8 @@ public final class EventHub: Sendable {
         /// Leadership moved: clients must re-attach to the new leader.
         case leadershipLost
         case shuttingDown
+        /// The session the stream acts for ended: logged out, expired, or its account deleted.
+        case sessionEnded
         /// The reader fell behind by more than the limits allow.
         case overflow(Limits)
     }
@@ -52,6 +55,7 @@ public final class EventHub: Sendable {
     private struct Subscriber {
         var userID: UInt64
         var name: String
+        var tokenHash: [UInt8]
         var continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
         var waitingEvents = 0
         var waitingBytes = 0
@@ -63,9 +67,13 @@ public final class EventHub: Sendable {
         var byUser: [UInt64: Set<UInt64>] = [:]
         /// User ids by name: a deletion names its participants.
         var userIDs: [String: UInt64] = [:]
+        /// Subscription ids by the hash of their session's token.
+        var bySession: [[UInt8]: Set<UInt64>] = [:]
 
         mutating func remove(_ id: UInt64) -> Subscriber? {
             guard let subscriber = subscribers.removeValue(forKey: id) else { return nil }
+            bySession[subscriber.tokenHash]?.remove(id)
+            if bySession[subscriber.tokenHash]?.isEmpty == true { bySession[subscriber.tokenHash] = nil }
             byUser[subscriber.userID]?.remove(id)
             if byUser[subscriber.userID]?.isEmpty == true {
                 byUser[subscriber.userID] = nil
@@ -84,13 +92,14 @@ public final class EventHub: Sendable {
 
     /// Registers a stream for `userID`. Its events wait in the stream until read; the reader
     /// reports each one it has written with `written(id:_:)`.
-    public func subscribe(id: UInt64, userID: UInt64, name: String) throws(TooManyStreams) -> AsyncThrowingStream<Delivery, any Error> {
+    public func subscribe(id: UInt64, userID: UInt64, name: String, tokenHash: [UInt8]) throws(TooManyStreams) -> AsyncThrowingStream<Delivery, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
         let limit = limits.streamsPerUser
         let admitted = state.withLock { state in
             guard state.byUser[userID, default: []].count < limit else { return false }
-            state.subscribers[id] = Subscriber(userID: userID, name: name, continuation: continuation)
+            state.subscribers[id] = Subscriber(userID: userID, name: name, tokenHash: tokenHash, continuation: continuation)
             state.byUser[userID, default: []].insert(id)
+            state.bySession[tokenHash, default: []].insert(id)
             state.userIDs[name] = userID
             return true
         }
@@ -104,6 +113,12 @@ public final class EventHub: Sendable {
     public func unsubscribe(id: UInt64) {
         let removed = state.withLock { $0.remove(id) }
         removed?.continuation.finish()
+    }
+
+    /// Ends stream `id` with `reason`.
+    public func end(id: UInt64, _ reason: Closure) {
+        let removed = state.withLock { $0.remove(id) }
+        removed?.continuation.finish(throwing: reason)
     }
 
     /// The reader of stream `id` has written `delivery`: it no longer counts against the
@@ -128,6 +143,7 @@ public final class EventHub: Sendable {
 
     /// Sends `event` to the streams it concerns; cuts off those with no room for it.
     func publish(index: UInt64, event: ChatEvent) {
+        if case let .sessionsEnded(hashes) = event { return endSessions(hashes) }
         let delivery = Delivery(index: index, event: event)
         let bytes = delivery.bytes
         let limits = self.limits
@@ -139,6 +155,7 @@ public final class EventHub: Sendable {
             case let .messagesDeleted(_, participants):
                 Array(Set(participants.compactMap { state.userIDs[$0] }.flatMap { state.byUser[$0] ?? [] }))
             case .accountCreated, .accountDeleted, .presence: Array(state.subscribers.keys)
+            case .sessionsEnded: []
             }
             for id in ids {
                 guard var subscriber = state.subscribers[id] else { continue }
@@ -154,6 +171,15 @@ public final class EventHub: Sendable {
         }
         for continuation in targets { continuation.yield(delivery) }
         for continuation in overflowed { continuation.finish(throwing: Closure.overflow(limits)) }
+    }
+
+    /// Ends every stream of the sessions `hashes`, at once: a stolen token's stream stops
+    /// reading the moment its owner logs out.
+    func endSessions(_ hashes: [[UInt8]]) {
+        let ended = state.withLock { state in
+            hashes.flatMap { state.bySession[$0] ?? [] }.compactMap { state.remove($0) }
+        }
+        for subscriber in ended { subscriber.continuation.finish(throwing: Closure.sessionEnded) }
     }
 
     func closeAll(_ reason: Closure) {

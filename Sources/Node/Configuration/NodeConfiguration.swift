@@ -88,6 +88,9 @@ public struct NodeConfiguration: Sendable {
     /// and accounts created. Past them, RESOURCE_EXHAUSTED with when to retry.
     public var failedLoginsPerMinute = 30
     public var accountCreationsPerMinute = 120
+    /// Requests without a live session one client address may make a minute (each costs a
+    /// round trip to the leader, never a log entry).
+    public var unauthenticatedPerMinute = 120
     /// Threads that hash passwords, and the most checks admitted at once (running and
     /// waiting); past that, RESOURCE_EXHAUSTED.
     public var passwordThreads = 1
@@ -198,8 +201,8 @@ public struct NodeConfiguration: Sendable {
             throw ConfigurationError("--max-pending-proposals must be at least 1 and --max-pending-proposal-bytes at least \(Self.minimumRequestLimit)")
         }
         guard maxPendingReads >= 1 else { throw ConfigurationError("--max-pending-reads must be at least 1") }
-        guard failedLoginsPerMinute >= 1, accountCreationsPerMinute >= 1 else {
-            throw ConfigurationError("--failed-logins-per-minute and --account-creations-per-minute must be at least 1")
+        guard failedLoginsPerMinute >= 1, accountCreationsPerMinute >= 1, unauthenticatedPerMinute >= 1 else {
+            throw ConfigurationError("--failed-logins-per-minute, --account-creations-per-minute and --unauthenticated-per-minute must be at least 1")
         }
         guard clientThreads >= 1, clientThreads <= 256 else {
             throw ConfigurationError("--client-threads must be 1 to 256, not \(clientThreads)")

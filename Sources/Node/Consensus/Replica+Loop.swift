@@ -27,6 +27,9 @@ extension Replica {
         /// The newest hard state whose only change was the commit index, not yet written: it
         /// goes to disk with the next write that must be fsynced anyway, or at shutdown.
         var unsavedHardState: HardState?
+        /// The term whose leader-start commands (`StateMachine.leadershipChanged`) this node
+        /// proposed: once per term it leads, before any client's command.
+        var leaderCommandsTerm: Term = 0
         /// The membership as of `appliedIndex`, recorded with the projections so that a
         /// snapshot of them carries it.
         var appliedConfiguration: ClusterConfiguration
@@ -140,6 +143,10 @@ extension Replica {
         // MARK: Requests
 
         func propose(_ batch: [([UInt8], Reply<Output>)]) {
+            // A request that finds this node leading before its ready has announced it still
+            // goes after the leader's own first commands (a new leader's detach-all must not
+            // follow, and so undo, an attach that reached it first).
+            if core.isLeader { proposeLeaderCommands() }
             guard core.isLeader, core.propose(batch.map(\.0)) else {
                 metrics.proposalsNotLeader.increment(by: batch.count)
                 for (_, reply) in batch { reply(.failure(.notLeader(leader: knownLeader))) }
@@ -309,10 +316,19 @@ extension Replica {
             recordPeers()
             // The machine hears first, so that a caller told leadership was lost finds the
             // machine already knows it.
-            let commands = machine.leadershipChanged(leading: soft.role == .leader)
-            if soft.role != .leader {
+            if soft.role == .leader {
+                proposeLeaderCommands()
+            } else {
+                _ = machine.leadershipChanged(leading: false)
                 failAll(.leadershipLost(leader: soft.leader == 0 ? nil : soft.leader))
             }
+        }
+
+        /// Proposes the machine's commands for the start of this node's term, once per term.
+        func proposeLeaderCommands() {
+            guard core.isLeader, leaderCommandsTerm != core.term else { return }
+            leaderCommandsTerm = core.term
+            let commands = machine.leadershipChanged(leading: true)
             if !commands.isEmpty {
                 _ = core.propose(commands)
             }

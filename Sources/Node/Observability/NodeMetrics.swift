@@ -32,6 +32,11 @@ public final class NodeMetrics: Sendable {
     let proposalsCommitted, proposalsNotLeader, proposalsLeadershipLost, proposalsTimedOut, proposalsStopped: Counter
     /// A follower's reads whose leader was asked again (the request or its answer was lost).
     let readsAskedAgain: Counter
+    /// Client requests refused for want of a live session, and requests refused by a
+    /// per-address limit.
+    let unauthenticatedRequests, rateLimited: Counter
+    /// Detaches proposed again because the leader was busy, and given up after every attempt.
+    let detachesRetried, detachesDropped: Counter
 
     // Snapshots: taken here, sent to a follower, installed from the leader.
     enum SnapshotEvent: String, CaseIterable { case taken, sent, installed }
@@ -91,6 +96,10 @@ public final class NodeMetrics: Sendable {
         proposalsTimedOut = counter("chorus_proposals_total", [("outcome", "timed_out")])
         proposalsStopped = counter("chorus_proposals_total", [("outcome", "stopped")])
         readsAskedAgain = counter("chorus_reads_asked_again_total")
+        unauthenticatedRequests = counter("chorus_unauthenticated_requests_total")
+        rateLimited = counter("chorus_rate_limited_requests_total")
+        detachesRetried = counter("chorus_detaches_total", [("outcome", "retried")])
+        detachesDropped = counter("chorus_detaches_total", [("outcome", "dropped")])
 
         snapshots = Dictionary(uniqueKeysWithValues: SnapshotEvent.allCases.map { event in
             let labels = [("event", event.rawValue)]

@@ -13,11 +13,23 @@ extension ChatService {
         response: RPCWriter<Chorus_V1_SendReply>,
         context: ServerContext
     ) async throws {
-        // No task per send: the proposal's callback answers it.
-        try await ReplyWindow.serve(request, writingTo: response, window: Self.streamWindow) { send, inFlight, _ in
+        // No task per send whose session is live here: the proposal's callback answers it.
+        // Any other takes the unary call's path (a barrier, a retry's recorded outcome).
+        try await ReplyWindow.serve(request, writingTo: response, window: Self.streamWindow) { send, inFlight, group in
             let id = send.requestID
+            guard let hash = admitsAtOnce(send.token) else {
+                group.addTask {
+                    do {
+                        let answer = try await sendMessage(request: send, context: context)
+                        inFlight.end(.with { $0.requestID = id; $0.messageID = answer.messageID })
+                    } catch {
+                        inFlight.end(Self.reply(to: id, failure: error as? RPCError ?? RPCError(code: .internalError, message: "\(error)")))
+                    }
+                }
+                return
+            }
             do {
-                replica.propose(try command(id, try sendCommand(send))) { [configuration] result in
+                replica.propose(try command(id, try sendCommand(send, tokenHash: hash))) { [configuration] result in
                     inFlight.end(Self.reply(to: id, result, configuration))
                 }
             } catch {

@@ -11,13 +11,13 @@ extension ChatService {
     /// event. A cancelled call (the client went away) ends at once, and its user is shown
     /// offline as soon as the detach commits.
     func subscribe(request: Chorus_V1_SubscribeRequest, response: RPCWriter<Chorus_V1_Event>, context: ServerContext) async throws {
-        let session = try await authenticate(request.token)
-        let hash = try tokenHash(request.token)
+        let session = try await authenticate(request.token, context)
+        let hash = try tokenHash(request.token, context)
         let subscription = UInt64.random(in: 1...UInt64.max)
         let events = replica.machine.events
         let stream: AsyncThrowingStream<EventHub.Delivery, any Error>
         do {
-            stream = try events.subscribe(id: subscription, userID: session.userID, name: session.name)
+            stream = try events.subscribe(id: subscription, userID: session.userID, name: session.name, tokenHash: hash)
         } catch {
             throw RPCError(code: .resourceExhausted, message: "'\(session.name)' has \(error.limit) live subscriptions on this node, the most it allows; close one first")
         }
@@ -27,7 +27,11 @@ extension ChatService {
         }
         // gRPC does not cancel the handler's task when the call ends; it tells this handler.
         try await withRPCCancellationHandler {
-            try await attach(subscription, session, hash, from: request.afterEventID, liveOnly: request.liveOnly, events: stream, to: response)
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await endAtExpiry(subscription, hash) }
+                try await attach(subscription, session, hash, from: request.afterEventID, liveOnly: request.liveOnly, events: stream, to: response)
+                group.cancelAll()
+            }
         } onCancelRPC: {
             events.unsubscribe(id: subscription)
         }
@@ -64,6 +68,8 @@ extension ChatService {
                 throw RPCError(code: .unavailable, message: "leadership moved; subscribe again to the new leader", metadata: configuration.leaderHint(nil))
             case .shuttingDown:
                 throw RPCError(code: .unavailable, message: "node \(configuration.id) is shutting down; subscribe to another node")
+            case .sessionEnded:
+                throw RPCError(code: .unauthenticated, message: "the session ended (logged out, expired, or its account deleted); log in again")
             case let .overflow(limits):
                 var metadata = Metadata()
                 metadata.addString("\(lastSent)", forKey: MetadataKeys.resumeAfter)
@@ -88,17 +94,57 @@ extension ChatService {
             event.accountDeleted = name
         case let .presence(name, online):
             event.presence = .with { $0.name = name; $0.online = online }
+        case .sessionsEnded:
+            return nil
         }
         return event
     }
 
-    /// Marks the stream gone; best effort (a new leader detaches everyone anyway).
+    /// Ends the stream when its session expires by this node's clock, as a session's end by
+    /// a log entry does (`EventHub.endSessions`). The deadline is read again when it comes: a
+    /// session used meanwhile lives on.
+    func endAtExpiry(_ subscription: UInt64, _ hash: [UInt8]) async {
+        while !Task.isCancelled {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            guard let session = try? state.session(tokenHash: hash), !session.hasEnded(at: now) else {
+                replica.machine.events.end(id: subscription, .sessionEnded)
+                return
+            }
+            // Checked at least every minute: a deadline far off may move closer (a lifetime).
+            let wait = min(session.deadline.map { $0 - now } ?? 60_000, 60_000)
+            do { try await Task.sleep(for: .milliseconds(max(1, wait))) } catch { return }
+        }
+    }
+
+    /// Marks the stream gone. Retried while the leader is busy (a dropped detach would leave
+    /// its user online until the next leader change), at most `detachAttempts` times; given
+    /// up when leadership moves, since a new leader detaches everyone.
     func detach(_ subscription: UInt64) {
         var command = Command()
         command.version = ChatState.commandVersion
         command.kind = .detach(.with { $0.subscriptionID = subscription })
         guard let bytes = try? command.serializedBytes() as [UInt8] else { return }
         let replica = self.replica
-        Task { _ = try? await replica.propose(bytes) }
+        let metrics = self.metrics
+        Task {
+            for attempt in 1...Self.detachAttempts {
+                do throws(ReplicaError) {
+                    _ = try await replica.propose(bytes)
+                    return
+                } catch {
+                    switch error {
+                    case .overloaded, .timedOut:
+                        metrics.detachesRetried.increment()
+                        try? await Task.sleep(for: .milliseconds(min(2_000, 50 << min(attempt, 6))))
+                    default:
+                        return
+                    }
+                }
+            }
+            metrics.detachesDropped.increment()
+        }
     }
+
+    /// A detach is tried this many times over about a minute.
+    static let detachAttempts = 32
 }

@@ -14,17 +14,22 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     let configuration: NodeConfiguration
     /// Password hashing off the event loops, bounded.
     let hasher: PasswordHasher
-    /// Per source address: failed logins and account deletions, and accounts created.
+    let metrics: NodeMetrics
+    /// Per source address: password guesses (logins and account deletions), accounts
+    /// created, and requests without a live session.
     let failedLogins: RateLimiter
     let accountCreations: RateLimiter
+    let unauthenticated: RateLimiter
 
-    init(replica: ChatReplica, current: CurrentState, configuration: NodeConfiguration, hasher: PasswordHasher) {
+    init(replica: ChatReplica, current: CurrentState, configuration: NodeConfiguration, hasher: PasswordHasher, metrics: NodeMetrics) {
         self.replica = replica
         self.current = current
         self.configuration = configuration
         self.hasher = hasher
+        self.metrics = metrics
         failedLogins = RateLimiter(perMinute: configuration.failedLoginsPerMinute)
         accountCreations = RateLimiter(perMinute: configuration.accountCreationsPerMinute)
+        unauthenticated = RateLimiter(perMinute: configuration.unauthenticatedPerMinute)
     }
 
     /// The projections of this moment (a snapshot install may replace them).
@@ -71,12 +76,12 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         guard try state.userExists(request.name) else {
             throw RPCError(code: .notFound, message: "there is no account named '\(request.name)'")
         }
-        try check(failedLogins, context, "failed logins")
+        try takeGuess(context)
         let (state, name, password) = (self.state, request.name, request.password)
         guard try await hashing({ try state.checkCredentials(name: name, password: password) }) != nil else {
-            try limit(failedLogins, context, "failed logins")
             throw RPCError(code: .unauthenticated, message: "wrong password for '\(request.name)'")
         }
+        failedLogins.giveBack(source(of: context))
         let token = Credentials.newToken()
         let unread = try await propose(request.requestID, .openSession(.with {
             $0.name = request.name
@@ -91,25 +96,30 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     }
 
     func logout(request: Chorus_V1_LogoutRequest, context: ServerContext) async throws -> Chorus_V1_LogoutResponse {
-        let hash = try tokenHash(request.token)
-        _ = try await propose(request.requestID, .closeSession(.with { $0.tokenHash = Data(hash) }))
+        _ = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
+            .closeSession(.with { $0.tokenHash = Data(hash) })
+        }
         return .init()
     }
 
+    /// A retry whose first attempt deleted the account is answered with that outcome (the
+    /// session went with the account): the caller learns the account is gone, not that its
+    /// password was wrong.
     func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
-        let session = try await authenticate(request.token)
-        try check(failedLogins, context, "failed logins")
+        guard case let .propose(hash) = try await admitWrite(request.requestID, token: request.token, context) else { return .init() }
+        let session = try await authenticate(request.token, context)
+        try takeGuess(context)
         let (state, password) = (self.state, request.password)
         guard try await hashing({ try state.checkCredentials(name: session.name, password: password) }) != nil else {
-            try limit(failedLogins, context, "failed logins")
             throw RPCError(code: .unauthenticated, message: "wrong password: deleting an account needs its password")
         }
-        _ = try await propose(request.requestID, .deleteAccount(.with { $0.tokenHash = Data(try tokenHash(request.token)) }))
+        failedLogins.giveBack(source(of: context))
+        _ = try await propose(request.requestID, .deleteAccount(.with { $0.tokenHash = Data(hash) }))
         return .init()
     }
 
     func listAccounts(request: Chorus_V1_ListAccountsRequest, context: ServerContext) async throws -> Chorus_V1_ListAccountsResponse {
-        _ = try await authenticate(request.token)
+        _ = try await authenticate(request.token, context)
         let page = try mapRejection {
             try state.accounts(
                 matching: request.pattern.isEmpty ? "*" : request.pattern,
@@ -126,13 +136,14 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     // MARK: Messages
 
     func sendMessage(request: Chorus_V1_SendMessageRequest, context: ServerContext) async throws -> Chorus_V1_SendMessageResponse {
-        let id = try await propose(request.requestID, try sendCommand(request))
+        let id = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
+            try sendCommand(request, tokenHash: hash)
+        }
         return .with { $0.messageID = id }
     }
 
     /// A send, checked as far as it can be before it is proposed.
-    func sendCommand(_ request: Chorus_V1_SendMessageRequest) throws -> Command.OneOf_Kind {
-        let hash = try tokenHash(request.token)
+    func sendCommand(_ request: Chorus_V1_SendMessageRequest, tokenHash hash: [UInt8]) throws -> Command.OneOf_Kind {
         try mapRejection {
             try Validation.accountName(request.recipient)
             try Validation.messageBody(request.body)
@@ -145,10 +156,9 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     }
 
     func readUndelivered(request: Chorus_V1_ReadUndeliveredRequest, context: ServerContext) async throws -> Chorus_V1_ReadUndeliveredResponse {
-        let session = try await authenticate(request.token)
+        let session = try await authenticate(request.token, context)
         let limit = request.limit == 0 ? 10 : Int(request.limit)
-        let messages = try mapRejection { try state.undelivered(userID: session.userID, limit: limit) }
-        let unread = try state.unreadCount(userID: session.userID)
+        let (messages, unread) = try mapRejection { try state.undeliveredWithCount(userID: session.userID, limit: limit) }
         return .with {
             $0.messages = messages.map(Self.message)
             $0.unreadCount = unread
@@ -156,17 +166,18 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     }
 
     func acknowledgeMessages(request: Chorus_V1_AcknowledgeMessagesRequest, context: ServerContext) async throws -> Chorus_V1_AcknowledgeMessagesResponse {
-        let hash = try tokenHash(request.token)
         try mapRejection { try Validation.messageIDs(request.messageIds) }
-        let count = try await propose(request.requestID, .acknowledge(.with {
-            $0.tokenHash = Data(hash)
-            $0.messageIds = request.messageIds
-        }))
+        let count = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
+            .acknowledge(.with {
+                $0.tokenHash = Data(hash)
+                $0.messageIds = request.messageIds
+            })
+        }
         return .with { $0.acknowledged = count }
     }
 
     func history(request: Chorus_V1_HistoryRequest, context: ServerContext) async throws -> Chorus_V1_HistoryResponse {
-        let session = try await authenticate(request.token)
+        let session = try await authenticate(request.token, context)
         try mapRejection { try Validation.accountName(request.otherUser) }
         guard let other = try state.user(named: request.otherUser) else {
             throw RPCError(code: .notFound, message: "there is no account named '\(request.otherUser)'")
@@ -186,15 +197,16 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     }
 
     func deleteMessages(request: Chorus_V1_DeleteMessagesRequest, context: ServerContext) async throws -> Chorus_V1_DeleteMessagesResponse {
-        let hash = try tokenHash(request.token)
         try mapRejection { try Validation.messageIDs(request.messageIds) }
-        var ids = request.messageIds
-        if configuration.plantedBugs.skipDeletes { return .with { $0.deleted = UInt64(Set(ids).count) } }
-        if configuration.plantedBugs.deleteExtra, let extra = try? plantedExtraVictim(ids) { ids.append(extra) }
-        let count = try await propose(request.requestID, .deleteMessages(.with {
-            $0.tokenHash = Data(hash)
-            $0.messageIds = ids
-        }))
+        if configuration.plantedBugs.skipDeletes { return .with { $0.deleted = UInt64(Set(request.messageIds).count) } }
+        let count = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
+            var ids = request.messageIds
+            if configuration.plantedBugs.deleteExtra, let extra = try? plantedExtraVictim(ids) { ids.append(extra) }
+            return .deleteMessages(.with {
+                $0.tokenHash = Data(hash)
+                $0.messageIds = ids
+            })
+        }
         return .with { $0.deleted = count }
     }
 
@@ -223,6 +235,16 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             try await replica.linearizableRead()
         } catch {
             throw configuration.rpcError(error)
+        }
+    }
+
+    /// Proposes the command `kind` makes of the caller's token hash, once `admitWrite` lets
+    /// the session act; returns its value (the original one for a request applied before).
+    func proposeAsSession(_ requestID: Chorus_V1_RequestID, token: String, _ context: ServerContext,
+                          _ kind: ([UInt8]) throws -> Command.OneOf_Kind) async throws -> UInt64 {
+        switch try await admitWrite(requestID, token: token, context) {
+        case let .answered(value): return value
+        case let .propose(hash): return try await propose(requestID, try kind(hash))
         }
     }
 
@@ -258,27 +280,6 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         return try command.serializedBytes()
     }
 
-    /// The live session behind `token`, read after a barrier.
-    func authenticate(_ token: String) async throws -> SessionRow {
-        let hash = try tokenHash(token)
-        if !configuration.plantedBugs.localReads { try await barrier() }
-        guard let session = try state.session(tokenHash: hash) else {
-            throw RPCError(code: .unauthenticated, message: "the session token is unknown or has ended; log in again")
-        }
-        // Ended by this node's clock; the log's clock ends it for writes the same way.
-        guard !session.hasEnded(at: Int64(Date().timeIntervalSince1970 * 1000)) else {
-            throw RPCError(code: .unauthenticated, message: "the session has expired; log in again")
-        }
-        return session
-    }
-
-    func tokenHash(_ token: String) throws -> [UInt8] {
-        guard let bytes = TokenText.decode(token), bytes.count == 32 else {
-            throw RPCError(code: .unauthenticated, message: "the session token is missing or malformed; log in to get one")
-        }
-        return Credentials.tokenHash(bytes)
-    }
-
     /// Runs password hashing on the hasher's threads; a busy hasher is RESOURCE_EXHAUSTED.
     func hashing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         do {
@@ -291,15 +292,28 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
 
     /// Takes a token from `limiter` for the caller's address, or fails with when to retry.
     func limit(_ limiter: RateLimiter, _ context: ServerContext, _ what: String) throws {
-        if let wait = limiter.take(RateLimiter.source(of: context.remotePeer)) { throw rateLimited(limiter, wait, what) }
+        if let wait = limiter.take(source(of: context)) { throw rateLimited(limiter, wait, what) }
     }
 
     /// Fails, as `limit` would, when the caller's address has no token left; takes none.
     func check(_ limiter: RateLimiter, _ context: ServerContext, _ what: String) throws {
-        if let wait = limiter.wouldAllow(RateLimiter.source(of: context.remotePeer)) { throw rateLimited(limiter, wait, what) }
+        if let wait = limiter.wouldAllow(source(of: context)) { throw rateLimited(limiter, wait, what) }
+    }
+
+    /// Takes a password guess from the caller's address before the password is checked, or
+    /// fails: concurrent guesses cannot pass a check that only failures take from. A right
+    /// password gives the guess back.
+    func takeGuess(_ context: ServerContext) throws {
+        try limit(failedLogins, context, "failed password checks")
+    }
+
+    /// The address the caller's limits apply to.
+    func source(of context: ServerContext) -> String {
+        RateLimiter.source(of: context.remotePeer)
     }
 
     private func rateLimited(_ limiter: RateLimiter, _ wait: Duration, _ what: String) -> RPCError {
+        metrics.rateLimited.increment()
         let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
         return RPCError(code: .resourceExhausted, message: "too many \(what) from this address (at most \(limiter.perMinute) a minute); retry in \(seconds) s",
                         metadata: Self.retryAfter(wait))

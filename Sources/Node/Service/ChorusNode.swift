@@ -71,7 +71,7 @@ public struct ChorusNode: Service {
 
         let hasher = PasswordHasher(threads: configuration.passwordThreads, maxWaiting: configuration.maxPasswordChecks)
         let clientServices: [any RegistrableRPCService] = [
-            ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher),
+            ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher, metrics: metrics),
             HealthService(probe: probe),
         ]
         let peerServices: [any RegistrableRPCService] = [
