@@ -7,4 +7,7 @@ public enum MetadataKeys {
     public static let retryAfterMs = "chorus-retry-after-ms"
     /// On a subscription cut off for reading too slowly: the event id to resume after.
     public static let resumeAfter = "chorus-resume-after"
+    /// With UNAVAILABLE from a node that refused a write before proposing it (it does not
+    /// lead): the write was not applied, so a client need not count it as possibly done.
+    public static let notProposed = "chorus-not-proposed"
 }

@@ -33,7 +33,8 @@ struct Output: Sendable {
     }
 
     /// 2 invalid input, 3 not found, 4 already exists, 5 wrong credentials or no session,
-    /// 6 not allowed, 7 cluster unavailable, 1 anything else.
+    /// 6 not allowed, 7 cluster unavailable (nothing was done), 8 busy (nothing was done),
+    /// 9 outcome unknown (it may have been done), 1 anything else.
     static func exitCode(for error: ChorusError) -> Int32 {
         switch error {
         case .invalidInput: 2
@@ -42,6 +43,8 @@ struct Output: Sendable {
         case .wrongCredentials: 5
         case .notAuthorized: 6
         case .clusterUnavailable: 7
+        case .busy: 8
+        case .outcomeUnknown: 9
         case .failedPrecondition, .other: 1
         }
     }
@@ -54,6 +57,8 @@ struct Output: Sendable {
         case .wrongCredentials: "wrong_credentials"
         case .notAuthorized: "not_authorized"
         case .clusterUnavailable: "unavailable"
+        case .busy: "busy"
+        case .outcomeUnknown: "outcome_unknown"
         case .failedPrecondition: "failed_precondition"
         case .other: "error"
         }
@@ -63,6 +68,7 @@ struct Output: Sendable {
         switch error {
         case .wrongCredentials: "run `chorus login NAME` (or `chorus register NAME`) first"
         case .clusterUnavailable: "is the cluster running? start one with scripts/cluster.sh, or pass --endpoints"
+        case .outcomeUnknown: "it may have been done: look (e.g. `chorus history NAME`) before you do it again"
         default: nil
         }
     }

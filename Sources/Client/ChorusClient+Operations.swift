@@ -50,6 +50,15 @@ extension ChorusClient {
         }).messageID
     }
 
+    /// Sends a message under a request id the caller keeps: calling again with the same id
+    /// after an unknown outcome stores it once, and answers with the id it was stored under.
+    public func send(token: String, to recipient: String, body: String, requestID: ChorusRequestID) async throws -> UInt64 {
+        let id = requestID.proto
+        return try await withLeader(write: true, node: { node in
+            try await sendStreams[node].call(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body })
+        }).messageID
+    }
+
     /// The oldest `limit` undelivered messages. With `acknowledge` (the default) they are
     /// marked delivered once received here; if the acknowledgement is lost they are simply
     /// delivered again next time, never lost.
@@ -62,7 +71,14 @@ extension ChorusClient {
         if acknowledge && !messages.isEmpty {
             _ = try await self.acknowledge(token: token, ids: messages.map(\.id))
         }
-        return (messages, response.unreadCount - (acknowledge ? UInt64(messages.count) : 0))
+        return (messages, Self.waitingAfter(response.unreadCount, taking: acknowledge ? messages.count : 0))
+    }
+
+    /// What still waits once `taken` of `unread` are acknowledged. A node counts in the
+    /// same transaction as it reads, but the answer is a stranger's bytes: never below zero.
+    static func waitingAfter(_ unread: UInt64, taking taken: Int) -> UInt64 {
+        let (left, overflow) = unread.subtractingReportingOverflow(UInt64(max(0, taken)))
+        return overflow ? 0 : left
     }
 
     @discardableResult

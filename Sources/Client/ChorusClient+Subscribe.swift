@@ -12,19 +12,50 @@ final class SubscriptionCursor: Sendable {
 /// The reader of a subscription left no room for the next event.
 struct ReaderBehind: Error {}
 
+/// A subscription's events (`ChorusClient.subscribe`). Taking a message from it is what
+/// acknowledges the message, when the subscription acknowledges at all.
+public struct Subscription: AsyncSequence, Sendable {
+    public typealias Element = ChatEvent
+    let events: AsyncThrowingStream<ChatEvent, any Error>
+    let taken: AsyncStream<UInt64>.Continuation?
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var events: AsyncThrowingStream<ChatEvent, any Error>.AsyncIterator
+        let taken: AsyncStream<UInt64>.Continuation?
+
+        public mutating func next() async throws -> ChatEvent? {
+            let event = try await events.next()
+            if case let .message(message)? = event { taken?.yield(message.id) }
+            return event
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(events: events.makeAsyncIterator(), taken: taken)
+    }
+}
+
 extension ChorusClient {
     /// Live events for the session's user, as an async sequence that outlives leader
     /// changes: when the stream breaks it reconnects to the new leader, resuming after the
-    /// last event seen. Received messages are acknowledged (marked delivered) as they are
-    /// handed over, unless `acknowledge` is false. With `liveOnly`, messages that were waiting
-    /// when the stream first attached are left for `readUndelivered`. Ends when the task is
-    /// cancelled or the session is gone.
+    /// last event seen. Received messages are acknowledged (marked delivered) as the
+    /// application takes them from the sequence, not when they reach this process's buffer,
+    /// unless `acknowledge` is false: a message buffered and never taken stays waiting. With
+    /// `liveOnly`, messages that were waiting when the stream first attached are left for
+    /// `readUndelivered`. Ends when the task is cancelled or the session is gone.
     ///
     /// At most `buffer` events wait for the reader. A reader that falls further behind loses
     /// its place the way a slow subscriber does on the node: the stream reattaches after the
     /// last event handed over, and the messages not yet handed over are sent again.
-    public func subscribe(token: String, acknowledge: Bool = true, liveOnly: Bool = false, buffer: Int = 1_024) -> AsyncThrowingStream<ChatEvent, any Error> {
-        AsyncThrowingStream(bufferingPolicy: .bufferingOldest(max(1, buffer))) { continuation in
+    public func subscribe(token: String, acknowledge: Bool = true, liveOnly: Bool = false, buffer: Int = 1_024) -> Subscription {
+        // Ids the application took, for the acknowledger; bounded like the events (an id
+        // dropped here only leaves its message waiting, to be delivered again).
+        let (taken, takenSink) = AsyncStream<UInt64>.makeStream(bufferingPolicy: .bufferingOldest(max(1, buffer)))
+        let events = AsyncThrowingStream<ChatEvent, any Error>(bufferingPolicy: .bufferingOldest(max(1, buffer))) { continuation in
+            let acknowledger = acknowledge ? Task {
+                for await id in taken { _ = try? await self.acknowledge(token: token, ids: [id]) }
+            } : nil
+            if !acknowledge { takenSink.finish() }
             let task = Task {
                 let cursor = SubscriptionCursor()
                 var failures = 0
@@ -46,11 +77,8 @@ extension ChorusClient {
                                 }
                                 guard let mapped = Self.map(event) else { continue }
                                 if case .dropped = continuation.yield(mapped) { throw ReaderBehind() }
-                                guard case let .message(message) = mapped else { continue }
+                                guard case .message = mapped else { continue }
                                 cursor.lastEvent.max(event.id, ordering: .relaxed)
-                                if acknowledge {
-                                    _ = try? await self.acknowledge(token: token, ids: [message.id])
-                                }
                             }
                         }
                     } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
@@ -81,8 +109,14 @@ extension ChorusClient {
                 }
                 continuation.finish()
             }
-            continuation.onTermination = { _ in task.cancel() }
+            continuation.onTermination = { _ in
+                task.cancel()
+                // What was taken is still acknowledged; then the acknowledger ends.
+                takenSink.finish()
+                _ = acknowledger
+            }
         }
+        return Subscription(events: events, taken: acknowledge ? takenSink : nil)
     }
 
     static func map(_ event: Chorus_V1_Event) -> ChatEvent? {

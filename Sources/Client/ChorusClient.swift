@@ -89,13 +89,21 @@ public final class ChorusClient: Sendable {
         try await withLeader(node: { try await body(stubs[$0]) })
     }
 
-    /// `withLeader` for a body that takes the index of the node it should use.
-    func withLeader<R: Sendable>(node body: (Int) async throws -> R) async throws -> R {
+    /// `withLeader` for a body that takes the index of the node it should use. For a write
+    /// (`write: true`), once an attempt may have reached a leader and been proposed (its
+    /// answer lost, or a leader change or timeout while it waited), the call never reports a
+    /// failure that says it was not done: it retries with the same request id until an answer
+    /// comes, or throws `outcomeUnknown`.
+    func withLeader<R: Sendable>(write: Bool = false, node body: (Int) async throws -> R) async throws -> R {
         let clock = ContinuousClock()
         let start = clock.now
         let end = start + deadline
         var attempt = 0
         var lastError = "no node answered"
+        var mayHaveApplied = false
+        func unknown(_ why: String) -> ChorusError {
+            .outcomeUnknown("the outcome is unknown: an attempt reached the cluster and its answer was lost, and \(why); it may have been applied (retrying with the same request id is safe)")
+        }
         while true {
             let target = leader.withLock { $0 }
             do {
@@ -103,19 +111,30 @@ public final class ChorusClient: Sendable {
                 guard remaining > .zero else { break }
                 return try await body(target)
             } catch let error as RPCError where error.code == .resourceExhausted {
-                // A node over a limit says when to come back; wait that long if the deadline
-                // allows (a retry of a write keeps its request id: applied at most once).
-                guard let wait = Self.retryAfter(error.metadata), clock.now + wait < end else { throw ChorusError(error) }
+                // A node (or this client's own stream) over a limit says when to come back;
+                // wait that long if the deadline allows (a retry of a write keeps its request
+                // id: applied at most once).
+                guard let wait = Self.retryAfter(error.metadata), clock.now + wait < end else {
+                    if mayHaveApplied { throw unknown("the cluster stayed busy: \(error.message)") }
+                    throw ChorusError(error)
+                }
                 lastError = error.message
                 try await Task.sleep(for: wait)
                 continue
             } catch let error as RPCError {
-                guard error.code == .unavailable || error.code == .deadlineExceeded else { throw ChorusError(error) }
+                guard error.code == .unavailable || error.code == .deadlineExceeded || error.code == .cancelled else {
+                    throw ChorusError(error)
+                }
+                if write && !Self.wasNotProposed(error) { mayHaveApplied = true }
                 lastError = error.message
                 follow(hint: error.metadata, after: target)
             } catch let error as ChorusError {
                 throw error
+            } catch is CancellationError {
+                if write && mayHaveApplied { throw unknown("the caller stopped waiting") }
+                throw CancellationError()
             } catch {
+                if write { mayHaveApplied = true }
                 lastError = "\(error)"
                 follow(hint: [:], after: target)
             }
@@ -125,13 +144,23 @@ public final class ChorusClient: Sendable {
             guard clock.now + pause < end else { break }
             try await Task.sleep(for: pause)
         }
+        if mayHaveApplied { throw unknown("no leader answered within \(deadline): \(lastError)") }
         // A plaintext client of a TLS cluster sees only failed connections: say what may be wrong.
         let hint = security == .plaintext ? " (if the cluster runs TLS, give its CA: --ca or CHORUS_CA)" : ""
         throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)\(hint)")
     }
 
+    /// Whether a failed attempt of a write certainly was not proposed: a node that does not
+    /// lead says so. Anything else (a lost connection, a leader change or timeout while it
+    /// waited, no reply in time) may have reached a leader.
+    static func wasNotProposed(_ error: RPCError) -> Bool {
+        error.code == .unavailable && error.metadata[stringValues: MetadataKeys.notProposed].contains { _ in true }
+    }
+
+    /// When a node says to retry, bounded to an hour: the value is a stranger's number, and
+    /// an instant plus an unbounded duration would trap.
     static func retryAfter(_ metadata: Metadata) -> Duration? {
-        metadata[stringValues: MetadataKeys.retryAfterMs].first { _ in true }.flatMap { Int($0) }.map { .milliseconds(max(1, $0)) }
+        metadata[stringValues: MetadataKeys.retryAfterMs].first { _ in true }.flatMap { Int($0) }.map { .milliseconds(min(3_600_000, max(1, $0))) }
     }
 
     /// The longest pause between attempts, in milliseconds. An election ends within a few
@@ -172,7 +201,7 @@ public final class ChorusClient: Sendable {
             $0.sequence = lane.sequence
             $0.firstOutstanding = lane.sequence
         }
-        return try await withLeader(node: { node in try await body(id, node) })
+        return try await withLeader(write: true, node: { node in try await body(id, node) })
     }
 
     static let callOptions = CallOptions.defaults.withTimeout(.seconds(6))

@@ -20,6 +20,29 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
     }
 }
 
+/// A request id the caller keeps across its own retries (a web page resending a message
+/// whose outcome it never learned): the cluster applies a request at most once per id.
+/// `firstOutstanding` is the lowest sequence of this client still awaiting its outcome.
+public struct ChorusRequestID: Sendable, Equatable, Hashable {
+    public var clientID: String
+    public var sequence: UInt64
+    public var firstOutstanding: UInt64
+
+    public init(clientID: String, sequence: UInt64, firstOutstanding: UInt64) {
+        self.clientID = clientID
+        self.sequence = sequence
+        self.firstOutstanding = firstOutstanding
+    }
+
+    var proto: Chorus_V1_RequestID {
+        .with {
+            $0.clientID = clientID
+            $0.sequence = sequence
+            $0.firstOutstanding = firstOutstanding
+        }
+    }
+}
+
 public struct Session: Sendable, Equatable {
     public var name: String
     public var token: String

@@ -132,9 +132,11 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
                 continuation.resume(throwing: ended)
             } else if !requests.push(request) {
                 // Full, or the stream ended between the check above and the push.
+                // Neither was written: a busy stream is waited out as a busy node is.
                 let refusal = requests.waiting >= Call.maxWaiting
-                    ? RPCError(code: .resourceExhausted, message: "\(Call.maxWaiting) \(kind) requests already wait to go out on this connection; retry shortly")
-                    : RPCError(code: .unavailable, message: "the \(kind) stream ended; retry")
+                    ? RPCError(code: .resourceExhausted, message: "\(Call.maxWaiting) \(kind) requests already wait to go out on this connection; retry shortly",
+                               metadata: [MetadataKeys.retryAfterMs: "20"])
+                    : RPCError(code: .unavailable, message: "the \(kind) stream ended; retry", metadata: [MetadataKeys.notProposed: "1"])
                 state.withLock { $0.waiting.removeValue(forKey: request.key) }?.continuation.resume(throwing: refusal)
             }
         }

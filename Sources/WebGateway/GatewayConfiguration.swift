@@ -22,6 +22,9 @@ public struct GatewayConfiguration: Sendable {
         public var liveConnections = 1_000
         /// Live connections of one session (tabs of one browser).
         public var liveConnectionsPerSession = 8
+        /// Live connections from one address, whatever their sessions: one host cannot take
+        /// every slot with a few dozen accounts.
+        public var liveConnectionsPerAddress = 32
         /// Events waiting for one live connection before it is resynchronised.
         public var liveBuffer = 256
         /// A live connection whose browser takes longer than this to take one event is closed.
@@ -32,6 +35,8 @@ public struct GatewayConfiguration: Sendable {
         public var accountsPerMinute = 10
         /// Name checks (the registration form asks as you type) per minute from one address.
         public var nameChecksPerMinute = 240
+        /// Cluster status checks (the page's status line) per minute from one address.
+        public var clusterChecksPerMinute = 30
         /// Seconds an idle HTTP connection stays open.
         public var idleTimeout: Duration = .seconds(60)
 

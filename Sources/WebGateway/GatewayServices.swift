@@ -8,7 +8,10 @@ struct GatewayServices: Sendable {
     let failedLogins: RateLimiter
     let accountCreations: RateLimiter
     let nameChecks: RateLimiter
+    let clusterChecks: RateLimiter
     let live: LiveConnections
+    /// Logouts the cluster has not confirmed yet, retried in the background.
+    let logouts: PendingLogouts
 
     init(client: ChorusClient, configuration: GatewayConfiguration) {
         self.client = client
@@ -17,7 +20,9 @@ struct GatewayServices: Sendable {
         failedLogins = RateLimiter(perMinute: limits.failedLoginsPerMinute)
         accountCreations = RateLimiter(perMinute: limits.accountsPerMinute)
         nameChecks = RateLimiter(perMinute: limits.nameChecksPerMinute)
-        live = LiveConnections(limit: limits.liveConnections, perSession: limits.liveConnectionsPerSession)
+        clusterChecks = RateLimiter(perMinute: limits.clusterChecksPerMinute)
+        live = LiveConnections(limit: limits.liveConnections, perSession: limits.liveConnectionsPerSession, perAddress: limits.liveConnectionsPerAddress)
+        logouts = PendingLogouts(client: client)
     }
 
     /// Cookies are marked Secure when the page is served over TLS.

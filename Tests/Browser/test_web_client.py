@@ -215,6 +215,120 @@ def test_deleting_the_account_asks_for_the_password(cluster, pages):
     c.wait(lambda: c.text("login-error") == "Wrong name or password.", "the account to be gone")
 
 
+# The page's own network, made to fail where a real one can: these replace window.fetch.
+LOSE_FIRST_SEND_ANSWER = """
+  window.__sends = 0;
+  const real = window.fetch;
+  window.fetch = async (input, init) => {
+    const response = await real(input, init);
+    if (String(input).startsWith('/api/conversations/') && init && init.method === 'POST' && window.__sends++ === 0) {
+      throw new TypeError('the connection dropped before the answer came');
+    }
+    return response;
+  };
+"""
+
+BLOCK_SHOWN = """
+  window.__realFetch = window.__realFetch || window.fetch;
+  window.fetch = async (input, init) => {
+    if (String(input) === '/api/messages/shown') throw new TypeError('the connection dropped');
+    return window.__realFetch(input, init);
+  };
+"""
+
+
+def history(cluster, cookie, other):
+    status, page, _ = cluster.call("GET", f"/api/conversations/{other}", cookie=cookie)
+    assert status == 200
+    return [m["body"] for m in page["messages"]]
+
+
+def test_a_send_whose_answer_is_lost_is_stored_once(cluster, pages):
+    """The page keeps a message's key until it learns the outcome: an answer lost on the way
+    is asked for again under the same key, and the message exists once."""
+    alice, bob = unique("alice"), unique("bob")
+    bob_cookie = cluster.register(bob)
+    a = pages("a")
+    a.register(alice)
+    a.open(bob)
+    a.driver.execute_script(LOSE_FIRST_SEND_ANSWER)
+    a.send("stored once")
+    assert a.driver.execute_script("return window.__sends") == 2, "the page did not send again"
+    assert a.bodies() == ["stored once"]
+    assert history(cluster, bob_cookie, alice) == ["stored once"]
+
+    # The gateway itself: the same key twice is one message, answered with one id.
+    key = {"client": "browser-test-1", "sequence": 1, "waitingFrom": 1}
+    first = cluster.call("POST", f"/api/conversations/{alice}", {"body": "keyed", "key": key}, cookie=bob_cookie)
+    again = cluster.call("POST", f"/api/conversations/{alice}", {"body": "keyed", "key": key}, cookie=bob_cookie)
+    assert first[0] == again[0] == 200 and first[1]["id"] == again[1]["id"]
+    assert history(cluster, bob_cookie, alice).count("keyed") == 1
+    # A key the gateway cannot use is refused in words.
+    status, answer, _ = cluster.call("POST", f"/api/conversations/{alice}", {"body": "x", "key": {"client": "no", "sequence": 1, "waitingFrom": 1}}, cookie=bob_cookie)
+    assert status == 400 and "client" in answer["error"]["message"]
+
+
+def test_delivered_means_shown_on_the_screen(cluster, pages):
+    """A message is delivered once the page has shown it and said so, not when the gateway
+    had it: when the page's word is lost, the message still waits (read N, and pushed)."""
+    alice, bob = unique("alice"), unique("bob")
+    cluster.register(bob)
+    alice_cookie = cluster.register(alice)
+    for i in range(1, 4):
+        status, _, _ = cluster.call("POST", f"/api/conversations/{bob}", {"body": f"waiting {i}"}, cookie=alice_cookie)
+        assert status == 200
+    b = pages("b")
+    b.login(bob)
+    b.wait(lambda: b.text("unread-count") == "3", "three waiting")
+    b.driver.execute_script(BLOCK_SHOWN)
+    b.type("read-n", "3")
+    b.click("read-next")
+    b.wait(lambda: [x.text for x in b.css("#inbox-messages li.msg .body")] == ["waiting 1", "waiting 2", "waiting 3"], "the three on screen")
+    b.wait(lambda: b.text("unread-count") == "3", "still three waiting: the gateway never heard they were shown")
+    b.open(alice)
+    b.wait(lambda: b.bodies() == ["waiting 1", "waiting 2", "waiting 3"], "the conversation")
+    status, _, _ = cluster.call("POST", f"/api/conversations/{bob}", {"body": "pushed"}, cookie=alice_cookie)
+    assert status == 200
+    b.wait(lambda: b.bodies()[-1:] == ["pushed"], "the pushed message on screen")
+    time.sleep(0.5)
+    status, session, _ = cluster.call("POST", "/api/session", {"name": bob, "password": "password-1"})
+    assert status == 200 and session["unread"] == 4, f"messages never acknowledged were counted delivered: {session}"
+
+    # With the page's word getting through, showing them delivers them.
+    b.driver.execute_script("window.fetch = window.__realFetch;")
+    b.click("read-next")
+    b.wait(lambda: b.text("unread-count") == "1", "one left after three are shown")
+    b.click("read-next")
+    b.wait(lambda: b.text("unread-count") == "0", "nothing left")
+    status, session, _ = cluster.call("POST", "/api/session", {"name": bob, "password": "password-1"})
+    assert status == 200 and session["unread"] == 0
+
+
+def test_logging_out_ends_the_session_everywhere(cluster, pages):
+    """Logout ends the session in the cluster: another window holding a copy of the cookie
+    loses its live channel at once and cannot call the API; a made-up cookie of the right
+    form learns nothing, not even the cluster's layout."""
+    alice = unique("alice")
+    a = pages("a")
+    a.register(alice)
+    copied = next(c for c in a.driver.get_cookies() if c["name"] == "chorus_session")
+    thief = pages("thief")
+    thief.driver.add_cookie({k: copied[k] for k in ("name", "value", "path", "secure", "httpOnly") if k in copied})
+    thief.driver.refresh()
+    thief.wait(lambda: thief.visible("chat") and thief.text("me") == alice, "the copied session's chat screen")
+    thief.wait_live()
+    a.click("logout")
+    a.wait(lambda: a.visible("auth"), "the login screen after logout")
+    thief.wait(lambda: thief.visible("auth"), "the copy's live channel to end with the session", seconds=10)
+    stolen = f"chorus_session={copied['value']}"
+    status, _, _ = cluster.call("GET", "/api/accounts", cookie=stolen)
+    assert status == 401
+    user, _, token = copied["value"].rpartition(":")
+    made_up = f"chorus_session={user}:{'A' * len(token)}"
+    status, answer, _ = cluster.call("GET", "/api/cluster", cookie=made_up)
+    assert status == 401 and "nodes" not in (answer or {})
+
+
 def test_leader_killed_mid_conversation_loses_and_doubles_nothing(cluster, pages):
     alice, bob = unique("alice"), unique("bob")
     a, b = pages("a"), pages("b")

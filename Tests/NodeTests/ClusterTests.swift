@@ -388,7 +388,7 @@ import Testing
 }
 
 /// Skips `.reconnecting` and other events up to the next message.
-func nextMessage(_ iterator: inout AsyncThrowingStream<Client.ChatEvent, any Error>.Iterator) async throws -> ChatMessage? {
+func nextMessage(_ iterator: inout Subscription.AsyncIterator) async throws -> ChatMessage? {
     while let event = try await iterator.next() {
         if case let .message(message) = event { return message }
     }
@@ -432,6 +432,8 @@ extension ChorusError {
         case .invalidInput: "invalidInput"
         case .clusterUnavailable: "clusterUnavailable"
         case .failedPrecondition: "failedPrecondition"
+        case .busy: "busy"
+        case .outcomeUnknown: "outcomeUnknown"
         case .other: "other"
         }
     }

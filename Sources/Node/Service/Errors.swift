@@ -18,7 +18,9 @@ extension NodeConfiguration {
         switch error {
         case let .notLeader(leader):
             let known = leader.flatMap { leader in clientAddress(of: leader).map { "; the leader is node \(leader) at \($0)" } } ?? "; no leader is known yet, retry shortly"
-            return RPCError(code: .unavailable, message: "node \(id) is not the leader\(known)", metadata: leaderHint(leader))
+            var metadata = leaderHint(leader)
+            metadata.addString("1", forKey: MetadataKeys.notProposed)
+            return RPCError(code: .unavailable, message: "node \(id) is not the leader\(known)", metadata: metadata)
         case .timedOut:
             return RPCError(code: .unavailable, message: "the request did not commit in time (no majority reachable?); its outcome is unknown: retry with the same request id")
         case let .leadershipLost(leader):

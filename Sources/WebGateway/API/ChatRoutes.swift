@@ -13,6 +13,7 @@ struct ChatRoutes: Sendable {
         api.post("conversations/:name", use: send)
         api.post("inbox/read", use: readWaiting)
         api.post("messages/delete", use: delete)
+        api.post("messages/shown", use: shown)
         api.get("cluster", use: cluster)
     }
 
@@ -39,23 +40,39 @@ struct ChatRoutes: Sendable {
         return MessagesPage(messages: page.messages.map(MessageJSON.init), next: page.nextPageToken)
     }
 
-    /// Sends one message. The client library gives it one request id for all its retries, so
-    /// a failover while it is in flight stores it once.
+    /// Sends one message under the page's key for it: the page sends again with the same key
+    /// until it learns the outcome (a 504 says it is unknown), and the cluster stores it once
+    /// whatever the number of tries, answering each with the id it was stored under.
     @Sendable func send(_ request: Request, _ context: GatewayContext) async throws -> MessageJSON {
         let session = try SessionCookie.require(request)
         let other = try context.parameters.decoded("name")
         let form = try await request.decode(as: SendForm.self, context: context)
-        let id = try await GatewayError.mapping { try await services.client.send(token: session.token, to: other, body: form.body) }
+        let requestID = try form.key?.requestID(user: session.user)
+        let id = try await GatewayError.mapping {
+            if let requestID { return try await services.client.send(token: session.token, to: other, body: form.body, requestID: requestID) }
+            return try await services.client.send(token: session.token, to: other, body: form.body)
+        }
         return MessageJSON(id: id, from: session.user, to: other, body: form.body, sentUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
     }
 
-    /// The oldest `limit` messages that waited for this user, now marked delivered.
+    /// The oldest `limit` messages that wait for this user. They stay waiting until the page
+    /// has shown them and says so (`shown`): an answer lost on its way loses nothing.
     @Sendable func readWaiting(_ request: Request, _ context: GatewayContext) async throws -> InboxRead {
         let session = try SessionCookie.require(request)
         let form = try await request.decode(as: ReadForm.self, context: context)
         guard (1...200).contains(form.limit) else { throw HTTPError(.badRequest, message: "Read between 1 and 200 messages at a time.") }
-        let (messages, unread) = try await GatewayError.mapping { try await services.client.readUndelivered(token: session.token, limit: form.limit) }
+        let (messages, unread) = try await GatewayError.mapping {
+            try await services.client.readUndelivered(token: session.token, limit: form.limit, acknowledge: false)
+        }
         return InboxRead(messages: messages.map(MessageJSON.init), unread: unread)
+    }
+
+    /// Messages the page has put on the screen: now, and only now, delivered.
+    @Sendable func shown(_ request: Request, _ context: GatewayContext) async throws -> Deleted {
+        let session = try SessionCookie.require(request)
+        let ids = try await request.decode(as: DeleteForm.self, context: context).messageIDs()
+        guard !ids.isEmpty else { return Deleted(deleted: 0) }
+        return Deleted(deleted: try await GatewayError.mapping { try await services.client.acknowledge(token: session.token, ids: ids) })
     }
 
     @Sendable func delete(_ request: Request, _ context: GatewayContext) async throws -> Deleted {
@@ -65,9 +82,12 @@ struct ChatRoutes: Sendable {
         return Deleted(deleted: try await GatewayError.mapping { try await services.client.deleteMessages(token: session.token, ids: ids) })
     }
 
-    /// Every node's answer to a status call, and the leader most of them name.
+    /// Every node's answer to a status call, and the leader most of them name: for a session
+    /// the cluster knows (a well-formed cookie is not enough), a few times a minute.
     @Sendable func cluster(_ request: Request, _ context: GatewayContext) async throws -> ClusterJSON {
-        _ = try SessionCookie.require(request)
+        let session = try SessionCookie.require(request)
+        if let wait = services.clusterChecks.take(context.remoteAddress) { throw GatewayError.tooMany("cluster status checks", retryAfter: wait) }
+        _ = try await GatewayError.mapping { try await services.client.listAccounts(token: session.token, pattern: session.user, pageSize: 1) }
         let answers = await services.client.status()
         let nodes = answers.map { answer in
             ClusterJSON.Node(endpoint: answer.endpoint, reachable: answer.status != nil, id: answer.status?.nodeID,

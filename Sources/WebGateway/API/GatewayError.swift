@@ -12,9 +12,16 @@ enum GatewayError {
         case let .notAuthorized(m): HTTPError(.forbidden, message: sentence(m))
         case let .invalidInput(m): HTTPError(.badRequest, message: sentence(m))
         case .clusterUnavailable:
-            HTTPError(.serviceUnavailable, message: "The cluster is unavailable right now (it may be electing a new leader). Nothing was lost; try again in a moment.")
+            HTTPError(.serviceUnavailable, message: "The cluster is unavailable right now (it may be electing a new leader), and nothing reached it. Try again in a moment.")
+        case .busy:
+            HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "The cluster is busy right now and nothing reached it. Try again in a moment.")
+        case .outcomeUnknown:
+            // 504: the page keeps the request's id and asks again until it learns the truth.
+            HTTPError(.gatewayTimeout, message: "The cluster did not confirm this in time; it may have been done. Still trying…")
         case let .failedPrecondition(m): HTTPError(.conflict, message: sentence(m))
-        case let .other(m): HTTPError(.badGateway, message: sentence(m))
+        case .other:
+            // Internal details stay in the gateway's log, not on the page.
+            HTTPError(.badGateway, message: "The cluster could not do that right now. Try again in a moment.")
         }
     }
 

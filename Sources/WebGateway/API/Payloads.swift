@@ -16,18 +16,42 @@ struct PasswordForm: Decodable {
 
 struct SendForm: Decodable {
     var body: String
+    /// The page's id for this message, kept until it learns the outcome (nil from a caller
+    /// that does not retry).
+    var key: SendKey?
+}
+
+/// A message's id as the page keeps it: its own client id (one per page load), the
+/// message's sequence, and the lowest sequence it still awaits an answer for.
+struct SendKey: Decodable {
+    var client: String
+    var sequence: UInt64
+    var waitingFrom: UInt64
+
+    /// The cluster's request id for it, under the user's name so that no page can touch
+    /// another user's requests; or 400.
+    func requestID(user: String) throws -> ChorusRequestID {
+        guard (8...40).contains(client.utf8.count), client.utf8.allSatisfy({ $0 == 45 || $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+            throw HTTPError(.badRequest, message: "The message key's client must be 8 to 40 letters, digits, '-' or '_'.")
+        }
+        guard sequence >= 1, sequence < 1 << 53, waitingFrom >= 1, waitingFrom <= sequence else {
+            throw HTTPError(.badRequest, message: "The message key's sequence must be at least 1, and what it waits from no later than it.")
+        }
+        return ChorusRequestID(clientID: "web/\(user)/\(client)", sequence: sequence, firstOutstanding: waitingFrom)
+    }
 }
 
 struct ReadForm: Decodable {
     var limit: Int
 }
 
+/// Messages to delete, or to acknowledge as shown.
 struct DeleteForm: Decodable {
     var ids: [String]
 
     /// The ids as numbers, or 400 when one is not.
     func messageIDs() throws -> [UInt64] {
-        guard ids.count <= 1_000 else { throw HTTPError(.badRequest, message: "Delete at most 1000 messages at a time.") }
+        guard ids.count <= 1_000 else { throw HTTPError(.badRequest, message: "Name at most 1000 messages at a time.") }
         return try ids.map { text in
             guard let id = UInt64(text), id > 0 else { throw HTTPError(.badRequest, message: "'\(text.prefix(40))' is not a message id.") }
             return id
@@ -62,6 +86,8 @@ struct MessageJSON: ResponseEncodable, Equatable {
     var to: String
     var body: String
     var sentUnixMs: Int64
+    /// Whether its recipient has been shown it (the page acknowledges what it shows).
+    var delivered: Bool
 
     init(_ m: ChatMessage) {
         id = String(m.id)
@@ -69,14 +95,16 @@ struct MessageJSON: ResponseEncodable, Equatable {
         to = m.recipient
         body = m.body
         sentUnixMs = m.sentUnixMs
+        delivered = m.delivered
     }
 
-    init(id: UInt64, from: String, to: String, body: String, sentUnixMs: Int64) {
+    init(id: UInt64, from: String, to: String, body: String, sentUnixMs: Int64, delivered: Bool = false) {
         self.id = String(id)
         self.from = from
         self.to = to
         self.body = body
         self.sentUnixMs = sentUnixMs
+        self.delivered = delivered
     }
 }
 

@@ -23,14 +23,19 @@ struct SessionRoutes: Sendable {
 
     @Sendable func login(_ request: Request, _ context: GatewayContext) async throws -> Response {
         let form = try await request.decode(as: Credentials.self, context: context)
-        if let wait = services.failedLogins.wouldAllow(context.remoteAddress) { throw GatewayError.tooMany("failed logins", retryAfter: wait) }
+        // Taken before the cluster checks the password, given back when it was right: guesses
+        // sent at once pass no more than the limit.
+        if let wait = services.failedLogins.take(context.remoteAddress) { throw GatewayError.tooMany("failed logins", retryAfter: wait) }
         do {
             let session = try await GatewayError.mapping { try await services.client.login(name: form.name, password: form.password) }
+            services.failedLogins.giveBack(context.remoteAddress)
             return try started(session, status: .ok, request, context)
         } catch let error as HTTPError where error.status == .unauthorized || error.status == .notFound {
-            _ = services.failedLogins.take(context.remoteAddress)
             // Whether the name exists is not told apart from a wrong password.
             throw HTTPError(.unauthorized, message: "Wrong name or password.")
+        } catch {
+            services.failedLogins.giveBack(context.remoteAddress)
+            throw error
         }
     }
 
@@ -44,13 +49,12 @@ struct SessionRoutes: Sendable {
         return try started(session, status: .created, request, context)
     }
 
+    /// Logs out: the cookie is cleared whatever the cluster answers (the page says "logged
+    /// out", and a reload must not log back in); a logout the cluster did not confirm is
+    /// retried in the background until the session has ended.
     @Sendable func logout(_ request: Request, _ context: GatewayContext) async throws -> Response {
         if let session = SessionCookie(request) {
-            do {
-                try await GatewayError.mapping { try await services.client.logout(token: session.token) }
-            } catch let error as HTTPError where error.status == .unauthorized {
-                // Already over: forgetting the cookie is all there is to do.
-            }
+            await services.logouts.end(session.token)
         }
         var response = Response(status: .noContent)
         response.setCookie(SessionCookie.cleared(secure: services.secure))
@@ -68,12 +72,15 @@ struct SessionRoutes: Sendable {
     @Sendable func deleteAccount(_ request: Request, _ context: GatewayContext) async throws -> Response {
         let session = try SessionCookie.require(request)
         let form = try await request.decode(as: PasswordForm.self, context: context)
-        if let wait = services.failedLogins.wouldAllow(context.remoteAddress) { throw GatewayError.tooMany("wrong passwords", retryAfter: wait) }
+        if let wait = services.failedLogins.take(context.remoteAddress) { throw GatewayError.tooMany("wrong passwords", retryAfter: wait) }
         do {
             try await GatewayError.mapping { try await services.client.deleteAccount(token: session.token, password: form.password) }
-        } catch let error as HTTPError where error.status == .unauthorized && SessionCookie(request) != nil {
-            _ = services.failedLogins.take(context.remoteAddress)
+            services.failedLogins.giveBack(context.remoteAddress)
+        } catch let error as HTTPError where error.status == .unauthorized {
             throw HTTPError(.forbidden, message: "That password is not right; the account was not deleted.")
+        } catch {
+            services.failedLogins.giveBack(context.remoteAddress)
+            throw error
         }
         var response = Response(status: .noContent)
         response.setCookie(SessionCookie.cleared(secure: services.secure))

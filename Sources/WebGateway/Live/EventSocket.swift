@@ -9,9 +9,9 @@ import NIOWebSocket
 /// news (`reconnecting`, then `attached` again).
 ///
 /// Messages that waited before the page connected are not pushed: the page reads them N at a
-/// time. A message pushed here is marked delivered once the browser's socket took it, not
-/// before; one lost on the way (the gateway dies between the two) stays undelivered and is
-/// read later, never lost.
+/// time. A message pushed here is not marked delivered by the gateway: the page says which
+/// messages it has put on the screen (`POST /api/messages/shown`), and only those are. One
+/// lost on the way (a dropped connection, a closed tab) stays waiting and is read later.
 struct EventSocket: Sendable {
     let services: GatewayServices
 
@@ -25,13 +25,14 @@ struct EventSocket: Sendable {
         } onUpgrade: { inbound, outbound, context in
             guard let session = SessionCookie(context.request) else { return }
             do {
-                try await services.live.holding(session.token) {
+                try await services.live.holding(session.token, from: context.requestContext.remoteAddress) {
                     try await run(session, inbound, outbound, context.logger)
                 }
             } catch let refusal as LiveConnections.Refusal {
                 let reason = switch refusal {
                 case let .gatewayFull(limit): "the gateway has \(limit) live connections open, the most it allows"
                 case let .sessionFull(limit): "this session has \(limit) live connections open (tabs), the most allowed"
+                case let .addressFull(limit): "your address has \(limit) live connections open, the most allowed"
                 }
                 try await outbound.write(.text(LiveEvent.ended(reason).json()))
                 try await outbound.close(.policyViolation, reason: "too many connections")
@@ -51,10 +52,6 @@ struct EventSocket: Sendable {
                 do {
                     for try await event in events {
                         try await write(LiveEvent(event), to: outbound, within: limits.liveWriteTimeout)
-                        if case let .message(message) = event, message.recipient == session.user {
-                            // Delivered: the browser has it. A failure here leaves it undelivered.
-                            _ = try? await services.client.acknowledge(token: session.token, ids: [message.id])
-                        }
                     }
                 } catch let error as ChorusError {
                     try await write(.ended(GatewayError.sentence(error.description)), to: outbound, within: limits.liveWriteTimeout)

@@ -46,9 +46,10 @@ export const api = {
   deleteAccount: (password) => call('POST', '/api/account/delete', { password }),
   accounts: (pattern, page) => call('GET', `/api/accounts?pattern=${enc(pattern)}${page ? `&page=${enc(page)}` : ''}`),
   history: (name, page) => call('GET', `/api/conversations/${enc(name)}${page ? `?page=${enc(page)}` : ''}`),
-  send: (name, body) => call('POST', `/api/conversations/${enc(name)}`, { body }),
+  send: (name, body, key) => call('POST', `/api/conversations/${enc(name)}`, { body, key }),
   readWaiting: (limit) => call('POST', '/api/inbox/read', { limit }),
   deleteMessages: (ids) => call('POST', '/api/messages/delete', { ids }),
+  shown: (ids) => call('POST', '/api/messages/shown', { ids }),
   cluster: () => call('GET', '/api/cluster'),
 };
 

@@ -23,7 +23,16 @@ const state = {
   older: null, // page token of older messages, or null at the beginning
   selected: new Set(),
   waiting: 0,
+  // Sends: this page's client id, the last sequence used, and those whose outcome is not
+  // known yet. A message keeps its key until the cluster answers for it.
+  sendClient: Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join(''),
+  sendSequence: 0,
+  unanswered: new Set(),
+  // Messages to me this page has told the gateway it showed.
+  shownSent: new Set(),
 };
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // ---------------------------------------------------------------- small helpers
 
@@ -328,6 +337,7 @@ async function loadLatest() {
     if (state.messages.size === 0) state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
     renderMessages();
+    markShown(page.messages);
   } catch (error) {
     failed(error, $('composer-error'));
   }
@@ -345,6 +355,7 @@ async function loadEarlier() {
     state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
     renderMessages();
+    markShown(page.messages);
     scroller.scrollTop = scroller.scrollHeight - fromBottom;
   } catch (error) {
     failed(error, $('composer-error'));
@@ -409,6 +420,46 @@ function composerChanged() {
   counter.className = bytes > MAX_BODY_BYTES ? 'hint bad' : 'hint';
 }
 
+/**
+ * Tells the gateway which messages to me are on the screen: only then are they delivered.
+ * One that never gets here (a dropped connection, a closed tab) stays waiting.
+ */
+async function markShown(messages) {
+  const ids = messages.filter((m) => m.to === state.me && !m.delivered && !state.shownSent.has(m.id)).map((m) => m.id);
+  if (ids.length === 0) return 0;
+  for (const id of ids) state.shownSent.add(id);
+  try {
+    const answer = await api.shown(ids);
+    for (const message of messages) if (ids.includes(message.id)) message.delivered = true;
+    return answer.deleted;
+  } catch (error) {
+    for (const id of ids) state.shownSent.delete(id);
+    return 0;
+  }
+}
+
+/**
+ * Sends under `key` until the cluster's answer is known. A 504 (the gateway could not learn
+ * the outcome) or a lost connection may mean it was stored: the same key goes again, so it
+ * is stored once. Any other failure means it was not stored, and is thrown.
+ */
+async function sendUntilKnown(peer, body, key, pending) {
+  let pause = 500;
+  for (;;) {
+    try {
+      const waitingFrom = Math.min(...state.unanswered);
+      return await api.send(peer, body, { ...key, waitingFrom });
+    } catch (error) {
+      const unknown = error instanceof ApiError && (error.status === 504 || error.status === 502 || error.status === 0);
+      if (!unknown) throw error;
+      pending.classList.add('unknown');
+      pending.querySelector('.time').textContent = 'not confirmed yet; still trying…';
+      await sleep(pause);
+      pause = Math.min(5000, pause * 2);
+    }
+  }
+}
+
 async function send(event) {
   event.preventDefault();
   const peer = state.peer;
@@ -427,8 +478,11 @@ async function send(event) {
   pending.querySelector('.time').textContent = 'sending…';
   $('messages').append(pending);
   scrollToEnd();
+  state.sendSequence += 1;
+  const key = { client: state.sendClient, sequence: state.sendSequence };
+  state.unanswered.add(key.sequence);
   try {
-    const message = await api.send(peer, body);
+    const message = await sendUntilKnown(peer, body, key, pending);
     pending.remove();
     if (state.peer === peer) {
       state.messages.set(message.id, message);
@@ -437,10 +491,12 @@ async function send(event) {
     }
   } catch (error) {
     pending.remove();
-    // Give the text back, so nothing typed is lost.
+    // It was not stored: give the text back, so nothing typed is lost.
     if (state.peer === peer && box.value === '') box.value = body;
     composerChanged();
     failed(error, $('composer-error'));
+  } finally {
+    state.unanswered.delete(key.sequence);
   }
 }
 
@@ -498,6 +554,9 @@ async function readNext() {
     show($('inbox-view'), true);
     state.peer = null;
     for (const item of $('accounts').querySelectorAll('li.account')) item.classList.remove('open');
+    // On the screen now: delivered, and no longer waiting.
+    const delivered = await markShown(answer.messages);
+    setWaiting(Math.max(0, Number(answer.unread) - delivered));
   } catch (error) {
     failed(error);
     setWaiting(state.waiting);
@@ -538,6 +597,7 @@ function onLiveEvent(event) {
         state.messages.set(message.id, message);
         renderMessages();
         if (follow) scrollToEnd();
+        markShown([message]);
       } else {
         state.unreadBy.set(other, (state.unreadBy.get(other) || 0) + 1);
         renderBadges();
