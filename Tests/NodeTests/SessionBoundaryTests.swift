@@ -167,3 +167,36 @@ extension ClusterTests {
         }
     }
 }
+
+extension ClusterTests {
+    /// The library acknowledges a pushed message when the application takes it from the
+    /// subscription, not when it reaches the library's buffer: a message buffered and never
+    /// taken (the application stopped reading) stays waiting.
+    @Test func aSubscriptionAcknowledgesOnlyWhatTheApplicationTook() async throws {
+        let cluster = try TestCluster(size: 1)
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            let alice = try await client.newUser("alice")
+            let bob = try await client.newUser("bob")
+            let reader = Task {
+                var iterator = client.subscribe(token: bob).makeAsyncIterator()
+                guard case .attached? = try await iterator.next() else { return "" }
+                // Both are sent once the stream is live; the second then waits in the buffer.
+                _ = try await client.send(token: alice, to: "bob", body: "taken")
+                _ = try await client.send(token: alice, to: "bob", body: "left in the buffer")
+                let taken = try await nextMessage(&iterator)
+                try await Task.sleep(for: .milliseconds(500))
+                return taken?.body ?? ""
+            }
+            #expect(try await reader.value == "taken")
+            var waiting: [String] = []
+            for _ in 0..<50 {
+                waiting = try await client.readUndelivered(token: bob, limit: 10, acknowledge: false).messages.map(\.body)
+                if waiting == ["left in the buffer"] { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(waiting == ["left in the buffer"])
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import API
+import GRPCCore
+import Synchronization
+import Testing
+@testable import Client
+
+/// Once an attempt of a write may have reached a leader, the client library never reports the
+/// write as failed: it retries under the same id until an answer comes, or says the outcome
+/// is unknown. Each case plays a scripted sequence of attempt outcomes through the library's
+/// retry loop.
+@Suite struct UnknownOutcomeTests {
+    struct Lost: Error {}
+
+    static let leadershipChanged = RPCError(code: .unavailable, message: "leadership changed while the request waited; retry with the same request id")
+    static let notLeader = RPCError(code: .unavailable, message: "node 2 is not the leader", metadata: [MetadataKeys.notProposed: "1"])
+    static let overloadedFor60s = RPCError(code: .resourceExhausted, message: "too many", metadata: [MetadataKeys.retryAfterMs: "60000"])
+    static let streamFull = RPCError(code: .resourceExhausted, message: "10000 send requests already wait", metadata: [MetadataKeys.retryAfterMs: "20"])
+
+    /// Plays `script` (one entry per attempt, the last repeated) and returns what the caller saw.
+    static func play(write: Bool = true, _ script: [any Error]) async throws -> Result<Int, ChorusError> {
+        let client = try ChorusClient(endpoints: ["127.0.0.1:1", "127.0.0.1:2"], deadline: .milliseconds(400), security: .plaintext)
+        let attempts = Mutex(0)
+        do {
+            let value = try await client.withLeader(write: write, node: { _ -> Int in
+                let n = attempts.withLock { count in
+                    defer { count += 1 }
+                    return count
+                }
+                throw script[min(n, script.count - 1)]
+            })
+            return .success(value)
+        } catch let error as ChorusError {
+            return .failure(error)
+        }
+    }
+
+    @Test func aBusyRetryAfterALostAnswerIsReportedUnknownNotFailed() async throws {
+        let outcome = try await Self.play([Self.leadershipChanged, Self.overloadedFor60s])
+        guard case let .failure(.outcomeUnknown(message)) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(message.contains("may have been applied"))
+    }
+
+    @Test func aBusyNodeBeforeAnythingReachedALeaderIsBusy() async throws {
+        let outcome = try await Self.play([Self.notLeader, Self.overloadedFor60s])
+        guard case .failure(.busy) = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    @Test func aConnectionLostMidCallThenNoLeaderUntilTheDeadlineIsUnknown() async throws {
+        let outcome = try await Self.play([Lost(), Self.notLeader])
+        guard case .failure(.outcomeUnknown) = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    @Test func noLeaderAtAllUntilTheDeadlineIsUnavailable() async throws {
+        let outcome = try await Self.play([Self.notLeader])
+        guard case .failure(.clusterUnavailable) = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    @Test func aReadIsNeverUnknown() async throws {
+        let outcome = try await Self.play(write: false, [Self.leadershipChanged])
+        guard case .failure(.clusterUnavailable) = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    /// The client's own stream over its bound is waited out like a busy node, not reported
+    /// as invalid input.
+    @Test func aFullStreamIsWaitedOut() async throws {
+        let client = try ChorusClient(endpoints: ["127.0.0.1:1"], deadline: .seconds(2), security: .plaintext)
+        let attempts = Mutex(0)
+        let value = try await client.withLeader(write: true, node: { _ -> Int in
+            let n = attempts.withLock { count in
+                defer { count += 1 }
+                return count
+            }
+            if n < 2 { throw Self.streamFull }
+            return n
+        })
+        #expect(value == 2)
+    }
+}
