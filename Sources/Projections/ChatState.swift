@@ -35,6 +35,11 @@ public final class ChatState: Sendable {
         }
     }
 
+    /// The log's clock as of the last applied entry (see `SessionLifetime`).
+    public func logClock() throws -> Int64 {
+        try environment.read { txn in try tables.clock(txn) }
+    }
+
     /// Flushes the projections to disk.
     public func sync() throws {
         try environment.sync()

@@ -8,12 +8,16 @@ public final class ChatMachine: StateMachine {
     public let current: CurrentState
     /// The live subscriptions the applied events go to.
     public let events: EventHub
+    /// Timestamps for the commands this node proposes, bounded by the log's clock as applied
+    /// here (`LogClock`).
+    let leaderClock = LeaderClock()
     private let stateDirectory: StateDirectory
 
     init(current: CurrentState, stateDirectory: StateDirectory, subscriptionLimits: EventHub.Limits) {
         self.current = current
         self.stateDirectory = stateDirectory
         events = EventHub(limits: subscriptionLimits)
+        if let clock = try? current.state.logClock() { leaderClock.observe(logClock: clock) }
     }
 
     public func position() throws -> AppliedPosition {
@@ -24,6 +28,7 @@ public final class ChatMachine: StateMachine {
     /// subscriber who reads on from an event finds what caused it.
     public func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: Applied)] {
         let results = try current.state.apply(entries)
+        leaderClock.observe(logClock: try current.state.logClock())
         for applied in results {
             for event in applied.events {
                 events.publish(index: applied.index, event: event)
@@ -61,6 +66,7 @@ public final class ChatMachine: StateMachine {
 
     public func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
         current.replace(with: try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name))
+        leaderClock.observe(logClock: try current.state.logClock())
     }
 
     /// Subscriptions end with the node; the tables are flushed so that a restart replays less.

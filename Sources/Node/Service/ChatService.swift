@@ -275,7 +275,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         command.clientID = requestID.clientID
         command.sequence = requestID.sequence
         command.firstOutstanding = requestID.firstOutstanding
-        command.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        command.timestampMs = replica.machine.leaderClock.stamp()
         command.kind = kind
         return try command.serializedBytes()
     }
