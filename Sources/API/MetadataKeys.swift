@@ -10,4 +10,8 @@ public enum MetadataKeys {
     /// With UNAVAILABLE from a node that refused a write before proposing it (it does not
     /// lead): the write was not applied, so a client need not count it as possibly done.
     public static let notProposed = "chorus-not-proposed"
+    /// From a web gateway (a `web` certificate of the cluster, on the peer listener): the
+    /// address of the browser a call is made for, so that per-address limits apply per
+    /// person rather than to everyone behind the gateway. Ignored from anyone else.
+    public static let clientAddress = "chorus-client-address"
 }

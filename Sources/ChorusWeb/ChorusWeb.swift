@@ -27,6 +27,13 @@ struct ChorusWeb: AsyncParsableCommand {
     @Option(help: "Cluster nodes as host:port,host:port,… (default: $CHORUS_ENDPOINTS or the local cluster).")
     var endpoints: String?
 
+    @Option(help: """
+        The nodes' peer listeners as host:port,… (default: $CHORUS_PEER_ENDPOINTS, or the local cluster's with its endpoints). \
+        The gateway then calls the cluster there with its own certificate, which lets it name each browser's address: \
+        the nodes' per-address limits (failed logins, say) then apply to each person, not to everyone behind the gateway.
+        """)
+    var peerEndpoints: String?
+
     @Option(help: "The cluster's CA certificate (default: $CHORUS_CA, or data/certs/ca.pem with the local cluster's endpoints).")
     var ca: String?
 
@@ -77,20 +84,28 @@ struct ChorusWeb: AsyncParsableCommand {
         configuration.limits.failedLoginsPerMinute = failedLoginsPerMinute
         configuration.limits.liveConnections = liveConnections
         configuration.limits.liveConnectionsPerSession = liveConnectionsPerSession
-        let (cluster, security) = try clusterConnection()
+        var (cluster, security) = try clusterConnection()
         if insecure {
             logger.warning("serving plaintext HTTP (--insecure): passwords and session cookies cross the network unencrypted")
         } else {
-            configuration.tls = try gatewayCertificate()
+            let certificate = try gatewayCertificate()
+            configuration.tls = certificate
+            if let peers = peerConnection() {
+                (cluster, security) = (peers, .mutualTLS(certificate))
+                configuration.forwardsClientAddresses = true
+            } else {
+                logger.warning("no --peer-endpoints: every browser shares this gateway's address in the nodes' per-address limits")
+            }
         }
         let scheme = insecure ? "http" : "https"
+        let nodes = cluster
         let host = configuration.host
         let settings = configuration
-        try await withChorusClient(endpoints: cluster, deadline: .seconds(max(1, timeout)), security: security) { client in
+        try await withChorusClient(endpoints: nodes, deadline: .seconds(max(1, timeout)), security: security) { client in
             let app = try WebGateway.application(client: client, configuration: settings, logger: logger) { channel in
                 let port = channel.localAddress?.port ?? port
                 // On stderr, unbuffered: scripts wait for this line.
-                FileHandle.standardError.write(Data("chorus-web: open \(scheme)://\(host):\(port)/ (cluster \(cluster.joined(separator: ",")))\n".utf8))
+                FileHandle.standardError.write(Data("chorus-web: open \(scheme)://\(host):\(port)/ (cluster \(nodes.joined(separator: ",")))\n".utf8))
             }
             let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -112,7 +127,18 @@ struct ChorusWeb: AsyncParsableCommand {
         return (list, .tls(ca: Self.localCertificates.ca))
     }
 
-    /// The certificate the page is served with.
+    /// The nodes' peer listeners, when given (or the local cluster's, for its endpoints).
+    func peerConnection() -> [String]? {
+        let environment = ProcessInfo.processInfo.environment
+        if let text = peerEndpoints ?? environment["CHORUS_PEER_ENDPOINTS"] {
+            let list = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return list.isEmpty ? nil : list
+        }
+        guard endpoints == nil, environment["CHORUS_ENDPOINTS"] == nil else { return nil }
+        return (7101...7105).map { "127.0.0.1:\($0)" }
+    }
+
+    /// The certificate the page is served with, and the gateway's to the cluster.
     func gatewayCertificate() throws -> TLSFiles {
         let local = Self.localCertificates.web("local")
         let files = TLSFiles(ca: ca ?? local.ca, certificate: cert ?? local.certificate, key: key ?? local.key)

@@ -5,27 +5,27 @@ import GRPCCore
 extension ChorusClient {
     /// Whether `name` is well formed and free (nil reason when it is).
     public func checkUsername(_ name: String) async throws -> (available: Bool, reason: String?) {
-        let response = try await withLeader { try await $0.checkUsername(.with { $0.name = name }, options: Self.callOptions) }
+        let response = try await withLeader { try await $0.checkUsername(.with { $0.name = name }, metadata: ForwardedFor.metadata, options: Self.callOptions) }
         if !response.valid { return (false, response.reason) }
         return (response.available, response.available ? nil : "the name '\(name)' is taken")
     }
 
     public func createAccount(name: String, password: String) async throws {
         _ = try await write { id, stub in
-            try await stub.createAccount(.with { $0.requestID = id; $0.name = name; $0.password = password }, options: Self.callOptions)
+            try await stub.createAccount(.with { $0.requestID = id; $0.name = name; $0.password = password }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }
     }
 
     public func login(name: String, password: String) async throws -> Session {
         let response = try await write { id, stub in
-            try await stub.login(.with { $0.requestID = id; $0.name = name; $0.password = password }, options: Self.callOptions)
+            try await stub.login(.with { $0.requestID = id; $0.name = name; $0.password = password }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }
         return Session(name: name, token: response.token, unreadCount: response.unreadCount)
     }
 
     public func logout(token: String) async throws {
         _ = try await write { id, stub in
-            try await stub.logout(.with { $0.requestID = id; $0.token = token }, options: Self.callOptions)
+            try await stub.logout(.with { $0.requestID = id; $0.token = token }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }
     }
 
@@ -84,7 +84,7 @@ extension ChorusClient {
     @discardableResult
     public func acknowledge(token: String, ids: [UInt64]) async throws -> UInt64 {
         try await write { id, stub in
-            try await stub.acknowledgeMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, options: Self.callOptions)
+            try await stub.acknowledgeMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }.acknowledged
     }
 
@@ -106,13 +106,13 @@ extension ChorusClient {
     @discardableResult
     public func deleteMessages(token: String, ids: [UInt64]) async throws -> UInt64 {
         try await write { id, stub in
-            try await stub.deleteMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, options: Self.callOptions)
+            try await stub.deleteMessages(.with { $0.requestID = id; $0.token = token; $0.messageIds = ids }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }.deleted
     }
 
     public func deleteAccount(token: String, password: String) async throws {
         _ = try await write { id, stub in
-            try await stub.deleteAccount(.with { $0.requestID = id; $0.token = token; $0.password = password }, options: Self.callOptions)
+            try await stub.deleteAccount(.with { $0.requestID = id; $0.token = token; $0.password = password }, metadata: ForwardedFor.metadata, options: Self.callOptions)
         }
     }
 

@@ -62,6 +62,8 @@ public struct TLSFiles: Sendable, Equatable {
 public enum ClientSecurity: Sendable, Equatable {
     case plaintext
     case tls(ca: String)
+    /// TLS with a certificate of our own: a web gateway calling the nodes' peer listeners.
+    case mutualTLS(TLSFiles)
 
     /// Where to connect for `host`: an IP literal as an address, so that TLS checks the
     /// certificate's IP SANs rather than sending the literal as SNI, which TLS forbids.
@@ -80,6 +82,8 @@ public enum ClientSecurity: Sendable, Equatable {
                 $0.trustRoots = .certificates([.file(path: ca, format: .pem)])
                 $0.serverCertificateVerification = .fullVerification
             }
+        case let .mutualTLS(files):
+            files.mutualClientSecurity()
         }
     }
 }

@@ -16,6 +16,10 @@ public struct GatewayConfiguration: Sendable {
 
     public init() {}
 
+    /// Whether calls to the cluster name the browser's address (the gateway calls the peer
+    /// listeners with its `web` certificate, which the nodes believe).
+    public var forwardsClientAddresses = false
+
     /// The bounds one browser (by address) and all of them together can reach.
     public struct Limits: Sendable {
         /// Live (WebSocket) connections in all.

@@ -21,6 +21,7 @@ public enum WebGateway {
         let router = Router(context: GatewayContext.self)
         router.middlewares.add(SecurityHeaders())
         router.middlewares.add(SameOriginGuard())
+        if services.configuration.forwardsClientAddresses { router.middlewares.add(ForwardedAddress()) }
         let api = router.group("api")
         SessionRoutes(services: services).add(to: api)
         ChatRoutes(services: services).add(to: api)

@@ -70,6 +70,7 @@ class Cluster:
             [os.path.join(BIN, "chorus-web"), "--listen", f"{HOST}:0", "--endpoints", endpoints,
              "--ca", os.path.join(certs, "ca.pem"), "--cert", os.path.join(certs, "web-local.pem"),
              "--key", os.path.join(certs, "web-local-key.pem"),
+             "--peer-endpoints", ",".join(f"{HOST}:{BASE_PORT + 100 + i}" for i in range(5)),
              # Every browser here comes from one address; the tests make accounts by the dozen.
              "--accounts-per-minute", "10000"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

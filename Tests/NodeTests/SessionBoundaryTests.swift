@@ -1,5 +1,6 @@
 import API
 import Client
+import ClusterPKI
 import Foundation
 import GRPCCore
 import Synchronization
@@ -198,5 +199,42 @@ extension ClusterTests {
             }
             #expect(waiting == ["left in the buffer"])
         }
+    }
+}
+
+extension ClusterTests {
+    /// Behind a web gateway every browser arrives from the gateway's address. The gateway
+    /// names each call's browser; the node counts failed logins per named browser when, and
+    /// only when, the caller proved with a `web` certificate that it is a gateway of this
+    /// cluster: a few attackers then lock out only themselves.
+    @Test func aWebGatewaysBrowsersAreLimitedEachOnTheirOwn() async throws {
+        let cluster = try TestCluster(size: 1)
+        cluster.extraArguments = ["--failed-logins-per-minute", "2"]
+        try cluster.startAll()
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            try await client.createAccount(name: "victim", password: "right")
+        }
+        func guesses(_ security: ClientSecurity, from addresses: [String]) async throws -> [String] {
+            try await withChorusClient(endpoints: [cluster.peerAddress(1)], deadline: .seconds(3), security: security) { client in
+                var outcomes: [String] = []
+                for address in addresses {
+                    do {
+                        _ = try await ForwardedFor.$address.withValue(address) { try await client.login(name: "victim", password: "guess") }
+                        outcomes.append("logged in")
+                    } catch let error as ChorusError {
+                        outcomes.append(error.kind)
+                    }
+                }
+                return outcomes
+            }
+        }
+        let web = CertificateDirectory(cluster.certificates).web("local")
+        #expect(try await guesses(.mutualTLS(web), from: ["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2", "fd00::7"])
+                == ["wrongCredentials", "wrongCredentials", "busy", "wrongCredentials", "wrongCredentials"])
+        // An operator's certificate proves no gateway: what it names is ignored, and its own
+        // address is what runs out.
+        #expect(try await guesses(.mutualTLS(cluster.credentials(0)), from: ["10.0.0.3", "10.0.0.4", "10.0.0.5"])
+                == ["wrongCredentials", "wrongCredentials", "busy"])
     }
 }

@@ -159,13 +159,16 @@ import WebGateway
                 let more = try await http.execute(uri: "/api/conversations/bob", method: .post, headers: alice, body: Self.body(["body": text]))
                 #expect(more.status == .ok)
             }
-            // Read N: the oldest two, then the last, then nothing.
+            // Read N: the oldest two, shown (so delivered), then the last, then nothing.
             let firstTwo = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 2])))
             #expect((firstTwo["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == [hostile, "second"])
-            #expect(firstTwo["unread"] as? Int == 1)
+            #expect(firstTwo["unread"] as? Int == 3, "waiting until shown")
+            let ids = (firstTwo["messages"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+            let shown = try await http.execute(uri: "/api/messages/shown", method: .post, headers: bob, body: Self.body(["ids": ids]))
+            #expect(try Self.decode(shown)["deleted"] as? Int == 2)
             let last = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 5])))
             #expect((last["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["third"])
-            #expect(last["unread"] as? Int == 0)
+            #expect(last["unread"] as? Int == 1)
             let zero = try await http.execute(uri: "/api/inbox/read", method: .post, headers: bob, body: Self.body(["limit": 0]))
             #expect(zero.status == .badRequest)
             #expect(try Self.errorMessage(zero) == "Read between 1 and 200 messages at a time.")
@@ -233,9 +236,19 @@ import WebGateway
             try await app.test(.router) { http in
                 let alice = try await Self.register(http, "alice")
                 cluster.stopAll()
+                // A read reached nobody: unavailable, nothing done.
+                let check = try await http.execute(uri: "/api/names/bob", method: .get)
+                #expect(check.status == .serviceUnavailable)
+                #expect(try Self.errorMessage(check) == "The cluster is unavailable right now (it may be electing a new leader), and nothing reached it. Try again in a moment.")
+                // A send whose stream broke may have reached a leader: its outcome is unknown,
+                // and the page keeps its key and asks again.
                 let send = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: alice, body: Self.body(["body": "anyone?"]))
-                #expect(send.status == .serviceUnavailable)
-                #expect(try Self.errorMessage(send) == "The cluster is unavailable right now (it may be electing a new leader). Nothing was lost; try again in a moment.")
+                #expect(send.status == .gatewayTimeout)
+                #expect(try Self.errorMessage(send) == "The cluster did not confirm this in time; it may have been done. Still trying…")
+                // Logging out clears the cookie whatever the cluster (here: nobody) answers.
+                let logout = try await http.execute(uri: "/api/session/end", method: .post, headers: alice, body: Self.body([:]))
+                #expect(logout.status == .noContent)
+                #expect(logout.headers[.setCookie]?.contains("Max-Age=0") == true)
             }
         }
     }
@@ -320,10 +333,15 @@ import WebGateway
                     let pushed = try await frames.first { $0["type"] as? String == "message" }
                     #expect((pushed["message"] as? [String: Any])?["body"] as? String == "live <b>now</b>")
                     #expect((pushed["message"] as? [String: Any])?["id"] as? String == (try Self.decode(live)["id"] as? String))
-                    // Only the waiting one is left to read: the pushed one was delivered.
+                    // Pushed is not delivered: both wait until the page says it showed them.
                     let read = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: alice, body: Self.body(["limit": 10])))
-                    #expect((read["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["while you were away"])
-                    #expect(read["unread"] as? Int == 0)
+                    let readIDs = (read["messages"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+                    #expect((read["messages"] as? [[String: Any]])?.map { $0["body"] as? String } == ["while you were away", "live <b>now</b>"])
+                    #expect(read["unread"] as? Int == 2)
+                    let shown = try Self.decode(try await http.execute(uri: "/api/messages/shown", method: .post, headers: alice, body: Self.body(["ids": readIDs])))
+                    #expect(shown["deleted"] as? Int == 2)
+                    let after = try Self.decode(try await http.execute(uri: "/api/inbox/read", method: .post, headers: alice, body: Self.body(["limit": 10])))
+                    #expect((after["messages"] as? [Any])?.isEmpty == true && after["unread"] as? Int == 0)
 
                     let liveID = try #require((pushed["message"] as? [String: Any])?["id"] as? String)
                     _ = try await http.execute(uri: "/api/messages/delete", method: .post, headers: bob, body: Self.body(["ids": [liveID]]))
@@ -338,6 +356,45 @@ import WebGateway
                 let foreign = WebSocketClientConfiguration(additionalHeaders: [.cookie: alice[.cookie]!, HTTPField.Name("Origin")!: "https://evil.example"])
                 let crossSite = try? await http.ws("/api/events", configuration: foreign) { _, _, _ in }
                 #expect(crossSite == nil)
+            }
+        }
+    }
+
+    /// One address holds at most its share of the live slots, whatever the sessions it uses:
+    /// a second account's socket from the same address is refused in words.
+    @Test func oneAddressHoldsAtMostItsLiveConnections() async throws {
+        let cluster = try TestCluster(size: 1)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            var configuration = GatewayConfiguration()
+            configuration.port = 0
+            configuration.limits.liveConnectionsPerAddress = 1
+            let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
+            try await app.test(.live) { http in
+                let alice = try await Self.register(http, "alice")
+                let bob = try await Self.register(http, "bob")
+                let frames = Frames()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        _ = try await http.ws("/api/events", configuration: .init(additionalHeaders: [.cookie: alice[.cookie]!])) { inbound, _, _ in
+                            for try await message in inbound.messages(maxSize: 1 << 20) {
+                                if case let .text(text) = message { frames.append(text) }
+                            }
+                        }
+                    }
+                    _ = try await frames.first { $0["type"] as? String == "attached" }
+                    let refused = Frames()
+                    _ = try await http.ws("/api/events", configuration: .init(additionalHeaders: [.cookie: bob[.cookie]!])) { inbound, _, _ in
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            if case let .text(text) = message { refused.append(text) }
+                        }
+                    }
+                    let ended = try await refused.first { $0["type"] as? String == "ended" }
+                    #expect((ended["reason"] as? String)?.contains("your address has 1 live connections open") == true, "\(ended)")
+                    group.cancelAll()
+                }
             }
         }
     }

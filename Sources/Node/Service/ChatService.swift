@@ -307,9 +307,11 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         try limit(failedLogins, context, "failed password checks")
     }
 
-    /// The address the caller's limits apply to.
+    /// The address the caller's limits apply to: the browser's, for a call a web gateway of
+    /// this cluster makes on its behalf (`ForwardedClient`); else the caller's own.
     func source(of context: ServerContext) -> String {
-        RateLimiter.source(of: context.remotePeer)
+        if let forwarded = ForwardedClient.address { return forwarded }
+        return RateLimiter.source(of: context.remotePeer)
     }
 
     private func rateLimited(_ limiter: RateLimiter, _ wait: Duration, _ what: String) -> RPCError {

@@ -95,8 +95,12 @@ public struct ChorusNode: Service {
         if let peerListen = configuration.peerListen {
             clientServer = GRPCServer(transport: listener(configuration.listen, .clients, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext),
                                       services: clientServices, interceptors: [requestMetrics, sizeLimit])
+            // The chat API is served here too, for web gateways: their certificate lets them
+            // say which browser each call is for (`ChatService.source`).
             let peerServer = GRPCServer(transport: listener(peerListen, .peers, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext),
-                                        services: peerServices, interceptors: [requestMetrics])
+                                        services: peerServices + [clientServices[0]],
+                                        interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor])),
+                                                              .apply(ForwardedClient.Interceptor(clusterID: configuration.clusterID), to: .services([Chorus_V1_Chat.descriptor]))])
             // Other nodes' streams never end and a message cut short is sent again: no drain.
             servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor, logger: logger))
         } else {
