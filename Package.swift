@@ -156,6 +156,7 @@ let package = Package(
             name: "WebGateway",
             dependencies: [
                 "Client", "ClusterPKI", "RateLimit",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -53,10 +53,13 @@ extension ChorusClient {
     /// Sends a message under a request id the caller keeps: calling again with the same id
     /// after an unknown outcome stores it once, and answers with the id it was stored under.
     public func send(token: String, to recipient: String, body: String, requestID: ChorusRequestID) async throws -> UInt64 {
-        let id = requestID.proto
+        let request = Chorus_V1_SendMessageRequest.with { $0.requestID = requestID.proto; $0.token = token; $0.recipient = recipient; $0.body = body }
         return try await withLeader(write: true, node: { node in
-            try await sendStreams[node].call(.with { $0.requestID = id; $0.token = token; $0.recipient = recipient; $0.body = body })
-        }).messageID
+            if ForwardedFor.address != nil {
+                return try await stubs[node].sendMessage(request, metadata: ForwardedFor.metadata, options: Self.callOptions).messageID
+            }
+            return try await sendStreams[node].call(request).messageID
+        })
     }
 
     /// The oldest `limit` undelivered messages. With `acknowledge` (the default) they are
@@ -137,7 +140,7 @@ extension ChorusClient {
     func read<Response: Sendable>(_ request: Chorus_V1_ReadRequest.OneOf_Read,
                                   _ response: @Sendable (Chorus_V1_ReadReply) -> Response?) async throws -> Response {
         try await withLeader(node: { node in
-            let reply = try await readStreams[node].call(.with {
+            let reply = ForwardedFor.address != nil ? try await unaryRead(request, on: node) : try await readStreams[node].call(.with {
                 $0.callID = readCalls.add(1, ordering: .relaxed).newValue
                 $0.read = request
             })
@@ -146,5 +149,19 @@ extension ChorusClient {
             }
             return answer
         })
+    }
+
+    /// A read as its own unary call, which carries the forwarded address (`ForwardedFor`): a
+    /// gateway's reads then count against each browser's limits, not the gateway's.
+    func unaryRead(_ request: Chorus_V1_ReadRequest.OneOf_Read, on node: Int) async throws -> Chorus_V1_ReadReply {
+        let stub = stubs[node]
+        let (metadata, options) = (ForwardedFor.metadata, Self.callOptions)
+        var reply = Chorus_V1_ReadReply()
+        switch request {
+        case let .history(r): reply.history = try await stub.history(r, metadata: metadata, options: options)
+        case let .undelivered(r): reply.undelivered = try await stub.readUndelivered(r, metadata: metadata, options: options)
+        case let .listAccounts(r): reply.listAccounts = try await stub.listAccounts(r, metadata: metadata, options: options)
+        }
+        return reply
     }
 }

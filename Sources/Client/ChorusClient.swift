@@ -104,6 +104,13 @@ public final class ChorusClient: Sendable {
         func unknown(_ why: String) -> ChorusError {
             .outcomeUnknown("the outcome is unknown: an attempt reached the cluster and its answer was lost, and \(why); it may have been applied (retrying with the same request id is safe)")
         }
+        /// The caller stopped waiting: a write that may have been applied says so.
+        func stopped() -> any Error {
+            write && mayHaveApplied ? unknown("the caller stopped waiting") : CancellationError()
+        }
+        func sleep(_ duration: Duration) async throws {
+            do { try await Task.sleep(for: duration) } catch { throw stopped() }
+        }
         while true {
             let target = leader.withLock { $0 }
             do {
@@ -119,10 +126,14 @@ public final class ChorusClient: Sendable {
                     throw ChorusError(error)
                 }
                 lastError = error.message
-                try await Task.sleep(for: wait)
+                try await sleep(wait)
                 continue
             } catch let error as RPCError {
+                if Task.isCancelled { throw stopped() }
                 guard error.code == .unavailable || error.code == .deadlineExceeded || error.code == .cancelled else {
+                    // After an attempt that may have been applied, a failure that is not the
+                    // cluster's verdict on the request says nothing of its outcome.
+                    if mayHaveApplied && (error.code == .internalError || error.code == .unknown) { throw unknown(error.message) }
                     throw ChorusError(error)
                 }
                 if write && !Self.wasNotProposed(error) { mayHaveApplied = true }
@@ -131,8 +142,7 @@ public final class ChorusClient: Sendable {
             } catch let error as ChorusError {
                 throw error
             } catch is CancellationError {
-                if write && mayHaveApplied { throw unknown("the caller stopped waiting") }
-                throw CancellationError()
+                throw stopped()
             } catch {
                 if write { mayHaveApplied = true }
                 lastError = "\(error)"
@@ -142,7 +152,7 @@ public final class ChorusClient: Sendable {
             let base = min(Self.pauseCap(after: clock.now - start), 10.0 * pow(1.7, Double(attempt)))
             let pause = Duration.milliseconds(Int(Double.random(in: base / 2...base)))
             guard clock.now + pause < end else { break }
-            try await Task.sleep(for: pause)
+            try await sleep(pause)
         }
         if mayHaveApplied { throw unknown("no leader answered within \(deadline): \(lastError)") }
         // A plaintext client of a TLS cluster sees only failed connections: say what may be wrong.
@@ -154,8 +164,21 @@ public final class ChorusClient: Sendable {
     /// lead says so. Anything else (a lost connection, a leader change or timeout while it
     /// waited, no reply in time) may have reached a leader.
     static func wasNotProposed(_ error: RPCError) -> Bool {
-        error.code == .unavailable && error.metadata[stringValues: MetadataKeys.notProposed].contains { _ in true }
+        guard error.code == .unavailable else { return false }
+        if error.metadata[stringValues: MetadataKeys.notProposed].contains(where: { _ in true }) { return true }
+        // grpc-swift refuses a call before it opens a stream when the connection is down
+        // (these are its words): nothing was sent.
+        return Self.beforeAnyStream.contains { error.message.hasPrefix($0) }
     }
+
+    /// grpc-swift's words for a call that failed before it had a stream. If they change, such
+    /// failures count as possibly applied: safe, only less precise.
+    static let beforeAnyStream = [
+        "Channel is in a transient failure state", "Channel is shutting down", "Channel isn't ready", "channel is shutdown",
+        "channel is closed", "Could not establish a connection", "subchannel isn't ready", "subchannel is unavailable",
+        "Subchannel shutdown", "Failed to resolve server name",
+        "The server accepted the TCP connection but closed the connection before completing the HTTP/2 connection preface",
+    ]
 
     /// When a node says to retry, bounded to an hour: the value is a stranger's number, and
     /// an instant plus an unbounded duration would trap.

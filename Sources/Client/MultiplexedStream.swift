@@ -79,8 +79,11 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
                     }
                 }
                 var reason = "closed by the node"
+                // Whether the call ever opened: requests of a call that never did were not sent.
+                let opened = Atomic<Bool>(false)
                 do {
                     try await openCall({ writer in
+                        opened.store(true, ordering: .relaxed)
                         // Requests that queued while the last batch was written go in one flush.
                         for await batch in call.requests.batches { try await writer.write(contentsOf: batch) }
                     }, { replies in
@@ -92,7 +95,8 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
                 }
                 current.withLock { if $0 === call { $0 = nil } }
                 call.requests.finish()
-                call.failAll(RPCError(code: .unavailable, message: "the \(kind) stream to \(endpoint) ended: \(reason)"))
+                call.failAll(RPCError(code: .unavailable, message: "the \(kind) stream to \(endpoint) ended: \(reason)",
+                                      metadata: opened.load(ordering: .relaxed) ? [:] : [MetadataKeys.notProposed: "1"]))
                 group.cancelAll()
             }
         }
@@ -114,8 +118,13 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
         /// Requests that wait to go out on the stream. A caller past the bound is answered at
         /// once instead of queueing without end behind a stream that cannot keep up.
         static var maxWaiting: Int { 10_000 }
+        /// Callers waiting for one request at once.
+        static var maxPerKey: Int { 8 }
         let requests = Mailbox<Request>(capacity: Call.maxWaiting)
-        private let state = Mutex<(waiting: [Key: Waiter], ended: RPCError?)>(([:], nil))
+        /// Callers by key. Two callers may ask under one key (a web page asking again under its
+        /// message's key while its first request still waits): both get the one reply, and the
+        /// request goes out once.
+        private let state = Mutex<(waiting: [Key: [Waiter]], ended: RPCError?)>(([:], nil))
         let kind: String
 
         init(kind: String) {
@@ -123,13 +132,21 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
         }
 
         func add(_ request: Request, _ continuation: CheckedContinuation<Reply, any Error>) {
-            let ended: RPCError? = state.withLock { state in
-                if let ended = state.ended { return ended }
-                state.waiting[request.key] = Waiter(continuation: continuation, deadline: .now + MultiplexedStream.replyTimeout)
-                return nil
+            let (ended, joined): (RPCError?, Bool) = state.withLock { state in
+                if let ended = state.ended { return (ended, false) }
+                let waiter = Waiter(continuation: continuation, deadline: .now + MultiplexedStream.replyTimeout)
+                let joined = state.waiting[request.key] != nil
+                if state.waiting[request.key, default: []].count >= Call.maxPerKey {
+                    return (RPCError(code: .resourceExhausted, message: "\(Call.maxPerKey) callers already wait for this request; retry shortly",
+                                     metadata: [MetadataKeys.retryAfterMs: "100"]), false)
+                }
+                state.waiting[request.key, default: []].append(waiter)
+                return (nil, joined)
             }
             if let ended {
                 continuation.resume(throwing: ended)
+            } else if joined {
+                return
             } else if !requests.push(request) {
                 // Full, or the stream ended between the check above and the push.
                 // Neither was written: a busy stream is waited out as a busy node is.
@@ -137,19 +154,26 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
                     ? RPCError(code: .resourceExhausted, message: "\(Call.maxWaiting) \(kind) requests already wait to go out on this connection; retry shortly",
                                metadata: [MetadataKeys.retryAfterMs: "20"])
                     : RPCError(code: .unavailable, message: "the \(kind) stream ended; retry", metadata: [MetadataKeys.notProposed: "1"])
-                state.withLock { $0.waiting.removeValue(forKey: request.key) }?.continuation.resume(throwing: refusal)
+                for waiter in state.withLock({ $0.waiting.removeValue(forKey: request.key) }) ?? [] { waiter.continuation.resume(throwing: refusal) }
             }
         }
 
         func resolve(_ reply: Reply) {
-            state.withLock { $0.waiting.removeValue(forKey: reply.key) }?.continuation.resume(returning: reply)
+            for waiter in state.withLock({ $0.waiting.removeValue(forKey: reply.key) }) ?? [] { waiter.continuation.resume(returning: reply) }
         }
 
+        /// Fails the callers whose reply is overdue. The request was written: a reply that
+        /// comes later finds nobody, and a caller who asks again gets it from the cluster's
+        /// exactly-once table.
         func expire(at now: ContinuousClock.Instant) {
             let overdue = state.withLock { state in
-                let overdue = state.waiting.filter { $0.value.deadline < now }
-                for key in overdue.keys { state.waiting[key] = nil }
-                return overdue.values
+                var overdue: [Waiter] = []
+                for (key, waiters) in state.waiting where waiters.contains(where: { $0.deadline < now }) {
+                    overdue += waiters.filter { $0.deadline < now }
+                    let left = waiters.filter { $0.deadline >= now }
+                    state.waiting[key] = left.isEmpty ? nil : left
+                }
+                return overdue
             }
             for waiter in overdue {
                 waiter.continuation.resume(throwing: RPCError(code: .deadlineExceeded, message: "no reply to the \(kind) within \(MultiplexedStream.replyTimeout)"))
@@ -160,7 +184,7 @@ final class MultiplexedStream<Request: MultiplexedRequest, Reply: MultiplexedRep
             let waiting = state.withLock { state in
                 state.ended = state.ended ?? error
                 defer { state.waiting = [:] }
-                return state.waiting.values
+                return state.waiting.values.flatMap { $0 }
             }
             for waiter in waiting { waiter.continuation.resume(throwing: error) }
         }

@@ -52,11 +52,12 @@ public final class RateLimiter: Sendable {
         let rate = Double(perMinute) / 60
         let full = Double(perMinute)
         buckets.withLock { buckets in
-            let key = buckets[source] == nil && buckets[Self.shared] != nil ? Self.shared : source
-            guard let stored = buckets[key] else { return }
+            // Only a bucket of its own: one forgotten meanwhile is full again anyway, and the
+            // shared bucket may have paid for someone else.
+            guard let stored = buckets[source] else { return }
             var bucket = Self.refill(stored, now: now, rate: rate, full: full)
             bucket.tokens = min(full, bucket.tokens + 1)
-            buckets[key] = bucket
+            buckets[source] = bucket
         }
     }
 

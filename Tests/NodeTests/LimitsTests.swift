@@ -138,3 +138,28 @@ import Testing
         #expect(RateLimiter.source(of: "in-process:27182") == "in-process:27182")
     }
 }
+
+/// A detach the busy leader refused is proposed again until it is made; one that cannot be
+/// made for good (leadership moved) is left to the new leader's detach-all.
+@Suite struct DetachRetryTests {
+    @Test func aBusyLeadersRefusalsAreRetriedUntilTheDetachIsMade() async {
+        var refusals: [ReplicaError] = [.overloaded(proposals: 1, bytes: 1), .timedOut, .overloaded(proposals: 1, bytes: 1)]
+        var pauses: [Duration] = []
+        let outcome = await DetachRetry.run(propose: { () async throws(ReplicaError) in
+            if !refusals.isEmpty { throw refusals.removeFirst() }
+        }, pause: { pauses.append($0) })
+        #expect(outcome.attempts == 4 && outcome.done)
+        #expect(pauses == [.milliseconds(100), .milliseconds(200), .milliseconds(400)])
+    }
+
+    @Test func aDetachIsGivenUpWhenLeadershipMovesOrAfterItsAttempts() async {
+        let moved = await DetachRetry.run(propose: { () async throws(ReplicaError) in throw .leadershipLost(leader: 2) }, pause: { _ in })
+        #expect(moved.attempts == 1 && !moved.done)
+        var tries = 0
+        let busy = await DetachRetry.run(attempts: 5, propose: { () async throws(ReplicaError) in
+            tries += 1
+            throw .overloaded(proposals: 1, bytes: 1)
+        }, pause: { _ in })
+        #expect(busy.attempts == 5 && !busy.done && tries == 5)
+    }
+}

@@ -76,3 +76,43 @@ import Testing
         #expect(value == 2)
     }
 }
+
+/// Two callers asking under one request id at once (a web page asking again under its
+/// message's key while the first try still waits) both get the one reply, and the request
+/// goes out once; neither waits forever.
+@Suite struct MultiplexedSameKeyTests {
+    @Test func twoCallersUnderOneKeyShareTheReplyAndTheRequestGoesOutOnce() async throws {
+        let stream = MultiplexedStream<Chorus_V1_SendMessageRequest, Chorus_V1_SendReply>(endpoint: "test", kind: "send")
+        let written = Mutex(0)
+        let request = Chorus_V1_SendMessageRequest.with { $0.requestID = .with { $0.clientID = "web/x/page"; $0.sequence = 1 } }
+        let running = Task {
+            await stream.run { write, read in
+                let (replies, sink) = AsyncThrowingStream<Chorus_V1_SendReply, any Error>.makeStream()
+                let writer = RPCWriter(wrapping: CollectingWriter<Chorus_V1_SendMessageRequest> { batch in
+                    written.withLock { $0 += batch.count }
+                    // Answered once both callers wait.
+                    try? await Task.sleep(for: .milliseconds(200))
+                    for request in batch { sink.yield(.with { $0.requestID = request.requestID; $0.messageID = 42 }) }
+                })
+                async let writing: Void = write(writer)
+                try await read(RPCAsyncSequence(wrapping: replies))
+                try await writing
+            }
+        }
+        async let first = stream.call(request)
+        try await Task.sleep(for: .milliseconds(50))
+        async let second = stream.call(request)
+        let (a, b) = try await (first, second)
+        #expect(a.messageID == 42 && b.messageID == 42)
+        #expect(written.withLock { $0 } == 1)
+        stream.close()
+        running.cancel()
+    }
+}
+
+/// A writer that hands each batch to `onWrite`.
+struct CollectingWriter<Element: Sendable>: RPCWriterProtocol {
+    let onWrite: @Sendable ([Element]) async -> Void
+    func write(_ element: Element) async throws { await onWrite([element]) }
+    func write(contentsOf elements: some Sequence<Element>) async throws { await onWrite(Array(elements)) }
+}

@@ -327,11 +327,10 @@ extension Replica {
         /// Proposes the machine's commands for the start of this node's term, once per term.
         func proposeLeaderCommands() {
             guard core.isLeader, leaderCommandsTerm != core.term else { return }
-            leaderCommandsTerm = core.term
             let commands = machine.leadershipChanged(leading: true)
-            if !commands.isEmpty {
-                _ = core.propose(commands)
-            }
+            // Refused only while leadership is being handed over, when the clients' commands
+            // are refused too: tried again with the next proposal or ready.
+            if commands.isEmpty || core.propose(commands) { leaderCommandsTerm = core.term }
         }
     }
 }

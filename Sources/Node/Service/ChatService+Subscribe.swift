@@ -116,9 +116,7 @@ extension ChatService {
         }
     }
 
-    /// Marks the stream gone. Retried while the leader is busy (a dropped detach would leave
-    /// its user online until the next leader change), at most `detachAttempts` times; given
-    /// up when leadership moves, since a new leader detaches everyone.
+    /// Marks the stream gone, retrying while the leader is busy (`DetachRetry`).
     func detach(_ subscription: UInt64) {
         var command = Command()
         command.version = ChatState.commandVersion
@@ -127,24 +125,42 @@ extension ChatService {
         let replica = self.replica
         let metrics = self.metrics
         Task {
-            for attempt in 1...Self.detachAttempts {
-                do throws(ReplicaError) {
-                    _ = try await replica.propose(bytes)
-                    return
-                } catch {
-                    switch error {
-                    case .overloaded, .timedOut:
-                        metrics.detachesRetried.increment()
-                        try? await Task.sleep(for: .milliseconds(min(2_000, 50 << min(attempt, 6))))
-                    default:
-                        return
-                    }
-                }
-            }
-            metrics.detachesDropped.increment()
+            let outcome = await DetachRetry.run(propose: { () async throws(ReplicaError) in _ = try await replica.propose(bytes) },
+                                                pause: { try? await Task.sleep(for: $0) })
+            if outcome.attempts > 1 { metrics.detachesRetried.increment(by: outcome.attempts - 1) }
+            if !outcome.done { metrics.detachesDropped.increment() }
         }
     }
+}
 
-    /// A detach is tried this many times over about a minute.
-    static let detachAttempts = 32
+/// A detach that is dropped leaves its user online until the next leader change: a detach
+/// the leader refuses because it is busy (overloaded) or could not commit in time is proposed
+/// again, with growing pauses, up to `attempts` times (about a minute). It is given up when
+/// leadership moves or the node stops: a new leader detaches everyone.
+enum DetachRetry {
+    static let attempts = 32
+
+    static func pause(after attempt: Int) -> Duration {
+        .milliseconds(min(2_000, 50 << min(attempt, 6)))
+    }
+
+    /// Runs `propose` until it succeeds or fails for good; how many attempts it took, and
+    /// whether the detach was made.
+    static func run(attempts: Int = attempts, propose: () async throws(ReplicaError) -> Void,
+                    pause: (Duration) async -> Void) async -> (attempts: Int, done: Bool) {
+        for attempt in 1...attempts {
+            do {
+                try await propose()
+                return (attempt, true)
+            } catch {
+                switch error {
+                case .overloaded, .timedOut:
+                    if attempt < attempts { await pause(Self.pause(after: attempt)) }
+                default:
+                    return (attempt, false)
+                }
+            }
+        }
+        return (attempts, false)
+    }
 }

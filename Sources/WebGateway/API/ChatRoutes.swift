@@ -47,7 +47,7 @@ struct ChatRoutes: Sendable {
         let session = try SessionCookie.require(request)
         let other = try context.parameters.decoded("name")
         let form = try await request.decode(as: SendForm.self, context: context)
-        let requestID = try form.key?.requestID(user: session.user)
+        let requestID = try form.key?.requestID(token: session.token)
         let id = try await GatewayError.mapping {
             if let requestID { return try await services.client.send(token: session.token, to: other, body: form.body, requestID: requestID) }
             return try await services.client.send(token: session.token, to: other, body: form.body)

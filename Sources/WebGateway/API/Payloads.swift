@@ -1,4 +1,5 @@
 import Client
+import Crypto
 import Foundation
 import Hummingbird
 
@@ -28,16 +29,18 @@ struct SendKey: Decodable {
     var sequence: UInt64
     var waitingFrom: UInt64
 
-    /// The cluster's request id for it, under the user's name so that no page can touch
-    /// another user's requests; or 400.
-    func requestID(user: String) throws -> ChorusRequestID {
+    /// The cluster's request id for it, under a digest of the session's token (never the
+    /// token: request ids are in the log), so that no page can reach another session's
+    /// requests; or 400.
+    func requestID(token: String) throws -> ChorusRequestID {
         guard (8...40).contains(client.utf8.count), client.utf8.allSatisfy({ $0 == 45 || $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
             throw HTTPError(.badRequest, message: "The message key's client must be 8 to 40 letters, digits, '-' or '_'.")
         }
         guard sequence >= 1, sequence < 1 << 53, waitingFrom >= 1, waitingFrom <= sequence else {
             throw HTTPError(.badRequest, message: "The message key's sequence must be at least 1, and what it waits from no later than it.")
         }
-        return ChorusRequestID(clientID: "web/\(user)/\(client)", sequence: sequence, firstOutstanding: waitingFrom)
+        let session = SHA256.hash(data: Array(token.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return ChorusRequestID(clientID: "web/\(session)/\(client)", sequence: sequence, firstOutstanding: waitingFrom)
     }
 }
 

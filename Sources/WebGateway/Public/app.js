@@ -445,13 +445,18 @@ async function markShown(messages) {
  */
 async function sendUntilKnown(peer, body, key, pending) {
   let pause = 500;
+  let mayBeStored = false;
   for (;;) {
     try {
       const waitingFrom = Math.min(...state.unanswered);
       return await api.send(peer, body, { ...key, waitingFrom });
     } catch (error) {
       const unknown = error instanceof ApiError && (error.status === 504 || error.status === 502 || error.status === 0);
-      if (!unknown) throw error;
+      // Once a try may have stored it, "nothing reached the cluster" (503) says nothing of
+      // that earlier try: keep asking under the same key until the cluster answers for it.
+      const stillUnknown = mayBeStored && error instanceof ApiError && error.status === 503;
+      if (!unknown && !stillUnknown) throw error;
+      mayBeStored = true;
       pending.classList.add('unknown');
       pending.querySelector('.time').textContent = 'not confirmed yet; still trying…';
       await sleep(pause);
