@@ -116,9 +116,12 @@ struct Chat: AsyncParsableCommand {
             say("→ \(words[1])  (#\(id))")
         case "/read":
             let n = words.count > 1 ? Int(words[1]) ?? 10 : 10
-            let result = try await client.readUndelivered(token: session.token, limit: n)
+            // Shown first, then acknowledged: a failure in between leaves them waiting.
+            let result = try await client.readUndelivered(token: session.token, limit: n, acknowledge: false)
             result.messages.forEach { say(Output.line($0)) }
-            say(result.messages.isEmpty ? "no new messages" : "\(result.unreadCount) more unread")
+            let more = result.unreadCount.subtractingReportingOverflow(UInt64(result.messages.count))
+            say(result.messages.isEmpty ? "no new messages" : "\(more.overflow ? 0 : more.partialValue) more unread")
+            if !result.messages.isEmpty { try await client.acknowledge(token: session.token, ids: result.messages.map(\.id)) }
         case "/history":
             guard words.count >= 2 else { throw CLIError(message: "usage: /history USER [N]") }
             let n = words.count > 2 ? Int(words[2]) ?? 20 : 20

@@ -106,10 +106,14 @@ struct Read: AsyncParsableCommand {
     func run() async throws {
         try await options.run { client, out in
             let session = try SessionFile.load()
-            let result = try await client.readUndelivered(token: session.token, limit: n)
+            // Shown first, then acknowledged: a failure in between leaves them waiting.
+            let result = try await client.readUndelivered(token: session.token, limit: n, acknowledge: false)
+            let more = result.unreadCount.subtractingReportingOverflow(UInt64(result.messages.count))
+            let unread = more.overflow ? 0 : more.partialValue
             let human = result.messages.isEmpty ? "no new messages"
-                : (result.messages.map(Output.line) + ["\(result.unreadCount) more unread"]).joined(separator: "\n")
-            out.emit(human, ["messages": result.messages.map(Output.describe), "unread": result.unreadCount] as [String: Any])
+                : (result.messages.map(Output.line) + ["\(unread) more unread"]).joined(separator: "\n")
+            out.emit(human, ["messages": result.messages.map(Output.describe), "unread": unread] as [String: Any])
+            if !result.messages.isEmpty { try await client.acknowledge(token: session.token, ids: result.messages.map(\.id)) }
         }
     }
 }

@@ -150,6 +150,17 @@ import Testing
         }
     }
 
+    /// Runs `body` with a three-node cluster of `Ledger`s running on their threads; removes
+    /// its logs after.
+    static func withRunningCluster<R>(_ body: (Router, [Ledger], [Replica<Ledger>]) async throws -> R) async throws -> R {
+        let cluster = Cluster(size: 3)
+        defer { cluster.remove() }
+        let router = Router()
+        let machines = (1...3).map { _ in Ledger() }
+        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
+        return try await running(replicas) { try await body(router, machines, replicas) }
+    }
+
     /// The replica that leads, once one does.
     static func leader(of replicas: [Replica<Ledger>]) async throws -> Replica<Ledger> {
         for _ in 0..<500 {
@@ -175,19 +186,14 @@ import Testing
     }
 
     @Test func eachCallerGetsTheOutputOfItsOwnEntryAndEveryMachineAppliesTheSameLog() async throws {
-        let cluster = Cluster(size: 3)
-        defer { cluster.remove() }
-        let router = Router()
-        let machines = (1...3).map { _ in Ledger() }
-        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
         let sent = (0..<60).map { "command-\($0)" }
-
-        let outputs = try await Self.running(replicas) {
+        let (outputs, machines) = try await Self.withRunningCluster { _, machines, replicas in
             let leader = try await Self.leader(of: replicas)
-            return try await withThrowingTaskGroup(of: (String, String).self) { group in
+            let outputs = try await withThrowingTaskGroup(of: (String, String).self) { group in
                 for text in sent { group.addTask { (text, try await Self.propose(text, to: leader)) } }
-                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
             }
+            return (outputs, machines)
         }
 
         // Each caller's output names its own command, at an index of its own.
@@ -207,13 +213,7 @@ import Testing
     }
 
     @Test func aDeposedLeaderFailsWhatItHoldsAndItsMachineIsTold() async throws {
-        let cluster = Cluster(size: 3)
-        defer { cluster.remove() }
-        let router = Router()
-        let machines = (1...3).map { _ in Ledger() }
-        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
-
-        try await Self.running(replicas) {
+        try await Self.withRunningCluster { router, machines, replicas in
             let old = try await Self.leader(of: replicas)
             let oldMachine = machines[Int(old.id) - 1]
             _ = try await Self.propose("before", to: old)
@@ -249,13 +249,7 @@ import Testing
     /// chat leader's detach-all must not follow, and so undo, an attach). Proposers hammer
     /// every node through three elections; in each term the leader's command comes first.
     @Test func aNewLeadersOwnCommandPrecedesEveryRequestOfItsTerm() async throws {
-        let cluster = Cluster(size: 3)
-        defer { cluster.remove() }
-        let router = Router()
-        let machines = (1...3).map { _ in Ledger() }
-        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
-
-        try await Self.running(replicas) {
+        try await Self.withRunningCluster { router, machines, replicas in
             let hammering = Task {
                 await withDiscardingTaskGroup { group in
                     for replica in replicas {
@@ -291,12 +285,7 @@ import Testing
     /// does not know who answers it before its first quorum check: a removal asked the moment
     /// it leads waits for both, then is made (rather than refused).
     @Test func aRemovalAskedTheMomentALeaderIsElectedWaitsAndIsMade() async throws {
-        let cluster = Cluster(size: 3)
-        defer { cluster.remove() }
-        let router = Router()
-        let machines = (1...3).map { _ in Ledger() }
-        let replicas = try (1...3).map { try cluster.replica(NodeID($0), machines[$0 - 1], router: router) }
-        try await Self.running(replicas) {
+        try await Self.withRunningCluster { router, machines, replicas in
             let leader = try await Self.leader(of: replicas)
             let follower = try #require(replicas.first { $0 !== leader }).id
             let index = try await leader.changeMembership(.remove(follower, force: false))

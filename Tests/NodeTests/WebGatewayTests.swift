@@ -31,6 +31,18 @@ import WebGateway
 
     static let json: HTTPFields = [.contentType: "application/json"]
 
+    /// Opens the live channel and keeps every text frame in `frames` until it closes, or
+    /// until a frame of type `until` arrives (then this end closes it).
+    static func live(_ http: any TestClientProtocol, _ configuration: WebSocketClientConfiguration, into frames: Frames, until: String? = nil) async throws {
+        _ = try await http.ws("/api/events", configuration: configuration) { inbound, _, _ in
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case let .text(text) = message else { continue }
+                frames.append(text)
+                if let until, text.contains(#""type":"\#(until)""#) { return }
+            }
+        }
+    }
+
     static func body(_ object: [String: Any]) -> ByteBuffer {
         ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))
     }
@@ -314,11 +326,7 @@ import WebGateway
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            _ = try await http.ws("/api/events", configuration: wsConfiguration) { inbound, _, _ in
-                                for try await message in inbound.messages(maxSize: 1 << 20) {
-                                    if case let .text(text) = message { frames.append(text) }
-                                }
-                            }
+                            try await Self.live(http, wsConfiguration, into: frames)
                         } catch {
                             frames.append(#"{"type":"client-error","reason":"\#(error)"}"#)
                             throw error
@@ -376,25 +384,16 @@ import WebGateway
                 let alice = try await Self.register(http, "alice")
                 let bob = try await Self.register(http, "bob")
                 let frames = Frames()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        _ = try await http.ws("/api/events", configuration: .init(additionalHeaders: [.cookie: alice[.cookie]!])) { inbound, _, _ in
-                            for try await message in inbound.messages(maxSize: 1 << 20) {
-                                if case let .text(text) = message { frames.append(text) }
-                            }
-                        }
-                    }
-                    _ = try await frames.first { $0["type"] as? String == "attached" }
-                    let refused = Frames()
-                    _ = try await http.ws("/api/events", configuration: .init(additionalHeaders: [.cookie: bob[.cookie]!])) { inbound, _, _ in
-                        for try await message in inbound.messages(maxSize: 1 << 20) {
-                            if case let .text(text) = message { refused.append(text) }
-                        }
-                    }
-                    let ended = try await refused.first { $0["type"] as? String == "ended" }
-                    #expect((ended["reason"] as? String)?.contains("your address has 1 live connections open") == true, "\(ended)")
-                    group.cancelAll()
-                }
+                // Open until a message comes (a WebSocket client does not end when its task is
+                // cancelled).
+                let first = Task { try await Self.live(http, .init(additionalHeaders: [.cookie: alice[.cookie]!]), into: frames, until: "message") }
+                _ = try await frames.first { $0["type"] as? String == "attached" }
+                let refused = Frames()
+                try await Self.live(http, .init(additionalHeaders: [.cookie: bob[.cookie]!]), into: refused)
+                let ended = try await refused.first { $0["type"] as? String == "ended" }
+                #expect((ended["reason"] as? String)?.contains("your address has 1 live connections open") == true, "\(ended)")
+                _ = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: bob, body: Self.body(["body": "bye"]))
+                try await first.value
             }
         }
     }

@@ -196,8 +196,8 @@ struct ChaosWorkload: AsyncParsableCommand {
     static func isDefinite(_ error: any Error) -> Bool {
         guard let error = error as? ChorusError else { return false }
         switch error {
-        case .clusterUnavailable, .other: return false
-        default: return true
+        case .clusterUnavailable, .outcomeUnknown, .other: return false
+        case .notFound, .alreadyExists, .wrongCredentials, .notAuthorized, .invalidInput, .failedPrecondition, .busy: return true
         }
     }
 
