@@ -52,10 +52,12 @@ extension ChorusClient {
         // dropped here only leaves its message waiting, to be delivered again).
         let (taken, takenSink) = AsyncStream<UInt64>.makeStream(bufferingPolicy: .bufferingOldest(max(1, buffer)))
         let events = AsyncThrowingStream<ChatEvent, any Error>(bufferingPolicy: .bufferingOldest(max(1, buffer))) { continuation in
-            let acknowledger = acknowledge ? Task {
-                for await id in taken { _ = try? await self.acknowledge(token: token, ids: [id]) }
-            } : nil
-            if !acknowledge { takenSink.finish() }
+            if acknowledge {
+                // Ends once the subscription has ended and what was taken is acknowledged.
+                Task { for await id in taken { _ = try? await self.acknowledge(token: token, ids: [id]) } }
+            } else {
+                takenSink.finish()
+            }
             let task = Task {
                 let cursor = SubscriptionCursor()
                 var failures = 0
@@ -111,9 +113,7 @@ extension ChorusClient {
             }
             continuation.onTermination = { _ in
                 task.cancel()
-                // What was taken is still acknowledged; then the acknowledger ends.
                 takenSink.finish()
-                _ = acknowledger
             }
         }
         return Subscription(events: events, taken: acknowledge ? takenSink : nil)

@@ -17,7 +17,6 @@ public final class ChatMachine: StateMachine {
         self.current = current
         self.stateDirectory = stateDirectory
         events = EventHub(limits: subscriptionLimits)
-        if let clock = try? current.state.logClock() { leaderClock.observe(logClock: clock) }
     }
 
     public func position() throws -> AppliedPosition {
@@ -28,7 +27,6 @@ public final class ChatMachine: StateMachine {
     /// subscriber who reads on from an event finds what caused it.
     public func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: Applied)] {
         let results = try current.state.apply(entries)
-        leaderClock.observe(logClock: try current.state.logClock())
         for applied in results {
             for event in applied.events {
                 events.publish(index: applied.index, event: event)
@@ -45,6 +43,10 @@ public final class ChatMachine: StateMachine {
             events.closeAll(.leadershipLost)
             return []
         }
+        // The floor of this term's stamps: what earlier leaders stamped. Within the term this
+        // node is the only one stamping, so its own stamps carry the floor on (one read an
+        // election, none on the write path).
+        if let clock = try? current.state.logClock() { leaderClock.observe(logClock: clock) }
         var command = Command()
         command.version = ChatState.commandVersion
         command.kind = .detachAll(DetachAll())
@@ -66,7 +68,6 @@ public final class ChatMachine: StateMachine {
 
     public func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
         current.replace(with: try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name))
-        leaderClock.observe(logClock: try current.state.logClock())
     }
 
     /// Subscriptions end with the node; the tables are flushed so that a restart replays less.

@@ -41,9 +41,14 @@ extension ChatService {
     /// The same check for one send of a send stream, without a task: nil when the session is
     /// live here (propose at once); otherwise the caller takes `admitWrite`'s slower path.
     func admitsAtOnce(_ token: String) -> [UInt8]? {
-        guard let bytes = TokenText.decode(token), bytes.count == 32 else { return nil }
-        let hash = Credentials.tokenHash(bytes)
+        guard let hash = Self.hash(of: token) else { return nil }
         return (try? liveSession(hash)) != nil ? hash : nil
+    }
+
+    /// The hash of a well-formed token (32 bytes, as `TokenText` writes them); nil otherwise.
+    static func hash(of token: String) -> [UInt8]? {
+        guard let bytes = TokenText.decode(token), bytes.count == 32 else { return nil }
+        return Credentials.tokenHash(bytes)
     }
 
     /// The session behind `hash` in this node's projections, if it has not ended by this
@@ -71,10 +76,10 @@ extension ChatService {
 
     /// The hash of a well-formed token; a malformed one is refused and counted.
     func tokenHash(_ token: String, _ context: ServerContext) throws -> [UInt8] {
-        guard let bytes = TokenText.decode(token), bytes.count == 32 else {
+        guard let hash = Self.hash(of: token) else {
             throw refuseUnauthenticated(context, "the session token is missing or malformed; log in to get one")
         }
-        return Credentials.tokenHash(bytes)
+        return hash
     }
 
     /// UNAUTHENTICATED, counted in the metrics and against the caller's address.
