@@ -14,6 +14,7 @@ struct Chat: AsyncParsableCommand {
           /read [N]              read the N oldest undelivered messages (default 10)
           /history USER [N]      the last N messages with USER
           /users [PATTERN]       accounts matching PATTERN (* and ?), ● = online
+          /edit ID TEXT          replace the text of a message you sent
           /delete ID...          delete messages for both sides
           /status                the cluster's nodes
           /logout                end the session and quit
@@ -82,6 +83,8 @@ struct Chat: AsyncParsableCommand {
                     say("← \(message.sender): \(message.body)  (#\(message.id))")
                 case .messagesDeleted(let ids):
                     say("… deleted: \(ids.map { "#\($0)" }.joined(separator: ", "))")
+                case .messageEdited(let message):
+                    say("… edited #\(message.id) (\(message.sender)): \(message.body)")
                 case .accountCreated(let name):
                     say("… \(name) joined")
                 case .accountDeleted(let name):
@@ -131,6 +134,12 @@ struct Chat: AsyncParsableCommand {
         case "/users":
             let page = try await client.listAccounts(token: session.token, pattern: words.count > 1 ? words[1] : "*", pageSize: 100)
             say(page.accounts.map { "\($0.online ? "●" : "○") \($0.name)" }.joined(separator: "\n"))
+        case "/edit":
+            guard words.count >= 3, let id = UInt64(words[1].trimmingCharacters(in: CharacterSet(charactersIn: "#"))) else {
+                throw CLIError(message: "usage: /edit ID TEXT")
+            }
+            try await client.editMessage(token: session.token, id: id, body: words[2...].joined(separator: " "))
+            say("edited #\(id)")
         case "/delete":
             let ids = words.dropFirst().compactMap { UInt64($0.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) }
             guard !ids.isEmpty else { throw CLIError(message: "usage: /delete ID...") }

@@ -151,6 +151,22 @@ struct Delete: AsyncParsableCommand {
     }
 }
 
+struct Edit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Replace the text of a message you sent (both sides see it, marked edited).")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The message id.") var id: UInt64
+    @Argument(parsing: .remaining, help: "The new text.") var body: [String]
+
+    func run() async throws {
+        try await options.run { client, out in
+            let session = try SessionFile.load()
+            guard !body.isEmpty else { throw CLIError(message: "give the new text after the message id") }
+            let edited = try await client.editMessage(token: session.token, id: id, body: body.joined(separator: " "))
+            out.emit("edited #\(id)", ["edited": id, "edited_unix_ms": edited])
+        }
+    }
+}
+
 struct DeleteAccount: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "delete-account", abstract: "Delete your account and its inbox (asks the password again).")
     @OptionGroup var options: GlobalOptions
@@ -173,14 +189,15 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await options.run { client, out in
             let statuses = await client.status()
-            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REFUSED", "READY"]]
+            var rows = [["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REFUSED", "READY", "VERSION", "RELEASE"]]
             var reasons: [String] = []
             for (endpoint, status) in statuses {
                 if let s = status {
-                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "\(s.refusedPeerMessages)", s.ready ? "yes" : "no"])
+                    rows.append(["\(s.nodeID)", endpoint, s.role, "\(s.term)", "\(s.commitIndex)", "\(s.appliedIndex)", "\(s.refusedPeerMessages)", s.ready ? "yes" : "no",
+                                 "\(s.clusterVersion)/\(s.buildMaxClusterVersion)", s.release.isEmpty ? "before 0.3.0" : s.release])
                     reasons += s.notReady.map { "node \(s.nodeID) not ready: \($0)" }
                 } else {
-                    rows.append(["?", endpoint, "-", "-", "-", "-", "-", "unreachable"])
+                    rows.append(["?", endpoint, "-", "-", "-", "-", "-", "unreachable", "-", "-"])
                 }
             }
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -191,18 +208,28 @@ struct Status: AsyncParsableCommand {
                 guard let s = status else { return ["address": endpoint, "healthy": false] }
                 return ["node": s.nodeID, "address": endpoint, "role": s.role, "term": s.term, "leader": s.leaderID,
                         "commit": s.commitIndex, "applied": s.appliedIndex, "refused_peer_messages": s.refusedPeerMessages, "healthy": true,
-                        "ready": s.ready, "not_ready": s.notReady]
+                        "ready": s.ready, "not_ready": s.notReady, "cluster_version": s.clusterVersion,
+                        "build_max_cluster_version": s.buildMaxClusterVersion, "release": s.release]
             }
             // The membership as the leader sees it: voters and learners, and how far behind.
             var text = ([table] + reasons).joined(separator: "\n")
+            text += "\nVERSION is the cluster version the node applied / the newest its build applies"
+            if let leader = statuses.compactMap(\.status).filter({ $0.role == "leader" }).max(by: { $0.term < $1.term }),
+               leader.buildMaxClusterVersion > leader.clusterVersion {
+                let behind = leader.members.map(\.id).filter { (leader.memberBuilds[$0]?.maxClusterVersion ?? 1) <= leader.clusterVersion }
+                text += "\ncluster version \(leader.clusterVersion); it rises once every member runs a newer build (not yet: \(behind.map(String.init).joined(separator: ", ")))"
+            }
             var members: [[String: Any]] = []
             if let leader = statuses.compactMap(\.status).filter({ $0.role == "leader" }).max(by: { $0.term < $1.term }) {
                 text += "\nmembers (node \(leader.nodeID)'s view as leader):"
                 for member in leader.members {
                     let behind = leader.lastIndex >= member.matchIndex ? leader.lastIndex - member.matchIndex : 0
                     let role = member.id == leader.nodeID ? "leader" : member.voter ? "voter" : "learner"
-                    text += "\n  \(member.id)  \(role.padding(toLength: 7, withPad: " ", startingAt: 0))  \(member.address.isEmpty ? "-" : member.address)  match \(member.matchIndex) (\(behind) behind)"
-                    members.append(["id": member.id, "role": role, "address": member.address, "match": member.matchIndex, "behind": behind])
+                    let build = leader.memberBuilds[member.id]
+                    let runs = build.map { "applies cluster versions up to \($0.maxClusterVersion) (\($0.release.isEmpty ? "a release before 0.3.0" : "release " + $0.release))" } ?? "build not heard from"
+                    text += "\n  \(member.id)  \(role.padding(toLength: 7, withPad: " ", startingAt: 0))  \(member.address.isEmpty ? "-" : member.address)  match \(member.matchIndex) (\(behind) behind)  \(runs)"
+                    members.append(["id": member.id, "role": role, "address": member.address, "match": member.matchIndex, "behind": behind,
+                                    "max_cluster_version": build?.maxClusterVersion ?? 0, "release": build?.release ?? ""])
                 }
             }
             out.emit(text, ["nodes": objects, "members": members])

@@ -75,13 +75,14 @@ struct Output: Sendable {
 
     static func describe(_ message: ChatMessage) -> [String: Any] {
         ["id": message.id, "from": message.sender, "to": message.recipient, "body": message.body,
-         "sent_unix_ms": message.sentUnixMs, "delivered": message.delivered]
+         "sent_unix_ms": message.sentUnixMs, "delivered": message.delivered, "edited_unix_ms": message.editedUnixMs ?? 0]
     }
 
     static func line(_ message: ChatMessage) -> String {
         let date = Date(timeIntervalSince1970: Double(message.sentUnixMs) / 1000)
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return "#\(message.id) [\(formatter.string(from: date))] \(message.sender) → \(message.recipient): \(message.body)"
+        let edited = message.editedUnixMs.map { " (edited \(formatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000))))" } ?? ""
+        return "#\(message.id) [\(formatter.string(from: date))] \(message.sender) → \(message.recipient): \(message.body)\(edited)"
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Launcher
 import Logging
 import Node
+import Projections
 import Raft
 import ServiceLifecycle
 
@@ -143,8 +144,20 @@ struct Run: AsyncParsableCommand {
         var services = ServiceGroupConfiguration(services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         services.gracefulShutdownSignals = [.sigterm, .sigint]
         let group = ServiceGroup(configuration: services)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as UnknownEntry {
+            // Said at critical level already; the exit status tells a supervisor not to
+            // restart this binary on this data: it needs another build.
+            _ = error
+            throw ExitCode(Self.needsAnotherBuild)
+        } catch is BuildTooOld {
+            throw ExitCode(Self.needsAnotherBuild)
+        }
     }
+
+    /// The exit status of a node whose build cannot apply its log (EX_CONFIG).
+    static let needsAnotherBuild: Int32 = 78
 }
 
 struct LocalClusterCommand: AsyncParsableCommand {

@@ -113,6 +113,15 @@ extension ChorusClient {
         }.deleted
     }
 
+    /// Replaces the body of a message the caller sent; returns when it was edited (ms since
+    /// 1970). Needs cluster version 2: before it, FAILED_PRECONDITION says so.
+    @discardableResult
+    public func editMessage(token: String, id: UInt64, body: String) async throws -> Int64 {
+        try await write { requestID, stub in
+            try await stub.editMessage(.with { $0.requestID = requestID; $0.token = token; $0.messageID = id; $0.body = body }, metadata: ForwardedFor.metadata, options: Self.callOptions)
+        }.editedUnixMs
+    }
+
     public func deleteAccount(token: String, password: String) async throws {
         _ = try await write { id, stub in
             try await stub.deleteAccount(.with { $0.requestID = id; $0.token = token; $0.password = password }, metadata: ForwardedFor.metadata, options: Self.callOptions)
@@ -125,10 +134,18 @@ extension ChorusClient {
         for (index, stub) in stubs.enumerated() {
             let response = try? await stub.clusterStatus(.init(), options: CallOptions.defaults.withTimeout(.seconds(1)))
             result.append((endpoints[index], response.map { s in
-                NodeStatus(endpoint: endpoints[index], nodeID: s.nodeID, role: s.role, term: s.term, leaderID: s.leaderID,
-                           leaderAddress: s.leaderAddress, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
-                           lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) },
-                           clusterID: s.clusterID, refusedPeerMessages: s.refusedPeerMessages, ready: s.ready, notReady: s.notReady)
+                var status = NodeStatus(endpoint: endpoints[index], nodeID: s.nodeID, role: s.role, term: s.term, leaderID: s.leaderID,
+                                        leaderAddress: s.leaderAddress, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
+                                        lastIndex: s.lastIndex, members: s.members.map { ($0.id, $0.address, $0.voter, $0.matchIndex) },
+                                        clusterID: s.clusterID, refusedPeerMessages: s.refusedPeerMessages, ready: s.ready, notReady: s.notReady)
+                // A release before cluster versions says nothing of them: it runs version 1.
+                status.clusterVersion = max(1, s.clusterVersion)
+                status.buildMaxClusterVersion = max(1, s.buildMaxClusterVersion)
+                status.release = s.release
+                for member in s.members where member.maxClusterVersion > 0 {
+                    status.memberBuilds[member.id] = (member.maxClusterVersion, member.release)
+                }
+                return status
             }))
         }
         return result

@@ -124,6 +124,7 @@ extension ChorusClient {
         case let .attached(a)?: .attached(unreadCount: a.unreadCount)
         case let .messageReceived(m)?: .message(ChatMessage(m))
         case let .messagesDeleted(d)?: .messagesDeleted(d.ids)
+        case let .messageEdited(m)?: .messageEdited(ChatMessage(m))
         case let .accountCreated(name)?: .accountCreated(name)
         case let .accountDeleted(name)?: .accountDeleted(name)
         case let .presence(p)?: .presence(name: p.name, online: p.online)

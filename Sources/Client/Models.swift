@@ -9,6 +9,8 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
     public var body: String
     public var sentUnixMs: Int64
     public var delivered: Bool
+    /// When the body was last edited; nil if never.
+    public var editedUnixMs: Int64?
 
     init(_ m: Chorus_V1_ChatMessage) {
         id = m.id
@@ -17,6 +19,7 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
         body = m.body
         sentUnixMs = m.sentUnixMs
         delivered = m.delivered
+        editedUnixMs = m.editedUnixMs == 0 ? nil : m.editedUnixMs
     }
 }
 
@@ -65,6 +68,8 @@ public enum ChatEvent: Sendable, Equatable {
     case attached(unreadCount: UInt64)
     case message(ChatMessage)
     case messagesDeleted([UInt64])
+    /// A message of one of the user's conversations has a new body: the message as it is now.
+    case messageEdited(ChatMessage)
     case accountCreated(String)
     case accountDeleted(String)
     /// A user came online (its first live stream) or went offline (its last one ended).
@@ -91,4 +96,11 @@ public struct NodeStatus: Sendable {
     /// Whether the node can serve now; if not, why (its `/readyz`).
     public var ready: Bool = true
     public var notReady: [String] = []
+    /// The cluster version this node applied, what its build applies, and its release.
+    public var clusterVersion: UInt32 = 1
+    public var buildMaxClusterVersion: UInt32 = 1
+    public var release: String = ""
+    /// What each member's build applies and its release, as the member last said to this
+    /// node (absent: not heard from since this node started).
+    public var memberBuilds: [UInt64: (maxClusterVersion: UInt32, release: String)] = [:]
 }

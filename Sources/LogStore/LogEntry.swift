@@ -53,6 +53,8 @@ public enum LogStoreError: Error, CustomStringConvertible, Sendable, Equatable {
     case unorderedBatch(at: UInt64)
     /// A stored record other than an entry failed to decode.
     case corruptRecord(name: String, path: String)
+    /// The store was written by a newer build, in a format this one does not read.
+    case newerFormat(found: UInt32, known: UInt32, path: String)
 
     public var description: String {
         switch self {
@@ -64,6 +66,8 @@ public enum LogStoreError: Error, CustomStringConvertible, Sendable, Equatable {
             "log batch is not consecutive at index \(at)"
         case let .corruptRecord(name, path):
             "record \(name) in \(path) is damaged"
+        case let .newerFormat(found, known, path):
+            "the Raft log in \(path) has format version \(found), newer than this build reads (\(known)): a newer release wrote it; run that release, or restore this data directory from a backup"
         }
     }
 }

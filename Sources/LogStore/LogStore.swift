@@ -15,13 +15,31 @@ public final class LogStore: Sendable {
     /// The last discarded index and its term. Compaction keeps a window of entries behind the
     /// snapshot for slow followers, so this can lie below the snapshot index.
     private static let logStartKey = Array("log-start".utf8)
+    /// The layout of this store: the keys above and `EntryCodec`'s framing of an entry.
+    private static let formatKey = Array("format".utf8)
+    /// The format this build reads and writes. Logs written before format versions have no
+    /// key and the same layout: they are stamped with it when opened for writing.
+    public static let format: UInt32 = 1
 
-    /// Opens (or creates) the log in `directory`.
+    /// The format the store carried when opened; nil when it predates format versions.
+    public let openedFormat: UInt32?
+
+    /// Opens (or creates) the log in `directory`. Throws `LogStoreError.newerFormat` for a
+    /// log a newer build wrote.
     public init(directory: String, readOnly: Bool = false) throws {
         environment = try Environment(path: directory, options: .init(maxDatabases: 4, skipSync: false, readOnly: readOnly))
         let handles = try environment.openDatabases(["entries", "meta"])
         entries = handles[0]
         meta = handles[1]
+        let meta = meta
+        let found = try environment.read { txn in try txn.get(meta, Self.formatKey).flatMap { UInt32(bigEndianBytes: $0) } }
+        if let found, found > Self.format {
+            throw LogStoreError.newerFormat(found: found, known: Self.format, path: directory)
+        }
+        openedFormat = found
+        if found != Self.format, !readOnly {
+            try environment.write { txn in try txn.put(meta, Self.formatKey, Self.format.bigEndianBytes) }
+        }
     }
 
     public var path: String { environment.path }

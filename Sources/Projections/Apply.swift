@@ -3,11 +3,8 @@ import LMDB
 import SwiftProtobuf
 
 extension ChatState {
-    /// The command format this build writes and applies.
+    /// The command format this build writes.
     public static let commandVersion: UInt32 = 2
-    /// Versions this build applies: 1 remembers only each client's newest request; 2 keeps a
-    /// window of results (`ExactlyOnce`).
-    static let supportedCommandVersions: ClosedRange<UInt32> = 1...2
 
     /// Applies committed entries in order, in one LMDB transaction that also records
     /// `lastApplied`. Entries at or below `lastApplied` are skipped (replaying is idempotent),
@@ -32,7 +29,9 @@ extension ChatState {
             var lastTerm: UInt64?
             let gathered = ApplyBatch()
             gathered.clock = try tables.clock(txn)
+            gathered.clusterVersion = try tables.clusterVersion(txn)
             let clockBefore = gathered.clock
+            let versionBefore = gathered.clusterVersion
             for entry in batch where entry.index > last {
                 if let configuration = entry.configuration {
                     try txn.put(tables.meta, Tables.configurationKey, configuration)
@@ -47,6 +46,9 @@ extension ChatState {
                 lastTerm = entry.term
             }
             try gathered.finish(&txn, tables)
+            if gathered.clusterVersion != versionBefore {
+                try txn.put(tables.meta, Tables.clusterVersionKey, gathered.clusterVersion.bigEndianBytes)
+            }
             if gathered.clock != clockBefore {
                 try txn.put(tables.meta, Tables.clockKey, UInt64(bitPattern: gathered.clock).bigEndianBytes)
             }
@@ -66,8 +68,9 @@ extension ChatState {
     private func applyCommand(_ txn: inout Transaction, _ entry: CommittedEntry, _ gathered: ApplyBatch, reporting: Bool) throws -> Applied {
         let index = entry.index
         guard case let .command(command) = entry.decoded ?? CommittedEntry.decode(entry.command) else {
-            return Applied(index: index, outcome: .failure(Rejection(.invalidArgument, "entry \(index) is not a chat command")), events: [], duplicate: false)
+            throw UnknownEntry(index: index, what: "a command in an encoding this build cannot decode (\(entry.command?.count ?? 0) bytes)", build: build)
         }
+        try checkKnown(command, at: index)
         // Exactly-once: a known (client, sequence) returns what it returned the first time.
         let clientKey = command.clientID
         guard clientKey.utf8.count <= Validation.maxClientIDBytes else {
@@ -97,8 +100,13 @@ extension ChatState {
         var events: [ChatEvent] = []
         let outcome: Result<UInt64, Rejection>
         do {
-            guard Self.supportedCommandVersions.contains(command.version) else {
-                throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(Self.supportedCommandVersions))")
+            guard BuildVersions.commandVersions.contains(command.version) else {
+                // Only version 0 gets here (newer ones stopped the node in `checkKnown`): every
+                // build has refused it the same way, so it stays a rejection.
+                throw Rejection(.failedPrecondition, "command version \(command.version) is not supported by this node (it knows \(BuildVersions.commandVersions))")
+            }
+            if let kind = command.kind, BuildVersions.introduced(kind) > gathered.clusterVersion {
+                throw Rejection.needsClusterVersion(BuildVersions.introduced(kind), for: kind, running: gathered.clusterVersion)
             }
             var mutation = Mutation(tables: tables, txn: txn, index: index, timestamp: command.timestampMs, clock: gathered.clock, gathered: gathered, reporting: reporting)
             outcome = .success(try mutation.perform(command.kind, events: &events))
@@ -111,6 +119,88 @@ extension ChatState {
             gathered.record(client: clientKey, try ExactlyOnce.record(command, index: index, outcome: Outcome(outcome), row: row, clock: gathered.clock, &txn, tables, gathered))
         }
         return Applied(index: index, outcome: outcome, events: events, duplicate: false)
+    }
+}
+
+extension ChatState {
+    /// Throws `UnknownEntry` for a command this build cannot apply exactly as a build that
+    /// knows it would: a newer command version, a kind from a newer cluster version, a field
+    /// it does not know anywhere in the command, or a cluster version beyond its own.
+    func checkKnown(_ command: Command, at index: UInt64) throws {
+        if command.version > BuildVersions.commandVersions.upperBound {
+            throw UnknownEntry(index: index, what: "a command of version \(command.version)", build: build)
+        }
+        guard let kind = command.kind else {
+            if !command.unknownFields.data.isEmpty {
+                throw UnknownEntry(index: index, what: "a command of a kind this build does not know", build: build)
+            }
+            return  // An empty command: every build refuses it alike.
+        }
+        if !build.knows(kind) {
+            throw UnknownEntry(index: index, what: "a \(kind.name) command, from cluster version \(BuildVersions.introduced(kind))", build: build)
+        }
+        if !command.unknownFields.data.isEmpty || kind.hasUnknownFields {
+            throw UnknownEntry(index: index, what: "a \(kind.name) command with fields this build does not know", build: build)
+        }
+        if case let .setClusterVersion(raise) = kind, raise.version > build.maxClusterVersion {
+            throw UnknownEntry(index: index, what: "the cluster version \(raise.version)", build: build)
+        }
+    }
+}
+
+extension Command.OneOf_Kind {
+    /// For people: what a command of this kind does.
+    var name: String {
+        switch self {
+        case .createAccount: "create_account"
+        case .openSession: "open_session"
+        case .closeSession: "close_session"
+        case .sendMessage: "send_message"
+        case .acknowledge: "acknowledge"
+        case .deleteMessages: "delete_messages"
+        case .deleteAccount: "delete_account"
+        case .attach: "attach"
+        case .detach: "detach"
+        case .detachAll: "detach_all"
+        case .setClusterVersion: "set_cluster_version"
+        case .editMessage: "edit_message"
+        }
+    }
+
+    /// What a refusal calls the feature.
+    var feature: String {
+        switch self {
+        case .editMessage: "editing a message"
+        default: "a \(name) command"
+        }
+    }
+
+    var hasUnknownFields: Bool {
+        switch self {
+        case let .createAccount(c): !c.unknownFields.data.isEmpty
+        case let .openSession(c): !c.unknownFields.data.isEmpty
+        case let .closeSession(c): !c.unknownFields.data.isEmpty
+        case let .sendMessage(c): !c.unknownFields.data.isEmpty
+        case let .acknowledge(c): !c.unknownFields.data.isEmpty
+        case let .deleteMessages(c): !c.unknownFields.data.isEmpty
+        case let .deleteAccount(c): !c.unknownFields.data.isEmpty
+        case let .attach(c): !c.unknownFields.data.isEmpty
+        case let .detach(c): !c.unknownFields.data.isEmpty
+        case let .detachAll(c): !c.unknownFields.data.isEmpty
+        case let .setClusterVersion(c): !c.unknownFields.data.isEmpty
+        case let .editMessage(c): !c.unknownFields.data.isEmpty
+        }
+    }
+}
+
+extension Rejection {
+    /// A request for something the committed cluster version does not have yet.
+    public static func needsClusterVersion(_ needed: UInt32, for kind: Command.OneOf_Kind, running: UInt32) -> Rejection {
+        needsClusterVersion(needed, feature: kind.feature, running: running)
+    }
+
+    public static func needsClusterVersion(_ needed: UInt32, feature: String, running: UInt32) -> Rejection {
+        Rejection(.failedPrecondition, "\(feature) needs cluster version \(needed); the cluster runs \(running) until every node is upgraded")
     }
 }
 
@@ -169,6 +259,8 @@ private struct Mutation {
         case let .attach(c): return try attach(c, &events)
         case let .detach(c): return try detach(c.subscriptionID, &events)
         case .detachAll: return try detachAll(&events)
+        case let .setClusterVersion(c): return setClusterVersion(c, &events)
+        case let .editMessage(c): return try editMessage(c, &events)
         case nil: throw Rejection(.invalidArgument, "the command is empty")
         }
     }
@@ -366,6 +458,33 @@ private struct Mutation {
         }
         events.append(.messagesDeleted(ids: doomed.map(\.id), participants: participants.sorted()))
         return UInt64(doomed.count)
+    }
+
+    /// The version only rises: a repeated or stale proposal changes nothing. (`checkKnown`
+    /// stopped a build that does not apply it.)
+    func setClusterVersion(_ c: SetClusterVersion, _ events: inout [ChatEvent]) -> UInt64 {
+        if c.version > gathered.clusterVersion {
+            gathered.clusterVersion = c.version
+            events.append(.clusterVersionRaised(c.version))
+        }
+        return UInt64(gathered.clusterVersion)
+    }
+
+    /// The sender replaces the body; the message keeps its id, its place and its delivery.
+    mutating func editMessage(_ c: EditMessage, _ events: inout [ChatEvent]) throws -> UInt64 {
+        let user = try session(c.tokenHash)
+        try Validation.messageBody(c.body)
+        guard var message = try message(c.messageID) else {
+            throw Rejection(.notFound, "there is no message \(c.messageID)")
+        }
+        guard message.senderID == user.id else {
+            throw Rejection(.permissionDenied, "message \(c.messageID) was not sent by \(user.name): only its sender edits it")
+        }
+        message.body = c.body
+        message.editedMs = max(timestamp, 1)
+        try txn.put(tables.messages, message.id.bigEndianBytes, try message.serializedBytes())
+        events.append(.messageEdited(message))
+        return UInt64(bitPattern: message.editedMs)
     }
 
     // MARK: Online clients

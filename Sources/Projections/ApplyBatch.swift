@@ -16,6 +16,8 @@ final class ApplyBatch {
     private var sessions: [TokenKey: (account: Account, row: SessionRow)] = [:]
     /// The log's clock: the largest entry timestamp applied (see `SessionLifetime`).
     var clock: Int64 = 0
+    /// The cluster version as the batch goes (`SetClusterVersion` raises it).
+    var clusterVersion: UInt32 = 1
     /// User ids by name.
     private var users: [String: UInt64] = [:]
     private var clients: [String: ClientRow] = [:]

@@ -4,6 +4,8 @@ public enum ChatEvent: Sendable, Equatable {
     case messageSent(MessageRow)
     /// Messages removed; `participants` are the names on either side of them.
     case messagesDeleted(ids: [UInt64], participants: [String])
+    /// A message's new body, for both sides of its conversation.
+    case messageEdited(MessageRow)
     case accountCreated(name: String)
     case accountDeleted(name: String)
     /// A user's first live stream attached (online) or its last one ended (offline),
@@ -13,6 +15,8 @@ public enum ChatEvent: Sendable, Equatable {
     /// the account deleted), by token hash: their live streams end with them. Not shown to
     /// any client.
     case sessionsEnded(tokenHashes: [[UInt8]])
+    /// The cluster version rose to this (`SetClusterVersion`). Not shown to any client.
+    case clusterVersionRaised(UInt32)
 }
 
 /// The effect of one committed log entry.

@@ -9,13 +9,35 @@ import LMDB
 public final class ChatState: Sendable {
     public let environment: Environment
     let tables: Tables
+    /// What this node's build applies: an entry beyond it stops the node (`UnknownEntry`).
+    public let build: BuildVersions
+    /// The format version the projections carried when opened: nil when they predate format
+    /// versions (they were stamped with the current one, their layout being the same).
+    public let openedFormat: UInt32?
 
     /// Opens (or creates) the projections in `directory`. `writeMap` (see
     /// `Environment.Options`) suits a node's many small applies; a rebuild's few huge
     /// transactions write faster through pwrite(2).
-    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, map: MapLimits = .standard) throws {
+    ///
+    /// Throws `NewerFormat` for projections a newer build wrote.
+    public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, map: MapLimits = .standard, build: BuildVersions = .current) throws {
         environment = try Environment(path: directory, options: .init(mapSize: map.initial, maxMapSize: map.maximum, maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
         tables = try Tables(environment.openDatabases(Tables.names))
+        self.build = build
+        let tables = tables
+        let found = try environment.read { txn in try txn.get(tables.meta, Tables.formatKey).flatMap { UInt32(bigEndianBytes: $0) } }
+        if let found, found > FormatVersion.projections {
+            throw NewerFormat(what: "the projections", path: directory, found: found, known: FormatVersion.projections)
+        }
+        openedFormat = found
+        if found != FormatVersion.projections, !readOnly {
+            try environment.write { txn in try txn.put(tables.meta, Tables.formatKey, FormatVersion.projections.bigEndianBytes) }
+        }
+    }
+
+    /// The cluster version as of the last applied entry: 1 until a `SetClusterVersion` raised it.
+    public func clusterVersion() throws -> UInt32 {
+        try environment.read { txn in try tables.clusterVersion(txn) }
     }
 
     /// The index of the last log entry reflected in the tables.
@@ -85,6 +107,14 @@ final class Tables: Sendable {
     static let lastAppliedKey = Array("last-applied".utf8)
     static let appliedTermKey = Array("applied-term".utf8)
     static let configurationKey = Array("configuration".utf8)
+    static let clusterVersionKey = Array("cluster-version".utf8)
+    /// The layout of these tables (`FormatVersion.projections`). It describes the file, not
+    /// the state: the digest leaves it out.
+    static let formatKey = Array("format".utf8)
+
+    func clusterVersion(_ txn: Transaction) throws -> UInt32 {
+        try txn.get(meta, Self.clusterVersionKey).flatMap { UInt32(bigEndianBytes: $0) } ?? 1
+    }
 
     func lastApplied(_ txn: Transaction) throws -> UInt64 {
         try txn.get(meta, Self.lastAppliedKey).flatMap { UInt64(bigEndianBytes: $0) } ?? 0

@@ -18,8 +18,10 @@ extension ChatState {
                 try txn.withCursor(table) { cursor in
                     var row = try cursor.first()
                     while let current = row {
-                        hasher.update(data: Self.framed(current.key))
-                        hasher.update(data: Self.framed(current.value))
+                        if !Self.describesTheFile(table.name, current.key) {
+                            hasher.update(data: Self.framed(current.key))
+                            hasher.update(data: Self.framed(current.value))
+                        }
                         row = try cursor.next()
                     }
                 }
@@ -28,7 +30,14 @@ extension ChatState {
         return hasher.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
     }
 
-    /// Calls `body` with every row of `table` in key order, as raw bytes.
+    /// Whether a row describes the file rather than the state (its format version): replicas
+    /// with equal states but files of different builds have equal digests.
+    static func describesTheFile(_ table: String, _ key: [UInt8]) -> Bool {
+        table == "meta" && key == Tables.formatKey
+    }
+
+    /// Calls `body` with every row of `table` in key order, as raw bytes, less those that
+    /// describe the file.
     public func forEachRow(in table: String, _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) throws {
         guard let database = tables.all.first(where: { $0.name == table }) else {
             throw Rejection(.notFound, "there is no table '\(table)'; tables: \(Tables.names.joined(separator: ", "))")
@@ -37,7 +46,7 @@ extension ChatState {
             try txn.withCursor(database) { cursor in
                 var row = try cursor.first()
                 while let current = row {
-                    try body(current.key, current.value)
+                    if !Self.describesTheFile(table, current.key) { try body(current.key, current.value) }
                     row = try cursor.next()
                 }
             }

@@ -7,9 +7,9 @@ extension MessageRow {
         return sender.withUTF8 { sender in
             recipient.withUTF8 { recipient in
                 body.withUTF8 { body in
-                    // Beyond the strings' bytes: eight one-byte tags, four varints of up to ten
-                    // bytes, `delivered`'s one, and three length varints of up to ten: 79.
-                    let capacity = 79 + sender.count + recipient.count + body.count
+                    // Beyond the strings' bytes: nine one-byte tags, five varints of up to ten
+                    // bytes, `delivered`'s one, and three length varints of up to ten: 90.
+                    let capacity = 90 + sender.count + recipient.count + body.count
                     return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
                         var writer = Writer(base: buffer.baseAddress!, capacity: capacity)
                         writer.varintField(1, id)
@@ -20,6 +20,7 @@ extension MessageRow {
                         writer.bytesField(6, body)
                         writer.varintField(7, UInt64(bitPattern: sentMs))
                         if delivered { writer.varintField(8, 1) }
+                        writer.varintField(9, UInt64(bitPattern: editedMs))
                         count = writer.count
                     }
                 }

@@ -174,6 +174,9 @@ import Testing
         func deleteMessages(request: Chorus_V1_DeleteMessagesRequest, context: ServerContext) async throws -> Chorus_V1_DeleteMessagesResponse {
             try answers.answer { .with { $0.deleted = answers.number() } }
         }
+        func editMessage(request: Chorus_V1_EditMessageRequest, context: ServerContext) async throws -> Chorus_V1_EditMessageResponse {
+            try answers.answer { .with { $0.editedUnixMs = Int64(truncatingIfNeeded: answers.number()) } }
+        }
         func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
             try answers.answer { .init() }
         }

@@ -144,7 +144,7 @@ import Testing
     /// Runs `replicas` on their threads for the length of `body`, then stops them and waits.
     static func running<R>(_ replicas: [Replica<Ledger>], _ body: () async throws -> R) async throws -> R {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for replica in replicas { group.addTask { await replica.run() } }
+            for replica in replicas { group.addTask { try await replica.run() } }
             defer { for replica in replicas { replica.stop() } }
             return try await body()
         }

@@ -1,3 +1,4 @@
+import Logging
 import Projections
 import Raft
 
@@ -11,13 +12,20 @@ public final class ChatMachine: StateMachine {
     /// Timestamps for the commands this node proposes, bounded by the log's clock as applied
     /// here (`LogClock`).
     let leaderClock = LeaderClock()
+    /// Told of each cluster version applied: the transport refuses peers too old for it.
+    let versions: PeerVersions
     private let stateDirectory: StateDirectory
+    private let logger: Logger
 
-    init(current: CurrentState, stateDirectory: StateDirectory, subscriptionLimits: EventHub.Limits) {
+    init(current: CurrentState, stateDirectory: StateDirectory, subscriptionLimits: EventHub.Limits, versions: PeerVersions, logger: Logger) {
         self.current = current
         self.stateDirectory = stateDirectory
+        self.versions = versions
+        self.logger = logger
         events = EventHub(limits: subscriptionLimits)
     }
+
+    public var build: BuildVersions { current.state.build }
 
     public func position() throws -> AppliedPosition {
         try current.state.position()
@@ -29,6 +37,10 @@ public final class ChatMachine: StateMachine {
         let results = try current.state.apply(entries)
         for applied in results {
             for event in applied.events {
+                if case let .clusterVersionRaised(version) = event {
+                    versions.clusterVersionApplied(version)
+                    logger.notice("the cluster version is \(version) from log entry \(applied.index) on: every member applies it; nodes on builds that do not are refused from now on")
+                }
                 events.publish(index: applied.index, event: event)
             }
         }
@@ -68,6 +80,7 @@ public final class ChatMachine: StateMachine {
 
     public func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
         current.replace(with: try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name))
+        versions.clusterVersionApplied(try current.state.clusterVersion())
     }
 
     /// Subscriptions end with the node; the tables are flushed so that a restart replays less.

@@ -19,7 +19,8 @@ public final class EventHub: Sendable {
             switch event {
             case let .messageSent(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
             case let .messagesDeleted(ids, _): 128 + 8 * ids.count
-            case .accountCreated, .accountDeleted, .presence: 128
+            case let .messageEdited(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
+            case .accountCreated, .accountDeleted, .presence, .clusterVersionRaised: 128
             case let .sessionsEnded(hashes): 128 + 32 * hashes.count
             }
         }
@@ -152,10 +153,12 @@ public final class EventHub: Sendable {
         state.withLock { state in
             let ids: [UInt64] = switch event {
             case let .messageSent(message): Array(state.byUser[message.recipientID] ?? [])
+            case let .messageEdited(message):
+                Array((state.byUser[message.recipientID] ?? []).union(state.byUser[message.senderID] ?? []))
             case let .messagesDeleted(_, participants):
                 Array(Set(participants.compactMap { state.userIDs[$0] }.flatMap { state.byUser[$0] ?? [] }))
             case .accountCreated, .accountDeleted, .presence: Array(state.subscribers.keys)
-            case .sessionsEnded: []
+            case .sessionsEnded, .clusterVersionRaised: []
             }
             for id in ids {
                 guard var subscriber = state.subscribers[id] else { continue }

@@ -127,6 +127,11 @@ public struct NodeConfiguration: Sendable {
     public var stateMapMaximum: Int = MapLimits.standard.maximum
     /// Bugs planted for the fault-injection suite (debug builds only; see `PlantedNodeBugs`).
     public var plantedBugs = PlantedNodeBugs()
+    /// What this build applies: `.current`, or one cluster version less under the test switch
+    /// `PlantedNodeBugs.oneVersionOlder`.
+    public var build: BuildVersions {
+        plantedBugs.oneVersionOlder ? BuildVersions(maxClusterVersion: BuildVersions.current.maxClusterVersion - 1) : .current
+    }
 
     public init(id: NodeID, listen: PeerAddress, members: [NodeID: PeerAddress], dataDirectory: String, clusterID: String) {
         self.id = id

@@ -17,6 +17,10 @@ public struct PlantedNodeBugs: Sendable, Equatable {
     /// `CHORUS_UNSAFE_LOCAL_READS`: reads skip the ReadIndex barrier and answer from this
     /// node's projections as they are (stale reads on a node cut off from the leader).
     public var localReads = false
+    /// `CHORUS_TEST_ONE_VERSION_OLDER`: the build applies one cluster version less than it
+    /// does (`NodeConfiguration.build`), as the release before it did: what an entry of a
+    /// version it does not know does to a node is tested with it.
+    public var oneVersionOlder = false
 
     public init() {}
 
@@ -25,6 +29,7 @@ public struct PlantedNodeBugs: Sendable, Equatable {
         ("CHORUS_UNSAFE_SKIP_DELETES", \.skipDeletes),
         ("CHORUS_UNSAFE_DELETE_EXTRA", \.deleteExtra),
         ("CHORUS_UNSAFE_LOCAL_READS", \.localReads),
+        ("CHORUS_TEST_ONE_VERSION_OLDER", \.oneVersionOlder),
     ] }
 
     /// The bugs the environment plants, in a debug build; none in a release build.

@@ -44,6 +44,9 @@ extension Replica {
         var membershipWaitingForTerm: [(request: MembershipRequest, reply: ReplicaReply<Index>, deadline: ContinuousClock.Instant)] = []
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
+        /// Set when the loop stopped by itself: the log holds an entry this build cannot
+        /// apply as its peers do. Nothing of that entry's batch was applied.
+        var stoppedBecause: UnknownEntry?
 
         init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
@@ -68,7 +71,7 @@ extension Replica {
         func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
             self.submit = submit
             var nextTick = clock.now + configuration.tickInterval
-            while true {
+            running: while true {
                 let now = clock.now
                 guard let inputs = take(now < nextTick ? nextTick - now : .zero) else { break }
                 var batch: [([UInt8], Reply<Output>)] = []
@@ -114,6 +117,9 @@ extension Replica {
                 while core.hasReady {
                     do {
                         try handleReady()
+                    } catch let unknown as UnknownEntry {
+                        stoppedBecause = unknown
+                        break running
                     } catch {
                         // The log could not be written: continuing would risk acknowledging
                         // what is not durable.
@@ -255,14 +261,20 @@ extension Replica {
         }
 
         func apply(_ entries: [Entry]) throws {
-            let batch = entries.map { entry in
+            var batch: [CommittedEntry] = []
+            batch.reserveCapacity(entries.count)
+            for entry in entries {
                 var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
-                if entry.kind == .configuration, entry.index > appliedIndex, let change = ConfigurationChange(encoded: entry.data) {
+                if entry.kind == .configuration, entry.index > appliedIndex {
+                    guard let change = ConfigurationChange(encoded: entry.data) else {
+                        // Every build that wrote one decodes it: a newer build's change.
+                        throw stop(UnknownEntry(index: entry.index, what: "a configuration change this build cannot decode", build: machine.build))
+                    }
                     appliedConfiguration = appliedConfiguration.applying(change)
                     committed.configuration = appliedConfiguration.encoded()
                     membershipApplied(entry.index, change)
                 }
-                return committed
+                batch.append(committed)
             }
             let results: [(index: Index, output: Output)]
             let started = clock.now
@@ -270,6 +282,8 @@ extension Replica {
                 results = try machine.apply(batch)
                 metrics.applyDuration.record(duration: clock.now - started)
                 metrics.appliedEntries.record(batch.count)
+            } catch let unknown as UnknownEntry {
+                throw stop(unknown)
             } catch {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;
@@ -293,6 +307,12 @@ extension Replica {
                     break
                 }
             }
+        }
+
+        /// Says why the node stops; the loop then ends (`stoppedBecause`) and with it the node.
+        func stop(_ unknown: UnknownEntry) -> UnknownEntry {
+            logger.critical("\(unknown)", metadata: ["index": "\(unknown.index)"])
+            return unknown
         }
 
         /// The leader's view of each follower, for the replication gauges; none elsewhere.

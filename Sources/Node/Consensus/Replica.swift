@@ -76,8 +76,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
                         metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, logger: logger)
     }
 
-    /// Runs the loop on its own thread until `stop()`; returns when it has ended.
-    func run() async {
+    /// Runs the loop on its own thread until `stop()`; returns when it has ended. Throws
+    /// `UnknownEntry` when the loop stopped by itself at an entry this build cannot apply.
+    func run() async throws {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread { [self] in
                 // Named for `top -H`, perf and /proc: Foundation's `name` does not reach the
@@ -88,6 +89,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
             }
             thread.start()
         }
+        if let reason = loop.stoppedBecause { throw reason }
     }
 
     /// The loop takes what is left, then ends.

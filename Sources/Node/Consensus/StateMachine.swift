@@ -42,4 +42,11 @@ public protocol StateMachine: AnyObject, Sendable {
 
     /// The loop ended: nothing more is applied.
     func stopped()
+
+    /// What the build applies, for the sentence a node stops with (`UnknownEntry`).
+    var build: BuildVersions { get }
+}
+
+extension StateMachine {
+    public var build: BuildVersions { .current }
 }

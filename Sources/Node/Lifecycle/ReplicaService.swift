@@ -7,9 +7,10 @@ import ServiceLifecycle
 struct ReplicaService: Service {
     let replica: ChatReplica
 
-    func run() async {
-        await withTaskCancellationOrGracefulShutdownHandler {
-            await replica.run()
+    /// Throws when the replica stopped by itself (`UnknownEntry`): the node stops with it.
+    func run() async throws {
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await replica.run()
         } onCancelOrGracefulShutdown: {
             replica.stop()
         }

@@ -1,8 +1,12 @@
 import API
 import GRPCCore
+import Projections
 import Raft
 
 extension ChatService {
+    /// What this node and its peers apply, and the cluster version it applied.
+    var versions: PeerVersions { replica.machine.versions }
+
     /// This node's view of the cluster; answered by any node, without a barrier.
     func clusterStatus(request: Chorus_V1_ClusterStatusRequest, context: ServerContext) async throws -> Chorus_V1_ClusterStatusResponse {
         let status: ReplicaStatus
@@ -32,8 +36,18 @@ extension ChatService {
                     $0.voter = member.voter
                     $0.matchIndex = member.matchIndex
                     $0.active = member.id == status.id || member.matchIndex > 0
+                    if member.id == status.id {
+                        $0.maxClusterVersion = versions.build.maxClusterVersion
+                        $0.release = BuildVersions.release
+                    } else if let advertised = versions.advertised(by: member.id) {
+                        $0.maxClusterVersion = advertised.build.maxClusterVersion
+                        $0.release = advertised.release
+                    }
                 }
             }
+            $0.clusterVersion = versions.clusterVersion
+            $0.buildMaxClusterVersion = versions.build.maxClusterVersion
+            $0.release = BuildVersions.release
         }
     }
 

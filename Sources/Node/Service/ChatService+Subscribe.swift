@@ -88,13 +88,15 @@ extension ChatService {
             event.messageReceived = Self.message(message)
         case let .messagesDeleted(ids, _):
             event.messagesDeleted = .with { $0.ids = ids }
+        case let .messageEdited(message):
+            event.messageEdited = Self.message(message)
         case let .accountCreated(name):
             event.accountCreated = name
         case let .accountDeleted(name):
             event.accountDeleted = name
         case let .presence(name, online):
             event.presence = .with { $0.name = name; $0.online = online }
-        case .sessionsEnded:
+        case .sessionsEnded, .clusterVersionRaised:
             return nil
         }
         return event

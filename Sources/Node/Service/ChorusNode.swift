@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import LogStore
 import NIOExecutor
 import NIOPosix
 import Projections
@@ -31,7 +32,22 @@ public struct ChorusNode: Service {
     }
 
     public func run() async throws {
-        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id, stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum))
+        let build = configuration.build
+        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id,
+                                     stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum), build: build)
+        if data.log.openedFormat == nil {
+            logger.notice("the Raft log in \(data.log.path) predates format versions: it is format \(LogStore.format) and now says so")
+        }
+        if data.state.openedFormat == nil {
+            logger.notice("the projections in \(data.state.environment.path) predate format versions: they are format \(FormatVersion.projections) and now say so")
+        }
+        let clusterVersion = try data.state.clusterVersion()
+        guard clusterVersion <= build.maxClusterVersion else {
+            let refusal = BuildTooOld(clusterVersion: clusterVersion, build: build, dataDirectory: configuration.dataDirectory)
+            logger.critical("\(refusal)")
+            throw refusal
+        }
+        let versions = PeerVersions(build: build, clusterVersion: clusterVersion)
         if data.rebuiltAfterPowerLoss {
             logger.warning("node \(configuration.id) did not stop cleanly on an earlier boot (power loss or a crash of the machine): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
         }
@@ -60,9 +76,10 @@ public struct ChorusNode: Service {
         let metrics = NodeMetrics(node: configuration.id)
         let removal = RemovalNotice(id: configuration.id, directory: directory)
         let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
-                              removal: removal, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
+                              removal: removal, versions: versions, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
-        let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, subscriptionLimits: configuration.subscriptionLimits)
+        let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, subscriptionLimits: configuration.subscriptionLimits,
+                                  versions: versions, logger: logger)
         let unsafeAckOnAppend = configuration.plantedBugs.acknowledgeOnAppend
         let replica = try ChatReplica(core: core, storage: storage, snapshots: data.snapshots, machine: machine, transport: links, configuration: configuration,
                                       metrics: metrics, handlers: clientExecutor, acknowledgeOnAppend: unsafeAckOnAppend ? ChatMachine.acknowledgeSendOnAppend : nil, logger: logger)
@@ -77,7 +94,7 @@ public struct ChorusNode: Service {
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
-                        directory: directory, incarnations: Incarnations(directory: configuration.dataDirectory),
+                        directory: directory, incarnations: Incarnations(directory: configuration.dataDirectory), versions: versions,
                         authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration),
         ]
@@ -132,7 +149,7 @@ public struct ChorusNode: Service {
         if !configuration.plantedBugs.names.isEmpty {
             logger.critical("\(configuration.plantedBugs.names.joined(separator: ", ")) set: this node has bugs planted on purpose and CAN LOSE OR CORRUPT DATA. They exist only to test the fault-injection checker (debug builds only).")
         }
-        logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied)")
+        logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied); release \(BuildVersions.release) applies cluster versions up to \(build.maxClusterVersion), the cluster runs \(clusterVersion)")
 
         // Graceful shutdown runs in reverse order: the client server drains first while the
         // peers and the replica still commit what its calls wait for; the replica stops last.
@@ -145,6 +162,7 @@ public struct ChorusNode: Service {
         let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links, executor: peerExecutor)]
             + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
             + (observability.map { [$0] } ?? [])
+            + [ClusterVersionFinalizer(replica: replica, versions: versions, logger: logger)]
         var group = ServiceGroupConfiguration(services: services.map { .init(service: $0) }
             // Learning it was removed ends the node, as a signal would.
             + [.init(service: RemovalService(notice: removal, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)],

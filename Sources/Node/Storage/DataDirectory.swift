@@ -20,7 +20,7 @@ public struct DataDirectory: Sendable {
     /// from one whose data was wiped (a new one).
     public let incarnation: UInt64
 
-    public init(path: String, clusterID: String, nodeID: NodeID, stateMap: MapLimits = .standard) throws {
+    public init(path: String, clusterID: String, nodeID: NodeID, stateMap: MapLimits = .standard, build: BuildVersions = .current) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
@@ -32,7 +32,7 @@ public struct DataDirectory: Sendable {
         log = try LogStore(directory: path + "/log")
         try Self.refuseUnsound(log)
         snapshots = try SnapshotStore(directory: path + "/snapshots")
-        stateDirectory = StateDirectory(directory: path + "/state", map: stateMap)
+        stateDirectory = StateDirectory(directory: path + "/state", map: stateMap, build: build)
         let unclean = UncleanStop.check(path)
         if let earlierBoot = unclean, earlierBoot != UncleanStop.bootID {
             // The machine went down with the node (power loss, kernel crash): the projections

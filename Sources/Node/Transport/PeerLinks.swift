@@ -23,15 +23,18 @@ final class PeerLinks: MessageSender {
     private let added: AsyncStream<PeerLink>.Continuation
     private let make: @Sendable (NodeID, PeerAddress) -> PeerLink
     let id: NodeID
+    /// What each peer's build applies: entries go only to peers that apply the cluster version.
+    let versions: PeerVersions
 
     init(configuration: NodeConfiguration, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
-         removal: RemovalNotice, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         removal: RemovalNotice, versions: PeerVersions, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
+        self.versions = versions
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
         make = { [clusterID = configuration.clusterID] peer, address in
             PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots,
-                     removal: removal, metrics: metrics, eventLoopGroup: eventLoopGroup, logger: logger)
+                     removal: removal, versions: versions, metrics: metrics, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         // A node waiting to join knows no configuration yet: it answers the members the flags
         // name (the leader among them) until the log tells it who they are.
@@ -66,6 +69,13 @@ final class PeerLinks: MessageSender {
         var byPeer: [NodeID: [Chorus_V1_RaftMessage]] = [:]
         var entries: [Index: Chorus_V1_RaftEntry] = [:]
         for message in messages {
+            // A peer whose build may not apply the cluster version gets no entry to misread
+            // (`PeerVersions`); heartbeats still go, and its answers say what it runs.
+            switch message.kind {
+            case .snapshot where !versions.mayReplicate(to: message.to): continue
+            case let .append(_, _, entries, _) where !entries.isEmpty && !versions.mayReplicate(to: message.to): continue
+            default: break
+            }
             if case .snapshot = message.kind {
                 links[message.to]?.snapshots.offer(message)
                 continue
@@ -99,6 +109,9 @@ final class PeerLink: Sendable {
     let snapshots: SnapshotSender
     /// Told when the peer refuses this node, and why.
     let removal: RemovalNotice
+    /// Says what this build applies on every batch; forgets what the peer said when a new
+    /// stream to it opens (it may be another process now).
+    let versions: PeerVersions
     let eventLoopGroup: MultiThreadedEventLoopGroup
     /// Most messages held for a peer that is not reading them.
     static let queueLimit = 4096
@@ -119,7 +132,7 @@ final class PeerLink: Sendable {
     }
 
     init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
-         snapshots: SnapshotStore, removal: RemovalNotice, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
+         snapshots: SnapshotStore, removal: RemovalNotice, versions: PeerVersions, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
         self.removal = removal
         self.incarnation = incarnation
@@ -127,6 +140,7 @@ final class PeerLink: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.address = address
         self.clusterID = clusterID
+        self.versions = versions
         self.logger = logger
         self.snapshots = SnapshotSender(peer: peer, clusterID: clusterID, store: snapshots, metrics: metrics, logger: logger)
     }
@@ -207,14 +221,21 @@ final class PeerLink: Sendable {
                 while !Task.isCancelled && !stopped.load(ordering: .relaxed) {
                     // What waited for a stream that was not there is stale now.
                     queue.removeAll()
+                    versions.forget(peer)
                     streamOpen.store(true, ordering: .relaxed)
+                    let advertisement = versions.advertisement
                     let before = batchesSent.load(ordering: .relaxed)
                     var refused = false
                     do {
                         _ = try await stub.stream(requestProducer: { writer in
                             // A batch, one request, stays under `batchBytes` (at least one message).
                             for await batch in self.queue.batches(maxWeight: Self.batchBytes, weight: Self.payloadBytes) {
-                                try await writer.write(.with { $0.clusterID = self.clusterID; $0.messages = batch; $0.senderIncarnation = self.incarnation })
+                                try await writer.write(.with {
+                                    $0.clusterID = self.clusterID
+                                    $0.messages = batch
+                                    $0.senderIncarnation = self.incarnation
+                                    $0.senderBuild = advertisement
+                                })
                                 self.batchesSent.add(1, ordering: .relaxed)
                             }
                         })

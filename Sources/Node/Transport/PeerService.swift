@@ -14,6 +14,8 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let directory: MemberDirectory
     /// Each peer's data-directory incarnation, to refuse one that lost its data.
     let incarnations: Incarnations
+    /// What each peer's build applies; a peer too old for the cluster version is refused.
+    let versions: PeerVersions
     /// Whether callers prove who they are with a node certificate (mutual TLS): then every
     /// message must come from the node the certificate names.
     let authenticated: Bool
@@ -30,7 +32,12 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         // the timeout; if a newer stream from it is open, the peer is alive.
         var peer = sender
         if let sender { inbound.opened(sender) }
-        defer { if let peer, inbound.closed(peer) { replica.connectionLost(to: peer) } }
+        defer {
+            if let peer, inbound.closed(peer) {
+                versions.forget(peer)
+                replica.connectionLost(to: peer)
+            }
+        }
         for try await batch in request {
             guard batch.clusterID == clusterID else {
                 throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
@@ -46,6 +53,12 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             if let from = sender ?? batch.messages.first?.from, let refusal = incarnations.check(from, batch.senderIncarnation) {
                 replica.refusals.record(from: from, .unknownSender)
                 logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
+                throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
+            }
+            if let from = sender ?? batch.messages.first?.from,
+               let refusal = versions.heard(from: from, batch.hasSenderBuild ? batch.senderBuild : nil) {
+                replica.refusals.record(from: from, .unknownSender)
+                if versions.shouldLogRefusal(of: from) { logger.error("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"]) }
                 throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
             if peer == nil, let from = batch.messages.first?.from, directory.accepts(from: from) {

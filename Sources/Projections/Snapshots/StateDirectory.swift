@@ -9,11 +9,14 @@ public struct StateDirectory: Sendable {
     public let directory: String
     /// The memory map of every generation opened here.
     public let map: MapLimits
+    /// What the node's build applies (`ChatState.build`).
+    public let build: BuildVersions
     static let initialGeneration = "initial"
 
-    public init(directory: String, map: MapLimits = .standard) {
+    public init(directory: String, map: MapLimits = .standard, build: BuildVersions = .current) {
         self.directory = directory
         self.map = map
+        self.build = build
     }
 
     /// The generation `CURRENT` names (the initial one when there is no `CURRENT` yet).
@@ -32,7 +35,7 @@ public struct StateDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let current = currentGeneration
         removeGenerations(except: current)
-        return try ChatState(directory: directory + "/" + current, map: map)
+        return try ChatState(directory: directory + "/" + current, map: map, build: build)
     }
 
     /// Opens the projections of a node's data directory. When they are behind the point where
@@ -66,7 +69,7 @@ public struct StateDirectory: Sendable {
         }
         let path = directory + "/" + generation
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let state = try ChatState(directory: path, map: map)
+        let state = try ChatState(directory: path, map: map, build: build)
         try state.sync()
         try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
         removeGenerations(except: generation)
@@ -85,9 +88,11 @@ public struct StateDirectory: Sendable {
         try FileSystem.sync(temporary)
         if !FileSystem.exists(final) { try FileSystem.rename(temporary, to: final) }
         CrashPoint.reach("install-state-copied")
+        // Opened before it becomes current: a snapshot of a newer format is refused here
+        // (`NewerFormat`) and the projections stay what they were.
+        let state = try ChatState(directory: final, map: map, build: build)
         try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
         CrashPoint.reach("install-current")
-        let state = try ChatState(directory: final, map: map)
         removeGenerations(except: generation)
         return state
     }

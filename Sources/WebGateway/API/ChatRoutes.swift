@@ -13,6 +13,7 @@ struct ChatRoutes: Sendable {
         api.post("conversations/:name", use: send)
         api.post("inbox/read", use: readWaiting)
         api.post("messages/delete", use: delete)
+        api.post("messages/edit", use: edit)
         api.post("messages/shown", use: shown)
         api.get("cluster", use: cluster)
     }
@@ -80,6 +81,15 @@ struct ChatRoutes: Sendable {
         let ids = try await request.decode(as: DeleteForm.self, context: context).messageIDs()
         guard !ids.isEmpty else { throw HTTPError(.badRequest, message: "Select at least one message to delete.") }
         return Deleted(deleted: try await GatewayError.mapping { try await services.client.deleteMessages(token: session.token, ids: ids) })
+    }
+
+    /// A new body for a message the caller sent (cluster version 2 on; before, 412 with the
+    /// cluster's sentence).
+    @Sendable func edit(_ request: Request, _ context: GatewayContext) async throws -> Edited {
+        let session = try SessionCookie.require(request)
+        let form = try await request.decode(as: EditForm.self, context: context)
+        let id = try form.messageID()
+        return Edited(editedUnixMs: try await GatewayError.mapping { try await services.client.editMessage(token: session.token, id: id, body: form.body) })
     }
 
     /// Every node's answer to a status call, and the leader most of them name: for a session

@@ -91,6 +91,8 @@ struct MessageJSON: ResponseEncodable, Equatable {
     var sentUnixMs: Int64
     /// Whether its recipient has been shown it (the page acknowledges what it shows).
     var delivered: Bool
+    /// When its body was last edited; absent if never.
+    var editedUnixMs: Int64?
 
     init(_ m: ChatMessage) {
         id = String(m.id)
@@ -99,6 +101,7 @@ struct MessageJSON: ResponseEncodable, Equatable {
         body = m.body
         sentUnixMs = m.sentUnixMs
         delivered = m.delivered
+        editedUnixMs = m.editedUnixMs
     }
 
     init(id: UInt64, from: String, to: String, body: String, sentUnixMs: Int64, delivered: Bool = false) {
@@ -124,6 +127,21 @@ struct InboxRead: ResponseEncodable {
 
 struct Deleted: ResponseEncodable {
     var deleted: UInt64
+}
+
+/// `POST /api/messages/edit`: a message of the caller's and its new body.
+struct EditForm: Decodable {
+    var id: String
+    var body: String
+
+    func messageID() throws -> UInt64 {
+        guard let id = UInt64(id), id > 0 else { throw HTTPError(.badRequest, message: "'\(id.prefix(40))' is not a message id.") }
+        return id
+    }
+}
+
+struct Edited: ResponseEncodable {
+    var editedUnixMs: Int64
 }
 
 struct ClusterJSON: ResponseEncodable {

@@ -26,6 +26,9 @@ struct LiveEvent: Encodable, Equatable {
         case let .messagesDeleted(ids):
             self.init(type: "deleted")
             self.ids = ids.map(String.init)
+        case let .messageEdited(message):
+            self.init(type: "edited")
+            self.message = MessageJSON(message)
         case let .accountCreated(name):
             self.init(type: "account")
             self.name = name

@@ -179,6 +179,19 @@ public enum Chorus_V1_Chat: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "EditMessage" metadata.
+        public enum EditMessage: Sendable {
+            /// Request type for "EditMessage".
+            public typealias Input = Chorus_V1_EditMessageRequest
+            /// Response type for "EditMessage".
+            public typealias Output = Chorus_V1_EditMessageResponse
+            /// Descriptor for "EditMessage".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "EditMessage",
+                type: .unary
+            )
+        }
         /// Namespace for "DeleteAccount" metadata.
         public enum DeleteAccount: Sendable {
             /// Request type for "DeleteAccount".
@@ -232,6 +245,7 @@ public enum Chorus_V1_Chat: Sendable {
             History.descriptor,
             ReadStream.descriptor,
             DeleteMessages.descriptor,
+            EditMessage.descriptor,
             DeleteAccount.descriptor,
             Subscribe.descriptor,
             ClusterStatus.descriptor
@@ -468,6 +482,24 @@ extension Chorus_V1_Chat {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_DeleteMessagesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_DeleteMessagesResponse>
+
+        /// Handle the "EditMessage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the body of a message the caller sent (cluster version 2 on).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_EditMessageRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_EditMessageResponse` messages.
+        func editMessage(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_EditMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_EditMessageResponse>
 
         /// Handle the "DeleteAccount" method.
         ///
@@ -737,6 +769,24 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_DeleteMessagesResponse>
 
+        /// Handle the "EditMessage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the body of a message the caller sent (cluster version 2 on).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_EditMessageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_EditMessageResponse` message.
+        func editMessage(
+            request: GRPCCore.ServerRequest<Chorus_V1_EditMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse>
+
         /// Handle the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -1005,6 +1055,24 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_DeleteMessagesResponse
 
+        /// Handle the "EditMessage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the body of a message the caller sent (cluster version 2 on).
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_EditMessageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_EditMessageResponse` to respond with.
+        func editMessage(
+            request: Chorus_V1_EditMessageRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_EditMessageResponse
+
         /// Handle the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -1196,6 +1264,17 @@ extension Chorus_V1_Chat.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.EditMessage.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_EditMessageRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_EditMessageResponse>(),
+            handler: { request, context in
+                try await self.editMessage(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Chorus_V1_Chat.Method.DeleteAccount.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_DeleteAccountRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_DeleteAccountResponse>(),
@@ -1338,6 +1417,17 @@ extension Chorus_V1_Chat.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_DeleteMessagesResponse> {
         let response = try await self.deleteMessages(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func editMessage(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_EditMessageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_EditMessageResponse> {
+        let response = try await self.editMessage(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1538,6 +1628,19 @@ extension Chorus_V1_Chat.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Chorus_V1_DeleteMessagesResponse> {
         return GRPCCore.ServerResponse<Chorus_V1_DeleteMessagesResponse>(
             message: try await self.deleteMessages(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func editMessage(
+        request: GRPCCore.ServerRequest<Chorus_V1_EditMessageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse>(
+            message: try await self.editMessage(
                 request: request.message,
                 context: context
             ),
@@ -1864,6 +1967,29 @@ extension Chorus_V1_Chat {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_DeleteMessagesResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_DeleteMessagesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "EditMessage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the body of a message the caller sent (cluster version 2 on).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_EditMessageRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_EditMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_EditMessageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func editMessage<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_EditMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_EditMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_EditMessageResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_EditMessageResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "DeleteAccount" method.
@@ -2345,6 +2471,40 @@ extension Chorus_V1_Chat {
             )
         }
 
+        /// Call the "EditMessage" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the body of a message the caller sent (cluster version 2 on).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_EditMessageRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_EditMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_EditMessageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func editMessage<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_EditMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_EditMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_EditMessageResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_EditMessageResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.EditMessage.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -2778,6 +2938,35 @@ extension Chorus_V1_Chat.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_DeleteMessagesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_DeleteMessagesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EditMessage" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces the body of a message the caller sent (cluster version 2 on).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_EditMessageRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func editMessage<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_EditMessageRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_EditMessageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.editMessage(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_EditMessageRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_EditMessageResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3249,6 +3438,39 @@ extension Chorus_V1_Chat.ClientProtocol {
             metadata: metadata
         )
         return try await self.deleteMessages(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EditMessage" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces the body of a message the caller sent (cluster version 2 on).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func editMessage<Result>(
+        _ message: Chorus_V1_EditMessageRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_EditMessageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_EditMessageRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.editMessage(
             request: request,
             options: options,
             onResponse: handleResponse

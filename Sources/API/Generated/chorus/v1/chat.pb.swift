@@ -323,6 +323,9 @@ public nonisolated struct Chorus_V1_ChatMessage: Sendable {
 
   public var delivered: Bool = false
 
+  /// When the body was last edited (0: never).
+  public var editedUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -568,6 +571,45 @@ public nonisolated struct Chorus_V1_DeleteMessagesResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Chorus_V1_EditMessageRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: Chorus_V1_RequestID {
+    get {_requestID ?? Chorus_V1_RequestID()}
+    set {_requestID = newValue}
+  }
+  /// Returns true if `requestID` has been explicitly set.
+  public var hasRequestID: Bool {self._requestID != nil}
+  /// Clears the value of `requestID`. Subsequent reads from it will return its default value.
+  public mutating func clearRequestID() {self._requestID = nil}
+
+  public var token: String = String()
+
+  public var messageID: UInt64 = 0
+
+  public var body: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _requestID: Chorus_V1_RequestID? = nil
+}
+
+public nonisolated struct Chorus_V1_EditMessageResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var editedUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Chorus_V1_DeleteAccountRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -684,6 +726,15 @@ public nonisolated struct Chorus_V1_Event: Sendable {
     set {kind = .presence(newValue)}
   }
 
+  /// A message of this user's conversations got a new body: the message as it is now.
+  public var messageEdited: Chorus_V1_ChatMessage {
+    get {
+      if case .messageEdited(let v)? = kind {return v}
+      return Chorus_V1_ChatMessage()
+    }
+    set {kind = .messageEdited(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -695,6 +746,8 @@ public nonisolated struct Chorus_V1_Event: Sendable {
     case attached(Chorus_V1_Attached)
     /// A user came online (its first live stream) or went offline (its last one ended).
     case presence(Chorus_V1_Presence)
+    /// A message of this user's conversations got a new body: the message as it is now.
+    case messageEdited(Chorus_V1_ChatMessage)
 
   }
 
@@ -770,6 +823,12 @@ public nonisolated struct Chorus_V1_ClusterMember: Sendable {
   /// The leader heard from it within the last election timeout.
   public var active: Bool = false
 
+  /// What the member's build applies, as it last said on its peer stream to this node (0: not
+  /// heard since this node started), and its release.
+  public var maxClusterVersion: UInt32 = 0
+
+  public var release: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -809,6 +868,13 @@ public nonisolated struct Chorus_V1_ClusterStatusResponse: Sendable {
   public var ready: Bool = false
 
   public var notReady: [String] = []
+
+  /// The committed cluster version as this node applied it, and what this node's build applies.
+  public var clusterVersion: UInt32 = 0
+
+  public var buildMaxClusterVersion: UInt32 = 0
+
+  public var release: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1395,7 +1461,7 @@ nonisolated extension Chorus_V1_SendReply: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Chorus_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChatMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}sender\0\u{1}recipient\0\u{1}body\0\u{3}sent_unix_ms\0\u{1}delivered\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}sender\0\u{1}recipient\0\u{1}body\0\u{3}sent_unix_ms\0\u{1}delivered\0\u{3}edited_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1409,6 +1475,7 @@ nonisolated extension Chorus_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularStringField(value: &self.body) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.sentUnixMs) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.delivered) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.editedUnixMs) }()
       default: break
       }
     }
@@ -1433,6 +1500,9 @@ nonisolated extension Chorus_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobu
     if self.delivered != false {
       try visitor.visitSingularBoolField(value: self.delivered, fieldNumber: 6)
     }
+    if self.editedUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.editedUnixMs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1443,6 +1513,7 @@ nonisolated extension Chorus_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobu
     if lhs.body != rhs.body {return false}
     if lhs.sentUnixMs != rhs.sentUnixMs {return false}
     if lhs.delivered != rhs.delivered {return false}
+    if lhs.editedUnixMs != rhs.editedUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1949,6 +2020,85 @@ nonisolated extension Chorus_V1_DeleteMessagesResponse: SwiftProtobuf.Message, S
   }
 }
 
+nonisolated extension Chorus_V1_EditMessageRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EditMessageRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}token\0\u{3}message_id\0\u{1}body\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.token) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.messageID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.body) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._requestID {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.token.isEmpty {
+      try visitor.visitSingularStringField(value: self.token, fieldNumber: 2)
+    }
+    if self.messageID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messageID, fieldNumber: 3)
+    }
+    if !self.body.isEmpty {
+      try visitor.visitSingularStringField(value: self.body, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_EditMessageRequest, rhs: Chorus_V1_EditMessageRequest) -> Bool {
+    if lhs._requestID != rhs._requestID {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_EditMessageResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EditMessageResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}edited_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.editedUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.editedUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.editedUnixMs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_EditMessageResponse, rhs: Chorus_V1_EditMessageResponse) -> Bool {
+    if lhs.editedUnixMs != rhs.editedUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Chorus_V1_DeleteAccountRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteAccountRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}token\0\u{1}password\0")
@@ -2054,7 +2204,7 @@ nonisolated extension Chorus_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}message_received\0\u{3}messages_deleted\0\u{3}account_created\0\u{3}account_deleted\0\u{1}attached\0\u{1}presence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}message_received\0\u{3}messages_deleted\0\u{3}account_created\0\u{3}account_deleted\0\u{1}attached\0\u{1}presence\0\u{3}message_edited\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2131,6 +2281,19 @@ nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._Mes
           self.kind = .presence(v)
         }
       }()
+      case 8: try {
+        var v: Chorus_V1_ChatMessage?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .messageEdited(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .messageEdited(v)
+        }
+      }()
       default: break
       }
     }
@@ -2168,6 +2331,10 @@ nonisolated extension Chorus_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._Mes
     case .presence?: try {
       guard case .presence(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .messageEdited?: try {
+      guard case .messageEdited(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
     case nil: break
     }
@@ -2303,7 +2470,7 @@ nonisolated extension Chorus_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}voter\0\u{3}match_index\0\u{1}active\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}voter\0\u{3}match_index\0\u{1}active\0\u{3}max_cluster_version\0\u{1}release\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2316,6 +2483,8 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularBoolField(value: &self.voter) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.matchIndex) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.active) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxClusterVersion) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.release) }()
       default: break
       }
     }
@@ -2337,6 +2506,12 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
     if self.active != false {
       try visitor.visitSingularBoolField(value: self.active, fieldNumber: 5)
     }
+    if self.maxClusterVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxClusterVersion, fieldNumber: 6)
+    }
+    if !self.release.isEmpty {
+      try visitor.visitSingularStringField(value: self.release, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2346,6 +2521,8 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
     if lhs.voter != rhs.voter {return false}
     if lhs.matchIndex != rhs.matchIndex {return false}
     if lhs.active != rhs.active {return false}
+    if lhs.maxClusterVersion != rhs.maxClusterVersion {return false}
+    if lhs.release != rhs.release {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2353,7 +2530,7 @@ nonisolated extension Chorus_V1_ClusterMember: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0\u{3}refused_peer_messages\0\u{1}ready\0\u{3}not_ready\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}role\0\u{1}term\0\u{3}leader_id\0\u{3}leader_address\0\u{3}commit_index\0\u{3}applied_index\0\u{3}last_index\0\u{1}members\0\u{3}cluster_id\0\u{3}refused_peer_messages\0\u{1}ready\0\u{3}not_ready\0\u{3}cluster_version\0\u{3}build_max_cluster_version\0\u{1}release\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2374,6 +2551,9 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.refusedPeerMessages) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.ready) }()
       case 13: try { try decoder.decodeRepeatedStringField(value: &self.notReady) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.clusterVersion) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.buildMaxClusterVersion) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.release) }()
       default: break
       }
     }
@@ -2419,6 +2599,15 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if !self.notReady.isEmpty {
       try visitor.visitRepeatedStringField(value: self.notReady, fieldNumber: 13)
     }
+    if self.clusterVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.clusterVersion, fieldNumber: 14)
+    }
+    if self.buildMaxClusterVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.buildMaxClusterVersion, fieldNumber: 15)
+    }
+    if !self.release.isEmpty {
+      try visitor.visitSingularStringField(value: self.release, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2436,6 +2625,9 @@ nonisolated extension Chorus_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if lhs.refusedPeerMessages != rhs.refusedPeerMessages {return false}
     if lhs.ready != rhs.ready {return false}
     if lhs.notReady != rhs.notReady {return false}
+    if lhs.clusterVersion != rhs.clusterVersion {return false}
+    if lhs.buildMaxClusterVersion != rhs.buildMaxClusterVersion {return false}
+    if lhs.release != rhs.release {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -121,6 +121,35 @@ public nonisolated struct Chorus_V1_PeerBatch: Sendable {
   /// recreated has forgotten its votes and log: under its old id it is refused.
   public var senderIncarnation: UInt64 = 0
 
+  /// What the sender's build can apply. A build that predates cluster versions sends nothing,
+  /// and is taken for one that applies cluster version 1 only.
+  public var senderBuild: Chorus_V1_BuildVersions {
+    get {_senderBuild ?? Chorus_V1_BuildVersions()}
+    set {_senderBuild = newValue}
+  }
+  /// Returns true if `senderBuild` has been explicitly set.
+  public var hasSenderBuild: Bool {self._senderBuild != nil}
+  /// Clears the value of `senderBuild`. Subsequent reads from it will return its default value.
+  public mutating func clearSenderBuild() {self._senderBuild = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _senderBuild: Chorus_V1_BuildVersions? = nil
+}
+
+public nonisolated struct Chorus_V1_BuildVersions: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The newest cluster version this build applies.
+  public var maxClusterVersion: UInt32 = 0
+
+  /// The release, for people: `chorus status` shows it.
+  public var release: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -588,7 +617,7 @@ nonisolated extension Chorus_V1_SnapshotProgress: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PeerBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}messages\0\u{3}sender_incarnation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}messages\0\u{3}sender_incarnation\0\u{3}sender_build\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -599,12 +628,17 @@ nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf.
       case 1: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.senderIncarnation) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._senderBuild) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.clusterID.isEmpty {
       try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 1)
     }
@@ -614,6 +648,9 @@ nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf.
     if self.senderIncarnation != 0 {
       try visitor.visitSingularUInt64Field(value: self.senderIncarnation, fieldNumber: 3)
     }
+    try { if let v = self._senderBuild {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -621,6 +658,42 @@ nonisolated extension Chorus_V1_PeerBatch: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.clusterID != rhs.clusterID {return false}
     if lhs.messages != rhs.messages {return false}
     if lhs.senderIncarnation != rhs.senderIncarnation {return false}
+    if lhs._senderBuild != rhs._senderBuild {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_BuildVersions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BuildVersions"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_cluster_version\0\u{1}release\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.maxClusterVersion) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.release) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.maxClusterVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxClusterVersion, fieldNumber: 1)
+    }
+    if !self.release.isEmpty {
+      try visitor.visitSingularStringField(value: self.release, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_BuildVersions, rhs: Chorus_V1_BuildVersions) -> Bool {
+    if lhs.maxClusterVersion != rhs.maxClusterVersion {return false}
+    if lhs.release != rhs.release {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -37,7 +37,8 @@ public nonisolated struct Command: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The format of this command. Nodes refuse to apply a version they do not know.
+  /// The format of this command. A node that meets a version it does not know stops rather
+  /// than apply it differently from its peers.
   public var version: UInt32 = 0
 
   /// Exactly-once: a retry carries the same client id and sequence and is applied once.
@@ -133,6 +134,23 @@ public nonisolated struct Command: Sendable {
     set {kind = .detachAll(newValue)}
   }
 
+  /// Cluster version 2 on (see `ClusterVersions`): the version entry itself, and editing.
+  public var setClusterVersion: SetClusterVersion {
+    get {
+      if case .setClusterVersion(let v)? = kind {return v}
+      return SetClusterVersion()
+    }
+    set {kind = .setClusterVersion(newValue)}
+  }
+
+  public var editMessage: EditMessage {
+    get {
+      if case .editMessage(let v)? = kind {return v}
+      return EditMessage()
+    }
+    set {kind = .editMessage(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -146,6 +164,9 @@ public nonisolated struct Command: Sendable {
     case attach(AttachClient)
     case detach(DetachClient)
     case detachAll(DetachAll)
+    /// Cluster version 2 on (see `ClusterVersions`): the version entry itself, and editing.
+    case setClusterVersion(SetClusterVersion)
+    case editMessage(EditMessage)
 
   }
 
@@ -300,13 +321,45 @@ public nonisolated struct DetachAll: Sendable {
   public init() {}
 }
 
+/// Raises the cluster version: what entries the log may hold from here on. A leader proposes
+/// it once every member advertises a build that applies it; it never lowers the version.
+public nonisolated struct SetClusterVersion: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Cluster version 2 on: the sender replaces the body of a message it sent. The message keeps
+/// its id and its place; `timestamp_ms` of the command is the edit's time.
+public nonisolated struct EditMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tokenHash: Data = Data()
+
+  public var messageID: UInt64 = 0
+
+  public var body: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}client_id\0\u{1}sequence\0\u{3}timestamp_ms\0\u{3}first_outstanding\0\u{4}\u{5}create_account\0\u{3}open_session\0\u{3}close_session\0\u{3}send_message\0\u{1}acknowledge\0\u{3}delete_messages\0\u{3}delete_account\0\u{1}attach\0\u{1}detach\0\u{3}detach_all\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}client_id\0\u{1}sequence\0\u{3}timestamp_ms\0\u{3}first_outstanding\0\u{4}\u{5}create_account\0\u{3}open_session\0\u{3}close_session\0\u{3}send_message\0\u{1}acknowledge\0\u{3}delete_messages\0\u{3}delete_account\0\u{1}attach\0\u{1}detach\0\u{3}detach_all\0\u{3}set_cluster_version\0\u{3}edit_message\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -449,6 +502,32 @@ nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
           self.kind = .detachAll(v)
         }
       }()
+      case 20: try {
+        var v: SetClusterVersion?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .setClusterVersion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .setClusterVersion(v)
+        }
+      }()
+      case 21: try {
+        var v: EditMessage?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .editMessage(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .editMessage(v)
+        }
+      }()
       default: break
       }
     }
@@ -514,6 +593,14 @@ nonisolated extension Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     case .detachAll?: try {
       guard case .detachAll(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .setClusterVersion?: try {
+      guard case .setClusterVersion(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .editMessage?: try {
+      guard case .editMessage(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
     }()
     case nil: break
     }
@@ -871,6 +958,76 @@ nonisolated extension DetachAll: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
   }
 
   public static func ==(lhs: DetachAll, rhs: DetachAll) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension SetClusterVersion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetClusterVersion"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: SetClusterVersion, rhs: SetClusterVersion) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension EditMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EditMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}token_hash\0\u{3}message_id\0\u{1}body\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.tokenHash) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.messageID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.body) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tokenHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.tokenHash, fieldNumber: 1)
+    }
+    if self.messageID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messageID, fieldNumber: 2)
+    }
+    if !self.body.isEmpty {
+      try visitor.visitSingularStringField(value: self.body, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: EditMessage, rhs: EditMessage) -> Bool {
+    if lhs.tokenHash != rhs.tokenHash {return false}
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -74,6 +74,9 @@ public nonisolated struct MessageRow: Sendable {
 
   public var delivered: Bool = false
 
+  /// By the log's clock, when the body was last edited; 0 if never.
+  public var editedMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -233,7 +236,7 @@ nonisolated extension UserRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MessageRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}sender_id\0\u{1}sender\0\u{3}recipient_id\0\u{1}recipient\0\u{1}body\0\u{3}sent_ms\0\u{1}delivered\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}sender_id\0\u{1}sender\0\u{3}recipient_id\0\u{1}recipient\0\u{1}body\0\u{3}sent_ms\0\u{1}delivered\0\u{3}edited_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -249,6 +252,7 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 6: try { try decoder.decodeSingularStringField(value: &self.body) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.sentMs) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.delivered) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.editedMs) }()
       default: break
       }
     }
@@ -279,6 +283,9 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.delivered != false {
       try visitor.visitSingularBoolField(value: self.delivered, fieldNumber: 8)
     }
+    if self.editedMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.editedMs, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -291,6 +298,7 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.body != rhs.body {return false}
     if lhs.sentMs != rhs.sentMs {return false}
     if lhs.delivered != rhs.delivered {return false}
+    if lhs.editedMs != rhs.editedMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
