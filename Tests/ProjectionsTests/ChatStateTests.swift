@@ -536,17 +536,6 @@ import Testing
         #expect(try h.state.userExists("mallory") == false)
     }
 
-    @Test func unknownVersionAndGarbageAreRejectedDeterministically() throws {
-        let h = try Harness()
-        let results = try h.state.apply([
-            CommittedEntry(index: 1, command: [0xFF, 0xFF, 0xFF]),
-            CommittedEntry(index: 2, command: try Command.with { $0.version = 99; $0.kind = .detachAll(DetachAll()) }.serializedBytes()),
-            CommittedEntry(index: 3, command: nil),
-        ])
-        #expect(results.map(\.outcome.rejection) == [.invalidArgument, .failedPrecondition, nil])
-        #expect(try h.state.lastApplied() == 3)
-    }
-
     @Test func noPlaintextSecretsInTheTables() throws {
         let h = try Harness()
         _ = try h.createAccount("alice", password: "hunter2-plaintext")

@@ -11,9 +11,9 @@ final class Harness {
     /// Added to every later entry's timestamp: moves the log's clock.
     var elapsedMs: Int64 = 0
 
-    init() throws {
+    init(build: BuildVersions = .current) throws {
         directory = NSTemporaryDirectory() + "chorus-projections-" + UUID().uuidString
-        state = try ChatState(directory: directory)
+        state = try ChatState(directory: directory, build: build)
     }
 
     deinit {
