@@ -82,9 +82,10 @@ final class TestCluster: @unchecked Sendable {
         return founders.contains(id) ? founders : founders + [id]
     }
 
-    /// Starts node `id`; `environment` adds variables (crash points, test hooks).
-    func start(_ id: Int, environment: [String: String] = [:]) throws {
-        try processes.launch(id, executable: Self.executable.path, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
+    /// Starts node `id`; `environment` adds variables (crash points, test hooks); `executable`
+    /// another build's `chorus-node` (the rolling upgrade starts the previous release).
+    func start(_ id: Int, environment: [String: String] = [:], executable: String = TestCluster.executable.path) throws {
+        try processes.launch(id, executable: executable, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
     }
 
     func startAll() throws {

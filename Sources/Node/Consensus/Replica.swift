@@ -85,6 +85,14 @@ public final class Replica<Machine: StateMachine>: Sendable {
                 // kernel here, and the thread would carry its creator's name.
                 try? "chorus-raft".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
                 loop.run(take: { timeout in self.take(timeout: timeout) }, submit: { [weak self] input in self?.submit(input) })
+                if loop.stoppedBecause != nil {
+                    // Stopped by itself: nothing more is taken, so every caller still waiting
+                    // or yet to come is told at once rather than left hanging.
+                    inbox.finish()
+                    while let inputs = inbox.take(waitingAtMost: .zero), !inputs.isEmpty {
+                        for input in inputs { refuse(input, .stopped) }
+                    }
+                }
                 done.resume()
             }
             thread.start()
@@ -103,7 +111,11 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     func submit(_ input: Input) {
         guard !inbox.push(input) else { return }
-        let error: ReplicaError = inbox.waiting >= Self.inboxCapacity ? .overloaded(proposals: Self.inboxCapacity, bytes: 0) : .stopped
+        refuse(input, inbox.waiting >= Self.inboxCapacity ? .overloaded(proposals: Self.inboxCapacity, bytes: 0) : .stopped)
+    }
+
+    /// Answers an input the loop will not take.
+    private func refuse(_ input: Input, _ error: ReplicaError) {
         switch input {
         case let .propose(_, reply): reply(.failure(error))
         case let .read(reply): reply(.failure(error))

@@ -159,11 +159,15 @@ public struct ChorusNode: Service {
         if let address = configuration.metricsListen {
             logger.info("metrics on http://\(address)/metrics, health on /healthz and /readyz")
         }
-        let services: [any Service] = [ReplicaService(replica: replica), PeerLinksService(links: links, executor: peerExecutor)]
+        let services: [any Service] = [PeerLinksService(links: links, executor: peerExecutor)]
             + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
             + (observability.map { [$0] } ?? [])
             + [ClusterVersionFinalizer(replica: replica, versions: versions, logger: logger)]
-        var group = ServiceGroupConfiguration(services: services.map { .init(service: $0) }
+        // The replica stops by itself only at an entry its build cannot apply: the node stops
+        // as on a signal (the servers drain; cancelling them mid-stream is not clean), then
+        // the group throws the replica's error.
+        var group = ServiceGroupConfiguration(services: [.init(service: ReplicaService(replica: replica), failureTerminationBehavior: .gracefullyShutdownGroup)]
+            + services.map { .init(service: $0) }
             // Learning it was removed ends the node, as a signal would.
             + [.init(service: RemovalService(notice: removal, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)],
                                               logger: logger)
