@@ -29,6 +29,10 @@ final class SimNode {
     /// What the disk and core looked like when the configuration was last checked.
     var configurationCheckedAt: [UInt64] = []
     var incarnation = 0
+    /// The cluster version the application applied (`VersionModel`); in its snapshots.
+    var clusterVersion: UInt32 = 1
+    /// Stopped at an entry its build does not apply (`VersionModel`).
+    var halted = false
 
     init(id: NodeID, configuration: ClusterConfiguration, options: RaftOptions) {
         self.id = id
@@ -51,6 +55,7 @@ final class SimNode {
     /// Starts again from storage; the application restarts from the snapshot and replays.
     func restart() {
         incarnation += 1
+        halted = false
         let snapshot = storage.snapshotValue
         restoreApplication(from: snapshot)
         var options = self.options
@@ -75,16 +80,18 @@ final class SimNode {
         appliedIndex = snapshot.metadata.index
         appliedConfiguration = snapshot.metadata.configuration
         appliedData = [:]
-        if snapshot.data.count == 8 {
-            appliedHash = snapshot.data.reduce(0) { $0 << 8 | UInt64($1) }
+        if snapshot.data.count >= 8 {
+            appliedHash = snapshot.data.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
         } else {
             appliedHash = 0xCBF2_9CE4_8422_2325
         }
+        clusterVersion = snapshot.data.count == 12 ? snapshot.data.suffix(4).reduce(0) { $0 << 8 | UInt32($1) } : 1
     }
 
     /// The application's snapshot: its hash at `appliedIndex`.
     var snapshotData: [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: appliedHash >> (56 - 8 * $0)) }
+            + (clusterVersion > 1 ? (0..<4).map { UInt8(truncatingIfNeeded: clusterVersion >> (24 - 8 * $0)) } : [])
     }
 
     /// Writes a snapshot at the applied index and discards the log before it.

@@ -32,6 +32,9 @@ final class Simulation {
         var origin: Origin = .honest
         /// Where the network takes it: `message.to`, unless a liar addressed it wrongly.
         var destination: NodeID
+        /// What the sender's build said with it, and the sender's incarnation (`VersionModel`).
+        var build: UInt32 = 0
+        var incarnation = 0
     }
 
     /// Who made a message, and so what its recipient must do with it.
@@ -52,6 +55,8 @@ final class Simulation {
     /// When false, a forged message that got through is not a failure (arbitrary lies, where
     /// only "nothing traps" is asserted).
     var requireRefusals = true
+    /// Cluster versions and builds (`VersionSkewScenarios`); nil elsewhere.
+    var versions: VersionModel?
     /// Messages refused by their recipients, by `Refusal.reason`.
     private(set) var refusals: [String: Int] = [:]
 
@@ -119,6 +124,10 @@ final class Simulation {
         try deliverDue()
         for id in ids { try process(nodes[id]!) }
         for id in ids { try checker.checkNode(nodes[id]!) }
+        if let versions {
+            versions.finalize(self)
+            try versions.check(self)
+        }
     }
 
     func run(ticks: Int) throws {
@@ -145,6 +154,12 @@ final class Simulation {
             let m = item.message
             guard let target = nodes[item.destination], target.isUp,
                   !blocked.contains(Link(from: m.from, to: target.id)) else { continue }
+            if let versions {
+                // A stream ends with its process: what a restarted sender's former process
+                // sent is never read after the new one speaks (TCP, and the node's streams).
+                guard nodes[m.from].map({ $0.incarnation == item.incarnation }) ?? true else { continue }
+                guard versions.accepts(target, from: m.from, build: item.build) else { continue }
+            }
             let refusal = target.raft!.step(m)
             if let refusal { refusals[refusal.reason, default: 0] += 1 }
             switch (item.origin, refusal) {
@@ -172,6 +187,7 @@ final class Simulation {
         for m in messages {
             sentCount += 1
             if blocked.contains(Link(from: m.from, to: m.to)) || random.chance(faults.dropRate) { continue }
+            if let versions, let sender = nodes[m.from], !versions.sends(m, from: sender) { continue }
             if let tamper, liars.contains(m.from) {
                 for (forged, origin) in tamper(m, self) { enqueue(forged, origin: origin, destination: m.to) }
                 continue
@@ -186,7 +202,9 @@ final class Simulation {
             ? Int.random(in: faults.reorderDelay, using: &random)
             : Int.random(in: faults.delay, using: &random)
         sequence += 1
-        queue.append(InFlight(due: now + delay, sequence: sequence, message: m, origin: origin, destination: destination ?? m.to))
+        let build = versions?.builds[m.from] ?? 0
+        queue.append(InFlight(due: now + delay, sequence: sequence, message: m, origin: origin, destination: destination ?? m.to, build: build,
+                              incarnation: nodes[m.from]?.incarnation ?? 0))
     }
 
     /// Cuts `id` off from every other server, both ways.
@@ -255,6 +273,7 @@ final class Simulation {
     func restart(_ id: NodeID) {
         if nodes[id]!.isUp { nodes[id]!.crash() }
         nodes[id]!.restart()
+        versions?.restarted(id)
     }
 
     // MARK: Disks and the application
@@ -294,12 +313,20 @@ final class Simulation {
             node.restoreApplication(from: snapshot)
             try checker.checkSnapshot(snapshot, hash: node.appliedHash, node: node.id)
         }
+        if let versions, let unknown = ready.committedEntries.first(where: { $0.index > node.appliedIndex && versions.stops(node, at: $0) }) {
+            // As the node does: nothing of the batch is applied, and the process ends.
+            versions.halted[node.id] = unknown.index
+            node.halted = true
+            node.crash()
+            return
+        }
         for entry in ready.committedEntries where entry.index > node.appliedIndex {
             guard entry.index == node.appliedIndex + 1 else {
                 throw checker.fail("node \(node.id) applied \(entry.index) after \(node.appliedIndex): a gap")
             }
             var hash = fnv(node.appliedHash, withUnsafeBytes(of: entry.index.bigEndian, Array.init))
             hash = fnv(hash, entry.data)
+            if let versions { hash = fnv(hash, versions.apply(node, entry)) }
             node.appliedHash = hash
             node.appliedIndex = entry.index
             node.appliedData[entry.index] = entry.data
