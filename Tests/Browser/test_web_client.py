@@ -119,6 +119,37 @@ def test_deleting_selected_messages_removes_them_on_both_screens(cluster, pages)
     assert [m["body"] for m in page["messages"]] == ["two"]
 
 
+def test_editing_a_message_shows_the_new_text_on_both_screens(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.register(alice)
+    b.register(bob)
+    a.open(bob)
+    b.open(alice)
+    a.send("see you at 5")
+    b.wait(lambda: b.bodies() == ["see you at 5"], "the message on bob's screen")
+    # Only the sender's own messages can be edited: bob has no Edit button on it.
+    assert not b.css("#messages li.msg .edit")
+    a.css("#messages li.msg.mine .edit")[0].click()
+    a.wait(lambda: a.visible("edit-dialog"), "the edit dialog")
+    a.type("edit-body", "see you at 6")
+    a.click("edit-save")
+    a.wait(lambda: not a.visible("edit-dialog") and a.bodies() == ["see you at 6"], "the new text on alice's screen")
+    b.wait(lambda: b.bodies() == ["see you at 6"], "the new text on bob's screen, live")
+    b.wait(lambda: "edited" in b.css("#messages li.msg .time")[0].text, "the edited mark on bob's screen")
+    b.shot("edited")
+    # The cluster keeps it: the same id, the new body, and when it was edited.
+    cookie = cluster.call("POST", "/api/session", {"name": bob, "password": "password-1"})[2].split(";")[0]
+    status, page, _ = cluster.call("GET", f"/api/conversations/{alice}", cookie=cookie)
+    assert status == 200
+    assert [(m["body"], m["editedUnixMs"] > 0) for m in page["messages"]] == [("see you at 6", True)]
+    # A blank text is not sent, and changes nothing.
+    a.css("#messages li.msg.mine .edit")[0].click()
+    a.type("edit-body", " ")
+    a.click("edit-save")
+    assert a.bodies() == ["see you at 6"]
+
+
 def test_read_n_messages_that_waited(cluster, pages):
     alice, bob = unique("alice"), unique("bob")
     cluster.register(bob)

@@ -32,6 +32,11 @@ import Testing
             #expect(shown?.body == "hello")
             #expect(shown?.editedUnixMs != nil)
             try await cluster.waitForConvergence(client)
+            // Every node says what its build applies, and what the others said to it.
+            for status in await client.status().compactMap(\.status) {
+                #expect(status.clusterVersion == 2 && status.buildMaxClusterVersion == 2 && status.release == "0.3.0")
+                #expect(status.memberBuilds.keys.sorted() == [1, 2, 3] && status.memberBuilds.values.allSatisfy { $0.maxClusterVersion == 2 })
+            }
         }
 
         // Its data now holds cluster version 2: the older build refuses to start on it.
@@ -52,8 +57,12 @@ import Testing
         #expect(line.contains("cluster versions 1...1"))
         let entry = try #require(line.firstMatch(of: /log entry (\d+) is the cluster version 2/).flatMap { UInt64($0.1) })
         let status = try runTool(["status", "--json", cluster.dataDirectory(3)])
-        let applied = try #require(((try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])?["applied_index"] as? NSNumber)?.uint64Value)
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
+        func number(_ key: String) -> UInt64? { (fields[key] as? NSNumber)?.uint64Value }
+        let applied = try #require(number("applied_index"))
         #expect(applied < entry, "nothing of the batch holding entry \(entry) was applied (applied \(applied))")
+        #expect(number("cluster_version") == 1)
+        #expect(number("log_format") == 1 && number("state_format") == 1)
 
         // The build that knows it catches up, and the replicas agree.
         try cluster.start(3)

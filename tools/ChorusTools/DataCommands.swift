@@ -6,7 +6,7 @@ import Raft
 import SwiftProtobuf
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "First/last index, term, vote, snapshot, applied index and sizes of a data directory.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "First/last index, term, vote, snapshot, applied index, sizes and versions of a data directory.")
     @Argument(help: "The data directory.") var dir: String
     @Flag(help: "Print JSON.") var json = false
 
@@ -20,6 +20,10 @@ struct StatusCommand: ParsableCommand {
             "snapshot_index": snapshot.index, "snapshot_term": snapshot.term,
             "log_bytes": try data.log.environment.usedBytes(),
             "snapshots_stored": data.snapshots.all().count,
+            // Format 0: written before format versions (the same layout as format 1).
+            "log_format": data.log.openedFormat ?? 0,
+            "build_release": BuildVersions.release,
+            "build_max_cluster_version": BuildVersions.current.maxClusterVersion,
         ]
         if let latest = data.snapshots.find(index: snapshot.index, term: snapshot.term) {
             object["snapshot_bytes"] = latest.size
@@ -28,6 +32,8 @@ struct StatusCommand: ParsableCommand {
             object["applied_index"] = try state.lastApplied()
             object["state_bytes"] = try state.environment.usedBytes()
             object["digest"] = try state.digest()
+            object["state_format"] = state.openedFormat ?? 0
+            object["cluster_version"] = try state.clusterVersion()
         }
         // The same check a node runs before it starts.
         let problems = try data.log.problems(maxValue: MessageLimits().maxValue)

@@ -49,6 +49,7 @@ export const api = {
   send: (name, body, key) => call('POST', `/api/conversations/${enc(name)}`, { body, key }),
   readWaiting: (limit) => call('POST', '/api/inbox/read', { limit }),
   deleteMessages: (ids) => call('POST', '/api/messages/delete', { ids }),
+  editMessage: (id, body) => call('POST', '/api/messages/edit', { id, body }),
   shown: (ids) => call('POST', '/api/messages/shown', { ids }),
   cluster: () => call('GET', '/api/cluster'),
 };

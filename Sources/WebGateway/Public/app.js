@@ -384,9 +384,58 @@ function messageItem(message, withSelection) {
   }
   const bubble = el('div', 'bubble');
   if (!withSelection) bubble.append(el('div', 'sender', mine ? 'you' : message.from));
-  bubble.append(el('div', 'body', message.body), el('div', 'time', time(message.sentUnixMs)));
+  const stamp = el('div', 'time', time(message.sentUnixMs) + (message.editedUnixMs ? ` · edited ${time(message.editedUnixMs)}` : ''));
+  if (mine && withSelection) {
+    const button = el('button', 'edit', 'Edit');
+    button.type = 'button';
+    button.setAttribute('aria-label', 'edit message');
+    button.addEventListener('click', () => openEdit(message));
+    stamp.append(button);
+  }
+  bubble.append(el('div', 'body', message.body), stamp);
   item.append(bubble);
   return item;
+}
+
+// ---------------------------------------------------------------- editing
+
+function openEdit(message) {
+  state.editing = message.id;
+  $('edit-body').value = message.body;
+  say($('edit-error'), '');
+  $('edit-dialog').showModal();
+  $('edit-body').focus();
+}
+
+async function saveEdit(event) {
+  event.preventDefault();
+  const id = state.editing;
+  const body = $('edit-body').value;
+  if (!id || body.trim() === '') return;
+  const button = $('edit-save');
+  button.disabled = true;
+  try {
+    const answer = await api.editMessage(id, body);
+    edited({ ...state.messages.get(id), id, body, editedUnixMs: answer.editedUnixMs });
+    $('edit-dialog').close();
+  } catch (error) {
+    failed(error, $('edit-error'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** A message's new body, from this page or the live channel: shown where it is on screen. */
+function edited(message) {
+  if (!message || !message.id) return;
+  if (state.messages.has(message.id)) {
+    state.messages.set(message.id, { ...state.messages.get(message.id), body: message.body, editedUnixMs: message.editedUnixMs });
+    renderMessages();
+  }
+  for (const item of $('inbox-messages').querySelectorAll(`li.msg[data-id="${CSS.escape(message.id)}"]`)) {
+    const body = item.querySelector('.body');
+    if (body) body.textContent = message.body;
+  }
 }
 
 function renderMessages() {
@@ -612,6 +661,9 @@ function onLiveEvent(event) {
     case 'deleted':
       removeMessages(event.ids);
       break;
+    case 'edited':
+      edited(event.message);
+      break;
     case 'presence':
       setPresence(event.name, event.online);
       break;
@@ -686,6 +738,8 @@ function wire() {
     if ($('scroller').scrollTop === 0 && state.older && !$('load-earlier').disabled) loadEarlier();
   });
   $('delete-selected').addEventListener('click', deleteSelected);
+  $('edit-form').addEventListener('submit', saveEdit);
+  $('edit-cancel').addEventListener('click', () => $('edit-dialog').close());
   $('composer-form').addEventListener('submit', send);
   $('composer').addEventListener('input', composerChanged);
   $('composer').addEventListener('keydown', (event) => {
