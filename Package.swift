@@ -189,7 +189,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "ClusterPKI", "Launcher", "Node", "Projections", "Raft",
+                "ClusterPKI", "Launcher", "LogStore", "Node", "Projections", "Raft",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Launcher
 import Logging
+import LogStore
 import Node
 import Projections
 import Raft
@@ -152,6 +153,13 @@ struct Run: AsyncParsableCommand {
             _ = error
             throw ExitCode(Self.needsAnotherBuild)
         } catch is BuildTooOld {
+            throw ExitCode(Self.needsAnotherBuild)
+        } catch let error as NewerFormat {
+            logger.critical("\(error)")
+            throw ExitCode(Self.needsAnotherBuild)
+        } catch let error as LogStoreError {
+            guard case .newerFormat = error else { throw error }
+            logger.critical("\(error)")
             throw ExitCode(Self.needsAnotherBuild)
         }
     }

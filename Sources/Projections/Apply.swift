@@ -68,7 +68,9 @@ extension ChatState {
     private func applyCommand(_ txn: inout Transaction, _ entry: CommittedEntry, _ gathered: ApplyBatch, reporting: Bool) throws -> Applied {
         let index = entry.index
         guard case let .command(command) = entry.decoded ?? CommittedEntry.decode(entry.command) else {
-            throw UnknownEntry(index: index, what: "a command in an encoding this build cannot decode (\(entry.command?.count ?? 0) bytes)", build: build)
+            // Bytes no build decodes: every release has refused them alike, and must. (A new
+            // encoding would come as a new Raft entry kind, with a new log format.)
+            return Applied(index: index, outcome: .failure(Rejection(.invalidArgument, "entry \(index) is not a chat command")), events: [], duplicate: false)
         }
         try checkKnown(command, at: index)
         // Exactly-once: a known (client, sequence) returns what it returned the first time.
@@ -199,6 +201,8 @@ extension Rejection {
         needsClusterVersion(needed, feature: kind.feature, running: running)
     }
 
+    /// The sentence is part of what the log means (it is recorded as the request's outcome):
+    /// never reword it.
     public static func needsClusterVersion(_ needed: UInt32, feature: String, running: UInt32) -> Rejection {
         Rejection(.failedPrecondition, "\(feature) needs cluster version \(needed); the cluster runs \(running) until every node is upgraded")
     }

@@ -32,11 +32,13 @@ import Testing
             #expect(shown?.body == "hello")
             #expect(shown?.editedUnixMs != nil)
             try await cluster.waitForConvergence(client)
-            // Every node says what its build applies, and what the others said to it.
-            for status in await client.status().compactMap(\.status) {
+            // Every node says what its build applies; the leader, what each member said to it.
+            let statuses = await client.status().compactMap(\.status)
+            for status in statuses {
                 #expect(status.clusterVersion == 2 && status.buildMaxClusterVersion == 2 && status.release == "0.3.0")
-                #expect(status.memberBuilds.keys.sorted() == [1, 2, 3] && status.memberBuilds.values.allSatisfy { $0.maxClusterVersion == 2 })
             }
+            let leader = try #require(statuses.first { $0.role == "leader" })
+            #expect(leader.memberBuilds.keys.sorted() == [1, 2, 3] && leader.memberBuilds.values.allSatisfy { $0.maxClusterVersion == 2 && $0.release == "0.3.0" })
         }
 
         // Its data now holds cluster version 2: the older build refuses to start on it.
@@ -46,9 +48,13 @@ import Testing
         #expect(exit.status == 78)
         #expect(cluster.log(3).contains("the cluster of \(cluster.dataDirectory(3)) runs cluster version 2, and this build (release 0.3.0) applies cluster versions up to 1"))
 
-        // Projections rebuilt from the log: the older build meets the entry that raised the
-        // version, and stops before it changes anything.
+        // Projections rebuilt from the log, and the identity's record of the version gone (as
+        // if the node stopped between applying the raise and recording it): the older build
+        // meets the entry that raised the version, and stops before it changes anything.
         try FileManager.default.removeItem(atPath: cluster.dataDirectory(3) + "/state")
+        let identity = cluster.dataDirectory(3) + "/identity"
+        let kept = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("cluster-version=") }
+        try (kept.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
         try cluster.start(3, environment: Self.oneVersionOlder)
         exit = try await cluster.waitForExit(3, within: .seconds(30))
         #expect(exit.status == 78 && !exit.signaled, "\(cluster.log(3).suffix(4000))")
@@ -127,21 +133,35 @@ import Testing
             let editedAt = try await client.editMessage(token: alice, id: probe, body: "edited after the upgrade")
             #expect(editedAt > 0)
 
-            // A downgrade now is refused: the old build's node hears why and gets nothing.
-            let lengthBefore = cluster.log(3).utf8.count
+            // A downgrade now is refused. The previous release will not start on the directory:
+            // its identity records the version (the old build takes the line for another owner).
+            try await cluster.waitForConvergence(client, within: .seconds(60))
             cluster.stop(3)
+            var lengthBefore = cluster.log(3).utf8.count
+            try cluster.start(3, executable: previous)
+            let exit = try await cluster.waitForExit(3, within: .seconds(30))
+            #expect(exit.status != 0 && !exit.signaled)
+            let refusedStart = String(cluster.log(3).utf8.dropFirst(lengthBefore)) ?? ""
+            #expect(refusedStart.contains("cluster-version=2") && refusedStart.contains("refusing to start"), "\(refusedStart.suffix(2000))")
+
+            // Forced past that (the line removed by hand), its peers refuse it with the
+            // sentence, and it applies nothing more: no entry, and no commit index for what
+            // its own log holds.
+            let identity = cluster.dataDirectory(3) + "/identity"
+            let lines = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("cluster-version=") }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
+            let appliedBefore = try Self.appliedIndex(cluster.dataDirectory(3))
+            lengthBefore = cluster.log(3).utf8.count
             try cluster.start(3, executable: previous)
             try await Task.sleep(for: .seconds(3))
             let oldLog = String(cluster.log(3).utf8.dropFirst(lengthBefore)) ?? ""
             #expect(oldLog.contains("refuses this node"), "the downgraded node was told:\n\(oldLog.suffix(2000))")
             #expect(oldLog.contains("node 3 runs a release before 0.3.0, which applies cluster versions up to 1; this cluster runs cluster version 2"))
             #expect(cluster.ids.filter { $0 != 3 }.contains { cluster.log($0).contains("refused node 3: node 3 runs a release before 0.3.0") })
-            // It applied nothing past what it had.
             try await client.editMessage(token: alice, id: probe, body: "edited while node 3 is refused")
-            let nodes = await client.status().compactMap(\.status)
-            let leaderCommit = nodes.first { $0.role == "leader" }?.commitIndex ?? 0
-            let three = nodes.first { $0.nodeID == 3 }
-            #expect(three.map { $0.appliedIndex < leaderCommit } == true, "node 3 applied \(three?.appliedIndex ?? 0) of \(leaderCommit)")
+            try await Task.sleep(for: .seconds(1))
+            let three = await client.status().compactMap(\.status).first { $0.nodeID == 3 }
+            #expect(three?.appliedIndex == appliedBefore, "node 3 applied \(three?.appliedIndex ?? 0), it had \(appliedBefore)")
             try await replace(3, with: TestCluster.executable.path, "upgraded after the refused downgrade")
 
             load.cancel()
@@ -199,6 +219,12 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestFailure("node \(id) did not catch up within \(within)")
+    }
+
+    static func appliedIndex(_ directory: String) throws -> UInt64 {
+        let status = try runTool(["status", "--json", directory])
+        let fields = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+        return try #require((fields?["applied_index"] as? NSNumber)?.uint64Value)
     }
 
     static func expectRefused(_ client: ChorusClient, token: String, id: UInt64) async throws {

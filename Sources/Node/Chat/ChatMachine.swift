@@ -15,10 +15,13 @@ public final class ChatMachine: StateMachine {
     /// Told of each cluster version applied: the transport refuses peers too old for it.
     let versions: PeerVersions
     private let stateDirectory: StateDirectory
+    /// The node's data directory, whose `identity` records the cluster version.
+    private let dataDirectory: String
     private let logger: Logger
 
-    init(current: CurrentState, stateDirectory: StateDirectory, subscriptionLimits: EventHub.Limits, versions: PeerVersions, logger: Logger) {
+    init(current: CurrentState, stateDirectory: StateDirectory, dataDirectory: String, subscriptionLimits: EventHub.Limits, versions: PeerVersions, logger: Logger) {
         self.current = current
+        self.dataDirectory = dataDirectory
         self.stateDirectory = stateDirectory
         self.versions = versions
         self.logger = logger
@@ -38,7 +41,7 @@ public final class ChatMachine: StateMachine {
         for applied in results {
             for event in applied.events {
                 if case let .clusterVersionRaised(version) = event {
-                    versions.clusterVersionApplied(version)
+                    try markClusterVersion(version)
                     logger.notice("the cluster version is \(version) from log entry \(applied.index) on: every member applies it; nodes on builds that do not are refused from now on")
                 }
                 events.publish(index: applied.index, event: event)
@@ -66,6 +69,13 @@ public final class ChatMachine: StateMachine {
         return [bytes]
     }
 
+    /// The version rose: the transport refuses older builds from now on, and `identity`
+    /// records it so that a release before cluster versions refuses this directory.
+    private func markClusterVersion(_ version: UInt32) throws {
+        versions.clusterVersionApplied(version)
+        try DataDirectory.markClusterVersion(version, path: dataDirectory)
+    }
+
     public func sync() throws {
         try current.state.sync()
     }
@@ -79,8 +89,18 @@ public final class ChatMachine: StateMachine {
     }
 
     public func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
-        current.replace(with: try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name))
-        versions.clusterVersionApplied(try current.state.clusterVersion())
+        let installed: ChatState
+        do {
+            installed = try stateDirectory.install(snapshotFile: store.dataPath(snapshot), generation: snapshot.name)
+        } catch let newer as NewerFormat {
+            throw UnknownEntry(index: snapshot.index, what: "a snapshot in projections format \(newer.found)", build: build)
+        }
+        let version = try installed.clusterVersion()
+        guard version <= build.maxClusterVersion else {
+            throw UnknownEntry(index: snapshot.index, what: "a snapshot of cluster version \(version)", build: build)
+        }
+        current.replace(with: installed)
+        if version > 1 { try markClusterVersion(version) }
     }
 
     /// Subscriptions end with the node; the tables are flushed so that a restart replays less.

@@ -215,7 +215,12 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         try mapRejection { try Validation.messageBody(request.body) }
         try await requireClusterVersion(2, feature: "editing a message")
         let edited = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
-            .editMessage(.with {
+            // Checked again as it is proposed, on the node that proposes it (it may have
+            // become leader since): only a node that applied the raise puts an edit in the
+            // log, so every edit follows the raise there.
+            let running = versions.clusterVersion
+            guard running >= 2 else { throw Rejection.needsClusterVersion(2, feature: "editing a message", running: running).rpcError }
+            return .editMessage(.with {
                 $0.tokenHash = Data(hash)
                 $0.messageID = request.messageID
                 $0.body = request.body

@@ -41,13 +41,14 @@ public struct ChorusNode: Service {
         if data.state.openedFormat == nil {
             logger.notice("the projections in \(data.state.environment.path) predate format versions: they are format \(FormatVersion.projections) and now say so")
         }
-        let clusterVersion = try data.state.clusterVersion()
+        let clusterVersion = max(try data.state.clusterVersion(), DataDirectory.markedClusterVersion(path: configuration.dataDirectory))
         guard clusterVersion <= build.maxClusterVersion else {
             let refusal = BuildTooOld(clusterVersion: clusterVersion, build: build, dataDirectory: configuration.dataDirectory)
             logger.critical("\(refusal)")
             throw refusal
         }
         let versions = PeerVersions(build: build, clusterVersion: clusterVersion)
+        if clusterVersion > 1 { try DataDirectory.markClusterVersion(clusterVersion, path: configuration.dataDirectory) }
         if data.rebuiltAfterPowerLoss {
             logger.warning("node \(configuration.id) did not stop cleanly on an earlier boot (power loss or a crash of the machine): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
         }
@@ -78,7 +79,7 @@ public struct ChorusNode: Service {
         let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
                               removal: removal, versions: versions, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
-        let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, subscriptionLimits: configuration.subscriptionLimits,
+        let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, dataDirectory: configuration.dataDirectory, subscriptionLimits: configuration.subscriptionLimits,
                                   versions: versions, logger: logger)
         let unsafeAckOnAppend = configuration.plantedBugs.acknowledgeOnAppend
         let replica = try ChatReplica(core: core, storage: storage, snapshots: data.snapshots, machine: machine, transport: links, configuration: configuration,

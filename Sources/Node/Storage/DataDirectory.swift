@@ -85,16 +85,17 @@ public struct DataDirectory: Sendable {
         if let existing = FileManager.default.contents(atPath: file) {
             let text = String(decoding: existing, as: UTF8.self)
             let lines = text.split(separator: "\n")
-            let owner = lines.filter { !$0.hasPrefix("incarnation=") }.map { "\($0)\n" }.joined()
+            let owner = lines.filter { !$0.hasPrefix("incarnation=") && !$0.hasPrefix(Self.clusterVersionPrefix) }.map { "\($0)\n" }.joined()
             guard owner == expected else {
-                let found = lines.filter { !$0.hasPrefix("incarnation=") }.joined(separator: ", ")
+                let found = lines.filter { !$0.hasPrefix("incarnation=") && !$0.hasPrefix(Self.clusterVersionPrefix) }.joined(separator: ", ")
                 throw ConfigurationError("the data directory \(path) belongs to \(found), not cluster=\(clusterID), node=\(nodeID); refusing to start")
             }
             if let line = lines.first(where: { $0.hasPrefix("incarnation=") }), let incarnation = UInt64(line.dropFirst("incarnation=".count)) {
                 return incarnation
             }
             let incarnation = UInt64.random(in: 1...UInt64.max)
-            try writeDurably(file, expected + "incarnation=\(incarnation)\n")
+            let marked = lines.filter { $0.hasPrefix(Self.clusterVersionPrefix) }.map { "\($0)\n" }.joined()
+            try writeDurably(file, expected + "incarnation=\(incarnation)\n" + marked)
             return incarnation
         }
         let hasData = FileManager.default.fileExists(atPath: path + "/log/data.mdb")
@@ -105,6 +106,28 @@ public struct DataDirectory: Sendable {
         let incarnation = UInt64.random(in: 1...UInt64.max)
         try writeDurably(file, expected + "incarnation=\(incarnation)\n")
         return incarnation
+    }
+
+    /// The identity line that records the cluster version this directory's node applied. A
+    /// release before cluster versions takes any line it does not know for another owner and
+    /// refuses to start: an old build never runs on a log past what it can apply (it would
+    /// misapply what its own log holds, though its peers refuse it).
+    static let clusterVersionPrefix = "cluster-version="
+
+    /// The cluster version `identity` records (1 when none).
+    public static func markedClusterVersion(path: String) -> UInt32 {
+        guard let data = FileManager.default.contents(atPath: path + "/identity") else { return 1 }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n")
+            .compactMap { $0.hasPrefix(clusterVersionPrefix) ? UInt32($0.dropFirst(clusterVersionPrefix.count)) : nil }.max() ?? 1
+    }
+
+    /// Records in `identity`, durably, that this node applied cluster version `version`.
+    public static func markClusterVersion(_ version: UInt32, path: String) throws {
+        guard version > markedClusterVersion(path: path) else { return }
+        let file = path + "/identity"
+        let text = FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let kept = text.split(separator: "\n").filter { !$0.hasPrefix(clusterVersionPrefix) }.map { "\($0)\n" }.joined()
+        try writeDurably(file, kept + clusterVersionPrefix + "\(version)\n")
     }
 
     /// Replaces `file` with `text` atomically and durably (temporary file, fsync, rename,

@@ -81,7 +81,12 @@ final class LogStoreAdapter: RaftStorage {
     }
 
     static func entry(_ stored: LogEntry) -> Raft.Entry {
-        Raft.Entry(index: stored.index, term: stored.term, kind: Raft.Entry.Kind(rawValue: stored.kind) ?? .normal, data: stored.payload)
+        // Every entry kind this build does not know would come with a newer log format, which
+        // it refuses to open: here an unknown kind is damage the checksum did not catch.
+        guard let kind = Raft.Entry.Kind(rawValue: stored.kind) else {
+            fatalError("log entry \(stored.index) has entry kind \(stored.kind), which no build of log format \(LogStore.format) writes: the log is damaged; restore this node from a peer")
+        }
+        return Raft.Entry(index: stored.index, term: stored.term, kind: kind, data: stored.payload)
     }
 
     private func fatalOnError<T>(_ body: () throws -> T) -> T {

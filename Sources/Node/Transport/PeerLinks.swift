@@ -68,13 +68,18 @@ final class PeerLinks: MessageSender {
         let links = self.links.withLock { $0 }
         var byPeer: [NodeID: [Chorus_V1_RaftMessage]] = [:]
         var entries: [Index: Chorus_V1_RaftEntry] = [:]
-        for message in messages {
+        for var message in messages {
             // A peer whose build may not apply the cluster version gets no entry to misread
-            // (`PeerVersions`); heartbeats still go, and its answers say what it runs.
-            switch message.kind {
-            case .snapshot where !versions.mayReplicate(to: message.to): continue
-            case let .append(_, _, entries, _) where !entries.isEmpty && !versions.mayReplicate(to: message.to): continue
-            default: break
+            // (`PeerVersions`), nor the commit index, which would have it apply what its own
+            // log already holds; heartbeats still go, and its answers say what it runs.
+            if !versions.mayReplicate(to: message.to) {
+                switch message.kind {
+                case .snapshot: continue
+                case let .append(_, _, entries, _) where !entries.isEmpty: continue
+                case let .append(prevIndex, prevTerm, entries, _): message.kind = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: 0)
+                case let .heartbeat(_, context): message.kind = .heartbeat(commit: 0, context: context)
+                default: break
+                }
             }
             if case .snapshot = message.kind {
                 links[message.to]?.snapshots.offer(message)

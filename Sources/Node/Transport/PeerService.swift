@@ -31,12 +31,12 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         // the peer's last stream: if the peer was leading, a quick election beats waiting out
         // the timeout; if a newer stream from it is open, the peer is alive.
         var peer = sender
+        let stream = versions.newStream()
+        var advertiser: NodeID?
         if let sender { inbound.opened(sender) }
         defer {
-            if let peer, inbound.closed(peer) {
-                versions.forget(peer)
-                replica.connectionLost(to: peer)
-            }
+            if let advertiser { versions.forget(advertiser, stream: stream) }
+            if let peer, inbound.closed(peer) { replica.connectionLost(to: peer) }
         }
         for try await batch in request {
             guard batch.clusterID == clusterID else {
@@ -55,8 +55,9 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
                 logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
                 throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
+            if let from = sender ?? batch.messages.first?.from { advertiser = from }
             if let from = sender ?? batch.messages.first?.from,
-               let refusal = versions.heard(from: from, batch.hasSenderBuild ? batch.senderBuild : nil) {
+               let refusal = versions.heard(from: from, on: stream, batch.hasSenderBuild ? batch.senderBuild : nil) {
                 replica.refusals.record(from: from, .unknownSender)
                 if versions.shouldLogRefusal(of: from) { logger.error("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"]) }
                 throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")

@@ -21,7 +21,11 @@ public final class PeerVersions: Sendable {
         public var release: String
     }
 
-    private let heard = Mutex<[NodeID: Advertised]>([:])
+    /// What each open stream from a peer said, by stream: a peer restarted on another build
+    /// opens a new stream while the old one may linger (half-open until keepalive), and the
+    /// older build must win until the old stream is gone.
+    private let heard = Mutex<[NodeID: [UInt64: Advertised]]>([:])
+    private let streams = Atomic<UInt64>(0)
     private let applied = Atomic<UInt32>(1)
     /// When each refused peer was last logged: a refused stream is retried every 500 ms.
     private let lastLogged = Mutex<[NodeID: ContinuousClock.Instant]>([:])
@@ -40,13 +44,18 @@ public final class PeerVersions: Sendable {
         applied.store(version, ordering: .relaxed)
     }
 
-    /// A batch from `peer` said what its build applies (nil: it said nothing, as releases
-    /// before cluster versions). Returns the sentence to refuse it with when its build cannot
-    /// apply the committed cluster version.
-    func heard(from peer: NodeID, _ advertised: Chorus_V1_BuildVersions?) -> String? {
+    /// A name for a new inbound stream.
+    func newStream() -> UInt64 {
+        streams.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    /// A batch from `peer` on `stream` said what its build applies (nil: it said nothing, as
+    /// releases before cluster versions). Returns the sentence to refuse it with when its
+    /// build cannot apply the committed cluster version.
+    func heard(from peer: NodeID, on stream: UInt64, _ advertised: Chorus_V1_BuildVersions?) -> String? {
         let value = advertised.map { Advertised(build: BuildVersions(maxClusterVersion: max(1, $0.maxClusterVersion)), release: $0.release) }
             ?? Advertised(build: .unadvertised, release: "")
-        heard.withLock { $0[peer] = value }
+        heard.withLock { $0[peer, default: [:]][stream] = value }
         let running = clusterVersion
         guard value.build.maxClusterVersion < running else { return nil }
         let release = value.release.isEmpty ? "a release before 0.3.0" : "release \(value.release)"
@@ -63,15 +72,23 @@ public final class PeerVersions: Sendable {
         }
     }
 
-    /// The peer's stream ended, or a new one to it opened: what it said may no longer hold
-    /// (a process restarted from another build says again).
+    /// A stream from `peer` ended: what was said on it no longer holds.
+    func forget(_ peer: NodeID, stream: UInt64) {
+        heard.withLock { heard in
+            heard[peer]?[stream] = nil
+            if heard[peer]?.isEmpty == true { heard[peer] = nil }
+        }
+    }
+
+    /// A new stream to `peer` opened: it may be another process now, which says again.
     func forget(_ peer: NodeID) {
         heard.withLock { _ = $0.removeValue(forKey: peer) }
     }
 
-    /// What `peer` last said, if heard since its stream opened.
+    /// What `peer` said on its open streams: the oldest build among them, if heard since the
+    /// last stream to it opened.
     public func advertised(by peer: NodeID) -> Advertised? {
-        heard.withLock { $0[peer] }
+        heard.withLock { $0[peer]?.values.min { $0.build.maxClusterVersion < $1.build.maxClusterVersion } }
     }
 
     /// Whether log entries and snapshots may go to `peer`: always at cluster version 1 (every
@@ -79,7 +96,7 @@ public final class PeerVersions: Sendable {
     func mayReplicate(to peer: NodeID) -> Bool {
         let running = clusterVersion
         guard running > 1 else { return true }
-        return heard.withLock { $0[peer] }.map { $0.build.maxClusterVersion >= running } ?? false
+        return advertised(by: peer).map { $0.build.maxClusterVersion >= running } ?? false
     }
 
     /// What this node says on each batch.
