@@ -99,13 +99,14 @@ import Testing
 
             var gaps: [String] = []
             func replace(_ id: Int, with executable: String, _ what: String) async throws {
+                let leader = await client.status().compactMap(\.status).first { $0.role == "leader" }?.nodeID
                 let started = ContinuousClock.now
                 cluster.stop(id)
                 try cluster.start(id, executable: executable)
                 try await Self.waitForCatchUp(id, client)
                 try await Task.sleep(for: .milliseconds(500))
                 let gap = writer.longestGap(since: started)
-                gaps.append("\(what) node \(id): longest write gap \(gap.formatted(.units(allowed: [.milliseconds])))")
+                gaps.append("\(what) node \(id)\(leader == UInt64(id) ? " (the leader)" : ""): longest write gap \(gap.formatted(.units(allowed: [.milliseconds])))")
                 try await Self.verifyQuiet(cluster, client, writer)
             }
 
