@@ -118,6 +118,8 @@ extension Replica {
                     do {
                         try handleReady()
                     } catch let unknown as UnknownEntry {
+                        // An entry or a snapshot this build cannot apply: say so and end.
+                        logger.critical("\(unknown)", metadata: ["index": "\(unknown.index)"])
                         stoppedBecause = unknown
                         break running
                     } catch {
@@ -309,10 +311,9 @@ extension Replica {
             }
         }
 
-        /// Says why the node stops; the loop then ends (`stoppedBecause`) and with it the node.
+        /// The loop ends (`stoppedBecause`) and with it the node; `run` says why.
         func stop(_ unknown: UnknownEntry) -> UnknownEntry {
-            logger.critical("\(unknown)", metadata: ["index": "\(unknown.index)"])
-            return unknown
+            unknown
         }
 
         /// The leader's view of each follower, for the replication gauges; none elsewhere.

@@ -21,7 +21,16 @@ extension AdminService {
             }
             client = parsed
         }
-        let index = try await change(.addLearner(request.id, MemberDirectory.Addresses(peer: peer, client: client)))
+        // Not while the leader raises the cluster version (`PeerVersions.begin`).
+        let versions = replica.machine.versions
+        guard versions.begin(.addingMember) else {
+            throw RPCError(code: .failedPrecondition, message: "the cluster version is being raised right now; add the member again in a moment")
+        }
+        let index: UInt64
+        do {
+            defer { versions.end() }
+            index = try await change(.addLearner(request.id, MemberDirectory.Addresses(peer: peer, client: client)))
+        }
         var response = Chorus_V1_MembershipChangeResponse.with { $0.index = index }
         if request.promoteWhenCaughtUp {
             if try await waitUntilCaughtUp(request.id, within: .seconds(120)) {

@@ -72,14 +72,16 @@ final class PeerLinks: MessageSender {
             // A peer whose build may not apply the cluster version gets no entry to misread
             // (`PeerVersions`), nor the commit index, which would have it apply what its own
             // log already holds; heartbeats still go, and its answers say what it runs.
-            if !versions.mayReplicate(to: message.to) {
+            switch message.kind {
+            case .snapshot, .append, .heartbeat:
+                guard !versions.mayReplicate(to: message.to) else { break }
                 switch message.kind {
-                case .snapshot: continue
-                case let .append(_, _, entries, _) where !entries.isEmpty: continue
+                case let .append(_, _, entries, _) where entries.isEmpty == false: continue
                 case let .append(prevIndex, prevTerm, entries, _): message.kind = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: 0)
                 case let .heartbeat(_, context): message.kind = .heartbeat(commit: 0, context: context)
-                default: break
+                default: continue
                 }
+            default: break
             }
             if case .snapshot = message.kind {
                 links[message.to]?.snapshots.offer(message)

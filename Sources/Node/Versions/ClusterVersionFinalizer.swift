@@ -25,18 +25,25 @@ struct ClusterVersionFinalizer: Service {
                 try? await Task.sleep(for: interval)
                 guard replica.isLeader, versions.build.maxClusterVersion > versions.clusterVersion,
                       let status = try? await replica.status() else { continue }
-                let members = status.members.map(\.id)
-                let silent = members.filter { $0 != status.id && versions.advertised(by: $0) == nil }
+                let silent = status.members.map(\.id).filter { $0 != status.id && versions.advertised(by: $0) == nil }
                 if silent != waitingFor, !silent.isEmpty {
                     logger.info("the cluster version stays \(versions.clusterVersion) until nodes \(silent.map(String.init).joined(separator: ", ")) say which build they run")
                 }
                 waitingFor = silent
-                guard let next = ClusterVersionRule.next(committed: versions.clusterVersion, members: members, applies: { member in
-                    member == status.id ? versions.build.maxClusterVersion : versions.advertised(by: member)?.build.maxClusterVersion
-                }) else { continue }
-                await raise(to: next, members: members)
+                guard next(status) != nil, versions.begin(.raisingVersion) else { continue }
+                defer { versions.end() }
+                // The members again, now that none can be added until the raise is applied.
+                guard let fresh = try? await replica.status(), let version = next(fresh) else { continue }
+                await raise(to: version, members: fresh.members.map(\.id))
             }
         }
+    }
+
+    /// The version the rule allows over `status`'s members, if above the applied one.
+    private func next(_ status: ReplicaStatus) -> UInt32? {
+        ClusterVersionRule.next(committed: versions.clusterVersion, members: status.members.map(\.id), applies: { member in
+            member == status.id ? versions.build.maxClusterVersion : versions.advertised(by: member)?.build.maxClusterVersion
+        })
     }
 
     private func raise(to version: UInt32, members: [NodeID]) async {

@@ -32,6 +32,25 @@ public final class PeerVersions: Sendable {
     /// What this node's own build applies, and says.
     public let build: BuildVersions
 
+    /// What a leader does that must not overlap: raising the version reads the members and
+    /// proposes; a member added in between could be a build that never said what it applies,
+    /// and would receive the raise. One at a time.
+    enum Change: Sendable { case raisingVersion, addingMember }
+    private let change = Mutex<Change?>(nil)
+
+    /// Starts `what` unless the other is under way; false if it is.
+    func begin(_ what: Change) -> Bool {
+        change.withLock { current in
+            guard current == nil else { return false }
+            current = what
+            return true
+        }
+    }
+
+    func end() {
+        change.withLock { $0 = nil }
+    }
+
     public init(build: BuildVersions, clusterVersion: UInt32) {
         self.build = build
         applied.store(clusterVersion, ordering: .relaxed)
