@@ -1,6 +1,5 @@
 import Foundation
 import LMDB
-import SwiftProtobuf
 import Testing
 @testable import Projections
 

@@ -270,7 +270,7 @@ extension Replica {
                 if entry.kind == .configuration, entry.index > appliedIndex {
                     guard let change = ConfigurationChange(encoded: entry.data) else {
                         // Every build that wrote one decodes it: a newer build's change.
-                        throw stop(UnknownEntry(index: entry.index, what: "a configuration change this build cannot decode", build: machine.build))
+                        throw UnknownEntry(index: entry.index, what: "a configuration change this build cannot decode", build: machine.build)
                     }
                     appliedConfiguration = appliedConfiguration.applying(change)
                     committed.configuration = appliedConfiguration.encoded()
@@ -285,7 +285,8 @@ extension Replica {
                 metrics.applyDuration.record(duration: clock.now - started)
                 metrics.appliedEntries.record(batch.count)
             } catch let unknown as UnknownEntry {
-                throw stop(unknown)
+                // Nothing of the batch was written: `run` ends the loop, and the node stops.
+                throw unknown
             } catch {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;
@@ -309,11 +310,6 @@ extension Replica {
                     break
                 }
             }
-        }
-
-        /// The loop ends (`stoppedBecause`) and with it the node; `run` says why.
-        func stop(_ unknown: UnknownEntry) -> UnknownEntry {
-            unknown
         }
 
         /// The leader's view of each follower, for the replication gauges; none elsewhere.
