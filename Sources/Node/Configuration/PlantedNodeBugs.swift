@@ -41,8 +41,8 @@ public struct PlantedNodeBugs: Sendable, Equatable {
         return bugs
     }
 
-    /// The variables set, for the node's warning.
+    /// The bugs set, for the node's warning (the version switch is no bug: it has its own).
     public var names: [String] {
-        Self.variables.filter { self[keyPath: $0.path] }.map(\.name)
+        Self.variables.filter { self[keyPath: $0.path] && $0.path != \.oneVersionOlder }.map(\.name)
     }
 }

@@ -55,13 +55,6 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
                 logger.warning("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"])
                 throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
-            if let from = sender ?? batch.messages.first?.from { advertiser = from }
-            if let from = sender ?? batch.messages.first?.from,
-               let refusal = versions.heard(from: from, on: stream, batch.hasSenderBuild ? batch.senderBuild : nil) {
-                replica.refusals.record(from: from, .unknownSender)
-                if versions.shouldLogRefusal(of: from) { logger.error("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"]) }
-                throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
-            }
             if peer == nil, let from = batch.messages.first?.from, directory.accepts(from: from) {
                 peer = from
                 inbound.opened(from)
@@ -80,6 +73,14 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
                 } catch {
                     replica.refusals.record(from: encoded.from, error)
                 }
+            }
+            // Who speaks is settled: now whether its build may take part (`PeerVersions`).
+            if let from = sender ?? batch.messages.first?.from { advertiser = from }
+            if let from = sender ?? batch.messages.first?.from,
+               let refusal = versions.heard(from: from, on: stream, batch.hasSenderBuild ? batch.senderBuild : nil) {
+                replica.refusals.record(from: from, .unknownSender)
+                if versions.shouldLogRefusal(of: from) { logger.error("refused node \(from): \(refusal)", metadata: ["peer": "\(from)"]) }
+                throw RPCError(code: .failedPrecondition, message: "node \(replica.id) refuses this stream: \(refusal)")
             }
             replica.receive(messages)
             received += UInt64(messages.count)
