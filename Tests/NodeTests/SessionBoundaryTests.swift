@@ -28,6 +28,9 @@ extension ClusterTests {
         let (alice, lastBefore) = try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
             let alice = try await client.newUser("alice")
+            // The leader raises the cluster version by itself a moment after its election:
+            // that entry must come before the count starts.
+            _ = try await UpgradeTests.waitForClusterVersion(2, client)
             return (alice, await client.status().first?.status?.lastIndex ?? 0)
         }
         let codes = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
