@@ -26,4 +26,15 @@ import Testing
             #expect(error.map { "\($0)" }?.hasPrefix("the Raft log in \(dir) has format version 2, newer than this build reads (1)") == true)
         }
     }
+
+    /// An entry of a kind the reader does not know is a problem a node refuses to start on.
+    @Test func anEntryOfAnUnknownKindIsAProblem() throws {
+        try withTemporaryDirectory { dir in
+            let log = try LogStore(directory: dir)
+            try log.append([LogEntry(index: 1, term: 1, kind: 0, payload: [1]), LogEntry(index: 2, term: 1, kind: 7, payload: [2])])
+            try log.setHardState(StoredHardState(term: 1, vote: 0, commit: 0))
+            #expect(try log.problems(maxValue: 1 << 62).isEmpty)
+            #expect(try log.problems(maxValue: 1 << 62, entryKinds: 0...1) == ["\(log.path): entry 2 has entry kind 7, which this build does not know (it knows 0...1); a newer release wrote it, or the log is damaged"])
+        }
+    }
 }

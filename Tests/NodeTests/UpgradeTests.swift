@@ -52,9 +52,7 @@ import Testing
         // if the node stopped between applying the raise and recording it): the older build
         // meets the entry that raised the version, and stops before it changes anything.
         try FileManager.default.removeItem(atPath: cluster.dataDirectory(3) + "/state")
-        let identity = cluster.dataDirectory(3) + "/identity"
-        let kept = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("cluster-version=") }
-        try (kept.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
+        try Self.forgetRecordedVersion(cluster.dataDirectory(3))
         try cluster.start(3, environment: Self.oneVersionOlder)
         exit = try await cluster.waitForExit(3, within: .seconds(30))
         #expect(exit.status == 78 && !exit.signaled, "\(cluster.log(3).suffix(4000))")
@@ -148,9 +146,7 @@ import Testing
             // Forced past that (the line removed by hand), its peers refuse it with the
             // sentence, and it applies nothing more: no entry, and no commit index for what
             // its own log holds.
-            let identity = cluster.dataDirectory(3) + "/identity"
-            let lines = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("cluster-version=") }
-            try (lines.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
+            try Self.forgetRecordedVersion(cluster.dataDirectory(3))
             let appliedBefore = try Self.appliedIndex(cluster.dataDirectory(3))
             lengthBefore = cluster.log(3).utf8.count
             try cluster.start(3, executable: previous)
@@ -220,6 +216,14 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestFailure("node \(id) did not catch up within \(within)")
+    }
+
+    /// Removes the `cluster-version=` line from a data directory's identity, as if the node
+    /// had stopped before recording the version it applied.
+    static func forgetRecordedVersion(_ directory: String) throws {
+        let identity = directory + "/identity"
+        let kept = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("cluster-version=") }
+        try (kept.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
     }
 
     static func appliedIndex(_ directory: String) throws -> UInt64 {

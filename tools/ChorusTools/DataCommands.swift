@@ -36,7 +36,7 @@ struct StatusCommand: ParsableCommand {
             object["cluster_version"] = try state.clusterVersion()
         }
         // The same check a node runs before it starts.
-        let problems = try data.log.problems(maxValue: MessageLimits().maxValue)
+        let problems = try data.log.problems(maxValue: MessageLimits().maxValue, entryKinds: BuildVersions.entryKinds)
         object["problems"] = problems
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))

@@ -60,7 +60,7 @@ public struct DataDirectory: Sendable {
     /// term, a disk flipped bits) is refused here, with what and where, rather than trapping in
     /// the Raft core on every start.
     static func refuseUnsound(_ log: LogStore) throws {
-        var problems = try log.problems(maxValue: MessageLimits().maxValue)
+        var problems = try log.problems(maxValue: MessageLimits().maxValue, entryKinds: BuildVersions.entryKinds)
         let snapshot = try log.snapshotMetadata()
         if snapshot.index > 0 {
             if let configuration = ClusterConfiguration(encoded: snapshot.configuration) {

@@ -81,8 +81,10 @@ final class LogStoreAdapter: RaftStorage {
     }
 
     static func entry(_ stored: LogEntry) -> Raft.Entry {
-        // Every entry kind this build does not know would come with a newer log format, which
-        // it refuses to open: here an unknown kind is damage the checksum did not catch.
+        // Unreachable: the node refuses to start on a log holding a kind it does not know
+        // (`DataDirectory.refuseUnsound`), appends only kinds `MessageCoding` or its own core
+        // made, and the entry's checksum covers the kind byte (a changed one reads as
+        // `corruptEntry`, which stops the node like any damaged read here).
         guard let kind = Raft.Entry.Kind(rawValue: stored.kind) else {
             fatalError("log entry \(stored.index) has entry kind \(stored.kind), which no build of log format \(LogStore.format) writes: the log is damaged; restore this node from a peer")
         }

@@ -125,7 +125,7 @@ final class VersionModel {
     func check(_ sim: Simulation) throws {
         for id in sim.ids {
             let node = sim.node(id)
-            for other in sim.ids where node.clusterVersion > (builds[other] ?? .max) && !downgradedAfterRaise.contains(other) && !sim.node(id).isHaltedModel {
+            for other in sim.ids where node.clusterVersion > (builds[other] ?? .max) && !downgradedAfterRaise.contains(other) && !sim.node(id).halted {
                 throw sim.checker.fail("node \(id) applied cluster version \(node.clusterVersion) while node \(other) runs a build that applies \(builds[other]!)")
             }
         }
@@ -133,9 +133,4 @@ final class VersionModel {
             throw sim.checker.fail("node \(id) stopped at entry \(index) although it was never downgraded")
         }
     }
-}
-
-extension SimNode {
-    /// Stopped for good by the version model (its storage stays for a newer build).
-    var isHaltedModel: Bool { halted }
 }
