@@ -1,6 +1,7 @@
 import API
 import Foundation
 import GRPCCore
+import Synchronization
 import Testing
 
 /// Foreign gRPC clients at their default settings against a real TLS cluster: grpc-go (the
@@ -91,16 +92,29 @@ extension ClusterTests {
         try JSONDecoder().decode(LoadReport.self, from: Data(runCommand(command).utf8))
     }
 
-    /// Runs `command` (through env) and returns its standard output; throws if it fails.
-    static func runCommand(_ command: [String]) throws -> String {
+    /// Runs `command` (through env) and returns its standard output; throws if it fails, or
+    /// kills it and throws if it runs longer than `limit` (a client that hangs fails its test
+    /// rather than the whole suite's time).
+    static func runCommand(_ command: [String], limit: Duration = .seconds(180)) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
         let output = Pipe()
         process.standardOutput = output
         try process.run()
+        let pid = process.processIdentifier
+        let killed = Mutex(false)
+        let seconds = Double(limit.components.seconds)
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            killed.withLock { killed in
+                guard process.isRunning else { return }
+                killed = true
+                kill(pid, SIGKILL)
+            }
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        if killed.withLock({ $0 }) { throw TestFailure("\(command[0]) ran longer than \(limit) and was killed") }
         guard process.terminationStatus == 0 else { throw TestFailure("\(command[0]) exited with \(process.terminationStatus)") }
         return String(decoding: data, as: UTF8.self)
     }

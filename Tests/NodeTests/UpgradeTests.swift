@@ -179,14 +179,15 @@ import Testing
 
     // MARK: Helpers
 
-    /// The previous release's `chorus-node`: `CHORUS_PREVIOUS_NODE`, or built (once, cached)
-    /// by `scripts/previous-build.sh`.
+    /// The previous release's `chorus-node`: `CHORUS_PREVIOUS_NODE`, or where
+    /// `scripts/previous-build.sh` keeps it. The script compiles in `.build`, so a test never
+    /// runs it: `scripts/test.sh` builds the release before everything else.
     static func previousRelease() throws -> String {
         if let path = ProcessInfo.processInfo.environment["CHORUS_PREVIOUS_NODE"], FileManager.default.isExecutableFile(atPath: path) { return path }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let built = try NodeProcesses.run("/bin/bash", [root + "/scripts/previous-build.sh"])
-        guard built.status == 0, let path = built.output.split(separator: "\n").last.map(String.init), FileManager.default.isExecutableFile(atPath: path) else {
-            throw TestFailure("scripts/previous-build.sh failed:\n\(built.output.suffix(3000))")
+        let kept = try? FileManager.default.contentsOfDirectory(atPath: root + "/.build-previous")
+        guard let path = kept?.sorted().map({ root + "/.build-previous/" + $0 + "/chorus-node" }).first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw TestFailure("the previous release is not built: run scripts/previous-build.sh, then swift build --build-tests (scripts/test.sh does both)")
         }
         return path
     }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -131,5 +132,21 @@ func (m *multiplexed) call(key string, request []byte) error {
 		m.lock.Unlock()
 		return err
 	}
-	return <-done
+	// A reply that never comes is an error the report counts, never a caller that waits
+	// forever (and a benchmark or test that never ends).
+	timer := time.NewTimer(replyTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		m.lock.Lock()
+		delete(m.waiting, key)
+		m.lock.Unlock()
+		return status.Error(codes.DeadlineExceeded, fmt.Sprintf("no reply to request %q within %v", key, replyTimeout))
+	}
 }
+
+// replyTimeout is how long a request on a stream waits for its reply, as a unary call's
+// deadline does.
+const replyTimeout = 10 * time.Second
