@@ -249,11 +249,11 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LogStore", "Projections"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LMDB", "LogStore", "Projections"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "Launcher", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "WebGateway",
+                "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

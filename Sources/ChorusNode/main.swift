@@ -65,6 +65,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics (/metrics) and HTTP health (/healthz, /readyz) on host:port, plain HTTP; off unless given.") var metricsListen: String?
 
     func run() async throws {
+        // Data directories hold password and session hashes: whatever the node creates is
+        // readable by its user only, whatever the caller's umask.
+        umask(0o077)
         var specs = peers
         if let peersFile {
             let text = try String(contentsOfFile: peersFile, encoding: .utf8)
@@ -181,6 +184,9 @@ struct LocalClusterCommand: AsyncParsableCommand {
     var nodeOptions: [String] = []
 
     func run() async throws {
+        // Data directories hold password and session hashes: whatever the node creates is
+        // readable by its user only, whatever the caller's umask.
+        umask(0o077)
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         let cluster = LocalCluster(size: nodes, host: host, basePort: basePort, dataDirectory: dataDir, executable: executable,
                                    extraArguments: nodeOptions, insecure: insecure, restart: restart)

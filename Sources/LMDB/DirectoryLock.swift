@@ -13,7 +13,7 @@ public final class DirectoryLock: Sendable {
     /// Locks `directory/lock`; throws `DirectoryLock.InUse` when another process holds it.
     public init(directory: String) throws {
         let path = directory + "/lock"
-        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FileSystem.privateFileMode)
         guard fd >= 0 else { throw LMDBError(code: errno, operation: "open \(path)", path: directory) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

@@ -69,7 +69,11 @@ public final class Environment: @unchecked Sendable {
             if options.skipSync { flags |= UInt32(MDB_NOSYNC) }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if options.writeMap && !options.readOnly { flags |= UInt32(MDB_WRITEMAP) }
-            try check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open", path: path)
+            try check(mdb_env_open(env, path, flags, FileSystem.privateFileMode), "mdb_env_open", path: path)
+            // A process killed inside a read transaction leaves its reader slot taken, and
+            // LMDB keeps every page that reader could see: clear the slots of dead processes.
+            var cleared: Int32 = 0
+            try check(mdb_reader_check(env, &cleared), "mdb_reader_check", path: path)
         } catch {
             mdb_env_close(env)
             throw error
@@ -182,6 +186,14 @@ public final class Environment: @unchecked Sendable {
         try Environment.makeDirectory(destination)
         let flags: UInt32 = compact ? UInt32(MDB_CP_COMPACT) : 0
         try gate.shared { try check(mdb_env_copy2(handle, destination, flags), "mdb_env_copy2 to \(destination)", path: path) }
+        // mdb_env_copy2 writes the copy without fsync: made durable here, so a caller may
+        // rename it over a file that holds data.
+        do {
+            try FileSystem.sync(destination + "/data.mdb")
+            try FileSystem.sync(destination)
+        } catch let error as FileSystemError {
+            throw LMDBError(code: error.errno, operation: error.description, path: path)
+        }
     }
 
     /// Bytes used by the data file's pages in use (last page number × page size).
@@ -194,12 +206,10 @@ public final class Environment: @unchecked Sendable {
     }
 
     static func makeDirectory(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw LMDBError(code: errno, operation: "mkdir \(current)", path: path)
-            }
+        do {
+            try FileSystem.makePrivateDirectory(path)
+        } catch let error as FileSystemError {
+            throw LMDBError(code: error.errno, operation: error.description, path: path)
         }
     }
 }

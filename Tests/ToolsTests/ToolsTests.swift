@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 import LogStore
 import Projections
 import Testing
@@ -103,6 +104,58 @@ extension ToolsTests {
     }
 }
 
+extension ToolsTests {
+    /// After an unclean stop the projections may be torn yet look sound; compact would make a
+    /// snapshot of them the node's truth. It refuses until the node has rebuilt them.
+    @Test func compactRefusesADirectoryWhoseLastRunDidNotStopCleanly() throws {
+        try withReplicas(1) { dirs in
+            let before = try #require(try tools(["status", dirs[0], "--json"]).json)
+            for boot in ["another-boot", UncleanStop.bootID] {
+                try FileSystem.writeAtomically(Array("boot=\(boot)\n".utf8), to: dirs[0] + "/running")
+                let r = try tools(["compact", dirs[0]])
+                #expect(r.status == 1, "\(r)")
+                #expect(r.stderr.contains("did not stop cleanly: its projections may be damaged. Start the node once"), "\(r)")
+                let after = try #require(try tools(["status", dirs[0], "--json"]).json)
+                #expect(after["snapshot_index"] as? Int == 0 && after["first_index"] as? Int == 1, "nothing was compacted")
+                #expect(after["digest"] as? String == before["digest"] as? String)
+            }
+            try UncleanStop.markStopped(dirs[0])
+            #expect(try tools(["compact", dirs[0]]).status == 0)
+        }
+    }
+
+    /// A crash between any two steps of compact leaves a directory that holds everything it
+    /// held, and a later compact finishes the work.
+    @Test(arguments: ["compact-snapshot-taken", "compact-log-compacted", "compact-copied"])
+    func compactSurvivesACrashAtEveryStep(point: String) throws {
+        try withReplicas(1) { dirs in
+            let before = try #require(try tools(["status", dirs[0], "--json"]).json)
+            let digest = try #require(before["digest"] as? String)
+            var r = try tools(["compact", dirs[0]], environment: ["CHORUS_CRASH_AT": point])
+            #expect(r.status != 0 && r.stderr.contains("crash point '\(point)' reached"), "\(r)")
+            r = try tools(["replay", dirs[0]])
+            #expect(r.status == 0 && r.stdout.contains("digest \(digest)"), "after a crash at \(point): \(r)")
+            r = try tools(["compact", dirs[0]])
+            #expect(r.status == 0 && r.stdout.contains("snapshot at index 6"), "\(r)")
+            let after = try #require(try tools(["status", dirs[0], "--json"]).json)
+            #expect(after["snapshot_index"] as? Int == 6 && after["digest"] as? String == digest, "\(after)")
+            #expect(!FileManager.default.fileExists(atPath: dirs[0] + "/log.compacting"))
+        }
+    }
+
+    /// What the tools write is readable by the node's user only.
+    @Test func compactedFilesArePrivate() throws {
+        try withReplicas(1) { dirs in
+            #expect(try tools(["compact", dirs[0]]).status == 0)
+            let snapshots = try FileManager.default.contentsOfDirectory(atPath: dirs[0] + "/snapshots").filter { $0 != "incoming" }
+            #expect(snapshots.count == 1)
+            for path in [dirs[0] + "/log/data.mdb", dirs[0] + "/snapshots/" + snapshots[0] + "/data.mdb", dirs[0] + "/snapshots/" + snapshots[0]] {
+                #expect(FileSystem.sharedBits(path) == 0, "\(path) is mode \(String(FileSystem.sharedBits(path) ?? 0o777, radix: 8)) for others")
+            }
+        }
+    }
+}
+
 // MARK: Helpers
 
 /// `count` identical replicas of a six-entry log, each with its projections applied.
@@ -154,7 +207,7 @@ struct ToolResult: CustomStringConvertible {
     var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
 }
 
-func tools(_ arguments: [String]) throws -> ToolResult {
+func tools(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
     var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var executable: URL?
     while url.pathComponents.count > 1, executable == nil {
@@ -165,6 +218,9 @@ func tools(_ arguments: [String]) throws -> ToolResult {
     let process = Process()
     process.executableURL = executable ?? URL(fileURLWithPath: ".build/debug/chorus-tools")
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NIOCore
 
 @main
@@ -13,6 +14,9 @@ struct ChorusTools: AsyncParsableCommand {
     /// exists: the load generator's callers run on it (see `LoadGenerator`).
     static func main() async {
         NIOSingletons.groupLoopCountSuggestion = 1
+        // What the tools write into data directories (compacted logs, snapshots, keys) is
+        // readable by its user only, as the node's own files are.
+        umask(0o077)
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

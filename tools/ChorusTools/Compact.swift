@@ -26,6 +26,13 @@ struct Compact: ParsableCommand {
             throw ToolError("\(dir) is in use by a running node: stop it first, or use `chorus-tools snapshot --endpoint HOST:PORT` on the running node")
         }
         defer { withExtendedLifetime(lock) {} }
+        // After an unclean stop the projections may be torn (they skip fsync) yet look sound:
+        // a snapshot of them would replace the log behind it, and the node would serve and
+        // send it. The node rebuilds them at start; compact only what it has.
+        if let boot = UncleanStop.check(dir) {
+            let when = boot == UncleanStop.bootID ? "was killed" : "ended with the machine (power loss or a crash)"
+            throw ToolError("the last run of the node on \(dir) \(when) and did not stop cleanly: its projections may be damaged. Start the node once (it rebuilds and checks them), stop it cleanly, then compact")
+        }
         let before = Self.bytes(dir + "/log/data.mdb")
         let shrunk = dir + "/log.compacting"
         try? FileManager.default.removeItem(atPath: shrunk)
@@ -33,8 +40,10 @@ struct Compact: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: shrunk) }
 
         let report = try snapshotAndCompact(copyLogTo: shrunk)
-        // Every environment is closed now. One rename swaps the compacted copy in: a crash
-        // leaves either the old file or the new one.
+        CrashPoint.reach("compact-copied")
+        // Every environment is closed now and the copy is durable (`Environment.copy` fsyncs
+        // it). One rename swaps it in: a crash leaves either the old file or the new one,
+        // never an empty one.
         try FileSystem.rename(shrunk + "/data.mdb", to: dir + "/log/data.mdb")
         print(report)
         print("log file: \(before) → \(Self.bytes(dir + "/log/data.mdb")) bytes")
@@ -53,8 +62,10 @@ struct Compact: ParsableCommand {
         try state.sync()
         let info = try snapshots.take(from: state, termAt: { try log.term(at: $0) })
         guard info.index > 0 else { return "nothing to compact: no entry was applied" }
+        CrashPoint.reach("compact-snapshot-taken")
         let through = info.index > keep ? info.index - keep : 0
         try log.compact(to: StoredSnapshot(index: info.index, term: info.term, configuration: info.configuration), discardingThrough: through)
+        CrashPoint.reach("compact-log-compacted")
         snapshots.prune(keeping: info)
         try log.environment.copy(to: shrunk, compact: true)
         return "applied \(applied) entries; snapshot at index \(info.index) (term \(info.term), \(info.size) bytes); the log now holds \(try log.firstIndex())...\(try log.lastIndex())"

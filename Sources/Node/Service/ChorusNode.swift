@@ -35,6 +35,10 @@ public struct ChorusNode: Service {
         let build = configuration.build
         let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id,
                                      stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum), build: build)
+        if !data.sharedWithOthers.isEmpty {
+            let listed = data.sharedWithOthers.map { "\($0.path) (mode \(String($0.mode, radix: 8)))" }.joined(separator: ", ")
+            logger.warning("other users can read or enter \(listed): the data directory holds password and session hashes; run `chmod -R go-rwx \(data.path)`")
+        }
         if data.log.openedFormat == nil {
             logger.notice("the Raft log in \(data.log.path) predates format versions: it is format \(LogStore.format) and now says so")
         }
@@ -187,7 +191,11 @@ public struct ChorusNode: Service {
         }
         await hasher.shutdown()
         try current.state.sync()
-        data.markCleanStop()
+        do {
+            try data.markCleanStop()
+        } catch {
+            logger.warning("the clean stop could not be recorded (\(error)); the next start rebuilds the projections from the log")
+        }
         logger.info("node \(configuration.id) stopped")
     }
 }

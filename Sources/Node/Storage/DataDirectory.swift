@@ -22,17 +22,27 @@ public struct DataDirectory: Sendable {
 
     public init(path: String, clusterID: String, nodeID: NodeID, stateMap: MapLimits = .standard, build: BuildVersions = .current) throws {
         self.path = path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
+        do {
+            try FileSystem.makePrivateDirectory(path)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        // The lock first: nothing here, the identity check included, reads what another
+        // process may be rewriting.
         do {
             lock = try DirectoryLock(directory: path)
         } catch let inUse as DirectoryLock.InUse {
             throw ConfigurationError(inUse.description)
         }
+        incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
         log = try LogStore(directory: path + "/log")
         try Self.refuseUnsound(log)
         snapshots = try SnapshotStore(directory: path + "/snapshots")
         stateDirectory = StateDirectory(directory: path + "/state", map: stateMap, build: build)
+        sharedWithOthers = ["", "/identity", "/log", "/log/data.mdb", "/state", "/snapshots"].compactMap { name in
+            guard let mode = FileSystem.permissions(path + name), mode & 0o077 != 0 else { return nil }
+            return (path + name, mode)
+        }
         let unclean = UncleanStop.check(path)
         if let earlierBoot = unclean, earlierBoot != UncleanStop.bootID {
             // The machine went down with the node (power loss, kernel crash): the projections
@@ -45,15 +55,37 @@ public struct DataDirectory: Sendable {
             let snapshot = try log.snapshotMetadata()
             state = try stateDirectory.open(logStart: try log.logStart().index, snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         }
-        try UncleanStop.markRunning(path)
+        try Self.refuseLostLog(log, state: state, snapshots: snapshots, path: path)
+        do {
+            try UncleanStop.markRunning(path)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+    }
+
+    /// What of the directory other users may read or enter: (path, permission bits). The
+    /// node warns at start; its own files are created private.
+    public let sharedWithOthers: [(path: String, mode: mode_t)]
+
+    /// A log that holds nothing (no entry, no term, no snapshot) in a directory whose
+    /// projections applied entries, or that keeps snapshots, was lost (a file replaced or
+    /// truncated behind the node's back). Starting on it would bootstrap or join afresh under
+    /// the old identity: the node would forget its votes and the entries it acknowledged.
+    static func refuseLostLog(_ log: LogStore, state: ChatState, snapshots: SnapshotStore, path: String) throws {
+        guard try log.lastIndex() == 0, try log.hardState().term == 0, try log.snapshotMetadata().index == 0 else { return }
+        let applied = try state.lastApplied()
+        let kept = snapshots.all()
+        guard applied > 0 || !kept.isEmpty else { return }
+        throw ConfigurationError("refusing to start: the Raft log in \(log.path) is empty, but this node has run (its projections applied \(applied) entries; \(kept.count) snapshots are kept): the log was lost, and starting would forget this node's votes and acknowledged entries. Restore the directory from a backup, or remove the node from the cluster (`chorus-tools member remove`) and add a new one with an empty data directory")
     }
 
     /// The projections were rebuilt at start because the last run ended with the machine.
     public let rebuiltAfterPowerLoss: Bool
 
-    /// Records a clean stop: the next start trusts the projections as they are.
-    public func markCleanStop() {
-        UncleanStop.markStopped(path)
+    /// Records a clean stop: the next start trusts the projections as they are. When that
+    /// cannot be made durable the next start rebuilds them, which is safe.
+    public func markCleanStop() throws {
+        try UncleanStop.markStopped(path)
     }
 
     /// A log holding a value no node could have written (an older version persisted a forged
@@ -130,47 +162,12 @@ public struct DataDirectory: Sendable {
         try writeDurably(file, kept + clusterVersionPrefix + "\(version)\n")
     }
 
-    /// Replaces `file` with `text` atomically and durably (temporary file, fsync, rename,
-    /// fsync of the directory).
+    /// Replaces `file` with `text` atomically and durably, readable by this user only.
     static func writeDurably(_ file: String, _ text: String) throws {
-        let temporary = file + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
-            throw ConfigurationError("cannot write \(temporary)")
+        do {
+            try FileSystem.writeAtomically(Array(text.utf8), to: file)
+        } catch {
+            throw ConfigurationError("\(error)")
         }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(temporary, file) == 0 else { throw ConfigurationError("cannot create \(file): errno \(errno)") }
-        let directory = open((file as NSString).deletingLastPathComponent, O_RDONLY)
-        if directory >= 0 { fsync(directory); close(directory) }
-    }
-}
-
-/// `DATA/running` holds the kernel's boot id while a node runs and is removed when it stops
-/// cleanly. Found at start, it means the last run ended abruptly: on the same boot (a killed
-/// process) the page cache kept every write, but on another boot the unsynced projections
-/// cannot be trusted.
-enum UncleanStop {
-    /// This boot's id (Linux); empty where there is none, which never asks for a rebuild.
-    static let bootID: String = {
-        guard let data = FileManager.default.contents(atPath: "/proc/sys/kernel/random/boot_id") else { return "" }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }()
-
-    /// The boot id of the run that did not stop cleanly, or nil after a clean stop.
-    static func check(_ directory: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: directory + "/running") else { return nil }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return text.hasPrefix("boot=") ? String(text.dropFirst("boot=".count)) : ""
-    }
-
-    static func markRunning(_ directory: String) throws {
-        guard !bootID.isEmpty else { return }
-        try DataDirectory.writeDurably(directory + "/running", "boot=\(bootID)\n")
-    }
-
-    static func markStopped(_ directory: String) {
-        unlink(directory + "/running")
-        let fd = open(directory, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
     }
 }

@@ -12,7 +12,7 @@ public struct SnapshotStore: Sendable {
 
     public init(directory: String) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory + "/incoming", withIntermediateDirectories: true)
+        try FileSystem.makePrivateDirectory(directory + "/incoming")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("tmp-") {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
@@ -52,6 +52,17 @@ public struct SnapshotStore: Sendable {
         "\(directory)/\(info.name)/data.mdb"
     }
 
+    /// The data file of `info`, once its size and SHA-256 are those recorded when it was
+    /// stored: a snapshot damaged on disk never becomes a node's projections (which it would
+    /// then send to its followers).
+    public func verifiedDataPath(_ info: SnapshotInfo) throws -> String {
+        let path = dataPath(info)
+        guard FileSystem.size(path) == info.size, try SnapshotInfo.checksum(of: path) == info.sha256 else {
+            throw SnapshotError.damaged(index: info.index, path: path)
+        }
+        return path
+    }
+
     // MARK: Taking
 
     /// Takes a compacted copy of `state` (a consistent read: the writer is not blocked) and
@@ -59,7 +70,7 @@ public struct SnapshotStore: Sendable {
     /// `termAt` supplies the term when the projections did not record it.
     public func take(from state: ChatState, termAt: (UInt64) throws -> UInt64?) throws -> SnapshotInfo {
         let temporary = "\(directory)/tmp-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        try FileSystem.makePrivateDirectory(temporary)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try state.environment.copy(to: temporary, compact: true)
         CrashPoint.reach("snapshot-copied")
@@ -99,7 +110,7 @@ public struct SnapshotStore: Sendable {
         }
         try FileSystem.sync(partial)
         let temporary = "\(directory)/tmp-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        try FileSystem.makePrivateDirectory(temporary)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try FileSystem.rename(partial, to: temporary + "/data.mdb")
         return try store(temporary: temporary, info: info)
@@ -143,6 +154,7 @@ public struct SnapshotStore: Sendable {
 public enum SnapshotError: Error, CustomStringConvertible {
     case checksumMismatch(index: UInt64)
     case missing(index: UInt64, term: UInt64, directory: String)
+    case damaged(index: UInt64, path: String)
 
     public var description: String {
         switch self {
@@ -150,6 +162,8 @@ public enum SnapshotError: Error, CustomStringConvertible {
             "the snapshot at index \(index) arrived damaged (size or SHA-256 differ); it was discarded and will be sent again"
         case let .missing(index, term, directory):
             "the log was compacted behind a snapshot at index \(index) (term \(term)), but \(directory) does not hold it"
+        case let .damaged(index, path):
+            "the snapshot at index \(index) (\(path)) is damaged: its size or SHA-256 differ from those recorded when it was stored. Restore the data directory from a backup, or remove the node and add a new one"
         }
     }
 }

@@ -32,7 +32,7 @@ public struct StateDirectory: Sendable {
     /// Opens the current projections (creating the initial, empty ones for a new node) and
     /// removes whatever a crash left half-built.
     public func open() throws -> ChatState {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileSystem.makePrivateDirectory(directory)
         let current = currentGeneration
         removeGenerations(except: current)
         return try ChatState(directory: directory + "/" + current, map: map, build: build)
@@ -51,7 +51,7 @@ public struct StateDirectory: Sendable {
         guard let info = snapshots.find(index: snapshot.index, term: snapshot.term) else {
             throw SnapshotError.missing(index: snapshot.index, term: snapshot.term, directory: snapshots.directory)
         }
-        return try install(snapshotFile: snapshots.dataPath(info), generation: info.name)
+        return try install(snapshotFile: snapshots.verifiedDataPath(info), generation: info.name)
     }
 
     /// Throws the current projections away and starts them again from the newest snapshot the
@@ -59,16 +59,16 @@ public struct StateDirectory: Sendable {
     /// applied. For projections that may be damaged: they skip fsync, and a power loss can
     /// leave their pages torn.
     public func rebuild(snapshot: (index: UInt64, term: UInt64), snapshots: SnapshotStore) throws -> ChatState {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileSystem.makePrivateDirectory(directory)
         let generation = "rebuilt-" + UUID().uuidString
         if snapshot.index > 0 {
             guard let info = snapshots.find(index: snapshot.index, term: snapshot.term) else {
                 throw SnapshotError.missing(index: snapshot.index, term: snapshot.term, directory: snapshots.directory)
             }
-            return try install(snapshotFile: snapshots.dataPath(info), generation: generation)
+            return try install(snapshotFile: snapshots.verifiedDataPath(info), generation: generation)
         }
         let path = directory + "/" + generation
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try FileSystem.makePrivateDirectory(path)
         let state = try ChatState(directory: path, map: map, build: build)
         try state.sync()
         try FileSystem.writeAtomically(Array(generation.utf8), to: directory + "/CURRENT")
@@ -83,7 +83,7 @@ public struct StateDirectory: Sendable {
         let final = directory + "/" + generation
         try? FileManager.default.removeItem(atPath: temporary)
         if generation != currentGeneration { try? FileManager.default.removeItem(atPath: final) }
-        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        try FileSystem.makePrivateDirectory(temporary)
         try FileSystem.copy(snapshotFile, to: temporary + "/data.mdb")
         try FileSystem.sync(temporary)
         if !FileSystem.exists(final) { try FileSystem.rename(temporary, to: final) }

@@ -86,7 +86,7 @@ final class SnapshotReceiver: Sendable {
     ) async throws {
         store.removePartials(except: info.sha256)
         let partial = store.partialPath(sha256: info.sha256)
-        let fd = open(partial, O_WRONLY | O_CREAT, 0o644)
+        let fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, FileSystem.privateFileMode)
         guard fd >= 0 else {
             throw RPCError(code: .internalError, message: "cannot open \(partial): \(String(cString: strerror(errno)))")
         }
