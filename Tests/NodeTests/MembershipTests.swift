@@ -212,4 +212,47 @@ import Testing
             _ = try await client.send(token: alice, to: "alice", body: "two voters left, both needed")
         }
     }
+    /// Operator commands ask every node at once, each with its own deadline: a stopped member
+    /// (its kernel still accepts connections) is named, not waited for. Missing certificates,
+    /// a removed id added again and the last voter's removal are answered with sentences.
+    @Test func operatorCommandsNameWhoDidNotAnswerAndRefuseInSentences() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let leader = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let files = cluster.credentials(0)
+        let endpoints = ["--endpoints", cluster.ids.map(cluster.peerAddress).joined(separator: ",")]
+        let admin = endpoints + ["--ca", files.ca, "--cert", files.certificate, "--key", files.key]
+
+        let plain = try runTool(["member", "list"] + endpoints)
+        #expect(plain.status == 1, "\(plain.output)")
+        #expect(plain.output.contains("the node closed the connection before speaking gRPC: its peer port needs TLS; give --ca, --cert and --key"), "\(plain.output)")
+
+        let stopped = cluster.ids.first { $0 != leader }!
+        cluster.signal(stopped, SIGSTOP)
+        let listed = try runTool(["member", "list", "--answer-within", "2"] + admin)
+        #expect(listed.status == 0, "\(listed.output)")
+        #expect(listed.output.contains("leader: node \(leader) "), "\(listed.output)")
+        #expect(listed.output.contains("  no answer from \(cluster.peerAddress(stopped)): "), "\(listed.output)")
+
+        let removed = try runTool(["member", "remove", "\(stopped)", "--answer-within", "2"] + admin)
+        #expect(removed.status == 0, "\(removed.output)")
+        #expect(removed.output.contains("node \(stopped) removed (index "), "\(removed.output)")
+        let again = try runTool(["member", "add", "\(stopped)", "--peer-address", cluster.peerAddress(stopped), "--answer-within", "2"] + admin)
+        #expect(again.status == 1, "\(again.output)")
+        #expect(again.output.contains("node \(stopped) was a member of this cluster and was removed: a removed id is spent"), "\(again.output)")
+        cluster.signal(stopped, SIGCONT)
+    }
+
+    @Test func theOnlyVoterIsNotRemovedAndTheToolSaysWhy() async throws {
+        let cluster = try TestCluster(size: 1)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let files = cluster.credentials(0)
+        let removed = try runTool(["member", "remove", "1", "--endpoints", cluster.peerAddress(1), "--ca", files.ca, "--cert", files.certificate, "--key", files.key])
+        #expect(removed.status == 1, "\(removed.output)")
+        #expect(removed.output.contains("node 1 is the cluster's only voter: without it no one could run the cluster. Add another voter first"), "\(removed.output)")
+        #expect(!removed.output.contains("USAGE"), "\(removed.output)")
+    }
 }

@@ -74,6 +74,11 @@ public final class MemberDirectory: Sendable {
 
     func addresses(of member: NodeID) -> Addresses? { state.withLock { $0.addresses[member] } ?? flags[member] }
 
+    /// Whether `node` was a member of a configuration this node held, and is not now.
+    func wasMember(_ node: NodeID) -> Bool {
+        state.withLock { $0.formerMembers.contains(node) }
+    }
+
     /// Whether `node` is in the configuration. A node that belongs to none yet (it is joining)
     /// hears from any node of its cluster: the leader that added it has to reach it.
     func accepts(from node: NodeID) -> Bool {

@@ -21,6 +21,12 @@ extension AdminService {
             }
             client = parsed
         }
+        // A removed id is spent: a copy of its old data directory could still vote under it.
+        // This node knows it was a member if it saw it leave, or ever heard from it (only a
+        // member is heard: `MemberDirectory.refusal`).
+        if !directory.configuration.members.contains(request.id), directory.wasMember(request.id) || incarnations.knows(request.id) {
+            throw RPCError(code: .failedPrecondition, message: "node \(request.id) was a member of this cluster and was removed: a removed id is spent (a copy of its old data could still vote under it). Add the machine under a new id with an empty data directory")
+        }
         // Not while the leader raises the cluster version (`PeerVersions.begin`).
         let versions = replica.machine.versions
         guard versions.begin(.addingMember) else {

@@ -6,6 +6,9 @@ import GRPCCore
 struct AdminService: Chorus_V1_Admin.SimpleServiceProtocol {
     let replica: ChatReplica
     let configuration: NodeConfiguration
+    /// Who is and was a member: a removed id is never added again.
+    let directory: MemberDirectory
+    let incarnations: Incarnations
 
     func takeSnapshot(request: Chorus_V1_TakeSnapshotRequest, context: ServerContext) async throws -> Chorus_V1_TakeSnapshotResponse {
         try requireOperator(context)

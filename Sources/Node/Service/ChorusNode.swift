@@ -96,12 +96,13 @@ public struct ChorusNode: Service {
             ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher, metrics: metrics),
             HealthService(probe: probe),
         ]
+        let incarnations = Incarnations(directory: configuration.dataDirectory)
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
-                        directory: directory, incarnations: Incarnations(directory: configuration.dataDirectory), versions: versions,
+                        directory: directory, incarnations: incarnations, versions: versions,
                         authenticated: configuration.tls != nil, logger: logger),
-            AdminService(replica: replica, configuration: configuration),
+            AdminService(replica: replica, configuration: configuration, directory: directory, incarnations: incarnations),
         ]
         func listener(_ address: PeerAddress, _ role: Listener, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
             HTTP2ServerTransport.Posix(

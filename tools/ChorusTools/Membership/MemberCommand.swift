@@ -9,6 +9,7 @@ struct AdminOptions: ParsableArguments {
     @Option(help: "With TLS: the cluster's CA.") var ca: String?
     @Option(help: "With TLS: an operator certificate (`chorus-tools certs operator`).") var cert: String?
     @Option(help: "With TLS: the operator certificate's key.") var key: String?
+    @Option(help: "Seconds each node has to answer a question (who leads, who is a member); the ones that do not are named.") var answerWithin: Double = 5
 
     func admin() throws -> ClusterAdmin {
         let credentials: TLSFiles?
@@ -19,7 +20,8 @@ struct AdminOptions: ParsableArguments {
         }
         let list = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !list.isEmpty else { throw ValidationError("--endpoints names no node") }
-        return ClusterAdmin(endpoints: list, operator: credentials)
+        guard answerWithin > 0, answerWithin <= 3_600 else { throw ValidationError("--answer-within is seconds, more than 0 and at most 3600") }
+        return ClusterAdmin(endpoints: list, operator: credentials, answerWithin: .milliseconds(Int64(answerWithin * 1_000)))
     }
 }
 
@@ -50,7 +52,12 @@ struct MemberCommand: AsyncParsableCommand {
         @OptionGroup var options: AdminOptions
 
         func run() async throws {
-            MemberCommand.show(try await options.admin().members())
+            let survey = await (try options.admin()).survey()
+            guard let best = survey.best else { throw ToolError("no node answered: \(survey.silentSummary)") }
+            MemberCommand.show(best)
+            for (endpoint, reason) in survey.silent {
+                print("  no answer from \(endpoint): \(reason)")
+            }
         }
     }
 
@@ -97,10 +104,17 @@ struct MemberCommand: AsyncParsableCommand {
         func run() async throws {
             let admin = try options.admin()
             let before = try await admin.members()
+            guard before.members.contains(where: { $0.id == id }) else {
+                throw ToolError("node \(id) is not a member of this cluster (its members are \(before.members.map { String($0.id) }.joined(separator: ", ")))")
+            }
+            let voters = before.members.filter(\.voter)
+            if voters.count == 1, voters[0].id == id {
+                throw ToolError("node \(id) is the cluster's only voter: without it no one could run the cluster. Add another voter first (chorus-tools member add … --promote), then remove node \(id)")
+            }
             if before.leaderID == id {
                 // The next leader: the most caught-up voter that answers.
                 let candidates = before.members.filter { $0.voter && $0.id != id && $0.active }.sorted { $0.matchIndex > $1.matchIndex }
-                guard let next = candidates.first else { throw ValidationError("node \(id) leads and no other voter answers: nothing to hand over to") }
+                guard let next = candidates.first else { throw ToolError("node \(id) leads and no other voter answers it: there is no one to hand leadership to; start the other voters, or remove another member first") }
                 let moved = try await admin.transferLeadership(to: next.id)
                 print("node \(id) led: leadership handed to node \(moved.leader) (term \(moved.term)) in \(moved.milliseconds) ms")
             }
