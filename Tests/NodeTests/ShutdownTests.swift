@@ -47,4 +47,29 @@ extension ClusterTests {
             #expect(try await client.history(token: bob, with: "alice", pageSize: 5).messages.map(\.body) == ["after the shutdown"])
         }
     }
+    /// With metrics on, after a failover, every survivor stopped with SIGTERM exits 0 and says
+    /// "stopped": no service of the node ends on its own first (Hummingbird's `runService`
+    /// trapped SIGTERM by itself, and the group reported the metrics listener as failed).
+    @Test func sigtermAfterAFailoverWithMetricsOnStopsEveryNodeCleanly() async throws {
+        let cluster = try TestCluster(size: 3)
+        cluster.metrics = true
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let leader = try await cluster.withClient { client in
+            let alice = try await client.newUser("alice")
+            let leader = try await cluster.waitForLeader(client)
+            cluster.kill(leader)
+            _ = try await cluster.waitForLeader(client, excluding: [leader])
+            _ = try await retrying { try await client.send(token: alice, to: "alice", body: "after the failover") }
+            return leader
+        }
+        for id in cluster.ids where id != leader {
+            cluster.signal(id, SIGTERM)
+            let exit = try await cluster.waitForExit(id, within: .seconds(30))
+            let log = cluster.log(id)
+            #expect(!exit.signaled && exit.status == 0, "node \(id): \(log.suffix(2_000))")
+            #expect(log.contains("node \(id) stopped"), "node \(id): \(log.suffix(2_000))")
+            #expect(!log.contains("finished unexpectedly") && !log.contains("Cannot schedule tasks"), "node \(id): \(log.suffix(2_000))")
+        }
+    }
 }

@@ -33,7 +33,9 @@ struct ObservabilityServer: Service {
             eventLoopGroupProvider: .shared(eventLoop),
             logger: logger
         )
-        try await application.runService()
+        // `run`, not `runService`: the latter traps SIGTERM in a group of its own and ends the
+        // listener before the node's group asks it to, which the group reports as a failure.
+        try await application.run()
     }
 
     func router() -> Router<BasicRequestContext> {
