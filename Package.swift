@@ -218,7 +218,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Projections", "Raft", "Client", "NIOExecutor",
+                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

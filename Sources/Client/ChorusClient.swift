@@ -101,6 +101,8 @@ public final class ChorusClient: Sendable {
         var attempt = 0
         var lastError = "no node answered"
         var mayHaveApplied = false
+        /// A node answered that it does not know the call: it runs an older release.
+        var olderRelease = false
         func unknown(_ why: String) -> ChorusError {
             .outcomeUnknown("the outcome is unknown: an attempt reached the cluster and its answer was lost, and \(why); it may have been applied (retrying with the same request id is safe)")
         }
@@ -128,6 +130,14 @@ public final class ChorusClient: Sendable {
                 lastError = error.message
                 try await sleep(wait)
                 continue
+            } catch let error as RPCError where error.code == .unimplemented {
+                // A node of an older release (a rolling upgrade is under way) does not know
+                // the call and did nothing with it: ask another; the leader, once it runs
+                // this release, answers, and refuses what the cluster version lacks.
+                if Task.isCancelled { throw stopped() }
+                olderRelease = true
+                lastError = "the node at \(endpoints[target]) runs an older release, which does not know this call"
+                follow(hint: [:], after: target)
             } catch let error as RPCError {
                 if Task.isCancelled { throw stopped() }
                 guard error.code == .unavailable || error.code == .deadlineExceeded || error.code == .cancelled else {
@@ -155,6 +165,9 @@ public final class ChorusClient: Sendable {
             try await sleep(pause)
         }
         if mayHaveApplied { throw unknown("no leader answered within \(deadline): \(lastError)") }
+        if olderRelease {
+            throw ChorusError.failedPrecondition("no node that knows this call answered within \(deadline) (\(lastError)): the cluster is being upgraded; every node must run this release first")
+        }
         // A plaintext client of a TLS cluster sees only failed connections: say what may be wrong.
         let hint = security == .plaintext ? " (if the cluster runs TLS, give its CA: --ca or CHORUS_CA)" : ""
         throw ChorusError.clusterUnavailable("no leader reachable within \(deadline): \(lastError)\(hint)")

@@ -57,6 +57,13 @@ public final class ChatState: Sendable {
         }
     }
 
+    /// Replaces the membership the tables record. Only for seeding a new cluster from a copy
+    /// of another's projections (restore, recovery): the copy then says who the new members
+    /// are, as a snapshot of it must. Never on a running node, where only the log changes it.
+    public func seed(configuration: [UInt8]) throws {
+        try environment.write { txn in try txn.put(tables.meta, Tables.configurationKey, configuration) }
+    }
+
     /// The log's clock as of the last applied entry (see `SessionLifetime`).
     public func logClock() throws -> Int64 {
         try environment.read { txn in try tables.clock(txn) }

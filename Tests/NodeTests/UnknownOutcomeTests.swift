@@ -14,6 +14,7 @@ import Testing
     static let leadershipChanged = RPCError(code: .unavailable, message: "leadership changed while the request waited; retry with the same request id")
     static let notLeader = RPCError(code: .unavailable, message: "node 2 is not the leader", metadata: [MetadataKeys.notProposed: "1"])
     static let overloadedFor60s = RPCError(code: .resourceExhausted, message: "too many", metadata: [MetadataKeys.retryAfterMs: "60000"])
+    static let unimplemented = RPCError(code: .unimplemented, message: "Requested RPC isn't implemented by this server.")
     static let streamFull = RPCError(code: .resourceExhausted, message: "10000 send requests already wait", metadata: [MetadataKeys.retryAfterMs: "20"])
 
     /// Plays `script` (one entry per attempt, the last repeated) and returns what the caller saw.
@@ -55,6 +56,22 @@ import Testing
     @Test func noLeaderAtAllUntilTheDeadlineIsUnavailable() async throws {
         let outcome = try await Self.play([Self.notLeader])
         guard case .failure(.clusterUnavailable) = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    /// A node of an older release does not know a new call (a rolling upgrade): another node
+    /// is asked, and the leader's verdict is what the caller sees.
+    @Test func aNodeThatDoesNotKnowTheCallIsPassedOver() async throws {
+        let tooEarly = RPCError(code: .failedPrecondition, message: "editing a message needs cluster version 2")
+        let outcome = try await Self.play(deadline: .seconds(30), [Self.unimplemented, tooEarly])
+        guard case let .failure(.failedPrecondition(message)) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(message == "editing a message needs cluster version 2")
+    }
+
+    @Test func onlyNodesThatDoNotKnowTheCallIsAFailedPrecondition() async throws {
+        let outcome = try await Self.play([Self.unimplemented])
+        guard case let .failure(.failedPrecondition(message)) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(message.hasPrefix("no node that knows this call answered within 0.4 seconds (the node at 127.0.0.1:"), "\(message)")
+        #expect(message.hasSuffix("runs an older release, which does not know this call): the cluster is being upgraded; every node must run this release first"), "\(message)")
     }
 
     @Test func aReadIsNeverUnknown() async throws {

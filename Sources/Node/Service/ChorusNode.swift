@@ -35,6 +35,16 @@ public struct ChorusNode: Service {
         let build = configuration.build
         let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id,
                                      stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum), build: build)
+        let incarnation = DataDirectory.clusterIncarnation(path: configuration.dataDirectory)
+        if let incarnation {
+            logger.info("cluster '\(configuration.clusterID)' runs as incarnation \(incarnation) (started from a backup or recovered): its nodes from before are refused")
+        }
+        let clusterName = ClusterName(id: configuration.clusterID, incarnation: incarnation, holdsNothing: { [log = data.log] in
+            ((try? log.lastIndex()) ?? 1) == 0 && ((try? log.hardState().term) ?? 1) == 0 && ((try? log.snapshotMetadata().index) ?? 1) == 0
+        }, record: { [configuration, logger] incarnation in
+            try DataDirectory.recordClusterIncarnation(incarnation, path: configuration.dataDirectory)
+            logger.notice("joined incarnation \(incarnation) of cluster '\(configuration.clusterID)' (started from a backup or recovered); recorded in the identity file")
+        })
         if !data.sharedWithOthers.isEmpty {
             let listed = data.sharedWithOthers.map { "\($0.path) (mode \(String($0.mode, radix: 8)))" }.joined(separator: ", ")
             logger.warning("other users can read or enter \(listed): the data directory holds password and session hashes; run `chmod -R go-rwx \(data.path)`")
@@ -80,7 +90,7 @@ public struct ChorusNode: Service {
         let certificates = try configuration.tls.map { try CertificateFiles(certificate: $0.certificate, key: $0.key) }
         let metrics = NodeMetrics(node: configuration.id)
         let removal = RemovalNotice(id: configuration.id, directory: directory)
-        let links = PeerLinks(configuration: configuration, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
+        let links = PeerLinks(configuration: configuration, clusterName: clusterName, directory: directory, incarnation: data.incarnation, certificates: certificates, snapshots: data.snapshots,
                               removal: removal, versions: versions, metrics: metrics, eventLoopGroup: peerLoop, logger: logger)
         let current = CurrentState(data.state)
         let machine = ChatMachine(current: current, stateDirectory: data.stateDirectory, dataDirectory: configuration.dataDirectory, subscriptionLimits: configuration.subscriptionLimits,
@@ -98,7 +108,7 @@ public struct ChorusNode: Service {
         ]
         let incarnations = Incarnations(directory: configuration.dataDirectory)
         let peerServices: [any RegistrableRPCService] = [
-            PeerService(replica: replica, clusterID: configuration.clusterID,
+            PeerService(replica: replica, clusterID: configuration.clusterID, clusterName: clusterName,
                         snapshots: SnapshotReceiver(store: data.snapshots, maxBytes: configuration.maxSnapshotBytes, logger: logger),
                         directory: directory, incarnations: incarnations, versions: versions,
                         authenticated: configuration.tls != nil, logger: logger),

@@ -117,16 +117,16 @@ public struct DataDirectory: Sendable {
         if let existing = FileManager.default.contents(atPath: file) {
             let text = String(decoding: existing, as: UTF8.self)
             let lines = text.split(separator: "\n")
-            let owner = lines.filter { !$0.hasPrefix("incarnation=") && !$0.hasPrefix(Self.clusterVersionPrefix) }.map { "\($0)\n" }.joined()
+            let owner = lines.filter { !Self.isAttribute($0) }.map { "\($0)\n" }.joined()
             guard owner == expected else {
-                let found = lines.filter { !$0.hasPrefix("incarnation=") && !$0.hasPrefix(Self.clusterVersionPrefix) }.joined(separator: ", ")
+                let found = lines.filter { !Self.isAttribute($0) }.joined(separator: ", ")
                 throw ConfigurationError("the data directory \(path) belongs to \(found), not cluster=\(clusterID), node=\(nodeID); refusing to start")
             }
             if let line = lines.first(where: { $0.hasPrefix("incarnation=") }), let incarnation = UInt64(line.dropFirst("incarnation=".count)) {
                 return incarnation
             }
             let incarnation = UInt64.random(in: 1...UInt64.max)
-            let marked = lines.filter { $0.hasPrefix(Self.clusterVersionPrefix) }.map { "\($0)\n" }.joined()
+            let marked = lines.filter { $0.hasPrefix(Self.clusterVersionPrefix) || $0.hasPrefix(Self.clusterIncarnationPrefix) }.map { "\($0)\n" }.joined()
             try writeDurably(file, expected + "incarnation=\(incarnation)\n" + marked)
             return incarnation
         }
@@ -138,6 +138,33 @@ public struct DataDirectory: Sendable {
         let incarnation = UInt64.random(in: 1...UInt64.max)
         try writeDurably(file, expected + "incarnation=\(incarnation)\n")
         return incarnation
+    }
+
+    /// Whether an identity line says something about the directory (its incarnations, the
+    /// cluster version) rather than whose it is.
+    static func isAttribute(_ line: Substring) -> Bool {
+        line.hasPrefix("incarnation=") || line.hasPrefix(clusterVersionPrefix) || line.hasPrefix(clusterIncarnationPrefix)
+    }
+
+    /// The identity line of a cluster started from a backup or recovered from a survivor: a
+    /// random name for this start of the cluster. Its nodes say it in every peer message
+    /// (`ClusterName`), so nodes of the cluster as it was before, which
+    /// share its name, are refused if they come back.
+    static let clusterIncarnationPrefix = "cluster-incarnation="
+
+    /// The cluster incarnation `identity` records (nil for a cluster as first bootstrapped).
+    public static func clusterIncarnation(path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path + "/identity") else { return nil }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n")
+            .first { $0.hasPrefix(clusterIncarnationPrefix) }.map { String($0.dropFirst(clusterIncarnationPrefix.count)) }
+    }
+
+    /// Records in `identity`, durably, the incarnation of the cluster an empty node joined.
+    static func recordClusterIncarnation(_ incarnation: String, path: String) throws {
+        let file = path + "/identity"
+        let text = FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let kept = text.split(separator: "\n").filter { !$0.hasPrefix(clusterIncarnationPrefix) }.map { "\($0)\n" }.joined()
+        try writeDurably(file, kept + clusterIncarnationPrefix + incarnation + "\n")
     }
 
     /// The identity line that records the cluster version this directory's node applied. A

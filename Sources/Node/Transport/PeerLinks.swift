@@ -26,14 +26,14 @@ final class PeerLinks: MessageSender {
     /// What each peer's build applies: entries go only to peers that apply the cluster version.
     let versions: PeerVersions
 
-    init(configuration: NodeConfiguration, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
+    init(configuration: NodeConfiguration, clusterName: ClusterName, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
          removal: RemovalNotice, versions: PeerVersions, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
         self.versions = versions
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
-        make = { [clusterID = configuration.clusterID] peer, address in
-            PeerLink(peer: peer, address: address, clusterID: clusterID, incarnation: incarnation, security: security, snapshots: snapshots,
+        make = { peer, address in
+            PeerLink(peer: peer, address: address, clusterName: clusterName, incarnation: incarnation, security: security, snapshots: snapshots,
                      removal: removal, versions: versions, metrics: metrics, eventLoopGroup: eventLoopGroup, logger: logger)
         }
         // A node waiting to join knows no configuration yet: it answers the members the flags
@@ -107,7 +107,7 @@ final class PeerLinks: MessageSender {
 final class PeerLink: Sendable {
     let peer: NodeID
     let address: PeerAddress
-    let clusterID: String
+    let clusterName: ClusterName
     /// This node's data-directory incarnation, sent with every batch.
     let incarnation: UInt64
     /// Mutual TLS with this node's certificate, or plaintext when insecure.
@@ -138,7 +138,7 @@ final class PeerLink: Sendable {
         snapshots.stop()
     }
 
-    init(peer: NodeID, address: PeerAddress, clusterID: String, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
+    init(peer: NodeID, address: PeerAddress, clusterName: ClusterName, incarnation: UInt64, security: HTTP2ClientTransport.Posix.TransportSecurity,
          snapshots: SnapshotStore, removal: RemovalNotice, versions: PeerVersions, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         self.peer = peer
         self.removal = removal
@@ -146,10 +146,10 @@ final class PeerLink: Sendable {
         self.security = security
         self.eventLoopGroup = eventLoopGroup
         self.address = address
-        self.clusterID = clusterID
+        self.clusterName = clusterName
         self.versions = versions
         self.logger = logger
-        self.snapshots = SnapshotSender(peer: peer, clusterID: clusterID, store: snapshots, metrics: metrics, logger: logger)
+        self.snapshots = SnapshotSender(peer: peer, clusterName: clusterName, store: snapshots, metrics: metrics, logger: logger)
     }
 
     func enqueue(_ batch: [Chorus_V1_RaftMessage]) {
@@ -238,7 +238,7 @@ final class PeerLink: Sendable {
                             // A batch, one request, stays under `batchBytes` (at least one message).
                             for await batch in self.queue.batches(maxWeight: Self.batchBytes, weight: Self.payloadBytes) {
                                 try await writer.write(.with {
-                                    $0.clusterID = self.clusterID
+                                    $0.clusterID = self.clusterName.wire
                                     $0.messages = batch
                                     $0.senderIncarnation = self.incarnation
                                     $0.senderBuild = advertisement

@@ -8,7 +8,10 @@ import Raft
 /// is refused here; the Raft core checks the rest against its state.
 struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
     let replica: ChatReplica
+    /// The cluster's id, which certificates name.
     let clusterID: String
+    /// What peers' messages must name: the id and the cluster's incarnation, if any.
+    let clusterName: ClusterName
     let snapshots: SnapshotReceiver
     /// The cluster's members, as its configuration says.
     let directory: MemberDirectory
@@ -39,8 +42,8 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
             if let peer, inbound.closed(peer) { replica.connectionLost(to: peer) }
         }
         for try await batch in request {
-            guard batch.clusterID == clusterID else {
-                throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(batch.clusterID)'")
+            if let refusal = clusterName.refusal(of: batch.clusterID) {
+                throw RPCError(code: .permissionDenied, message: refusal)
             }
             if let from = sender ?? batch.messages.first?.from {
                 // A node that is no member (any more) hears why, and its stream ends.
@@ -102,7 +105,7 @@ struct PeerService: Chorus_V1_Peer.SimpleServiceProtocol {
         // Writing, hashing and fsyncing megabytes would stall the event loop's other streams.
         let sender = authenticated ? try context.authenticatedNode(of: clusterID) : nil
         try await withTaskExecutorPreference(globalConcurrentExecutor) {
-            try await snapshots.receive(request: request, response: response, clusterID: clusterID, directory: directory, sender: sender, replica: replica)
+            try await snapshots.receive(request: request, response: response, clusterName: clusterName, directory: directory, sender: sender, replica: replica)
         }
     }
 }

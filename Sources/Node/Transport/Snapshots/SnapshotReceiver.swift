@@ -32,7 +32,7 @@ final class SnapshotReceiver: Sendable {
     func receive(
         request: RPCAsyncSequence<Chorus_V1_SnapshotChunk, any Error>,
         response: RPCWriter<Chorus_V1_SnapshotProgress>,
-        clusterID: String,
+        clusterName: ClusterName,
         directory: MemberDirectory,
         sender: NodeID?,
         replica: ChatReplica
@@ -41,8 +41,8 @@ final class SnapshotReceiver: Sendable {
         guard case let .header(header)? = try await chunks.next()?.part else {
             throw RPCError(code: .invalidArgument, message: "an InstallSnapshot stream starts with its header")
         }
-        guard header.clusterID == clusterID else {
-            throw RPCError(code: .permissionDenied, message: "this node belongs to cluster '\(clusterID)', not '\(header.clusterID)'")
+        if let refusal = clusterName.refusal(of: header.clusterID) {
+            throw RPCError(code: .permissionDenied, message: refusal)
         }
         let message: Message
         do throws(Refusal) {

@@ -17,7 +17,7 @@ import Synchronization
 /// retried, and resumes at the byte the follower reports it holds.
 final class SnapshotSender: Sendable {
     let peer: NodeID
-    let clusterID: String
+    let clusterName: ClusterName
     let store: SnapshotStore
     let logger: Logger
     /// Bytes per chunk, and how many bytes may be sent and not yet acknowledged: the
@@ -32,10 +32,10 @@ final class SnapshotSender: Sendable {
 
     let metrics: NodeMetrics
 
-    init(peer: NodeID, clusterID: String, store: SnapshotStore, metrics: NodeMetrics, logger: Logger) {
+    init(peer: NodeID, clusterName: ClusterName, store: SnapshotStore, metrics: NodeMetrics, logger: Logger) {
         self.peer = peer
         self.metrics = metrics
-        self.clusterID = clusterID
+        self.clusterName = clusterName
         self.store = store
         self.logger = logger
     }
@@ -94,7 +94,7 @@ final class SnapshotSender: Sendable {
     private func send(_ info: SnapshotInfo, message: Message, stub: Chorus_V1_Peer.Client<HTTP2ClientTransport.Posix>) async throws -> Bool {
         let path = store.dataPath(info)
         let header = Chorus_V1_SnapshotHeader.with {
-            $0.clusterID = clusterID
+            $0.clusterID = clusterName.wire
             $0.message = MessageCoding.encode(message)
             $0.size = info.size
             $0.sha256 = Data(info.sha256)
