@@ -36,7 +36,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A file with one ID=host:port per line, instead of (or with) --peer.") var peersFile: String?
     @Option(help: "The data directory (created if missing).") var dataDir: String
     @Flag(help: "Join a running cluster: start empty and wait until an operator adds this node (chorus-tools member add). Without it, an empty data directory bootstraps a new cluster of the --peer members. --peer then names the running members, so this node can answer the leader.") var join = false
-    @Option(help: "The cluster's name; data or peers of another cluster are refused.") var clusterID: String = "chorus"
+    @Option(help: "The cluster's name; data or peers of another cluster are refused. A cluster restored from a backup or recovered from a survivor is ID~INCARNATION for new members (chorus-tools recover and restore print it).") var clusterID: String = "chorus"
     @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
     @Option(help: "Election timeout in ticks.") var electionTicks: Int = 15
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
@@ -86,7 +86,9 @@ struct Run: AsyncParsableCommand {
         default: throw ValidationError("give --ca, --cert and --key (see `chorus-tools certs`), or --insecure to run without TLS")
         }
         let members = try NodeConfiguration.parseMembers(specs)
-        var configuration = NodeConfiguration(id: id, listen: address, members: members.peers, dataDirectory: dataDir, clusterID: clusterID)
+        let cluster = clusterID.lastIndex(of: "~").map { (String(clusterID[..<$0]), Optional(String(clusterID[clusterID.index(after: $0)...]))) } ?? (clusterID, nil)
+        var configuration = NodeConfiguration(id: id, listen: address, members: members.peers, dataDirectory: dataDir, clusterID: cluster.0)
+        configuration.clusterIncarnation = cluster.1
         configuration.clientAddresses = members.clients
         configuration.peerListen = peerAddress
         configuration.tls = tls

@@ -62,13 +62,16 @@ public struct ClusterAdmin: Sendable {
 
         /// The leader's own view when it answered, else the view of the newest term.
         public var best: Membership? {
-            answers.first { $0.membership.nodeID == $0.membership.leaderID && $0.membership.leaderID != 0 }?.membership
+            answers.filter { $0.membership.nodeID == $0.membership.leaderID && $0.membership.leaderID != 0 }
+                .max { $0.membership.term < $1.membership.term }?.membership
                 ?? answers.max { $0.membership.term < $1.membership.term }?.membership
         }
 
-        /// The endpoint of the node that says it leads.
+        /// The endpoint of the node that says it leads, in the newest term when two do (one
+        /// has not heard yet that it was deposed).
         public var leaderEndpoint: String? {
-            answers.first { $0.membership.nodeID == $0.membership.leaderID && $0.membership.leaderID != 0 }?.endpoint
+            answers.filter { $0.membership.nodeID == $0.membership.leaderID && $0.membership.leaderID != 0 }
+                .max { $0.membership.term < $1.membership.term }?.endpoint
         }
 
         /// "a:1 (why), b:2 (why)", for messages.

@@ -62,8 +62,11 @@ extension ClusterTests {
             #expect(members.members.map(\.id) == [UInt64(best)], "\(members)")
             cluster.kill(other)
 
-            // Grow back to five: each new member starts empty and joins.
+            // Grow back to five: each new member starts empty and joins, told the incarnation.
+            let incarnation = try #require(result.output.firstMatch(of: /\(incarnation ([0-9a-f]+)\)/).map { String($0.1) })
+            #expect(result.output.contains("--cluster-id test~\(incarnation)"), "\(result.output)")
             cluster.founders = [best]
+            cluster.clusterName = "test~" + incarnation
             let admin = MembershipTests.admin(cluster)
             for id in cluster.ids where id != best {
                 try? FileManager.default.removeItem(atPath: cluster.dataDirectory(id))

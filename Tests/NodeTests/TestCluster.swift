@@ -20,6 +20,8 @@ final class TestCluster: @unchecked Sendable {
     /// The nodes that bootstrap the cluster (all by default); the others start with `--join`
     /// and wait to be added (their certificates exist from the start).
     var founders: [Int]?
+    /// `--cluster-id`: "test", or "test~INCARNATION" for members of a recovered cluster.
+    var clusterName = "test"
     /// Whether each node serves /metrics, /healthz and /readyz (on port + 200).
     var metrics = false
     /// Whether the nodes run with TLS: certificates from `chorus-tools certs local`, peers on
@@ -66,7 +68,7 @@ final class TestCluster: @unchecked Sendable {
     static var executable: URL { URL(fileURLWithPath: NodeBinary.beside()) }
 
     func command(_ id: Int) -> NodeCommand {
-        var command = NodeCommand(id: UInt64(id), cluster: "test", listen: address(id), peerListen: tls ? peerAddress(id) : nil,
+        var command = NodeCommand(id: UInt64(id), cluster: clusterName, listen: address(id), peerListen: tls ? peerAddress(id) : nil,
                                   dataDirectory: dataDirectory(id), tls: tls ? credentials(id) : nil,
                                   members: peers(of: id).map { NodeCommand.Member(id: UInt64($0), peer: peerAddress($0), client: address($0)) })
         command.join = founders.map { !$0.contains(id) } ?? false

@@ -7,7 +7,7 @@ struct ChorusTools: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus-tools",
         abstract: "Inspect, benchmark and repair Chorus data directories.",
-        subcommands: [StatusCommand.self, CertsCommand.self, Dump.self, Replay.self, Compact.self, Recover.self, Verify.self, SnapshotCommand.self, MemberCommand.self, TransferLeaderCommand.self, LogBench.self, Bench.self, FailoverProbe.self, Compare.self, CatchUpBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
+        subcommands: [StatusCommand.self, CertsCommand.self, Dump.self, Replay.self, Compact.self, BackupCommand.self, RestoreCommand.self, Recover.self, Verify.self, SnapshotCommand.self, MemberCommand.self, TransferLeaderCommand.self, LogBench.self, Bench.self, FailoverProbe.self, Compare.self, CatchUpBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
     )
 
     /// One event loop for every connection the tools open, set before NIO's shared group

@@ -33,6 +33,9 @@ struct Compact: ParsableCommand {
             let when = boot == UncleanStop.bootID ? "was killed" : "ended with the machine (power loss or a crash)"
             throw ToolError("the last run of the node on \(dir) \(when) and did not stop cleanly: its projections may be damaged. Start the node once (it rebuilds and checks them), stop it cleanly, then compact")
         }
+        // The projections are written without fsync while compact replays onto them: marked
+        // as a node's run is, so a power loss midway makes the next start rebuild them.
+        try UncleanStop.markRunning(dir)
         let before = Self.bytes(dir + "/log/data.mdb")
         let shrunk = dir + "/log.compacting"
         try? FileManager.default.removeItem(atPath: shrunk)
@@ -45,6 +48,7 @@ struct Compact: ParsableCommand {
         // it). One rename swaps it in: a crash leaves either the old file or the new one,
         // never an empty one.
         try FileSystem.rename(shrunk + "/data.mdb", to: dir + "/log/data.mdb")
+        try UncleanStop.markStopped(dir)
         print(report)
         print("log file: \(before) → \(Self.bytes(dir + "/log/data.mdb")) bytes")
     }

@@ -60,6 +60,10 @@ public struct NodeConfiguration: Sendable {
     public var dataDirectory: String
     /// Names the cluster; a data directory or a peer of another cluster is refused.
     public var clusterID: String
+    /// The incarnation of a cluster started from a backup or recovered from a survivor, as
+    /// `--cluster-id ID~INCARNATION` gives it: a new member's data directory records it, and
+    /// an existing one must record the same (`DataDirectory`).
+    public var clusterIncarnation: String?
     /// The length of one Raft tick.
     public var tickInterval: Duration = .milliseconds(10)
     /// Election timeout in ticks (randomised up to twice this).
@@ -199,6 +203,10 @@ public struct NodeConfiguration: Sendable {
             throw ConfigurationError("the election timeout (\(electionTicks) ticks) must be well above the heartbeat (\(heartbeatTicks) ticks)")
         }
         guard !clusterID.isEmpty else { throw ConfigurationError("the cluster id is empty") }
+        guard !clusterID.contains("~") else { throw ConfigurationError("the cluster id '\(clusterID)' holds '~', which separates the id from its incarnation (ID~INCARNATION)") }
+        if let clusterIncarnation, clusterIncarnation.isEmpty || !clusterIncarnation.allSatisfy(\.isHexDigit) {
+            throw ConfigurationError("the cluster incarnation '\(clusterIncarnation)' is not hexadecimal (chorus-tools recover and restore print it)")
+        }
         guard maxRequestBytes >= Self.minimumRequestLimit, maxRequestBytes <= Self.maximumRequestLimit else {
             throw ConfigurationError("--max-request-bytes must be \(Self.minimumRequestLimit) to \(Self.maximumRequestLimit), not \(maxRequestBytes)")
         }

@@ -9,6 +9,8 @@ struct AdminService: Chorus_V1_Admin.SimpleServiceProtocol {
     /// Who is and was a member: a removed id is never added again.
     let directory: MemberDirectory
     let incarnations: Incarnations
+    /// One backup at a time (`backup`).
+    let backups = BackupGate()
 
     func takeSnapshot(request: Chorus_V1_TakeSnapshotRequest, context: ServerContext) async throws -> Chorus_V1_TakeSnapshotResponse {
         try requireOperator(context)

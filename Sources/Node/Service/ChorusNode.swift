@@ -33,18 +33,12 @@ public struct ChorusNode: Service {
 
     public func run() async throws {
         let build = configuration.build
-        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, nodeID: configuration.id,
-                                     stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum), build: build)
-        let incarnation = DataDirectory.clusterIncarnation(path: configuration.dataDirectory)
-        if let incarnation {
+        let data = try DataDirectory(path: configuration.dataDirectory, clusterID: configuration.clusterID, clusterIncarnation: configuration.clusterIncarnation,
+                                     nodeID: configuration.id, stateMap: MapLimits(initial: configuration.stateMapSize, maximum: configuration.stateMapMaximum), build: build)
+        if let incarnation = data.clusterIncarnation {
             logger.info("cluster '\(configuration.clusterID)' runs as incarnation \(incarnation) (started from a backup or recovered): its nodes from before are refused")
         }
-        let clusterName = ClusterName(id: configuration.clusterID, incarnation: incarnation, holdsNothing: { [log = data.log] in
-            ((try? log.lastIndex()) ?? 1) == 0 && ((try? log.hardState().term) ?? 1) == 0 && ((try? log.snapshotMetadata().index) ?? 1) == 0
-        }, record: { [configuration, logger] incarnation in
-            try DataDirectory.recordClusterIncarnation(incarnation, path: configuration.dataDirectory)
-            logger.notice("joined incarnation \(incarnation) of cluster '\(configuration.clusterID)' (started from a backup or recovered); recorded in the identity file")
-        })
+        let clusterName = ClusterName(id: configuration.clusterID, incarnation: data.clusterIncarnation)
         if !data.sharedWithOthers.isEmpty {
             let listed = data.sharedWithOthers.map { "\($0.path) (mode \(String($0.mode, radix: 8)))" }.joined(separator: ", ")
             logger.warning("other users can read or enter \(listed): the data directory holds password and session hashes; run `chmod -R go-rwx \(data.path)`")

@@ -20,7 +20,7 @@ public struct DataDirectory: Sendable {
     /// from one whose data was wiped (a new one).
     public let incarnation: UInt64
 
-    public init(path: String, clusterID: String, nodeID: NodeID, stateMap: MapLimits = .standard, build: BuildVersions = .current) throws {
+    public init(path: String, clusterID: String, clusterIncarnation: String? = nil, nodeID: NodeID, stateMap: MapLimits = .standard, build: BuildVersions = .current) throws {
         self.path = path
         do {
             try FileSystem.makePrivateDirectory(path)
@@ -34,7 +34,8 @@ public struct DataDirectory: Sendable {
         } catch let inUse as DirectoryLock.InUse {
             throw ConfigurationError(inUse.description)
         }
-        incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID)
+        incarnation = try Self.checkIdentity(path: path, clusterID: clusterID, nodeID: nodeID, clusterIncarnation: clusterIncarnation)
+        self.clusterIncarnation = Self.clusterIncarnation(path: path)
         log = try LogStore(directory: path + "/log")
         try Self.refuseUnsound(log)
         snapshots = try SnapshotStore(directory: path + "/snapshots")
@@ -43,6 +44,9 @@ public struct DataDirectory: Sendable {
             guard let mode = FileSystem.permissions(path + name), mode & 0o077 != 0 else { return nil }
             return (path + name, mode)
         }
+        // Before anything rebuilds them, the projections as found say whether this node ran.
+        let appliedAsFound = (try? ChatState(directory: stateDirectory.currentPath, readOnly: true, map: stateMap, build: build).lastApplied()) ?? 0
+        try Self.refuseLostLog(log, applied: appliedAsFound, snapshots: snapshots)
         let unclean = UncleanStop.check(path)
         if let earlierBoot = unclean, earlierBoot != UncleanStop.bootID {
             // The machine went down with the node (power loss, kernel crash): the projections
@@ -55,7 +59,6 @@ public struct DataDirectory: Sendable {
             let snapshot = try log.snapshotMetadata()
             state = try stateDirectory.open(logStart: try log.logStart().index, snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         }
-        try Self.refuseLostLog(log, state: state, snapshots: snapshots, path: path)
         do {
             try UncleanStop.markRunning(path)
         } catch {
@@ -71,13 +74,16 @@ public struct DataDirectory: Sendable {
     /// projections applied entries, or that keeps snapshots, was lost (a file replaced or
     /// truncated behind the node's back). Starting on it would bootstrap or join afresh under
     /// the old identity: the node would forget its votes and the entries it acknowledged.
-    static func refuseLostLog(_ log: LogStore, state: ChatState, snapshots: SnapshotStore, path: String) throws {
+    static func refuseLostLog(_ log: LogStore, applied: UInt64, snapshots: SnapshotStore) throws {
         guard try log.lastIndex() == 0, try log.hardState().term == 0, try log.snapshotMetadata().index == 0 else { return }
-        let applied = try state.lastApplied()
         let kept = snapshots.all()
         guard applied > 0 || !kept.isEmpty else { return }
         throw ConfigurationError("refusing to start: the Raft log in \(log.path) is empty, but this node has run (its projections applied \(applied) entries; \(kept.count) snapshots are kept): the log was lost, and starting would forget this node's votes and acknowledged entries. Restore the directory from a backup, or remove the node from the cluster (`chorus-tools member remove`) and add a new one with an empty data directory")
     }
+
+    /// The incarnation of the cluster this directory's node belongs to, when the cluster was
+    /// started from a backup or recovered (`ClusterName`).
+    public let clusterIncarnation: String?
 
     /// The projections were rebuilt at start because the last run ended with the machine.
     public let rebuiltAfterPowerLoss: Bool
@@ -111,12 +117,16 @@ public struct DataDirectory: Sendable {
 
     /// Checks (or writes) `identity`: `cluster=…`, `node=…` and `incarnation=…` lines. A
     /// directory from before incarnations gets one now. Returns the incarnation.
-    static func checkIdentity(path: String, clusterID: String, nodeID: NodeID) throws -> UInt64 {
+    static func checkIdentity(path: String, clusterID: String, nodeID: NodeID, clusterIncarnation: String? = nil) throws -> UInt64 {
         let file = path + "/identity"
         let expected = "cluster=\(clusterID)\nnode=\(nodeID)\n"
         if let existing = FileManager.default.contents(atPath: file) {
             let text = String(decoding: existing, as: UTF8.self)
             let lines = text.split(separator: "\n")
+            let recorded = lines.first { $0.hasPrefix(clusterIncarnationPrefix) }.map { String($0.dropFirst(clusterIncarnationPrefix.count)) }
+            if let clusterIncarnation, clusterIncarnation != recorded {
+                throw ConfigurationError("the data directory \(path) belongs to \(recorded.map { "incarnation \($0)" } ?? "the first incarnation") of cluster '\(clusterID)', not incarnation \(clusterIncarnation); refusing to start")
+            }
             let owner = lines.filter { !Self.isAttribute($0) }.map { "\($0)\n" }.joined()
             guard owner == expected else {
                 let found = lines.filter { !Self.isAttribute($0) }.joined(separator: ", ")
@@ -136,7 +146,7 @@ public struct DataDirectory: Sendable {
         }
         // Written atomically and fsynced before anything else is created.
         let incarnation = UInt64.random(in: 1...UInt64.max)
-        try writeDurably(file, expected + "incarnation=\(incarnation)\n")
+        try writeDurably(file, expected + "incarnation=\(incarnation)\n" + (clusterIncarnation.map { clusterIncarnationPrefix + $0 + "\n" } ?? ""))
         return incarnation
     }
 
@@ -157,14 +167,6 @@ public struct DataDirectory: Sendable {
         guard let data = FileManager.default.contents(atPath: path + "/identity") else { return nil }
         return String(decoding: data, as: UTF8.self).split(separator: "\n")
             .first { $0.hasPrefix(clusterIncarnationPrefix) }.map { String($0.dropFirst(clusterIncarnationPrefix.count)) }
-    }
-
-    /// Records in `identity`, durably, the incarnation of the cluster an empty node joined.
-    static func recordClusterIncarnation(_ incarnation: String, path: String) throws {
-        let file = path + "/identity"
-        let text = FileManager.default.contents(atPath: file).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let kept = text.split(separator: "\n").filter { !$0.hasPrefix(clusterIncarnationPrefix) }.map { "\($0)\n" }.joined()
-        try writeDurably(file, kept + clusterIncarnationPrefix + incarnation + "\n")
     }
 
     /// The identity line that records the cluster version this directory's node applied. A

@@ -32,7 +32,7 @@ public struct SnapshotInfo: Sendable, Equatable, Codable {
     }
 
     /// SHA-256 of a file, read in blocks.
-    static func checksum(of path: String) throws -> [UInt8] {
+    public static func checksum(of path: String) throws -> [UInt8] {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw FileSystemError("cannot open \(path)")
         }

@@ -44,12 +44,14 @@ struct Recover: ParsableCommand {
         for survivor in survivors {
             print("\(survivor.directory): node \(survivor.node) of cluster '\(survivor.cluster)', last index \(survivor.lastIndex) (term \(survivor.lastTerm)), commit \(survivor.commit)")
         }
-        let clusters = Set(survivors.map(\.cluster))
+        let clusters = Set(survivors.map { $0.cluster + ($0.incarnation.map { "~" + $0 } ?? "") })
         guard clusters.count == 1 else { throw ToolError("the directories belong to different clusters (\(clusters.sorted().joined(separator: ", "))): give the survivors of one cluster") }
         let best = survivors.max { ($0.lastTerm, $0.lastIndex) < ($1.lastTerm, $1.lastIndex) }!
         print("the most up-to-date log is node \(best.node)'s (\(best.directory))")
 
         // Its projections, applied through the last entry it holds, in a scratch copy.
+        var into = self.into
+        while into.count > 1 && into.hasSuffix("/") { into.removeLast() }
         let scratch = into + ".recovering"
         try? FileManager.default.removeItem(atPath: scratch)
         try FileSystem.makePrivateDirectory(scratch)
@@ -82,7 +84,7 @@ struct Recover: ParsableCommand {
             if uncommitted.count > 50 { print("  … and \(uncommitted.count - 50) more (chorus-tools dump \(best.directory) --from \(best.commit + 51))") }
         }
         print("writes the old cluster acknowledged after index \(best.lastIndex), if any, are lost: no survivor holds them")
-        print("next: start node \(id) with --data \(into) --cluster \(cluster) (its log names its peers; it needs no --join), then add members one at a time (chorus-tools member add … --promote), each started with --join and an empty data directory; nodes of the old cluster are refused")
+        print("next: start node \(id) with --data \(into) --cluster-id \(cluster)~\(plan.clusterIncarnation) (its log names its members; no --join), then add members one at a time (chorus-tools member add … --promote), each started with an empty data directory, --join and --cluster-id \(cluster)~\(plan.clusterIncarnation); nodes of the old cluster are refused, and give new members ids the old cluster never used")
     }
 }
 
@@ -91,6 +93,8 @@ struct Survivor {
     let directory: String
     let lock: DirectoryLock
     let cluster: String
+    /// The incarnation of the cluster the directory belonged to (nil: the first).
+    let incarnation: String?
     let node: UInt64
     let log: LogStore
     let lastIndex: UInt64
@@ -113,6 +117,7 @@ struct Survivor {
         let lines = String(decoding: identity, as: UTF8.self).split(separator: "\n")
         cluster = lines.first { $0.hasPrefix("cluster=") }.map { String($0.dropFirst("cluster=".count)) } ?? ""
         node = lines.first { $0.hasPrefix("node=") }.flatMap { UInt64($0.dropFirst("node=".count)) } ?? 0
+        incarnation = DataDirectory.clusterIncarnation(path: directory)
         log = try LogStore(directory: directory + "/log", readOnly: true)
         let problems = try log.problems(maxValue: MessageLimits().maxValue, entryKinds: BuildVersions.entryKinds)
         guard problems.isEmpty else { throw ToolError("the log in \(directory) is unsound:\n  " + problems.joined(separator: "\n  ")) }
@@ -128,7 +133,6 @@ struct Survivor {
         let state = StateDirectory(directory: directory + "/state")
         let current = state.currentPath + "/data.mdb"
         let applied = try ChatState(directory: state.currentPath, readOnly: true).lastApplied()
-        try? FileManager.default.removeItem(atPath: state.currentPath + "/lock.mdb")
         if applied + 1 >= (try log.firstIndex()) { return current }
         let snapshot = try log.snapshotMetadata()
         let snapshots = try SnapshotStore(directory: directory + "/snapshots")

@@ -101,6 +101,19 @@ public enum Chorus_V1_Admin: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Backup" metadata.
+        public enum Backup: Sendable {
+            /// Request type for "Backup".
+            public typealias Input = Chorus_V1_BackupRequest
+            /// Response type for "Backup".
+            public typealias Output = Chorus_V1_BackupChunk
+            /// Descriptor for "Backup".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Admin"),
+                method: "Backup",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "chorus.v1.Admin" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             TakeSnapshot.descriptor,
@@ -108,7 +121,8 @@ public enum Chorus_V1_Admin: Sendable {
             AddMember.descriptor,
             PromoteMember.descriptor,
             RemoveMember.descriptor,
-            TransferLeadership.descriptor
+            TransferLeadership.descriptor,
+            Backup.descriptor
         ]
     }
 }
@@ -236,6 +250,26 @@ extension Chorus_V1_Admin {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_TransferLeadershipRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_TransferLeadershipResponse>
+
+        /// Handle the "Backup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A consistent copy of this node's projections, taken once it has applied everything the
+        /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+        /// > copy's bytes in chunks. One at a time per node.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_BackupRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_BackupChunk` messages.
+        func backup(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_BackupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_BackupChunk>
     }
 
     /// Service protocol for the "chorus.v1.Admin" service.
@@ -347,6 +381,26 @@ extension Chorus_V1_Admin {
             request: GRPCCore.ServerRequest<Chorus_V1_TransferLeadershipRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_TransferLeadershipResponse>
+
+        /// Handle the "Backup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A consistent copy of this node's projections, taken once it has applied everything the
+        /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+        /// > copy's bytes in chunks. One at a time per node.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_BackupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_BackupChunk` messages.
+        func backup(
+            request: GRPCCore.ServerRequest<Chorus_V1_BackupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_BackupChunk>
     }
 
     /// Simple service protocol for the "chorus.v1.Admin" service.
@@ -456,6 +510,27 @@ extension Chorus_V1_Admin {
             request: Chorus_V1_TransferLeadershipRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_TransferLeadershipResponse
+
+        /// Handle the "Backup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A consistent copy of this node's projections, taken once it has applied everything the
+        /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+        /// > copy's bytes in chunks. One at a time per node.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_BackupRequest` message.
+        ///   - response: A response stream of `Chorus_V1_BackupChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func backup(
+            request: Chorus_V1_BackupRequest,
+            response: GRPCCore.RPCWriter<Chorus_V1_BackupChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -524,6 +599,17 @@ extension Chorus_V1_Admin.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TransferLeadershipResponse>(),
             handler: { request, context in
                 try await self.transferLeadership(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Admin.Method.Backup.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_BackupRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_BackupChunk>(),
+            handler: { request, context in
+                try await self.backup(
                     request: request,
                     context: context
                 )
@@ -599,6 +685,17 @@ extension Chorus_V1_Admin.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func backup(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_BackupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_BackupChunk> {
+        let response = try await self.backup(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -680,6 +777,23 @@ extension Chorus_V1_Admin.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func backup(
+        request: GRPCCore.ServerRequest<Chorus_V1_BackupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_BackupChunk> {
+        return GRPCCore.StreamingServerResponse<Chorus_V1_BackupChunk>(
+            metadata: [:],
+            producer: { writer in
+                try await self.backup(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -823,6 +937,31 @@ extension Chorus_V1_Admin {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_TransferLeadershipResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_TransferLeadershipResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Backup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A consistent copy of this node's projections, taken once it has applied everything the
+        /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+        /// > copy's bytes in chunks. One at a time per node.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_BackupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_BackupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_BackupChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func backup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_BackupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_BackupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_BackupChunk>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_BackupChunk>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1039,6 +1178,40 @@ extension Chorus_V1_Admin {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Backup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A consistent copy of this node's projections, taken once it has applied everything the
+        /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+        /// > copy's bytes in chunks. One at a time per node.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_BackupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_BackupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_BackupChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func backup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_BackupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_BackupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_BackupChunk>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_BackupChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Chorus_V1_Admin.Method.Backup.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1208,6 +1381,35 @@ extension Chorus_V1_Admin.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_TransferLeadershipRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_TransferLeadershipResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Backup" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A consistent copy of this node's projections, taken once it has applied everything the
+    /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+    /// > copy's bytes in chunks. One at a time per node.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_BackupRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func backup<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_BackupRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_BackupChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.backup(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_BackupRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_BackupChunk>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1403,6 +1605,39 @@ extension Chorus_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.transferLeadership(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Backup" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A consistent copy of this node's projections, taken once it has applied everything the
+    /// > cluster had committed when the call arrived (a linearizable read): a header, then the
+    /// > copy's bytes in chunks. One at a time per node.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func backup<Result>(
+        _ message: Chorus_V1_BackupRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Chorus_V1_BackupChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_BackupRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.backup(
             request: request,
             options: options,
             onResponse: handleResponse
