@@ -136,6 +136,6 @@ struct RestoreCommand: ParsableCommand {
         }
         print("restored the backup of cluster '\(metadata.cluster)' at index \(metadata.index) (term \(metadata.term)) into \(members.count) data directories under \(into): " + members.keys.sorted().map { "node-\($0)" }.joined(separator: ", "))
         print("the new cluster '\(plan.clusterID)' runs as incarnation \(plan.clusterIncarnation): nodes of the cluster the backup came from are refused by it")
-        print("next: copy each directory to its machine and start each node with --data pointing at it and --cluster-id \(plan.clusterID)~\(plan.clusterIncarnation) (no --join); they elect a leader as after a full restart. Members added later start empty with --join and the same --cluster-id")
+        print("next: copy each directory to its machine and start each node with --data-dir pointing at it and --cluster-id \(plan.clusterID)~\(plan.clusterIncarnation) (no --join); they elect a leader as after a full restart. Members added later start empty with --join and the same --cluster-id")
     }
 }

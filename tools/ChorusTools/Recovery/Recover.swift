@@ -84,7 +84,7 @@ struct Recover: ParsableCommand {
             if uncommitted.count > 50 { print("  … and \(uncommitted.count - 50) more (chorus-tools dump \(best.directory) --from \(best.commit + 51))") }
         }
         print("writes the old cluster acknowledged after index \(best.lastIndex), if any, are lost: no survivor holds them")
-        print("next: start node \(id) with --data \(into) --cluster-id \(cluster)~\(plan.clusterIncarnation) (its log names its members; no --join), then add members one at a time (chorus-tools member add … --promote), each started with an empty data directory, --join and --cluster-id \(cluster)~\(plan.clusterIncarnation); nodes of the old cluster are refused, and give new members ids the old cluster never used")
+        print("next: start node \(id) with --data-dir \(into) --cluster-id \(cluster)~\(plan.clusterIncarnation) (its log names its members; no --join), then add members one at a time (chorus-tools member add … --promote), each started with an empty data directory, --join and --cluster-id \(cluster)~\(plan.clusterIncarnation); nodes of the old cluster are refused, and give new members ids the old cluster never used")
     }
 }
 
