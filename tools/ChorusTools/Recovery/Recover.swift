@@ -56,7 +56,9 @@ struct Recover: ParsableCommand {
         try? FileManager.default.removeItem(atPath: scratch)
         try FileSystem.makePrivateDirectory(scratch)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try FileSystem.copy(try best.baseProjections(), to: scratch + "/data.mdb")
+        if let base = try best.baseProjections() {
+            try FileSystem.copy(base, to: scratch + "/data.mdb")
+        }
         let uncommitted: [String]
         do {
             let state = try ChatState(directory: scratch)
@@ -128,10 +130,12 @@ struct Survivor {
     }
 
     /// The data file to apply the log onto: the current projections, or the snapshot the log
-    /// starts after when they are behind it (checked against its SHA-256).
-    func baseProjections() throws -> String {
+    /// starts after when they are behind it (checked against its SHA-256); nil to start from
+    /// empty projections (there are none, and the log holds every entry from the first).
+    func baseProjections() throws -> String? {
         let state = StateDirectory(directory: directory + "/state")
         let current = state.currentPath + "/data.mdb"
+        if !FileSystem.exists(current), try log.firstIndex() <= 1, try log.snapshotMetadata().index == 0 { return nil }
         let applied = try ChatState(directory: state.currentPath, readOnly: true).lastApplied()
         if applied + 1 >= (try log.firstIndex()) { return current }
         let snapshot = try log.snapshotMetadata()
