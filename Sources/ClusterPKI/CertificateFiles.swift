@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import NIOCertificateReloading
 import NIOSSL
@@ -10,7 +11,7 @@ import X509
 public final class CertificateFiles: CertificateReloader {
     public let certificatePath: String
     public let keyPath: String
-    private let current: Mutex<(override: NIOSSLContextConfigurationOverride, serial: String)>
+    private let current: Mutex<(override: NIOSSLContextConfigurationOverride, serial: String, notValidAfter: Date)>
 
     public init(certificate: String, key: String) throws {
         certificatePath = certificate
@@ -25,6 +26,9 @@ public final class CertificateFiles: CertificateReloader {
     /// The serial number of the certificate in use, in hex.
     public var serial: String { current.withLock { $0.serial } }
 
+    /// When the certificate in use expires.
+    public var notValidAfter: Date { current.withLock { $0.notValidAfter } }
+
     /// Reads both files again; on failure the pair in use stays. Returns the new serial.
     @discardableResult
     public func reload() throws -> String {
@@ -33,7 +37,7 @@ public final class CertificateFiles: CertificateReloader {
         return loaded.serial
     }
 
-    static func load(certificate: String, key: String) throws -> (override: NIOSSLContextConfigurationOverride, serial: String) {
+    static func load(certificate: String, key: String) throws -> (override: NIOSSLContextConfigurationOverride, serial: String, notValidAfter: Date) {
         let chain = try NIOSSLCertificate.fromPEMFile(certificate)
         guard let leaf = chain.first else { throw PKIError("\(certificate) holds no certificate") }
         let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
@@ -48,6 +52,7 @@ public final class CertificateFiles: CertificateReloader {
         var override = NIOSSLContextConfigurationOverride()
         override.certificateChain = chain.map { .certificate($0) }
         override.privateKey = .privateKey(privateKey)
-        return (override, leaf.serialNumber.map { String($0, radix: 16) }.joined())
+        let expiry = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
+        return (override, leaf.serialNumber.map { String($0, radix: 16) }.joined(), expiry)
     }
 }

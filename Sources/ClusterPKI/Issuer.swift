@@ -114,9 +114,20 @@ public struct Issuer: Sendable {
         }
     }
 
-    static func read(_ path: String) throws -> String {
+    public static func read(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw PKIError("cannot read \(path)") }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The text of an IPv4 (4 bytes) or IPv6 (16 bytes) address, as a certificate's IP name
+    /// holds it.
+    public static func addressText(_ bytes: [UInt8]) -> String {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        guard bytes.count == 4 || bytes.count == 16, bytes.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }) != nil else {
+            return bytes.map(String.init).joined(separator: ".")
+        }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The bytes of an IPv4 or IPv6 literal, or nil for a host name.

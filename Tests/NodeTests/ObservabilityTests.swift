@@ -226,6 +226,6 @@ extension ClusterTests {
     func shippedPrometheusConfigurationAndAlertsAreValid() throws {
         let (status, output) = try NodeProcesses.run("/usr/bin/promtool", ["check", "config", "docs/monitoring/prometheus.yml"])
         #expect(status == 0, "\(output)")
-        #expect(output.contains("SUCCESS: 9 rules found"), "\(output)")
+        #expect(output.contains("SUCCESS: 11 rules found"), "\(output)")
     }
 }

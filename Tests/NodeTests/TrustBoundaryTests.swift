@@ -111,6 +111,38 @@ extension ClusterTests {
         #expect(cluster.isRunning(1))
     }
 
+    /// A certificate within 30 days of its expiry: warned about at start, its expiry a metric
+    /// (the shipped alert fires on it), renewed by `certs renew` for the same node and names,
+    /// taken with SIGHUP, and the metric moves.
+    @Test func aCertificateNearItsExpiryIsWarnedAboutMeasuredAndRenewed() async throws {
+        let cluster = try TestCluster(size: 1, tls: true)
+        cluster.metrics = true
+        let directory = CertificateDirectory(cluster.certificates)
+        let (short, key) = try directory.issuer().issue(.node(cluster: "test", id: 1), hosts: [cluster.host], days: 10)
+        try Issuer.write(certificate: short, key: key, certificatePath: directory.node(1).certificate, keyPath: directory.node(1).key)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        try await cluster.waitForLog(1, containing: "the certificate \(directory.node(1).certificate) (serial ")
+        #expect(cluster.log(1).contains("in 9 days: renew it (chorus-tools certs renew) and send SIGHUP"), "\(cluster.log(1).suffix(2_000))")
+        func expiry() async throws -> Double? {
+            let metrics = try await httpGet(cluster.metricsAddress(1), "/metrics").body
+            return metrics.split(separator: "\n").first { $0.hasPrefix("chorus_certificate_expiry_timestamp_seconds ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect(try await expiry() == short.notValidAfter.timeIntervalSince1970.rounded(.down))
+
+        let renewed = try runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "1", "--days", "400"])
+        #expect(renewed.status == 0 && renewed.output.contains("renewed \(directory.node(1).certificate) for chorus://test/node/1 (\(cluster.host))"), "\(renewed.output)")
+        let certificate = try Certificate(pemEncoded: try Issuer.read(directory.node(1).certificate))
+        #expect(certificate.notValidAfter.timeIntervalSinceNow > 399 * 86_400)
+        cluster.signal(1, SIGHUP)
+        try await cluster.waitForLog(1, containing: "SIGHUP: reloaded \(directory.node(1).certificate)")
+        #expect(try await expiry() == certificate.notValidAfter.timeIntervalSince1970.rounded(.down))
+        // New connections get through with the renewed certificate.
+        try await cluster.withClient { client in _ = try await client.newUser("alice") }
+    }
+
     @Test func insecureNodesWarnLoudly() async throws {
         let cluster = try TestCluster(size: 1, tls: false)
         try cluster.startAll()

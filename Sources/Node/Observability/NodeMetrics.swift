@@ -49,6 +49,9 @@ public final class NodeMetrics: Sendable {
     let users, messages, onlineUsers, subscriptions, inboxMessages: Gauge
     // Process
     let residentMemory, openFileDescriptors: Gauge
+    /// When the node's TLS certificate expires, in seconds since 1970 (alert on it: the
+    /// shipped rule fires 30 days ahead).
+    let certificateExpiry: Gauge
 
     public init(node: NodeID) {
         registry = PrometheusCollectorRegistry()
@@ -112,6 +115,7 @@ public final class NodeMetrics: Sendable {
         subscriptions = gauge("chorus_subscriptions")
         inboxMessages = gauge("chorus_inbox_messages")
         residentMemory = gauge("process_resident_memory_bytes")
+        certificateExpiry = gauge("chorus_certificate_expiry_timestamp_seconds")
         openFileDescriptors = gauge("process_open_fds")
         gauge("chorus_node_id").record(Double(node))
         roles[.follower]?.record(1)

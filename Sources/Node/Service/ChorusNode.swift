@@ -173,7 +173,7 @@ public struct ChorusNode: Service {
             logger.info("metrics on http://\(address)/metrics, health on /healthz and /readyz")
         }
         let services: [any Service] = [PeerLinksService(links: links, executor: peerExecutor)]
-            + servers + (certificates.map { [CertificateReloadService(files: $0, logger: logger)] } ?? [])
+            + servers + (certificates.map { [CertificateReloadService(files: $0, metrics: metrics, logger: logger)] } ?? [])
             + (observability.map { [$0] } ?? [])
             + [ClusterVersionFinalizer(replica: replica, versions: versions, logger: logger)]
         // The replica stops by itself only at an entry its build cannot apply: the node stops

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterPKI
 import Foundation
+import X509
 
 /// `chorus-tools certs`: the cluster's CA and the certificates it signs, as PEM files in one
 /// directory (`ca.pem`, `ca-key.pem`, `node-ID.pem`, `node-ID-key.pem`,
@@ -10,7 +11,7 @@ struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "Create the cluster's CA and sign node, operator and web gateway certificates.",
-        subcommands: [Authority.self, NodeCertificate.self, OperatorCertificate.self, WebCertificate.self, Local.self]
+        subcommands: [Authority.self, NodeCertificate.self, OperatorCertificate.self, WebCertificate.self, Local.self, Renew.self]
     )
 
     struct Location: ParsableArguments {
@@ -51,6 +52,38 @@ struct CertsCommand: ParsableCommand {
             let directory = location.directory
             try directory.issue(try directory.issuer(), .node(cluster: location.cluster, id: id), hosts: hosts, days: days, to: directory.node(id))
             print("wrote \(directory.node(id).certificate) and \(directory.node(id).key)")
+        }
+    }
+
+    /// A node's certificate again, for the same node and the same names, valid from now: then
+    /// SIGHUP to the node, which takes it without a restart.
+    struct Renew: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Renew node ID's certificate (the same identity and names, a new key, valid from now); then send the node SIGHUP."
+        )
+        @OptionGroup var location: Location
+        @Option(help: "The node's id.") var node: UInt64
+        @Option(help: "Days the new certificate is valid.") var days: Int = 825
+
+        func run() throws {
+            let directory = location.directory
+            let files = directory.node(node)
+            let old = try Certificate(pemEncoded: try Issuer.read(files.certificate))
+            guard let identity = Identity(certificate: old) else { throw ToolError("\(files.certificate) names no chorus:// identity") }
+            guard identity == .node(cluster: location.cluster, id: node) else {
+                throw ToolError("\(files.certificate) is the certificate of \(identity), not of node \(node) of cluster '\(location.cluster)' (give --cluster)")
+            }
+            var hosts: [String] = []
+            for name in Array((try old.extensions.subjectAlternativeNames) ?? SubjectAlternativeNames()) {
+                switch name {
+                case let .dnsName(host): hosts.append(host)
+                case let .ipAddress(bytes): hosts.append(Issuer.addressText(Array(bytes.bytes)))
+                default: break
+                }
+            }
+            try directory.issue(try directory.issuer(), identity, hosts: hosts, days: days, to: files)
+            let renewed = try Certificate(pemEncoded: try Issuer.read(files.certificate))
+            print("renewed \(files.certificate) for \(identity.uri) (\(hosts.joined(separator: ", "))): valid until \(ISO8601DateFormatter().string(from: renewed.notValidAfter)), serial \(renewed.serialNumber); send node \(node) SIGHUP to use it")
         }
     }
 
