@@ -145,7 +145,9 @@ struct ChaosCommand: AsyncParsableCommand {
         while Date() < deadline {
             let result = try runCommand("/usr/bin/timeout", ["15", "/usr/sbin/ip", "netns", "exec", lab.client, Binaries.tools, "member", "list"] + cluster.adminArguments)
             last = result.output
-            let rows = result.output.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("  ") }
+            // Member rows only: "  ID  role …" (the list also names endpoints that did not
+            // answer, such as the host of a member removed during the run).
+            let rows = result.output.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("  ") && UInt64($0.split(separator: " ").first ?? "") != nil }
             let members = rows.compactMap { UInt64($0.split(separator: " ").first ?? "") }
             if result.status == 0, !members.isEmpty, rows.allSatisfy({ $0.contains("(0 behind)") }) {
                 return members.sorted()
