@@ -38,6 +38,7 @@ extension AdminService {
             }
             let data = scratch + "/data.mdb"
             let size = FileSystem.size(data) ?? 0
+            let sha256 = try SnapshotInfo.checksum(of: data)
             try await response.write(.with {
                 $0.header = .with {
                     $0.clusterID = configuration.clusterID
@@ -49,7 +50,7 @@ extension AdminService {
                     $0.projectionsFormat = FormatVersion.projections
                     $0.release = BuildVersions.release
                     $0.size = size
-                    $0.sha256 = Data((try? SnapshotInfo.checksum(of: data)) ?? [])
+                    $0.sha256 = Data(sha256)
                 }
             })
             guard let file = FileHandle(forReadingAtPath: data) else { throw RPCError(code: .internalError, message: "cannot read the copy \(data)") }
