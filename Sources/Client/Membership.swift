@@ -188,10 +188,13 @@ public struct ClusterAdmin: Sendable {
     /// failures an operator can fix, what to do.
     func explain(_ error: RPCError) -> ChorusError {
         let message = error.message
-        if credentials == nil, message.contains("connection preface") || message.contains("closed the connection") {
+        // The transport reports a refused handshake as a connection closed before HTTP/2
+        // began, whichever side refused it.
+        let closedEarly = message.contains("connection preface") || message.contains("closed the connection")
+        if credentials == nil, closedEarly {
             return .clusterUnavailable("the node closed the connection before speaking gRPC: its peer port needs TLS; give --ca, --cert and --key (an operator certificate: `chorus-tools certs operator`)")
         }
-        if credentials != nil, message.lowercased().contains("handshake") || message.contains("certificate") || message.contains("SSL") {
+        if credentials != nil, closedEarly || message.lowercased().contains("handshake") || message.contains("certificate") || message.contains("SSL") {
             return .clusterUnavailable("the TLS handshake failed (\(message)); check that --ca is this cluster's CA, that --cert and --key are an operator certificate it signed, and that this is a peer port")
         }
         return ChorusError(error)

@@ -27,24 +27,6 @@ public struct TLSFiles: Sendable, Equatable {
         return identity
     }
 
-    /// The client listener: the node proves who it is; clients prove who they are with
-    /// passwords and tokens, not certificates. With `reloading`, handshakes use whatever
-    /// pair it last read.
-    public func serverSecurity(reloading files: CertificateFiles? = nil) -> HTTP2ServerTransport.Posix.TransportSecurity {
-        .tls(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)) {
-            $0.certificateReloader = files
-        }
-    }
-
-    /// The peer listener: mutual TLS, and only certificates the cluster's CA signed.
-    public func mutualServerSecurity(reloading files: CertificateFiles? = nil) -> HTTP2ServerTransport.Posix.TransportSecurity {
-        .mTLS(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)) {
-            $0.trustRoots = .certificates([.file(path: ca, format: .pem)])
-            $0.clientCertificateVerification = .noHostnameVerification
-            $0.certificateReloader = files
-        }
-    }
-
     /// A node calling a peer, or an operator calling the Admin API: its own certificate
     /// offered, the server's checked against the CA. Host names are not checked: peers are
     /// named by address, and the server checks who is calling.

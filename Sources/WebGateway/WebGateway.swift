@@ -53,7 +53,7 @@ public enum WebGateway {
                 certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem))
             )
-            settings.minimumTLSVersion = .tlsv12
+            ServerTLS.restrict(&settings)
             server = try .tls(upgrade, tlsConfiguration: settings)
         } else {
             server = upgrade

@@ -228,6 +228,21 @@ import Testing
         #expect(plain.status == 1, "\(plain.output)")
         #expect(plain.output.contains("the node closed the connection before speaking gRPC: its peer port needs TLS; give --ca, --cert and --key"), "\(plain.output)")
 
+        // Another cluster's CA and operator: the handshake fails, and the sentence says what to check.
+        let stranger = try TestCluster(size: 1)
+        let other = stranger.credentials(0)
+        let foreign = try runTool(["member", "list", "--answer-within", "5"] + endpoints + ["--ca", other.ca, "--cert", other.certificate, "--key", other.key])
+        #expect(foreign.status == 1, "\(foreign.output)")
+        #expect(foreign.output.contains("the TLS handshake failed ("), "\(foreign.output)")
+        #expect(foreign.output.contains("check that --ca is this cluster's CA, that --cert and --key are an operator certificate it signed, and that this is a peer port"), "\(foreign.output)")
+        // A node's certificate, or a file that is not there: named before any connection.
+        let node = cluster.credentials(2)
+        let notOperator = try runTool(["member", "list"] + endpoints + ["--ca", node.ca, "--cert", node.certificate, "--key", node.key])
+        #expect(notOperator.status == 1, "\(notOperator.output)")
+        #expect(notOperator.output.contains("\(node.certificate) is the certificate of node 2 of cluster 'test'; the Admin API takes an operator certificate (`chorus-tools certs operator`)"), "\(notOperator.output)")
+        let missing = try runTool(["member", "list"] + endpoints + ["--ca", files.ca, "--cert", files.certificate + ".gone", "--key", files.key])
+        #expect(missing.status == 1 && missing.output.contains("cannot read \(files.certificate).gone"), "\(missing.output)")
+
         let stopped = cluster.ids.first { $0 != leader }!
         cluster.signal(stopped, SIGSTOP)
         let listed = try runTool(["member", "list", "--answer-within", "2"] + admin)

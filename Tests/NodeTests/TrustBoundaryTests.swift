@@ -4,6 +4,8 @@ import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOSSL
+import Synchronization
 import Testing
 import X509
 
@@ -111,6 +113,63 @@ extension ClusterTests {
         #expect(cluster.isRunning(1))
     }
 
+    /// Every node's certificate renewed and taken with SIGHUP, one node after another, while a
+    /// client writes on the connections it had and new clients connect: no request fails, new
+    /// connections are shown the renewed certificates, and every write arrived once.
+    @Test func aRotationUnderLoadFailsNoRequest() async throws {
+        let cluster = try TestCluster(size: 3, tls: true)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        let directory = CertificateDirectory(cluster.certificates)
+        try await cluster.withClient(deadline: .seconds(20)) { client in
+            _ = try await cluster.waitForLeader(client)
+            let alice = try await client.newUser("alice", password: "pw")
+            _ = try await client.newUser("bob", password: "pw")
+            let load = LoadState()
+            let (sent, logins) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                group.addTask {
+                    var sent = 0
+                    while load.running.withLock({ $0 }) {
+                        do {
+                            _ = try await client.send(token: alice, to: "bob", body: "during rotation \(sent)")
+                            sent += 1
+                        } catch { load.failures.withLock { $0.append("send: \(error)") } }
+                    }
+                    return (sent, 0)
+                }
+                group.addTask {
+                    var logins = 0
+                    while load.running.withLock({ $0 }) {
+                        do {
+                            _ = try await cluster.withClient(deadline: .seconds(20)) { fresh in try await fresh.login(name: "alice", password: "pw") }
+                            logins += 1
+                        } catch { load.failures.withLock { $0.append("new connection: \(error)") } }
+                    }
+                    return (0, logins)
+                }
+                defer { load.running.withLock { $0 = false } }
+                for id in cluster.ids {
+                    let renewed = try runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "\(id)", "--days", "400"])
+                    #expect(renewed.status == 0, "\(renewed.output)")
+                    let certificate = try Certificate(pemEncoded: try Issuer.read(directory.node(UInt64(id)).certificate))
+                    cluster.signal(id, SIGHUP)
+                    try await cluster.waitForLog(id, containing: "SIGHUP: reloaded \(directory.node(UInt64(id)).certificate)")
+                    for address in [cluster.address(id), cluster.peerAddress(id)] {
+                        #expect(try await TLSProbe.serial(address, ca: directory.ca) == Array(certificate.serialNumber.bytes), "\(address)")
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                load.running.withLock { $0 = false }
+                return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+            }
+            #expect(load.failures.withLock { $0 }.isEmpty, "\(load.failures.withLock { $0 })")
+            #expect(sent > 10 && logins > 2, "sent \(sent), logins \(logins)")
+            // Every write arrived, once: bob has read none of them.
+            #expect(try await client.login(name: "bob", password: "pw").unreadCount == UInt64(sent))
+        }
+        for id in cluster.ids { #expect(cluster.isRunning(id)) }
+    }
+
     /// A certificate within 30 days of its expiry: warned about at start, its expiry a metric
     /// (the shipped alert fires on it), renewed by `certs renew` for the same node and names,
     /// taken with SIGHUP, and the metric moves.
@@ -144,6 +203,32 @@ extension ClusterTests {
         try await cluster.withClient { client in _ = try await client.newUser("alice") }
     }
 
+    /// Both listeners: TLS 1.3 for a client that has it; TLS 1.2 only with ECDHE and an AEAD
+    /// cipher. NIOSSL's defaults, which the gRPC transport used, also accept CBC suites with
+    /// SHA-1 MACs and static RSA key exchange.
+    @Test func listenersSpeakTLS13AndOnlyAEADSuitesOfTLS12() async throws {
+        let cluster = try TestCluster(size: 1, tls: true)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let ca = "\(cluster.certificates)/ca.pem"
+        let weak: [NIOTLSCipher] = [.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, .TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, .TLS_RSA_WITH_AES_128_GCM_SHA256, .TLS_RSA_WITH_AES_128_CBC_SHA]
+        for (address, certificate) in [(cluster.address(1), nil), (cluster.peerAddress(1), cluster.credentials(0))] {
+            #expect(try await TLSProbe.handshake(address, ca: ca, certificate: certificate) == .negotiated(.tlsv13), "\(address)")
+            for suite in [NIOTLSCipher.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256] {
+                #expect(try await TLSProbe.handshake(address, ca: ca, certificate: certificate, maximum: .tlsv12, suites: [suite]) == .negotiated(.tlsv12), "\(address) \(suite)")
+            }
+            for suite in weak {
+                #expect(try await TLSProbe.handshake(address, ca: ca, certificate: certificate, maximum: .tlsv12, suites: [suite]) == .refused, "\(address) \(suite)")
+            }
+            // A TLS 1.1 client is refused.
+            #expect(try await TLSProbe.handshake(address, ca: ca, certificate: certificate, maximum: .tlsv11) == .refused, "\(address)")
+        }
+        // The node still serves, and a peer-listener call still knows its caller.
+        let taken = try await takeSnapshot(endpoint: cluster.peerAddress(1), operator: cluster.credentials(0), timeout: .seconds(30))
+        #expect(taken.index > 0)
+    }
+
     @Test func insecureNodesWarnLoudly() async throws {
         let cluster = try TestCluster(size: 1, tls: false)
         try cluster.startAll()
@@ -164,6 +249,12 @@ extension ClusterTests {
         #expect(status != 0)
         #expect(output.contains("is the certificate of node 2 of cluster 'test', not of node 1"))
     }
+}
+
+/// Whether a test's load still runs, and what failed in it.
+private final class LoadState: Sendable {
+    let running = Mutex(true)
+    let failures = Mutex<[String]>([])
 }
 
 extension TestCluster {

@@ -8,6 +8,7 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import Logging
 import NIOCore
+import NIOSSL
 import Testing
 import WebGateway
 
@@ -77,6 +78,27 @@ import WebGateway
             }
             #expect(try Self.decode(response)["name"] as? String == "carol")
             #expect(try Self.decode(response)["unread"] as? Int == 0)
+        }
+    }
+
+    /// The gateway's HTTPS listener speaks what a node's do (`ServerTLS`): TLS 1.3, and TLS 1.2
+    /// only with AEAD suites.
+    @Test func httpsListenerRefusesCBCSuites() async throws {
+        let cluster = try TestCluster(size: 1)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient { client in
+            var configuration = GatewayConfiguration()
+            configuration.port = 0
+            configuration.tls = CertificateDirectory(cluster.certificates).web("local")
+            let ca = CertificateDirectory(cluster.certificates).ca
+            let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
+            try await app.test(.live) { http in
+                let address = "127.0.0.1:\(try #require(http.port))"
+                #expect(try await TLSProbe.handshake(address, ca: ca) == .negotiated(.tlsv13))
+                #expect(try await TLSProbe.handshake(address, ca: ca, maximum: .tlsv12, suites: [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]) == .negotiated(.tlsv12))
+                #expect(try await TLSProbe.handshake(address, ca: ca, maximum: .tlsv12, suites: [.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA]) == .refused)
+            }
         }
     }
 

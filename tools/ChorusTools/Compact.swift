@@ -85,18 +85,11 @@ struct SnapshotCommand: AsyncParsableCommand {
         abstract: "Ask a running node to snapshot its projections now and compact its log."
     )
     @Option(help: "The node's peer address (--peer-listen, or --listen of an insecure node), host:port.") var endpoint: String
-    @Option(help: "With TLS: the cluster's CA.") var ca: String?
-    @Option(help: "With TLS: an operator certificate (`chorus-tools certs operator`).") var cert: String?
-    @Option(help: "With TLS: the operator certificate's key.") var key: String?
+    @OptionGroup var certificate: OperatorCertificate
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let credentials: TLSFiles?
-        switch (ca, cert, key) {
-        case let (ca?, cert?, key?): credentials = TLSFiles(ca: ca, certificate: cert, key: key)
-        case (nil, nil, nil): credentials = nil
-        default: throw ValidationError("give all of --ca, --cert and --key, or none (an insecure node)")
-        }
+        let credentials = try certificate.files()
         let taken = try await takeSnapshot(endpoint: endpoint, operator: credentials)
         if json {
             print("{\"index\":\(taken.index),\"term\":\(taken.term),\"size_bytes\":\(taken.sizeBytes),\"log_first_index\":\(taken.logFirstIndex),\"duration_ms\":\(taken.durationMilliseconds)}")

@@ -7,6 +7,7 @@ import Logging
 import LogStore
 import NIOExecutor
 import NIOPosix
+import NIOSSL
 import Projections
 import Raft
 import ServiceLifecycle
@@ -108,11 +109,11 @@ public struct ChorusNode: Service {
                         authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration, directory: directory, incarnations: incarnations),
         ]
-        func listener(_ address: PeerAddress, _ role: Listener, _ security: HTTP2ServerTransport.Posix.TransportSecurity) -> HTTP2ServerTransport.Posix {
+        func listener(_ address: PeerAddress, _ role: Listener, _ tls: NIOSSLContext?) -> HTTP2ServerTransport.Posix {
             HTTP2ServerTransport.Posix(
                 address: .ipv4(host: address.host, port: address.port),
-                transportSecurity: security,
-                config: configuration.serverConfig(for: role),
+                transportSecurity: .plaintext,
+                config: configuration.serverConfig(for: role, tls: tls),
                 eventLoopGroup: role == .peers ? peerLoop : clientLoop
             )
         }
@@ -120,11 +121,11 @@ public struct ChorusNode: Service {
         let clientServer: GRPCServer<HTTP2ServerTransport.Posix>
         var servers: [ServerService] = []
         if let peerListen = configuration.peerListen {
-            clientServer = GRPCServer(transport: listener(configuration.listen, .clients, configuration.tls?.serverSecurity(reloading: certificates) ?? .plaintext),
+            clientServer = GRPCServer(transport: listener(configuration.listen, .clients, try configuration.tls?.serverContext(reloading: certificates, mutual: false)),
                                       services: clientServices, interceptors: [requestMetrics, sizeLimit])
             // The chat API is served here too, for web gateways: their certificate lets them
             // say which browser each call is for (`ChatService.source`).
-            let peerServer = GRPCServer(transport: listener(peerListen, .peers, configuration.tls?.mutualServerSecurity(reloading: certificates) ?? .plaintext),
+            let peerServer = GRPCServer(transport: listener(peerListen, .peers, try configuration.tls?.serverContext(reloading: certificates, mutual: true)),
                                         services: peerServices + [clientServices[0]],
                                         interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor])),
                                                               .apply(ForwardedClient.Interceptor(clusterID: configuration.clusterID), to: .services([Chorus_V1_Chat.descriptor]))])
@@ -132,7 +133,7 @@ public struct ChorusNode: Service {
             servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor, logger: logger))
         } else {
             // Peers' batches are larger than any client request: only the chat API is limited.
-            clientServer = GRPCServer(transport: listener(configuration.listen, .both, .plaintext), services: clientServices + peerServices,
+            clientServer = GRPCServer(transport: listener(configuration.listen, .both, nil), services: clientServices + peerServices,
                                       interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor]))])
         }
         // Subscriptions end at once, with UNAVAILABLE, so their clients move to another node

@@ -164,12 +164,9 @@ final class PingShaper: ChannelInboundHandler, RemovableChannelHandler {
 
 extension PingShaper {
     /// Puts a shaper in front of the HTTP/2 handler of an accepted connection (after TLS, so
-    /// it reads plaintext frames): the transport's `onAcceptTCPConnection` callback.
-    static func install(on channel: any Channel) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
-            let pipeline = channel.pipeline.syncOperations
-            let http2 = try pipeline.handler(type: NIOHTTP2Handler.self)
-            try pipeline.addHandler(PingShaper(), position: .before(http2))
-        }
+    /// it reads plaintext frames), from the transport's `onAcceptTCPConnection` callback.
+    static func install(in pipeline: ChannelPipeline.SynchronousOperations) throws {
+        let http2 = try pipeline.handler(type: NIOHTTP2Handler.self)
+        try pipeline.addHandler(PingShaper(), position: .before(http2))
     }
 }

@@ -1,4 +1,6 @@
 import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOSSL
 
 /// What a listener serves: its HTTP/2 settings follow from it.
 enum Listener {
@@ -23,10 +25,15 @@ extension NodeConfiguration {
     ///
     /// Pings: grpc-go sends a flow-control (BDP) ping with each round of data it receives,
     /// and gRFC A8's policing of pings, meant for keepalive, closes such a connection every
-    /// few hundred milliseconds. Every ping is accepted, with or without calls open; the
+    /// few hundred milliseconds.
+    ///
+    /// TLS: with `tls`, the transport itself runs plaintext and each accepted connection gets
+    /// a handler of that context first in its pipeline (see `ServerTLS` for why the transport's
+    /// own TLS is not used). The transport still finds the handler to read the caller's
+    /// certificate (`ServerContext.peerIdentity`). Every ping is accepted, with or without calls open; the
     /// HTTP/2 layer's own limit on them (200 in 30 s) is kept by holding the excess back
     /// (`PingShaper`), and a flood past that still closes the connection.
-    func serverConfig(for listener: Listener) -> HTTP2ServerTransport.Posix.Config {
+    func serverConfig(for listener: Listener, tls: NIOSSLContext?) -> HTTP2ServerTransport.Posix.Config {
         .defaults { config in
             switch listener {
             case .clients: config.rpc.maxRequestPayloadSize = maxRequestBytes * 4
@@ -34,7 +41,13 @@ extension NodeConfiguration {
             }
             config.http2.maxConcurrentStreams = maxConcurrentStreams
             // grpc-go's and grpcio's flow-control PINGs, kept under the HTTP/2 layer's limit.
-            config.channelDebuggingCallbacks.onAcceptTCPConnection = { PingShaper.install(on: $0) }
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .first) }
+                    try PingShaper.install(in: pipeline)
+                }
+            }
             config.connection.keepalive = .init(
                 time: keepaliveInterval,
                 timeout: keepaliveTimeout,

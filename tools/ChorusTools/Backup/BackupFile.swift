@@ -58,8 +58,8 @@ struct BackupFile {
     /// fsynced, renamed).
     static func write(_ metadata: Metadata, data: String, to path: String) throws {
         let temporary = path + ".partial"
-        FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
-        guard let out = FileHandle(forWritingAtPath: temporary), let input = FileHandle(forReadingAtPath: data) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let out = FileHandle(forWritingAtPath: temporary), let input = FileHandle(forReadingAtPath: data) else {
             throw ToolError("cannot write \(temporary)")
         }
         defer { try? input.close() }
@@ -103,8 +103,8 @@ struct BackupFile {
             throw ToolError("\(path) is damaged or cut short: it is \(total) bytes, and its metadata says \(headerBytes + metadata.size + trailerBytes)")
         }
         try FileSystem.makePrivateDirectory(directory)
-        FileManager.default.createFile(atPath: directory + "/data.mdb", contents: nil, attributes: [.posixPermissions: 0o600])
-        guard let out = FileHandle(forWritingAtPath: directory + "/data.mdb") else { throw ToolError("cannot write \(directory)/data.mdb") }
+        guard FileManager.default.createFile(atPath: directory + "/data.mdb", contents: nil, attributes: [.posixPermissions: 0o600]),
+              let out = FileHandle(forWritingAtPath: directory + "/data.mdb") else { throw ToolError("cannot write \(directory)/data.mdb") }
         var whole = SHA256()
         var copy = SHA256()
         try file.seek(toOffset: 0)

@@ -3,21 +3,40 @@ import Client
 import ClusterPKI
 import Foundation
 
-/// The Admin API's connection options: the nodes' peer addresses and an operator certificate.
-struct AdminOptions: ParsableArguments {
-    @Option(help: "Peer addresses of the nodes (--peer-listen, or --listen of insecure nodes), host:port,…") var endpoints: String
+/// An operator's TLS files, checked before any connection: an unreadable file or a
+/// certificate that is not an operator's is named here rather than failing every handshake.
+struct OperatorCertificate: ParsableArguments {
     @Option(help: "With TLS: the cluster's CA.") var ca: String?
     @Option(help: "With TLS: an operator certificate (`chorus-tools certs operator`).") var cert: String?
     @Option(help: "With TLS: the operator certificate's key.") var key: String?
+
+    /// The files, or nil for an insecure cluster.
+    func files() throws -> TLSFiles? {
+        switch (ca, cert, key) {
+        case let (ca?, cert?, key?):
+            let files = TLSFiles(ca: ca, certificate: cert, key: key)
+            let identity: Identity
+            do { identity = try files.identity() } catch { throw ToolError("\(error)") }
+            guard case .operator = identity else {
+                throw ToolError("\(cert) is the certificate of \(identity); the Admin API takes an operator certificate (`chorus-tools certs operator`)")
+            }
+            return files
+        case (nil, nil, nil):
+            return nil
+        default:
+            throw ValidationError("give all of --ca, --cert and --key, or none (an insecure cluster)")
+        }
+    }
+}
+
+/// The Admin API's connection options: the nodes' peer addresses and an operator certificate.
+struct AdminOptions: ParsableArguments {
+    @Option(help: "Peer addresses of the nodes (--peer-listen, or --listen of insecure nodes), host:port,…") var endpoints: String
+    @OptionGroup var certificate: OperatorCertificate
     @Option(help: "Seconds each node has to answer a question (who leads, who is a member); the ones that do not are named.") var answerWithin: Double = 5
 
     func admin() throws -> ClusterAdmin {
-        let credentials: TLSFiles?
-        switch (ca, cert, key) {
-        case let (ca?, cert?, key?): credentials = TLSFiles(ca: ca, certificate: cert, key: key)
-        case (nil, nil, nil): credentials = nil
-        default: throw ValidationError("give all of --ca, --cert and --key, or none (an insecure cluster)")
-        }
+        let credentials = try certificate.files()
         let list = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !list.isEmpty else { throw ValidationError("--endpoints names no node") }
         guard answerWithin > 0, answerWithin <= 3_600 else { throw ValidationError("--answer-within is seconds, more than 0 and at most 3600") }
