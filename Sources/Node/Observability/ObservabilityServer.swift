@@ -22,11 +22,13 @@ struct ObservabilityServer: Service {
     let probe: ReadinessProbe
     let current: CurrentState
     let events: EventHub
+    /// Its own loop, which the node shuts down only after every service has ended: shut down
+    /// here, as the service returned, it met the listener's last close work still on its
+    /// way ("Cannot schedule tasks on an EventLoop that has already shut down").
+    let eventLoop: any EventLoopGroup
     let logger: Logger
 
     func run() async throws {
-        let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { eventLoop.shutdownGracefully { _ in } }
         let application = Application(
             router: router(),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "chorus-node"),

@@ -75,9 +75,12 @@ public struct ChorusNode: Service {
         // thread.
         let clientLoop = MultiThreadedEventLoopGroup(numberOfThreads: configuration.clientThreads)
         let peerLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let observabilityLoop = configuration.metricsListen.map { _ in MultiThreadedEventLoopGroup(numberOfThreads: 1) }
+        // After every service has ended: none of them may meet a loop already shut down.
         defer {
             clientLoop.shutdownGracefully { _ in }
             peerLoop.shutdownGracefully { _ in }
+            observabilityLoop?.shutdownGracefully { _ in }
         }
         let clientExecutor = EventLoopExecutor(clientLoop)
         let peerExecutor = EventLoopExecutor(peerLoop.next())
@@ -167,8 +170,8 @@ public struct ChorusNode: Service {
 
         // Graceful shutdown runs in reverse order: the client server drains first while the
         // peers and the replica still commit what its calls wait for; the replica stops last.
-        let observability = configuration.metricsListen.map { address in
-            ObservabilityServer(address: address, metrics: metrics, probe: probe, current: current, events: replica.machine.events, logger: logger)
+        let observability = configuration.metricsListen.flatMap { address in
+            observabilityLoop.map { ObservabilityServer(address: address, metrics: metrics, probe: probe, current: current, events: replica.machine.events, eventLoop: $0, logger: logger) }
         }
         if let address = configuration.metricsListen {
             logger.info("metrics on http://\(address)/metrics, health on /healthz and /readyz")
