@@ -58,6 +58,9 @@ public final class Environment: @unchecked Sendable {
         if !options.readOnly {
             try Environment.makeDirectory(path)
         }
+        // LMDB fsyncs the file it creates at each commit but never the directory that names
+        // it: after a power loss the name could be gone while the data was acknowledged.
+        let creating = !options.readOnly && !options.skipSync && !FileSystem.exists(path + "/data.mdb")
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create", path: path)
         guard let env else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create", path: path) }
@@ -74,6 +77,11 @@ public final class Environment: @unchecked Sendable {
             // LMDB keeps every page that reader could see: clear the slots of dead processes.
             var cleared: Int32 = 0
             try check(mdb_reader_check(env, &cleared), "mdb_reader_check", path: path)
+            if creating {
+                do { try FileSystem.sync(path) } catch let error as FileSystemError {
+                    throw LMDBError(code: error.errno, operation: error.description, path: path)
+                }
+            }
         } catch {
             mdb_env_close(env)
             throw error
