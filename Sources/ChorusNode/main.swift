@@ -60,6 +60,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Largest snapshot file accepted from a leader, in bytes.") var maxSnapshotBytes: UInt64 = 16 << 30
     @Option(help: "The projections' memory map at start (e.g. 64MiB, 1GiB); it doubles whenever it fills. With it the data file's apparent size.") var stateMapSize: String = "64MiB"
     @Option(help: "The most the projections' map may grow to (e.g. 1TiB); past it a write fails like a full disk and the node stops.") var stateMapMax: String = "1TiB"
+    @Option(help: "Free space the data directory's file systems must keep (e.g. 64MiB, 1GiB); below it the node stops cleanly, before a write runs out of space.") var minFreeSpace: String = "64MiB"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Option(help: "Log format: text (one readable line per event) or json (one object per line, for log shippers).") var logFormat: String = "text"
     @Option(help: "Serve Prometheus metrics (/metrics) and HTTP health (/healthz, /readyz) on host:port, plain HTTP; off unless given.") var metricsListen: String?
@@ -125,6 +126,10 @@ struct Run: AsyncParsableCommand {
         guard let mapMax = NodeConfiguration.parseByteSize(stateMapMax), mapMax >= mapSize else {
             throw ValidationError("--state-map-max '\(stateMapMax)' is not a size at least --state-map-size (e.g. 1TiB)")
         }
+        guard let minFree = NodeConfiguration.parseByteSize(minFreeSpace) else {
+            throw ValidationError("--min-free-space '\(minFreeSpace)' is not a size (e.g. 64MiB, 1GiB)")
+        }
+        configuration.minimumFreeSpace = UInt64(minFree)
         configuration.stateMapSize = mapSize
         configuration.stateMapMaximum = mapMax
 
@@ -157,6 +162,9 @@ struct Run: AsyncParsableCommand {
             // restart this binary on this data: it needs another build.
             _ = error
             throw ExitCode(Self.needsAnotherBuild)
+        } catch is StorageFailure {
+            // Said at critical level already, with what to fix.
+            throw ExitCode(StorageFailure.exitStatus)
         } catch is BuildTooOld {
             throw ExitCode(Self.needsAnotherBuild)
         } catch let error as NewerFormat {

@@ -16,6 +16,10 @@ public struct Transaction {
     }
 
     func commit() throws {
+        if !isReadOnly, let injected = DiskFault.commitError(path: environment.path) {
+            mdb_txn_abort(handle)
+            throw LMDBError(code: injected, operation: "mdb_txn_commit (a fault injected by CHORUS_TEST_DISK_FAULT)", path: environment.path)
+        }
         try check(mdb_txn_commit(handle), "mdb_txn_commit", path: environment.path)
     }
 

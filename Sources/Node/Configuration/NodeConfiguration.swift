@@ -123,6 +123,10 @@ public struct NodeConfiguration: Sendable {
     public var snapshotTrailingEntries: UInt64 = 5_000
     /// The largest snapshot file this node accepts from a leader (16 GiB by default).
     public var maxSnapshotBytes: UInt64 = 16 << 30
+    /// Free space the file systems holding the log and the projections must keep. The
+    /// projections are written through a memory map: a page the file system cannot back ends
+    /// the process with SIGBUS, not an error, so the node stops cleanly before that.
+    public var minimumFreeSpace: UInt64 = 64 << 20
     /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; nil: nowhere.
     public var metricsListen: PeerAddress?
     /// The projections' memory map: its size at open and how far it may double when full.

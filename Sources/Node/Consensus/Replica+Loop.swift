@@ -20,6 +20,10 @@ extension Replica {
         let clock = ContinuousClock()
         /// Ticks until the followers' replication gauges are next updated.
         var ticksToPeerMetrics = 0
+        /// The directories whose file systems must keep `minimumFreeSpace`, and when they
+        /// were last looked at.
+        lazy var watchedDirectories = [configuration.dataDirectory + "/log", configuration.dataDirectory + "/state"]
+        var lastSpaceCheck: ContinuousClock.Instant?
 
         /// Proposals, reads and membership changes waiting for their answer.
         var requests = PendingRequests<Output>()
@@ -44,9 +48,9 @@ extension Replica {
         var membershipWaitingForTerm: [(request: MembershipRequest, reply: ReplicaReply<Index>, deadline: ContinuousClock.Instant)] = []
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
-        /// Set when the loop stopped by itself: the log holds an entry this build cannot
-        /// apply as its peers do. Nothing of that entry's batch was applied.
-        var stoppedBecause: UnknownEntry?
+        /// Why the loop stopped by itself: an entry this build cannot apply (`UnknownEntry`) or
+        /// a disk that failed (`StorageFailure`). The node stops with it.
+        var stoppedBecause: (any Error)?
 
         init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
@@ -100,12 +104,15 @@ extension Replica {
                     case let .changeMembership(request, reply): changeMembership(request, reply)
                     }
                 }
+                if stoppedBecause != nil { break running }
                 if !batch.isEmpty { propose(batch) }
                 if clock.now >= nextTick {
                     core.tick()
                     nextTick = nextTick + configuration.tickInterval
                     if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
                     expire()
+                    checkFreeSpace()
+                    if stoppedBecause != nil { break running }
                     ticksToPeerMetrics -= 1
                     if ticksToPeerMetrics <= 0 {
                         ticksToPeerMetrics = 10
@@ -123,10 +130,11 @@ extension Replica {
                         stoppedBecause = unknown
                         break running
                     } catch {
-                        // The log could not be written: continuing would risk acknowledging
-                        // what is not durable.
-                        logger.critical("cannot persist the Raft log: \(error)")
-                        fatalError("cannot persist the Raft log: \(error)")
+                        // The log or the projections could not be written: continuing would
+                        // risk acknowledging what is not durable. Nothing of this ready's
+                        // messages went out after the failed write.
+                        stop(because: error as? StorageFailure ?? StorageFailure(doing: "writing the Raft log", error: error))
+                        break running
                     }
                 }
                 if turned {
@@ -139,6 +147,26 @@ extension Replica {
             failAll(.stopped)
             snapshots.failWaiters(.stopped)
             machine.stopped()
+        }
+
+        /// Stops the node while the disk still has room when a file system holding its data
+        /// runs low, at most every 100 ms (one statvfs each).
+        func checkFreeSpace() {
+            let now = clock.now
+            if let last = lastSpaceCheck, now - last < .milliseconds(100) { return }
+            lastSpaceCheck = now
+            for directory in watchedDirectories {
+                guard let space = StorageFailure.space(of: directory), space.available < configuration.minimumFreeSpace else { continue }
+                let low = LowFreeSpace(path: directory, space: space, minimum: configuration.minimumFreeSpace)
+                return stop(because: StorageFailure(doing: "keeping room to write", error: low))
+            }
+        }
+
+        /// Ends the loop because the disk failed: said once, at critical level, in the
+        /// operator's words.
+        func stop(because failure: StorageFailure) {
+            logger.critical("\(failure)")
+            stoppedBecause = failure
         }
 
         static func isElectionTraffic(_ message: Message) -> Bool {
@@ -291,8 +319,7 @@ extension Replica {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;
                 // a restart applies it again from the log.
-                logger.critical("cannot apply entries \(entries.first!.index)...\(entries.last!.index) to the projections: \(error); stopping this node rather than let it diverge")
-                fatalError("cannot apply to the projections: \(error)")
+                throw StorageFailure(doing: "applying entries \(entries.first!.index)...\(entries.last!.index) to the projections", error: error)
             }
             appliedIndex = max(appliedIndex, entries.last!.index)
             maybeSnapshot()

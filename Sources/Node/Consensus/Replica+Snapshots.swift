@@ -81,8 +81,9 @@ extension Replica.Loop {
             let metadata = SnapshotMetadata(index: info.index, term: info.term, configuration: configuration(of: info))
             firstIndex = try storage.compact(to: metadata, trailingEntries: configuration.snapshotTrailingEntries)
         } catch {
-            logger.critical("cannot compact the Raft log: \(error)")
-            fatalError("cannot compact the Raft log: \(error)")
+            // `run` ends the loop after this input.
+            snapshots.failWaiters(.snapshotFailed("cannot compact the Raft log: \(error)"))
+            return stop(because: StorageFailure(doing: "compacting the Raft log to the snapshot at \(info.index)", error: error))
         }
         snapshots.lastIndex = max(snapshots.lastIndex, info.index)
         let recorded = storage.snapshotMetadata()

@@ -1,0 +1,75 @@
+import Foundation
+import LMDB
+
+/// A write to the node's disk that failed, said the way an operator would act on it.
+///
+/// The node stops on one instead of going on: what it could not write it must not
+/// acknowledge, and a replica that skipped an apply would differ from the others without a
+/// word. Nothing is lost by stopping: the entries it could not take are on the other
+/// replicas, and a restart (once the disk is fixed) catches up from them. LMDB reports a full
+/// file system as ENOSPC, or as EIO when a write came up short, so an EIO is checked against
+/// the free space before it is called a disk error.
+public struct StorageFailure: Error, CustomStringConvertible {
+    /// What the node was doing, e.g. "writing the Raft log".
+    let doing: String
+    let error: any Error
+
+    /// The exit status of a node stopped by its storage (EX_IOERR).
+    public static let exitStatus: Int32 = 74
+
+    public var description: String {
+        "\(doing) failed: \(cause). The node stops rather than acknowledge what it could not write; the other replicas hold everything it was acknowledged for, and it catches up from them when it starts again"
+    }
+
+    var cause: String {
+        if let low = error as? LowFreeSpace {
+            return "the file system holding \(low.path) is nearly full (\(low.space), less than --min-free-space \(Space.size(low.minimum))): free space there or move the data directory to a larger one"
+        }
+        guard let lmdb = error as? LMDBError else { return "\(error)" }
+        let path = lmdb.path
+        let space = Self.space(of: path)
+        switch lmdb.code {
+        case ENOSPC:
+            return "the file system holding \(path) is full\(space.map { " (\($0))" } ?? ""): free space there or move the data directory to a larger one (\(lmdb))"
+        case EIO where space.map { $0.available < Self.nearlyFull } ?? false:
+            return "the file system holding \(path) is full (\(space!)): free space there or move the data directory to a larger one (\(lmdb))"
+        case EIO:
+            return "the disk holding \(path) reported an I/O error\(space.map { " (\($0))" } ?? ""): check the device (dmesg, SMART) before restarting the node; if it is failing, replace the node's data from its peers (\(lmdb))"
+        case EDQUOT:
+            return "the disk quota of the node's user on the file system holding \(path) is used up: raise it or free space (\(lmdb))"
+        case EROFS:
+            return "the file system holding \(path) is mounted read-only, as a kernel does after disk errors: check the device and remount it (\(lmdb))"
+        default:
+            return "\(lmdb)"
+        }
+    }
+
+    /// Below this much free space, a short write is taken for a full file system.
+    static let nearlyFull: UInt64 = 64 << 20
+
+    struct Space: CustomStringConvertible {
+        var available: UInt64
+        var total: UInt64
+        var description: String { "\(Self.size(available)) free of \(Self.size(total))" }
+
+        static func size(_ bytes: UInt64) -> String {
+            bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+                : bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
+                : "\(bytes / 1_024) KiB"
+        }
+    }
+
+    static func space(of path: String) -> Space? {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return nil }
+        let block = UInt64(stats.f_frsize)
+        return Space(available: UInt64(stats.f_bavail) * block, total: UInt64(stats.f_blocks) * block)
+    }
+}
+
+/// A file system holding the node's data with less free space than it must keep.
+struct LowFreeSpace: Error {
+    let path: String
+    let space: StorageFailure.Space
+    let minimum: UInt64
+}
