@@ -162,6 +162,8 @@ struct Run: AsyncParsableCommand {
             // restart this binary on this data: it needs another build.
             _ = error
             throw ExitCode(Self.needsAnotherBuild)
+        } catch is InvariantViolation {
+            throw ExitCode(InvariantViolation.exitStatus)
         } catch is StorageFailure {
             // Said at critical level already, with what to fix.
             throw ExitCode(StorageFailure.exitStatus)

@@ -24,6 +24,13 @@ public enum UncleanStop {
         try FileSystem.writeAtomically(Array("boot=\(bootID)\n".utf8), to: directory + "/running")
     }
 
+    /// Marks the run as one whose unsynced writes cannot be trusted even on this boot: the
+    /// disk failed under it, and a write-back error may have dropped pages the page cache
+    /// no longer holds. The next start rebuilds as after a power loss.
+    public static func markDiskFailed(_ directory: String) throws {
+        try FileSystem.writeAtomically(Array("boot=disk-failed\n".utf8), to: directory + "/running")
+    }
+
     /// Removes the marker durably; throws when the removal cannot be made durable (the next
     /// start then rebuilds, which is safe).
     public static func markStopped(_ directory: String) throws {

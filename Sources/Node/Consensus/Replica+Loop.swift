@@ -51,6 +51,8 @@ extension Replica {
         /// Why the loop stopped by itself: an entry this build cannot apply (`UnknownEntry`) or
         /// a disk that failed (`StorageFailure`). The node stops with it.
         var stoppedBecause: (any Error)?
+        /// This node's Raft state as the readies so far left it, to check the next against.
+        var invariants: Invariants
 
         init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
@@ -68,6 +70,7 @@ extension Replica {
             self.logger = logger
             let position = try machine.position()
             appliedIndex = position.index
+            invariants = Invariants(hardState: storage.initialState().0, applied: position.index)
             appliedConfiguration = ClusterConfiguration(encoded: position.configuration) ?? storage.snapshotMetadata().configuration
             self.snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
         }
@@ -104,7 +107,12 @@ extension Replica {
                     case let .changeMembership(request, reply): changeMembership(request, reply)
                     }
                 }
-                if stoppedBecause != nil { break running }
+                if stoppedBecause != nil {
+                    // Proposals taken with the input that stopped the loop never reached
+                    // `requests`: answered here, or their callers would wait forever.
+                    for (_, reply) in batch { reply(.failure(.stopped)) }
+                    break running
+                }
                 if !batch.isEmpty { propose(batch) }
                 if clock.now >= nextTick {
                     core.tick()
@@ -124,6 +132,9 @@ extension Replica {
                 while core.hasReady {
                     do {
                         try handleReady()
+                    } catch let violation as InvariantViolation {
+                        stop(because: violation)
+                        break running
                     } catch let unknown as UnknownEntry {
                         // An entry or a snapshot this build cannot apply: say so and end.
                         logger.critical("\(unknown)", metadata: ["index": "\(unknown.index)"])
@@ -162,9 +173,9 @@ extension Replica {
             }
         }
 
-        /// Ends the loop because the disk failed: said once, at critical level, in the
-        /// operator's words.
-        func stop(because failure: StorageFailure) {
+        /// Ends the loop by itself (a disk that failed, a broken invariant): said once, at
+        /// critical level, in the operator's words; the node stops with it.
+        func stop(because failure: some Error & CustomStringConvertible) {
             logger.critical("\(failure)")
             stoppedBecause = failure
         }
@@ -265,12 +276,17 @@ extension Replica {
         func handleReady() throws {
             membershipMayHaveChanged()
             let ready = core.ready()
+            try invariants.check(ready)
             if let soft = ready.softState { leadershipChanged(soft) }
             // The leader's AppendEntries go out while its own write runs.
             transport.send(ready.leaderMessages)
             let hardState = ready.hardState ?? unsavedHardState
             if let snapshot = ready.snapshot {
-                try install(snapshot, hardState: hardState, entries: ready.entries)
+                do {
+                    try install(snapshot, hardState: hardState, entries: ready.entries)
+                } catch {
+                    throw error as? StorageFailure ?? StorageFailure(doing: "installing the leader's snapshot at \(snapshot.metadata.index)", error: error)
+                }
                 unsavedHardState = nil
             } else if ready.mustSync {
                 let started = clock.now

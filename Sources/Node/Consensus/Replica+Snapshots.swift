@@ -120,6 +120,8 @@ extension Replica.Loop {
         CrashPoint.reach("install-begin")
         let started = clock.now
         try storage.persist(hardState: hardState, entries: entries, snapshot: metadata)
+        // Written: an older commit-only hard state must not be written over it at a stop.
+        unsavedHardState = nil
         CrashPoint.reach("install-log")
         try machine.install(info, from: snapshotStore)
         appliedIndex = metadata.index

@@ -59,7 +59,7 @@ public struct ChorusNode: Service {
         let versions = PeerVersions(build: build, clusterVersion: clusterVersion)
         if clusterVersion > 1 { try DataDirectory.markClusterVersion(clusterVersion, path: configuration.dataDirectory) }
         if data.rebuiltAfterPowerLoss {
-            logger.warning("node \(configuration.id) did not stop cleanly on an earlier boot (power loss or a crash of the machine): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
+            logger.warning("node \(configuration.id) \(data.stoppedOnDiskFailure ? "stopped on a disk failure" : "did not stop cleanly on an earlier boot (power loss or a crash of the machine)"): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
         }
         let bootstrap = try Bootstrap.prepare(data.log, configuration: configuration, logger: logger)
         let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap)
@@ -196,6 +196,13 @@ public struct ChorusNode: Service {
             try await ServiceGroup(configuration: group).run()
         } catch {
             await hasher.shutdown()
+            if error is StorageFailure {
+                do {
+                    try data.markDiskFailed()
+                } catch {
+                    logger.warning("the disk failure could not be recorded (\(error)); if the projections were damaged, remove \(configuration.dataDirectory)/state before starting the node again (it rebuilds them from the log)")
+                }
+            }
             throw error
         }
         await hasher.shutdown()

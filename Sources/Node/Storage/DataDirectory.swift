@@ -52,10 +52,12 @@ public struct DataDirectory: Sendable {
             // The machine went down with the node (power loss, kernel crash): the projections
             // skip fsync and may hold torn pages. The log is fsynced: start them again from it.
             rebuiltAfterPowerLoss = true
+            stoppedOnDiskFailure = earlierBoot == "disk-failed"
             let snapshot = try log.snapshotMetadata()
             state = try stateDirectory.rebuild(snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         } else {
             rebuiltAfterPowerLoss = false
+            stoppedOnDiskFailure = false
             let snapshot = try log.snapshotMetadata()
             state = try stateDirectory.open(logStart: try log.logStart().index, snapshot: (snapshot.index, snapshot.term), snapshots: snapshots)
         }
@@ -87,9 +89,16 @@ public struct DataDirectory: Sendable {
 
     /// The projections were rebuilt at start because the last run ended with the machine.
     public let rebuiltAfterPowerLoss: Bool
+    /// The last run stopped on a disk failure (`markDiskFailed`): rebuilt for that reason.
+    public let stoppedOnDiskFailure: Bool
 
     /// Records a clean stop: the next start trusts the projections as they are. When that
     /// cannot be made durable the next start rebuilds them, which is safe.
+    /// After a disk failure: the next start rebuilds the projections from the log.
+    public func markDiskFailed() throws {
+        try UncleanStop.markDiskFailed(path)
+    }
+
     public func markCleanStop() throws {
         try UncleanStop.markStopped(path)
     }
