@@ -38,6 +38,56 @@ extension ClusterTests {
         }
     }
 
+    /// An entry damaged on the leader's disk while it runs (bit rot under a live node) is
+    /// caught by its checksum when the leader reads it to catch a follower up: the leader
+    /// stops (exit 74) naming the entry, before sending it, and the others go on without it,
+    /// the follower caught up by the next leader from its sound copy.
+    @Test func aDamagedLogEntryIsNeverSentAndItsReaderStopsNamingIt() async throws {
+        let cluster = try TestCluster(size: 3)
+        try cluster.startAll()
+        defer { cluster.stopAll() }
+        try await cluster.withClient(deadline: .seconds(30)) { client in
+            let alice = try await client.newUser("alice")
+            let leader = try await cluster.waitForLeader(client)
+            let behind = cluster.ids.first { $0 != leader }!
+            cluster.signal(behind, SIGTERM)
+            _ = try await cluster.waitForExit(behind, within: .seconds(30))
+            let marked = "damaged-on-disk-\(UInt64.random(in: 1...UInt64.max))"
+            _ = try await client.send(token: alice, to: "alice", body: marked)
+            for n in 0..<20 { _ = try await client.send(token: alice, to: "alice", body: "after it \(n)") }
+
+            // Every copy of the body in the leader's log file gets one byte changed (LMDB's
+            // copy-on-write leaves older copies of a page in free pages).
+            let path = cluster.dataDirectory(leader) + "/log/data.mdb"
+            let file = try Data(contentsOf: URL(fileURLWithPath: path))
+            let handle = try #require(FileHandle(forUpdatingAtPath: path))
+            var damaged = 0
+            var from = file.startIndex
+            while let found = file.range(of: Data(marked.utf8), in: from..<file.endIndex) {
+                try handle.seek(toOffset: UInt64(found.lowerBound + 3))
+                handle.write(Data("X".utf8))
+                damaged += 1
+                from = found.upperBound
+            }
+            try handle.synchronize()
+            try handle.close()
+            #expect(damaged > 0)
+
+            try cluster.start(behind)
+            let exit = try await cluster.waitForExit(leader, within: .seconds(30))
+            let log = cluster.log(leader)
+            #expect(!exit.signaled && exit.status == 74, "\(exit) \(log.suffix(2_000))")
+            #expect(log.contains(/reading the Raft log failed: log entry [0-9]+ in .*\/log fails its checksum: the replica is damaged; restore it from a peer\. The node stops rather than serve, send or apply a damaged entry/), "\(log.suffix(2_000))")
+            #expect(!log.contains("Fatal error") && !log.contains("crashed"), "\(log.suffix(2_000))")
+            // The other two carry on, and the follower holds the entry, from a sound copy.
+            _ = try await cluster.waitForLeader(client, excluding: [leader])
+            _ = try await client.send(token: alice, to: "alice", body: "after the damage")
+            let bodies = try await client.history(token: alice, with: "alice", pageSize: 50).messages.map(\.body)
+            #expect(bodies.contains(marked) && bodies.contains("after the damage"))
+            try await cluster.waitForConvergence(client, within: .seconds(60))
+        }
+    }
+
     /// Node 3's data on a 40 MiB tmpfs (a real full file system) with --min-free-space 24MiB:
     /// it stops while there is still room, with a sentence naming the file system, rather than
     /// crash when the projections' memory map cannot be backed (SIGBUS) or an LMDB write comes

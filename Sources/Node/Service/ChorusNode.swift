@@ -62,7 +62,7 @@ public struct ChorusNode: Service {
             logger.warning("node \(configuration.id) \(data.stoppedOnDiskFailure ? "stopped on a disk failure" : "did not stop cleanly on an earlier boot (power loss or a crash of the machine)"): its projections were rebuilt from the newest snapshot and are brought up to date from the log")
         }
         let bootstrap = try Bootstrap.prepare(data.log, configuration: configuration, logger: logger)
-        let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap)
+        let storage = LogStoreAdapter(store: data.log, bootstrap: bootstrap, logger: logger)
         var options = RaftOptions(id: configuration.id, seed: UInt64.random(in: 1...UInt64.max),
                                   electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try data.state.lastApplied()

@@ -1,21 +1,26 @@
+import Foundation
+import Logging
 import LogStore
 import Raft
 
-/// Serves the consensus core from the LMDB log. A damaged entry is not something consensus
-/// can work around, so it stops the process with the store's message; a restart from a
-/// healthy peer's data is the repair.
+/// Serves the consensus core from the LMDB log. A damaged entry (its checksum fails) or a
+/// read the disk refuses is not something consensus can work around, and the core's reads
+/// cannot fail: the process ends at once, exit 74, after one critical line naming the entry,
+/// before the entry is served, sent or applied. The repair is the node's data from its peers.
 final class LogStoreAdapter: RaftStorage {
     let store: LogStore
     /// The configuration a new cluster starts with, until a snapshot records one.
     let bootstrap: ClusterConfiguration
+    let logger: Logger
 
-    init(store: LogStore, bootstrap: ClusterConfiguration) {
+    init(store: LogStore, bootstrap: ClusterConfiguration, logger: Logger = Logger(label: "chorus.log")) {
         self.store = store
         self.bootstrap = bootstrap
+        self.logger = logger
     }
 
     func initialState() -> (Raft.HardState, ClusterConfiguration) {
-        let hard = fatalOnError { try store.hardState() }
+        let hard = stopOnError { try store.hardState() }
         return (Raft.HardState(term: hard.term, vote: hard.vote, commit: hard.commit), snapshotMetadata().configuration)
     }
 
@@ -24,24 +29,24 @@ final class LogStoreAdapter: RaftStorage {
 
     func entries(from: Raft.Index, to: Raft.Index, maxBytes: Int) throws(StorageError) -> [Raft.Entry] {
         guard from < to else { return [] }
-        let stored = fatalOnError { try store.entries(from: from, through: to - 1, maxBytes: maxBytes) }
+        let stored = stopOnError { try store.entries(from: from, through: to - 1, maxBytes: maxBytes) }
         guard stored.first?.index == from else { throw missing(from) }
         return stored.map(Self.entry)
     }
 
     func term(at index: Raft.Index) throws(StorageError) -> Raft.Term {
         // The store answers the snapshot's own index with the snapshot's term.
-        guard let term = fatalOnError({ try store.term(at: index) }) else { throw missing(index) }
+        guard let term = stopOnError({ try store.term(at: index) }) else { throw missing(index) }
         return term
     }
 
     /// Why `index` is not in the log: compacted away, or not written yet.
     private func missing(_ index: Raft.Index) -> StorageError {
-        index <= fatalOnError({ try store.logStart().index }) ? .compacted : .unavailable
+        index <= stopOnError({ try store.logStart().index }) ? .compacted : .unavailable
     }
 
-    func firstIndex() -> Raft.Index { fatalOnError { try store.firstIndex() } }
-    func lastIndex() -> Raft.Index { fatalOnError { try store.lastIndex() } }
+    func firstIndex() -> Raft.Index { stopOnError { try store.firstIndex() } }
+    func lastIndex() -> Raft.Index { stopOnError { try store.lastIndex() } }
 
     /// The latest snapshot, metadata only: its file is streamed to the follower by the
     /// transport (`SnapshotSender`), not carried in the Raft message.
@@ -53,7 +58,7 @@ final class LogStoreAdapter: RaftStorage {
     }
 
     func snapshotMetadata() -> Raft.SnapshotMetadata {
-        let meta = fatalOnError { try store.snapshotMetadata() }
+        let meta = stopOnError { try store.snapshotMetadata() }
         let configuration = meta.configuration.isEmpty ? bootstrap : (ClusterConfiguration(encoded: meta.configuration) ?? bootstrap)
         return Raft.SnapshotMetadata(index: meta.index, term: meta.term, configuration: configuration)
     }
@@ -91,11 +96,15 @@ final class LogStoreAdapter: RaftStorage {
         return Raft.Entry(index: stored.index, term: stored.term, kind: kind, data: stored.payload)
     }
 
-    private func fatalOnError<T>(_ body: () throws -> T) -> T {
+    private func stopOnError<T>(_ body: () throws -> T) -> T {
         do {
             return try body()
         } catch {
-            fatalError("the Raft log cannot be read: \(error)")
+            // Nothing unwinds through the core: the process ends here, its log lines flushed,
+            // with no crash report (the cause is the disk, not the code).
+            logger.critical("\(StorageFailure(doing: "reading the Raft log", error: error))")
+            fflush(nil)
+            _exit(StorageFailure.exitStatus)
         }
     }
 }

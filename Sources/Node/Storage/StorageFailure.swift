@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import LogStore
 
 /// A write to the node's disk that failed, said the way an operator would act on it.
 ///
@@ -18,7 +19,10 @@ public struct StorageFailure: Error, CustomStringConvertible {
     public static let exitStatus: Int32 = 74
 
     public var description: String {
-        "\(doing) failed: \(cause). The node stops rather than acknowledge what it could not write; the other replicas hold everything it was acknowledged for, and it catches up from them when it starts again"
+        if case .corruptEntry? = error as? LogStoreError {
+            return "\(doing) failed: \(error). The node stops rather than serve, send or apply a damaged entry; its peers hold the entry: replace this node's data (remove it from the cluster and add a new member in its place, or restore the directory from a backup)"
+        }
+        return "\(doing) failed: \(cause). The node stops rather than acknowledge what it could not write; the other replicas hold everything it was acknowledged for, and it catches up from them when it starts again"
     }
 
     var cause: String {
