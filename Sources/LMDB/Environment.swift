@@ -99,14 +99,16 @@ public final class Environment: @unchecked Sendable {
         if options.readOnly {
             // Handles opened in a read-only transaction survive only if it commits.
             let txn = try Transaction.begin(in: self, readOnly: true)
+            let handles: [Database]
             do {
-                let handles = try names.map { name in try txn.openDatabase(name, create: false) }
-                try txn.commit()
-                return handles
+                handles = try names.map { name in try txn.openDatabase(name, create: false) }
             } catch {
                 txn.abort()
                 throw error
             }
+            // A failed commit frees the transaction itself: no abort after it.
+            try txn.commit()
+            return handles
         }
         return try write { txn in
             try names.map { name in try txn.openDatabase(name, create: true) }
