@@ -209,6 +209,15 @@ def test_errors_are_shown_in_words(cluster, pages):
     a.wait(lambda: a.text("name-status") == f"✗ The name '{alice}' is taken.", "the taken name")
     a.type("register-name", "no spaces")
     a.wait(lambda: a.text("name-status") == "✗ The account name 'no spaces' may only hold letters, digits, '_', '.' and '-'.", "the bad name")
+    # A name past 32 characters is refused in words as it is typed and on submit, never cut.
+    long_name = "n" * 300
+    a.type("register-name", long_name)
+    a.wait(lambda: a.text("name-status") == "✗ A name has at most 32 characters; this one has 300.", "the too-long name")
+    a.type("register-password", "password-1")
+    a.click("register-submit")
+    a.wait(lambda: a.text("register-error") == "A name has at most 32 characters; this one has 300.", "the too-long name refused")
+    status, answer, _ = cluster.call("GET", "/api/names/" + long_name[:32])
+    assert status == 200 and answer["available"] is True, "no account under the cut name"
     a.shot("register-errors")
     a.login(alice)
     gone = unique("gone")

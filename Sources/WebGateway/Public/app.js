@@ -161,9 +161,24 @@ async function login(event) {
   }
 }
 
+/**
+ * A name the cluster would refuse for its length, said in words. The input is not cut at the
+ * limit: a name cut without a word would create an account under a name nobody typed.
+ */
+const longestName = 32;
+function nameTooLong(name) {
+  const length = [...name].length;
+  return length > longestName ? `A name has at most ${longestName} characters; this one has ${length}.` : null;
+}
+
 async function register(event) {
   event.preventDefault();
   const button = $('register-submit');
+  const tooLong = nameTooLong($('register-name').value.trim());
+  if (tooLong) {
+    say($('register-error'), tooLong);
+    return;
+  }
   button.disabled = true;
   say($('register-error'), '');
   try {
@@ -186,6 +201,13 @@ function nameTyped() {
   if (!name) {
     status.className = 'hint';
     status.textContent = "Letters, digits, '_', '.' and '-'; up to 32.";
+    return;
+  }
+  const tooLong = nameTooLong(name);
+  if (tooLong) {
+    nameAsked = '';
+    status.className = 'hint bad';
+    status.textContent = `✗ ${tooLong}`;
     return;
   }
   nameTimer = setTimeout(async () => {
