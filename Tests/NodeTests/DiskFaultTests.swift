@@ -88,7 +88,7 @@ extension ClusterTests {
         }
     }
 
-    /// Node 3's data on a 40 MiB tmpfs (a real full file system) with --min-free-space 24MiB:
+    /// Node 3's data on a 32 MiB tmpfs (a real full file system) with --min-free-space 24MiB:
     /// it stops while there is still room, with a sentence naming the file system, rather than
     /// crash when the projections' memory map cannot be backed (SIGBUS) or an LMDB write comes
     /// up short. Grown, the file system takes the node back, and it catches up.
@@ -97,7 +97,7 @@ extension ClusterTests {
         cluster.extraArguments = ["--min-free-space", "24MiB"]
         let directory = cluster.dataDirectory(3)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try ClusterTests.runCommand(["mount", "-t", "tmpfs", "-o", "size=40m,mode=0700", "tmpfs", directory], limit: .seconds(30))
+        _ = try ClusterTests.runCommand(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", directory], limit: .seconds(30))
         defer {
             cluster.stopAll()
             _ = try? ClusterTests.runCommand(["umount", "-l", directory], limit: .seconds(30))
@@ -114,7 +114,7 @@ extension ClusterTests {
             let exit = try await cluster.waitForExit(3, within: .seconds(30))
             let log = cluster.log(3)
             #expect(!exit.signaled && exit.status == 74, "\(exit) after \(sent) sends: \(log.suffix(2_000))")
-            #expect(log.contains(/the file system holding .*\/node-3\/(log|state) is nearly full \([0-9.]+ MiB free of 40.0 MiB, less than --min-free-space 24.0 MiB\): free space there/), "\(log.suffix(2_000))")
+            #expect(log.contains(/the file system holding .*\/node-3\/(log|state) is nearly full \([0-9.]+ MiB free of 32.0 MiB, less than --min-free-space 24.0 MiB\): free space there/), "\(log.suffix(2_000))")
             #expect(!log.contains("Fatal error") && !log.contains("crashed"), "\(log.suffix(2_000))")
             _ = try await client.send(token: alice, to: "alice", body: "while node 3 is down")
             _ = try ClusterTests.runCommand(["mount", "-o", "remount,size=512m", directory], limit: .seconds(30))
