@@ -236,6 +236,33 @@ def test_errors_are_shown_in_words(cluster, pages):
     a.wait(lambda: a.text("composer-error") == "This message is too long: at most 64 KiB.", "the too-long error")
 
 
+def test_the_tabs_fit_at_desktop_and_phone_widths(cluster, pages):
+    a = pages("a")
+    a.wait(lambda: a.visible("auth"), "the login screen")
+    # A desktop and a small phone, each in the default font and in a wider one (a larger
+    # default font, or another family, is what wrapped "Create account" for a user).
+    for width, height, font in [(1280, 800, ""), (1280, 800, "20px"), (360, 740, ""), (360, 740, "20px")]:
+        # A window narrower than headless Chromium's smallest one: emulate the device.
+        a.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+        a.driver.execute_script("document.body.style.fontSize = arguments[0]", font)
+        rects = a.driver.execute_script("""
+            const rect = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+            // Line boxes of a tab's words (tabs in a row stretch to one height, so their
+            // heights cannot tell a wrapped one).
+            const lines = (id) => { const range = document.createRange(); range.selectNodeContents(document.getElementById(id)); return range.getClientRects().length; };
+            return {login: rect('tab-login'), register: rect('tab-register'), lines: [lines('tab-login'), lines('tab-register')],
+                    card: document.querySelector('.card').getBoundingClientRect().toJSON(),
+                    viewport: document.documentElement.clientWidth};
+        """)
+        login, register, card = rects["login"], rects["register"], rects["card"]
+        # One line each: the two tabs side by side, as tall as each other.
+        assert rects["lines"] == [1, 1] and register["top"] == login["top"], f"{width} px, font {font or 'default'}: {rects}"
+        assert register["right"] <= card["right"], f"{width} px, font {font or 'default'}: the tab leaves the card: {rects}"
+        assert card["left"] >= 0 and card["right"] <= rects["viewport"], f"{width} px: the card leaves the screen: {rects}"
+        a.shot(f"auth-{width}-{font or 'default'}")
+
+
 def test_deleting_the_account_asks_for_the_password(cluster, pages):
     carol = unique("carol")
     c = pages("c")
@@ -378,6 +405,13 @@ def test_leader_killed_mid_conversation_loses_and_doubles_nothing(cluster, pages
     b.open(alice)
     helper = cluster.register(unique("ops"))
     sent = []
+    # Every change of the banner, with its time, as the page shows it.
+    a.driver.execute_script("""
+        const node = document.getElementById('banner');
+        window.bannerLog = [];
+        new MutationObserver(() => window.bannerLog.push([Date.now(), node.hidden ? '' : node.textContent]))
+            .observe(node, {attributes: true, childList: true, characterData: true, subtree: true});
+    """)
     for i in range(1, 21):
         text = f"message {i:02d}"
         if i == 8:
@@ -403,6 +437,19 @@ def test_leader_killed_mid_conversation_loses_and_doubles_nothing(cluster, pages
             gap = time.time() - killed_at
             a.wait(lambda: banner_seen(lambda shown: shown == all_clear), "the all-clear")
             a.shot("failover-back")
+            # The banner takes its own line: it covers none of the top bar's controls.
+            for control in ["me", "logout", "delete-account-open"]:
+                assert not a.driver.execute_script("""
+                    const b = document.getElementById('banner').getBoundingClientRect();
+                    const c = document.getElementById(arguments[0]).getBoundingClientRect();
+                    return !(b.bottom <= c.top || b.top >= c.bottom || b.right <= c.left || b.left >= c.right);
+                """, control), f"the banner covers #{control}"
+            # The failover banner stayed long enough to read before the all-clear replaced it.
+            log = a.driver.execute_script("return window.bannerLog")
+            warned = [t for t, shown in log if "failing over" in shown]
+            if warned:
+                replaced = [t for t, shown in log if t > warned[0] and "failing over" not in shown]
+                assert replaced and replaced[0] - warned[0] >= 1400, f"the failover banner was shown {replaced[0] - warned[0] if replaced else '?'} ms: {log}"
         else:
             a.send(text)  # waits until the cluster stored it
         sent.append(text)

@@ -11,6 +11,8 @@ const state = {
   live: null,
   liveWasUp: false,
   failingOver: false,
+  // When the failover banner went up (it stays at least 1.5 s).
+  failoverShownAt: 0,
   // The directory page on screen: the pattern, the token of this page and of earlier ones.
   pattern: '*',
   pageTokens: [null],
@@ -654,12 +656,20 @@ function onLiveEvent(event) {
         loadAccounts(state.pageIndex, false);
         loadLatest();
       }
-      if (state.failingOver) banner('ok', 'Back online: the cluster has a new leader. Nothing was lost.', 5);
+      if (state.failingOver) {
+        // The failover banner stays at least 1.5 s, long enough to read, unless the live
+        // channel drops again meanwhile.
+        const wait = Math.max(0, state.failoverShownAt + 1500 - Date.now());
+        setTimeout(() => {
+          if (!state.failingOver) banner('ok', 'Back online: the cluster has a new leader. Nothing was lost.', 5);
+        }, wait);
+      }
       state.failingOver = false;
       state.liveWasUp = true;
       refreshClusterStatus();
       break;
     case 'reconnecting':
+      if (!state.failingOver) state.failoverShownAt = Date.now();
       state.failingOver = true;
       $('live-state').textContent = 'failing over…';
       $('live-state').className = 'live-state down';
