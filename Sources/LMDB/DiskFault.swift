@@ -31,8 +31,9 @@ public enum DiskFault {
         #if DEBUG
         guard let armed, (path as NSString).lastPathComponent == armed.directory else { return nil }
         let done = commits.withLock { counts -> Int in
-            counts[path, default: 0] += 1
-            return counts[path]!
+            let done = counts[path, default: 0] + 1
+            counts[path] = done
+            return done
         }
         return done > armed.after ? armed.code : nil
         #else

@@ -307,6 +307,7 @@ extension Replica {
         }
 
         func apply(_ entries: [Entry]) throws {
+            guard let first = entries.first?.index, let last = entries.last?.index else { return }
             var batch: [CommittedEntry] = []
             batch.reserveCapacity(entries.count)
             for entry in entries {
@@ -335,9 +336,9 @@ extension Replica {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;
                 // a restart applies it again from the log.
-                throw StorageFailure(doing: "applying entries \(entries.first!.index)...\(entries.last!.index) to the projections", error: error)
+                throw StorageFailure(doing: "applying entries \(first)...\(last) to the projections", error: error)
             }
-            appliedIndex = max(appliedIndex, entries.last!.index)
+            appliedIndex = max(appliedIndex, last)
             maybeSnapshot()
             var terms: [Index: Term] = [:]
             for entry in entries { terms[entry.index] = entry.term }
