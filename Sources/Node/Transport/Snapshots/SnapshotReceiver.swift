@@ -19,8 +19,13 @@ final class SnapshotReceiver: Sendable {
     /// Checksums of files being received: one stream per file.
     private let active = Mutex<Set<[UInt8]>>([])
     /// Test hook: break the first transfer off once this many bytes are held, to show it
-    /// resumes (`CHORUS_TEST_SNAPSHOT_DROP_AT`).
+    /// resumes (`CHORUS_TEST_SNAPSHOT_DROP_AT`). Debug builds only: a release build never
+    /// reads the variable.
+    #if DEBUG
     private let dropAt: UInt64? = ProcessInfo.processInfo.environment["CHORUS_TEST_SNAPSHOT_DROP_AT"].flatMap { UInt64($0) }
+    #else
+    private let dropAt: UInt64? = nil
+    #endif
     private let dropped = Atomic<Bool>(false)
 
     init(store: SnapshotStore, maxBytes: UInt64, logger: Logger) {
