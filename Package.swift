@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "chorus-node", targets: ["ChorusNode"]),
         .executable(name: "chorus", targets: ["ChorusCLI"]),
         .executable(name: "chorus-tools", targets: ["ChorusTools"]),
+        .executable(name: "chorus-lab", targets: ["ChorusLab"]),
         .executable(name: "chorus-fuzz", targets: ["ChorusFuzz"]),
         .executable(name: "chorus-web", targets: ["ChorusWeb"]),
         .library(name: "Raft", targets: ["Raft"]),
@@ -216,22 +217,49 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// What both tool binaries share: running commands, the binaries built beside them, a
+        /// progress bar, the error a tool exits with.
+        .target(
+            name: "ToolSupport",
+            dependencies: ["Launcher"],
+            path: "tools/ToolSupport",
+            swiftSettings: strict
+        ),
+        /// `chorus-tools`: the operator's tools (status, certs, dump, replay, compact, verify,
+        /// snapshot, member, transfer-leader, backup, restore, recover).
         .executableTarget(
             name: "ChorusTools",
             dependencies: [
-                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor",
+                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             path: "tools/ChorusTools",
+            swiftSettings: strict
+        ),
+        /// `chorus-lab`: benchmarks (bench, compare, failover-probe, bench-catchup, bench-log),
+        /// the fault-injection suite (chaos) and test helpers (synth-log, log-writer).
+        .executableTarget(
+            name: "ChorusLab",
+            dependencies: [
+                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "tools/ChorusLab",
             swiftSettings: strict
         ),
 
@@ -253,6 +281,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LMDB", "LogStore", "Projections"], swiftSettings: strict),
+        .testTarget(name: "LabTests", dependencies: ["ChorusLab"], swiftSettings: strict),
         .testTarget(
             name: "NodeTests",
             dependencies: [

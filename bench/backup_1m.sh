@@ -2,10 +2,10 @@
 # Backup and restore of a cluster holding 1,000,000 messages.
 set -e
 cd "$(dirname "$0")/.."
-T=.build/debug/chorus-tools; N=.build/debug/chorus-node
+T=.build/debug/chorus-tools; L=.build/debug/chorus-lab; N=.build/debug/chorus-node
 R=${1:-/tmp/chorus-backup-bench}; rm -rf $R; mkdir -p $R
 echo "== synth-log 1,000,000 entries"
-/usr/bin/time -f "%e s" $T synth-log --dir $R/synth --entries 1000000 --users 1000 2>&1 | tail -2
+/usr/bin/time -f "%e s" $L synth-log --dir $R/synth --entries 1000000 --users 1000 2>&1 | tail -2
 printf 'cluster=bench\nnode=1\n' > $R/synth/identity
 echo "== recover (apply the log and seed a one-voter cluster)"
 /usr/bin/time -f "recover: %e s, max RSS %M KiB" $T recover --from $R/synth --into $R/node-1 --peer-address 127.0.0.9:7101 --client-address 127.0.0.9:7001 2>&1 | grep -v "^  index" | tail -4

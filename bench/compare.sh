@@ -6,7 +6,7 @@
 # both failover probes, and replay; then draws throughput against latency into a PNG.
 #
 #   bash bench/compare.sh                 # the full run (about 15 minutes)
-#   bash bench/compare.sh --duration 3    # extra options go to `chorus-tools compare`
+#   bash bench/compare.sh --duration 3    # extra options go to `chorus-lab compare`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -35,5 +35,5 @@ fi
 
 say "running the comparison (report goes into docs/BENCHMARKS.md, the picture into docs/benchmarks/compare.png)"
 mkdir -p docs/benchmarks
-run "$bin/chorus-tools" compare --output docs/BENCHMARKS.md --points docs/benchmarks/compare.json "$@"
+run "$bin/chorus-lab" compare --output docs/BENCHMARKS.md --points docs/benchmarks/compare.json "$@"
 run python3 bench/plot_compare.py docs/benchmarks/compare.json docs/benchmarks/compare.png

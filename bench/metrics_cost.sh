@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What metrics cost on the write path: the same release cluster (5 nodes, plaintext, every
-# node with --metrics-listen) under `chorus-tools bench`, alternately without a scraper and
+# node with --metrics-listen) under `chorus-lab bench`, alternately without a scraper and
 # with Debian's Prometheus scraping all five nodes every second. Prints one line per run and,
 # at the end, the highlights of one scrape of the leader under load.
 #
@@ -34,7 +34,7 @@ scrape_configs:
 YAML
 
 bench() {
-  "$bin/chorus-tools" bench --endpoints "$endpoints" --scenario write -c "$1" -d 10 --warmup 2 --json
+  "$bin/chorus-lab" bench --endpoints "$endpoints" --scenario write -c "$1" -d 10 --warmup 2 --json
 }
 summary() {
   python3 -c 'import json,sys; r=json.load(sys.stdin); print("%8.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  errors %d" % (r["ops_per_second"], r["p50_ms"], r["p99_ms"], r["errors"]))'

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws the comparison's cells (`chorus-tools compare --points FILE`) as throughput against
+"""Draws the comparison's cells (`chorus-lab compare --points FILE`) as throughput against
 latency: one panel per scenario, one line per system and client through its caller counts
 (1, 16, 128 from left to right), p50 solid and p99 dashed.
 

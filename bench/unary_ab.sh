@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of chorus-node builds under a client: the foreign unary one by default
 # (tools/interop/go/src/chorusinterop/unary-bench, one unary call per operation, on the
-# leader), or with `--client swift` our own (`chorus-tools bench`, whose callers share one
+# leader), or with `--client swift` our own (`chorus-lab bench`, whose callers share one
 # SendStream and one ReadStream, on all five nodes). For each round and each build, a fresh
 # 5-node plaintext cluster from `local-cluster`, then every cell (scenario × callers). Prints
 # ops/s, p50 and p99; under the foreign client also the CPU each operation cost on the leader
@@ -39,8 +39,8 @@ case "$client" in
     bench=.build/interop/unary-bench ;;
   swift)
     ensure_lmdb
-    run swift build -c release --product chorus-tools
-    tools=$(swift build -c release --show-bin-path)/chorus-tools
+    run swift build -c release --product chorus-lab
+    lab=$(swift build -c release --show-bin-path)/chorus-lab
     endpoints=$(seq -s, 7401 7405 | sed 's/\([0-9]\+\)/127.0.0.1:\1/g') ;;
   *) echo "--client is grpc-go or swift, not $client" >&2; exit 2 ;;
 esac
@@ -78,7 +78,7 @@ for round in $(seq 1 "$rounds"); do
     for cell in $cells; do
       IFS=: read -r scenario callers connections <<<"$cell"
       if [ "$client" = swift ]; then
-        "$tools" bench --scenario "$scenario" -c "$callers" -d "$seconds" --warmup 2 --endpoints "$endpoints" --json >"$dir/out.json" 2>"$dir/err.log" ||
+        "$lab" bench --scenario "$scenario" -c "$callers" -d "$seconds" --warmup 2 --endpoints "$endpoints" --json >"$dir/out.json" 2>"$dir/err.log" ||
           { echo "$name round $round $cell: $(tail -1 "$dir/err.log")"; continue; }
         python3 - "$dir/out.json" "$name" "$round" <<'EOF'
 import json, sys

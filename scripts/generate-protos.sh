@@ -34,11 +34,11 @@ if [ ${#present[@]} -gt 0 ]; then
     --grpc-swift-2_out=Sources/API/Generated --grpc-swift-2_opt=Visibility=Public \
     "${present[@]}"
 fi
-# A minimal client of etcd's v3 API, for the comparison benchmarks in chorus-tools.
-mkdir -p tools/ChorusTools/Generated
-echo "+ protoc etcd/kv.proto -> tools/ChorusTools/Generated"
+# A minimal client of etcd's v3 API, for the comparison benchmarks in chorus-lab.
+mkdir -p tools/ChorusLab/Generated
+echo "+ protoc etcd/kv.proto -> tools/ChorusLab/Generated"
 protoc --plugin="$bin/protoc-gen-swift" --plugin="$bin/protoc-gen-grpc-swift-2" -I Protos \
-  --swift_out=tools/ChorusTools/Generated --swift_opt=Visibility=Internal \
-  --grpc-swift-2_out=tools/ChorusTools/Generated --grpc-swift-2_opt=Visibility=Internal,Server=false \
+  --swift_out=tools/ChorusLab/Generated --swift_opt=Visibility=Internal \
+  --grpc-swift-2_out=tools/ChorusLab/Generated --grpc-swift-2_opt=Visibility=Internal,Server=false \
   Protos/etcd/kv.proto
 echo "done"

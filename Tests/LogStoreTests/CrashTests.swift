@@ -8,8 +8,8 @@ import Testing
 @Suite struct CrashTests {
     @Test(arguments: 0..<6)
     func killedWriterLeavesADurablePrefix(round: Int) throws {
-        let tool = productsDirectory().appendingPathComponent("chorus-tools")
-        try #require(FileManager.default.isExecutableFile(atPath: tool.path), "build chorus-tools first: \(tool.path)")
+        let tool = productsDirectory().appendingPathComponent("chorus-lab")
+        try #require(FileManager.default.isExecutableFile(atPath: tool.path), "build chorus-lab first: \(tool.path)")
         try withTemporaryDirectory { dir in
             let child = Process()
             child.executableURL = tool
@@ -57,7 +57,7 @@ import Testing
     }
 }
 
-/// Mirrors what `chorus-tools log-writer` writes for each index.
+/// Mirrors what `chorus-lab log-writer` writes for each index.
 enum LogWriterPayload {
     static func bytes(for index: UInt64) -> [UInt8] {
         Array("crash-test entry \(index)".utf8)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The fault-injection suite (`chorus-tools chaos`): five nodes in network namespaces, a
+/// The fault-injection suite (`chorus-lab chaos`): five nodes in network namespaces, a
 /// recorded workload, random faults, a checked history. Part of the serialized cluster
 /// tests: it needs both cores to itself. `CHORUS_CHAOS_SECONDS` sets the length of the run.
 extension ClusterTests {
@@ -11,7 +11,7 @@ extension ClusterTests {
 
     @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
     func faultInjectionRunKeepsEveryGuarantee() throws {
-        let run = try runTool(["chaos", "--seconds", "\(Self.chaosSeconds)"])
+        let run = try runLab(["chaos", "--seconds", "\(Self.chaosSeconds)"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("no violations"), "\(run.output)")
         #expect(run.output.contains(" replicas agree"), "\(run.output)")
@@ -25,7 +25,7 @@ extension ClusterTests {
     /// when every partition happens to leave the leader with a majority).
     @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
     func checkerCatchesAPlantedBug() throws {
-        let run = try runTool(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
+        let run = try runLab(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
         #expect(run.status == 1, "\(run.output)")
         let caught = ["acknowledged send lost", "acknowledged under another id", "stale read"].filter { run.output.contains($0) }
         #expect(!caught.isEmpty, "\(run.output)")
@@ -47,7 +47,7 @@ extension ClusterTests {
               ("local-reads", "stale undelivered read", 26, "isolate-leader,partition-halves"),
           ] as [(String, String, Int, String)])
     func eachCheckerRuleCatchesItsPlantedBug(bug: String, rule: String, seed: Int, faults: String) throws {
-        let run = try runTool(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
+        let run = try runLab(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
         #expect(run.status == 1, "\(run.output)")
         #expect(run.output.contains("✗ \(rule):"), "\(bug) was not caught as '\(rule)':\n\(run.output)")
     }

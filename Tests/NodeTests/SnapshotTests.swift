@@ -119,3 +119,8 @@ func sendMessages(_ client: ChorusClient, tokens: [String], total: Int) async th
 func runTool(_ arguments: [String]) throws -> (status: Int32, output: String) {
     try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools").path, arguments)
 }
+
+/// Runs `chorus-lab` (benchmarks, the fault-injection suite) from the build directory.
+func runLab(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-lab").path, arguments)
+}

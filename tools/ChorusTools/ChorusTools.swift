@@ -6,12 +6,13 @@ import NIOCore
 struct ChorusTools: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus-tools",
-        abstract: "Inspect, benchmark and repair Chorus data directories.",
-        subcommands: [StatusCommand.self, CertsCommand.self, Dump.self, Replay.self, Compact.self, BackupCommand.self, RestoreCommand.self, Recover.self, Verify.self, SnapshotCommand.self, MemberCommand.self, TransferLeaderCommand.self, LogBench.self, Bench.self, FailoverProbe.self, Compare.self, CatchUpBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
+        abstract: "The operator's tools: inspect, back up, restore, repair and reshape a Chorus cluster and its data directories.",
+        discussion: "Benchmarks, the fault-injection suite and test helpers are in `chorus-lab`.",
+        subcommands: [StatusCommand.self, CertsCommand.self, Dump.self, Replay.self, Compact.self, BackupCommand.self, RestoreCommand.self, Recover.self, Verify.self, SnapshotCommand.self, MemberCommand.self, TransferLeaderCommand.self]
     )
 
-    /// One event loop for every connection the tools open, set before NIO's shared group
-    /// exists: the load generator's callers run on it (see `LoadGenerator`).
+    /// One event loop is plenty for the few connections an operator's command opens; set
+    /// before NIO's shared group exists.
     static func main() async {
         NIOSingletons.groupLoopCountSuggestion = 1
         // What the tools write into data directories (compacted logs, snapshots, keys) is

@@ -1,10 +1,11 @@
 import ArgumentParser
-import ClusterPKI
 import Client
+import ClusterPKI
 import Foundation
 import LMDB
 import LogStore
 import Projections
+import ToolSupport
 
 /// Offline compaction of a stopped node's data directory.
 struct Compact: ParsableCommand {
@@ -60,7 +61,7 @@ struct Compact: ParsableCommand {
         let state = try StateDirectory(directory: dir + "/state").open(logStart: try log.logStart().index, snapshot: (recorded.index, recorded.term), snapshots: snapshots)
         // Apply what committed and the node had not applied yet, as the node would on start.
         let commit = min(try log.hardState().commit, try log.lastIndex())
-        let progress = Progress("apply", total: Int(commit))
+        let progress = ProgressBar("apply", total: Int(commit))
         let applied = try Replayer.replay(log, into: state, through: commit, progress: progress)
         progress.finish()
         try state.sync()

@@ -4,6 +4,7 @@ import LogStore
 import Projections
 import Raft
 import SwiftProtobuf
+import ToolSupport
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "First/last index, term, vote, snapshot, applied index, sizes and versions of a data directory.")
@@ -113,7 +114,7 @@ struct Replay: ParsableCommand {
         let last = try data.log.lastIndex()
         let target = min(to ?? max(hard.commit, applied), last)
         func replay(into path: String) throws {
-            let progress = Progress("replay", total: Int(target))
+            let progress = ProgressBar("replay", total: Int(target))
             let clock = ContinuousClock()
             let start = clock.now
             let (state, count, base) = try Replayer.rebuild(at: path, through: target, from: [data], progress: progress)
@@ -140,7 +141,7 @@ struct Verify: ParsableCommand {
         // 1. Logs agree on the prefix every replica has committed.
         let common = try replicas.map { try min($0.log.hardState().commit, $0.log.lastIndex()) }.min() ?? 0
         let first = try replicas.map { try $0.log.firstIndex() }.max() ?? 1
-        let progress = Progress("logs", total: Int(common))
+        let progress = ProgressBar("logs", total: Int(common))
         var index = first
         while index <= common {
             let upper = min(common, index + 1023)

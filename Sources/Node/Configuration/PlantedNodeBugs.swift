@@ -1,7 +1,7 @@
 import Foundation
 
 /// Bugs the fault-injection suite plants in a node to show that its checker catches each kind
-/// of harm: one per rule of `chorus-tools chaos`'s checker. Set by environment variables that
+/// of harm: one per rule of `chorus-lab chaos`'s checker. Set by environment variables that
 /// only debug builds (the ones the tests run) read; a release binary ignores them, so no
 /// setting can make a production node wrong on purpose.
 public struct PlantedNodeBugs: Sendable, Equatable {

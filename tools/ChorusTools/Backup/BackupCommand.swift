@@ -7,6 +7,7 @@ import Node
 import Projections
 import Raft
 import Synchronization
+import ToolSupport
 
 /// `chorus-tools backup`: an online backup of a running cluster, and its offline check.
 struct BackupCommand: AsyncParsableCommand {
@@ -46,7 +47,7 @@ struct BackupCommand: AsyncParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let data = scratch + "/data.mdb"
             // Per mille of the copy received, drawn on a terminal.
-            let progress = Mutex(Progress("backup", total: 1_000))
+            let progress = Mutex(ProgressBar("backup", total: 1_000))
             let header = try await admin.backup(from: source.endpoint, into: data, within: .milliseconds(Int64(timeout * 1_000))) { received, total in
                 progress.withLock { $0.update(total == 0 ? 0 : Int(received * 1_000 / total)) }
             }

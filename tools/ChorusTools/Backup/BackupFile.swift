@@ -4,6 +4,7 @@ import LMDB
 import Node
 import Projections
 import Raft
+import ToolSupport
 
 /// A backup file: one file that says what it holds and proves it is whole.
 ///

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterPKI
 import Foundation
+import ToolSupport
 import X509
 
 /// `chorus-tools certs`: the cluster's CA and the certificates it signs, as PEM files in one

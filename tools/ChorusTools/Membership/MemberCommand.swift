@@ -2,6 +2,7 @@ import ArgumentParser
 import Client
 import ClusterPKI
 import Foundation
+import ToolSupport
 
 /// An operator's TLS files, checked before any connection: an unreadable file or a
 /// certificate that is not an operator's is named here rather than failing every handshake.

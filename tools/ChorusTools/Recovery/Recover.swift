@@ -5,6 +5,7 @@ import LogStore
 import Node
 import Projections
 import Raft
+import ToolSupport
 
 /// `chorus-tools recover`: revives a cluster that lost its majority for good, from the best
 /// of its surviving members' data directories. The survivor with the most up-to-date log
@@ -62,7 +63,7 @@ struct Recover: ParsableCommand {
         let uncommitted: [String]
         do {
             let state = try ChatState(directory: scratch)
-            let progress = Progress("apply", total: Int(best.lastIndex))
+            let progress = ProgressBar("apply", total: Int(best.lastIndex))
             _ = try Replayer.replay(best.log, into: state, through: best.lastIndex, progress: progress)
             progress.finish()
             try state.sync()

@@ -4,6 +4,7 @@ import LogStore
 import Projections
 import Raft
 import Synchronization
+import ToolSupport
 
 /// Rebuilds projections from a log: what a node does on every apply, in big batches.
 struct Replayer {
@@ -13,7 +14,7 @@ struct Replayer {
 
     /// Applies `log`'s entries `1...target` (or from the first held) to `state`; returns how
     /// many were applied. One thread reads and decodes the next batch while this one applies.
-    static func replay(_ log: LogStore, into state: ChatState, through target: UInt64, progress: Progress? = nil) throws -> Int {
+    static func replay(_ log: LogStore, into state: ChatState, through target: UInt64, progress: ProgressBar? = nil) throws -> Int {
         let next = max(try state.lastApplied() + 1, try log.firstIndex())
         if try state.lastApplied() + 1 < log.firstIndex() && next <= target {
             throw ToolError("the projections are at index \(try state.lastApplied()) but the log starts at \(try log.firstIndex()): replay needs a snapshot")
@@ -67,7 +68,7 @@ struct Replayer {
     /// Projections at `target` built in `path`: from the best starting point among the
     /// replicas' snapshots and logs (the newest snapshot at or below `target` whose entries up
     /// to `target` some log still holds; or an empty state and a log that starts at 1).
-    static func rebuild(at path: String, through target: UInt64, from replicas: [DataDir], progress: Progress? = nil) throws -> (state: ChatState, applied: Int, snapshot: UInt64) {
+    static func rebuild(at path: String, through target: UInt64, from replicas: [DataDir], progress: ProgressBar? = nil) throws -> (state: ChatState, applied: Int, snapshot: UInt64) {
         var best: (snapshot: SnapshotInfo?, file: String?, log: LogStore)?
         for log in replicas.map(\.log) {
             let start = try log.logStart().index
@@ -154,33 +155,6 @@ final class Handoff<Element: Sendable>: @unchecked Sendable {
     }
 }
 
-/// A progress bar on stderr, only when stderr is a terminal.
-final class Progress {
-    let total: Int
-    let label: String
-    let enabled = isatty(STDERR_FILENO) == 1
-    private var lastDrawn = -1
-
-    init(_ label: String, total: Int) {
-        self.label = label
-        self.total = max(total, 1)
-    }
-
-    func update(_ done: Int) {
-        guard enabled else { return }
-        let percent = min(100, done * 100 / total)
-        guard percent != lastDrawn else { return }
-        lastDrawn = percent
-        let filled = percent * 30 / 100
-        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: 30 - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(percent)%".utf8))
-    }
-
-    func finish() {
-        if enabled && lastDrawn >= 0 { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
-
 /// Opens a node's data directory read-only (the node may be running: LMDB readers never
 /// block its writer).
 struct DataDir {
@@ -199,9 +173,4 @@ struct DataDir {
         state = FileManager.default.fileExists(atPath: statePath + "/data.mdb") ? try ChatState(directory: statePath, readOnly: true) : nil
         snapshots = SnapshotStore(existing: path + "/snapshots")
     }
-}
-
-struct ToolError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// The few messages and RPCs of etcd's public v3 API (etcdserverpb) that `chorus-tools bench`
+/// The few messages and RPCs of etcd's public v3 API (etcdserverpb) that `chorus-lab bench`
 /// uses to compare Chorus with etcd: KV.Put, KV.Range and Maintenance.Status. Field numbers
 /// follow etcd's API; fields the benchmark never sets are left out (proto3 skips them).
 

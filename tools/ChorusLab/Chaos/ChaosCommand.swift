@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import ToolSupport
 
-/// `chorus-tools chaos`: a real 5-node cluster in network namespaces under a recorded
+/// `chorus-lab chaos`: a real 5-node cluster in network namespaces under a recorded
 /// workload while faults are injected; then the history is checked.
 struct ChaosCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -165,7 +166,7 @@ struct ChaosCommand: AsyncParsableCommand {
     func workloadProcess(cluster: ChaosCluster, lab: Lab, arguments: [String], log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", lab.client, Binaries.tools, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ","), "--ca", cluster.certificates.ca] + arguments
+        process.arguments = ["netns", "exec", lab.client, Binaries.current, "chaos-workload", "--endpoints", cluster.endpoints.joined(separator: ","), "--ca", cluster.certificates.ca] + arguments
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle

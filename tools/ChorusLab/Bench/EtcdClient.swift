@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
+import ToolSupport
 
 /// A minimal etcd v3 client: Put, Range and Status over the public gRPC API, with one
 /// connection per endpoint. etcd followers forward writes to their leader; when the node a

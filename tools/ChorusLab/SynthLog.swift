@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LogStore
 import Projections
+import ToolSupport
 
 /// Writes a realistic log for benchmarks of replay and catch-up: accounts, their sessions,
 /// then sends between random pairs with 64-byte bodies.
@@ -41,7 +42,7 @@ struct SynthLog: ParsableCommand {
                 batch = []
             }
         }
-        let progress = Progress("synth", total: entries)
+        let progress = ProgressBar("synth", total: entries)
         for user in 0..<users where Int(index) < entries {
             try add(.createAccount(.with { $0.name = "user\(user)"; $0.salt = Data([1]); $0.iterations = 1; $0.passwordHash = Data(repeating: 7, count: 32) }))
         }

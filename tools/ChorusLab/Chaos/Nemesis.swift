@@ -1,4 +1,5 @@
 import Foundation
+import ToolSupport
 
 /// The faults a run injects, chosen at random (from the run's seed) on a schedule.
 enum Fault: CaseIterable, CustomStringConvertible {
@@ -84,7 +85,7 @@ struct Nemesis {
     /// The leader of the highest term among the nodes that answer ClusterStatus (`chorus
     /// status --json` from the client's namespace, as a client sees them).
     func statusLeader() -> Int? {
-        let cli = URL(fileURLWithPath: Binaries.tools).deletingLastPathComponent().appendingPathComponent("chorus").path
+        let cli = Binaries.cli
         guard FileManager.default.isExecutableFile(atPath: cli),
               let result = try? runCommand("/usr/bin/timeout", ["5", "/usr/sbin/ip", "netns", "exec", lab.client, cli, "status", "--json",
                                                                "--endpoints", cluster.endpoints.joined(separator: ","), "--ca", cluster.certificates.ca]),

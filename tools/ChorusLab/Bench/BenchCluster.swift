@@ -2,6 +2,7 @@ import Client
 import ClusterPKI
 import Foundation
 import Launcher
+import ToolSupport
 
 /// A 5-node Chorus cluster of real `chorus-node` processes (the binary next to this one),
 /// for benchmarks that must kill and restart nodes. Removes its data when closed.

@@ -1,15 +1,16 @@
 import ArgumentParser
-import ClusterPKI
 import Client
+import ClusterPKI
 import Foundation
 import Synchronization
+import ToolSupport
 
 /// The client side of a fault-injection run, run inside the client's namespace: several
 /// workers send (every body unique), read conversations, read undelivered messages and
 /// delete, recording every operation. `--final` instead waits for a write to succeed and
 /// reads back the whole state.
 struct ChaosWorkload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "chaos-workload", abstract: "The client side of `chorus-tools chaos` (run inside its client namespace).", shouldDisplay: false)
+    static let configuration = CommandConfiguration(commandName: "chaos-workload", abstract: "The client side of `chorus-lab chaos` (run inside its client namespace).", shouldDisplay: false)
 
     @Option var endpoints: String
     /// The cluster's CA; plaintext without it.

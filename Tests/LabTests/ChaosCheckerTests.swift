@@ -1,5 +1,5 @@
 import Testing
-@testable import ChorusTools
+@testable import ChorusLab
 
 /// The fault-injection checker, rule by rule: for each rule a history with exactly the fault
 /// that rule is for (a bug planted in the history itself), which must make that rule fire and

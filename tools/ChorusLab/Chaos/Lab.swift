@@ -1,4 +1,5 @@
 import Foundation
+import ToolSupport
 
 /// Hosts for a fault-injection run: one network namespace per node and one for the client,
 /// each with its own address on 198.18.0.0/24, joined by veth links to a bridge that lives in

@@ -3,7 +3,7 @@ import Client
 import ClusterPKI
 import Foundation
 
-/// `chorus-tools bench`: one closed-loop run against a running Chorus or etcd cluster.
+/// `chorus-lab bench`: one closed-loop run against a running Chorus or etcd cluster.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Closed-loop load against a running cluster (Chorus or etcd): ops/s, latency percentiles, errors."

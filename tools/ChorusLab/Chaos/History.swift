@@ -1,4 +1,5 @@
 import Foundation
+import ToolSupport
 
 /// One operation of a fault-injection run, as the workload saw it: when it was invoked and
 /// completed (nanoseconds on one monotonic clock) and how it ended. `unknown`: the client

@@ -2,6 +2,7 @@ import ClusterPKI
 import Foundation
 import Launcher
 import Synchronization
+import ToolSupport
 
 /// Chorus nodes as hosts of the lab: each `chorus-node` runs inside its host's namespace
 /// (through `ip netns exec`, which execs it, so the process we hold is the node itself).

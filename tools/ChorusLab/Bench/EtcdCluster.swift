@@ -1,5 +1,6 @@
 import Foundation
 import Launcher
+import ToolSupport
 
 /// A 5-node etcd cluster of real processes on loopback (Debian's `etcd-server`), in its
 /// default configuration (fsync on, 100 ms heartbeats, 1 s election timeout). Removes its
