@@ -16,10 +16,12 @@ public struct Transaction {
     }
 
     func commit() throws {
+        #if DEBUG
         if !isReadOnly, let injected = DiskFault.commitError(path: environment.path) {
             mdb_txn_abort(handle)
             throw LMDBError(code: injected, operation: "mdb_txn_commit (a fault injected by CHORUS_TEST_DISK_FAULT)", path: environment.path)
         }
+        #endif
         try check(mdb_txn_commit(handle), "mdb_txn_commit", path: environment.path)
     }
 

@@ -24,20 +24,26 @@ public struct PlantedNodeBugs: Sendable, Equatable {
 
     public init() {}
 
-    static var variables: [(name: String, path: WritableKeyPath<PlantedNodeBugs, Bool>)] { [
-        ("CHORUS_UNSAFE_ACK_ON_APPEND", \.acknowledgeOnAppend),
-        ("CHORUS_UNSAFE_SKIP_DELETES", \.skipDeletes),
-        ("CHORUS_UNSAFE_DELETE_EXTRA", \.deleteExtra),
-        ("CHORUS_UNSAFE_LOCAL_READS", \.localReads),
-        ("CHORUS_TEST_ONE_VERSION_OLDER", \.oneVersionOlder),
-    ] }
+    /// The variables, in debug builds only: a release binary does not even hold their names
+    /// (`scripts/check-release.sh` looks).
+    static var variables: [(name: String, path: WritableKeyPath<PlantedNodeBugs, Bool>)] {
+        #if DEBUG
+        [
+            ("CHORUS_UNSAFE_ACK_ON_APPEND", \.acknowledgeOnAppend),
+            ("CHORUS_UNSAFE_SKIP_DELETES", \.skipDeletes),
+            ("CHORUS_UNSAFE_DELETE_EXTRA", \.deleteExtra),
+            ("CHORUS_UNSAFE_LOCAL_READS", \.localReads),
+            ("CHORUS_TEST_ONE_VERSION_OLDER", \.oneVersionOlder),
+        ]
+        #else
+        []
+        #endif
+    }
 
     /// The bugs the environment plants, in a debug build; none in a release build.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> PlantedNodeBugs {
         var bugs = PlantedNodeBugs()
-        #if DEBUG
         for (name, path) in variables where environment[name] != nil { bugs[keyPath: path] = true }
-        #endif
         return bugs
     }
 

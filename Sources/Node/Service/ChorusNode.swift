@@ -160,12 +160,14 @@ public struct ChorusNode: Service {
         if configuration.tls == nil {
             logger.warning("RUNNING WITHOUT TLS (--insecure): anyone who reaches \(configuration.peerListen ?? configuration.listen) can speak as a peer, and passwords and tokens cross the network in clear. For development only.")
         }
+        #if DEBUG
         if configuration.plantedBugs.oneVersionOlder {
             logger.warning("CHORUS_TEST_ONE_VERSION_OLDER set: this build applies cluster versions up to \(build.maxClusterVersion) only, as the release before it did (debug builds only)")
         }
         if !configuration.plantedBugs.names.isEmpty {
             logger.critical("\(configuration.plantedBugs.names.joined(separator: ", ")) set: this node has bugs planted on purpose and CAN LOSE OR CORRUPT DATA. They exist only to test the fault-injection checker (debug builds only).")
         }
+        #endif
         logger.info("node \(configuration.id) of cluster '\(configuration.clusterID)' starting on \(configuration.listen), data in \(configuration.dataDirectory), last applied \(options.applied); release \(BuildVersions.release) applies cluster versions up to \(build.maxClusterVersion), the cluster runs \(clusterVersion)")
 
         // Graceful shutdown runs in reverse order: the client server drains first while the
