@@ -7,6 +7,13 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// Raft and its simulator in debug builds: the test-only switches (`CHORUS_TESTING`), and
+/// optimized code (see the Raft target).
+let simulated: [SwiftSetting] = [
+    .define("CHORUS_TESTING", .when(configuration: .debug)),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v15)],
@@ -83,7 +90,12 @@ let package = Package(
         // MARK: Consensus (pure: standard library only)
         /// Raft's planted bugs (`PlantedBug`) exist only where `CHORUS_TESTING` is defined: in
         /// debug builds, which the tests use, and never in a release binary.
-        .target(name: "Raft", swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
+        ///
+        /// The core and its simulator are compiled optimized in debug builds too: the
+        /// simulations run hundreds of thousands of simulated seconds per test run, and run them
+        /// several times faster so. Nothing in either depends on `assert` (which -O drops), and
+        /// the test-only switches stay (they follow `CHORUS_TESTING`, not the optimization).
+        .target(name: "Raft", swiftSettings: strict + simulated),
 
         // MARK: Network
         /// Generated messages and stubs of the client and peer APIs (see Protos/).
@@ -278,7 +290,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore", "LMDB"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + [.define("CHORUS_TESTING", .when(configuration: .debug))]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + simulated),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LMDB", "LogStore", "Projections"], swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["ChorusLab"], swiftSettings: strict),
