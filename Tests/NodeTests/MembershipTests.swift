@@ -10,8 +10,9 @@ import Testing
         ClusterAdmin(endpoints: cluster.ids.map(cluster.peerAddress), operator: cluster.operatorCredentials, timeout: .seconds(150))
     }
 
-    /// Sends until cancelled; returns the bodies acknowledged and the failures seen.
-    static func load(_ client: ChorusClient, token: String) async -> (acknowledged: [String], failures: [String]) {
+    /// Sends until cancelled; returns the bodies acknowledged and the failures seen, and
+    /// counts the acknowledged ones in `progress` as it goes.
+    static func load(_ client: ChorusClient, token: String, progress: Counter = Counter()) async -> (acknowledged: [String], failures: [String]) {
         var acknowledged: [String] = []
         var failures: [String] = []
         var i = 0
@@ -20,6 +21,7 @@ import Testing
             do {
                 _ = try await client.send(token: token, to: "bob", body: "load \(i)")
                 acknowledged.append("load \(i)")
+                progress.increment()
             } catch {
                 if failures.count < 5 { failures.append("\(error)") }
             }
@@ -42,7 +44,8 @@ import Testing
 
             let alice = try await client.newUser("alice")
             _ = try await client.newUser("bob")
-            let load = Task { await Self.load(client, token: alice) }
+            let progress = Counter()
+            let load = Task { await Self.load(client, token: alice, progress: progress) }
 
             // Grow: each new node starts empty with --join, is added as a learner, catches up
             // from the log and is promoted.
@@ -73,9 +76,16 @@ import Testing
             let removed = try await admin.remove(id: victim, force: false)
             #expect(removed.members.members.map(\.id).contains(victim) == false)
 
+            // The load goes on past the changes (a few seconds on an idle machine, on a loaded
+            // one the sends are slower): at least 20 more after them, so it demonstrably ran
+            // throughout and still runs, whatever the speed.
+            let atChangesEnd = progress.value
+            let patience = ContinuousClock.now + .seconds(60)
+            while progress.value < atChangesEnd + 20, ContinuousClock.now < patience { try await Task.sleep(for: .milliseconds(50)) }
             load.cancel()
             let (acknowledged, failures) = await load.value
-            #expect(acknowledged.count > 20, "the load ran throughout (\(acknowledged.count) sends; failures: \(failures))")
+            #expect(atChangesEnd > 0, "sends were acknowledged while the membership changed (failures: \(failures))")
+            #expect(acknowledged.count >= atChangesEnd + 20, "the load ran on after the changes (\(acknowledged.count) sends; failures: \(failures))")
             // Every acknowledged send is there exactly once, read from the new leader.
             var bodies: [String] = []
             var page: String?
