@@ -107,7 +107,7 @@ import Testing
 
     /// Logs, in a temporary directory, for nodes 1…`size` of one cluster.
     struct Cluster {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-replica-\(UUID().uuidString)").path
+        var directory = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-replica-\(UUID().uuidString)").path
         let size: Int
         var maxPendingReads = 20_000
         var proposalTimeout: Duration = .seconds(5)

@@ -17,7 +17,7 @@ extension Replica {
         let leaderSeen: LeaderSeen
         let acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?
         let logger: Logger
-        let clock = ContinuousClock()
+        let clock: any ReplicaClock
         /// Ticks until the followers' replication gauges are next updated.
         var ticksToPeerMetrics = 0
         /// The directories whose file systems must keep `minimumFreeSpace`, and when they
@@ -56,8 +56,9 @@ extension Replica {
 
         init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
-             acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, logger: Logger) throws {
+             acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, logger: Logger) throws {
             self.core = core
+            self.clock = clock
             self.metrics = metrics
             self.leaderSeen = leaderSeen
             self.storage = storage
@@ -75,12 +76,28 @@ extension Replica {
             self.snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
         }
 
+        /// When the next tick is due (set at the first turn).
+        var nextTick: ContinuousClock.Instant?
+
+        /// Runs turns until the inputs end (`take` returns nil) or the loop stops by itself;
+        /// `take` waits at most until the next tick.
         func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
             self.submit = submit
-            var nextTick = clock.now + configuration.tickInterval
-            running: while true {
+            while true {
                 let now = clock.now
-                guard let inputs = take(now < nextTick ? nextTick - now : .zero) else { break }
+                let due = nextTick ?? now
+                guard let inputs = take(now < due ? due - now : .zero), turn(inputs) else { break }
+            }
+            finish()
+        }
+
+        /// One turn of the loop: takes `inputs`, ticks when a tick is due, and handles every
+        /// ready that results. Returns false once the loop has stopped by itself (a disk that
+        /// failed, an entry this build cannot apply, a broken invariant); `finish()` then ends it.
+        /// The thread of `run` turns it in production; a simulation turns it itself.
+        func turn(_ inputs: [Input]) -> Bool {
+            if nextTick == nil { nextTick = clock.now + configuration.tickInterval }
+            running: do {
                 var batch: [([UInt8], Reply<Output>)] = []
                 for input in inputs {
                     switch input {
@@ -114,10 +131,11 @@ extension Replica {
                     break running
                 }
                 if !batch.isEmpty { propose(batch) }
-                if clock.now >= nextTick {
+                if let due = nextTick, clock.now >= due {
                     core.tick()
-                    nextTick = nextTick + configuration.tickInterval
-                    if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
+                    var next = due + configuration.tickInterval
+                    if next < clock.now { next = clock.now + configuration.tickInterval }
+                    nextTick = next
                     expire()
                     checkFreeSpace()
                     if stoppedBecause != nil { break running }
@@ -151,7 +169,14 @@ extension Replica {
                 if turned {
                     metrics.recordProgress(term: core.term, commit: core.commitIndex, applied: appliedIndex, last: core.lastIndex)
                 }
+                return true
             }
+            return false
+        }
+
+        /// Ends the loop: the commit index not yet written goes to disk, and every caller still
+        /// waiting is told the replica stopped.
+        func finish() {
             if let unsavedHardState {
                 try? storage.persist(hardState: unsavedHardState, entries: [])
             }

@@ -65,7 +65,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
     init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, configuration: NodeConfiguration,
          metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil,
-         acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, logger: Logger) throws {
+         acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(), logger: Logger) throws {
         id = core.id
         self.machine = machine
         self.handlers = handlers
@@ -73,7 +73,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes, configuration.maxPendingReads)
         leaderSeen = LeaderSeen()
         loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, configuration: configuration,
-                        metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, logger: logger)
+                        metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, clock: clock, logger: logger)
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended. Throws
@@ -103,6 +103,26 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// The loop takes what is left, then ends.
     func stop() {
         inbox.finish()
+    }
+
+    // MARK: Turned by a simulation
+
+    /// For a simulation that turns the loop itself, on its own clock, instead of `run()`'s
+    /// thread: takes what is queued (without waiting) and runs one turn of the production
+    /// loop. False once the loop stopped by itself; then `finishTurning()`.
+    func turnQueued() -> Bool {
+        loop.submit = { [weak self] input in self?.submit(input) }
+        return loop.turn(inbox.take(waitingAtMost: .zero) ?? [])
+    }
+
+    /// When the loop next wants a turn with nothing queued: its next tick.
+    var nextTurnDue: ContinuousClock.Instant? { loop.nextTick }
+
+    /// Ends a loop a simulation turned, as `run()` ends it: callers still waiting are told it
+    /// stopped (a simulated crash skips this, as SIGKILL would).
+    func finishTurning() {
+        inbox.finish()
+        loop.finish()
     }
 
     private func take(timeout: Duration) -> [Input]? {
