@@ -16,9 +16,15 @@ import Testing
 ///
 /// Checked at the end, after the faults stop: every replica applied the same log; every
 /// acknowledged command is in it exactly once, at the index its caller was told; no command
-/// twice; the cluster takes a new command within a few election timeouts; and the same seed
-/// gives the same run, entry for entry. A bug planted in the loop's acknowledgement path
-/// (acknowledge on append, before commit) is caught.
+/// twice; a linearizable read, on the leader or a follower, sees every command acknowledged
+/// before it was asked; the cluster takes a new command within a few election timeouts; and
+/// the same seed gives the same run, entry for entry. A bug planted in the loop's
+/// acknowledgement path (acknowledge on append, before commit) and a commit rule broken in the
+/// core are caught.
+///
+/// Not yet here (issue 34): the chat machine, membership changes, snapshots and a simulated
+/// disk (torn writes, fsync errors, a full disk); the deterministic Raft simulator
+/// (`Tests/RaftTests/Simulation`) still has its own copy of the loop for those.
 @Suite struct ReplicaSimulationTests {
     typealias Ledger = ReplicaLoopTests.Ledger
 
@@ -110,10 +116,17 @@ import Testing
 
     /// What the clients saw: commands acknowledged (with the output), failed, or unanswered.
     final class Outcomes: Sendable {
-        private let state = Mutex<(acknowledged: [String: String], failed: Set<String>)>(([:], []))
+        private let state = Mutex<(acknowledged: [String: String], failed: Set<String>, reads: Int, staleReads: [String])>(([:], [], 0, []))
         func acknowledged(_ command: String, _ output: String) { state.withLock { $0.acknowledged[command] = output } }
         func failed(_ command: String) { state.withLock { _ = $0.failed.insert(command) } }
         var acknowledged: [String: String] { state.withLock { $0.acknowledged } }
+        func read(stale: String?) {
+            state.withLock { state in
+                state.reads += 1
+                if let stale { state.staleReads.append(stale) }
+            }
+        }
+        var reads: (served: Int, stale: [String]) { state.withLock { ($0.reads, $0.staleReads) } }
     }
 
     /// What one run left: each replica's applied log ("index:command", as the callers'
@@ -121,13 +134,17 @@ import Testing
     struct Result: Equatable {
         var logs: [NodeID: [String]]
         var acknowledged: [String: String]
+        /// Linearizable reads served, and those that missed a command acknowledged before
+        /// they were asked.
+        var reads: Int
+        var staleReads: [String]
         var crashes: Int
         var proposed: Int
     }
 
     /// One run of `seconds` simulated seconds of faults, then a quiet second and one last
     /// command. `acknowledgeOnAppend` plants the bug.
-    static func run(seed: UInt64, seconds: Int = 12, acknowledgeOnAppend: Bool = false) throws -> Result {
+    static func run(seed: UInt64, seconds: Int = 12, acknowledgeOnAppend: Bool = false, plant: @escaping (inout RaftOptions) -> Void = { _ in }) throws -> Result {
         var cluster = ReplicaLoopTests.Cluster(size: 3)
         cluster.proposalTimeout = .seconds(2)
         // A crash here is the loop dropped, not the machine: what LMDB wrote is in the page
@@ -151,7 +168,7 @@ import Testing
             let machine = Ledger()
             machines[id] = machine
             replicas[id] = try cluster.replica(id, machine, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
-                                               acknowledgeOnAppend: acknowledgeOnAppend)
+                                               acknowledgeOnAppend: acknowledgeOnAppend, plant: plant)
         }
         for id in ids { try start(id) }
 
@@ -167,6 +184,22 @@ import Testing
                 case .failure: outcomes.failed(command)
                 }
             }
+        }
+
+        /// A linearizable read on any live replica (followers serve them too): once served,
+        /// the replica's machine must hold every command acknowledged before it was asked.
+        func read() {
+            let live = ids.filter { replicas[$0] != nil }
+            guard !live.isEmpty else { return }
+            let id = live[random.below(live.count)]
+            guard let replica = replicas[id], let machine = machines[id] else { return }
+            let before = outcomes.acknowledged
+            replica.submit(.read { [machine] result in
+                guard case .success = result else { return }
+                let applied = Set(machine.applied.map { "\($0.index):\($0.command)" })
+                let missing = before.filter { !applied.contains($0.value) }
+                outcomes.read(stale: missing.isEmpty ? nil : "a read on replica \(id) missed \(missing.count) acknowledged commands, e.g. \(missing.first!.value)")
+            })
         }
 
         /// One millisecond: messages due are delivered, every live loop takes a turn.
@@ -195,6 +228,7 @@ import Testing
                     sequence += 1
                     propose("c\(sequence)")
                 }
+                if random.chance(0.01) { read() }
                 if ms % 500 == 0 {
                     switch random.below(6) {
                     case 0:
@@ -215,6 +249,11 @@ import Testing
                             crashes += 1
                         }
                     case 3: network.setLossy(true)
+                    case 4:
+                        // An operator moves leadership on.
+                        if let leader = ids.first(where: { replicas[$0]?.isLeader == true }) {
+                            replicas[leader]?.transferLeadership(to: ids.filter { $0 != leader }[random.below(ids.count - 1)])
+                        }
                     default:
                         network.heal()
                         network.setLossy(false)
@@ -242,7 +281,7 @@ import Testing
         for _ in 0..<200 { step() }
         for replica in replicas.values { replica.finishTurning() }
         return Result(logs: machines.mapValues { $0.applied.filter { $0.command != Ledger.leaderCommand }.map { "\($0.index):\($0.command)" } },
-                      acknowledged: outcomes.acknowledged, crashes: crashes, proposed: proposed)
+                      acknowledged: outcomes.acknowledged, reads: outcomes.reads.served, staleReads: outcomes.reads.stale, crashes: crashes, proposed: proposed)
     }
 
     /// What the checker finds wrong with a run; empty when nothing is.
@@ -259,6 +298,7 @@ import Testing
         for (command, output) in result.acknowledged.sorted(by: { $0.key < $1.key }) where !applied.contains(output) {
             found.append("acknowledged \(command) as \(output), which is not in the log")
         }
+        found += result.staleReads
         return found
     }
 
@@ -274,11 +314,12 @@ import Testing
     func theProductionLoopKeepsEveryAcknowledgedCommandUnderFaults(seed: UInt64) throws {
         let result = try Self.run(seed: seed)
         let found = Self.violations(result)
-        print("seed \(seed): \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.logs.values.first?.count ?? 0) applied, \(result.crashes) crashes")
+        print("seed \(seed): \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.logs.values.first?.count ?? 0) applied, \(result.reads) reads served, \(result.crashes) crashes")
         #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
         // The run did something: commands committed and a replica crashed at least once.
         #expect(result.acknowledged.count > 50, "seed \(seed): only \(result.acknowledged.count) of \(result.proposed) commands acknowledged")
         #expect(result.crashes > 0, "seed \(seed): no crash")
+        #expect(result.reads > 10, "seed \(seed): only \(result.reads) reads served")
     }
 
     @Test func theSameSeedRunsTheSameWay() throws {
@@ -301,13 +342,31 @@ import Testing
         }
         #expect(!caughtBy.isEmpty, "acknowledge-on-append went unnoticed in seeds 1–10")
     }
+
+    #if DEBUG
+    /// A commit rule broken in the core the loop drives (test builds only: commit once one
+    /// voter holds an entry): the checker must catch it within the first 20 seeds. The core's
+    /// subtler planted bugs need the exact sequences of `SafetyBugScenarios`, which this
+    /// simulator's random faults do not aim at.
+    @Test func aCommitOnOneVoterIsCaught() throws {
+        var caught: UInt64?
+        for seed in 1...20 as ClosedRange<UInt64> where caught == nil {
+            let found = Self.violations(try Self.run(seed: seed, seconds: 2, plant: { $0.unsafeCommitQuorum = 1 }))
+            if !found.isEmpty {
+                print("commit on one voter caught by seed \(seed): \(found.count) violations, the first: \(found[0])")
+                caught = seed
+            }
+        }
+        #expect(caught != nil, "a commit on one voter went unnoticed in seeds 1–20")
+    }
+    #endif
 }
 
 extension ReplicaLoopTests.Cluster {
     /// A replica on `clock` that sends through the simulated `network`, turned by the
     /// simulation rather than a thread of its own.
     func replica(_ node: NodeID, _ machine: ReplicaLoopTests.Ledger, network: ReplicaSimulationTests.Network, clock: ManualClock,
-                 seed: UInt64, acknowledgeOnAppend: Bool) throws -> Replica<ReplicaLoopTests.Ledger> {
+                 seed: UInt64, acknowledgeOnAppend: Bool, plant: (inout RaftOptions) -> Void) throws -> Replica<ReplicaLoopTests.Ledger> {
         let configuration = configuration(node)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory + "/snapshots", withIntermediateDirectories: true)
         let log = try LogStore(directory: configuration.dataDirectory + "/log")
@@ -316,15 +375,16 @@ extension ReplicaLoopTests.Cluster {
         let storage = LogStoreAdapter(store: log, bootstrap: try Bootstrap.prepare(log, configuration: configuration, logger: logger))
         var options = RaftOptions(id: node, seed: seed | 1, electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try machine.position().index
-        var plant: (@Sendable ([UInt8], Index) -> String?)?
+        plant(&options)
+        var acknowledge: (@Sendable ([UInt8], Index) -> String?)?
         if acknowledgeOnAppend {
-            plant = { command, index in
+            acknowledge = { command, index in
                 let text = String(decoding: command, as: UTF8.self)
                 return "\(index):\(text)"
             }
         }
         return try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
                            snapshots: try SnapshotStore(directory: configuration.dataDirectory + "/snapshots"),
-                           machine: machine, transport: network, configuration: configuration, acknowledgeOnAppend: plant, clock: clock, logger: logger)
+                           machine: machine, transport: network, configuration: configuration, acknowledgeOnAppend: acknowledge, clock: clock, logger: logger)
     }
 }
