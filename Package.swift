@@ -229,11 +229,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        /// What both tool binaries share: running commands, the binaries built beside them, a
-        /// progress bar, the error a tool exits with.
+        /// What both tool binaries share: how they start, running commands, the binaries built
+        /// beside them, a progress bar, the error a tool exits with.
         .target(
             name: "ToolSupport",
-            dependencies: ["Launcher"],
+            dependencies: [
+                "Launcher",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "tools/ToolSupport",
             swiftSettings: strict
         ),

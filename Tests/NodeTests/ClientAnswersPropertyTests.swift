@@ -80,17 +80,6 @@ import Testing
         }
     }
 
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A node that answers every call of the chat API at random (keys of multiplexed replies
     /// are kept, so that each reaches its caller; everything else is random).
     struct RandomNode: Chorus_V1_Chat.SimpleServiceProtocol {

@@ -28,19 +28,8 @@ import Testing
 @Suite struct ReplicaSimulationTests {
     typealias Ledger = ReplicaLoopTests.Ledger
 
-    /// A seeded generator (splitmix64): the run depends on nothing else.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-        mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
-    }
+    /// The run depends on its seed and nothing else.
+    typealias Random = SplitMix
 
     /// Messages in flight, each with the simulated instant it arrives; links that are cut.
     /// The loops hand messages here from their turns, on the simulation's own thread.

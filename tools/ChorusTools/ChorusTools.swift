@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import NIOCore
+import ToolSupport
 
 @main
 struct ChorusTools: AsyncParsableCommand {
@@ -11,22 +11,7 @@ struct ChorusTools: AsyncParsableCommand {
         subcommands: [StatusCommand.self, CertsCommand.self, Dump.self, Replay.self, Compact.self, BackupCommand.self, RestoreCommand.self, Recover.self, Verify.self, SnapshotCommand.self, MemberCommand.self, TransferLeaderCommand.self]
     )
 
-    /// One event loop is plenty for the few connections an operator's command opens; set
-    /// before NIO's shared group exists.
     static func main() async {
-        NIOSingletons.groupLoopCountSuggestion = 1
-        // What the tools write into data directories (compacted logs, snapshots, keys) is
-        // readable by its user only, as the node's own files are.
-        umask(0o077)
-        do {
-            var command = try parseAsRoot()
-            if var command = command as? any AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await ToolMain.run(Self.self)
     }
 }
