@@ -14,6 +14,18 @@ let simulated: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+/// What both tool binaries (`chorus-tools`, `chorus-lab`) build on.
+let toolDependencies: [Target.Dependency] = [
+    "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
+    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+    .product(name: "GRPCCore", package: "grpc-swift-2"),
+    .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+    .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v15)],
@@ -245,16 +257,8 @@ let package = Package(
         /// snapshot, member, transfer-leader, backup, restore, recover).
         .executableTarget(
             name: "ChorusTools",
-            dependencies: [
-                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            dependencies: toolDependencies + [
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             path: "tools/ChorusTools",
@@ -264,16 +268,8 @@ let package = Package(
         /// the fault-injection suite (chaos) and test helpers (synth-log, log-writer).
         .executableTarget(
             name: "ChorusLab",
-            dependencies: [
-                "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            dependencies: toolDependencies + [
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "tools/ChorusLab",
             swiftSettings: strict
