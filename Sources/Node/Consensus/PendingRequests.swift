@@ -80,14 +80,16 @@ struct PendingRequests<Output> {
     /// Reads not confirmed though asked at or before `cutoff`, to be asked again (a follower's
     /// request to its leader, or the answer, was lost with a broken connection); each counts
     /// as asked at `now`. Asking twice is harmless: the first answer confirms the read and a
-    /// later one finds nothing waiting under its context.
+    /// later one finds nothing waiting under its context. In the order they were first asked
+    /// (their contexts count up), not the table's hash order: a simulation replays a seed only
+    /// if the loop sends the same messages in the same order every time.
     mutating func readsToAskAgain(askedBefore cutoff: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [[UInt8]] {
         var again: [[UInt8]] = []
         for (context, read) in reads where read.asked <= cutoff {
             reads[context]?.asked = now
             again.append(context)
         }
-        return again
+        return again.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
     mutating func changeMembership(at index: Index, _ waiting: Waiting<Index>) {

@@ -83,6 +83,8 @@ extension Replica {
         /// `take` waits at most until the next tick.
         func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
             self.submit = submit
+            // The first turn comes with the first input or the first tick.
+            if nextTick == nil { nextTick = clock.now + configuration.tickInterval }
             while true {
                 let now = clock.now
                 let due = nextTick ?? now

@@ -109,10 +109,11 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// For a simulation that turns the loop itself, on its own clock, instead of `run()`'s
     /// thread: takes what is queued (without waiting) and runs one turn of the production
-    /// loop. False once the loop stopped by itself; then `finishTurning()`.
+    /// loop. False once the loop stopped by itself (then `finishTurning()`), or was finished.
     func turnQueued() -> Bool {
         loop.submit = { [weak self] input in self?.submit(input) }
-        return loop.turn(inbox.take(waitingAtMost: .zero) ?? [])
+        guard let inputs = inbox.take(waitingAtMost: .zero) else { return false }
+        return loop.turn(inputs)
     }
 
     /// When the loop next wants a turn with nothing queued: its next tick.
