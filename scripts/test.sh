@@ -30,9 +30,12 @@ done
 # rather than silently using up CI's time. The in-process suites load both cores for a minute (simulations, fuzz-style
 # properties); the real-process suite starts clusters whose elections and handshakes should
 # not compete with them for the CPU.
+# The simulation of the node's replica loop lives with the node's tests but is all CPU: it
+# runs with the other simulations, not beside the real-process clusters.
 say "running the unit, simulation and property suites"
 run timeout --kill-after=30s 40m swift test --skip-build --skip NodeTests
+run timeout --kill-after=30s 10m swift test --skip-build --filter ReplicaSimulationTests
 say "running the real-process suite (clusters, CLI, snapshots, trust boundary, fault injection, the rolling upgrade)"
-run timeout --kill-after=30s 50m swift test --skip-build --filter NodeTests
+run timeout --kill-after=30s 50m swift test --skip-build --filter NodeTests --skip ReplicaSimulationTests
 say "running the browser tests (headless Chromium against chorus-web and a 5-node cluster)"
 run python3 -m pytest -q -p no:cacheprovider Tests/Browser
