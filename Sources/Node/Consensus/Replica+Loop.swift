@@ -74,21 +74,18 @@ extension Replica {
             invariants = Invariants(hardState: storage.initialState().0, applied: position.index)
             appliedConfiguration = ClusterConfiguration(encoded: position.configuration) ?? storage.snapshotMetadata().configuration
             self.snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
+            nextTick = clock.now + configuration.tickInterval
         }
 
-        /// When the next tick is due (set at the first turn).
-        var nextTick: ContinuousClock.Instant?
+        /// When the next tick is due.
+        var nextTick: ContinuousClock.Instant
 
         /// Runs turns until the inputs end (`take` returns nil) or the loop stops by itself;
         /// `take` waits at most until the next tick.
-        func run(take: (Duration) -> [Input]?, submit: @escaping @Sendable (Input) -> Void) {
-            self.submit = submit
-            // The first turn comes with the first input or the first tick.
-            if nextTick == nil { nextTick = clock.now + configuration.tickInterval }
+        func run(take: (Duration) -> [Input]?) {
             while true {
                 let now = clock.now
-                let due = nextTick ?? now
-                guard let inputs = take(now < due ? due - now : .zero), turn(inputs) else { break }
+                guard let inputs = take(now < nextTick ? nextTick - now : .zero), turn(inputs) else { break }
             }
             finish()
         }
@@ -98,7 +95,6 @@ extension Replica {
         /// failed, an entry this build cannot apply, a broken invariant); `finish()` then ends it.
         /// The thread of `run` turns it in production; a simulation turns it itself.
         func turn(_ inputs: [Input]) -> Bool {
-            if nextTick == nil { nextTick = clock.now + configuration.tickInterval }
             running: do {
                 var batch: [([UInt8], Reply<Output>)] = []
                 for input in inputs {
@@ -133,11 +129,10 @@ extension Replica {
                     break running
                 }
                 if !batch.isEmpty { propose(batch) }
-                if let due = nextTick, clock.now >= due {
+                if clock.now >= nextTick {
                     core.tick()
-                    var next = due + configuration.tickInterval
-                    if next < clock.now { next = clock.now + configuration.tickInterval }
-                    nextTick = next
+                    nextTick = nextTick + configuration.tickInterval
+                    if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
                     expire()
                     checkFreeSpace()
                     if stoppedBecause != nil { break running }

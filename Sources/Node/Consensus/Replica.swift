@@ -74,6 +74,8 @@ public final class Replica<Machine: StateMachine>: Sendable {
         leaderSeen = LeaderSeen()
         loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, configuration: configuration,
                         metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, clock: clock, logger: logger)
+        // Work done off the loop's thread (a snapshot) hands its result back this way.
+        loop.submit = { [weak self] input in self?.submit(input) }
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended. Throws
@@ -84,7 +86,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
                 // Named for `top -H`, perf and /proc: Foundation's `name` does not reach the
                 // kernel here, and the thread would carry its creator's name.
                 try? "chorus-raft".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
-                loop.run(take: { timeout in self.take(timeout: timeout) }, submit: { [weak self] input in self?.submit(input) })
+                loop.run(take: { timeout in self.take(timeout: timeout) })
                 if loop.stoppedBecause != nil {
                     // Stopped by itself: nothing more is taken, so every caller still waiting
                     // or yet to come is told at once rather than left hanging.
@@ -111,13 +113,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// thread: takes what is queued (without waiting) and runs one turn of the production
     /// loop. False once the loop stopped by itself (then `finishTurning()`), or was finished.
     func turnQueued() -> Bool {
-        loop.submit = { [weak self] input in self?.submit(input) }
         guard let inputs = inbox.take(waitingAtMost: .zero) else { return false }
         return loop.turn(inputs)
     }
-
-    /// When the loop next wants a turn with nothing queued: its next tick.
-    var nextTurnDue: ContinuousClock.Instant? { loop.nextTick }
 
     /// Ends a loop a simulation turned, as `run()` ends it: callers still waiting are told it
     /// stopped (a simulated crash skips this, as SIGKILL would).
