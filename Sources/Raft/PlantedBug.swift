@@ -19,6 +19,9 @@ public enum PlantedBug: Hashable, Sendable, CaseIterable {
     /// With no snapshot in storage, recomputing the configuration starts from the current one
     /// instead of the bootstrap one, so a configuration entry that was overwritten is kept.
     case recomputeFromCurrentConfiguration
+    /// A ready hands the application every stable entry to apply, committed or not: a node
+    /// applies what a new leader may yet overwrite.
+    case applyBeforeCommit
 }
 
 extension RaftCore {

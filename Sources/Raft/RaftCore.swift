@@ -167,6 +167,9 @@ public struct RaftCore {
         ready.entries = log.unstableEntries
         ready.snapshot = log.unstable.snapshot
         ready.committedEntries = log.nextCommittedEntries()
+        if planted(.applyBeforeCommit), log.stableIndex > log.committed {
+            ready.committedEntries = (try? log.slice(max(log.applied + 1, log.firstIndex), log.stableIndex + 1, maxBytes: .max)) ?? ready.committedEntries
+        }
         ready.messages = outbox
         ready.leaderMessages = leaderOutbox
         ready.readStates = readStates

@@ -26,7 +26,12 @@ import Testing
         .recomputeFromCurrentConfiguration: [1, 2, 3],
     ]
 
-    @Test(arguments: PlantedBug.allCases)
+    /// The core's planted bugs this simulation looks for. Applying before commit is the
+    /// node's to catch: its invariants stop it first (`ReplicaSimulationTests`); here the
+    /// core's own precondition would trap.
+    static let churnBugs = PlantedBug.allCases.filter { $0 != .applyBeforeCommit }
+
+    @Test(arguments: churnBugs)
     func plantedBugIsCaughtByItsSeeds(_ bug: PlantedBug) throws {
         let seeds = try #require(Self.catchingSeeds[bug])
         for seed in seeds {
@@ -39,7 +44,7 @@ import Testing
 
     /// A search from seed 1: each planted bug is caught within `searchLimit` seeds (at the
     /// time of writing by seed 14, 13, 2 and 1; see docs/TESTING.md). It stops at the first.
-    @Test(arguments: PlantedBug.allCases)
+    @Test(arguments: churnBugs)
     func plantedBugsAreFoundBySearch(_ bug: PlantedBug) {
         var caught: (seed: UInt64, failure: SimulationFailure)?
         for seed in UInt64(1)...Self.searchLimit where caught == nil {
@@ -70,6 +75,7 @@ import Testing
         case .forwardedReadNamesRepeat: ["stale read"]
         case .restoreKeepsConfigurationVersion: ["without a new configurationVersion"]
         case .recomputeFromCurrentConfiguration: ["is not its log's"]
+        case .applyBeforeCommit: []
         }
     }
 }

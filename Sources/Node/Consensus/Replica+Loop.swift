@@ -7,7 +7,7 @@ extension Replica {
     /// The loop's state. Confined to the loop's thread: nothing else touches it.
     final class Loop: @unchecked Sendable {
         var core: RaftCore
-        let storage: LogStoreAdapter
+        let storage: any ReplicaLog
         let snapshotStore: SnapshotStore
         let machine: Machine
         let transport: any MessageSender
@@ -54,7 +54,7 @@ extension Replica {
         /// This node's Raft state as the readies so far left it, to check the next against.
         var invariants: Invariants
 
-        init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
+        init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
              acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, logger: Logger) throws {
             self.core = core

@@ -50,13 +50,13 @@ extension Replica.Loop {
         snapshots.inFlight = true
         let machine = self.machine
         let store = snapshotStore
-        let log = storage.store
+        let termAt = storage.termReader
         let submit = self.submit
         let started = clock.now
         Thread.detachNewThread {
             let result: Result<SnapshotInfo, SnapshotFailure>
             do {
-                result = .success(try machine.takeSnapshot(into: store, termAt: { try log.term(at: $0) }))
+                result = .success(try machine.takeSnapshot(into: store, termAt: termAt))
             } catch {
                 result = .failure(SnapshotFailure(description: "\(error)"))
             }

@@ -63,7 +63,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// `acknowledgeOnAppend` plants a bug for the fault-injection suite to find (see
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
-    init(core: RaftCore, storage: LogStoreAdapter, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, configuration: NodeConfiguration,
+    init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, configuration: NodeConfiguration,
          metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil,
          acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(), logger: Logger) throws {
         id = core.id
@@ -116,6 +116,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
         guard let inputs = inbox.take(waitingAtMost: .zero) else { return false }
         return loop.turn(inputs)
     }
+
+    /// Why the loop stopped by itself, once it has (nil while it runs).
+    var stoppedBecause: (any Error)? { loop.stoppedBecause }
 
     /// Ends a loop a simulation turned, as `run()` ends it: callers still waiting are told it
     /// stopped (a simulated crash skips this, as SIGKILL would).

@@ -7,7 +7,7 @@ import Raft
 /// read the disk refuses is not something consensus can work around, and the core's reads
 /// cannot fail: the process ends at once, exit 74, after one critical line naming the entry,
 /// before the entry is served, sent or applied. The repair is the node's data from its peers.
-final class LogStoreAdapter: RaftStorage {
+final class LogStoreAdapter: ReplicaLog {
     let store: LogStore
     /// The configuration a new cluster starts with, until a snapshot records one.
     let bootstrap: ClusterConfiguration
@@ -65,7 +65,7 @@ final class LogStoreAdapter: RaftStorage {
 
     /// Persists a `Ready`'s hard state, entries and installed snapshot in one fsynced
     /// transaction.
-    func persist(hardState: Raft.HardState?, entries: [Raft.Entry], snapshot: Raft.SnapshotMetadata? = nil) throws {
+    func persist(hardState: Raft.HardState?, entries: [Raft.Entry], snapshot: Raft.SnapshotMetadata?) throws {
         try store.save(
             hardState: hardState.map { StoredHardState(term: $0.term, vote: $0.vote, commit: $0.commit) },
             entries: entries.map { LogEntry(index: $0.index, term: $0.term, kind: $0.kind.rawValue, payload: $0.data) },
@@ -79,6 +79,11 @@ final class LogStoreAdapter: RaftStorage {
         let through = snapshot.index > trailingEntries ? snapshot.index - trailingEntries : 0
         try store.compact(to: Self.stored(snapshot), discardingThrough: through)
         return try store.firstIndex()
+    }
+
+    var termReader: @Sendable (Raft.Index) throws -> Raft.Term? {
+        let store = self.store
+        return { try store.term(at: $0) }
     }
 
     static func stored(_ metadata: Raft.SnapshotMetadata) -> StoredSnapshot {
