@@ -12,7 +12,7 @@ import Testing
 @Suite(.serialized) struct ReplicaLoopTests {
     /// Records what it is given; the output of a command is "index:command".
     final class Ledger: StateMachine {
-        struct Record: Equatable {
+        struct Record: Equatable, Codable {
             var index: Index
             var command: String
             var term: Term = 0
@@ -21,8 +21,17 @@ import Testing
         private struct State {
             var applied: [Record] = []
             var position: Index
+            /// The membership as of `position`, as the loop recorded it (empty: never changed).
+            var configuration: [UInt8] = []
             var leading: [Bool] = []
             var stopped = false
+        }
+
+        /// What a snapshot of the ledger holds: everything applied, and where it stands.
+        private struct Image: Codable {
+            var applied: [Record]
+            var position: Index
+            var configuration: [UInt8]
         }
 
         private let state: Mutex<State>
@@ -40,7 +49,7 @@ import Testing
         var wasStopped: Bool { state.withLock { $0.stopped } }
 
         func position() throws -> AppliedPosition {
-            AppliedPosition(index: state.withLock { $0.position }, term: 0, configuration: [])
+            state.withLock { AppliedPosition(index: $0.position, term: 0, configuration: $0.configuration) }
         }
 
         func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: String)] {
@@ -48,6 +57,7 @@ import Testing
                 var outputs: [(index: Index, output: String)] = []
                 for entry in entries {
                     state.position = entry.index
+                    if let configuration = entry.configuration { state.configuration = configuration }
                     guard let command = entry.command else { continue }
                     let text = String(decoding: command, as: UTF8.self)
                     state.applied.append(Record(index: entry.index, command: text, term: entry.term))
@@ -64,9 +74,28 @@ import Testing
 
         func sync() throws {}
 
-        struct NoSnapshots: Error {}
-        func takeSnapshot(into store: SnapshotStore, termAt: (Index) throws -> Term?) throws -> SnapshotInfo { throw NoSnapshots() }
-        func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws { throw NoSnapshots() }
+        /// Stores everything applied so far as one snapshot file.
+        func takeSnapshot(into store: SnapshotStore, termAt: (Index) throws -> Term?) throws -> SnapshotInfo {
+            let image = state.withLock { Image(applied: $0.applied, position: $0.position, configuration: $0.configuration) }
+            let data = try JSONEncoder().encode(image)
+            let partial = "\(store.directory)/incoming/ledger-\(image.position).partial"
+            guard FileManager.default.createFile(atPath: partial, contents: data) else { throw SnapshotFailure(description: "cannot write \(partial)") }
+            let info = SnapshotInfo(index: image.position, term: try termAt(image.position) ?? 0, configuration: image.configuration,
+                                    size: UInt64(data.count), sha256: try SnapshotInfo.checksum(of: partial))
+            return try store.adopt(partial: partial, info: info)
+        }
+
+        /// Replaces everything by a stored snapshot.
+        func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
+            let path = try store.verifiedDataPath(snapshot)
+            guard let data = FileManager.default.contents(atPath: path) else { throw SnapshotFailure(description: "cannot read \(path)") }
+            let image = try JSONDecoder().decode(Image.self, from: data)
+            state.withLock { state in
+                state.applied = image.applied
+                state.position = image.position
+                state.configuration = image.configuration
+            }
+        }
 
         func stopped() {
             state.withLock { $0.stopped = true }
@@ -111,12 +140,16 @@ import Testing
         let size: Int
         var maxPendingReads = 20_000
         var proposalTimeout: Duration = .seconds(5)
+        /// Entries between snapshots (0: none), and the log kept behind each.
+        var snapshotInterval: UInt64 = 0
+        var snapshotTrailingEntries: UInt64 = 5_000
 
         func configuration(_ node: NodeID) -> NodeConfiguration {
             let members = Dictionary(uniqueKeysWithValues: (1...UInt64(size)).map { ($0, PeerAddress(host: "127.0.0.1", port: 1)) })
             var configuration = NodeConfiguration(id: node, listen: PeerAddress(host: "127.0.0.1", port: 1), members: members,
                                                   dataDirectory: "\(directory)/\(node)", clusterID: "loop")
-            configuration.snapshotInterval = 0
+            configuration.snapshotInterval = snapshotInterval
+            configuration.snapshotTrailingEntries = snapshotTrailingEntries
             configuration.maxPendingReads = maxPendingReads
             configuration.proposalTimeout = proposalTimeout
             return configuration

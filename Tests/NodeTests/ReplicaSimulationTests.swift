@@ -27,9 +27,12 @@ import Testing
 /// commit), a commit on one voter, entries applied before they commit, a disk that skips its
 /// syncs, a vote that is never written.
 ///
-/// Not yet here (issue 34): the chat machine, membership changes and snapshots; the
-/// deterministic Raft simulator (`Tests/RaftTests/Simulation`) still has its own copy of the
-/// loop for those.
+/// Every 64 entries each replica takes a snapshot (off its loop, at a moment the seed
+/// decides) and compacts its log to 16 entries behind it: a replica that was down longer is
+/// sent the leader's snapshot file and installs it, and a restarted one starts from its own.
+///
+/// Not yet here (issue 34): the chat machine and membership changes; the deterministic Raft
+/// simulator (`Tests/RaftTests/Simulation`) still has its own copy of the loop for those.
 ///
 /// Each run is a second or less of CPU without a suspension point, so it runs on a thread of
 /// its own, one at a time (`simulate`): on the test runner's two cooperative threads it held
@@ -210,6 +213,32 @@ import Testing
         /// "powerLoss"): none on LMDB.
         var writes = 0
         var diskFaults: [String: Int] = [:]
+        /// Snapshots taken, and sent to followers too far behind for the log.
+        var snapshotsTaken = 0
+        var snapshotsSent = 0
+    }
+
+    /// Work the loops hand off their thread (snapshots being taken), run by the simulation
+    /// at the start of the next millisecond, in the order it was handed over.
+    final class OffLoopWork: Sendable {
+        private let queue = Mutex<[(node: NodeID, work: @Sendable () -> Void)]>([])
+
+        func runner(for node: NodeID) -> Replica<Ledger>.OffLoop {
+            { [self] work in queue.withLock { $0.append((node, work)) } }
+        }
+
+        /// Runs what is queued; returns how many.
+        func runAll() -> Int {
+            let work = queue.withLock { queue in
+                defer { queue = [] }
+                return queue
+            }
+            for item in work { item.work() }
+            return work.count
+        }
+
+        /// A crashed node's threads die with it.
+        func drop(_ node: NodeID) { queue.withLock { $0.removeAll { $0.node == node } } }
     }
 
     /// The disks a run's replicas write their logs to.
@@ -234,6 +263,9 @@ import Testing
         var problems: [String] = []
         var cluster = ReplicaLoopTests.Cluster(size: nodes)
         cluster.proposalTimeout = .seconds(2)
+        // Snapshots every 64 entries, 16 kept behind: a follower down for a second is sent one.
+        cluster.snapshotInterval = 64
+        cluster.snapshotTrailingEntries = 16
         // A crash here is the loop dropped, not the machine: what LMDB wrote is in the page
         // cache either way, so the logs may as well live in memory, where an fsync is free
         // (where /dev/shm has room to spare above the loop's free-space floor).
@@ -253,6 +285,12 @@ import Testing
         let outcomes = Outcomes()
         var crashes = 0
         var proposed = 0
+        let offLoop = OffLoopWork()
+        var snapshotsTaken = 0
+        var snapshotsSent = 0
+        let stores = try Dictionary(uniqueKeysWithValues: ids.map { id in
+            (id, try SnapshotStore(directory: cluster.configuration(id).dataDirectory + "/snapshots"))
+        })
 
         if disks.simulated {
             for id in ids {
@@ -264,7 +302,20 @@ import Testing
             }
         }
 
-        func start(_ id: NodeID) throws {
+        /// Starts a node from its log (again); one that cannot start (its log names a
+        /// snapshot it does not hold, as after a disk that lied about syncing) stays down.
+        func start(_ id: NodeID) {
+            do {
+                try open(id)
+            } catch {
+                problems.append("replica \(id) cannot start (seed \(seed)): \(error)")
+                replicas[id] = nil
+                machines[id] = nil
+                logs[id] = nil
+            }
+        }
+
+        func open(_ id: NodeID) throws {
             let machine = Ledger()
             machines[id] = machine
             var disk: SimulatedDisk?
@@ -273,9 +324,9 @@ import Testing
                 logs[id] = disk
             }
             replicas[id] = try cluster.replica(id, machine, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
-                                               disk: disk, acknowledgeOnAppend: acknowledgeOnAppend, plant: plant)
+                                               disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: acknowledgeOnAppend, plant: plant)
         }
-        for id in ids { try start(id) }
+        for id in ids { start(id) }
 
         /// SIGKILL, or the power cut: the loop is dropped as it stands, messages to it are
         /// lost, and it starts again from its log after `downFor`.
@@ -284,8 +335,24 @@ import Testing
             machines[id] = nil
             logs[id] = nil
             network.drop(to: id)
+            offLoop.drop(id)
             down[id] = clock.now + downFor
             crashes += 1
+        }
+
+        /// What the peer service does with a leader's snapshot message before Raft sees it:
+        /// the file is streamed from the leader's store into the follower's (verified, synced).
+        /// A message whose file the leader no longer holds is lost, as a failed transfer.
+        func transferred(_ message: Message) -> Bool {
+            guard case let .snapshot(snapshot) = message.kind else { return true }
+            guard let from = stores[message.from], let to = stores[message.to],
+                  let info = from.find(index: snapshot.metadata.index, term: snapshot.metadata.term) else { return false }
+            let partial = to.partialPath(sha256: info.sha256)
+            try? FileManager.default.removeItem(atPath: partial)
+            guard (try? FileManager.default.copyItem(atPath: from.dataPath(info), toPath: partial)) != nil,
+                  (try? to.adopt(partial: partial, info: info)) != nil else { return false }
+            snapshotsSent += 1
+            return true
         }
 
         func propose(_ command: String) {
@@ -344,6 +411,7 @@ import Testing
             machines[id] = nil
             logs[id] = nil
             network.drop(to: id)
+            offLoop.drop(id)
             down[id] = clock.now + .milliseconds(200 + random.below(1_000))
         }
 
@@ -351,7 +419,11 @@ import Testing
         /// disk takes a turn.
         func step(faults: Bool) {
             clock.advance(by: .milliseconds(1))
-            for (node, messages) in network.due() { replicas[node]?.receive(messages) }
+            snapshotsTaken += offLoop.runAll()
+            for (node, messages) in network.due() {
+                guard let replica = replicas[node] else { continue }
+                replica.receive(messages.filter(transferred))
+            }
             for id in ids {
                 guard let replica = replicas[id], !network.isHeld(id) else { continue }
                 if !replica.turnQueued() { stopped(id, replica) }
@@ -411,7 +483,7 @@ import Testing
             }
             for (id, at) in down.sorted(by: { $0.key < $1.key }) where at <= clock.now || ms >= faultsEnd {
                 down[id] = nil
-                try start(id)
+                start(id)
             }
             step(faults: ms < faultsEnd)
         }
@@ -424,7 +496,7 @@ import Testing
                 step(faults: false)
                 for (id, _) in down.sorted(by: { $0.key < $1.key }) {
                     down[id] = nil
-                    try start(id)
+                    start(id)
                 }
             }
             lastAcknowledged = outcomes.acknowledged.keys.contains("\(last)-\(attempt)")
@@ -440,7 +512,7 @@ import Testing
         for platter in platters.values { for (fault, count) in platter.faults { faults["\(fault)", default: 0] += count } }
         return Result(problems: problems, logs: machines.mapValues { $0.applied.filter { $0.command != Ledger.leaderCommand }.map { "\($0.index):\($0.command)" } },
                       acknowledged: outcomes.acknowledged, reads: outcomes.reads.served, staleReads: outcomes.reads.stale, crashes: crashes, proposed: proposed,
-                      writes: platters.values.reduce(0) { $0 + $1.writes }, diskFaults: faults)
+                      writes: platters.values.reduce(0) { $0 + $1.writes }, diskFaults: faults, snapshotsTaken: snapshotsTaken, snapshotsSent: snapshotsSent)
     }
     /// Runs a simulation on a thread of its own and waits for it without holding a
     /// cooperative thread.
@@ -456,7 +528,9 @@ import Testing
         let logs = result.logs.sorted { $0.key < $1.key }
         guard let reference = logs.first?.value else { return found + ["no replica left"] }
         for (id, log) in logs where log != reference {
-            found.append("replica \(id) applied \(log.count) commands, replica \(logs[0].key) \(reference.count): the logs differ")
+            let first = Array(zip(log, reference)).firstIndex { $0 != $1 } ?? min(log.count, reference.count)
+            let mine = first < log.count ? log[first] : "nothing", theirs = first < reference.count ? reference[first] : "nothing"
+            found.append("replica \(id) applied \(log.count) commands, replica \(logs[0].key) \(reference.count): the logs differ from command \(first) on (\(mine), \(theirs))")
         }
         let applied = Set(reference)
         let counts = Dictionary(reference.map { ($0.split(separator: ":", maxSplits: 1).last.map(String.init) ?? $0, 1) }, uniquingKeysWith: +)
@@ -480,7 +554,7 @@ import Testing
     func theProductionLoopKeepsEveryAcknowledgedCommandUnderFaults(seed: UInt64) async throws {
         let result = try await Self.simulate { try Self.run(seed: seed) }
         let found = Self.violations(result)
-        print("seed \(seed): \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.logs.values.first?.count ?? 0) applied, \(result.reads) reads served, \(result.crashes) crashes")
+        print("seed \(seed): \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.logs.values.first?.count ?? 0) applied, \(result.reads) reads served, \(result.crashes) crashes, \(result.snapshotsTaken) snapshots taken, \(result.snapshotsSent) sent")
         #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
         // The run did something: commands committed and a replica crashed at least once.
         #expect(result.acknowledged.count > 50, "seed \(seed): only \(result.acknowledged.count) of \(result.proposed) commands acknowledged")
@@ -495,7 +569,7 @@ import Testing
     func onFailingDisksNothingAcknowledgedIsLost(seed: UInt64) async throws {
         let result = try await Self.simulate { try Self.run(seed: seed, disks: .faulty) }
         let found = Self.violations(result)
-        print("seed \(seed), failing disks: \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.writes) writes, faults \(result.diskFaults.sorted { $0.key < $1.key }), \(result.crashes) crashes")
+        print("seed \(seed), failing disks: \(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.writes) writes, faults \(result.diskFaults.sorted { $0.key < $1.key }), \(result.crashes) crashes, \(result.snapshotsTaken) snapshots taken, \(result.snapshotsSent) sent")
         #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
         #expect(result.acknowledged.count > 50, "seed \(seed): only \(result.acknowledged.count) of \(result.proposed) commands acknowledged")
         #expect(result.diskFaults.values.reduce(0, +) > 0, "seed \(seed): no disk fault in \(result.writes) writes")
@@ -578,7 +652,8 @@ extension ReplicaLoopTests.Cluster {
     /// A replica on `clock` that sends through the simulated `network`, turned by the
     /// simulation rather than a thread of its own; its log on `disk`, or in LMDB.
     func replica(_ node: NodeID, _ machine: ReplicaLoopTests.Ledger, network: ReplicaSimulationTests.Network, clock: ManualClock,
-                 seed: UInt64, disk: SimulatedDisk?, acknowledgeOnAppend: Bool, plant: (inout RaftOptions) -> Void) throws -> Replica<ReplicaLoopTests.Ledger> {
+                 seed: UInt64, disk: SimulatedDisk?, offLoop: @escaping Replica<ReplicaLoopTests.Ledger>.OffLoop,
+                 acknowledgeOnAppend: Bool, plant: (inout RaftOptions) -> Void) throws -> Replica<ReplicaLoopTests.Ledger> {
         let configuration = configuration(node)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory + "/snapshots", withIntermediateDirectories: true)
         // A run's disk failures are said at critical level, as a node says them: not here.
@@ -589,6 +664,16 @@ extension ReplicaLoopTests.Cluster {
         } else {
             let log = try LogStore(directory: configuration.dataDirectory + "/log")
             storage = LogStoreAdapter(store: log, bootstrap: try Bootstrap.prepare(log, configuration: configuration, logger: logger))
+        }
+        // The ledger lives in memory: it starts from the snapshot the log records, as a
+        // node's projections are rebuilt from it when they are behind the log's start.
+        let snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
+        let recorded = storage.snapshotMetadata()
+        if recorded.index > 0 {
+            guard let info = snapshots.find(index: recorded.index, term: recorded.term) else {
+                throw SnapshotError.missing(index: recorded.index, term: recorded.term, directory: snapshots.directory)
+            }
+            try machine.install(info, from: snapshots)
         }
         var options = RaftOptions(id: node, seed: seed | 1, electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try machine.position().index
@@ -601,7 +686,7 @@ extension ReplicaLoopTests.Cluster {
             }
         }
         return try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
-                           snapshots: try SnapshotStore(directory: configuration.dataDirectory + "/snapshots"),
-                           machine: machine, transport: network, configuration: configuration, acknowledgeOnAppend: acknowledge, clock: clock, logger: logger)
+                           snapshots: snapshots, machine: machine, transport: network, configuration: configuration, acknowledgeOnAppend: acknowledge,
+                           clock: clock, offLoop: offLoop, logger: logger)
     }
 }

@@ -18,6 +18,7 @@ extension Replica {
         let acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?
         let logger: Logger
         let clock: any ReplicaClock
+        let offLoop: OffLoop
         /// Ticks until the followers' replication gauges are next updated.
         var ticksToPeerMetrics = 0
         /// The directories whose file systems must keep `minimumFreeSpace`, and when they
@@ -56,9 +57,10 @@ extension Replica {
 
         init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
-             acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, logger: Logger) throws {
+             acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, offLoop: @escaping OffLoop, logger: Logger) throws {
             self.core = core
             self.clock = clock
+            self.offLoop = offLoop
             self.metrics = metrics
             self.leaderSeen = leaderSeen
             self.storage = storage
@@ -328,13 +330,17 @@ extension Replica {
             if !membershipWaitingForTerm.isEmpty { proposeMembershipWaitingForTerm() }
         }
 
-        func apply(_ entries: [Entry]) throws {
+        func apply(_ committed: [Entry]) throws {
+            // After a restart the core may hand back entries the machine already holds: the
+            // commit index is written lazily (`unsavedHardState`), so it can be behind the
+            // machine's position or a snapshot's. They are not applied twice.
+            let entries = (committed.first?.index ?? .max) > appliedIndex ? committed : committed.filter { $0.index > appliedIndex }
             guard let first = entries.first?.index, let last = entries.last?.index else { return }
             var batch: [CommittedEntry] = []
             batch.reserveCapacity(entries.count)
             for entry in entries {
                 var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
-                if entry.kind == .configuration, entry.index > appliedIndex {
+                if entry.kind == .configuration {
                     guard let change = ConfigurationChange(encoded: entry.data) else {
                         // Every build that wrote one decodes it: a newer build's change.
                         throw UnknownEntry(index: entry.index, what: "a configuration change this build cannot decode", build: machine.build)

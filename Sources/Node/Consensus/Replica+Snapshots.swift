@@ -53,7 +53,7 @@ extension Replica.Loop {
         let termAt = storage.termReader
         let submit = self.submit
         let started = clock.now
-        Thread.detachNewThread {
+        offLoop {
             let result: Result<SnapshotInfo, SnapshotFailure>
             do {
                 result = .success(try machine.takeSnapshot(into: store, termAt: termAt))

@@ -39,6 +39,11 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     typealias Reply<T> = ReplicaReply<T>
 
+    /// Runs work off the loop's thread (a snapshot being taken): on a thread of its own in the
+    /// node; a simulation runs it itself, at a moment its seed decides.
+    typealias OffLoop = @Sendable (@escaping @Sendable () -> Void) -> Void
+    static var onThreadOfItsOwn: OffLoop { { work in Thread.detachNewThread(work) } }
+
     /// What the loop has to do, taken all at once each turn. Bounded: proposals are admitted
     /// against their own, smaller limit first (`PendingProposals`), so the bound is met only by
     /// a flood of peer messages or status calls, and then those are turned away (Raft resends).
@@ -65,7 +70,8 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
     init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, configuration: NodeConfiguration,
          metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil,
-         acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(), logger: Logger) throws {
+         acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(),
+         offLoop: @escaping OffLoop = Replica.onThreadOfItsOwn, logger: Logger) throws {
         id = core.id
         self.machine = machine
         self.handlers = handlers
@@ -73,7 +79,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
         limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes, configuration.maxPendingReads)
         leaderSeen = LeaderSeen()
         loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, configuration: configuration,
-                        metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, clock: clock, logger: logger)
+                        metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, clock: clock, offLoop: offLoop, logger: logger)
         // Work done off the loop's thread (a snapshot) hands its result back this way.
         loop.submit = { [weak self] input in self?.submit(input) }
     }

@@ -19,7 +19,8 @@ public protocol StateMachine: AnyObject, Sendable {
     /// after `index`, and `configuration` is the membership as of that entry.
     func position() throws -> AppliedPosition
 
-    /// Applies committed entries, in log order, and returns the output of each entry that
+    /// Applies committed entries, in log order, each once: never one at or below `position()`
+    /// or a snapshot installed. Returns the output of each entry that
     /// carried a command, with its index. A throw stops the node: a replica that cannot take
     /// what every other one applies must not go on and diverge. The machine need not make the
     /// result durable: the log replays it after a crash (see `sync`).
