@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import LogStore
+import Projections
+import Raft
+import Synchronization
+import Testing
+@testable import Node
+
+/// The production replica loop (`Replica.Loop`, the code every node runs) in a deterministic
+/// simulation: three replicas in one process, turned one at a time on one manual clock, a
+/// simulated network that delays, drops, duplicates and reorders messages, congests and cuts
+/// links, and crashes that drop a replica mid-flight (nothing of it runs on: no last write,
+/// no answers, as SIGKILL) and start it again from its log. Clients propose unique commands
+/// to whoever they think leads.
+///
+/// The logs are real LMDB ones, or a simulated disk (`SimulatedDisk`) that is slow, fails
+/// with an I/O error or a full file system (the node must stop, saying which) and loses power
+/// mid-write (the write is then on the platter or not).
+///
+/// Checked at the end, after the faults stop: every replica applied the same log; every
+/// acknowledged command is in it exactly once, at the index its caller was told; no command
+/// twice; a linearizable read, on the leader or a follower, sees every command acknowledged
+/// before it was asked; no term had two leaders and no node voted twice in a term; the
+/// cluster takes a new command within a few election timeouts; and the same seed gives the
+/// same run, entry for entry. Planted bugs, each caught: an acknowledgement on append (before
+/// commit), a commit on one voter, entries applied before they commit, a disk that skips its
+/// syncs, a vote that is never written.
+///
+/// Every 64 entries each replica takes a snapshot (off its loop, at a moment the seed
+/// decides) and compacts its log to 16 entries behind it: a replica that was down longer is
+/// sent the leader's snapshot file and installs it, and a restarted one starts from its own.
+///
+/// Operators change the membership as they would: start a node that joins empty, add it as
+/// a learner, promote it once it has caught up, remove a voter that is not the leader (3 to
+/// 5 voters); a node the configuration no longer holds is shut down for good.
+///
+/// Not yet here (issue 34): the chat machine; the deterministic Raft simulator
+/// (`Tests/RaftTests/Simulation`) still has its own copy of the loop.
+///
+/// Each run is a second or less of CPU without a suspension point, so it runs on a thread of
+/// its own, one at a time (`simulate`): on the test runner's two cooperative threads it held
+/// off every async test of the process as long (a client's retry timer fired 13 s late).
+@Suite(.serialized) struct ReplicaSimulationTests {
+    typealias Result = ReplicaSimulation.Result
+    typealias Options = ReplicaSimulation.Options
+    typealias Disks = ReplicaSimulation.Disks
+
+    /// Runs a simulation on a thread of its own and waits for it without holding a
+    /// cooperative thread.
+    static func simulate(seed: UInt64, _ options: Options = Options()) async -> Result {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: ReplicaSimulation.run(seed: seed, options)) }.start()
+        }
+    }
+
+    /// What the checker finds wrong with a run; empty when nothing is.
+    static func violations(_ result: Result) -> [String] {
+        var found: [String] = result.problems
+        let logs = result.logs.sorted { $0.key < $1.key }
+        guard let reference = logs.first?.value else { return found + ["no replica left"] }
+        for (id, log) in logs where log != reference {
+            let first = Array(zip(log, reference)).firstIndex { $0 != $1 } ?? min(log.count, reference.count)
+            let mine = first < log.count ? log[first] : "nothing", theirs = first < reference.count ? reference[first] : "nothing"
+            found.append("replica \(id) applied \(log.count) commands, replica \(logs[0].key) \(reference.count): the logs differ from command \(first) on (\(mine), \(theirs))")
+        }
+        let applied = Set(reference)
+        let counts = Dictionary(reference.map { ($0.split(separator: ":", maxSplits: 1).last.map(String.init) ?? $0, 1) }, uniquingKeysWith: +)
+        for (command, count) in counts.sorted(by: { $0.key < $1.key }) where count > 1 { found.append("\(command) applied \(count) times") }
+        for (command, output) in result.acknowledged.sorted(by: { $0.key < $1.key }) where !applied.contains(output) {
+            found.append("acknowledged \(command) as \(output), which is not in the log")
+        }
+        found += result.staleReads
+        return found
+    }
+
+    /// Seeds of every run: 20 (under a second each); `CHORUS_REPLICA_SIM_SEEDS` sets how
+    /// many, `CHORUS_REPLICA_SIM_SEED` runs one.
+    static var seeds: [UInt64] {
+        let environment = ProcessInfo.processInfo.environment
+        if let one = environment["CHORUS_REPLICA_SIM_SEED"].flatMap(UInt64.init) { return [one] }
+        return Array(1...max(1, environment["CHORUS_REPLICA_SIM_SEEDS"].flatMap(UInt64.init) ?? 20))
+    }
+
+    static func summary(_ result: Result) -> String {
+        "\(result.acknowledged.count) of \(result.proposed) commands acknowledged, \(result.logs.values.first?.count ?? 0) applied, \(result.reads) reads, "
+            + "\(result.crashes) crashes, \(result.snapshotsTaken) snapshots taken, \(result.snapshotsSent) sent, "
+            + "\(result.membershipChanges) membership changes (voters \(result.voters))"
+            + (result.writes > 0 ? ", \(result.writes) writes, disk faults \(result.diskFaults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })" : "")
+    }
+
+    @Test(arguments: seeds)
+    func theProductionLoopKeepsEveryAcknowledgedCommandUnderFaults(seed: UInt64) async {
+        let result = await Self.simulate(seed: seed)
+        let found = Self.violations(result)
+        print("seed \(seed): \(Self.summary(result))")
+        #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
+        // The run did something: commands committed, a replica crashed, reads were served.
+        #expect(result.acknowledged.count > 50, "seed \(seed): only \(result.acknowledged.count) of \(result.proposed) commands acknowledged")
+        #expect(result.crashes > 0, "seed \(seed): no crash")
+        #expect(result.reads > 10, "seed \(seed): only \(result.reads) reads served")
+    }
+
+    /// The same, on simulated disks that are slow (0.1–2 ms a synced write, sometimes 30 ms),
+    /// fail (an I/O error, a full file system: the node stops saying which, and is started
+    /// again once "fixed") and lose power mid-write (the write is on the platter or not).
+    @Test(arguments: seeds)
+    func onFailingDisksNothingAcknowledgedIsLost(seed: UInt64) async {
+        let result = await Self.simulate(seed: seed, Options(disks: .faulty))
+        let found = Self.violations(result)
+        print("seed \(seed), failing disks: \(Self.summary(result))")
+        #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
+        #expect(result.acknowledged.count > 50, "seed \(seed): only \(result.acknowledged.count) of \(result.proposed) commands acknowledged")
+        #expect(result.diskFaults.values.reduce(0, +) > 0, "seed \(seed): no disk fault in \(result.writes) writes")
+    }
+
+    /// Over the seeds of one CI run, the cluster changed its membership, sent snapshots and
+    /// met every kind of disk fault: the runs above exercised what they claim to.
+    @Test func theRunsReachMembershipSnapshotsAndEveryDiskFault() async {
+        var changes = 0, sent = 0, faults: Set<String> = [], grew = false
+        for seed in 1...5 as ClosedRange<UInt64> {
+            let result = await Self.simulate(seed: seed, Options(disks: .faulty))
+            changes += result.membershipChanges
+            sent += result.snapshotsSent
+            faults.formUnion(result.diskFaults.keys)
+            grew = grew || result.voters.count > 3 || result.voters.contains { $0 > 3 }
+        }
+        #expect(changes > 5 && grew, "\(changes) membership changes in seeds 1–5")
+        #expect(sent > 0, "no snapshot sent in seeds 1–5")
+        #expect(faults == ["full", "ioError", "powerLoss"], "disk faults met: \(faults.sorted())")
+    }
+
+    @Test func theSameSeedRunsTheSameWay() async {
+        let first = await Self.simulate(seed: 7, Options(seconds: 6))
+        let second = await Self.simulate(seed: 7, Options(seconds: 6))
+        #expect(first == second, "seed 7 ran two ways: \(first.acknowledged.count) and \(second.acknowledged.count) acknowledged")
+    }
+
+    /// The first seed of 1…`seeds` whose run the checker finds wrong, with what it found.
+    static func firstCaught(seeds: Int, _ options: Options) async -> (seed: UInt64, found: [String])? {
+        for seed in 1...UInt64(seeds) {
+            let found = violations(await simulate(seed: seed, options))
+            if !found.isEmpty { return (seed, found) }
+        }
+        return nil
+    }
+
+    /// Runs the search for one planted bug and says which seed caught it, and how.
+    static func expectCaught(_ name: String, seeds: Int, _ options: Options, sourceLocation: SourceLocation = #_sourceLocation) async -> [String] {
+        let caught = await firstCaught(seeds: seeds, options)
+        if let caught { print("\(name) caught by seed \(caught.seed): \(caught.found.count) violations, the first: \(caught.found[0])") }
+        #expect(caught != nil, "\(name) went unnoticed in seeds 1–\(seeds)", sourceLocation: sourceLocation)
+        return caught?.found ?? []
+    }
+
+    /// Acknowledging a command once the leader appended it, before a majority holds it: a
+    /// leader cut off or killed with such commands loses them.
+    @Test func acknowledgingBeforeCommitIsCaught() async {
+        _ = await Self.expectCaught("acknowledging on append", seeds: 10, Options(acknowledgeOnAppend: true))
+    }
+
+    /// A disk that says it synced and did not (a drive's volatile cache, or a node that skips
+    /// its fsync): after a crash the log lacks what the node promised.
+    @Test func aSkippedSyncIsCaught() async {
+        _ = await Self.expectCaught("a skipped sync", seeds: 10, Options(disks: Disks(simulated: true, liesAboutSync: true)))
+    }
+
+    /// A hard state written without its vote: a node that restarts within an election votes
+    /// twice in one term, and two leaders can share it. Contested elections are rare with
+    /// pre-vote and three nodes; five and a congested network make them common enough.
+    @Test func aForgottenVoteIsCaught() async {
+        _ = await Self.expectCaught("a forgotten vote", seeds: 20, Options(nodes: 5, disks: Disks(simulated: true, forgetsVotes: true)))
+    }
+
+    #if DEBUG
+    /// A commit rule broken in the core the loop drives (test builds only: commit once one
+    /// voter holds an entry). The core's subtler planted bugs need the exact sequences of
+    /// `SafetyBugScenarios`, which this simulator's random faults do not aim at.
+    @Test func aCommitOnOneVoterIsCaught() async {
+        _ = await Self.expectCaught("a commit on one voter", seeds: 20, Options(seconds: 2, plant: { $0.unsafeCommitQuorum = 1 }))
+    }
+
+    /// Entries applied before they commit (planted in the core): the node's own invariants
+    /// stop it at the first such ready, before anything is applied, and the run says so.
+    @Test func applyingBeforeCommitIsCaught() async {
+        let found = await Self.expectCaught("applying before commit", seeds: 5, Options(seconds: 4, plant: { $0.plantedBugs.insert(.applyBeforeCommit) }))
+        #expect(found.first?.contains("invariant broken: only committed entries are applied") == true, "\(found.prefix(2))")
+    }
+    #endif
+}
