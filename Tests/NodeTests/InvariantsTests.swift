@@ -53,6 +53,10 @@ import Testing
         #expect(Self.violation(Self.ready(committed: [(10, 2)])) == "no committed entry is skipped: apply from 10 after applied 8")
         #expect(Self.violation(Self.ready(committed: [(9, 2), (9, 2)])) == "committed entries are applied in order: entry 9 at position 1 of an apply from 9")
         #expect(Self.violation(Self.ready(hard: HardState(term: 2, vote: 3, commit: 10), snapshot: 10)) == "a snapshot installed is past the commit index: snapshot at 10, commit 10")
+        // Restarted with the commit index written behind what the projections applied.
+        let restarted = Invariants(hardState: HardState(term: 2, vote: 3, commit: 5), applied: 8)
+        #expect(Self.violation(Self.ready(snapshot: 7), from: restarted) == "a snapshot installed is past what was applied: snapshot at 7, applied 8")
+        #expect(Self.violation(Self.ready(snapshot: 9), from: restarted) == nil)
     }
 
     @Test func aViolationLeavesTheCheckedStateAsItWas() {

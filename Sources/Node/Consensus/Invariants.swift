@@ -40,7 +40,12 @@ struct Invariants {
             guard snapshot.metadata.index > commit else {
                 throw .init("a snapshot installed is past the commit index", "snapshot at \(snapshot.metadata.index), commit \(commit)")
             }
-            next.applied = max(next.applied, snapshot.metadata.index)
+            // After a restart the commit index read back can be behind what was applied (it
+            // is written lazily): a snapshot behind the projections would roll them back.
+            guard snapshot.metadata.index > applied else {
+                throw .init("a snapshot installed is past what was applied", "snapshot at \(snapshot.metadata.index), applied \(applied)")
+            }
+            next.applied = snapshot.metadata.index
         }
         if let first = ready.entries.first {
             guard first.index > commit else {

@@ -128,30 +128,37 @@ struct PendingRequests<Output> {
 
     /// Requests whose deadline passed before `now`: their outcome is unknown to the caller. A
     /// confirmed read only waits for its index to be applied, which it will be: it stays.
+    ///
+    /// Each kind is answered in the order it was asked (log order, or the order of the reads'
+    /// contexts): a hash table's order would differ from run to run, and a simulation would
+    /// not replay from its seed.
     mutating func expire(now: ContinuousClock.Instant) -> Ended {
-        var ended = Ended()
-        for (index, waiting) in proposals where waiting.deadline < now {
-            proposals[index] = nil
-            ended.proposals.append(waiting.reply)
-        }
-        for (context, read) in reads where read.waiting.deadline < now {
-            reads[context] = nil
-            ended.reads.append(read.waiting.reply)
-        }
-        for (index, waiting) in membershipChanges where waiting.deadline < now {
-            membershipChanges[index] = nil
-            ended.membershipChanges.append(waiting.reply)
-        }
+        let proposals = proposals.filter { $0.value.deadline < now }
+        let reads = reads.filter { $0.value.waiting.deadline < now }
+        let membershipChanges = membershipChanges.filter { $0.value.deadline < now }
+        for index in proposals.keys { self.proposals[index] = nil }
+        for context in reads.keys { self.reads[context] = nil }
+        for index in membershipChanges.keys { self.membershipChanges[index] = nil }
+        return Ended(proposals: Self.inOrder(proposals).map(\.reply), reads: Self.inOrder(reads).map(\.waiting.reply),
+                     membershipChanges: Self.inOrder(membershipChanges).map(\.reply))
+    }
+
+    /// Every request, to be failed at once (leadership lost, the loop stopping), in the order
+    /// `expire` answers them.
+    mutating func removeAll() -> Ended {
+        let ended = Ended(proposals: Self.inOrder(proposals).map(\.reply),
+                          reads: Self.inOrder(reads).map(\.waiting.reply) + confirmedReads.map(\.reply),
+                          membershipChanges: Self.inOrder(membershipChanges).map(\.reply))
+        self = PendingRequests(readCounter: readCounter)
         return ended
     }
 
-    /// Every request, to be failed at once (leadership lost, the loop stopping).
-    mutating func removeAll() -> Ended {
-        let ended = Ended(proposals: proposals.values.map(\.reply),
-                          reads: reads.values.map(\.waiting.reply) + confirmedReads.map(\.reply),
-                          membershipChanges: membershipChanges.values.map(\.reply))
-        self = PendingRequests(readCounter: readCounter)
-        return ended
+    private static func inOrder<Value>(_ requests: [Index: Value]) -> [Value] {
+        requests.sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    private static func inOrder<Value>(_ requests: [[UInt8]: Value]) -> [Value] {
+        requests.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map(\.value)
     }
 
     private init(readCounter: UInt64) {

@@ -44,7 +44,8 @@ public struct StateDirectory: Sendable {
     /// compacted), the log alone cannot bring them up to date: the snapshot the log names
     /// replaces them.
     ///
-    /// `logStart` is the first index the log holds; `snapshot` the snapshot it records.
+    /// `logStart` is the last index the log discarded (the log holds `logStart + 1` on);
+    /// `snapshot` the snapshot it records.
     public func open(logStart: UInt64, snapshot: (index: UInt64, term: UInt64), snapshots: SnapshotStore) throws -> ChatState {
         let state = try open()
         guard try state.lastApplied() < logStart else { return state }

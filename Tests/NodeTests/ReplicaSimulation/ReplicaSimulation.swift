@@ -7,115 +7,12 @@ import Synchronization
 @testable import Node
 
 /// One run of the replica simulation (see `ReplicaSimulationTests`): production loops over
-/// `Ledger` machines on one manual clock, a `SimulatedNetwork`, LMDB logs or `SimulatedDisk`s,
-/// and the faults and operators the seed decides. Everything runs on the caller's thread.
-final class ReplicaSimulation {
-    typealias Ledger = ReplicaLoopTests.Ledger
-
-    /// What a run is made of, besides its seed.
-    struct Options: Sendable {
-        var seconds = 12
-        /// Voters the cluster starts with.
-        var nodes = 3
-        var disks = Disks.lmdb
-        /// Operators add learners, promote them and remove voters (3 to 5 voters).
-        var membership = true
-        /// Planted: commands acknowledged once appended, before they commit.
-        var acknowledgeOnAppend = false
-        /// Planted in the core (`RaftOptions`, test builds).
-        var plant: @Sendable (inout RaftOptions) -> Void = { _ in }
-    }
-
-    /// The disks a run's replicas write their logs to.
-    struct Disks: Sendable {
-        /// A simulated disk (`SimulatedDisk`); LMDB in memory when false.
-        var simulated = false
-        /// Chance that a write fails (an I/O error, a full disk or a power cut).
-        var faultRate = 0.0
-        /// Planted: a sync that returns without writing.
-        var liesAboutSync = false
-        /// Planted: the vote is never written.
-        var forgetsVotes = false
-
-        static let lmdb = Disks()
-        static let faulty = Disks(simulated: true, faultRate: 0.006)
-    }
-
-    /// What one run left: each member's applied log ("index:command", as the callers' outputs
-    /// say) and the acknowledged commands.
-    struct Result: Equatable, Sendable {
-        /// What went wrong beside the checker's rules: a loop that stopped by itself, a node
-        /// that could not start, no command committed after the faults, two leaders in a term,
-        /// two votes in a term.
-        var problems: [String] = []
-        var logs: [NodeID: [String]]
-        var acknowledged: [String: String]
-        /// Linearizable reads served, and those that missed a command acknowledged before
-        /// they were asked.
-        var reads: Int
-        var staleReads: [String]
-        var crashes: Int
-        var proposed: Int
-        /// Writes to the simulated disks, and the faults they met ("full", "ioError",
-        /// "powerLoss"): none on LMDB.
-        var writes = 0
-        var diskFaults: [String: Int] = [:]
-        /// Snapshots taken, and sent to followers too far behind for the log.
-        var snapshotsTaken = 0
-        var snapshotsSent = 0
-        /// Membership changes applied, and the voters at the end.
-        var membershipChanges = 0
-        var voters: [NodeID] = []
-    }
-
-    /// What the clients and operators saw: commands acknowledged (with the output) or failed,
-    /// reads served, membership changes applied. Filled in by replies, on the loops' turns.
-    final class Outcomes: Sendable {
-        private struct State {
-            var acknowledged: [String: String] = [:]
-            var failed: Set<String> = []
-            var reads = 0
-            var staleReads: [String] = []
-            var membership: [(request: MembershipRequest, index: Index)] = []
-        }
-
-        private let state = Mutex(State())
-        func acknowledged(_ command: String, _ output: String) { state.withLock { $0.acknowledged[command] = output } }
-        func failed(_ command: String) { state.withLock { _ = $0.failed.insert(command) } }
-        var acknowledged: [String: String] { state.withLock { $0.acknowledged } }
-        func read(stale: String?) {
-            state.withLock { state in
-                state.reads += 1
-                if let stale { state.staleReads.append(stale) }
-            }
-        }
-        var reads: (served: Int, stale: [String]) { state.withLock { ($0.reads, $0.staleReads) } }
-        func changed(_ request: MembershipRequest, at index: Index) { state.withLock { $0.membership.append((request, index)) } }
-        var membershipChanges: Int { state.withLock { $0.membership.count } }
-    }
-
-    /// Work the loops hand off their thread (snapshots being taken), run by the simulation
-    /// at the start of the next millisecond, in the order it was handed over.
-    final class OffLoopWork: Sendable {
-        private let queue = Mutex<[(node: NodeID, work: @Sendable () -> Void)]>([])
-
-        func runner(for node: NodeID) -> Replica<Ledger>.OffLoop {
-            { [self] work in queue.withLock { $0.append((node, work)) } }
-        }
-
-        /// Runs what is queued; returns how many.
-        func runAll() -> Int {
-            let work = queue.withLock { queue in
-                defer { queue = [] }
-                return queue
-            }
-            for item in work { item.work() }
-            return work.count
-        }
-
-        /// A crashed node's threads die with it.
-        func drop(_ node: NodeID) { queue.withLock { $0.removeAll { $0.node == node } } }
-    }
+/// `Machine`s (the tests' ledger, or the chat projections) on one manual clock, a
+/// `SimulatedNetwork`, LMDB logs or `SimulatedDisk`s, and the faults and operators the seed
+/// decides. Everything runs on the caller's thread.
+final class ReplicaSimulation<Machine: SimulatedMachine> {
+    typealias Options = SimulationOptions
+    typealias Result = SimulationResult
 
     let seed: UInt64
     let options: Options
@@ -128,14 +25,14 @@ final class ReplicaSimulation {
     var nextID: NodeID
     /// Nodes started to join, and when: an operator adds them as learners.
     var joining: [NodeID: ContinuousClock.Instant] = [:]
-    var machines: [NodeID: Ledger] = [:]
-    var replicas: [NodeID: Replica<Ledger>] = [:]
+    var machines: [NodeID: Machine] = [:]
+    var replicas: [NodeID: Replica<Machine>] = [:]
     var logs: [NodeID: SimulatedDisk] = [:]
     var platters: [NodeID: SimulatedDisk.Platter] = [:]
     var stores: [NodeID: SnapshotStore] = [:]
     /// Nodes down, and when they come back.
     var down: [NodeID: ContinuousClock.Instant] = [:]
-    let outcomes = Outcomes()
+    let outcomes = SimulationOutcomes()
     let offLoop = OffLoopWork()
     var problems: [String] = []
     var crashes = 0
@@ -174,6 +71,17 @@ final class ReplicaSimulation {
 
     func run() -> Result {
         for id in members { start(id) }
+        // What the workload needs first (accounts, sessions), each until it is applied.
+        for (number, command) in Machine.setup.enumerated() {
+            let name = "setup-\(number)"
+            for _ in 0..<20 where outcomes.acknowledged[name] == nil {
+                propose(name, command)
+                for _ in 0..<300 where outcomes.acknowledged[name] == nil { step(faults: false) }
+            }
+            if outcomes.acknowledged[name] == nil { problems.append("setup command \(number) never committed (seed \(seed))") }
+            // Not the workload's: its receipt is not what the checker looks for.
+            outcomes.forget(name)
+        }
         let faultsEnd = options.seconds * 1_000
         for ms in 0..<(faultsEnd + 1_000) {
             if ms == 2_500, let leader, down.isEmpty {
@@ -183,8 +91,11 @@ final class ReplicaSimulation {
             if ms < faultsEnd {
                 if random.chance(0.04) {
                     sequence += 1
-                    propose("c\(sequence)")
+                    let (name, bytes) = Machine.command(sequence)
+                    propose(name, bytes)
                 }
+                // A client sends again what it has no answer for, where that is safe.
+                if Machine.retriesAreSafe, random.chance(0.01), let (name, bytes) = outcomes.takeFailed() { propose(name, bytes) }
                 if random.chance(0.01) { read() }
                 if ms % 500 == 0 { fault() }
             } else if ms == faultsEnd {
@@ -195,13 +106,15 @@ final class ReplicaSimulation {
         }
         // After the faults: a new command commits within a few election timeouts.
         var committed = false
-        for attempt in 0..<20 where !committed {
-            propose("after-the-faults-\(attempt)")
+        for _ in 0..<20 where !committed {
+            sequence += 1
+            let (name, bytes) = Machine.command(sequence)
+            propose(name, bytes)
             for _ in 0..<300 {
                 step(faults: false)
                 restart(all: true)
             }
-            committed = outcomes.acknowledged.keys.contains("after-the-faults-\(attempt)")
+            committed = outcomes.acknowledged.keys.contains(name)
         }
         if !committed { problems.append("no command committed after the faults stopped (seed \(seed))") }
         for _ in 0..<200 { step(faults: false) }
@@ -324,8 +237,6 @@ final class ReplicaSimulation {
     }
 
     private func open(_ id: NodeID) throws {
-        let machine = Ledger()
-        machines[id] = machine
         var disk: SimulatedDisk?
         if options.disks.simulated {
             let platter = platters[id] ?? newPlatter(id)
@@ -333,8 +244,10 @@ final class ReplicaSimulation {
             disk = SimulatedDisk(platter: platter, path: cluster.configuration(id).dataDirectory + "/log") { [network] in network.hold(id, for: $0) }
             logs[id] = disk
         }
-        replicas[id] = try cluster.replica(id, machine, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
-                                           disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: options.acknowledgeOnAppend, plant: options.plant)
+        let (replica, machine): (Replica<Machine>, Machine) = try cluster.replica(id, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
+                                                                                 disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: options.acknowledgeOnAppend, plant: options.plant)
+        replicas[id] = replica
+        machines[id] = machine
     }
 
     private func newPlatter(_ id: NodeID) -> SimulatedDisk.Platter {
@@ -383,7 +296,7 @@ final class ReplicaSimulation {
     /// A loop that stopped by itself: the power went during a write (a crash), its disk failed
     /// (the node stops, as it must, and an operator starts it again once the disk is fixed),
     /// or something that should never stop a node did (a problem).
-    func stopped(_ id: NodeID, _ replica: Replica<Ledger>) {
+    func stopped(_ id: NodeID, _ replica: Replica<Machine>) {
         let reason = replica.stoppedBecause.map { "\($0)" } ?? "finished"
         switch logs[id]?.failed {
         case .powerLoss?:
@@ -407,16 +320,17 @@ final class ReplicaSimulation {
 
     // MARK: Clients
 
-    func propose(_ command: String) {
+    func propose(_ name: String, _ command: [UInt8]) {
         // The client asks whoever says it leads, or anyone.
         let leading = members.filter { replicas[$0]?.isLeader == true }
         let candidates = leading.isEmpty ? members.filter { replicas[$0] != nil } : leading
         guard !candidates.isEmpty, let replica = replicas[candidates[random.below(candidates.count)]] else { return }
         proposed += 1
-        replica.propose(Array(command.utf8)) { [outcomes] result in
+        replica.propose(command) { [outcomes] result in
             switch result {
-            case let .success(output): outcomes.acknowledged(command, output)
-            case .failure: outcomes.failed(command)
+            case let .success(output):
+                if let receipt = Machine.receipt(output, name: name) { outcomes.acknowledged(name, receipt) } else { outcomes.refused(name) }
+            case .failure: outcomes.failed(name, command)
             }
         }
     }
@@ -431,9 +345,9 @@ final class ReplicaSimulation {
         let before = outcomes.acknowledged
         replica.submit(.read { [machine, outcomes] result in
             guard case .success = result else { return }
-            let applied = Set(machine.applied.map { "\($0.index):\($0.command)" })
-            let missing = before.filter { !applied.contains($0.value) }
-            outcomes.read(stale: missing.isEmpty ? nil : "a read on replica \(id) missed \(missing.count) acknowledged commands, e.g. \(missing.first!.value)")
+            let applied = Set((try? machine.transcript()) ?? [])
+            let missing = before.values.filter { !applied.contains($0) }.sorted()
+            outcomes.read(stale: missing.isEmpty ? nil : "a read on replica \(id) missed \(missing.count) acknowledged commands, e.g. \(missing[0])")
         })
     }
 
@@ -488,20 +402,135 @@ final class ReplicaSimulation {
         let configuration = currentConfiguration
         let compared = machines.filter { configuration.members.contains($0.key) }
         return Result(problems: problems,
-                      logs: compared.mapValues { $0.applied.filter { $0.command != Ledger.leaderCommand }.map { "\($0.index):\($0.command)" } },
+                      logs: compared.mapValues { machine in (try? machine.transcript()) ?? ["the machine cannot be read"] },
                       acknowledged: outcomes.acknowledged, reads: outcomes.reads.served, staleReads: outcomes.reads.stale, crashes: crashes, proposed: proposed,
                       writes: platters.values.reduce(0) { $0 + $1.writes }, diskFaults: faults, snapshotsTaken: snapshotsTaken, snapshotsSent: snapshotsSent,
                       membershipChanges: outcomes.membershipChanges, voters: configuration.sortedVoters)
     }
 }
 
+/// What a run is made of, besides its seed.
+struct SimulationOptions: Sendable {
+    var seconds = 12
+    /// Voters the cluster starts with.
+    var nodes = 3
+    var disks = SimulatedDisks.lmdb
+    /// Operators add learners, promote them and remove voters (3 to 5 voters).
+    var membership = true
+    /// Planted: commands acknowledged once appended, before they commit.
+    var acknowledgeOnAppend = false
+    /// Planted in the core (`RaftOptions`, test builds).
+    var plant: @Sendable (inout RaftOptions) -> Void = { _ in }
+}
+
+/// The disks a run's replicas write their logs to.
+struct SimulatedDisks: Sendable {
+    /// A simulated disk (`SimulatedDisk`); LMDB in memory when false.
+    var simulated = false
+    /// Chance that a write fails (an I/O error, a full disk or a power cut).
+    var faultRate = 0.0
+    /// Planted: a sync that returns without writing.
+    var liesAboutSync = false
+    /// Planted: the vote is never written.
+    var forgetsVotes = false
+
+    static let lmdb = SimulatedDisks()
+    static let faulty = SimulatedDisks(simulated: true, faultRate: 0.006)
+}
+
+/// What one run left: each member's applied log ("index:command", as the callers' outputs
+/// say) and the acknowledged commands.
+struct SimulationResult: Equatable, Sendable {
+    /// What went wrong beside the checker's rules: a loop that stopped by itself, a node
+    /// that could not start, no command committed after the faults, two leaders in a term,
+    /// two votes in a term.
+    var problems: [String] = []
+    var logs: [NodeID: [String]]
+    var acknowledged: [String: String]
+    /// Linearizable reads served, and those that missed a command acknowledged before
+    /// they were asked.
+    var reads: Int
+    var staleReads: [String]
+    var crashes: Int
+    var proposed: Int
+    /// Writes to the simulated disks, and the faults they met ("full", "ioError",
+    /// "powerLoss"): none on LMDB.
+    var writes = 0
+    var diskFaults: [String: Int] = [:]
+    /// Snapshots started (taken off the loops), and snapshot files sent to followers too far
+    /// behind for the log (each installed unless the follower went down first).
+    var snapshotsTaken = 0
+    var snapshotsSent = 0
+    /// Membership changes applied, and the voters at the end.
+    var membershipChanges = 0
+    var voters: [NodeID] = []
+}
+
+/// What the clients and operators saw: commands acknowledged (with the output) or failed,
+/// reads served, membership changes applied. Filled in by replies, on the loops' turns.
+final class SimulationOutcomes: Sendable {
+    private struct State {
+        var acknowledged: [String: String] = [:]
+        /// Commands without an answer (not the leader, timed out, leadership lost), which a
+        /// client may send again, oldest first.
+        var failed: [(name: String, bytes: [UInt8])] = []
+        var refused: Set<String> = []
+        var reads = 0
+        var staleReads: [String] = []
+        var membership: [(request: MembershipRequest, index: Index)] = []
+    }
+
+    private let state = Mutex(State())
+    func acknowledged(_ command: String, _ output: String) { state.withLock { $0.acknowledged[command] = output } }
+    func failed(_ name: String, _ bytes: [UInt8]) { state.withLock { $0.failed.append((name, bytes)) } }
+    func refused(_ name: String) { state.withLock { _ = $0.refused.insert(name) } }
+    func forget(_ name: String) { state.withLock { $0.acknowledged[name] = nil } }
+    /// The oldest command without an answer, to send again.
+    func takeFailed() -> (name: String, bytes: [UInt8])? {
+        state.withLock { $0.failed.isEmpty ? nil : $0.failed.removeFirst() }
+    }
+    var acknowledged: [String: String] { state.withLock { $0.acknowledged } }
+    func read(stale: String?) {
+        state.withLock { state in
+            state.reads += 1
+            if let stale { state.staleReads.append(stale) }
+        }
+    }
+    var reads: (served: Int, stale: [String]) { state.withLock { ($0.reads, $0.staleReads) } }
+    func changed(_ request: MembershipRequest, at index: Index) { state.withLock { $0.membership.append((request, index)) } }
+    var membershipChanges: Int { state.withLock { $0.membership.count } }
+}
+
+/// Work the loops hand off their thread (snapshots being taken), run by the simulation
+/// at the start of the next millisecond, in the order it was handed over.
+final class OffLoopWork: Sendable {
+    private let queue = Mutex<[(node: NodeID, work: @Sendable () -> Void)]>([])
+
+    func runner(for node: NodeID) -> @Sendable (@escaping @Sendable () -> Void) -> Void {
+        { [self] work in queue.withLock { $0.append((node, work)) } }
+    }
+
+    /// Runs what is queued; returns how many.
+    func runAll() -> Int {
+        let work = queue.withLock { queue in
+            defer { queue = [] }
+            return queue
+        }
+        for item in work { item.work() }
+        return work.count
+    }
+
+    /// A crashed node's threads die with it.
+    func drop(_ node: NodeID) { queue.withLock { $0.removeAll { $0.node == node } } }
+}
+
 extension ReplicaLoopTests.Cluster {
     /// A replica on `clock` that sends through the simulated `network`, turned by the
     /// simulation rather than a thread of its own; its log on `disk`, or in LMDB. A node
     /// beyond the cluster's founding ones joins (its log starts empty).
-    func replica(_ node: NodeID, _ machine: ReplicaLoopTests.Ledger, network: SimulatedNetwork, clock: ManualClock,
-                 seed: UInt64, disk: SimulatedDisk?, offLoop: @escaping Replica<ReplicaLoopTests.Ledger>.OffLoop,
-                 acknowledgeOnAppend: Bool, plant: (inout RaftOptions) -> Void) throws -> Replica<ReplicaLoopTests.Ledger> {
+    func replica<Machine: SimulatedMachine>(_ node: NodeID, network: SimulatedNetwork, clock: ManualClock, seed: UInt64, disk: SimulatedDisk?,
+                                            offLoop: @escaping Replica<Machine>.OffLoop, acknowledgeOnAppend: Bool,
+                                            plant: (inout RaftOptions) -> Void) throws -> (Replica<Machine>, Machine) {
         var configuration = configuration(node)
         configuration.join = node > UInt64(size)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory + "/snapshots", withIntermediateDirectories: true)
@@ -514,28 +543,14 @@ extension ReplicaLoopTests.Cluster {
             let log = try LogStore(directory: configuration.dataDirectory + "/log")
             storage = LogStoreAdapter(store: log, bootstrap: try Bootstrap.prepare(log, configuration: configuration, logger: logger))
         }
-        // The ledger lives in memory: it starts from the snapshot the log records, as a
-        // node's projections are rebuilt from it when they are behind the log's start.
         let snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
-        let recorded = storage.snapshotMetadata()
-        if recorded.index > 0 {
-            guard let info = snapshots.find(index: recorded.index, term: recorded.term) else {
-                throw SnapshotError.missing(index: recorded.index, term: recorded.term, directory: snapshots.directory)
-            }
-            try machine.install(info, from: snapshots)
-        }
+        let machine = try Machine.open(directory: configuration.dataDirectory, logStart: storage.firstIndex() - 1, recorded: storage.snapshotMetadata(), snapshots: snapshots)
         var options = RaftOptions(id: node, seed: seed | 1, electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try machine.position().index
         plant(&options)
-        var acknowledge: (@Sendable ([UInt8], Index) -> String?)?
-        if acknowledgeOnAppend {
-            acknowledge = { command, index in
-                let text = String(decoding: command, as: UTF8.self)
-                return "\(index):\(text)"
-            }
-        }
-        return try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
-                           snapshots: snapshots, machine: machine, transport: network, configuration: configuration, acknowledgeOnAppend: acknowledge,
-                           clock: clock, offLoop: offLoop, logger: logger)
+        let replica = try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
+                                  snapshots: snapshots, machine: machine, transport: network, configuration: configuration,
+                                  acknowledgeOnAppend: acknowledgeOnAppend ? Machine.acknowledgedOnAppend : nil, clock: clock, offLoop: offLoop, logger: logger)
+        return (replica, machine)
     }
 }
