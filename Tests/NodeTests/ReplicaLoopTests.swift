@@ -166,7 +166,7 @@ import Testing
             options.applied = try machine.position().index
             let replica = try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
                                       snapshots: try SnapshotStore(directory: configuration.dataDirectory + "/snapshots"),
-                                      machine: machine, transport: router, configuration: configuration, logger: logger)
+                                      machine: machine, transport: router, options: configuration.replicaOptions, logger: logger)
             router.add(replica)
             return replica
         }

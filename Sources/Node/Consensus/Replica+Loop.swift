@@ -12,7 +12,7 @@ extension Replica {
         let machine: Machine
         let transport: any MessageSender
         let refusals: PeerRefusals
-        let configuration: NodeConfiguration
+        let options: ReplicaOptions
         let metrics: NodeMetrics
         let leaderSeen: LeaderSeen
         let acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?
@@ -21,9 +21,7 @@ extension Replica {
         let offLoop: OffLoop
         /// Ticks until the followers' replication gauges are next updated.
         var ticksToPeerMetrics = 0
-        /// The directories whose file systems must keep `minimumFreeSpace`, and when they
-        /// were last looked at.
-        lazy var watchedDirectories = [configuration.dataDirectory + "/log", configuration.dataDirectory + "/state"]
+        /// When the free space of `options.watchedDirectories` was last looked at.
         var lastSpaceCheck: ContinuousClock.Instant?
 
         /// Proposals, reads and membership changes waiting for their answer.
@@ -56,7 +54,7 @@ extension Replica {
         var invariants: Invariants
 
         init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
-             configuration: NodeConfiguration, metrics: NodeMetrics, leaderSeen: LeaderSeen,
+             options: ReplicaOptions, metrics: NodeMetrics, leaderSeen: LeaderSeen,
              acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, offLoop: @escaping OffLoop, logger: Logger) throws {
             self.core = core
             self.clock = clock
@@ -68,7 +66,7 @@ extension Replica {
             self.machine = machine
             self.transport = transport
             self.refusals = refusals
-            self.configuration = configuration
+            self.options = options
             self.acknowledgeOnAppend = acknowledgeOnAppend
             self.logger = logger
             let position = try machine.position()
@@ -76,7 +74,7 @@ extension Replica {
             invariants = Invariants(hardState: storage.initialState().0, applied: position.index)
             appliedConfiguration = ClusterConfiguration(encoded: position.configuration) ?? storage.snapshotMetadata().configuration
             self.snapshots = SnapshotSchedule(lastIndex: storage.snapshotMetadata().index)
-            nextTick = clock.now + configuration.tickInterval
+            nextTick = clock.now + options.tickInterval
         }
 
         /// When the next tick is due.
@@ -133,8 +131,8 @@ extension Replica {
                 if !batch.isEmpty { propose(batch) }
                 if clock.now >= nextTick {
                     core.tick()
-                    nextTick = nextTick + configuration.tickInterval
-                    if nextTick < clock.now { nextTick = clock.now + configuration.tickInterval }
+                    nextTick = nextTick + options.tickInterval
+                    if nextTick < clock.now { nextTick = clock.now + options.tickInterval }
                     expire()
                     checkFreeSpace()
                     if stoppedBecause != nil { break running }
@@ -190,9 +188,9 @@ extension Replica {
             let now = clock.now
             if let last = lastSpaceCheck, now - last < .milliseconds(100) { return }
             lastSpaceCheck = now
-            for directory in watchedDirectories {
-                guard let space = StorageFailure.space(of: directory), space.available < configuration.minimumFreeSpace else { continue }
-                let low = LowFreeSpace(path: directory, space: space, minimum: configuration.minimumFreeSpace)
+            for directory in options.watchedDirectories {
+                guard let space = StorageFailure.space(of: directory), space.available < options.minimumFreeSpace else { continue }
+                let low = LowFreeSpace(path: directory, space: space, minimum: options.minimumFreeSpace)
                 return stop(because: StorageFailure(doing: "keeping room to write", error: low))
             }
         }
@@ -223,7 +221,7 @@ extension Replica {
                 for (_, reply) in batch { reply(.failure(.notLeader(leader: knownLeader))) }
                 return
             }
-            let deadline = clock.now + configuration.proposalTimeout
+            let deadline = clock.now + options.proposalTimeout
             var index = core.lastIndex - Index(batch.count) + 1
             for (command, reply) in batch {
                 if let acknowledgeOnAppend, let output = acknowledgeOnAppend(command, index) {
@@ -240,7 +238,7 @@ extension Replica {
         /// has applied the leader's commit index of that moment.
         func startRead(_ reply: @escaping Reply<Void>) {
             let now = clock.now
-            let context = requests.read(.init(term: core.term, deadline: now + configuration.proposalTimeout, reply: reply), now: now)
+            let context = requests.read(.init(term: core.term, deadline: now + options.proposalTimeout, reply: reply), now: now)
             guard core.readIndex(context: context) else {
                 requests.cancelRead(context)?(.failure(.notLeader(leader: knownLeader)))
                 return
@@ -270,7 +268,7 @@ extension Replica {
         func askAgainForReads() {
             guard !core.isLeader, core.leader != 0 else { return }
             let now = clock.now
-            let patience = configuration.tickInterval * (2 * configuration.electionTicks)
+            let patience = options.tickInterval * (2 * options.electionTicks)
             for context in requests.readsToAskAgain(askedBefore: now - patience, now: now) {
                 metrics.readsAskedAgain.increment()
                 core.readIndex(context: context)

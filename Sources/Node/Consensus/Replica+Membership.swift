@@ -48,9 +48,7 @@ extension Replica.Loop {
         let configuration = core.configuration
         let before = knownConfiguration
         knownConfiguration = configuration
-        guard let directory = self.configuration.directory else { return }
-        let (changed, removed) = directory.update(configuration)
-        transport.membersChanged(changed: changed, removed: removed)
+        transport.configurationChanged(configuration)
         if !before.isEmpty {
             logger.notice("membership: voters \(configuration.sortedVoters), learners \(configuration.learners.sorted())")
         }
@@ -68,7 +66,7 @@ extension Replica.Loop {
             guard membershipWaitingForTerm.count < Self.membershipWaitingLimit else {
                 return reply(.failure(.membershipRefused("\(Self.membershipWaitingLimit) membership changes already wait for this new leader's first commit; try again in a moment")))
             }
-            membershipWaitingForTerm.append((request, reply, clock.now + configuration.proposalTimeout))
+            membershipWaitingForTerm.append((request, reply, clock.now + options.proposalTimeout))
             return
         }
         let current = core.configuration
@@ -104,7 +102,7 @@ extension Replica.Loop {
             return reply(.failure(.membershipRefused("a membership change (or a leadership transfer) is still in progress; one at a time")))
         }
         let index = core.lastIndex
-        requests.changeMembership(at: index, .init(term: core.term, deadline: clock.now + configuration.proposalTimeout * 2, reply: reply))
+        requests.changeMembership(at: index, .init(term: core.term, deadline: clock.now + options.proposalTimeout * 2, reply: reply))
         logger.notice("proposed membership change at \(index): \(change.kind) node \(change.node)")
     }
 

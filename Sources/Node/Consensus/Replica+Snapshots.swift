@@ -38,7 +38,7 @@ extension Replica.Loop {
 
     /// Starts a snapshot once `snapshotInterval` entries were applied since the last one.
     func maybeSnapshot() {
-        let interval = configuration.snapshotInterval
+        let interval = options.snapshotInterval
         guard interval > 0, appliedIndex >= snapshots.lastIndex + interval else { return }
         startSnapshot()
     }
@@ -79,7 +79,7 @@ extension Replica.Loop {
         let firstIndex: Index
         do {
             let metadata = SnapshotMetadata(index: info.index, term: info.term, configuration: configuration(of: info))
-            firstIndex = try storage.compact(to: metadata, trailingEntries: configuration.snapshotTrailingEntries)
+            firstIndex = try storage.compact(to: metadata, trailingEntries: options.snapshotTrailingEntries)
         } catch {
             // `run` ends the loop after this input.
             snapshots.failWaiters(.snapshotFailed("cannot compact the Raft log: \(error)"))

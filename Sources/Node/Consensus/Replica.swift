@@ -68,7 +68,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// `acknowledgeOnAppend` plants a bug for the fault-injection suite to find (see
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
-    init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, configuration: NodeConfiguration,
+    init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, options: ReplicaOptions,
          metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil,
          acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(),
          offLoop: @escaping OffLoop = Replica.onThreadOfItsOwn, logger: Logger) throws {
@@ -76,9 +76,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
         self.machine = machine
         self.handlers = handlers
         refusals = PeerRefusals(logger: logger)
-        limits = (configuration.maxPendingProposals, configuration.maxPendingProposalBytes, configuration.maxPendingReads)
+        limits = (options.maxPendingProposals, options.maxPendingProposalBytes, options.maxPendingReads)
         leaderSeen = LeaderSeen()
-        loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, configuration: configuration,
+        loop = try Loop(core: core, storage: storage, snapshots: snapshots, machine: machine, transport: transport, refusals: refusals, options: options,
                         metrics: metrics, leaderSeen: leaderSeen, acknowledgeOnAppend: acknowledgeOnAppend, clock: clock, offLoop: offLoop, logger: logger)
         // Work done off the loop's thread (a snapshot) hands its result back this way.
         loop.submit = { [weak self] input in self?.submit(input) }
@@ -292,11 +292,12 @@ final class PendingProposals: Sendable {
 /// Where the loop hands messages for peers; never blocks.
 protocol MessageSender: Sendable {
     func send(_ messages: [Message])
-    /// The configuration changed: links to open and close.
-    func membersChanged(changed: [NodeID: MemberDirectory.Addresses], removed: [NodeID])
+    /// The membership changed (told before any message of the ready that changed it): the
+    /// node's links to open and close.
+    func configurationChanged(_ configuration: ClusterConfiguration)
 }
 
 extension MessageSender {
-    func membersChanged(changed: [NodeID: MemberDirectory.Addresses], removed: [NodeID]) {}
+    func configurationChanged(_ configuration: ClusterConfiguration) {}
 }
 

@@ -23,12 +23,15 @@ final class PeerLinks: MessageSender {
     private let added: AsyncStream<PeerLink>.Continuation
     private let make: @Sendable (NodeID, PeerAddress) -> PeerLink
     let id: NodeID
+    /// Where the members are, as the log says.
+    let directory: MemberDirectory
     /// What each peer's build applies: entries go only to peers that apply the cluster version.
     let versions: PeerVersions
 
     init(configuration: NodeConfiguration, clusterName: ClusterName, directory: MemberDirectory, incarnation: UInt64, certificates: CertificateFiles?, snapshots: SnapshotStore,
          removal: RemovalNotice, versions: PeerVersions, metrics: NodeMetrics, eventLoopGroup: MultiThreadedEventLoopGroup, logger: Logger) {
         id = configuration.id
+        self.directory = directory
         self.versions = versions
         (additions, added) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         let security = configuration.tls?.mutualClientSecurity(reloading: certificates) ?? .plaintext
@@ -51,6 +54,13 @@ final class PeerLinks: MessageSender {
         let link = make(peer, address)
         links.withLock { $0.updateValue(link, forKey: peer) }?.stop()
         added.yield(link)
+    }
+
+    /// The membership changed: the directory learns the members' addresses from it, and the
+    /// links follow.
+    func configurationChanged(_ configuration: ClusterConfiguration) {
+        let (changed, removed) = directory.update(configuration)
+        membersChanged(changed: changed, removed: removed)
     }
 
     /// Opens links to members that appeared or moved and closes those to members that left.

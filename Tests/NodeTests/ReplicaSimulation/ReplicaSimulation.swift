@@ -74,13 +74,18 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
         // What the workload needs first (accounts, sessions), each until it is applied.
         for (number, command) in Machine.setup.enumerated() {
             let name = "setup-\(number)"
-            for _ in 0..<20 where outcomes.acknowledged[name] == nil {
+            // Applied once is enough, whatever it answered: a repeat after a lost answer is
+            // refused ("the account exists").
+            for _ in 0..<20 where !outcomes.answered(name) {
                 propose(name, command)
-                for _ in 0..<300 where outcomes.acknowledged[name] == nil { step(faults: false) }
+                for _ in 0..<300 where !outcomes.answered(name) {
+                    restart(all: false)
+                    step(faults: false)
+                }
             }
-            if outcomes.acknowledged[name] == nil { problems.append("setup command \(number) never committed (seed \(seed))") }
-            // Not the workload's: its receipt is not what the checker looks for.
-            outcomes.forget(name)
+            if !outcomes.answered(name) { problems.append("setup command \(number) never committed (seed \(seed))") }
+            // Not the workload's: its receipt (now or late) is not what the checker looks for.
+            outcomes.ignore(name)
         }
         let faultsEnd = options.seconds * 1_000
         for ms in 0..<(faultsEnd + 1_000) {
@@ -475,16 +480,30 @@ final class SimulationOutcomes: Sendable {
         /// client may send again, oldest first.
         var failed: [(name: String, bytes: [UInt8])] = []
         var refused: Set<String> = []
+        var ignored: Set<String> = []
         var reads = 0
         var staleReads: [String] = []
         var membership: [(request: MembershipRequest, index: Index)] = []
     }
 
     private let state = Mutex(State())
-    func acknowledged(_ command: String, _ output: String) { state.withLock { $0.acknowledged[command] = output } }
+    func acknowledged(_ command: String, _ output: String) {
+        state.withLock { state in
+            if !state.ignored.contains(command) { state.acknowledged[command] = output }
+        }
+    }
     func failed(_ name: String, _ bytes: [UInt8]) { state.withLock { $0.failed.append((name, bytes)) } }
     func refused(_ name: String) { state.withLock { _ = $0.refused.insert(name) } }
-    func forget(_ name: String) { state.withLock { $0.acknowledged[name] = nil } }
+    /// Whether the command named `name` was applied, acknowledged or refused.
+    func answered(_ name: String) -> Bool { state.withLock { $0.acknowledged[name] != nil || $0.refused.contains(name) } }
+
+    /// Forgets `name`'s receipt, and any that comes later.
+    func ignore(_ name: String) {
+        state.withLock { state in
+            state.acknowledged[name] = nil
+            state.ignored.insert(name)
+        }
+    }
     /// The oldest command without an answer, to send again.
     func takeFailed() -> (name: String, bytes: [UInt8])? {
         state.withLock { $0.failed.isEmpty ? nil : $0.failed.removeFirst() }
@@ -549,7 +568,7 @@ extension ReplicaLoopTests.Cluster {
         options.applied = try machine.position().index
         plant(&options)
         let replica = try Replica(core: RaftCore(storage: storage, options: options), storage: storage,
-                                  snapshots: snapshots, machine: machine, transport: network, configuration: configuration,
+                                  snapshots: snapshots, machine: machine, transport: network, options: configuration.replicaOptions,
                                   acknowledgeOnAppend: acknowledgeOnAppend ? Machine.acknowledgedOnAppend : nil, clock: clock, offLoop: offLoop, logger: logger)
         return (replica, machine)
     }
