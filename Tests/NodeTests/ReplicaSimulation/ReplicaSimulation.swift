@@ -30,8 +30,9 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     var logs: [NodeID: SimulatedDisk] = [:]
     var platters: [NodeID: SimulatedDisk.Platter] = [:]
     var stores: [NodeID: SnapshotStore] = [:]
-    /// Nodes down, and when they come back.
+    /// Nodes down, and when they come back; those whose power went.
     var down: [NodeID: ContinuousClock.Instant] = [:]
+    var poweredOff: Set<NodeID> = []
     let outcomes = SimulationOutcomes()
     let offLoop = OffLoopWork()
     var problems: [String] = []
@@ -142,7 +143,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             let live = members.filter { replicas[$0] != nil }
             // At most one node down at a time: the voters keep a majority up.
             if live.count == members.count {
-                crash(live[random.below(live.count)], downFor: .milliseconds(200 + random.below(1_500)))
+                crash(live[random.below(live.count)], downFor: .milliseconds(200 + random.below(1_500)), powerLoss: random.chance(0.5))
             }
         case 3: network.setLossy(true)
         case 4:
@@ -250,6 +251,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             logs[id] = disk
         }
         let (replica, machine): (Replica<Machine>, Machine) = try cluster.replica(id, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
+                                                                                 afterPowerLoss: poweredOff.remove(id) != nil,
                                                                                  disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: options.acknowledgeOnAppend, plant: options.plant)
         replicas[id] = replica
         machines[id] = machine
@@ -273,15 +275,19 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     }
 
     /// SIGKILL, or the power cut: the loop is dropped as it stands, messages to it are lost,
-    /// and it starts again from its log after `downFor`.
-    func crash(_ id: NodeID, downFor: Duration) {
-        takeDown(id, for: downFor)
+    /// and it starts again from its log after `downFor`. After SIGKILL what the process wrote
+    /// and did not sync reaches the disk anyway (the kernel holds it); after a power cut it is
+    /// lost, and the node rebuilds its projections (they skip fsync: their pages may be torn).
+    func crash(_ id: NodeID, downFor: Duration, powerLoss: Bool = false) {
+        if powerLoss { poweredOff.insert(id) }
+        takeDown(id, for: downFor, powerLoss: powerLoss)
         crashes += 1
     }
 
     /// The node is gone (what ran in it and what was on its way to it) until `duration` has
     /// passed.
-    func takeDown(_ id: NodeID, for duration: Duration) {
+    func takeDown(_ id: NodeID, for duration: Duration, powerLoss: Bool = false) {
+        if !powerLoss { logs[id]?.processEnded() }
         replicas[id] = nil
         machines[id] = nil
         logs[id] = nil
@@ -305,7 +311,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
         let reason = replica.stoppedBecause.map { "\($0)" } ?? "finished"
         switch logs[id]?.failed {
         case .powerLoss?:
-            return crash(id, downFor: .milliseconds(100 + random.below(1_000)))
+            return crash(id, downFor: .milliseconds(100 + random.below(1_000)), powerLoss: true)
         case .full?:
             if !reason.contains("is full") { problems.append("replica \(id) stopped on a full disk saying: \(reason)") }
         case .ioError?:
@@ -547,7 +553,7 @@ extension ReplicaLoopTests.Cluster {
     /// A replica on `clock` that sends through the simulated `network`, turned by the
     /// simulation rather than a thread of its own; its log on `disk`, or in LMDB. A node
     /// beyond the cluster's founding ones joins (its log starts empty).
-    func replica<Machine: SimulatedMachine>(_ node: NodeID, network: SimulatedNetwork, clock: ManualClock, seed: UInt64, disk: SimulatedDisk?,
+    func replica<Machine: SimulatedMachine>(_ node: NodeID, network: SimulatedNetwork, clock: ManualClock, seed: UInt64, afterPowerLoss: Bool = false, disk: SimulatedDisk?,
                                             offLoop: @escaping Replica<Machine>.OffLoop, acknowledgeOnAppend: Bool,
                                             plant: (inout RaftOptions) -> Void) throws -> (Replica<Machine>, Machine) {
         var configuration = configuration(node)
@@ -563,7 +569,8 @@ extension ReplicaLoopTests.Cluster {
             storage = LogStoreAdapter(store: log, bootstrap: try Bootstrap.prepare(log, configuration: configuration, logger: logger))
         }
         let snapshots = try SnapshotStore(directory: configuration.dataDirectory + "/snapshots")
-        let machine = try Machine.open(directory: configuration.dataDirectory, logStart: storage.firstIndex() - 1, recorded: storage.snapshotMetadata(), snapshots: snapshots)
+        let machine = try Machine.open(directory: configuration.dataDirectory, logStart: storage.firstIndex() - 1, recorded: storage.snapshotMetadata(),
+                                       snapshots: snapshots, afterPowerLoss: afterPowerLoss)
         var options = RaftOptions(id: node, seed: seed | 1, electionTicks: configuration.electionTicks, heartbeatTicks: configuration.heartbeatTicks)
         options.applied = try machine.position().index
         plant(&options)

@@ -7,8 +7,9 @@ import Synchronization
 /// A replica's Raft log on a simulated disk, for the replica simulation: what a write does
 /// when the disk is slow, fails, fills up or loses power is decided by the simulation's seed.
 ///
-/// Two copies of the log: `Platter.durable`, what survives a crash (the platter outlives the
-/// process), and the process's own view (its page cache), which a crash drops. A write is
+/// Two copies of the log: `Platter.durable`, what survives a power cut (the platter outlives
+/// the process), and the process's own view (the page cache), which a power cut drops and a
+/// process that dies leaves to the kernel to write (`processEnded`). A write is
 /// synced before it returns, as LMDB's commit is, unless the platter lies about syncing
 /// (`Platter.liesAboutSync`, a planted fault: the write reaches the platter only at a later
 /// writeback). Every write is atomic, as LMDB's two meta pages make it: a write cut off by a
@@ -211,6 +212,14 @@ final class SimulatedDisk: ReplicaLog, @unchecked Sendable {
             platter.durable = stored(next)
         }
         waited(platter.latency(&platter.random))
+    }
+
+    /// The process ended without the power going (SIGKILL, or a stop): what it wrote reaches
+    /// the platter all the same, from the kernel's page cache. A write that failed took
+    /// whatever it took.
+    func processEnded() {
+        guard failed == nil else { return }
+        platter.durable = stored(image)
     }
 
     /// What the platter keeps of `image`.

@@ -9,8 +9,9 @@ import Raft
 protocol SimulatedMachine: StateMachine {
     /// The machine of a node starting on `directory`, as the node opens it: from what the
     /// directory holds, or from the snapshot the log records when the log cannot bring it up
-    /// to date (`logStart`: the last index the log discarded).
-    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore) throws -> Self
+    /// to date (`logStart`: the last index the log discarded), or rebuilt from that snapshot
+    /// after a power loss.
+    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore, afterPowerLoss: Bool) throws -> Self
 
     /// Commands every run proposes before its faults, each until it is applied.
     static var setup: [[UInt8]] { get }
@@ -36,7 +37,7 @@ protocol SimulatedMachine: StateMachine {
 
 extension ReplicaLoopTests.Ledger: SimulatedMachine {
     /// In memory: it starts empty, or from the snapshot the log records.
-    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore) throws -> Self {
+    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore, afterPowerLoss: Bool) throws -> Self {
         let machine = Self()
         guard recorded.index > 0 else { return machine }
         guard let info = snapshots.find(index: recorded.index, term: recorded.term) else {
@@ -62,10 +63,12 @@ extension ReplicaLoopTests.Ledger: SimulatedMachine {
 }
 
 extension ChatMachine: SimulatedMachine {
-    /// The node's own projections in `directory/state` (LMDB), as `DataDirectory` opens them.
-    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore) throws -> Self {
+    /// The node's own projections in `directory/state` (LMDB), as `DataDirectory` opens them:
+    /// as found, or rebuilt from the log's snapshot after a power loss.
+    static func open(directory: String, logStart: Index, recorded: SnapshotMetadata, snapshots: SnapshotStore, afterPowerLoss: Bool) throws -> Self {
         let stateDirectory = StateDirectory(directory: directory + "/state")
-        let state = try stateDirectory.open(logStart: logStart, snapshot: (recorded.index, recorded.term), snapshots: snapshots)
+        let state = afterPowerLoss ? try stateDirectory.rebuild(snapshot: (recorded.index, recorded.term), snapshots: snapshots)
+            : try stateDirectory.open(logStart: logStart, snapshot: (recorded.index, recorded.term), snapshots: snapshots)
         let logger = Logger(label: "chat") { _ in SwiftLogNoOpLogHandler() }
         return Self(current: CurrentState(state), stateDirectory: stateDirectory, dataDirectory: directory, subscriptionLimits: EventHub.Limits(),
                     versions: PeerVersions(build: state.build, clusterVersion: try state.clusterVersion()), logger: logger)
