@@ -2,7 +2,8 @@
 # Runs the whole test suite: installs what is missing (LMDB, network tools, foreign gRPC
 # clients, Chromium and Selenium, Prometheus), builds everything (tests need the binaries: crash tests
 # spawn and SIGKILL real processes), then runs every test, the browser tests last.
-# Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario;
+# Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario,
+# CHORUS_REPLICA_SIM_SEEDS the seeds of each replica-loop simulation;
 # CHORUS_CHAOS_SECONDS sets the length of the fault-injection run (default 120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,13 @@ export CHORUS_PREVIOUS_NODE
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"
+# The request target keeps its fixture's projections in a temporary directory for as long
+# as it runs: one of our own, removed afterwards.
+fuzz_tmp="$(mktemp -d)"
 for target in peer request command; do
-  run .build/debug/chorus-fuzz "$target" "fuzz/corpus/$target"
+  run env TMPDIR="$fuzz_tmp" .build/debug/chorus-fuzz "$target" "fuzz/corpus/$target"
 done
+rm -rf "$fuzz_tmp"
 # Two runs, each bounded so that a test that hangs ends the run with its name in the output
 # rather than silently using up CI's time. The in-process suites load both cores for a minute (simulations, fuzz-style
 # properties); the real-process suite starts clusters whose elections and handshakes should
