@@ -4,10 +4,10 @@ import Foundation
 /// node derives them from its configuration (`NodeConfiguration.replicaOptions`); a test or a
 /// simulation states them directly.
 public struct ReplicaOptions: Sendable {
-    /// One Raft tick; elections and heartbeats are counted in ticks.
+    /// One Raft tick, and the election timeout in ticks (the core's `RaftOptions` carry the
+    /// same): a follower's read unconfirmed for two election timeouts is asked again.
     public var tickInterval: Duration = .milliseconds(10)
     public var electionTicks = 15
-    public var heartbeatTicks = 3
     /// How long a proposal or a read waits for its answer before it fails as timed out.
     public var proposalTimeout: Duration = .seconds(5)
     /// Entries applied between automatic snapshots (0: none), and the log kept behind each.
@@ -31,7 +31,6 @@ extension NodeConfiguration {
         var options = ReplicaOptions()
         options.tickInterval = tickInterval
         options.electionTicks = electionTicks
-        options.heartbeatTicks = heartbeatTicks
         options.proposalTimeout = proposalTimeout
         options.snapshotInterval = snapshotInterval
         options.snapshotTrailingEntries = snapshotTrailingEntries

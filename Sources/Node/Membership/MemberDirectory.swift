@@ -4,9 +4,9 @@ import Synchronization
 /// Where each member of the cluster is reached, as the Raft configuration says.
 ///
 /// The configuration lives in the log (and in snapshots): every member's addresses ride in
-/// its configuration context, written when it was added. The replica loop updates this
-/// directory whenever the configuration changes; the peer links, the peer listener and the
-/// leader hints read it. Members without a context (a data directory from before
+/// its configuration context, written when it was added. The peer links update this
+/// directory whenever the replica loop tells them the configuration changed, before any
+/// message of that change is sent; the links, the peer listener and the leader hints read it. Members without a context (a data directory from before
 /// configurations carried addresses) fall back to the `--peer` flags.
 public final class MemberDirectory: Sendable {
     public struct Addresses: Sendable, Equatable {

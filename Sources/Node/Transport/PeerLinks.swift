@@ -13,8 +13,9 @@ import Synchronization
 /// When a peer is down its queue drops the oldest messages (Raft resends what matters) and
 /// the link reconnects with backoff.
 ///
-/// The set of links follows the configuration: the replica loop calls `membersChanged` when a
-/// member is added, moves or goes, before any message for it is sent.
+/// The set of links follows the configuration: the replica loop tells it of every new one
+/// (`configurationChanged`) before any message for a member added or moved is sent, and it
+/// updates the member directory, then opens and closes links.
 final class PeerLinks: MessageSender {
     private let links = Mutex<[NodeID: PeerLink]>([:])
     /// New links for `run` to start. Unbounded, but it holds at most one link per membership
