@@ -73,6 +73,10 @@ public struct RaftCore {
             log.commitTo(min(hardState.commit, log.lastIndex))
         }
         if options.applied > 0 {
+            // What the application applied was committed, whatever commit index the hard
+            // state recorded: an application may write that lazily, so it can lag. Taking
+            // both from `applied` means no entry is handed back to be applied twice.
+            log.commitTo(min(options.applied, log.lastIndex))
             log.appliedTo(min(options.applied, log.committed))
         }
         recomputeConfiguration(from: log.lastIndex)

@@ -48,3 +48,35 @@ import Testing
         #expect(ready.mustSync)
     }
 }
+
+/// A restart where the application applied more than the hard state says was committed (the
+/// commit index alone is written without an fsync, `aCommitIndexAloneNeedsNoFsync`).
+@Suite struct RestartedApplicationTests {
+    /// A follower holding entries 1...5 of term 1, restarted with the commit index recorded
+    /// at 1 and the application's own position at `applied`.
+    func restarted(applied: Index, last: Index = 5) -> RaftCore {
+        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
+        storage.append((1...last).map { Entry(index: $0, term: 1) })
+        storage.setHardState(HardState(term: 1, vote: 2, commit: 1))
+        var options = RaftOptions(id: 1, seed: 7)
+        options.applied = applied
+        return RaftCore(storage: storage, options: options)
+    }
+
+    @Test func nothingTheApplicationHoldsIsHandedBackToIt() {
+        var core = restarted(applied: 4)
+        #expect(core.commitIndex == 4 && core.appliedIndex == 4, "what was applied was committed")
+        // The leader's heartbeat commits entry 5: only that one is to be applied.
+        core.step(Message(from: 2, to: 1, term: 1, kind: .append(prevIndex: 5, prevTerm: 1, entries: [], commit: 5)))
+        let ready = core.ready()
+        #expect(ready.committedEntries.map(\.index) == [5])
+        #expect(ready.hardState?.commit == 5)
+    }
+
+    @Test func aPositionPastTheLogIsTakenOnlyAsFarAsTheLogGoes() {
+        // The log holds less than the application applied (it should never happen, since the
+        // log is synced before entries are applied): the core commits only what it holds.
+        let core = restarted(applied: 9, last: 5)
+        #expect(core.commitIndex == 5 && core.appliedIndex == 5)
+    }
+}

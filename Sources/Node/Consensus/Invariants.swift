@@ -65,13 +65,13 @@ struct Invariants {
                 throw .init("only committed entries are applied", "apply up to \(last.index), commit \(next.commit)")
             }
             let first = ready.committedEntries[0].index
-            guard first <= next.applied + 1 else {
-                throw .init("no committed entry is skipped", "apply from \(first) after applied \(next.applied)")
+            guard first == next.applied + 1 else {
+                throw .init("each committed entry is applied once, none skipped", "apply from \(first) after applied \(next.applied)")
             }
             for (offset, entry) in ready.committedEntries.enumerated() where entry.index != first + Index(offset) {
                 throw .init("committed entries are applied in order", "entry \(entry.index) at position \(offset) of an apply from \(first)")
             }
-            next.applied = max(next.applied, last.index)
+            next.applied = last.index
         }
         self = next
     }

@@ -328,11 +328,10 @@ extension Replica {
             if !membershipWaitingForTerm.isEmpty { proposeMembershipWaitingForTerm() }
         }
 
-        func apply(_ committed: [Entry]) throws {
-            // After a restart the core may hand back entries the machine already holds: the
-            // commit index is written lazily (`unsavedHardState`), so it can be behind the
-            // machine's position or a snapshot's. They are not applied twice.
-            let entries = (committed.first?.index ?? .max) > appliedIndex ? committed : committed.filter { $0.index > appliedIndex }
+        /// Applies committed entries. Each comes once, in order, right after what the machine
+        /// holds: the core starts from the machine's position (`RaftOptions.applied`), and
+        /// `invariants` checked the ready that carries them.
+        func apply(_ entries: [Entry]) throws {
             guard let first = entries.first?.index, let last = entries.last?.index else { return }
             var batch: [CommittedEntry] = []
             batch.reserveCapacity(entries.count)
