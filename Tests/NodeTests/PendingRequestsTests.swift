@@ -79,6 +79,29 @@ import Testing
         #expect(requests.readsServed(upTo: 20).count == 1, "a confirmed read only waits for its index")
     }
 
+    /// `expire` looks through the tables only once the earliest deadline has passed; each
+    /// later deadline is still met, whatever was answered in between.
+    @Test func eachDeadlineIsMetWhenItsTimeComesAndNotBefore() {
+        let answers = Answers()
+        var requests = PendingRequests<Applied>()
+        requests.propose(at: 3, waiting(answers, "first", after: 1))
+        requests.propose(at: 4, waiting(answers, "second", after: 5))
+        requests.changeMembership(at: 6, waiting(answers, "change", after: 7))
+        #expect(requests.expire(now: start + .milliseconds(500)).isEmpty)
+        requests.expire(now: start + .seconds(2)).fail(.timedOut)
+        #expect(answers.all == ["first: timedOut"])
+        #expect(requests.expire(now: start + .seconds(4)).isEmpty)
+        _ = requests.read(waiting(answers, "read", after: 3), now: start)
+        requests.expire(now: start + .milliseconds(3_500)).fail(.timedOut)
+        #expect(answers.all == ["first: timedOut", "read: timedOut"])
+        requests.expire(now: start + .seconds(6)).fail(.timedOut)
+        #expect(answers.all == ["first: timedOut", "read: timedOut", "second: timedOut"])
+        // The change was answered before its deadline: nothing is left to expire.
+        _ = requests.membershipApplied(at: 6, term: 2)
+        #expect(requests.expire(now: start + .seconds(8)).isEmpty)
+        #expect(requests.proposalCount == 0)
+    }
+
     @Test func removeAllHandsBackEveryRequestOnce() {
         let answers = Answers()
         var requests = PendingRequests<Applied>()

@@ -55,6 +55,10 @@ struct PendingRequests<Output> {
     private var confirmedReads: [(index: Index, reply: Reply<Void>)] = []
     private var membershipChanges: [Index: Waiting<Index>] = [:]
     private var readCounter: UInt64 = 0
+    /// No deadline of a waiting request is earlier than this (it may be earlier than every
+    /// one, once the request that set it is answered): `expire` looks through the tables only
+    /// when it has passed, not at every tick.
+    private var earliestDeadline: ContinuousClock.Instant?
 
     var proposalCount: Int { proposals.count }
 
@@ -62,6 +66,7 @@ struct PendingRequests<Output> {
 
     mutating func propose(at index: Index, _ waiting: Waiting<Output>) {
         proposals[index] = waiting
+        earliestDeadline = min(earliestDeadline ?? waiting.deadline, waiting.deadline)
     }
 
     /// Takes a read, asked of the core at `now`; returns the context to hand the core with it.
@@ -69,6 +74,7 @@ struct PendingRequests<Output> {
         readCounter += 1
         let context = withUnsafeBytes(of: readCounter.bigEndian, Array.init)
         reads[context] = AskedRead(waiting: waiting, asked: now)
+        earliestDeadline = min(earliestDeadline ?? waiting.deadline, waiting.deadline)
         return context
     }
 
@@ -94,6 +100,7 @@ struct PendingRequests<Output> {
 
     mutating func changeMembership(at index: Index, _ waiting: Waiting<Index>) {
         membershipChanges[index] = waiting
+        earliestDeadline = min(earliestDeadline ?? waiting.deadline, waiting.deadline)
     }
 
     // MARK: Events
@@ -133,6 +140,11 @@ struct PendingRequests<Output> {
     /// contexts): a hash table's order would differ from run to run, and a simulation would
     /// not replay from its seed.
     mutating func expire(now: ContinuousClock.Instant) -> Ended {
+        guard let earliest = earliestDeadline, earliest < now else { return Ended() }
+        let remaining = proposals.values.lazy.map(\.deadline).filter { $0 >= now }.min()
+        let remainingReads = reads.values.lazy.map(\.waiting.deadline).filter { $0 >= now }.min()
+        let remainingChanges = membershipChanges.values.lazy.map(\.deadline).filter { $0 >= now }.min()
+        earliestDeadline = [remaining, remainingReads, remainingChanges].compactMap { $0 }.min()
         let proposals = proposals.filter { $0.value.deadline < now }
         let reads = reads.filter { $0.value.waiting.deadline < now }
         let membershipChanges = membershipChanges.filter { $0.value.deadline < now }
