@@ -269,6 +269,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusLab",
             dependencies: toolDependencies + [
+                "API",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "tools/ChorusLab",

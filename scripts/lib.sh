@@ -54,6 +54,7 @@ ensure_interop() {
   local gopath="/usr/share/gocode:$PWD/tools/interop/go"
   run env GO111MODULE=off GOPATH="$gopath" GOCACHE="$PWD/.build/interop/go-cache" go build -o .build/interop/chorus-go-load chorusinterop/chorus-load
   run env GO111MODULE=off GOPATH="$gopath" GOCACHE="$PWD/.build/interop/go-cache" go build -o .build/interop/unary-bench chorusinterop/unary-bench
+  run env GO111MODULE=off GOPATH="$gopath" GOCACHE="$PWD/.build/interop/go-cache" go build -o .build/interop/bare-server chorusinterop/bare-server
   export CHORUS_INTEROP=1
 }
 

@@ -11,7 +11,7 @@ struct ChorusLab: AsyncParsableCommand {
         commandName: "chorus-lab",
         abstract: "Benchmark Chorus (and etcd beside it), and run the fault-injection suite.",
         discussion: "The operator's tools are in `chorus-tools`.",
-        subcommands: [Bench.self, Compare.self, FailoverProbe.self, CatchUpBench.self, LogBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
+        subcommands: [Bench.self, Compare.self, BareServer.self, FailoverProbe.self, CatchUpBench.self, LogBench.self, ChaosCommand.self, ChaosWorkload.self, SynthLog.self, LogWriter.self]
     )
 
     static func main() async {

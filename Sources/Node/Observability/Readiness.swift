@@ -44,8 +44,14 @@ final class ReadinessProbe: Sendable {
         self.dataDirectory = dataDirectory
     }
 
+    private let cache = Mutex(ReadinessCache())
+
+    /// The node's readiness, found at most `ReadinessCache.maxAge` ago (see there).
     func check() async -> Readiness {
-        Readiness.evaluate(await status(within: .seconds(1)), freeBytes: Self.freeBytes(dataDirectory))
+        if case let .answer(readiness) = cache.withLock({ $0.ask(now: .now) }) { return readiness }
+        let readiness = Readiness.evaluate(await status(within: .seconds(1)), freeBytes: Self.freeBytes(dataDirectory))
+        cache.withLock { $0.found(readiness, at: .now) }
+        return readiness
     }
 
     /// The replica's status, or nil when it does not come in time. The late answer, if any,

@@ -56,3 +56,11 @@ extension NodeConfiguration {
         }
     }
 }
+
+extension NodeConfiguration {
+    /// The client listener's transport settings without TLS, for a benchmark's server that
+    /// measures them apart from the node (`chorus-lab bare-server --node-settings`).
+    public var plaintextClientListenerSettings: HTTP2ServerTransport.Posix.Config {
+        serverConfig(for: .clients, tls: nil)
+    }
+}

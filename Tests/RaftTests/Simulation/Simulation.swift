@@ -313,14 +313,17 @@ final class Simulation {
             node.restoreApplication(from: snapshot)
             try checker.checkSnapshot(snapshot, hash: node.appliedHash, node: node.id)
         }
-        if let versions, let unknown = ready.committedEntries.first(where: { $0.index > node.appliedIndex && versions.stops(node, at: $0) }) {
+        if let again = ready.committedEntries.first, again.index <= node.appliedIndex {
+            throw checker.fail("node \(node.id) was handed entry \(again.index) to apply again, after applying through \(node.appliedIndex)")
+        }
+        if let versions, let unknown = ready.committedEntries.first(where: { versions.stops(node, at: $0) }) {
             // As the node does: nothing of the batch is applied, and the process ends.
             versions.halted[node.id] = unknown.index
             node.halted = true
             node.crash()
             return
         }
-        for entry in ready.committedEntries where entry.index > node.appliedIndex {
+        for entry in ready.committedEntries {
             guard entry.index == node.appliedIndex + 1 else {
                 throw checker.fail("node \(node.id) applied \(entry.index) after \(node.appliedIndex): a gap")
             }

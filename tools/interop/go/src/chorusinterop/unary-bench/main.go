@@ -5,6 +5,10 @@
 // read is a Chorus History page of 20 messages or an etcd linearizable Range of one key.
 // Prints one JSON object: operations/s, p50/p99 latency, errors.
 //
+// The health scenario is the bare call: grpc.health.v1.Health/Check for the server as a
+// whole (an empty request), against any gRPC server (-target any, or chorus, or etcd). It
+// measures what a call costs before the application does anything.
+//
 // With -streams (Chorus only) the callers of each connection share one SendStream or
 // ReadStream call instead (stream.go): what a client in another language gains by using the
 // multiplexed calls our own client uses.
@@ -46,8 +50,8 @@ type report struct {
 }
 
 func main() {
-	target := flag.String("target", "chorus", "chorus | etcd")
-	scenario := flag.String("scenario", "write", "write | read")
+	target := flag.String("target", "chorus", "chorus | etcd | any (health only)")
+	scenario := flag.String("scenario", "write", "write | read | health")
 	addr := flag.String("addr", "127.0.0.1:7001", "where to send: the Chorus leader's client address, or an etcd client URL host:port")
 	setupAddr := flag.String("setup-addr", "", "Chorus: where the accounts and the page to read are made (the leader; default -addr), so that reads may go to a follower")
 	ca := flag.String("ca", "", "the CA (PEM) for TLS; plaintext without it")
@@ -57,8 +61,11 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measured time")
 	streams := flag.Bool("streams", false, "Chorus: the callers of each connection share one SendStream or ReadStream call instead of one unary call per operation")
 	flag.Parse()
-	if *streams && *target != "chorus" {
-		fail(fmt.Errorf("-streams is for Chorus"))
+	if *streams && (*target != "chorus" || *scenario == "health") {
+		fail(fmt.Errorf("-streams is for Chorus's writes and reads"))
+	}
+	if *target != "chorus" && *target != "etcd" && *scenario != "health" {
+		fail(fmt.Errorf("-target %s serves only -scenario health", *target))
 	}
 	ctx := context.Background()
 	connections := make([]*grpc.ClientConn, *conns)
@@ -96,7 +103,9 @@ func main() {
 	operations := make([]caller, *callers)
 	tokens := make([]string, *conns)
 	names := make([]string, *conns)
-	if *target == "chorus" {
+	if *scenario == "health" {
+		// Nothing to prepare: the call carries nothing.
+	} else if *target == "chorus" {
 		// One account per connection, its callers share the session.
 		for i, conn := range connections {
 			if *setupAddr != "" {
@@ -137,6 +146,9 @@ func main() {
 		token, name := tokens[slot], names[slot]
 		m, callBase := multiplexers[slot], uint64(i)<<32
 		switch {
+		case *scenario == "health":
+			// HealthCheckRequest with no service: the empty message.
+			operations[i] = caller{conn, func(uint64) error { return invoke(conn, "/grpc.health.v1.Health/Check", nil) }}
 		case *streams && *scenario == "write":
 			operations[i] = caller{conn, func(seq uint64) error {
 				id := wire.RequestID(client, seq)

@@ -1,0 +1,72 @@
+import API
+import ArgumentParser
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOExecutor
+import NIOPosix
+import Node
+import ToolSupport
+
+/// `chorus-lab bare-server`: grpc-swift-2 answering `grpc.health.v1.Health/Check` with
+/// SERVING and nothing else, so `bench/bare_call.sh` can tell what a call costs the library
+/// from what it costs a node (whose Check asks the replica) and from grpc-go's server.
+///
+/// With `--node-settings` the server is set up as a node's client listener is: its transport
+/// settings (request ceiling, streams, keepalive, PING shaping), `--client-threads` event
+/// loops, and handlers run on the event loop that read the call.
+struct BareServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bare-server",
+        abstract: "Serve only grpc.health.v1.Health/Check on grpc-swift-2 (the bare-call benchmark's reference).")
+
+    @Option(help: "Where to listen (host:port).")
+    var listen = "127.0.0.1:7602"
+
+    @Flag(help: "Set up the listener as a node's client listener is, instead of grpc-swift-2's defaults.")
+    var nodeSettings = false
+
+    @Option(help: "Event loops with --node-settings (a node's --client-threads).")
+    var clientThreads = NodeConfiguration.defaultClientThreads
+
+    func run() async throws {
+        guard let address = PeerAddress(listen) else { throw ValidationError("--listen must be host:port, not \(listen)") }
+        let node = NodeConfiguration(id: 1, listen: address, members: [1: address], dataDirectory: "/nonexistent", clusterID: "bare")
+        let config = nodeSettings ? node.plaintextClientListenerSettings : .defaults
+        let group = nodeSettings ? MultiThreadedEventLoopGroup(numberOfThreads: clientThreads) : .singleton
+        let executor = nodeSettings ? EventLoopExecutor(group) : nil
+        let server = GRPCServer(
+            transport: HTTP2ServerTransport.Posix(address: .ipv4(host: address.host, port: address.port), transportSecurity: .plaintext,
+                                                  config: config, eventLoopGroup: group),
+            services: [AlwaysServing()])
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask {
+                if let executor {
+                    try await withTaskExecutorPreference(executor) { try await server.serve() }
+                } else {
+                    try await server.serve()
+                }
+            }
+            if let bound = try await server.listeningAddress {
+                // Unbuffered: the benchmark waits for this line in a file.
+                FileHandle.standardOutput.write(Data("listening on \(bound)\n".utf8))
+            }
+        }
+    }
+}
+
+/// Health that is always SERVING, for the whole server and any service name.
+private struct AlwaysServing: Grpc_Health_V1_Health.SimpleServiceProtocol {
+    func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
+        .with { $0.status = .serving }
+    }
+
+    func list(request: Grpc_Health_V1_HealthListRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthListResponse {
+        .with { $0.statuses[""] = .with { $0.status = .serving } }
+    }
+
+    func watch(request: Grpc_Health_V1_HealthCheckRequest, response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws {
+        try await response.write(.with { $0.status = .serving })
+        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
