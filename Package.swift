@@ -270,6 +270,8 @@ let package = Package(
             name: "ChorusLab",
             dependencies: toolDependencies + [
                 "API",
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "tools/ChorusLab",

@@ -26,11 +26,15 @@ struct BareServer: AsyncParsableCommand {
     @Flag(help: "Set up the listener as a node's client listener is, instead of grpc-swift-2's defaults.")
     var nodeSettings = false
 
-    @Option(help: "Event loops with --node-settings (a node's --client-threads).")
+    @Flag(help: "Answer on swift-nio-http2 directly, without grpc-swift-2 (a measuring stick: every path gets the same answer).")
+    var lean = false
+
+    @Option(help: "Event loops with --node-settings or --lean (a node's --client-threads).")
     var clientThreads = NodeConfiguration.defaultClientThreads
 
     func run() async throws {
         guard let address = PeerAddress(listen) else { throw ValidationError("--listen must be host:port, not \(listen)") }
+        if lean { return try await LeanBareServer.run(host: address.host, port: address.port, threads: clientThreads) }
         let node = NodeConfiguration(id: 1, listen: address, members: [1: address], dataDirectory: "/nonexistent", clusterID: "bare")
         let config = nodeSettings ? node.plaintextClientListenerSettings : .defaults
         let group = nodeSettings ? MultiThreadedEventLoopGroup(numberOfThreads: clientThreads) : .singleton
