@@ -13,7 +13,7 @@ extension Replica {
         let transport: any MessageSender
         let refusals: PeerRefusals
         let options: ReplicaOptions
-        let metrics: NodeMetrics
+        let metrics: ReplicaMetrics
         let leaderSeen: LeaderSeen
         let acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?
         let logger: Logger
@@ -54,7 +54,7 @@ extension Replica {
         var invariants: Invariants
 
         init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
-             options: ReplicaOptions, metrics: NodeMetrics, leaderSeen: LeaderSeen,
+             options: ReplicaOptions, metrics: ReplicaMetrics, leaderSeen: LeaderSeen,
              acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, offLoop: @escaping OffLoop, logger: Logger) throws {
             self.core = core
             self.clock = clock

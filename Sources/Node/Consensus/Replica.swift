@@ -69,7 +69,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// `acknowledgeOnAppend` plants a bug for the fault-injection suite to find (see
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
     init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, options: ReplicaOptions,
-         metrics: NodeMetrics = NodeMetrics(node: 0), handlers: EventLoopExecutor? = nil,
+         metrics: ReplicaMetrics = ReplicaMetrics(), handlers: EventLoopExecutor? = nil,
          acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(),
          offLoop: @escaping OffLoop = Replica.onThreadOfItsOwn, logger: Logger) throws {
         id = core.id

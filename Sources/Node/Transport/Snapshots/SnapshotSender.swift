@@ -77,7 +77,7 @@ final class SnapshotSender: Sendable {
             let started = clock.now
             do {
                 if try await send(info, message: message, stub: stub) {
-                    metrics.recordSnapshot(.sent, bytes: info.size, duration: clock.now - started)
+                    metrics.replica.recordSnapshot(.sent, bytes: info.size, duration: clock.now - started)
                     logger.info("sent the snapshot at index \(info.index) (\(info.size) bytes) to peer \(peer) in \(clock.now - started)")
                     return
                 }
