@@ -117,3 +117,6 @@ public final class ChatMachine: StateMachine {
         return Applied(index: index, outcome: .success(index), events: [], duplicate: false)
     }
 }
+
+/// The replica the node runs: its log applied to the chat projections.
+public typealias ChatReplica = Replica<ChatMachine>

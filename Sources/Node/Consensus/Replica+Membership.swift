@@ -3,7 +3,9 @@ import Raft
 /// What an operator asks of the membership (see `Replica.changeMembership`).
 public enum MembershipRequest: Sendable, Equatable {
     /// Adds `node` as a learner: it receives the log (or a snapshot) but does not vote.
-    case addLearner(NodeID, MemberDirectory.Addresses)
+    /// `context` is recorded with it in the configuration (the node keeps the new member's
+    /// addresses there, `MemberDirectory.Addresses.context`).
+    case addLearner(NodeID, context: [UInt8])
     /// Makes a learner a voter.
     case promote(NodeID)
     /// Removes a member. Refused for the leader itself (transfer leadership first), and, unless
@@ -72,12 +74,12 @@ extension Replica.Loop {
         let current = core.configuration
         let change: ConfigurationChange
         switch request {
-        case let .addLearner(node, addresses):
+        case let .addLearner(node, context):
             guard node > 0, node <= MessageLimits().maxValue else { return reply(.failure(.membershipRefused("node ids are positive, at most 2^62"))) }
             guard !current.members.contains(node) else {
                 return reply(.failure(.membershipRefused("node \(node) is a member already (\(current.voters.contains(node) ? "voter" : "learner"))")))
             }
-            change = ConfigurationChange(.addLearner, node, context: addresses.context)
+            change = ConfigurationChange(.addLearner, node, context: context)
         case let .promote(node):
             guard current.learners.contains(node) else {
                 return reply(.failure(.membershipRefused(current.voters.contains(node) ? "node \(node) is a voter already" : "node \(node) is not a learner of this cluster; add it first")))

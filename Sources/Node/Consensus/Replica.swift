@@ -263,9 +263,6 @@ public final class Replica<Machine: StateMachine>: Sendable {
 /// How the replica answers a caller, once: from the loop's thread, so it must not block.
 typealias ReplicaReply<T> = @Sendable (Result<T, ReplicaError>) -> Void
 
-/// The replica the node runs: its log applied to the chat projections.
-public typealias ChatReplica = Replica<ChatMachine>
-
 /// The leader the loop last saw, readable from any thread.
 final class LeaderSeen: Sendable {
     private let value = Atomic<UInt64>(0)

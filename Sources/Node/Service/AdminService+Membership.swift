@@ -35,7 +35,7 @@ extension AdminService {
         let index: UInt64
         do {
             defer { versions.end() }
-            index = try await change(.addLearner(request.id, MemberDirectory.Addresses(peer: peer, client: client)))
+            index = try await change(.addLearner(request.id, context: MemberDirectory.Addresses(peer: peer, client: client).context))
         }
         var response = Chorus_V1_MembershipChangeResponse.with { $0.index = index }
         if request.promoteWhenCaughtUp {

@@ -188,7 +188,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             members.append(id)
             joining[id] = clock.now
             start(id)
-            request = .addLearner(id, MemberDirectory.Addresses(peer: PeerAddress(host: "127.0.0.1", port: 1), client: nil))
+            request = .addLearner(id, context: MemberDirectory.Addresses(peer: PeerAddress(host: "127.0.0.1", port: 1), client: nil).context)
         } else {
             let removable = configuration.sortedVoters.filter { $0 != leader }
             guard !removable.isEmpty else { return }
