@@ -16,7 +16,7 @@ let simulated: [SwiftSetting] = [
 
 /// What both tool binaries (`chorus-tools`, `chorus-lab`) build on.
 let toolDependencies: [Target.Dependency] = [
-    "CLMDB", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
+    "CLMDB", "ClusterPKI", "CrashPoints", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
     .product(name: "ArgumentParser", package: "swift-argument-parser"),
     .product(name: "SwiftProtobuf", package: "swift-protobuf"),
     .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -80,6 +80,8 @@ let package = Package(
             dependencies: ["CLMDB"],
             swiftSettings: strict
         ),
+        /// Named places where a test build can kill the process (`CHORUS_CRASH_AT`).
+        .target(name: "CrashPoints", swiftSettings: strict),
         /// The Raft log, hard state and snapshot record, fsynced, in one LMDB environment.
         .target(
             name: "LogStore",
@@ -91,7 +93,7 @@ let package = Package(
         .target(
             name: "Projections",
             dependencies: [
-                "LMDB",
+                "CrashPoints", "LMDB",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -135,7 +137,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit",
+                "API", "ClusterPKI", "CrashPoints", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

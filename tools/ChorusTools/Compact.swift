@@ -1,6 +1,7 @@
 import ArgumentParser
 import Client
 import ClusterPKI
+import CrashPoints
 import Foundation
 import LMDB
 import LogStore

@@ -1,5 +1,5 @@
+import CrashPoints
 import Foundation
-import LMDB
 import Projections
 import Raft
 

@@ -1,3 +1,4 @@
+import CrashPoints
 import Foundation
 import LMDB
 

@@ -1,4 +1,5 @@
 import API
+import CrashPoints
 import Foundation
 import GRPCCore
 import LMDB
