@@ -75,7 +75,10 @@ import Testing
 
     @Test func aPositionPastTheLogIsTakenOnlyAsFarAsTheLogGoes() {
         // The log holds less than the application applied (it should never happen, since the
-        // log is synced before entries are applied): the core commits only what it holds.
+        // log is synced before entries are applied): the core commits only what it holds. The
+        // next entries committed are then at or below what the application holds, and a node
+        // stops on them ("each committed entry is applied once", `InvariantsTests`) rather
+        // than apply them twice or skip them.
         let core = restarted(applied: 9, last: 5)
         #expect(core.commitIndex == 5 && core.appliedIndex == 5)
     }
