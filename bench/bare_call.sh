@@ -16,18 +16,22 @@
 # the server and the load generator, in µs (from /proc over the measured window; both share
 # the machine's two cores, so the client's CPU is part of every figure).
 #
-#   bash bench/bare_call.sh [--seconds S] [--callers "1 16 128"] [--connections N] [--servers "grpc-go swift chorus-node"]
+# With --tls every server speaks TLS (one CA and certificate made here with openssl; the Chorus
+# cluster's own from `local-cluster`), the client checking it.
+#
+#   bash bench/bare_call.sh [--tls] [--seconds S] [--callers "1 16 128"] [--connections N] [--servers "grpc-go swift chorus-node"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-seconds=8 callers="1 16 128" connections=2 servers="grpc-go etcd swift swift-node swift-lean chorus-node"
+seconds=8 callers="1 16 128" connections=2 servers="grpc-go etcd swift swift-node swift-lean chorus-node" tls=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --callers) callers=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --servers) servers=$2; shift 2 ;;
+    --tls) tls=1; shift ;;
     *) echo "usage: $0 [--seconds S] [--callers LIST] [--connections N] [--servers LIST]" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +50,22 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# TLS: a CA and a certificate for 127.0.0.1 and localhost, for every server but Chorus's.
+tls_server=() tls_etcd=() scheme=http
+if [ -n "$tls" ]; then
+  say "making a CA and a server certificate (openssl)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bare-ca \
+    -keyout "$work/ca-key.pem" -out "$work/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$work/key.pem" -out "$work/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$work/san.ext"
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial -days 2 \
+    -extfile "$work/san.ext" -out "$work/cert.pem" 2>/dev/null
+  tls_server=(--certificate "$work/cert.pem" --key "$work/key.pem")
+  tls_etcd=(--cert-file "$work/cert.pem" --key-file "$work/key.pem")
+  scheme=https
+fi
 
 # The CPU time (utime + stime, in clock ticks) of a process and all its threads.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -67,24 +87,26 @@ stop() {
 
 printf '%-24s %7s %10s %8s %8s %12s %12s\n' server callers calls/s p50_ms p99_ms server_us client_us
 for name in $servers; do
+  ca=${tls:+$work/ca.pem}
   node_binary=$bin/chorus-node
   case "$name" in chorus-node=*) node_binary=${name#chorus-node=}; name=chorus-node:$(basename "$node_binary") ;; esac
   case "$name" in
-    grpc-go) start .build/interop/bare-server -addr 127.0.0.1:7601; addr=127.0.0.1:7601 ;;
+    grpc-go) start .build/interop/bare-server -addr 127.0.0.1:7601 ${tls:+-cert "$work/cert.pem" -key "$work/key.pem"}; addr=127.0.0.1:7601 ;;
     etcd)
       if ! command -v etcd >/dev/null; then echo "etcd is not installed: skipped (apt-get install etcd-server)"; continue; fi
-      start etcd --name bare --data-dir "$work/etcd" --listen-client-urls http://127.0.0.1:7611 \
-        --advertise-client-urls http://127.0.0.1:7611 --listen-peer-urls http://127.0.0.1:7612 \
+      rm -rf "$work/etcd"
+      start etcd --name bare --data-dir "$work/etcd" --listen-client-urls $scheme://127.0.0.1:7611 \
+        --advertise-client-urls $scheme://127.0.0.1:7611 "${tls_etcd[@]}" --listen-peer-urls http://127.0.0.1:7612 \
         --initial-advertise-peer-urls http://127.0.0.1:7612 --initial-cluster bare=http://127.0.0.1:7612 \
         --log-level error
       addr=127.0.0.1:7611 ;;
-    swift) start "$bin/chorus-lab" bare-server --listen 127.0.0.1:7602; addr=127.0.0.1:7602 ;;
-    swift-node) start "$bin/chorus-lab" bare-server --node-settings --listen 127.0.0.1:7603; addr=127.0.0.1:7603 ;;
-    swift-lean) start "$bin/chorus-lab" bare-server --lean --listen 127.0.0.1:7604; addr=127.0.0.1:7604 ;;
+    swift) start "$bin/chorus-lab" bare-server --listen 127.0.0.1:7602 "${tls_server[@]}"; addr=127.0.0.1:7602 ;;
+    swift-node) start "$bin/chorus-lab" bare-server --node-settings --listen 127.0.0.1:7603 "${tls_server[@]}"; addr=127.0.0.1:7603 ;;
+    swift-lean) start "$bin/chorus-lab" bare-server --lean --listen 127.0.0.1:7604 "${tls_server[@]}"; addr=127.0.0.1:7604 ;;
     chorus-node*)
       rm -rf "$work/cluster" && mkdir -p "$work/cluster/bin"
       cp "$node_binary" "$work/cluster/bin/chorus-node"
-      start "$work/cluster/bin/chorus-node" local-cluster --insecure --base-port 7401 --data-dir "$work/cluster/data"
+      start "$work/cluster/bin/chorus-node" local-cluster $([ -n "$tls" ] || echo --insecure) --base-port 7401 --data-dir "$work/cluster/data"
       addr=
       for _ in $(seq 1 100); do
         addr=$(grep -o 'leader: node [0-9]* at [0-9.:]*' "$work/server.log" | tail -1 | awk '{print $5}') || true
@@ -92,17 +114,18 @@ for name in $servers; do
         sleep 0.2
       done
       [ -n "$addr" ] || { echo "no leader" >&2; cat "$work/server.log" >&2; exit 1; }
-      pid=$(pgrep -f "chorus-node run .*--listen $addr " | head -1) ;;
+      pid=$(pgrep -f "chorus-node run .*--listen $addr " | head -1)
+      ca=${tls:+$work/cluster/data/certs/ca.pem} ;;
     *) echo "unknown server $name" >&2; exit 2 ;;
   esac
   answered=
   for _ in $(seq 1 50); do
-    .build/interop/unary-bench -target any -scenario health -addr "$addr" -callers 1 -duration 100ms -warmup 0s >/dev/null 2>&1 && { answered=1; break; }
+    .build/interop/unary-bench -target any -scenario health -addr "$addr" ${ca:+-ca "$ca"} -callers 1 -duration 100ms -warmup 0s >/dev/null 2>&1 && { answered=1; break; }
     sleep 0.2
   done
   [ -n "$answered" ] || { echo "$name does not answer at $addr" >&2; cat "$work/server.log" >&2; exit 1; }
   for count in $callers; do
-    .build/interop/unary-bench -target any -scenario health -addr "$addr" -callers "$count" -connections "$connections" \
+    .build/interop/unary-bench -target any -scenario health -addr "$addr" ${ca:+-ca "$ca"} -callers "$count" -connections "$connections" \
       -duration "${seconds}s" -warmup 2s >"$work/out.json" 2>"$work/err.log" &
     load=$!
     sleep 2.5

@@ -58,9 +58,9 @@ extension NodeConfiguration {
 }
 
 extension NodeConfiguration {
-    /// The client listener's transport settings without TLS, for a benchmark's server that
-    /// measures them apart from the node (`chorus-lab bare-server --node-settings`).
-    public var plaintextClientListenerSettings: HTTP2ServerTransport.Posix.Config {
-        serverConfig(for: .clients, tls: nil)
+    /// The client listener's transport settings, for a benchmark's server that measures them
+    /// apart from the node (`chorus-lab bare-server --node-settings`).
+    public func clientListenerSettings(tls: NIOSSLContext?) -> HTTP2ServerTransport.Posix.Config {
+        serverConfig(for: .clients, tls: tls)
     }
 }

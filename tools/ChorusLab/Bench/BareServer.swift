@@ -1,5 +1,6 @@
 import API
 import ArgumentParser
+import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -29,18 +30,32 @@ struct BareServer: AsyncParsableCommand {
     @Flag(help: "Answer on swift-nio-http2 directly, without grpc-swift-2 (a measuring stick: every path gets the same answer).")
     var lean = false
 
+    @Option(help: "TLS: the server's certificate (PEM); plaintext without it.")
+    var certificate: String?
+
+    @Option(help: "TLS: the certificate's key (PEM).")
+    var key: String?
+
     @Option(help: "Event loops with --node-settings or --lean (a node's --client-threads).")
     var clientThreads = NodeConfiguration.defaultClientThreads
 
     func run() async throws {
         guard let address = PeerAddress(listen) else { throw ValidationError("--listen must be host:port, not \(listen)") }
-        if lean { return try await LeanBareServer.run(host: address.host, port: address.port, threads: clientThreads) }
+        // A node's TLS context (its versions, suites and ALPN names), for --node-settings and --lean.
+        let context = try certificate.map { try TLSFiles(ca: "", certificate: $0, key: key ?? "").serverContext(reloading: nil, mutual: false) }
+        if lean { return try await LeanBareServer.run(host: address.host, port: address.port, threads: clientThreads, tls: context) }
         let node = NodeConfiguration(id: 1, listen: address, members: [1: address], dataDirectory: "/nonexistent", clusterID: "bare")
-        let config = nodeSettings ? node.plaintextClientListenerSettings : .defaults
+        let config = nodeSettings ? node.clientListenerSettings(tls: context) : .defaults
         let group = nodeSettings ? MultiThreadedEventLoopGroup(numberOfThreads: clientThreads) : .singleton
         let executor = nodeSettings ? EventLoopExecutor(group) : nil
+        // At grpc-swift-2's defaults, its own TLS; with a node's settings, the node's handler.
+        let security: HTTP2ServerTransport.Posix.TransportSecurity = if let certificate, !nodeSettings {
+            .tls(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key ?? "", format: .pem))
+        } else {
+            .plaintext
+        }
         let server = GRPCServer(
-            transport: HTTP2ServerTransport.Posix(address: .ipv4(host: address.host, port: address.port), transportSecurity: .plaintext,
+            transport: HTTP2ServerTransport.Posix(address: .ipv4(host: address.host, port: address.port), transportSecurity: security,
                                                   config: config, eventLoopGroup: group),
             services: [AlwaysServing()])
         try await withThrowingDiscardingTaskGroup { tasks in

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// The bare call answered on swift-nio-http2 directly, for `bench/bare_call.sh`: no gRPC
 /// library, no child channel or task per stream. Each stream's frames reach one handler on
@@ -11,7 +12,7 @@ import NIOPosix
 /// A measuring stick, not a server: it answers every path the same way and checks nothing.
 /// It tells what a call can cost in Swift on NIO, next to grpc-swift-2 and grpc-go.
 enum LeanBareServer {
-    static func run(host: String, port: Int, threads: Int) async throws {
+    static func run(host: String, port: Int, threads: Int, tls: NIOSSLContext?) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -19,6 +20,7 @@ enum LeanBareServer {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let settings = [HTTP2Setting(parameter: .maxConcurrentStreams, value: 4096),
                                     HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10)]
                     try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: settings))
