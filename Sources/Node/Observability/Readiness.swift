@@ -46,7 +46,8 @@ final class ReadinessProbe: Sendable {
 
     private let cache = Mutex(ReadinessCache())
 
-    /// The node's readiness, found at most `ReadinessCache.maxAge` ago (see there).
+    /// The node's readiness, shared by callers close in time: found at most
+    /// `ReadinessCache.maxAge` ago, or the last found while a probe is under way (see there).
     func check() async -> Readiness {
         if case let .answer(readiness) = cache.withLock({ $0.ask(now: .now) }) { return readiness }
         let readiness = Readiness.evaluate(await status(within: .seconds(1)), freeBytes: Self.freeBytes(dataDirectory))

@@ -1,6 +1,4 @@
 import Foundation
-import LMDB
-import LogStore
 
 /// A write to the node's disk that failed, said the way an operator would act on it.
 ///
@@ -19,7 +17,7 @@ public struct StorageFailure: Error, CustomStringConvertible {
     public static let exitStatus: Int32 = 74
 
     public var description: String {
-        if case .corruptEntry? = error as? LogStoreError {
+        if (error as? any StorageEngineError)?.damagedData == true {
             return "\(doing) failed: \(error). The node stops rather than serve, send or apply a damaged entry; its peers hold the entry: replace this node's data (remove it from the cluster and add a new member in its place, or restore the directory from a backup)"
         }
         return "\(doing) failed: \(cause). The node stops rather than acknowledge what it could not write; the other replicas hold everything it was acknowledged for, and it catches up from them when it starts again"
@@ -29,22 +27,21 @@ public struct StorageFailure: Error, CustomStringConvertible {
         if let low = error as? LowFreeSpace {
             return "the file system holding \(low.path) is nearly full (\(low.space), less than --min-free-space \(Space.size(low.minimum))): free space there or move the data directory to a larger one"
         }
-        guard let lmdb = error as? LMDBError else { return "\(error)" }
-        let path = lmdb.path
+        guard let engine = error as? any StorageEngineError, let path = engine.failedPath, let code = engine.errorNumber else { return "\(error)" }
         let space = Self.space(of: path)
-        switch lmdb.code {
+        switch code {
         case ENOSPC:
-            return "the file system holding \(path) is full\(space.map { " (\($0))" } ?? ""): free space there or move the data directory to a larger one (\(lmdb))"
+            return "the file system holding \(path) is full\(space.map { " (\($0))" } ?? ""): free space there or move the data directory to a larger one (\(error))"
         case EIO where space.map { $0.available < Self.nearlyFull } ?? false:
-            return "the file system holding \(path) is full (\(space!)): free space there or move the data directory to a larger one (\(lmdb))"
+            return "the file system holding \(path) is full (\(space!)): free space there or move the data directory to a larger one (\(error))"
         case EIO:
-            return "the disk holding \(path) reported an I/O error\(space.map { " (\($0))" } ?? ""): check the device (dmesg, SMART) before restarting the node; if it is failing, replace the node's data from its peers (\(lmdb))"
+            return "the disk holding \(path) reported an I/O error\(space.map { " (\($0))" } ?? ""): check the device (dmesg, SMART) before restarting the node; if it is failing, replace the node's data from its peers (\(error))"
         case EDQUOT:
-            return "the disk quota of the node's user on the file system holding \(path) is used up: raise it or free space (\(lmdb))"
+            return "the disk quota of the node's user on the file system holding \(path) is used up: raise it or free space (\(error))"
         case EROFS:
-            return "the file system holding \(path) is mounted read-only, as a kernel does after disk errors: check the device and remount it (\(lmdb))"
+            return "the file system holding \(path) is mounted read-only, as a kernel does after disk errors: check the device and remount it (\(error))"
         default:
-            return "\(lmdb)"
+            return "\(error)"
         }
     }
 
@@ -77,3 +74,17 @@ struct LowFreeSpace: Error {
     let space: StorageFailure.Space
     let minimum: UInt64
 }
+
+/// An error of the store under the log or the state machine, told apart the way an operator
+/// acts on it: a system call's error number and the file it concerned (a full, failing or
+/// read-only file system), or data that failed its checksum. The node's stores conform to it
+/// (`LMDBError`, `LogStoreError`), so that the loop says what went wrong without knowing them.
+public protocol StorageEngineError: Error {
+    /// The system's error number, when a system call failed.
+    var errorNumber: Int32? { get }
+    /// The file or directory concerned.
+    var failedPath: String? { get }
+    /// Stored data failed its checksum when read.
+    var damagedData: Bool { get }
+}
+
