@@ -16,7 +16,7 @@ let simulated: [SwiftSetting] = [
 
 /// What both tool binaries (`chorus-tools`, `chorus-lab`) build on.
 let toolDependencies: [Target.Dependency] = [
-    "CLMDB", "ClusterPKI", "CrashPoints", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Client", "NIOExecutor", "ToolSupport",
+    "CLMDB", "ClusterPKI", "CrashPoints", "Launcher", "LMDB", "LogStore", "Node", "Projections", "Raft", "Replica", "Client", "NIOExecutor", "ToolSupport",
     .product(name: "ArgumentParser", package: "swift-argument-parser"),
     .product(name: "SwiftProtobuf", package: "swift-protobuf"),
     .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -89,11 +89,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        /// The replica loop: Raft's core driven with a log, a state machine, a transport and a
+        /// clock that it is handed, and the callers waiting on it. Knows no chat and no LMDB.
+        .target(
+            name: "Replica",
+            dependencies: [
+                "CrashPoints", "Mailbox", "NIOExecutor", "Raft",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: State machine
         .target(
             name: "Projections",
             dependencies: [
-                "CrashPoints", "LMDB",
+                "CrashPoints", "LMDB", "Replica",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -137,7 +150,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "CrashPoints", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit",
+                "API", "ClusterPKI", "CrashPoints", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit", "Replica",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -217,7 +230,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "ClusterPKI", "Launcher", "LogStore", "Node", "Projections", "Raft",
+                "ClusterPKI", "Launcher", "LogStore", "Node", "Projections", "Raft", "Replica",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -295,7 +308,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "LogStoreTests", dependencies: ["LogStore", "LMDB"], swiftSettings: strict),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft", "Replica"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + simulated),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LMDB", "LogStore", "Projections"], swiftSettings: strict),
@@ -303,7 +316,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "WebGateway",
+                "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "Replica", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

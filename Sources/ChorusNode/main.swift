@@ -8,6 +8,7 @@ import LogStore
 import Node
 import Projections
 import Raft
+import Replica
 import ServiceLifecycle
 
 /// `chorus-node`: the Chorus daemon.

@@ -1,4 +1,5 @@
 import LMDB
+import Replica
 
 /// The chat projections of one node: users, messages, sessions, online clients and the
 /// exactly-once table, all in one LMDB environment, all derived from the Raft log.
@@ -128,15 +129,3 @@ final class Tables: Sendable {
     }
 }
 
-/// The log position the tables reflect.
-public struct AppliedPosition: Sendable, Equatable, Codable {
-    public var index: UInt64
-    public var term: UInt64
-    public var configuration: [UInt8]
-
-    public init(index: UInt64, term: UInt64, configuration: [UInt8]) {
-        self.index = index
-        self.term = term
-        self.configuration = configuration
-    }
-}

@@ -1,3 +1,5 @@
+import Replica
+
 /// What a build of Chorus can apply, and what each cluster version adds to the log.
 ///
 /// The log is forever: every replica applies every entry exactly as every other replica does,
@@ -57,7 +59,7 @@ public struct BuildVersions: Sendable, Equatable, CustomStringConvertible {
 /// An entry this build cannot apply exactly as its peers would. Never turned into a
 /// rejection: the node that meets it stops before anything of its batch is written, and an
 /// operator upgrades its binary (the newer build knows it) or restores it from a peer.
-public struct UnknownEntry: Error, CustomStringConvertible, Equatable, Sendable {
+public struct UnknownEntry: MachineRefusal, Equatable, Sendable {
     public var index: UInt64
     /// What this build could not apply, in a few words.
     public var what: String

@@ -1,5 +1,6 @@
 @testable import Node
 @testable import Raft
+@testable import Replica
 import Testing
 
 /// The running node's own checks of its Raft state (`Invariants`), one broken invariant at a

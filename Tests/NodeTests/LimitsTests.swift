@@ -1,6 +1,7 @@
 import Foundation
 import Projections
 import RateLimit
+@testable import Replica
 import Testing
 @testable import Node
 

@@ -1,4 +1,5 @@
 import Node
+import Replica
 import Synchronization
 
 /// A clock that moves only when the simulation moves it, forward only.

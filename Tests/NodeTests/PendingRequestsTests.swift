@@ -1,6 +1,7 @@
 @testable import Node
 import Projections
 import Raft
+@testable import Replica
 import Synchronization
 import Testing
 

@@ -3,6 +3,7 @@ import Logging
 import LogStore
 import Projections
 import Raft
+@testable import Replica
 import Synchronization
 import Testing
 @testable import Node
@@ -52,7 +53,7 @@ import Testing
             state.withLock { AppliedPosition(index: $0.position, term: 0, configuration: $0.configuration) }
         }
 
-        func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: String)] {
+        func apply(_ entries: [CommittedLogEntry]) throws -> [(index: Index, output: String)] {
             state.withLock { state in
                 var outputs: [(index: Index, output: String)] = []
                 for entry in entries {

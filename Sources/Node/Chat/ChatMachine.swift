@@ -1,6 +1,7 @@
 import Logging
 import Projections
 import Raft
+import Replica
 
 /// The chat projections as the replica loop sees them: commands applied to the LMDB tables,
 /// their events fanned out to the subscriptions on this node.
@@ -30,14 +31,20 @@ public final class ChatMachine: StateMachine {
 
     public var build: BuildVersions { current.state.build }
 
+    public func undecodableEntry(at index: Index, what: String) -> any MachineRefusal {
+        UnknownEntry(index: index, what: what, build: build)
+    }
+
     public func position() throws -> AppliedPosition {
         try current.state.position()
     }
 
     /// Publishes each entry's events once the whole batch is in the tables, so that a
     /// subscriber who reads on from an event finds what caused it.
-    public func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: Applied)] {
-        let results = try current.state.apply(entries)
+    public func apply(_ entries: [CommittedLogEntry]) throws -> [(index: Index, output: Applied)] {
+        let results = try current.state.apply(entries.map {
+            CommittedEntry(index: $0.index, term: $0.term, command: $0.command, configuration: $0.configuration)
+        })
         for applied in results {
             for event in applied.events {
                 if case let .clusterVersionRaised(version) = event {

@@ -1,3 +1,4 @@
+import Replica
 extension NodeConfiguration {
     /// The replica loop's part of the configuration.
     public var replicaOptions: ReplicaOptions {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import Replica
 import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
 import Raft

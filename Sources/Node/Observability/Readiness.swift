@@ -1,4 +1,5 @@
 import Foundation
+import Replica
 import Synchronization
 
 /// Whether a node can serve its clients now, and if not, why: what `/readyz`, the gRPC health

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import LMDB
 import Projections
+import Replica
 import Synchronization
 
 extension AdminService {

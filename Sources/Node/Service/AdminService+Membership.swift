@@ -1,6 +1,7 @@
 import API
 import GRPCCore
 import Raft
+import Replica
 
 /// Membership and leadership on a running cluster (`chorus-tools member`, `transfer-leader`).
 extension AdminService {

@@ -1,6 +1,7 @@
 import API
 import GRPCCore
 import Projections
+import Replica
 
 extension ChatService {
     /// Many sends on one stream. Each request is proposed as it arrives, without waiting for

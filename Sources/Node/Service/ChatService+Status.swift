@@ -2,6 +2,7 @@ import API
 import GRPCCore
 import Projections
 import Raft
+import Replica
 
 extension ChatService {
     /// What this node and its peers apply, and the cluster version it applied.

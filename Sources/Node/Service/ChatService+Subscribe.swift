@@ -2,6 +2,7 @@ import API
 import Foundation
 import GRPCCore
 import Projections
+import Replica
 
 extension ChatService {
     /// Attaches a live stream for the caller on the leader. Order: register for events, mark

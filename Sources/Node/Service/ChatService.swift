@@ -4,6 +4,7 @@ import GRPCCore
 import Projections
 import Raft
 import RateLimit
+import Replica
 
 /// The client API. Writes become one command each, proposed on the leader after everything
 /// non-deterministic (salt, hash, token, clock) is decided here; reads wait for a ReadIndex

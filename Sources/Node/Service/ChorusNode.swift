@@ -10,6 +10,7 @@ import NIOPosix
 import NIOSSL
 import Projections
 import Raft
+import Replica
 import ServiceLifecycle
 
 /// A running Chorus node: the data directory, the replica loop, the peer links, a gRPC server

@@ -2,6 +2,7 @@ import API
 import GRPCCore
 import Projections
 import Raft
+import Replica
 
 extension NodeConfiguration {
     /// Metadata pointing a client at `leader`.

@@ -3,6 +3,7 @@ import LMDB
 import LogStore
 import Projections
 import Raft
+import Replica
 
 /// A data directory for a node of a cluster that starts from a copy of another cluster's
 /// projections (a backup, or a survivor's state after the majority was lost): its log starts

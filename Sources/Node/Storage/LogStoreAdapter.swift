@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import LogStore
 import Raft
+import Replica
 
 /// Serves the consensus core from the LMDB log. A damaged entry (its checksum fails) or a
 /// read the disk refuses is not something consensus can work around, and the core's reads

@@ -1,5 +1,6 @@
 import LMDB
 import LogStore
+import Replica
 
 /// LMDB reports the C library's error numbers (ENOSPC, EIO, …) as its codes.
 extension LMDBError: StorageEngineError {

@@ -7,6 +7,7 @@ import Mailbox
 import NIOPosix
 import Projections
 import Raft
+import Replica
 import Synchronization
 
 /// Outgoing Raft traffic: one long-lived client stream per peer, fed from a bounded queue.

@@ -1,6 +1,7 @@
 import Logging
 import Projections
 import Raft
+import Replica
 import ServiceLifecycle
 
 /// Raises the cluster version on the leader as soon as every member runs a build that applies

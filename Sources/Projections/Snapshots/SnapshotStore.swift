@@ -1,6 +1,7 @@
 import CrashPoints
 import Foundation
 import LMDB
+import Replica
 
 /// A node's `snapshots/` directory: compacted copies of the projections, one directory per
 /// snapshot (`data.mdb` and `info.json`), and `incoming/` for files being received.
@@ -168,3 +169,5 @@ public enum SnapshotError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension SnapshotStore: SnapshotFiles {}

@@ -3,6 +3,7 @@ import Logging
 import LogStore
 import Projections
 import Raft
+@testable import Replica
 import Synchronization
 import Testing
 @testable import Node

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import Raft
+@testable import Replica
 import Synchronization
 @testable import Node
 

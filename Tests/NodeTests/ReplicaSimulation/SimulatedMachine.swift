@@ -3,10 +3,11 @@ import Logging
 import Projections
 import Raft
 @testable import Node
+@testable import Replica
 
 /// A state machine the replica simulation runs: how a (re)starting node opens it, what its
 /// clients send, and what the checker compares across replicas.
-protocol SimulatedMachine: StateMachine {
+protocol SimulatedMachine: StateMachine where Snapshots == SnapshotStore {
     /// The machine of a node starting on `directory`, as the node opens it: from what the
     /// directory holds, or from the snapshot the log records when the log cannot bring it up
     /// to date (`logStart`: the last index the log discarded), or rebuilt from that snapshot

@@ -1,4 +1,5 @@
 import Raft
+@testable import Replica
 import Synchronization
 @testable import Node
 

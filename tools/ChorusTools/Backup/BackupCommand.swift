@@ -6,6 +6,7 @@ import LMDB
 import Node
 import Projections
 import Raft
+import Replica
 import Synchronization
 import ToolSupport
 

@@ -3,6 +3,7 @@ import LMDB
 import LogStore
 import Projections
 import Raft
+import Replica
 import Synchronization
 import ToolSupport
 

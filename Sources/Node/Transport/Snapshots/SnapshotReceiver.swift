@@ -6,6 +6,7 @@ import LMDB
 import Logging
 import Projections
 import Raft
+import Replica
 import Synchronization
 
 /// Receives a snapshot from the leader into `snapshots/incoming/`, stores it once complete

@@ -6,6 +6,7 @@ import Logging
 import Mailbox
 import Projections
 import Raft
+import Replica
 import Synchronization
 
 /// Streams snapshots to one peer. Raft asks for a snapshot as a message; its metadata names

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Metrics
 import Raft
 import Synchronization
 
@@ -27,7 +28,7 @@ public final class ReplicaMetrics: Sendable {
     let readsAskedAgain: Counter
 
     // Snapshots: taken here, sent to a follower, installed from the leader.
-    enum SnapshotEvent: String, CaseIterable { case taken, sent, installed }
+    package enum SnapshotEvent: String, CaseIterable { case taken, sent, installed }
     private let snapshots: [SnapshotEvent: (count: Counter, bytes: Recorder, duration: Timer)]
 
     // Peers: one gauge pair per follower, made as followers appear (on the Raft loop only).
@@ -113,7 +114,7 @@ public final class ReplicaMetrics: Sendable {
         }
     }
 
-    func recordSnapshot(_ event: SnapshotEvent, bytes: UInt64, duration: Duration) {
+    package func recordSnapshot(_ event: SnapshotEvent, bytes: UInt64, duration: Duration) {
         guard let metrics = snapshots[event] else { return }
         metrics.count.increment()
         metrics.bytes.record(bytes)

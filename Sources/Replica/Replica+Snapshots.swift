@@ -1,6 +1,5 @@
 import CrashPoints
 import Foundation
-import Projections
 import Raft
 
 /// What a snapshot taken on request reports.
@@ -128,7 +127,7 @@ extension Replica.Loop {
         appliedConfiguration = metadata.configuration
         snapshots.lastIndex = max(snapshots.lastIndex, metadata.index)
         snapshotStore.prune(keeping: info)
-        snapshotStore.removePartials()
+        snapshotStore.removePartials(except: nil)
         metrics.recordSnapshot(.installed, bytes: info.size, duration: clock.now - started)
         logger.info("installed the leader's snapshot at index \(metadata.index) (term \(metadata.term), \(info.size) bytes)")
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Projections
+import Metrics
 import Raft
 
 extension Replica {
@@ -8,7 +8,7 @@ extension Replica {
     final class Loop: @unchecked Sendable {
         var core: RaftCore
         let storage: any ReplicaLog
-        let snapshotStore: SnapshotStore
+        let snapshotStore: Machine.Snapshots
         let machine: Machine
         let transport: any MessageSender
         let refusals: PeerRefusals
@@ -47,13 +47,13 @@ extension Replica {
         var membershipWaitingForTerm: [(request: MembershipRequest, reply: ReplicaReply<Index>, deadline: ContinuousClock.Instant)] = []
         /// Hands inputs back to the loop from work done off its thread.
         var submit: @Sendable (Input) -> Void = { _ in }
-        /// Why the loop stopped by itself: an entry this build cannot apply (`UnknownEntry`) or
+        /// Why the loop stopped by itself: an entry this build cannot apply (`MachineRefusal`) or
         /// a disk that failed (`StorageFailure`). The node stops with it.
         var stoppedBecause: (any Error)?
         /// This node's Raft state as the readies so far left it, to check the next against.
         var invariants: Invariants
 
-        init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
+        init(core: RaftCore, storage: any ReplicaLog, snapshots: Machine.Snapshots, machine: Machine, transport: any MessageSender, refusals: PeerRefusals,
              options: ReplicaOptions, metrics: ReplicaMetrics, leaderSeen: LeaderSeen,
              acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)?, clock: any ReplicaClock, offLoop: @escaping OffLoop, logger: Logger) throws {
             self.core = core
@@ -150,10 +150,10 @@ extension Replica {
                     } catch let violation as InvariantViolation {
                         stop(because: violation)
                         break running
-                    } catch let unknown as UnknownEntry {
+                    } catch let refusal as any MachineRefusal {
                         // An entry or a snapshot this build cannot apply: say so and end.
-                        logger.critical("\(unknown)", metadata: ["index": "\(unknown.index)"])
-                        stoppedBecause = unknown
+                        logger.critical("\(refusal)")
+                        stoppedBecause = refusal
                         break running
                     } catch {
                         // The log or the projections could not be written: continuing would
@@ -333,14 +333,14 @@ extension Replica {
         /// `invariants` checked the ready that carries them.
         func apply(_ entries: [Entry]) throws {
             guard let first = entries.first?.index, let last = entries.last?.index else { return }
-            var batch: [CommittedEntry] = []
+            var batch: [CommittedLogEntry] = []
             batch.reserveCapacity(entries.count)
             for entry in entries {
-                var committed = CommittedEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
+                var committed = CommittedLogEntry(index: entry.index, term: entry.term, command: entry.kind == .normal && !entry.data.isEmpty ? entry.data : nil)
                 if entry.kind == .configuration {
                     guard let change = ConfigurationChange(encoded: entry.data) else {
                         // Every build that wrote one decodes it: a newer build's change.
-                        throw UnknownEntry(index: entry.index, what: "a configuration change this build cannot decode", build: machine.build)
+                        throw machine.undecodableEntry(at: entry.index, what: "a configuration change this build cannot decode")
                     }
                     appliedConfiguration = appliedConfiguration.applying(change)
                     committed.configuration = appliedConfiguration.encoded()
@@ -354,9 +354,9 @@ extension Replica {
                 results = try machine.apply(batch)
                 metrics.applyDuration.record(duration: clock.now - started)
                 metrics.appliedEntries.record(batch.count)
-            } catch let unknown as UnknownEntry {
+            } catch let refusal as any MachineRefusal {
                 // Nothing of the batch was written: `run` ends the loop, and the node stops.
-                throw unknown
+                throw refusal
             } catch {
                 // The projections could not take what every other replica applies: going on
                 // would let this one differ without a word. Nothing of the batch was written;

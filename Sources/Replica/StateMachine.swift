@@ -1,4 +1,3 @@
-import Projections
 import Raft
 
 /// What a replica applies its committed log to.
@@ -14,6 +13,8 @@ import Raft
 public protocol StateMachine: AnyObject, Sendable {
     /// What applying one command yields for the caller who proposed it.
     associatedtype Output: Sendable
+    /// Where the machine keeps its snapshots.
+    associatedtype Snapshots: SnapshotFiles
 
     /// Where the machine stands in the log: after a restart the loop applies from the entry
     /// after `index`, and `configuration` is the membership as of that entry.
@@ -24,7 +25,7 @@ public protocol StateMachine: AnyObject, Sendable {
     /// carried a command, with its index. A throw stops the node: a replica that cannot take
     /// what every other one applies must not go on and diverge. The machine need not make the
     /// result durable: the log replays it after a crash (see `sync`).
-    func apply(_ entries: [CommittedEntry]) throws -> [(index: Index, output: Output)]
+    func apply(_ entries: [CommittedLogEntry]) throws -> [(index: Index, output: Output)]
 
     /// Leadership moved to or away from this node. Returns commands for a new leader to
     /// propose before any other (the chat machine detaches every subscription, whose streams
@@ -36,18 +37,31 @@ public protocol StateMachine: AnyObject, Sendable {
 
     /// Copies the state as applied so far into `store`; `termAt` gives a log index's term.
     /// Runs off the loop's thread.
-    func takeSnapshot(into store: SnapshotStore, termAt: (Index) throws -> Term?) throws -> SnapshotInfo
+    func takeSnapshot(into store: Snapshots, termAt: (Index) throws -> Term?) throws -> SnapshotInfo
 
     /// Replaces the whole state by a snapshot the store holds (complete and verified).
-    func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws
+    func install(_ snapshot: SnapshotInfo, from store: Snapshots) throws
 
     /// The loop ended: nothing more is applied.
     func stopped()
 
-    /// What the build applies, for the sentence a node stops with (`UnknownEntry`).
-    var build: BuildVersions { get }
+    /// The refusal the loop stops with at a membership entry it cannot decode (one a newer
+    /// build wrote), in the machine's words.
+    func undecodableEntry(at index: Index, what: String) -> any MachineRefusal
 }
 
 extension StateMachine {
-    public var build: BuildVersions { .current }
+    public func undecodableEntry(at index: Index, what: String) -> any MachineRefusal {
+        UndecodableEntry(index: index, what: what)
+    }
+}
+
+/// An entry this build cannot decode, when the machine has no words of its own for it.
+public struct UndecodableEntry: MachineRefusal {
+    public let index: Index
+    public let what: String
+
+    public var description: String {
+        "entry \(index) is \(what); this build cannot apply it, so the node stops rather than diverge: upgrade it"
+    }
 }

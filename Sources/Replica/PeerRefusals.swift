@@ -6,7 +6,7 @@ import Synchronization
 /// An honest cluster refuses none, so every refusal is worth a line; but a peer that sends a
 /// flood of bad messages must not flood the log too: each sender gets at most one line a
 /// second, which also says how many were refused since its last line.
-final class PeerRefusals: Sendable {
+package final class PeerRefusals: Sendable {
     private struct State {
         var total: UInt64 = 0
         var lastLogged: [NodeID: ContinuousClock.Instant] = [:]
@@ -20,14 +20,14 @@ final class PeerRefusals: Sendable {
     /// without end.
     private static let maxTrackedSenders = 1_024
 
-    init(logger: Logger) {
+    package init(logger: Logger) {
         self.logger = logger
     }
 
     /// Refusals since the node started.
-    var total: UInt64 { state.withLock { $0.total } }
+    package var total: UInt64 { state.withLock { $0.total } }
 
-    func record(from sender: NodeID, _ refusal: Refusal) {
+    package func record(from sender: NodeID, _ refusal: Refusal) {
         let now = clock.now
         let suppressed: UInt64? = state.withLock { state in
             state.total += 1

@@ -10,8 +10,13 @@ import Foundation
 /// the free space before it is called a disk error.
 public struct StorageFailure: Error, CustomStringConvertible {
     /// What the node was doing, e.g. "writing the Raft log".
-    let doing: String
-    let error: any Error
+    package let doing: String
+    package let error: any Error
+
+    package init(doing: String, error: any Error) {
+        self.doing = doing
+        self.error = error
+    }
 
     /// The exit status of a node stopped by its storage (EX_IOERR).
     public static let exitStatus: Int32 = 74

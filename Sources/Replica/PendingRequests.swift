@@ -1,4 +1,3 @@
-import Projections
 import Raft
 
 /// What the Raft loop owes its callers: proposals waiting for their entry to be applied, reads

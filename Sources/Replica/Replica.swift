@@ -2,9 +2,7 @@ import Dispatch
 import Foundation
 import Logging
 import Mailbox
-import Metrics
 import NIOExecutor
-import Projections
 import Raft
 import Synchronization
 
@@ -41,8 +39,8 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// Runs work off the loop's thread (a snapshot being taken): on a thread of its own in the
     /// node; a simulation runs it itself, at a moment its seed decides.
-    typealias OffLoop = @Sendable (@escaping @Sendable () -> Void) -> Void
-    static var onThreadOfItsOwn: OffLoop { { work in Thread.detachNewThread(work) } }
+    package typealias OffLoop = @Sendable (@escaping @Sendable () -> Void) -> Void
+    package static var onThreadOfItsOwn: OffLoop { { work in Thread.detachNewThread(work) } }
 
     /// What the loop has to do, taken all at once each turn. Bounded: proposals are admitted
     /// against their own, smaller limit first (`PendingProposals`), so the bound is met only by
@@ -59,7 +57,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
     public let machine: Machine
     public let id: NodeID
     /// Peer messages refused, here or by the peer service.
-    let refusals: PeerRefusals
+    package let refusals: PeerRefusals
     /// Where the client API's handlers run: a handler that waits here is resumed on its own
     /// connection's loop.
     let handlers: EventLoopExecutor?
@@ -68,7 +66,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
 
     /// `acknowledgeOnAppend` plants a bug for the fault-injection suite to find (see
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
-    init(core: RaftCore, storage: any ReplicaLog, snapshots: SnapshotStore, machine: Machine, transport: any MessageSender, options: ReplicaOptions,
+    package init(core: RaftCore, storage: any ReplicaLog, snapshots: Machine.Snapshots, machine: Machine, transport: any MessageSender, options: ReplicaOptions,
          metrics: ReplicaMetrics = ReplicaMetrics(), handlers: EventLoopExecutor? = nil,
          acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(),
          offLoop: @escaping OffLoop = Replica.onThreadOfItsOwn, logger: Logger) throws {
@@ -85,8 +83,8 @@ public final class Replica<Machine: StateMachine>: Sendable {
     }
 
     /// Runs the loop on its own thread until `stop()`; returns when it has ended. Throws
-    /// `UnknownEntry` when the loop stopped by itself at an entry this build cannot apply.
-    func run() async throws {
+    /// `MachineRefusal` when the loop stopped by itself at an entry this build cannot apply.
+    package func run() async throws {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread { [self] in
                 // Named for `top -H`, perf and /proc: Foundation's `name` does not reach the
@@ -109,7 +107,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
     }
 
     /// The loop takes what is left, then ends.
-    func stop() {
+    package func stop() {
         inbox.finish()
     }
 
@@ -261,7 +259,7 @@ public final class Replica<Machine: StateMachine>: Sendable {
 }
 
 /// How the replica answers a caller, once: from the loop's thread, so it must not block.
-typealias ReplicaReply<T> = @Sendable (Result<T, ReplicaError>) -> Void
+package typealias ReplicaReply<T> = @Sendable (Result<T, ReplicaError>) -> Void
 
 /// The leader the loop last saw, readable from any thread.
 final class LeaderSeen: Sendable {
@@ -287,7 +285,7 @@ final class PendingProposals: Sendable {
 }
 
 /// Where the loop hands messages for peers; never blocks.
-protocol MessageSender: Sendable {
+package protocol MessageSender: Sendable {
     func send(_ messages: [Message])
     /// The membership changed (told before any message of the ready that changed it): the
     /// node's links to open and close.

@@ -8,7 +8,7 @@ import Raft
 /// callers their commands committed only after it (see `Replica.Loop.handleReady`). A write
 /// that throws may or may not have reached the disk; the loop stops the node, and the next
 /// start reads whichever it was.
-protocol ReplicaLog: RaftStorage {
+package protocol ReplicaLog: RaftStorage {
     /// The configuration a new cluster starts with, until a snapshot records one.
     var bootstrap: ClusterConfiguration { get }
 
