@@ -107,13 +107,7 @@ for name in $servers; do
       rm -rf "$work/cluster" && mkdir -p "$work/cluster/bin"
       cp "$node_binary" "$work/cluster/bin/chorus-node"
       start "$work/cluster/bin/chorus-node" local-cluster $([ -n "$tls" ] || echo --insecure) --base-port 7401 --data-dir "$work/cluster/data"
-      addr=
-      for _ in $(seq 1 100); do
-        addr=$(grep -o 'leader: node [0-9]* at [0-9.:]*' "$work/server.log" | tail -1 | awk '{print $5}') || true
-        [ -n "$addr" ] && break
-        sleep 0.2
-      done
-      [ -n "$addr" ] || { echo "no leader" >&2; cat "$work/server.log" >&2; exit 1; }
+      addr=$(local_cluster_leader "$work/server.log") || { echo "no leader" >&2; cat "$work/server.log" >&2; exit 1; }
       pid=$(pgrep -f "chorus-node run .*--listen $addr " | head -1)
       ca=${tls:+$work/cluster/data/certs/ca.pem} ;;
     *) echo "unknown server $name" >&2; exit 2 ;;

@@ -66,13 +66,7 @@ for round in $(seq 1 "$rounds"); do
     env "${settings[@]}" "$dir/bin/chorus-node" local-cluster --insecure --base-port 7401 --data-dir "$dir/data" \
       -- --account-creations-per-minute 100000 >"$dir/cluster.log" 2>&1 &
     cluster=$!
-    leader=
-    for _ in $(seq 1 100); do
-      leader=$(grep -o 'leader: node [0-9]* at [0-9.:]*' "$dir/cluster.log" | tail -1 | awk '{print $5}') || true
-      [ -n "$leader" ] && break
-      sleep 0.2
-    done
-    [ -n "$leader" ] || { echo "no leader for $name" >&2; cat "$dir/cluster.log" >&2; exit 1; }
+    leader=$(local_cluster_leader "$dir/cluster.log") || { echo "no leader for $name" >&2; cat "$dir/cluster.log" >&2; exit 1; }
     leader_pid=$(pgrep -f "chorus-node run .*--listen $leader " | head -1)
     followers=$(pgrep -f "chorus-node run .*--data-dir $dir/data" | grep -v "^$leader_pid\$" || true)
     for cell in $cells; do

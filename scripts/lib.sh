@@ -83,3 +83,15 @@ ensure_prometheus() {
   say "installing prometheus (the metrics test scrapes a real cluster with it)"
   apt_install --no-install-recommends prometheus
 }
+
+# The client address of the leader a `chorus-node local-cluster` log last named, once it names
+# one (up to 20 s; fails if none).
+local_cluster_leader() {
+  local log=$1 leader=
+  for _ in $(seq 1 100); do
+    leader=$(grep -o 'leader: node [0-9]* at [0-9.:]*' "$log" | tail -1 | awk '{print $5}') || true
+    [ -n "$leader" ] && { echo "$leader"; return 0; }
+    sleep 0.2
+  done
+  return 1
+}

@@ -56,8 +56,6 @@ public final class NodeMetrics: Sendable {
         self.factory = factory
         func gauge(_ name: String, _ labels: [(String, String)] = []) -> Gauge { Gauge(label: name, dimensions: labels, factory: factory) }
         func counter(_ name: String, _ labels: [(String, String)] = []) -> Counter { Counter(label: name, dimensions: labels, factory: factory) }
-        func histogram(_ name: String, _ labels: [(String, String)] = []) -> Recorder { Recorder(label: name, dimensions: labels, aggregate: true, factory: factory) }
-        func timer(_ name: String, _ labels: [(String, String)] = []) -> Timer { Timer(label: name, dimensions: labels, factory: factory) }
 
         replica = ReplicaMetrics(factory: factory)
         unauthenticatedRequests = counter("chorus_unauthenticated_requests_total")
