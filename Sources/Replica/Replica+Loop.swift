@@ -152,7 +152,7 @@ extension Replica {
                         break running
                     } catch let refusal as any MachineRefusal {
                         // An entry or a snapshot this build cannot apply: say so and end.
-                        logger.critical("\(refusal)")
+                        logger.critical("\(refusal)", metadata: ["index": "\(refusal.index)"])
                         stoppedBecause = refusal
                         break running
                     } catch {
@@ -306,6 +306,10 @@ extension Replica {
             if let snapshot = ready.snapshot {
                 do {
                     try install(snapshot, hardState: hardState, entries: ready.entries)
+                } catch let refusal as any MachineRefusal {
+                    // A snapshot this build cannot take (a newer cluster version's): the node
+                    // stops saying so, as at an entry it cannot apply, not as on a failed disk.
+                    throw refusal
                 } catch {
                     throw error as? StorageFailure ?? StorageFailure(doing: "installing the leader's snapshot at \(snapshot.metadata.index)", error: error)
                 }

@@ -30,7 +30,10 @@ public struct CommittedLogEntry: Sendable {
 
 /// An entry the machine will not apply (one a newer build wrote, say): the loop stops with it
 /// as it is, nothing of its batch applied, and the node reports it in the machine's words.
-public protocol MachineRefusal: Error, CustomStringConvertible {}
+public protocol MachineRefusal: Error, CustomStringConvertible {
+    /// The entry, or the snapshot's last entry, refused.
+    var index: UInt64 { get }
+}
 
 /// A snapshot that a machine took, as the loop finds, prunes and installs them.
 public protocol SnapshotFiles: Sendable {

@@ -26,6 +26,8 @@ import Testing
             var configuration: [UInt8] = []
             var leading: [Bool] = []
             var stopped = false
+            /// Refuses every snapshot, as a build meeting a newer cluster version's would.
+            var refusesSnapshots = false
         }
 
         /// What a snapshot of the ledger holds: everything applied, and where it stands.
@@ -88,6 +90,7 @@ import Testing
 
         /// Replaces everything by a stored snapshot.
         func install(_ snapshot: SnapshotInfo, from store: SnapshotStore) throws {
+            if state.withLock({ $0.refusesSnapshots }) { throw RefusedSnapshot(index: snapshot.index) }
             let path = try store.verifiedDataPath(snapshot)
             guard let data = FileManager.default.contents(atPath: path) else { throw SnapshotFailure(description: "cannot read \(path)") }
             let image = try JSONDecoder().decode(Image.self, from: data)
@@ -440,5 +443,18 @@ import Testing
         #expect(machine.wasStopped)
         // Nothing takes the proposal any more: it fails at once instead of waiting forever.
         await #expect(throws: ReplicaError.stopped) { _ = try await Self.propose("late", to: replica) }
+    }
+}
+
+/// A snapshot the test ledger was told to refuse (`Ledger.refuseSnapshots`).
+struct RefusedSnapshot: MachineRefusal {
+    let index: UInt64
+    var description: String { "the snapshot at \(index) is refused" }
+}
+
+extension ReplicaLoopTests.Ledger {
+    /// From now on every snapshot handed to it is refused.
+    func refuseSnapshots() {
+        state.withLock { $0.refusesSnapshots = true }
     }
 }

@@ -37,6 +37,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     let outcomes = SimulationOutcomes()
     let offLoop = OffLoopWork()
     var problems: [String] = []
+    var refusedSnapshots: [String] = []
     var crashes = 0
     var proposed = 0
     var snapshotsTaken = 0
@@ -256,6 +257,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
                                                                                  disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: options.acknowledgeOnAppend, plant: options.plant)
         replicas[id] = replica
         machines[id] = machine
+        if options.refusesSnapshots == id, let ledger = machine as? ReplicaLoopTests.Ledger { ledger.refuseSnapshots() }
     }
 
     private func newPlatter(_ id: NodeID) -> SimulatedDisk.Platter {
@@ -310,6 +312,14 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     /// or something that should never stop a node did (a problem).
     func stopped(_ id: NodeID, _ replica: Replica<Machine>) {
         let reason = replica.stoppedBecause.map { "\($0)" } ?? "finished"
+        if options.refusesSnapshots == id, replica.stoppedBecause is any MachineRefusal {
+            // Down until upgraded: out of the comparison, like a node an operator replaces.
+            refusedSnapshots.append("replica \(id): \(reason)")
+            replica.finishTurning()
+            replicas[id] = nil
+            machines[id] = nil
+            return
+        }
         switch logs[id]?.failed {
         case .powerLoss?:
             return crash(id, downFor: .milliseconds(100 + random.below(1_000)), powerLoss: true)
@@ -413,7 +423,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
         // The members of the final configuration are compared; nodes removed are gone.
         let configuration = currentConfiguration
         let compared = machines.filter { configuration.members.contains($0.key) }
-        return Result(problems: problems,
+        return Result(problems: problems, refusedSnapshots: refusedSnapshots,
                       logs: compared.mapValues { machine in (try? machine.transcript()) ?? ["the machine cannot be read"] },
                       acknowledged: outcomes.acknowledged, reads: outcomes.reads.served, staleReads: outcomes.reads.stale, crashes: crashes, proposed: proposed,
                       writes: platters.values.reduce(0) { $0 + $1.writes }, diskFaults: faults, snapshotsTaken: snapshotsTaken, snapshotsSent: snapshotsSent,
@@ -433,6 +443,10 @@ struct SimulationOptions: Sendable {
     var acknowledgeOnAppend = false
     /// Planted in the core (`RaftOptions`, test builds).
     var plant: @Sendable (inout RaftOptions) -> Void = { _ in }
+    /// This node's ledger refuses every snapshot it is handed, as a build meeting a newer
+    /// cluster version's does: the node must stop with the refusal (not as on a failed disk)
+    /// and stays down, as an operator would keep it until it is upgraded.
+    var refusesSnapshots: NodeID?
 }
 
 /// The disks a run's replicas write their logs to.
@@ -457,6 +471,8 @@ struct SimulationResult: Equatable, Sendable {
     /// that could not start, no command committed after the faults, two leaders in a term,
     /// two votes in a term.
     var problems: [String] = []
+    /// Nodes that stopped on a snapshot their machine refused (`refusesSnapshots`), and why.
+    var refusedSnapshots: [String] = []
     var logs: [NodeID: [String]]
     var acknowledged: [String: String]
     /// Linearizable reads served, and those that missed a command acknowledged before

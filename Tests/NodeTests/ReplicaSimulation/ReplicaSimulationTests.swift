@@ -141,6 +141,22 @@ import Testing
     }
 
 
+    /// A follower whose machine refuses the leader's snapshot (a build that meets a newer
+    /// cluster version's) stops with the machine's refusal, the way it stops at an entry it
+    /// cannot apply, not as a node whose disk failed (which an operator would fix and restart
+    /// into the same refusal); the others go on. The first seeds in which node 3 is sent a
+    /// snapshot are enough.
+    @Test func aSnapshotTheMachineRefusesStopsTheNodeWithTheRefusal() async {
+        var stopped: [String] = []
+        for seed in UInt64(1)...20 where stopped.isEmpty {
+            let result = await Self.simulate(seed: seed, Options(membership: false, refusesSnapshots: 3))
+            let found = Self.violations(result)
+            #expect(found.isEmpty, "seed \(seed): \(found.prefix(5))")
+            stopped += result.refusedSnapshots
+        }
+        #expect(stopped.first?.hasPrefix("replica 3: the snapshot at ") == true, "\(stopped)")
+    }
+
     /// Over the seeds of one CI run, the cluster changed its membership, sent snapshots and
     /// met every kind of disk fault: the runs above exercised what they claim to.
     @Test func theRunsReachMembershipSnapshotsAndEveryDiskFault() async {
