@@ -125,6 +125,10 @@ extension ClusterTests {
             _ = try await cluster.waitForLeader(client)
             let alice = try await client.newUser("alice", password: "pw")
             _ = try await client.newUser("bob", password: "pw")
+            // New connections log in as a third account: a user keeps at most
+            // `Validation.maxSessionsPerUser` sessions, and logging in as alice that often
+            // would end the session her sends use.
+            _ = try await client.newUser("carol", password: "pw")
             let load = LoadState()
             let (sent, logins) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
                 group.addTask {
@@ -141,7 +145,7 @@ extension ClusterTests {
                     var logins = 0
                     while load.running.withLock({ $0 }) {
                         do {
-                            _ = try await cluster.withClient(deadline: .seconds(20)) { fresh in try await fresh.login(name: "alice", password: "pw") }
+                            _ = try await cluster.withClient(deadline: .seconds(20)) { fresh in try await fresh.login(name: "carol", password: "pw") }
                             logins += 1
                         } catch { load.failures.withLock { $0.append("new connection: \(error)") } }
                     }
