@@ -226,8 +226,17 @@ class Page:
 
     def open(self, name):
         self.search(name)
-        self.wait(lambda: name in self.account_names(), f"{name} in the list")
-        self.css(f'#accounts li.account[data-name="{name}"]')[0].click()
+
+        def click_it():
+            # Found and clicked in one step, tried again while the list re-renders (each search
+            # answer and presence change replaces its items, which turns a found one stale).
+            items = self.css(f'#accounts li.account[data-name="{name}"]')
+            if not items:
+                return False
+            items[0].click()
+            return True
+
+        self.wait(click_it, f"{name} in the list, clicked")
         self.wait(lambda: self.visible("conversation") and self.text("peer-name") == name, f"the conversation with {name}")
 
     def bodies(self):
