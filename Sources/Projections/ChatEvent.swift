@@ -1,3 +1,5 @@
+import Replica
+
 /// What subscribers are told when a command takes effect.
 public enum ChatEvent: Sendable, Equatable {
     /// A new message, for its recipient (and the sender's other sessions).
@@ -57,6 +59,11 @@ public struct CommittedEntry: Sendable {
     enum Decoded: Sendable {
         case command(Command)
         case invalid
+    }
+
+    /// The entry as the replica loop hands it over.
+    public init(_ entry: CommittedLogEntry) {
+        self.init(index: entry.index, term: entry.term, command: entry.command, configuration: entry.configuration)
     }
 
     public init(index: UInt64, term: UInt64 = 0, command: [UInt8]?, configuration: [UInt8]? = nil) {

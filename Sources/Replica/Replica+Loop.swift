@@ -304,14 +304,8 @@ extension Replica {
             transport.send(ready.leaderMessages)
             let hardState = ready.hardState ?? unsavedHardState
             if let snapshot = ready.snapshot {
-                do {
+                try StorageFailure.wrapping(doing: "installing the leader's snapshot at \(snapshot.metadata.index)") {
                     try install(snapshot, hardState: hardState, entries: ready.entries)
-                } catch let refusal as any MachineRefusal {
-                    // A snapshot this build cannot take (a newer cluster version's): the node
-                    // stops saying so, as at an entry it cannot apply, not as on a failed disk.
-                    throw refusal
-                } catch {
-                    throw error as? StorageFailure ?? StorageFailure(doing: "installing the leader's snapshot at \(snapshot.metadata.index)", error: error)
                 }
                 unsavedHardState = nil
             } else if ready.mustSync {
@@ -352,27 +346,21 @@ extension Replica {
                 }
                 batch.append(committed)
             }
-            let results: [(index: Index, output: Output)]
             let started = clock.now
-            do {
-                results = try machine.apply(batch)
-                metrics.applyDuration.record(duration: clock.now - started)
-                metrics.appliedEntries.record(batch.count)
-            } catch let refusal as any MachineRefusal {
-                // Nothing of the batch was written: `run` ends the loop, and the node stops.
-                throw refusal
-            } catch {
-                // The projections could not take what every other replica applies: going on
-                // would let this one differ without a word. Nothing of the batch was written;
-                // a restart applies it again from the log.
-                throw StorageFailure(doing: "applying entries \(first)...\(last) to the projections", error: error)
+            // The projections could not take what every other replica applies: going on would
+            // let this one differ without a word. Nothing of the batch was written; a restart
+            // applies it again from the log (or the node stops at an entry it cannot apply).
+            let results = try StorageFailure.wrapping(doing: "applying entries \(first)...\(last) to the projections") {
+                try machine.apply(batch)
             }
+            metrics.applyDuration.record(duration: clock.now - started)
+            metrics.appliedEntries.record(batch.count)
             appliedIndex = max(appliedIndex, last)
             maybeSnapshot()
-            var terms: [Index: Term] = [:]
-            for entry in entries { terms[entry.index] = entry.term }
             for (index, output) in results {
-                switch requests.proposalApplied(at: index, term: terms[index]) {
+                // The entries are consecutive (`invariants`): the term of each is at its offset.
+                let term = index >= first && index <= last ? entries[Int(index - first)].term : nil
+                switch requests.proposalApplied(at: index, term: term) {
                 case let .applied(reply)?:
                     metrics.proposalsCommitted.increment()
                     reply(.success(output))

@@ -18,6 +18,21 @@ public struct StorageFailure: Error, CustomStringConvertible {
         self.error = error
     }
 
+    /// Runs `body`; what it throws becomes a failure of `doing`, unless it already says why
+    /// the node stops: a `StorageFailure`, or a `MachineRefusal` (an entry or a snapshot of a
+    /// newer build, which must not read as a failed disk).
+    package static func wrapping<T>(doing: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as StorageFailure {
+            throw failure
+        } catch let refusal as any MachineRefusal {
+            throw refusal
+        } catch {
+            throw StorageFailure(doing: doing(), error: error)
+        }
+    }
+
     /// The exit status of a node stopped by its storage (EX_IOERR).
     public static let exitStatus: Int32 = 74
 

@@ -42,9 +42,7 @@ public final class ChatMachine: StateMachine {
     /// Publishes each entry's events once the whole batch is in the tables, so that a
     /// subscriber who reads on from an event finds what caused it.
     public func apply(_ entries: [CommittedLogEntry]) throws -> [(index: Index, output: Applied)] {
-        let results = try current.state.apply(entries.map {
-            CommittedEntry(index: $0.index, term: $0.term, command: $0.command, configuration: $0.configuration)
-        })
+        let results = try current.state.apply(entries.map(CommittedEntry.init))
         for applied in results {
             for event in applied.events {
                 if case let .clusterVersionRaised(version) = event {
