@@ -142,6 +142,19 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        /// A gRPC server transport that serves each HTTP/2 stream in its connection's pipeline,
+        /// for the client API: GRPCServer's services on it, without a child channel per call.
+        .target(
+            name: "InlineGRPC",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            swiftSettings: strict
+        ),
         /// Token buckets per source address, bounded in the sources they remember.
         .target(name: "RateLimit", swiftSettings: strict),
         /// The one bounded hand-off between threads: batches, a policy at the bound, wake-ups
@@ -150,7 +163,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "API", "ClusterPKI", "CrashPoints", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit", "Replica",
+                "API", "ClusterPKI", "CrashPoints", "InlineGRPC", "LMDB", "LogStore", "Mailbox", "Projections", "Raft", "RateLimit", "Replica",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -284,7 +297,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusLab",
             dependencies: toolDependencies + [
-                "API",
+                "API", "InlineGRPC",
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -311,6 +324,19 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "LMDB", "Raft", "Replica"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft"], swiftSettings: strict + simulated),
         .testTarget(name: "MailboxTests", dependencies: ["Mailbox"], swiftSettings: strict),
+        .testTarget(
+            name: "InlineGRPCTests",
+            dependencies: [
+                "InlineGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ToolsTests", dependencies: ["ChorusTools", "LMDB", "LogStore", "Projections"], swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["ChorusLab"], swiftSettings: strict),
         .testTarget(

@@ -7,6 +7,8 @@
 #   etcd           a one-member etcd (its gRPC server is grpc-go too), when etcd is installed
 #   swift          grpc-swift-2 at its defaults, answering SERVING (`chorus-lab bare-server`)
 #   swift-node     the same, set up as a node's client listener (`--node-settings`)
+#   swift-inline   grpc-swift-2's server on the node's inline transport (`--inline`), set up
+#                  as a node's client listener: each stream served in its connection's pipeline
 #   swift-lean     swift-nio-http2 without a gRPC library: frames answered on the connection's
 #                  event loop, no child channel or task per call (`--lean`; a measuring stick)
 #   chorus-node    the leader of a 5-node Chorus cluster, whose Check reports readiness
@@ -24,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-seconds=8 callers="1 16 128" connections=2 servers="grpc-go etcd swift swift-node swift-lean chorus-node" tls=
+seconds=8 callers="1 16 128" connections=2 servers="grpc-go etcd swift swift-node swift-inline swift-lean chorus-node" tls=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -102,6 +104,7 @@ for name in $servers; do
       addr=127.0.0.1:7611 ;;
     swift) start "$bin/chorus-lab" bare-server --listen 127.0.0.1:7602 "${tls_server[@]}"; addr=127.0.0.1:7602 ;;
     swift-node) start "$bin/chorus-lab" bare-server --node-settings --listen 127.0.0.1:7603 "${tls_server[@]}"; addr=127.0.0.1:7603 ;;
+    swift-inline) start "$bin/chorus-lab" bare-server --inline --listen 127.0.0.1:7605 "${tls_server[@]}"; addr=127.0.0.1:7605 ;;
     swift-lean) start "$bin/chorus-lab" bare-server --lean --listen 127.0.0.1:7604 "${tls_server[@]}"; addr=127.0.0.1:7604 ;;
     chorus-node*)
       rm -rf "$work/cluster" && mkdir -p "$work/cluster/bin"

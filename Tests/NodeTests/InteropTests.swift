@@ -88,6 +88,22 @@ extension ClusterTests {
         #expect(status.1.hasSuffix("bytes is over this node's limit of 262144 bytes"), "\(status.1)")
     }
 
+    /// Issue 33's item 4, seen by grpc-go: a body over `--max-request-bytes` is answered with
+    /// RESOURCE_EXHAUSTED naming the limit; one over 4× the limit (16 MiB) is reset, which
+    /// grpc-go reports as CANCELLED; and the connection serves the next call.
+    @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
+    func grpcGoSeesTheLimitThenAResetThenServesTheNextCall() async throws {
+        let cluster = try TestCluster(size: 1, tls: true)
+        try cluster.startAll()
+        _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
+        let output = try Self.runCommand([Self.goLoad, "-addr", cluster.address(1), "-ca", "\(cluster.certificates)/ca.pem", "-mode", "oversize", "-user", "big"])
+        let answers = try JSONDecoder().decode([String: String].self, from: Data(output.utf8))
+        #expect(answers["over_limit_code"] == "ResourceExhausted", "\(answers)")
+        #expect(answers["over_limit_message"]?.hasSuffix("bytes is over this node's limit of 262144 bytes") == true, "\(answers)")
+        #expect(answers["far_over_code"] == "Canceled", "\(answers)")
+        #expect(answers["after_code"] == "OK", "\(answers)")
+    }
+
     static func runLoad(_ command: [String]) throws -> LoadReport {
         try JSONDecoder().decode(LoadReport.self, from: Data(runCommand(command).utf8))
     }

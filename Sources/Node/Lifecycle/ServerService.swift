@@ -1,16 +1,17 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
 import NIOExecutor
 import ServiceLifecycle
 
-/// One gRPC server as a service of the node's `ServiceGroup`.
+/// One gRPC server (on the inline transport for clients, grpc-swift-2's for peers) as a service of the node's `ServiceGroup`.
 ///
 /// On graceful shutdown the server stops accepting calls and lets the open ones finish for
 /// `drainPeriod`, then cancels what is left: the node's streams (subscriptions, send streams,
 /// other nodes' peer streams) last as long as their client, so draining alone would never end.
-struct ServerService: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+struct ServerService<Transport: ServerTransport>: Service {
+    let server: GRPCServer<Transport>
+    /// The address the server listens on, once it does: for the log.
+    let listeningAddress: @Sendable () async throws -> String?
     /// Says what the listener is for in the log ("clients", "peers").
     let role: String
     let drainPeriod: Duration
@@ -20,9 +21,10 @@ struct ServerService: Service {
     let executor: EventLoopExecutor
     let logger: Logger
 
-    init(_ server: GRPCServer<HTTP2ServerTransport.Posix>, for role: String, drainPeriod: Duration,
-         executor: EventLoopExecutor, beforeDrain: @escaping @Sendable () async -> Void = {}, logger: Logger) {
+    init(_ server: GRPCServer<Transport>, for role: String, drainPeriod: Duration, executor: EventLoopExecutor,
+         listeningAddress: @escaping @Sendable () async throws -> String?, beforeDrain: @escaping @Sendable () async -> Void = {}, logger: Logger) {
         self.server = server
+        self.listeningAddress = listeningAddress
         self.role = role
         self.drainPeriod = drainPeriod
         self.executor = executor
@@ -45,7 +47,7 @@ struct ServerService: Service {
                 return .served
             }
             group.addTask {
-                if let address = try await server.listeningAddress {
+                if let address = try await listeningAddress() {
                     logger.info("listening on \(address) for \(role)")
                 }
                 return .announced

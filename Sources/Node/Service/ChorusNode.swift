@@ -3,6 +3,7 @@ import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import InlineGRPC
 import Logging
 import LogStore
 import NIOExecutor
@@ -113,36 +114,31 @@ public struct ChorusNode: Service {
                         authenticated: configuration.tls != nil, logger: logger),
             AdminService(replica: replica, configuration: configuration, directory: directory, incarnations: incarnations),
         ]
-        func listener(_ address: PeerAddress, _ role: Listener, _ tls: NIOSSLContext?) -> HTTP2ServerTransport.Posix {
-            HTTP2ServerTransport.Posix(
-                address: .ipv4(host: address.host, port: address.port),
-                transportSecurity: .plaintext,
-                config: configuration.serverConfig(for: role, tls: tls),
-                eventLoopGroup: role == .peers ? peerLoop : clientLoop
-            )
-        }
         let sizeLimit = RequestSizeLimit(limit: configuration.maxRequestBytes)
-        let clientServer: GRPCServer<HTTP2ServerTransport.Posix>
-        var servers: [ServerService] = []
+        // Clients are served on the inline transport (`InlineGRPC`): a call costs the node a
+        // task, not a child channel and its pipeline. It checks each request's size itself.
+        let role: Listener = configuration.peerListen == nil ? .both : .clients
+        let clientTransport = InlineServerTransport(configuration.inlineServerConfig(for: role, tls: try configuration.tls?.serverContext(reloading: certificates, mutual: false),
+                                                                                     eventLoopGroup: clientLoop, executor: clientExecutor))
+        let clientServer = GRPCServer(transport: clientTransport, services: role == .both ? clientServices + peerServices : clientServices, interceptors: [requestMetrics])
+        var servers: [any Service] = []
         if let peerListen = configuration.peerListen {
-            clientServer = GRPCServer(transport: listener(configuration.listen, .clients, try configuration.tls?.serverContext(reloading: certificates, mutual: false)),
-                                      services: clientServices, interceptors: [requestMetrics, sizeLimit])
             // The chat API is served here too, for web gateways: their certificate lets them
             // say which browser each call is for (`ChatService.source`).
-            let peerServer = GRPCServer(transport: listener(peerListen, .peers, try configuration.tls?.serverContext(reloading: certificates, mutual: true)),
+            let peerServer = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .ipv4(host: peerListen.host, port: peerListen.port), transportSecurity: .plaintext,
+                                                                              config: configuration.serverConfig(for: .peers, tls: try configuration.tls?.serverContext(reloading: certificates, mutual: true)),
+                                                                              eventLoopGroup: peerLoop),
                                         services: peerServices + [clientServices[0]],
                                         interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor])),
                                                               .apply(ForwardedClient.Interceptor(clusterID: configuration.clusterID), to: .services([Chorus_V1_Chat.descriptor]))])
             // Other nodes' streams never end and a message cut short is sent again: no drain.
-            servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor, logger: logger))
-        } else {
-            // Peers' batches are larger than any client request: only the chat API is limited.
-            clientServer = GRPCServer(transport: listener(configuration.listen, .both, nil), services: clientServices + peerServices,
-                                      interceptorPipeline: [.apply(requestMetrics, to: .all), .apply(sizeLimit, to: .services([Chorus_V1_Chat.descriptor]))])
+            servers.append(ServerService(peerServer, for: "peers", drainPeriod: .zero, executor: peerExecutor,
+                                         listeningAddress: { try await peerServer.listeningAddress.map { "\($0)" } }, logger: logger))
         }
         // Subscriptions end at once, with UNAVAILABLE, so their clients move to another node
         // while unary calls and send streams have the drain period to finish.
         servers.append(ServerService(clientServer, for: "clients", drainPeriod: configuration.drainPeriod, executor: clientExecutor,
+                                     listeningAddress: { "\(try await clientTransport.listeningAddress)" },
                                      beforeDrain: { [configuration] in
                                          // A leader hands over first, so writes pause for one
                                          // round trip instead of an election timeout.

@@ -1,9 +1,13 @@
+import API
+import GRPCCore
 import GRPCNIOTransportHTTP2
+import InlineGRPC
 import NIOCore
+import NIOExecutor
 import NIOSSL
 
 /// What a listener serves: its HTTP/2 settings follow from it.
-enum Listener {
+public enum Listener: Sendable {
     /// The client API (`--listen` with TLS).
     case clients
     /// The peer and admin APIs (`--peer-listen`): authenticated nodes and operators.
@@ -54,6 +58,38 @@ extension NodeConfiguration {
                 clientBehavior: .init(minPingIntervalWithoutCalls: .zero, allowWithoutCalls: true)
             )
         }
+    }
+}
+
+extension NodeConfiguration {
+    /// The client listener on the inline transport: the same limits, pings and keepalive as
+    /// `serverConfig(for:tls:)` gives grpc-swift-2's transport, and the request limit checked
+    /// from each message's length prefix: the chat API's requests to `--max-request-bytes`
+    /// (RESOURCE_EXHAUSTED naming it up to 4× that, a reset beyond), peers' batches to
+    /// `peerRequestLimit`.
+    public func inlineServerConfig(for listener: Listener, tls: NIOSSLContext?, eventLoopGroup: any EventLoopGroup,
+                                   executor: EventLoopExecutor?) -> InlineServerTransport.Configuration {
+        var config = InlineServerTransport.Configuration(host: listen.host, port: listen.port, eventLoopGroup: eventLoopGroup)
+        config.executor = executor
+        config.maxConcurrentStreams = maxConcurrentStreams
+        config.keepaliveInterval = TimeAmount(keepaliveInterval)
+        config.keepaliveTimeout = TimeAmount(keepaliveTimeout)
+        let client = RequestLimit(maxMessageBytes: maxRequestBytes, resetAbove: maxRequestBytes * 4)
+        let peer = RequestLimit(maxMessageBytes: Self.peerRequestLimit, resetAbove: Self.peerRequestLimit)
+        let chat = Chorus_V1_Chat.descriptor
+        config.requestLimit = { method in
+            switch listener {
+            case .clients: client
+            case .peers: peer
+            case .both: method.service == chat || method.service.fullyQualifiedService == "grpc.health.v1.Health" ? client : peer
+            }
+        }
+        config.configureConnection = { channel in
+            let pipeline = channel.pipeline.syncOperations
+            if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .first) }
+            try PingShaper.install(in: pipeline)
+        }
+        return config
     }
 }
 

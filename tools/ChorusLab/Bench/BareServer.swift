@@ -4,8 +4,10 @@ import ClusterPKI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import InlineGRPC
 import NIOExecutor
 import NIOPosix
+import NIOSSL
 import Node
 import ToolSupport
 
@@ -30,6 +32,9 @@ struct BareServer: AsyncParsableCommand {
     @Flag(help: "Answer on swift-nio-http2 directly, without grpc-swift-2 (a measuring stick: every path gets the same answer).")
     var lean = false
 
+    @Flag(help: "grpc-swift-2's server on the node's inline transport (InlineGRPC), set up as a node's client listener.")
+    var inline = false
+
     @Option(help: "TLS: the server's certificate (PEM); plaintext without it.")
     var certificate: String?
 
@@ -45,6 +50,7 @@ struct BareServer: AsyncParsableCommand {
         let context = try certificate.map { try TLSFiles(ca: "", certificate: $0, key: key ?? "").serverContext(reloading: nil, mutual: false) }
         if lean { return try await LeanBareServer.run(host: address.host, port: address.port, threads: clientThreads, tls: context) }
         let node = NodeConfiguration(id: 1, listen: address, members: [1: address], dataDirectory: "/nonexistent", clusterID: "bare")
+        if inline { return try await serveInline(node, tls: context) }
         let config = nodeSettings ? node.clientListenerSettings(tls: context) : .defaults
         let group = nodeSettings ? MultiThreadedEventLoopGroup(numberOfThreads: clientThreads) : .singleton
         let executor = nodeSettings ? EventLoopExecutor(group) : nil
@@ -70,6 +76,22 @@ struct BareServer: AsyncParsableCommand {
                 // Unbuffered: the benchmark waits for this line in a file.
                 FileHandle.standardOutput.write(Data("listening on \(bound)\n".utf8))
             }
+        }
+    }
+}
+
+extension BareServer {
+    /// The node's client listener as it is: GRPCServer on `InlineServerTransport` with the
+    /// node's settings, handlers on the loop that read the call.
+    private func serveInline(_ node: NodeConfiguration, tls: NIOSSLContext?) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: clientThreads)
+        let executor = EventLoopExecutor(group)
+        let transport = InlineServerTransport(node.inlineServerConfig(for: .clients, tls: tls, eventLoopGroup: group, executor: executor))
+        let server = GRPCServer(transport: transport, services: [AlwaysServing()])
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask { try await withTaskExecutorPreference(executor) { try await server.serve() } }
+            let bound = try await transport.listeningAddress
+            FileHandle.standardOutput.write(Data("listening on \(bound)\n".utf8))
         }
     }
 }

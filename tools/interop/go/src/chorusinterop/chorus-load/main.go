@@ -5,7 +5,8 @@
 //
 // Modes: `send` (the default) sends messages to itself; `stall` opens subscriptions for
 // -user and never reads them; `abuse` sends what no honest client sends (huge id lists,
-// oversized bodies, wrong passwords, account storms) and counts the answers.
+// oversized bodies, wrong passwords, account storms) and counts the answers; `oversize` sends
+// one body over the request limit and one far over it, and prints their statuses.
 //
 // Requests are encoded by hand (package wire), so no generated code is needed: the build uses
 // only Debian's golang-google-grpc-dev (grpc-go 1.33, GOPATH mode).
@@ -49,7 +50,7 @@ func main() {
 	callers := flag.Int("callers", 150, "concurrent calls on the one connection")
 	duration := flag.Duration("duration", 5*time.Second, "how long to send")
 	name := flag.String("user", fmt.Sprintf("go%d", time.Now().UnixNano()%1000000000), "the account to create and send as")
-	mode := flag.String("mode", "send", "send | stall | abuse")
+	mode := flag.String("mode", "send", "send | stall | abuse | oversize")
 	password := flag.String("password", "pw", "the account's password (stall: an existing account)")
 	flag.Parse()
 	conn, err := wire.Dial(*addr, *ca)
@@ -79,6 +80,10 @@ func main() {
 	token := wire.FirstString(login)
 	if *mode == "stall" {
 		stall(conn, token, *callers, *duration)
+		return
+	}
+	if *mode == "oversize" {
+		oversize(call, client, token, *name)
 		return
 	}
 
@@ -194,6 +199,31 @@ func abuse(call func(string, []byte) ([]byte, error), client string, seq uint64,
 		_, err := call("CreateAccount", wire.Message(wire.RequestID(client, seq), fmt.Sprintf("storm%d", seq), "pw"))
 		return err
 	}
+}
+
+// oversize sends one body over the request limit, one far over it (16 MiB), then an honest
+// send on the same connection, and prints each call's status code and message.
+func oversize(call func(string, []byte) ([]byte, error), client, token, name string) {
+	result := map[string]string{}
+	answer := func(label string, err error) {
+		result[label+"_code"] = status.Code(err).String()
+		result[label+"_message"] = status.Convert(err).Message()
+	}
+	body := func(size int) string {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = 'x'
+		}
+		return string(b)
+	}
+	_, err := call("SendMessage", wire.Message(wire.RequestID(client, 10), token, name, body(300<<10)))
+	answer("over_limit", err)
+	_, err = call("SendMessage", wire.Message(wire.RequestID(client, 11), token, name, body(16<<20)))
+	answer("far_over", err)
+	_, err = call("SendMessage", wire.Message(wire.RequestID(client, 12), token, name, "still here"))
+	answer("after", err)
+	out, _ := json.Marshal(result)
+	fmt.Println(string(out))
 }
 
 // stall opens `streams` subscriptions for the token's user and never reads them: HTTP/2 flow

@@ -1,0 +1,387 @@
+import GRPCCore
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// Serves the gRPC calls of one HTTP/2 connection from the connection's own pipeline: every
+/// stream's frames arrive here, on the event loop that read them, with no child channel per
+/// stream. A call's handler is a task that prefers the same loop, so a unary call is read,
+/// handled and answered on one thread, and the answers of one read burst leave in one flush.
+///
+/// Flow control is this handler's too (swift-nio-http2 leaves it to whoever reads the frames
+/// when no multiplexer does): the connection's window is given back as DATA arrives, a
+/// stream's as its handler reads, so a handler that stops reading holds back its own sender.
+final class InlineConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// Asks a connection to stop taking new calls and close once its calls have ended.
+    struct Drain: Sendable {}
+
+    private let server: InlineServerTransport.Running
+    private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: InlineStream] = [:]
+    private var remotePeer = ""
+    private var localPeer = ""
+    /// The highest stream the client opened: the last one a GOAWAY lets finish.
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var draining = false
+    private var reading = false
+    private var flushPending = false
+    private var flushScheduled = false
+    /// DATA bytes received on the connection and not yet given back.
+    private var connectionUncredited = 0
+    private var lastRead = NIODeadline.now()
+    private var keepalive: Scheduled<Void>?
+    private var pingTimeout: Scheduled<Void>?
+    private static let keepalivePing = HTTP2PingData(withInteger: 0x6368_6F72_7573_6B61)
+
+    init(server: InlineServerTransport.Running) {
+        self.server = server
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remotePeer = Self.peer(context.channel.remoteAddress)
+        localPeer = Self.peer(context.channel.localAddress)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        becameActive(context: context)
+        context.fireChannelActive()
+    }
+
+    /// After the pipeline is complete (TLS is added after this handler, at its front).
+    private func becameActive(context: ChannelHandlerContext) {
+        remotePeer = Self.peer(context.channel.remoteAddress)
+        localPeer = Self.peer(context.channel.localAddress)
+        server.connections.add(context.channel)
+        // The connection's window starts at 65,535 bytes; a larger one lets many streams send at once.
+        let increment = server.configuration.connectionWindow - 65_535
+        if increment > 0 {
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        }
+        scheduleKeepalive(context: context, after: server.configuration.keepaliveInterval)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        keepalive?.cancel()
+        pingTimeout?.cancel()
+        let open = streams.values
+        streams.removeAll()
+        for stream in open {
+            stream.onLoop.value.response = .closed
+            stream.cancel(RPCError(code: .unavailable, message: "the connection closed"), endingTask: true)
+        }
+        server.connections.remove(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream's protocol error resets that stream alone (swift-nio-http2 has sent the
+        // RST_STREAM); anything else ends the connection.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            if let stream = streams.removeValue(forKey: streamError.streamID) {
+                stream.onLoop.value.response = .closed
+                stream.cancel(RPCError(code: .cancelled, message: "the stream was reset: \(streamError.baseError)"))
+                closeIfDrained(context: context)
+            }
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is Drain else { return context.triggerUserOutboundEvent(event, promise: promise) }
+        promise?.succeed()
+        guard !draining else { return }
+        draining = true
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
+        closeIfDrained(context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
+            // Closed under the call (a reset in either direction): it ends here.
+            stream.onLoop.value.response = .closed
+            stream.cancel(RPCError(code: .cancelled, message: "the stream closed before the call ended"))
+            closeIfDrained(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case let .headers(headers):
+            if let stream = streams[frame.streamID] {
+                // Trailers from a client: no gRPC client sends them, but they end its request.
+                if headers.endStream { endRequest(stream) }
+            } else {
+                open(frame.streamID, headers, context: context)
+            }
+        case let .data(payload):
+            let length = payload.data.readableBytes + (payload.paddingBytes ?? 0)
+            connectionUncredited += length
+            if let stream = streams[frame.streamID], case let .byteBuffer(bytes) = payload.data {
+                receive(bytes, length: length, endStream: payload.endStream, on: stream, context: context)
+            }
+            if connectionUncredited >= server.configuration.connectionWindow / 2 {
+                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUncredited)), context: context)
+                connectionUncredited = 0
+            }
+        case .rstStream:
+            if let stream = streams.removeValue(forKey: frame.streamID) {
+                stream.onLoop.value.response = .closed
+                stream.cancel(RPCError(code: .cancelled, message: "the client cancelled the call"))
+                closeIfDrained(context: context)
+            }
+        case let .ping(data, ack: true) where data == Self.keepalivePing:
+            pingTimeout?.cancel()
+            pingTimeout = nil
+        case .goAway:
+            // The client opens no more streams: once its calls end, so does the connection.
+            draining = true
+            closeIfDrained(context: context)
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        lastRead = .now()
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func open(_ id: HTTP2StreamID, _ headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
+        if id > lastStreamID { lastStreamID = id }
+        if draining {
+            write(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream)), context: context)
+            return
+        }
+        let descriptor: MethodDescriptor
+        let metadata: Metadata
+        switch GRPCHeaders.request(headers.headers, methods: server.methods) {
+        case let .success(request):
+            (descriptor, metadata) = request
+        case let .failure(refusal):
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: refusal.headers, endStream: true))), context: context)
+            if !headers.endStream { write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context) }
+            return
+        }
+        let stream = InlineStream(id: id, descriptor: descriptor, limit: server.configuration.requestLimit(descriptor),
+                                  queueBound: server.configuration.streamWindow, connection: self, eventLoop: context.eventLoop)
+        streams[id] = stream
+        stream.deliver(.metadata(metadata))
+        if headers.endStream { endRequest(stream) }
+        start(stream)
+    }
+
+    /// Runs the call's handler as a task on the preferred executor (this loop, for a node).
+    private func start(_ stream: InlineStream) {
+        let server = self.server
+        let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
+        server.calls.enter()
+        let task = Task(executorPreference: server.configuration.executor) {
+            await withServerContextRPCCancellationHandle { handle in
+                stream.attach(handle)
+                let context = ServerContext(descriptor: stream.descriptor, remotePeer: remotePeer, localPeer: localPeer, cancellation: handle)
+                let rpc = RPCStream(descriptor: stream.descriptor, inbound: RPCAsyncSequence(wrapping: InlineInbound(stream: stream)),
+                                    outbound: RPCWriter.Closable(wrapping: InlineOutbound(stream: stream)))
+                await server.handler(rpc, context)
+            }
+            server.calls.leave()
+        }
+        stream.attachTask(task)
+    }
+
+    private func receive(_ data: ByteBuffer, length: Int, endStream: Bool, on stream: InlineStream, context: ChannelHandlerContext) {
+        guard !stream.onLoop.value.requestEnded else { return }
+        if !stream.onLoop.value.discarding {
+            var violation: MessageDeframer.Outcome?
+            // In place: a message gathered across frames is appended to, never copied.
+            stream.onLoop.value.deframer.receive(data) { outcome in
+                switch outcome {
+                case let .message(bytes): stream.deliver(.message(InlineBytes(buffer: bytes)))
+                default: violation = outcome
+                }
+            }
+            if let violation {
+                return refuse(stream, violation, context: context)
+            }
+        }
+        if endStream {
+            return endRequest(stream)
+        }
+        stream.onLoop.value.uncredited += length
+        credit(stream)
+    }
+
+    /// Gives the client back this stream's window, unless the handler has too much unread.
+    func credit(_ stream: InlineStream) {
+        guard let context, streams[stream.id] === stream else { return }
+        let state = stream.onLoop.value
+        guard !state.requestEnded, !state.discarding, state.uncredited >= server.configuration.streamWindow / 4 || state.deframer.hasPartialMessage && state.uncredited > 0 else { return }
+        guard !stream.wantCredit() else { return }
+        write(HTTP2Frame(streamID: stream.id, payload: .windowUpdate(windowSizeIncrement: state.uncredited)), context: context)
+        stream.onLoop.value.uncredited = 0
+        flushSoon(context: context)
+    }
+
+    private func endRequest(_ stream: InlineStream) {
+        stream.onLoop.value.requestEnded = true
+        if stream.onLoop.value.deframer.hasPartialMessage {
+            stream.fail(RPCError(code: .internalError, message: "the request ended in the middle of a message"))
+        } else {
+            stream.finishRequest()
+        }
+        if stream.onLoop.value.response == .closed, let context { remove(stream, context: context) }
+    }
+
+    /// A message over its method's limit: the handler's next read fails with
+    /// RESOURCE_EXHAUSTED naming the limit (its status goes to the client as any other), and
+    /// the rest of the request is dropped as it arrives. Past the reset bound, or a compressed
+    /// message, ends the stream at once.
+    private func refuse(_ stream: InlineStream, _ violation: MessageDeframer.Outcome, context: ChannelHandlerContext) {
+        let limit = stream.onLoop.value.deframer.limit
+        switch violation {
+        case let .oversized(size):
+            stream.onLoop.value.discarding = true
+            stream.fail(RPCError(code: .resourceExhausted, message: "a request of \(size) bytes is over this node's limit of \(limit.maxMessageBytes) bytes"))
+        case .reset:
+            streams[stream.id] = nil
+            stream.onLoop.value.response = .closed
+            write(HTTP2Frame(streamID: stream.id, payload: .rstStream(.cancel)), context: context)
+            flushSoon(context: context)
+            stream.cancel(RPCError(code: .cancelled, message: "the request is far over the limit; the stream was reset"))
+            closeIfDrained(context: context)
+        case .compressed:
+            stream.onLoop.value.discarding = true
+            stream.fail(RPCError(code: .internalError, message: "a compressed message, but the request named no compression"))
+        case .message:
+            break
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes one part of a call's response. Returns a future to wait for when the stream has
+    /// too much unwritten; throws when the call can no longer answer.
+    func write(_ part: RPCResponsePart<InlineBytes>, on stream: InlineStream) throws -> EventLoopFuture<Void>? {
+        guard let context else { throw RPCError(code: .unavailable, message: "the connection closed") }
+        let id = stream.id
+        switch (stream.onLoop.value.response, part) {
+        case (.closed, .status):
+            return nil
+        case (.closed, _):
+            throw RPCError(code: .cancelled, message: "the call has ended")
+        case let (.idle, .metadata(metadata)):
+            stream.onLoop.value.response = .open
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: GRPCHeaders.responseHeaders(metadata)))), context: context)
+        case (.open, .metadata):
+            throw RPCError(code: .internalError, message: "response metadata sent twice")
+        case let (state, .message(bytes)):
+            if state == .idle {
+                stream.onLoop.value.response = .open
+                write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: GRPCHeaders.responseHeaders))), context: context)
+            }
+            stream.onLoop.value.messagesWritten += 1
+            let frame = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(MessageFraming.frame(bytes)))))
+            // A second message makes it a stream: from then on each write is waited for, so
+            // a client that reads slowly slows its handler instead of filling memory.
+            if stream.onLoop.value.messagesWritten > 1 {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(frame), promise: promise)
+                flushSoon(context: context)
+                return promise.futureResult
+            }
+            write(frame, context: context)
+        case let (state, .status(status, metadata)):
+            let headers = state == .idle ? GRPCHeaders.trailersOnly(status, metadata) : GRPCHeaders.trailers(status, metadata)
+            stream.onLoop.value.response = .closed
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), context: context)
+            if !stream.onLoop.value.requestEnded {
+                // The client may stop sending: the answer is given.
+                write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context)
+                stream.cancel(RPCError(code: .cancelled, message: "the call has ended"))
+            }
+            remove(stream, context: context)
+        }
+        flushSoon(context: context)
+        return nil
+    }
+
+    private func write(_ frame: HTTP2Frame, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(frame), promise: nil)
+        flushPending = true
+    }
+
+    /// One flush for everything written in this read burst, or in this turn of the loop.
+    private func flushSoon(context: ChannelHandlerContext) {
+        flushPending = true
+        guard !reading, !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            guard self.flushPending, let context = self.context else { return }
+            self.flushPending = false
+            context.flush()
+        }
+    }
+
+    private func remove(_ stream: InlineStream, context: ChannelHandlerContext) {
+        if streams[stream.id] === stream { streams[stream.id] = nil }
+        closeIfDrained(context: context)
+    }
+
+    private func closeIfDrained(context: ChannelHandlerContext) {
+        guard draining, streams.isEmpty else { return }
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    // MARK: Keepalive
+
+    /// Pings a connection quiet for `keepaliveInterval`; no answer within `keepaliveTimeout`
+    /// closes it, so a vanished client's calls and subscriptions end.
+    private func scheduleKeepalive(context: ChannelHandlerContext, after delay: TimeAmount) {
+        keepalive = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            guard let context = self.context else { return }
+            let interval = server.configuration.keepaliveInterval
+            let quiet = NIODeadline.now() - lastRead
+            guard quiet >= interval else { return scheduleKeepalive(context: context, after: interval - quiet) }
+            if pingTimeout == nil {
+                context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(Self.keepalivePing, ack: false))), promise: nil)
+                pingTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: server.configuration.keepaliveTimeout) { [self] in
+                    self.context?.close(promise: nil)
+                }
+            }
+            scheduleKeepalive(context: context, after: interval)
+        }
+    }
+
+    /// gRPC's peer strings: "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/path".
+    private static func peer(_ address: SocketAddress?) -> String {
+        switch address {
+        case .v4?: "ipv4:\(address?.ipAddress ?? ""):\(address?.port ?? 0)"
+        case .v6?: "ipv6:[\(address?.ipAddress ?? "")]:\(address?.port ?? 0)"
+        case .unixDomainSocket?: "unix:\(address?.pathname ?? "")"
+        case nil: "unknown"
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import InlineGRPC
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import Testing
+
+/// The inline transport under GRPCServer, driven by grpc-swift-2's client (every kind of call,
+/// statuses, metadata) and by a raw HTTP/2 connection (limits, flow control, draining).
+@Suite struct InlineServerTransportTests {
+    static func withClient<R: Sendable>(_ port: Int, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { try await body($0) }
+    }
+
+    @Test func eachKindOfCallIsServedWithItsMessagesInOrder() async throws {
+        try await withEchoServer { port, _ in
+            try await Self.withClient(port) { client in
+                let coder = RawBytes()
+                // Unary, with request metadata echoed back as response metadata.
+                let unary = try await client.unary(request: ClientRequest(message: [1, 2, 3], metadata: ["echo-note": "kept", "other": "dropped"]),
+                                                   descriptor: Echo.unary, serializer: coder, deserializer: coder, options: .defaults) { response in
+                    (try response.message, response.metadata)
+                }
+                #expect(unary.0 == [1, 2, 3])
+                #expect(Array(unary.1["echo-note"]) == [.string("kept")])
+                #expect(unary.1["other"].first(where: { _ in true }) == nil)
+
+                // Client streaming: 300 messages of 1,000 bytes, more than a stream's window.
+                let counted = try await client.clientStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for n in 0..<300 { try await writer.write([UInt8](repeating: UInt8(n % 256), count: 1_000)) }
+                    }, descriptor: Echo.count, serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                #expect(counted == EchoService.bytes(300) + EchoService.bytes(300_000))
+
+                // Server streaming.
+                let expanded = try await client.serverStreaming(request: ClientRequest(message: [7, 9]), descriptor: Echo.expand, serializer: coder,
+                                                                deserializer: coder, options: .defaults) { response in
+                    try await response.messages.reduce(into: [[UInt8]]()) { $0.append($1) }
+                }
+                #expect(expanded == Array(repeating: [7, 9], count: 7))
+
+                // Bidirectional, with messages larger than a frame (they span several DATA frames).
+                let sent = (0..<40).map { n in [UInt8](repeating: UInt8(n), count: 100_000 + n) }
+                let echoed = try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for message in sent { try await writer.write(message) }
+                    }, descriptor: Echo.bidi, serializer: coder, deserializer: coder, options: .defaults) { response in
+                    try await response.messages.reduce(into: [[UInt8]]()) { $0.append($1) }
+                }
+                #expect(echoed == sent)
+            }
+        }
+    }
+
+    @Test func aFailedCallCarriesItsCodeMessageAndTrailingMetadata() async throws {
+        try await withEchoServer { port, _ in
+            try await Self.withClient(port) { client in
+                let coder = RawBytes()
+                do {
+                    _ = try await client.unary(request: ClientRequest(message: []), descriptor: Echo.fail, serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                    Issue.record("the call succeeded")
+                } catch let error as RPCError {
+                    #expect(error.code == .notFound)
+                    #expect(error.message == "no such thing: ‘échec’ at 100%\nsecond line")
+                    #expect(Array(error.metadata["reason"]) == [.string("test")])
+                    #expect(Array(error.metadata["detail-bin"]) == [.binary([0, 1, 2, 255])])
+                }
+                do {
+                    _ = try await client.unary(request: ClientRequest(message: []), descriptor: MethodDescriptor(fullyQualifiedService: "test.Echo", method: "Nothing"),
+                                               serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                    Issue.record("an unknown method answered")
+                } catch let error as RPCError {
+                    #expect(error.code == .unimplemented)
+                }
+            }
+        }
+    }
+
+    @Test func aHandlerThatReadsLateStillGetsTheWholeRequest() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, _ in
+            try await Self.withClient(port) { client in
+                let coder = RawBytes()
+                // 1 MiB, held back by flow control until the handler reads: the window the
+                // connection withheld must come back as it does.
+                async let count = client.bidirectionalStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for n in 0..<1_024 { try await writer.write([UInt8](repeating: UInt8(n % 251), count: 1_024)) }
+                    }, descriptor: Echo.late, serializer: coder, deserializer: coder, options: .defaults) { response in
+                    try await response.messages.reduce(0) { total, message in total + message.count }
+                }
+                await signals.started.wait()
+                signals.gate.open()
+                let total = try await count
+                #expect(total == 1 << 20)
+            }
+        }
+    }
+
+    @Test func aHandlerThatDoesNotReadHoldsBackItsSenderAtTheBound() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            let stream = HTTP2StreamID(1)
+            try await raw.send(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Late")))))
+            await signals.started.wait()
+            // The whole initial window (65,535 bytes), as 63 messages of 1,035 bytes and change.
+            var sent = 0
+            while sent + 1_040 <= 65_535 {
+                try await raw.send(HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 1_035, body: .init(repeating: 1, count: 1_035)))))))
+                sent += 1_040
+            }
+            let frames = try await raw.settle()
+            let granted = frames.reduce(0) { total, frame in
+                if frame.streamID == stream, case let .windowUpdate(increment) = frame.payload { total + increment } else { total }
+            }
+            // Window comes back only while the unread bytes are under half the bound.
+            #expect(granted <= 65_535 / 2)
+            #expect(granted > 0)
+            signals.gate.open()
+            await raw.close()
+        }
+    }
+
+    @Test func aMessageOverTheLimitIsAnsweredWithTheLimitBeforeItsBodyArrives() async throws {
+        try await withEchoServer { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            let stream = HTTP2StreamID(1)
+            // Announces 300 KiB (the limit is 256 KiB) and sends 10 bytes of it, without ending.
+            try await raw.send(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Unary")))),
+                               HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 300 << 10, body: .init(repeating: 0, count: 10)))))))
+            let frames = try await raw.frames { if case .rstStream = $0.payload { true } else { false } }
+            let trailers = frames.compactMap { frame -> HPACKHeaders? in
+                if frame.streamID == stream, case let .headers(headers) = frame.payload, headers.endStream { headers.headers } else { nil }
+            }
+            #expect(trailers.count == 1)
+            #expect(trailers.first?.first(name: "grpc-status") == "8")
+            #expect(trailers.first?.first(name: "grpc-message") == "a request of 307200 bytes is over this node's limit of 262144 bytes")
+            if case let .rstStream(code) = frames.last?.payload { #expect(code == .noError) }
+            await raw.close()
+        }
+    }
+
+    @Test func aMessageFarOverTheLimitResetsItsStream() async throws {
+        try await withEchoServer { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            let stream = HTTP2StreamID(1)
+            try await raw.send(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Unary")))),
+                               HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 16 << 20, body: .init(repeating: 0, count: 10)))))))
+            let frames = try await raw.frames { if case .rstStream = $0.payload { true } else { false } }
+            #expect(frames.allSatisfy { frame in if case .headers = frame.payload, frame.streamID == stream { false } else { true } })
+            if case let .rstStream(code) = frames.last?.payload { #expect(code == .cancel) } else { Issue.record("no RST_STREAM: \(frames)") }
+            await raw.close()
+        }
+        // grpc-swift-2's client reports a reset stream as UNAVAILABLE (grpc-go: CANCELLED, see
+        // InteropTests); the connection serves the next call.
+        try await withEchoServer { port, _ in
+            try await Self.withClient(port) { client in
+                do {
+                    _ = try await client.unary(request: ClientRequest(message: [UInt8](repeating: 0, count: 2 << 20)), descriptor: Echo.unary,
+                                               serializer: RawBytes(), deserializer: RawBytes(), options: .defaults) { try $0.message }
+                    Issue.record("the call succeeded")
+                } catch let error as RPCError {
+                    #expect(error.code == .unavailable, "\(error)")
+                }
+                let next = try await client.unary(request: ClientRequest(message: [9]), descriptor: Echo.unary, serializer: RawBytes(), deserializer: RawBytes(),
+                                                  options: .defaults) { try $0.message }
+                #expect(next == [9])
+            }
+        }
+    }
+
+    @Test func aRequestThatIsNotGRPCGetsHTTPsAnswer() async throws {
+        try await withEchoServer { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            var headers = RawHTTP2Client.requestHeaders("/test.Echo/Unary")
+            headers.replaceOrAdd(name: "content-type", value: "text/plain")
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: headers, endStream: true))))
+            var compressed = RawHTTP2Client.requestHeaders("/test.Echo/Unary")
+            compressed.add(name: "grpc-encoding", value: "gzip")
+            try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: compressed, endStream: true))))
+            let frames = try await raw.settle()
+            let answers = Dictionary(frames.compactMap { frame -> (HTTP2StreamID, HPACKHeaders)? in
+                if case let .headers(headers) = frame.payload { (frame.streamID, headers.headers) } else { nil }
+            }, uniquingKeysWith: { first, _ in first })
+            #expect(answers[1]?.first(name: ":status") == "415")
+            #expect(answers[3]?.first(name: "grpc-status") == "12")
+            #expect(answers[3]?.first(name: "grpc-accept-encoding") == "identity")
+            await raw.close()
+        }
+    }
+
+    @Test func gracefulShutdownLetsOpenCallsFinishAndSendsGoaway() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, server in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Late")))),
+                               HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 3, body: [4, 5, 6])), endStream: true))))
+            await signals.started.wait()
+            server.beginGracefulShutdown()
+            let beforeAnswer = try await raw.frames { if case .goAway = $0.payload { true } else { false } }
+            if case let .goAway(last, code, _) = beforeAnswer.last?.payload {
+                #expect(last == 1)
+                #expect(code == .noError)
+            }
+            signals.gate.open()
+            // The open call still answers, then the server closes the connection.
+            let rest = try await raw.frames { _ in false }
+            let trailers = rest.compactMap { frame -> HPACKHeaders? in if case let .headers(headers) = frame.payload, headers.endStream { headers.headers } else { nil } }
+            #expect(trailers.first?.first(name: "grpc-status") == "0")
+            #expect(rest.contains { if case .data = $0.payload { true } else { false } })
+        }
+    }
+
+    @Test func aClosedConnectionCancelsItsCalls() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Wait"), endStream: true))))
+            await signals.started.wait()
+            await raw.close()
+            // Would wait forever if the handler's call were not cancelled.
+            await signals.cancelled.wait()
+        }
+    }
+
+    @Test func aResetStreamCancelsItsCall() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Wait"), endStream: true))))
+            await signals.started.wait()
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .rstStream(.cancel)))
+            await signals.cancelled.wait()
+            await raw.close()
+        }
+    }
+}
