@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import NIOCore
 import NIOHPACK
 
 /// gRPC over HTTP/2's header blocks (gRPC's PROTOCOL-HTTP2): what a request's headers must
@@ -10,9 +11,20 @@ enum GRPCHeaders {
         let headers: HPACKHeaders
     }
 
-    /// The request's method and metadata, or the refusal to send.
-    static func request(_ headers: HPACKHeaders, methods: [String: MethodDescriptor]) -> Result<(MethodDescriptor, Metadata), Refusal> {
+    /// What a request's headers say.
+    struct Request {
+        var method: MethodDescriptor
+        /// Every header but the pseudo-headers and grpc-timeout.
+        var metadata: Metadata
+        /// From grpc-timeout: the transport keeps the deadline itself (a timer on the
+        /// connection's event loop), so GRPCCore does not start a task per call to sleep it out.
+        var timeout: TimeAmount?
+    }
+
+    /// The request's method, metadata and deadline, or the refusal to send.
+    static func request(_ headers: HPACKHeaders, methods: [String: MethodDescriptor]) -> Result<Request, Refusal> {
         var path: String?
+        var timeout: TimeAmount?
         var method: String?
         var contentType: String?
         var encoding: String?
@@ -30,6 +42,12 @@ enum GRPCHeaders {
             switch name {
             case "content-type": contentType = value
             case "grpc-encoding": encoding = value
+            case "grpc-timeout":
+                guard let parsed = Self.timeout(value) else {
+                    return .failure(Refusal(headers: trailersOnly(Status(code: .invalidArgument, message: "grpc-timeout '\(value)' is not a timeout"), Metadata())))
+                }
+                timeout = parsed
+                continue
             default: break
             }
             if name.hasSuffix("-bin") {
@@ -58,7 +76,7 @@ enum GRPCHeaders {
             return .failure(Refusal(headers: trailersOnly(Status(code: .invalidArgument, message: "the request has no :path"), Metadata())))
         }
         if let descriptor = methods[path] {
-            return .success((descriptor, metadata))
+            return .success(Request(method: descriptor, metadata: metadata, timeout: timeout))
         }
         // Not a method of this server: the router answers UNIMPLEMENTED, with its own words.
         guard path.utf8.first == UInt8(ascii: "/"), let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.startIndex else {
@@ -66,7 +84,27 @@ enum GRPCHeaders {
         }
         let service = String(path[path.index(after: path.startIndex)..<slash])
         let name = String(path[path.index(after: slash)...])
-        return .success((MethodDescriptor(fullyQualifiedService: service, method: name), metadata))
+        return .success(Request(method: MethodDescriptor(fullyQualifiedService: service, method: name), metadata: metadata, timeout: timeout))
+    }
+
+    /// grpc-timeout: at most 8 digits and a unit (H, M, S, m, u, n).
+    static func timeout(_ value: String) -> TimeAmount? {
+        let utf8 = value.utf8
+        guard utf8.count >= 2, utf8.count <= 9, let unit = utf8.last else { return nil }
+        var amount: Int64 = 0
+        for digit in utf8.dropLast() {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+            amount = amount * 10 + Int64(digit - UInt8(ascii: "0"))
+        }
+        switch unit {
+        case UInt8(ascii: "H"): return .hours(amount)
+        case UInt8(ascii: "M"): return .minutes(amount)
+        case UInt8(ascii: "S"): return .seconds(amount)
+        case UInt8(ascii: "m"): return .milliseconds(amount)
+        case UInt8(ascii: "u"): return .microseconds(amount)
+        case UInt8(ascii: "n"): return .nanoseconds(amount)
+        default: return nil
+        }
     }
 
     static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]

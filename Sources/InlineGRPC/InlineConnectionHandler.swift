@@ -26,16 +26,32 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     private var localPeer = ""
     /// The highest stream the client opened: the last one a GOAWAY lets finish.
     private var lastStreamID = HTTP2StreamID.rootStream
-    private var draining = false
+    /// Shutting down takes two GOAWAYs (gRFC A9's way, as grpc-go and grpc-swift do): the first
+    /// allows every stream, so a call already on its way is not lost; after the PING that
+    /// follows it comes back, the client has seen it, and the second names the last stream.
+    private var drain = DrainState.serving
+    /// Streams open at the HTTP/2 level, until swift-nio-http2 says each closed: what it still
+    /// holds for one (DATA waiting for window, trailers behind it) is sent before the drain
+    /// closes the connection.
+    private var liveStreams = Set<HTTP2StreamID>()
+    private var closing = false
     private var reading = false
     private var flushPending = false
     private var flushScheduled = false
-    /// DATA bytes received on the connection and not yet given back.
-    private var connectionUncredited = 0
     private var lastRead = NIODeadline.now()
     private var keepalive: Scheduled<Void>?
     private var pingTimeout: Scheduled<Void>?
     private static let keepalivePing = HTTP2PingData(withInteger: 0x6368_6F72_7573_6B61)
+    private static let drainPing = HTTP2PingData(withInteger: 0x6472_6169_6E69_6E67)
+
+    private enum DrainState {
+        case serving
+        /// The first GOAWAY and its PING are out.
+        case announced
+        /// The second GOAWAY is out (or the client sent one): no new stream is taken, and the
+        /// connection closes once the last one has.
+        case closing
+    }
 
     init(server: InlineServerTransport.Running) {
         self.server = server
@@ -70,10 +86,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         keepalive?.cancel()
         pingTimeout?.cancel()
-        let open = streams.values
-        streams.removeAll()
-        for stream in open {
-            stream.onLoop.value.response = .closed
+        for stream in Array(streams.values) {
+            forget(stream)
             stream.cancel(RPCError(code: .unavailable, message: "the connection closed"), endingTask: true)
         }
         server.connections.remove(context.channel)
@@ -88,8 +102,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         // A stream's protocol error resets that stream alone (swift-nio-http2 has sent the
         // RST_STREAM); anything else ends the connection.
         if let streamError = error as? NIOHTTP2Errors.StreamError {
-            if let stream = streams.removeValue(forKey: streamError.streamID) {
-                stream.onLoop.value.response = .closed
+            if let stream = streams[streamError.streamID] {
+                forget(stream)
                 stream.cancel(RPCError(code: .cancelled, message: "the stream was reset: \(streamError.baseError)"))
                 closeIfDrained(context: context)
             }
@@ -101,18 +115,29 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard event is Drain else { return context.triggerUserOutboundEvent(event, promise: promise) }
         promise?.succeed()
-        guard !draining else { return }
-        draining = true
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
-        closeIfDrained(context: context)
+        guard case .serving = drain else { return }
+        drain = .announced
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(Self.drainPing, ack: false))), promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
-            // Closed under the call (a reset in either direction): it ends here.
-            stream.onLoop.value.response = .closed
-            stream.cancel(RPCError(code: .cancelled, message: "the stream closed before the call ended"))
+        if let closed = event as? StreamClosedEvent {
+            liveStreams.remove(closed.streamID)
+            if let stream = streams[closed.streamID] {
+                // Closed under the call (a reset in either direction): it ends here.
+                forget(stream)
+                stream.cancel(RPCError(code: .cancelled, message: "the stream closed before the call ended"))
+            }
             closeIfDrained(context: context)
+        } else if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream, let inbound = window.inboundWindowSize {
+            // The connection's window, as swift-nio-http2 counts it: DATA it dropped (for a
+            // stream already reset) used it up too, and comes back here with the rest.
+            let target = server.configuration.connectionWindow
+            if inbound <= target / 2 {
+                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: target - inbound)), context: context)
+                flushSoon(context: context)
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -132,26 +157,25 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             }
         case let .data(payload):
             let length = payload.data.readableBytes + (payload.paddingBytes ?? 0)
-            connectionUncredited += length
             if let stream = streams[frame.streamID], case let .byteBuffer(bytes) = payload.data {
                 receive(bytes, length: length, endStream: payload.endStream, on: stream, context: context)
             }
-            if connectionUncredited >= server.configuration.connectionWindow / 2 {
-                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUncredited)), context: context)
-                connectionUncredited = 0
-            }
         case .rstStream:
-            if let stream = streams.removeValue(forKey: frame.streamID) {
-                stream.onLoop.value.response = .closed
+            if let stream = streams[frame.streamID] {
+                forget(stream)
                 stream.cancel(RPCError(code: .cancelled, message: "the client cancelled the call"))
                 closeIfDrained(context: context)
             }
         case let .ping(data, ack: true) where data == Self.keepalivePing:
             pingTimeout?.cancel()
             pingTimeout = nil
+        case let .ping(data, ack: true) where data == Self.drainPing:
+            drain = .closing
+            write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)), context: context)
+            closeIfDrained(context: context)
         case .goAway:
             // The client opens no more streams: once its calls end, so does the connection.
-            draining = true
+            drain = .closing
             closeIfDrained(context: context)
         default:
             break
@@ -170,24 +194,27 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
 
     private func open(_ id: HTTP2StreamID, _ headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
         if id > lastStreamID { lastStreamID = id }
-        if draining {
+        liveStreams.insert(id)
+        if case .closing = drain {
             write(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream)), context: context)
             return
         }
-        let descriptor: MethodDescriptor
-        let metadata: Metadata
+        let request: GRPCHeaders.Request
         switch GRPCHeaders.request(headers.headers, methods: server.methods) {
-        case let .success(request):
-            (descriptor, metadata) = request
+        case let .success(parsed):
+            request = parsed
         case let .failure(refusal):
             write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: refusal.headers, endStream: true))), context: context)
             if !headers.endStream { write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context) }
             return
         }
-        let stream = InlineStream(id: id, descriptor: descriptor, limit: server.configuration.requestLimit(descriptor),
+        let stream = InlineStream(id: id, descriptor: request.method, limit: server.configuration.requestLimit(request.method),
                                   queueBound: server.configuration.streamWindow, connection: self, eventLoop: context.eventLoop)
         streams[id] = stream
-        stream.deliver(.metadata(metadata))
+        if let timeout = request.timeout {
+            stream.onLoop.value.deadline = context.eventLoop.scheduleTask(in: timeout) { stream.cancelHandle() }
+        }
+        stream.deliver(.metadata(request.metadata))
         if headers.endStream { endRequest(stream) }
         start(stream)
     }
@@ -196,7 +223,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     private func start(_ stream: InlineStream) {
         let server = self.server
         let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
-        server.calls.enter()
+        let call = server.calls.enter()
         let task = Task(executorPreference: server.configuration.executor) {
             await withServerContextRPCCancellationHandle { handle in
                 stream.attach(handle)
@@ -205,9 +232,10 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
                                     outbound: RPCWriter.Closable(wrapping: InlineOutbound(stream: stream)))
                 await server.handler(rpc, context)
             }
-            server.calls.leave()
+            server.calls.leave(call)
         }
         stream.attachTask(task)
+        server.calls.attach(call, task)
     }
 
     private func receive(_ data: ByteBuffer, length: Int, endStream: Bool, on stream: InlineStream, context: ChannelHandlerContext) {
@@ -264,8 +292,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             stream.onLoop.value.discarding = true
             stream.fail(RPCError(code: .resourceExhausted, message: "a request of \(size) bytes is over this node's limit of \(limit.maxMessageBytes) bytes"))
         case .reset:
-            streams[stream.id] = nil
-            stream.onLoop.value.response = .closed
+            forget(stream)
             write(HTTP2Frame(streamID: stream.id, payload: .rstStream(.cancel)), context: context)
             flushSoon(context: context)
             stream.cancel(RPCError(code: .cancelled, message: "the request is far over the limit; the stream was reset"))
@@ -301,23 +328,37 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
                 write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: GRPCHeaders.responseHeaders))), context: context)
             }
             stream.onLoop.value.messagesWritten += 1
-            let frame = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(MessageFraming.frame(bytes)))))
-            // A second message makes it a stream: from then on each write is waited for, so
-            // a client that reads slowly slows its handler instead of filling memory.
+            let framed = MessageFraming.frame(bytes)
+            let frame = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))
+            // A second message makes it a stream: from then on the bytes not yet on the socket
+            // are counted, and past the bound the writer waits for its message to leave, so a
+            // client that reads slowly slows its handler instead of filling memory.
             if stream.onLoop.value.messagesWritten > 1 {
+                let size = framed.readableBytes
                 let promise = context.eventLoop.makePromise(of: Void.self)
+                stream.onLoop.value.unwritten += size
+                promise.futureResult.whenComplete { _ in stream.onLoop.value.unwritten -= size }
                 context.write(wrapOutboundOut(frame), promise: promise)
                 flushSoon(context: context)
-                return promise.futureResult
+                return stream.onLoop.value.unwritten > server.configuration.streamWindow ? promise.futureResult : nil
             }
             write(frame, context: context)
         case let (state, .status(status, metadata)):
             let headers = state == .idle ? GRPCHeaders.trailersOnly(status, metadata) : GRPCHeaders.trailers(status, metadata)
-            stream.onLoop.value.response = .closed
-            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))), context: context)
-            if !stream.onLoop.value.requestEnded {
-                // The client may stop sending: the answer is given.
-                write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context)
+            let trailers = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))
+            if stream.onLoop.value.requestEnded {
+                write(trailers, context: context)
+            } else {
+                // The client may stop sending: the answer is given. The reset waits until the
+                // trailers (and any DATA held back for window before them) are out, or it
+                // would discard them.
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(trailers), promise: written)
+                written.futureResult.assumeIsolated().whenSuccess { [self] in
+                    guard let context = self.context, liveStreams.contains(id) else { return }
+                    write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context)
+                    flushSoon(context: context)
+                }
                 stream.cancel(RPCError(code: .cancelled, message: "the call has ended"))
             }
             remove(stream, context: context)
@@ -345,14 +386,28 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     }
 
     private func remove(_ stream: InlineStream, context: ChannelHandlerContext) {
-        if streams[stream.id] === stream { streams[stream.id] = nil }
+        forget(stream)
         closeIfDrained(context: context)
     }
 
+    /// The stream is done on this connection: nothing more is written for it, its deadline
+    /// timer stops, and it leaves the table.
+    private func forget(_ stream: InlineStream) {
+        stream.onLoop.value.response = .closed
+        stream.onLoop.value.deadline?.cancel()
+        stream.onLoop.value.deadline = nil
+        if streams[stream.id] === stream { streams[stream.id] = nil }
+    }
+
+    /// Closes a closing connection once no stream is open, after what was written for them
+    /// has reached the socket (one last GOAWAY, and the close when it is written).
     private func closeIfDrained(context: ChannelHandlerContext) {
-        guard draining, streams.isEmpty else { return }
-        context.flush()
-        context.close(promise: nil)
+        guard case .closing = drain, streams.isEmpty, liveStreams.isEmpty, !closing else { return }
+        closing = true
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
+                              promise: written)
+        written.futureResult.assumeIsolated().whenComplete { [self] _ in self.context?.close(promise: nil) }
     }
 
     // MARK: Keepalive

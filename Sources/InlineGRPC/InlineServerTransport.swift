@@ -52,7 +52,7 @@ public final class InlineServerTransport: ServerTransport {
         let methods: [String: MethodDescriptor]
         let handler: @Sendable (RPCStream<Inbound, Outbound>, ServerContext) async -> Void
         let connections: Connections
-        let calls = Tally()
+        let calls = Calls()
 
         init(configuration: Configuration, methods: [String: MethodDescriptor], connections: Connections,
              handler: @escaping @Sendable (RPCStream<Inbound, Outbound>, ServerContext) async -> Void) {
@@ -125,10 +125,11 @@ public final class InlineServerTransport: ServerTransport {
         await withTaskCancellationHandler {
             try? await server.closeFuture.get()
             await connections.waitUntilAllClosed()
-            await running.calls.waitUntilZero()
+            await running.calls.waitUntilNone()
         } onCancel: {
             server.close(promise: nil)
             connections.closeAll()
+            running.calls.cancelAll()
         }
     }
 
@@ -200,28 +201,58 @@ final class Connections: Sendable {
     }
 }
 
-/// Counts calls whose handlers are still running, so `listen` returns after the last.
-final class Tally: Sendable {
-    private let state = Mutex((count: 0, waiters: [CheckedContinuation<Void, Never>]()))
+/// The calls whose handlers are still running, so `listen` returns after the last and can
+/// cancel them all when it is cancelled itself (the handlers are tasks of their own).
+final class Calls: Sendable {
+    private let state = Mutex(State())
 
-    func enter() {
-        state.withLock { $0.count += 1 }
+    private struct State {
+        var next = 0
+        var running: [Int: Task<Void, Never>?] = [:]
+        var cancelled = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    func leave() {
+    /// A call begins; its task follows with `attach`.
+    func enter() -> Int {
+        state.withLock { state in
+            state.next += 1
+            state.running[state.next] = .some(nil)
+            return state.next
+        }
+    }
+
+    func attach(_ id: Int, _ task: Task<Void, Never>) {
+        let cancel = state.withLock { state -> Bool in
+            guard state.running[id] != nil else { return false }
+            state.running[id] = task
+            return state.cancelled
+        }
+        if cancel { task.cancel() }
+    }
+
+    func leave(_ id: Int) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.count -= 1
-            guard state.count == 0 else { return [] }
+            state.running[id] = nil
+            guard state.running.isEmpty else { return [] }
             defer { state.waiters = [] }
             return state.waiters
         }
         for waiter in waiters { waiter.resume() }
     }
 
-    func waitUntilZero() async {
+    func cancelAll() {
+        let tasks = state.withLock { state in
+            state.cancelled = true
+            return state.running.values.compactMap { $0 }
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    func waitUntilNone() async {
         await withCheckedContinuation { continuation in
             let now = state.withLock { state in
-                if state.count == 0 { return true }
+                if state.running.isEmpty { return true }
                 state.waiters.append(continuation)
                 return false
             }

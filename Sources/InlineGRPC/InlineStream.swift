@@ -36,8 +36,12 @@ final class InlineStream: Sendable {
         var discarding = false
         var response = Response.idle
         var messagesWritten = 0
+        /// Bytes of a streamed response written but not yet on the socket.
+        var unwritten = 0
         /// DATA bytes received on this stream and not yet given back with a WINDOW_UPDATE.
         var uncredited = 0
+        /// The call's deadline (grpc-timeout), cancelled when the stream goes.
+        var deadline: Scheduled<Void>?
     }
 
     enum Response { case idle, open, closed }
@@ -74,11 +78,17 @@ final class InlineStream: Sendable {
                 return (waiter, state.queuedBytes)
             }
             state.parts.append(part)
-            if case let .message(bytes) = part { state.queuedBytes += bytes.count }
+            if case let .message(bytes) = part { state.queuedBytes += Self.cost(bytes) }
             return (nil, state.queuedBytes)
         }
         waiter?.resume(returning: part)
         return queued
+    }
+
+    /// What a queued message counts against `queueBound`: its bytes on the wire, and at least
+    /// 64, so that a flood of empty messages is held back as surely as large ones.
+    private static func cost(_ bytes: InlineBytes) -> Int {
+        max(64, MessageFraming.prefixLength + bytes.count)
     }
 
     /// The request ended: once its queued parts are read, the handler reads its end.
@@ -127,6 +137,16 @@ final class InlineStream: Sendable {
         task?.cancel()
     }
 
+    /// Fires the call's cancellation handle, as GRPCCore does when a deadline passes: the
+    /// request's parts stay readable, and the handler decides what a cancelled call answers.
+    func cancelHandle() {
+        let handle = shared.withLock { state in
+            state.cancelled = true
+            return state.handle
+        }
+        handle?.cancel()
+    }
+
     /// Asks for a call to the connection's `credit(_:)` once the handler reads below the bound.
     func wantCredit() -> Bool {
         shared.withLock { state in
@@ -162,7 +182,7 @@ final class InlineStream: Sendable {
             let now = shared.withLock { state -> Result<RPCRequestPart<InlineBytes>?, any Error>? in
                 if let part = state.parts.popFirst() {
                     if case let .message(bytes) = part {
-                        state.queuedBytes -= bytes.count
+                        state.queuedBytes -= Self.cost(bytes)
                         if state.creditWanted, state.queuedBytes <= queueBound / 2 {
                             state.creditWanted = false
                             eventLoop.execute { self.connection.value.credit(self) }

@@ -86,10 +86,12 @@ struct MessageDeframer {
         }
         if buffer.readableBytes > 0 {
             // Kept apart from the frame it came in, so that frame's memory can go.
-            // Room for the whole message once its prefix is in: one allocation, not one per frame.
+            // Room for the whole message once its prefix is in (few allocations, not one per
+            // frame), but never more than 64 KiB ahead of the bytes that came: a prefix alone
+            // does not make the node reserve what it announces.
             let whole = buffer.readableBytes >= MessageFraming.prefixLength
                 ? MessageFraming.prefixLength + Int(buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self)!) : buffer.readableBytes
-            var rest = ByteBufferAllocator().buffer(capacity: whole)
+            var rest = ByteBufferAllocator().buffer(capacity: min(whole, buffer.readableBytes + (64 << 10)))
             rest.writeImmutableBuffer(buffer)
             pending = rest
         }

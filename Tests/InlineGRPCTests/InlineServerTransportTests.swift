@@ -8,7 +8,7 @@ import Testing
 
 /// The inline transport under GRPCServer, driven by grpc-swift-2's client (every kind of call,
 /// statuses, metadata) and by a raw HTTP/2 connection (limits, flow control, draining).
-@Suite struct InlineServerTransportTests {
+@Suite(.timeLimit(.minutes(1))) struct InlineServerTransportTests {
     static func withClient<R: Sendable>(_ port: Int, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
         let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
         return try await withGRPCClient(transport: transport) { try await body($0) }
@@ -192,6 +192,34 @@ import Testing
         }
     }
 
+    /// Refused calls whose DATA was already on its way: swift-nio-http2 drops that DATA (the
+    /// stream is reset) but it used the connection's window all the same. 1.25 MiB of it, more
+    /// than the whole window, and the next call still gets through.
+    @Test func dataDroppedForResetStreamsGivesItsWindowBack() async throws {
+        try await withEchoServer { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            var compressed = RawHTTP2Client.requestHeaders("/test.Echo/Unary")
+            compressed.add(name: "grpc-encoding", value: "gzip")
+            let chunk = ByteBuffer(repeating: 7, count: 16_000)
+            for n in 0..<40 {
+                let id = HTTP2StreamID(2 * n + 1)
+                try await raw.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: compressed))),
+                                   HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk)))),
+                                   HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(chunk)))))
+            }
+            let last = HTTP2StreamID(81)
+            try await raw.send(HTTP2Frame(streamID: last, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Echo/Unary")))),
+                               HTTP2Frame(streamID: last, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 2, body: [1, 2])), endStream: true))))
+            let frames = try await raw.frames { frame in
+                if frame.streamID == 81, case let .headers(headers) = frame.payload, headers.endStream { true } else { false }
+            }
+            if case let .headers(trailers) = frames.last?.payload {
+                #expect(trailers.headers.first(name: "grpc-status") == "0")
+            }
+            await raw.close()
+        }
+    }
+
     @Test func gracefulShutdownLetsOpenCallsFinishAndSendsGoaway() async throws {
         let signals = Signals()
         try await withEchoServer(signals: signals) { port, server in
@@ -200,11 +228,14 @@ import Testing
                                HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 3, body: [4, 5, 6])), endStream: true))))
             await signals.started.wait()
             server.beginGracefulShutdown()
-            let beforeAnswer = try await raw.frames { if case .goAway = $0.payload { true } else { false } }
-            if case let .goAway(last, code, _) = beforeAnswer.last?.payload {
-                #expect(last == 1)
-                #expect(code == .noError)
+            // Two GOAWAYs: the first lets any stream through (one may be on its way), the
+            // second, after the PING that follows the first has come back, names the last.
+            let beforeAnswer = try await raw.frames { if case let .goAway(last, _, _) = $0.payload, last != .maxID { true } else { false } }
+            let goaways = beforeAnswer.compactMap { frame -> (HTTP2StreamID, HTTP2ErrorCode)? in
+                if case let .goAway(last, code, _) = frame.payload { (last, code) } else { nil }
             }
+            #expect(goaways.map(\.0) == [.maxID, 1])
+            #expect(goaways.allSatisfy { $0.1 == .noError })
             signals.gate.open()
             // The open call still answers, then the server closes the connection.
             let rest = try await raw.frames { _ in false }
@@ -223,6 +254,31 @@ import Testing
             await raw.close()
             // Would wait forever if the handler's call were not cancelled.
             await signals.cancelled.wait()
+        }
+    }
+
+    /// The transport keeps grpc-timeout as a timer on the connection's loop: when it fires,
+    /// the call's cancellation handle does, as GRPCCore's own deadline task would.
+    @Test func aDeadlineCancelsItsCallAndAMalformedOneIsRefused() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals) { port, _ in
+            let raw = try await RawHTTP2Client.connect(port: port)
+            var headers = RawHTTP2Client.requestHeaders("/test.Echo/Wait")
+            headers.add(name: "grpc-timeout", value: "50m")
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: headers, endStream: true))))
+            // Would wait forever if the deadline did not cancel the call.
+            await signals.cancelled.wait()
+            var malformed = RawHTTP2Client.requestHeaders("/test.Echo/Unary")
+            malformed.add(name: "grpc-timeout", value: "soon")
+            try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: malformed, endStream: true))))
+            let frames = try await raw.frames { $0.streamID == 3 }
+            if case let .headers(answer) = frames.last?.payload {
+                #expect(answer.headers.first(name: "grpc-status") == "3")
+                #expect(answer.endStream)
+            } else {
+                Issue.record("no answer to a malformed grpc-timeout: \(frames)")
+            }
+            await raw.close()
         }
     }
 
