@@ -13,6 +13,7 @@ enum GRPCHeaders {
 
     /// What a request's headers say.
     struct Request {
+        var path: String
         var method: MethodDescriptor
         /// Every header but the pseudo-headers and grpc-timeout.
         var metadata: Metadata
@@ -21,15 +22,18 @@ enum GRPCHeaders {
         var timeout: TimeAmount?
     }
 
-    /// The request's method, metadata and deadline, or the refusal to send.
-    static func request(_ headers: HPACKHeaders, methods: [String: MethodDescriptor]) -> Result<Request, Refusal> {
+    /// The request's method, metadata and deadline, or the refusal to send. `wantsMetadata`
+    /// says, from the path, whether the call's handler reads metadata at all (a
+    /// `UnaryHandler` does not): pseudo-headers come first in HTTP/2, so the path is known
+    /// before the first header that would be kept.
+    static func request(_ headers: HPACKHeaders, methods: [String: MethodDescriptor], wantsMetadata: (String?) -> Bool = { _ in true }) -> Result<Request, Refusal> {
         var path: String?
         var timeout: TimeAmount?
         var method: String?
         var contentType: String?
         var encoding: String?
         var metadata = Metadata()
-        metadata.reserveCapacity(headers.count)
+        var keep: Bool?
         for (name, value, _) in headers {
             if name.utf8.first == UInt8(ascii: ":") {
                 switch name {
@@ -50,6 +54,11 @@ enum GRPCHeaders {
                 continue
             default: break
             }
+            if keep == nil {
+                keep = wantsMetadata(path)
+                if keep == true { metadata.reserveCapacity(headers.count) }
+            }
+            guard keep == true else { continue }
             if name.hasSuffix("-bin") {
                 if let bytes = Self.base64Decoded(value) {
                     metadata.addBinary(bytes, forKey: name)
@@ -76,7 +85,7 @@ enum GRPCHeaders {
             return .failure(Refusal(headers: trailersOnly(Status(code: .invalidArgument, message: "the request has no :path"), Metadata())))
         }
         if let descriptor = methods[path] {
-            return .success(Request(method: descriptor, metadata: metadata, timeout: timeout))
+            return .success(Request(path: path, method: descriptor, metadata: metadata, timeout: timeout))
         }
         // Not a method of this server: the router answers UNIMPLEMENTED, with its own words.
         guard path.utf8.first == UInt8(ascii: "/"), let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.startIndex else {
@@ -84,7 +93,7 @@ enum GRPCHeaders {
         }
         let service = String(path[path.index(after: path.startIndex)..<slash])
         let name = String(path[path.index(after: slash)...])
-        return .success(Request(method: MethodDescriptor(fullyQualifiedService: service, method: name), metadata: metadata, timeout: timeout))
+        return .success(Request(path: path, method: MethodDescriptor(fullyQualifiedService: service, method: name), metadata: metadata, timeout: timeout))
     }
 
     /// grpc-timeout: at most 8 digits and a unit (H, M, S, m, u, n).
@@ -105,6 +114,17 @@ enum GRPCHeaders {
         case UInt8(ascii: "n"): return .nanoseconds(amount)
         default: return nil
         }
+    }
+
+    /// The status a handler's error becomes, as GRPCCore's executor makes it.
+    static func status(of error: any Error) -> (Status, Metadata) {
+        if let error = error as? RPCError {
+            return (Status(code: Status.Code(error.code), message: error.message), error.metadata)
+        }
+        if let error = error as? any RPCErrorConvertible {
+            return (Status(code: Status.Code(error.rpcErrorCode), message: error.rpcErrorMessage), error.rpcErrorMetadata)
+        }
+        return (Status(code: .unknown, message: "Service method threw an unknown error."), Metadata())
     }
 
     static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]

@@ -40,6 +40,9 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     private var flushScheduled = false
     private var lastRead = NIODeadline.now()
     private var keepalive: Scheduled<Void>?
+    /// One timer for every call's deadline, set for the earliest: clients that send a deadline
+    /// with each call (grpc-go's callers mostly do) cost no timer per call.
+    private var deadlineTimer: (at: NIODeadline, task: Scheduled<Void>)?
     private var pingTimeout: Scheduled<Void>?
     private static let keepalivePing = HTTP2PingData(withInteger: 0x6368_6F72_7573_6B61)
     private static let drainPing = HTTP2PingData(withInteger: 0x6472_6169_6E69_6E67)
@@ -84,6 +87,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        deadlineTimer?.task.cancel()
         keepalive?.cancel()
         pingTimeout?.cancel()
         for stream in Array(streams.values) {
@@ -200,7 +204,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             return
         }
         let request: GRPCHeaders.Request
-        switch GRPCHeaders.request(headers.headers, methods: server.methods) {
+        let unaryHandlers = server.configuration.unaryHandlers
+        switch GRPCHeaders.request(headers.headers, methods: server.methods, wantsMetadata: { path in path.map { unaryHandlers[$0] == nil } ?? true }) {
         case let .success(parsed):
             request = parsed
         case let .failure(refusal):
@@ -208,15 +213,73 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             if !headers.endStream { write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context) }
             return
         }
-        let stream = InlineStream(id: id, descriptor: request.method, limit: server.configuration.requestLimit(request.method),
+        let unary = server.configuration.unaryHandlers[request.path]
+        let stream = InlineStream(id: id, descriptor: request.method, unary: unary, limit: server.configuration.requestLimit(request.method),
                                   queueBound: server.configuration.streamWindow, connection: self, eventLoop: context.eventLoop)
         streams[id] = stream
         if let timeout = request.timeout {
-            stream.onLoop.value.deadline = context.eventLoop.scheduleTask(in: timeout) { stream.cancelHandle() }
+            let deadline = NIODeadline.now() + timeout
+            stream.onLoop.value.deadline = deadline
+            armDeadlines(at: deadline, context: context)
+        }
+        if unary != nil {
+            // Started when the request ends, with its one message.
+            if headers.endStream { endRequest(stream) }
+            return
         }
         stream.deliver(.metadata(request.metadata))
         if headers.endStream { endRequest(stream) }
         start(stream)
+    }
+
+    /// Runs a `UnaryHandler` for the call's request, as a task on the preferred executor, and
+    /// answers on the loop.
+    private func startUnary(_ stream: InlineStream, _ handler: @escaping InlineServerTransport.UnaryHandler, request: InlineBytes) {
+        let server = self.server
+        let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
+        let call = server.calls.enter()
+        let task = Task(executorPreference: server.configuration.executor) {
+            let result = await withServerContextRPCCancellationHandle { handle -> Result<InlineBytes, any Error> in
+                stream.attach(handle)
+                let context = ServerContext(descriptor: stream.descriptor, remotePeer: remotePeer, localPeer: localPeer, cancellation: handle)
+                do {
+                    return .success(try await handler(request, context))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            if stream.eventLoop.inEventLoop {
+                stream.connection.value.answer(stream, with: result)
+            } else {
+                stream.eventLoop.execute { stream.connection.value.answer(stream, with: result) }
+            }
+            server.calls.leave(call)
+        }
+        stream.attachTask(task)
+        server.calls.attach(call, task)
+    }
+
+    /// A unary call's answer: headers, the message and OK trailers; or only trailers.
+    private func answer(_ stream: InlineStream, with result: Result<InlineBytes, any Error>) {
+        do {
+            switch result {
+            case let .success(response):
+                _ = try write(.message(response), on: stream)
+                _ = try write(.status(Status(code: .ok, message: ""), Metadata()), on: stream)
+            case let .failure(error):
+                let (status, metadata) = GRPCHeaders.status(of: error)
+                _ = try write(.status(status, metadata), on: stream)
+            }
+        } catch {
+            // The call ended under its handler (a reset, a closed connection): no one to answer.
+        }
+    }
+
+    /// A unary call the transport answers itself, before any handler.
+    private func refuseUnary(_ stream: InlineStream, _ error: RPCError) {
+        let status = Status(code: Status.Code(error.code), message: error.message)
+        server.configuration.unaryRefused(stream.descriptor, status)
+        _ = try? write(.status(status, Metadata()), on: stream)
     }
 
     /// Runs the call's handler as a task on the preferred executor (this loop, for a node).
@@ -243,11 +306,24 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         if !stream.onLoop.value.discarding {
             var violation: MessageDeframer.Outcome?
             // In place: a message gathered across frames is appended to, never copied.
+            // The closure runs inside the box's modify access: it must not touch the box.
+            let unary = stream.unary != nil
+            var unaryMessage: ByteBuffer?
+            var unaryMessages = 0
             stream.onLoop.value.deframer.receive(data) { outcome in
                 switch outcome {
-                case let .message(bytes): stream.deliver(.message(InlineBytes(buffer: bytes)))
+                case let .message(bytes) where !unary: stream.deliver(.message(InlineBytes(buffer: bytes)))
+                case let .message(bytes):
+                    unaryMessages += 1
+                    unaryMessage = bytes
                 default: violation = outcome
                 }
+            }
+            if unaryMessages == 1, stream.onLoop.value.request == nil, let unaryMessage {
+                stream.onLoop.value.request = InlineBytes(buffer: unaryMessage)
+            } else if unaryMessages > 0 {
+                stream.onLoop.value.discarding = true
+                return refuseUnary(stream, RPCError(code: .internalError, message: "a unary call carries one request message, and this one has more"))
             }
             if let violation {
                 return refuse(stream, violation, context: context)
@@ -273,6 +349,21 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
 
     private func endRequest(_ stream: InlineStream) {
         stream.onLoop.value.requestEnded = true
+        if let handler = stream.unary {
+            guard stream.onLoop.value.response != .closed, !stream.onLoop.value.discarding else {
+                if let context { remove(stream, context: context) }
+                return
+            }
+            if stream.onLoop.value.deframer.hasPartialMessage {
+                refuseUnary(stream, RPCError(code: .internalError, message: "the request ended in the middle of a message"))
+            } else if let request = stream.onLoop.value.request {
+                stream.onLoop.value.request = nil
+                startUnary(stream, handler, request: request)
+            } else {
+                refuseUnary(stream, RPCError(code: .internalError, message: "a unary call carries one request message, and this one has none"))
+            }
+            return
+        }
         if stream.onLoop.value.deframer.hasPartialMessage {
             stream.fail(RPCError(code: .internalError, message: "the request ended in the middle of a message"))
         } else {
@@ -290,7 +381,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         switch violation {
         case let .oversized(size):
             stream.onLoop.value.discarding = true
-            stream.fail(RPCError(code: .resourceExhausted, message: "a request of \(size) bytes is over this node's limit of \(limit.maxMessageBytes) bytes"))
+            let error = RPCError(code: .resourceExhausted, message: "a request of \(size) bytes is over this node's limit of \(limit.maxMessageBytes) bytes")
+            if stream.unary != nil { refuseUnary(stream, error) } else { stream.fail(error) }
         case .reset:
             forget(stream)
             write(HTTP2Frame(streamID: stream.id, payload: .rstStream(.cancel)), context: context)
@@ -299,7 +391,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             closeIfDrained(context: context)
         case .compressed:
             stream.onLoop.value.discarding = true
-            stream.fail(RPCError(code: .internalError, message: "a compressed message, but the request named no compression"))
+            let error = RPCError(code: .internalError, message: "a compressed message, but the request named no compression")
+            if stream.unary != nil { refuseUnary(stream, error) } else { stream.fail(error) }
         case .message:
             break
         }
@@ -394,7 +487,6 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// timer stops, and it leaves the table.
     private func forget(_ stream: InlineStream) {
         stream.onLoop.value.response = .closed
-        stream.onLoop.value.deadline?.cancel()
         stream.onLoop.value.deadline = nil
         if streams[stream.id] === stream { streams[stream.id] = nil }
     }
@@ -408,6 +500,35 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
                               promise: written)
         written.futureResult.assumeIsolated().whenComplete { [self] _ in self.context?.close(promise: nil) }
+    }
+
+    // MARK: Deadlines
+
+    private func armDeadlines(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let armed = deadlineTimer {
+            guard deadline < armed.at else { return }
+            armed.task.cancel()
+        }
+        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in expireDeadlines() }
+        deadlineTimer = (deadline, task)
+    }
+
+    /// Fires the cancellation handle of each call past its deadline (as GRPCCore's own
+    /// deadline would), and sets the timer for the next.
+    private func expireDeadlines() {
+        deadlineTimer = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for stream in streams.values {
+            guard let deadline = stream.onLoop.value.deadline else { continue }
+            if deadline <= now {
+                stream.onLoop.value.deadline = nil
+                stream.cancelHandle()
+            } else {
+                next = min(next ?? deadline, deadline)
+            }
+        }
+        if let next, let context { armDeadlines(at: next, context: context) }
     }
 
     // MARK: Keepalive

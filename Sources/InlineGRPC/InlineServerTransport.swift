@@ -16,6 +16,14 @@ import Synchronization
 public final class InlineServerTransport: ServerTransport {
     public typealias Bytes = InlineBytes
 
+    /// A unary method answered without GRPCCore's executor: the request's bytes in, the
+    /// response's bytes out, or a thrown error that becomes the status (`RPCError` and
+    /// `RPCErrorConvertible` as GRPCCore maps them). The call is one task, started when the
+    /// request has ended, that answers with three frames; no async sequence, writer,
+    /// interceptor or metadata is made for it. Whatever such a handler wants around the call
+    /// (metrics, logging) it does itself.
+    public typealias UnaryHandler = @Sendable (InlineBytes, ServerContext) async throws -> InlineBytes
+
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
@@ -35,6 +43,13 @@ public final class InlineServerTransport: ServerTransport {
         public var keepaliveTimeout: TimeAmount = .seconds(5)
         /// The request limit of each method.
         public var requestLimit: @Sendable (MethodDescriptor) -> RequestLimit = { _ in RequestLimit(maxMessageBytes: 4 << 20, resetAbove: 16 << 20) }
+        /// Unary methods served by `UnaryHandler`s, by path ("/package.Service/Method"); every
+        /// other method goes to the server's router.
+        public var unaryHandlers: [String: UnaryHandler] = [:]
+        /// Told of each call to a `unaryHandlers` method that the transport answered itself,
+        /// before any handler ran (a request over the limit, more than one message): with the
+        /// status it answered, for the handlers' metrics.
+        public var unaryRefused: @Sendable (MethodDescriptor, Status) -> Void = { _, _ in }
         /// Runs on each accepted connection once its HTTP/2 handler is in the pipeline, to add
         /// handlers around it (TLS at `.first`, byte-level handlers before it).
         public var configureConnection: @Sendable (any Channel) throws -> Void = { _ in }

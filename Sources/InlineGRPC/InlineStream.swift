@@ -19,9 +19,15 @@ final class InlineStream: Sendable {
     /// this stream: a handler that does not read holds back its sender, not the node's memory.
     let queueBound: Int
 
-    init(id: HTTP2StreamID, descriptor: MethodDescriptor, limit: RequestLimit, queueBound: Int, connection: InlineConnectionHandler, eventLoop: any EventLoop) {
+    /// Set for a method the transport answers without GRPCCore (`UnaryHandler`): its request
+    /// is gathered on the loop and handed over whole.
+    let unary: InlineServerTransport.UnaryHandler?
+
+    init(id: HTTP2StreamID, descriptor: MethodDescriptor, unary: InlineServerTransport.UnaryHandler?, limit: RequestLimit, queueBound: Int,
+         connection: InlineConnectionHandler, eventLoop: any EventLoop) {
         self.id = id
         self.descriptor = descriptor
+        self.unary = unary
         self.eventLoop = eventLoop
         self.queueBound = queueBound
         self.connection = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -40,8 +46,11 @@ final class InlineStream: Sendable {
         var unwritten = 0
         /// DATA bytes received on this stream and not yet given back with a WINDOW_UPDATE.
         var uncredited = 0
-        /// The call's deadline (grpc-timeout), cancelled when the stream goes.
-        var deadline: Scheduled<Void>?
+        /// The call's deadline (grpc-timeout), which the connection's one deadline timer
+        /// checks.
+        var deadline: NIODeadline?
+        /// A unary call's request, once its one message is in.
+        var request: InlineBytes?
     }
 
     enum Response { case idle, open, closed }

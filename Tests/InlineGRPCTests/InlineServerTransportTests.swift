@@ -78,6 +78,73 @@ import Testing
         }
     }
 
+    /// Unary handlers the transport runs itself, without GRPCCore's executor.
+    static func fastRoutes(_ signals: Signals) -> (inout InlineServerTransport.Configuration) -> Void {
+        { configuration in
+            configuration.unaryHandlers["/test.Fast/Echo"] = { bytes, _ in
+                var reversed = InlineBytes(repeating: 0, count: bytes.count)
+                let input = bytes.withUnsafeBytes { Array($0) }
+                reversed.withUnsafeMutableBytes { for (i, byte) in input.reversed().enumerated() { $0[i] = byte } }
+                return reversed
+            }
+            configuration.unaryHandlers["/test.Fast/Fail"] = { _, _ in
+                throw RPCError(code: .failedPrecondition, message: "not now: ‘busy’", metadata: ["retry-after": "1"])
+            }
+            configuration.unaryHandlers["/test.Fast/Wait"] = { _, context in
+                signals.started.open()
+                try? await context.cancellation.cancelled
+                signals.cancelled.open()
+                return InlineBytes([])
+            }
+            configuration.unaryRefused = { _, status in signals.refused.withLock { $0.append(status.code) } }
+        }
+    }
+
+    @Test func aUnaryHandlerAnswersWithoutTheRouterAndItsErrorsBecomeStatuses() async throws {
+        let signals = Signals()
+        try await withEchoServer(signals: signals, configure: Self.fastRoutes(signals)) { port, _ in
+            try await Self.withClient(port) { client in
+                let coder = RawBytes()
+                let echoed = try await client.unary(request: ClientRequest(message: [1, 2, 3, 4]), descriptor: MethodDescriptor(fullyQualifiedService: "test.Fast", method: "Echo"),
+                                                    serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                #expect(echoed == [4, 3, 2, 1])
+                do {
+                    _ = try await client.unary(request: ClientRequest(message: []), descriptor: MethodDescriptor(fullyQualifiedService: "test.Fast", method: "Fail"),
+                                               serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                    Issue.record("the call succeeded")
+                } catch let error as RPCError {
+                    #expect(error.code == .failedPrecondition)
+                    #expect(error.message == "not now: ‘busy’")
+                    #expect(Array(error.metadata["retry-after"]) == [.string("1")])
+                }
+                // Over the limit: refused by the transport, which says so to the routes' owner.
+                do {
+                    _ = try await client.unary(request: ClientRequest(message: [UInt8](repeating: 1, count: 300 << 10)), descriptor: MethodDescriptor(fullyQualifiedService: "test.Fast", method: "Echo"),
+                                               serializer: coder, deserializer: coder, options: .defaults) { try $0.message }
+                    Issue.record("an oversized call succeeded")
+                } catch let error as RPCError {
+                    #expect(error.code == .resourceExhausted)
+                    #expect(error.message == "a request of 307200 bytes is over this node's limit of 262144 bytes")
+                }
+                #expect(signals.refused.withLock { $0 } == [.resourceExhausted])
+            }
+            // Two messages on a unary call, and a deadline that cancels one.
+            let raw = try await RawHTTP2Client.connect(port: port)
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Fast/Echo")))),
+                               HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 1, body: [1]))))),
+                               HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 1, body: [2])), endStream: true))))
+            let frames = try await raw.frames { frame in if case let .headers(headers) = frame.payload, headers.endStream { true } else { false } }
+            if case let .headers(trailers) = frames.last?.payload { #expect(trailers.headers.first(name: "grpc-status") == "13") }
+            var timed = RawHTTP2Client.requestHeaders("/test.Fast/Wait")
+            timed.add(name: "grpc-timeout", value: "20m")
+            try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: timed))),
+                               HTTP2Frame(streamID: 3, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 0, body: [])), endStream: true))))
+            await signals.cancelled.wait()
+            await raw.close()
+            #expect(signals.refused.withLock { $0 } == [.resourceExhausted, .internalError])
+        }
+    }
+
     @Test func aHandlerThatReadsLateStillGetsTheWholeRequest() async throws {
         let signals = Signals()
         try await withEchoServer(signals: signals) { port, _ in
@@ -263,15 +330,20 @@ import Testing
         let signals = Signals()
         try await withEchoServer(signals: signals) { port, _ in
             let raw = try await RawHTTP2Client.connect(port: port)
+            // A call with a far deadline first: the connection's one timer is set for it, and
+            // must be brought forward for the nearer one that follows.
+            var far = RawHTTP2Client.requestHeaders("/test.Echo/Bidi")
+            far.add(name: "grpc-timeout", value: "100S")
+            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: far))))
             var headers = RawHTTP2Client.requestHeaders("/test.Echo/Wait")
             headers.add(name: "grpc-timeout", value: "50m")
-            try await raw.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: headers, endStream: true))))
+            try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: headers, endStream: true))))
             // Would wait forever if the deadline did not cancel the call.
             await signals.cancelled.wait()
             var malformed = RawHTTP2Client.requestHeaders("/test.Echo/Unary")
             malformed.add(name: "grpc-timeout", value: "soon")
-            try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: malformed, endStream: true))))
-            let frames = try await raw.frames { $0.streamID == 3 }
+            try await raw.send(HTTP2Frame(streamID: 5, payload: .headers(.init(headers: malformed, endStream: true))))
+            let frames = try await raw.frames { $0.streamID == 5 }
             if case let .headers(answer) = frames.last?.payload {
                 #expect(answer.headers.first(name: "grpc-status") == "3")
                 #expect(answer.endStream)

@@ -31,6 +31,8 @@ final class Signals: Sendable {
     let gate = AsyncLatch()
     let cancelled = AsyncLatch()
     let started = AsyncLatch()
+    /// What the transport answered itself for unary handlers (`unaryRefused`).
+    let refused = Mutex<[Status.Code]>([])
 }
 
 /// Opens once; every waiter, before or after, goes on.

@@ -105,10 +105,45 @@ public final class NodeMetrics: Sendable {
         if let duration { timer?.record(duration: duration) }
     }
 
+    /// The counts and times of one method's calls, made once: recording a call takes no
+    /// string building and no lock on the table of all methods.
+    func calls(of method: String, timed: Bool) -> CallRecorder {
+        CallRecorder(method: method, timer: timed ? Timer(label: "chorus_grpc_request_duration_seconds", dimensions: [("method", method)], factory: factory) : nil,
+                     factory: factory)
+    }
+
     // MARK: Scrape
 
     /// The text a Prometheus scrape gets.
     public func exposition() -> [UInt8] {
         registry.emitToBuffer()
+    }
+}
+
+/// `chorus_grpc_requests_total{method,code}` and `chorus_grpc_request_duration_seconds{method}`
+/// for one method. A code's counter is made the first time the code is seen, so the exposition
+/// lists only what happened, as `NodeMetrics.recordCall` does.
+final class CallRecorder: Sendable {
+    let method: String
+    let timer: Timer?
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: Counter]>([:])
+
+    init(method: String, timer: Timer?, factory: PrometheusMetricsFactory) {
+        self.method = method
+        self.timer = timer
+        self.factory = factory
+    }
+
+    /// `code` is one of `RequestMetrics.names`' static strings.
+    func record(_ code: String, since started: ContinuousClock.Instant) {
+        let counter = counters.withLock { counters in
+            if let known = counters[code] { return known }
+            let counter = Counter(label: "chorus_grpc_requests_total", dimensions: [("method", method), ("code", code)], factory: factory)
+            counters[code] = counter
+            return counter
+        }
+        counter.increment()
+        timer?.record(duration: ContinuousClock.now - started)
     }
 }

@@ -102,10 +102,9 @@ public struct ChorusNode: Service {
         let requestMetrics = RequestMetrics(metrics: metrics)
 
         let hasher = PasswordHasher(threads: configuration.passwordThreads, maxWaiting: configuration.maxPasswordChecks)
-        let clientServices: [any RegistrableRPCService] = [
-            ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher, metrics: metrics),
-            HealthService(probe: probe),
-        ]
+        let chat = ChatService(replica: replica, current: current, configuration: configuration, hasher: hasher, metrics: metrics)
+        let health = HealthService(probe: probe)
+        let clientServices: [any RegistrableRPCService] = [chat, health]
         let incarnations = Incarnations(directory: configuration.dataDirectory)
         let peerServices: [any RegistrableRPCService] = [
             PeerService(replica: replica, clusterID: configuration.clusterID, clusterName: clusterName,
@@ -118,8 +117,14 @@ public struct ChorusNode: Service {
         // Clients are served on the inline transport (`InlineGRPC`): a call costs the node a
         // task, not a child channel and its pipeline. It checks each request's size itself.
         let role: Listener = configuration.peerListen == nil ? .both : .clients
-        let clientTransport = InlineServerTransport(configuration.inlineServerConfig(for: role, tls: try configuration.tls?.serverContext(reloading: certificates, mutual: false),
-                                                                                     eventLoopGroup: clientLoop, executor: clientExecutor))
+        var clientConfig = configuration.inlineServerConfig(for: role, tls: try configuration.tls?.serverContext(reloading: certificates, mutual: false),
+                                                            eventLoopGroup: clientLoop, executor: clientExecutor)
+        // Unary calls skip GRPCCore's executor; streams and the other services go through it.
+        clientConfig.unaryHandlers = UnaryRoutes.routes(chat: chat, health: health, metrics: metrics)
+        clientConfig.unaryRefused = { method, status in
+            metrics.recordCall(method: method.fullyQualifiedMethod, code: RPCError.Code(status.code).flatMap { RequestMetrics.names[$0] } ?? "unknown", duration: nil)
+        }
+        let clientTransport = InlineServerTransport(clientConfig)
         let clientServer = GRPCServer(transport: clientTransport, services: role == .both ? clientServices + peerServices : clientServices, interceptors: [requestMetrics])
         var servers: [any Service] = []
         if let peerListen = configuration.peerListen {
