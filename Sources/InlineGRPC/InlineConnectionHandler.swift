@@ -35,6 +35,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// closes the connection.
     private var liveStreams = Set<HTTP2StreamID>()
     private var closing = false
+    /// Connection window granted in WINDOW_UPDATEs not yet written.
+    private var windowOnItsWay = 0
     private var reading = false
     private var flushPending = false
     private var flushScheduled = false
@@ -137,9 +139,16 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         } else if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream, let inbound = window.inboundWindowSize {
             // The connection's window, as swift-nio-http2 counts it: DATA it dropped (for a
             // stream already reset) used it up too, and comes back here with the rest.
+            // A WINDOW_UPDATE held back while the socket is full is not yet in that count:
+            // what is on its way is counted apart, so a client that stops reading while it
+            // sends is not granted the window again with each frame.
             let target = server.configuration.connectionWindow
-            if inbound <= target / 2 {
-                write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: target - inbound)), context: context)
+            if inbound + windowOnItsWay <= target / 2 {
+                let increment = target - inbound - windowOnItsWay
+                windowOnItsWay += increment
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: written)
+                written.futureResult.assumeIsolated().whenComplete { [self] _ in windowOnItsWay -= increment }
                 flushSoon(context: context)
             }
         }
@@ -224,6 +233,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         }
         if unary != nil {
             // Started when the request ends, with its one message.
+            stream.onLoop.value.opened = .now()
             if headers.endStream { endRequest(stream) }
             return
         }
@@ -235,6 +245,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// Runs a `UnaryHandler` for the call's request, as a task on the preferred executor, and
     /// answers on the loop.
     private func startUnary(_ stream: InlineStream, _ handler: @escaping InlineServerTransport.UnaryHandler, request: InlineBytes) {
+        stream.onLoop.value.started = true
         let server = self.server
         let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
         let call = server.calls.enter()
@@ -278,8 +289,16 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// A unary call the transport answers itself, before any handler.
     private func refuseUnary(_ stream: InlineStream, _ error: RPCError) {
         let status = Status(code: Status.Code(error.code), message: error.message)
-        server.configuration.unaryRefused(stream.descriptor, status)
+        reportUnrun(stream, status)
         _ = try? write(.status(status, Metadata()), on: stream)
+    }
+
+    /// Tells the routes' owner of a unary call that ends before its handler ran.
+    private func reportUnrun(_ stream: InlineStream, _ status: Status) {
+        let state = stream.onLoop.value
+        guard stream.unary != nil, !state.started, state.response != .closed else { return }
+        let elapsed = state.opened.map { Duration.nanoseconds((NIODeadline.now() - $0).nanoseconds) } ?? .zero
+        server.configuration.unaryRefused(stream.descriptor, status, elapsed)
     }
 
     /// Runs the call's handler as a task on the preferred executor (this loop, for a node).
@@ -323,7 +342,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
                 stream.onLoop.value.request = InlineBytes(buffer: unaryMessage)
             } else if unaryMessages > 0 {
                 stream.onLoop.value.discarding = true
-                return refuseUnary(stream, RPCError(code: .internalError, message: "a unary call carries one request message, and this one has more"))
+                return refuseUnary(stream, RPCError(code: .internalError, message: "Too many messages."))
             }
             if let violation {
                 return refuse(stream, violation, context: context)
@@ -360,7 +379,7 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
                 stream.onLoop.value.request = nil
                 startUnary(stream, handler, request: request)
             } else {
-                refuseUnary(stream, RPCError(code: .internalError, message: "a unary call carries one request message, and this one has none"))
+                refuseUnary(stream, RPCError(code: .internalError, message: "Empty stream."))
             }
             return
         }
@@ -439,6 +458,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
         case let (state, .status(status, metadata)):
             let headers = state == .idle ? GRPCHeaders.trailersOnly(status, metadata) : GRPCHeaders.trailers(status, metadata)
             let trailers = HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))
+            // Before the write: swift-nio-http2 may report the stream closed from inside it.
+            stream.onLoop.value.response = .closed
             if stream.onLoop.value.requestEnded {
                 write(trailers, context: context)
             } else {
@@ -486,6 +507,8 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// The stream is done on this connection: nothing more is written for it, its deadline
     /// timer stops, and it leaves the table.
     private func forget(_ stream: InlineStream) {
+        // A unary call that ends here unanswered was cancelled (a reset, a closed connection).
+        reportUnrun(stream, Status(code: .cancelled, message: "the call ended before it was answered"))
         stream.onLoop.value.response = .closed
         stream.onLoop.value.deadline = nil
         if streams[stream.id] === stream { streams[stream.id] = nil }

@@ -46,10 +46,11 @@ public final class InlineServerTransport: ServerTransport {
         /// Unary methods served by `UnaryHandler`s, by path ("/package.Service/Method"); every
         /// other method goes to the server's router.
         public var unaryHandlers: [String: UnaryHandler] = [:]
-        /// Told of each call to a `unaryHandlers` method that the transport answered itself,
-        /// before any handler ran (a request over the limit, more than one message): with the
-        /// status it answered, for the handlers' metrics.
-        public var unaryRefused: @Sendable (MethodDescriptor, Status) -> Void = { _, _ in }
+        /// Told of each call to a `unaryHandlers` method that ended before its handler ran:
+        /// answered by the transport (a request over the limit, no message or more than one)
+        /// or cancelled by the client, with the status and the time since the call opened, so
+        /// the handlers' metrics count every call once.
+        public var unaryRefused: @Sendable (MethodDescriptor, Status, Duration) -> Void = { _, _, _ in }
         /// Runs on each accepted connection once its HTTP/2 handler is in the pipeline, to add
         /// handlers around it (TLS at `.first`, byte-level handlers before it).
         public var configureConnection: @Sendable (any Channel) throws -> Void = { _ in }

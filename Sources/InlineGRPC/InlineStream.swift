@@ -51,6 +51,9 @@ final class InlineStream: Sendable {
         var deadline: NIODeadline?
         /// A unary call's request, once its one message is in.
         var request: InlineBytes?
+        /// When a unary call opened, and whether its handler began.
+        var opened: NIODeadline?
+        var started = false
     }
 
     enum Response { case idle, open, closed }

@@ -96,7 +96,7 @@ import Testing
                 signals.cancelled.open()
                 return InlineBytes([])
             }
-            configuration.unaryRefused = { _, status in signals.refused.withLock { $0.append(status.code) } }
+            configuration.unaryRefused = { _, status, _ in signals.refused.withLock { $0.append(status.code) } }
         }
     }
 
@@ -140,8 +140,14 @@ import Testing
             try await raw.send(HTTP2Frame(streamID: 3, payload: .headers(.init(headers: timed))),
                                HTTP2Frame(streamID: 3, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 0, body: [])), endStream: true))))
             await signals.cancelled.wait()
+            // A call the client resets before its request ends: no handler ran, and the
+            // routes' owner hears of it once, as cancelled.
+            try await raw.send(HTTP2Frame(streamID: 5, payload: .headers(.init(headers: RawHTTP2Client.requestHeaders("/test.Fast/Echo")))),
+                               HTTP2Frame(streamID: 5, payload: .data(.init(data: .byteBuffer(RawHTTP2Client.message(announcing: 4, body: [1, 2]))))),
+                               HTTP2Frame(streamID: 5, payload: .rstStream(.cancel)))
+            _ = try await raw.settle()
             await raw.close()
-            #expect(signals.refused.withLock { $0 } == [.resourceExhausted, .internalError])
+            #expect(signals.refused.withLock { $0 } == [.resourceExhausted, .internalError, .cancelled])
         }
     }
 

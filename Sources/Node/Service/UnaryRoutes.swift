@@ -28,12 +28,23 @@ enum UnaryRoutes {
                         // As GRPCProtobuf's deserializer says it.
                         throw RPCError(code: .invalidArgument, message: "Can't deserialize to message of type \(Request.self).", cause: error)
                     }
-                    let response: InlineBytes = try await body(request, context).serializedBytes()
+                    let answer = try await body(request, context)
+                    let response: InlineBytes
+                    do {
+                        response = try answer.serializedBytes()
+                    } catch {
+                        throw RPCError(code: .invalidArgument, message: "Can't serialize message of type \(Response.self).", cause: error)
+                    }
                     recorder.record("ok", since: started)
                     return response
-                } catch {
+                } catch where error is RPCError || error is any RPCErrorConvertible {
                     recorder.record(RequestMetrics.code(of: error), since: started)
                     throw error
+                } catch {
+                    // What GRPCCore's executor answers for an error it does not know, behind
+                    // an interceptor as the node's other calls are: UNKNOWN, no message.
+                    recorder.record("unknown", since: started)
+                    throw RPCError(code: .unknown, message: "", cause: error)
                 }
             }
         }
