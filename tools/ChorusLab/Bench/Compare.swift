@@ -45,9 +45,12 @@ struct Compare: AsyncParsableCommand {
                     let chorusLeader = try await chorus.waitForLeader(chorusClient)
                     let etcdLeader = try await etcd.waitForLeader(etcdClient)
                     if FileManager.default.isExecutableFile(atPath: foreign) {
-                        foreignRows = try runForeign(counts: counts, chorus: chorus.address(Int(chorusLeader.nodeID)),
-                                                     secure: (secure.address(Int(try await secure.waitForLeader(secureClient).nodeID)), secure.certificates.ca),
-                                                     etcd: etcd.address(etcdLeader.id))
+                        // Each cell asks who leads now: on two shared cores a leader can lose an
+                        // election under load, and a cell sent to a follower measures nothing.
+                        foreignRows = try await runForeign(counts: counts, chorus: { chorus.address(Int(try await chorus.waitForLeader(chorusClient).nodeID)) },
+                                                           secure: ({ secure.address(Int(try await secure.waitForLeader(secureClient).nodeID)) }, secure.certificates.ca),
+                                                           etcd: { etcd.address(try await etcd.waitForLeader(etcdClient).id) })
+                        _ = (chorusLeader, etcdLeader)
                     } else {
                         say("no foreign client at \(foreign): its table is skipped (scripts/lib.sh ensure_interop builds it)")
                     }
@@ -194,9 +197,18 @@ struct Compare: AsyncParsableCommand {
     /// The grpc-go client against each system's leader, the same code for both: writes and
     /// reads, each caller count, over one connection and over several; Chorus over TLS too for
     /// writes, and over its multiplexed streams on one connection.
-    func runForeign(counts: [Int], chorus: String, secure: (address: String, ca: String), etcd: String) throws -> [ForeignRow] {
+    func runForeign(counts: [Int], chorus: () async throws -> String, secure: (address: () async throws -> String, ca: String),
+                    etcd: () async throws -> String) async throws -> [ForeignRow] {
         let connectionCounts = foreignConnections.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var rows: [ForeignRow] = []
+        var leaders: [String: String] = [:]
+        /// The system's leader now, said aloud when it moved since the last cell.
+        func leader(_ system: String, _ find: () async throws -> String) async throws -> String {
+            let address = try await find()
+            if let before = leaders[system], before != address { say("\(system): the leader moved from \(before) to \(address) between cells") }
+            leaders[system] = address
+            return address
+        }
         func run(_ target: String, _ address: String, _ scenario: String, _ callers: Int, _ connections: Int, ca: String? = nil, streams: Bool = false) throws -> ForeignResult {
             var arguments = ["-target", target, "-scenario", scenario, "-addr", address, "-callers", "\(callers)", "-connections", "\(connections)",
                              "-warmup", "\(Int(warmup))s", "-duration", "\(Int(duration))s"]
@@ -216,10 +228,10 @@ struct Compare: AsyncParsableCommand {
         for scenario in ["write", "read"] {
             for connections in connectionCounts {
                 for count in counts where count >= connections {
-                    let a = try run("chorus", chorus, scenario, count, connections)
-                    let b = try run("etcd", etcd, scenario, count, connections)
-                    let c = scenario == "write" ? try run("chorus", secure.address, scenario, count, connections, ca: secure.ca) : nil
-                    let d = connections == 1 && count > 1 ? try run("chorus", chorus, scenario, count, connections, streams: true) : nil
+                    let a = try run("chorus", try await leader("chorus", chorus), scenario, count, connections)
+                    let b = try run("etcd", try await leader("etcd", etcd), scenario, count, connections)
+                    let c = scenario == "write" ? try run("chorus", try await leader("chorus-tls", secure.address), scenario, count, connections, ca: secure.ca) : nil
+                    let d = connections == 1 && count > 1 ? try run("chorus", try await leader("chorus", chorus), scenario, count, connections, streams: true) : nil
                     rows.append(ForeignRow(chorus: a, etcd: b, chorusTLS: c, chorusStreams: d))
                 }
             }
