@@ -13,7 +13,6 @@ enum GRPCHeaders {
 
     /// What a request's headers say.
     struct Request {
-        var path: String
         var method: MethodDescriptor
         /// Every header but the pseudo-headers and grpc-timeout.
         var metadata: Metadata
@@ -69,6 +68,7 @@ enum GRPCHeaders {
                 metadata.addString(value, forKey: name)
             }
         }
+        if keep == nil { keep = wantsMetadata(path) }
         guard let contentType, contentType.hasPrefix("application/grpc") else {
             // Not gRPC at all: HTTP's own answer (gRPC's status mapping makes it UNKNOWN).
             return .failure(Refusal(headers: [":status": "415"]))
@@ -85,7 +85,7 @@ enum GRPCHeaders {
             return .failure(Refusal(headers: trailersOnly(Status(code: .invalidArgument, message: "the request has no :path"), Metadata())))
         }
         if let descriptor = methods[path] {
-            return .success(Request(path: path, method: descriptor, metadata: metadata, timeout: timeout))
+            return .success(Request(method: descriptor, metadata: metadata, timeout: timeout))
         }
         // Not a method of this server: the router answers UNIMPLEMENTED, with its own words.
         guard path.utf8.first == UInt8(ascii: "/"), let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.startIndex else {
@@ -93,7 +93,7 @@ enum GRPCHeaders {
         }
         let service = String(path[path.index(after: path.startIndex)..<slash])
         let name = String(path[path.index(after: slash)...])
-        return .success(Request(path: path, method: MethodDescriptor(fullyQualifiedService: service, method: name), metadata: metadata, timeout: timeout))
+        return .success(Request(method: MethodDescriptor(fullyQualifiedService: service, method: name), metadata: metadata, timeout: timeout))
     }
 
     /// grpc-timeout: at most 8 digits and a unit (H, M, S, m, u, n).

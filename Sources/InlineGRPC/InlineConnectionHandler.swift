@@ -66,8 +66,6 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        remotePeer = Self.peer(context.channel.remoteAddress)
-        localPeer = Self.peer(context.channel.localAddress)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -213,8 +211,13 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             return
         }
         let request: GRPCHeaders.Request
+        // Looked up once, while the headers are read: a unary handler's call needs no metadata.
         let unaryHandlers = server.configuration.unaryHandlers
-        switch GRPCHeaders.request(headers.headers, methods: server.methods, wantsMetadata: { path in path.map { unaryHandlers[$0] == nil } ?? true }) {
+        var unary: InlineServerTransport.UnaryHandler?
+        switch GRPCHeaders.request(headers.headers, methods: server.methods, wantsMetadata: { path in
+            unary = path.flatMap { unaryHandlers[$0] }
+            return unary == nil
+        }) {
         case let .success(parsed):
             request = parsed
         case let .failure(refusal):
@@ -222,7 +225,6 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
             if !headers.endStream { write(HTTP2Frame(streamID: id, payload: .rstStream(.noError)), context: context) }
             return
         }
-        let unary = server.configuration.unaryHandlers[request.path]
         let stream = InlineStream(id: id, descriptor: request.method, unary: unary, limit: server.configuration.requestLimit(request.method),
                                   queueBound: server.configuration.streamWindow, connection: self, eventLoop: context.eventLoop)
         streams[id] = stream
@@ -246,28 +248,19 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
     /// answers on the loop.
     private func startUnary(_ stream: InlineStream, _ handler: @escaping InlineServerTransport.UnaryHandler, request: InlineBytes) {
         stream.onLoop.value.started = true
-        let server = self.server
-        let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
-        let call = server.calls.enter()
-        let task = Task(executorPreference: server.configuration.executor) {
-            let result = await withServerContextRPCCancellationHandle { handle -> Result<InlineBytes, any Error> in
-                stream.attach(handle)
-                let context = ServerContext(descriptor: stream.descriptor, remotePeer: remotePeer, localPeer: localPeer, cancellation: handle)
-                do {
-                    return .success(try await handler(request, context))
-                } catch {
-                    return .failure(error)
-                }
+        runCall(stream) { context in
+            let result: Result<InlineBytes, any Error>
+            do {
+                result = .success(try await handler(request, context))
+            } catch {
+                result = .failure(error)
             }
             if stream.eventLoop.inEventLoop {
                 stream.connection.value.answer(stream, with: result)
             } else {
                 stream.eventLoop.execute { stream.connection.value.answer(stream, with: result) }
             }
-            server.calls.leave(call)
         }
-        stream.attachTask(task)
-        server.calls.attach(call, task)
     }
 
     /// A unary call's answer: headers, the message and OK trailers; or only trailers.
@@ -303,21 +296,29 @@ final class InlineConnectionHandler: ChannelDuplexHandler {
 
     /// Runs the call's handler as a task on the preferred executor (this loop, for a node).
     private func start(_ stream: InlineStream) {
-        let server = self.server
+        let handler = server.handler
+        runCall(stream) { context in
+            let rpc = RPCStream(descriptor: stream.descriptor, inbound: RPCAsyncSequence(wrapping: InlineInbound(stream: stream)),
+                                outbound: RPCWriter.Closable(wrapping: InlineOutbound(stream: stream)))
+            await handler(rpc, context)
+        }
+    }
+
+    /// Runs `body` as the call's task on the preferred executor (this loop, for a node), with
+    /// the call's context and cancellation handle, counted in `Calls` until it ends.
+    private func runCall(_ stream: InlineStream, _ body: @escaping @Sendable (ServerContext) async -> Void) {
+        let calls = server.calls
         let (remotePeer, localPeer) = (self.remotePeer, self.localPeer)
-        let call = server.calls.enter()
+        let call = calls.enter()
         let task = Task(executorPreference: server.configuration.executor) {
             await withServerContextRPCCancellationHandle { handle in
                 stream.attach(handle)
-                let context = ServerContext(descriptor: stream.descriptor, remotePeer: remotePeer, localPeer: localPeer, cancellation: handle)
-                let rpc = RPCStream(descriptor: stream.descriptor, inbound: RPCAsyncSequence(wrapping: InlineInbound(stream: stream)),
-                                    outbound: RPCWriter.Closable(wrapping: InlineOutbound(stream: stream)))
-                await server.handler(rpc, context)
+                await body(ServerContext(descriptor: stream.descriptor, remotePeer: remotePeer, localPeer: localPeer, cancellation: handle))
             }
-            server.calls.leave(call)
+            calls.leave(call)
         }
         stream.attachTask(task)
-        server.calls.attach(call, task)
+        calls.attach(call, task)
     }
 
     private func receive(_ data: ByteBuffer, length: Int, endStream: Bool, on stream: InlineStream, context: ChannelHandlerContext) {
