@@ -5,7 +5,7 @@ import Raft
 
 extension Replica {
     /// The loop's state. Confined to the loop's thread: nothing else touches it.
-    final class Loop: @unchecked Sendable {
+    final class Loop: ReadyEffects, @unchecked Sendable {
         var core: RaftCore
         let storage: any ReplicaLog
         let snapshotStore: Machine.Snapshots
@@ -27,9 +27,9 @@ extension Replica {
         /// Proposals, reads and membership changes waiting for their answer.
         var requests = PendingRequests<Output>()
         var appliedIndex: Index
-        /// The newest hard state whose only change was the commit index, not yet written: it
-        /// goes to disk with the next write that must be fsynced anyway, or at shutdown.
-        var unsavedHardState: HardState?
+        /// The order of a ready's effects, and the commit-only hard state held back from disk
+        /// until the next write that must be fsynced anyway, or shutdown (`ReadyHandling`).
+        var readyHandling = ReadyHandling()
         /// The term whose leader-start commands (`StateMachine.leadershipChanged`) this node
         /// proposed: once per term it leads, before any client's command.
         var leaderCommandsTerm: Term = 0
@@ -174,8 +174,8 @@ extension Replica {
         /// Ends the loop: the commit index not yet written goes to disk, and every caller still
         /// waiting is told the replica stopped.
         func finish() {
-            if let unsavedHardState {
-                try? storage.persist(hardState: unsavedHardState, entries: [])
+            if let held = readyHandling.takeHeld() {
+                try? storage.persist(hardState: held, entries: [])
             }
             failAll(.stopped)
             snapshots.failWaiters(.stopped)
@@ -300,30 +300,38 @@ extension Replica {
             let ready = core.ready()
             try invariants.check(ready)
             if let soft = ready.softState { leadershipChanged(soft) }
-            // The leader's AppendEntries go out while its own write runs.
-            transport.send(ready.leaderMessages)
-            let hardState = ready.hardState ?? unsavedHardState
-            if let snapshot = ready.snapshot {
-                try StorageFailure.wrapping(doing: "installing the leader's snapshot at \(snapshot.metadata.index)") {
-                    try install(snapshot, hardState: hardState, entries: ready.entries)
-                }
-                unsavedHardState = nil
-            } else if ready.mustSync {
-                let started = clock.now
-                try storage.persist(hardState: hardState, entries: ready.entries)
-                metrics.logWrite.record(duration: clock.now - started)
-                if !ready.entries.isEmpty { metrics.persistedEntries.record(ready.entries.count) }
-                unsavedHardState = nil
-            } else if ready.hardState != nil {
-                // Only the commit index moved: no fsync for it (see `Ready.mustSync`).
-                unsavedHardState = ready.hardState
-            }
-            transport.send(ready.messages)
-            if !ready.committedEntries.isEmpty { try apply(ready.committedEntries) }
-            requests.confirm(ready.readStates)
-            answerReads()
-            core.advance(ready)
+            readyHandling.start(ready, self)
+            try readyHandling.finish(ready, self)
             if !membershipWaitingForTerm.isEmpty { proposeMembershipWaitingForTerm() }
+        }
+
+        /// The write a ready asks for (`ReadyEffects`): a snapshot installed, or entries and
+        /// the hard state fsynced in one LMDB transaction.
+        func write(hardState: HardState?, entries: [Entry], snapshot: Snapshot?) throws {
+            if let snapshot {
+                try StorageFailure.wrapping(doing: "installing the leader's snapshot at \(snapshot.metadata.index)") {
+                    try install(snapshot, hardState: hardState, entries: entries)
+                }
+                return
+            }
+            let started = clock.now
+            try storage.persist(hardState: hardState, entries: entries)
+            metrics.logWrite.record(duration: clock.now - started)
+            if !entries.isEmpty { metrics.persistedEntries.record(entries.count) }
+        }
+
+        func send(_ messages: [Message]) {
+            transport.send(messages)
+        }
+
+        /// Reads confirmed by this ready, and any waiting for what it applied.
+        func confirm(_ readStates: [ReadState]) {
+            requests.confirm(readStates)
+            answerReads()
+        }
+
+        func advance(_ ready: Ready) {
+            core.advance(ready)
         }
 
         /// Applies committed entries. Each comes once, in order, right after what the machine

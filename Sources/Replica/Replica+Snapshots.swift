@@ -118,9 +118,9 @@ extension Replica.Loop {
         }
         CrashPoint.reach("install-begin")
         let started = clock.now
+        // `ReadyHandling` let go of any older commit-only hard state before this write, so a
+        // stop after a failed install cannot write it over the snapshot's.
         try storage.persist(hardState: hardState, entries: entries, snapshot: metadata)
-        // Written: an older commit-only hard state must not be written over it at a stop.
-        unsavedHardState = nil
         CrashPoint.reach("install-log")
         try machine.install(info, from: snapshotStore)
         appliedIndex = metadata.index

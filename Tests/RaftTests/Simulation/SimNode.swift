@@ -10,9 +10,9 @@ final class SimNode {
 
     /// A ready taken from the core whose write is still "on the disk" (slow disk).
     var pendingWrite: (ready: Ready, due: Int)?
-    /// A hard state that only moved the commit index, held back as the node holds it back
-    /// (see `Ready.mustSync`): lost in a crash unless a later write carried it to disk.
-    var unsavedHardState: HardState?
+    /// The node's own handling of readies (`ReadyHandling`), and the commit-only hard state
+    /// it holds back: lost in a crash unless a later write carried it to disk.
+    var readyHandling = ReadyHandling()
 
     // The application.
     var appliedIndex: Index = 0
@@ -48,7 +48,7 @@ final class SimNode {
     func crash() {
         raft = nil
         pendingWrite = nil
-        unsavedHardState = nil
+        readyHandling.crash()
         readStates = []
     }
 

@@ -283,63 +283,95 @@ final class Simulation {
         if let pending = node.pendingWrite {
             guard pending.due <= now else { return }
             node.pendingWrite = nil
-            try finishWrite(node, pending.ready)
+            try finish(node, pending.ready)
         }
-        guard node.raft!.hasReady else { return }
+        guard node.isUp, node.raft!.hasReady else { return }
         let ready = node.raft!.ready()
         if let first = ready.entries.first {
             let previous = first.index > 1 ? node.raft!.term(at: first.index - 1) : 0
             try checker.checkAppended(ready.entries, previousTerm: previous, node: node.id)
         }
-        send(ready.leaderMessages)
+        let effects = SimEffects(simulation: self, node: node)
+        node.readyHandling.start(ready, effects)
         if ready.mustSync && random.chance(faults.slowDiskRate) {
+            // The write is "on the disk" a while: the rest waits for it, as the loop's thread does.
             node.pendingWrite = (ready, now + Int.random(in: faults.slowDiskDelay, using: &random))
         } else {
-            try finishWrite(node, ready)
+            try finish(node, ready)
         }
     }
 
-    private func finishWrite(_ node: SimNode, _ ready: Ready) throws {
-        if ready.mustSync {
-            if let hardState = ready.hardState ?? node.unsavedHardState { node.storage.setHardState(hardState) }
-            node.unsavedHardState = nil
-        } else if let hardState = ready.hardState {
-            node.unsavedHardState = hardState
-        }
-        if let snapshot = ready.snapshot { node.storage.applySnapshot(snapshot) }
-        node.storage.append(ready.entries)
-        send(ready.messages)
-        if let snapshot = ready.snapshot {
-            node.restoreApplication(from: snapshot)
-            try checker.checkSnapshot(snapshot, hash: node.appliedHash, node: node.id)
-        }
-        if let again = ready.committedEntries.first, again.index <= node.appliedIndex {
-            throw checker.fail("node \(node.id) was handed entry \(again.index) to apply again, after applying through \(node.appliedIndex)")
-        }
-        if let versions, let unknown = ready.committedEntries.first(where: { versions.stops(node, at: $0) }) {
-            // As the node does: nothing of the batch is applied, and the process ends.
-            versions.halted[node.id] = unknown.index
-            node.halted = true
+    /// The rest of a ready, through the production code's `ReadyHandling`. An entry the node's
+    /// build does not apply stops it, as it stops the node (`VersionModel`).
+    private func finish(_ node: SimNode, _ ready: Ready) throws {
+        do {
+            try node.readyHandling.finish(ready, SimEffects(simulation: self, node: node))
+        } catch is SimEffects.Halted {
             node.crash()
-            return
         }
-        for entry in ready.committedEntries {
-            guard entry.index == node.appliedIndex + 1 else {
-                throw checker.fail("node \(node.id) applied \(entry.index) after \(node.appliedIndex): a gap")
-            }
-            var hash = fnv(node.appliedHash, withUnsafeBytes(of: entry.index.bigEndian, Array.init))
-            hash = fnv(hash, entry.data)
-            if let versions { hash = fnv(hash, versions.apply(node, entry)) }
-            node.appliedHash = hash
-            node.appliedIndex = entry.index
-            node.appliedData[entry.index] = entry.data
-            if entry.kind == .configuration, let change = ConfigurationChange(encoded: entry.data) {
-                node.appliedConfiguration = node.appliedConfiguration.applying(change)
-            }
-            try checker.checkApplied(entry, hash: hash, node: node.id)
+    }
+
+    /// What a simulated node does for `ReadyHandling`: its memory disk, its hash-chain
+    /// application, the network, and the checker after each step.
+    private final class SimEffects: ReadyEffects {
+        /// The node met an entry its build does not apply: nothing of the batch was applied.
+        struct Halted: Error {}
+
+        unowned let simulation: Simulation
+        let node: SimNode
+
+        init(simulation: Simulation, node: SimNode) {
+            self.simulation = simulation
+            self.node = node
         }
-        node.readStates += ready.readStates
-        node.raft!.advance(ready)
+
+        func send(_ messages: [Message]) {
+            simulation.send(messages)
+        }
+
+        func write(hardState: HardState?, entries: [Entry], snapshot: Snapshot?) throws {
+            if let hardState { node.storage.setHardState(hardState) }
+            if let snapshot { node.storage.applySnapshot(snapshot) }
+            node.storage.append(entries)
+            if let snapshot {
+                node.restoreApplication(from: snapshot)
+                try simulation.checker.checkSnapshot(snapshot, hash: node.appliedHash, node: node.id)
+            }
+        }
+
+        func apply(_ entries: [Entry]) throws {
+            if let again = entries.first, again.index <= node.appliedIndex {
+                throw simulation.checker.fail("node \(node.id) was handed entry \(again.index) to apply again, after applying through \(node.appliedIndex)")
+            }
+            if let versions = simulation.versions, let unknown = entries.first(where: { versions.stops(node, at: $0) }) {
+                versions.halted[node.id] = unknown.index
+                node.halted = true
+                throw Halted()
+            }
+            for entry in entries {
+                guard entry.index == node.appliedIndex + 1 else {
+                    throw simulation.checker.fail("node \(node.id) applied \(entry.index) after \(node.appliedIndex): a gap")
+                }
+                var hash = fnv(node.appliedHash, withUnsafeBytes(of: entry.index.bigEndian, Array.init))
+                hash = fnv(hash, entry.data)
+                if let versions = simulation.versions { hash = fnv(hash, versions.apply(node, entry)) }
+                node.appliedHash = hash
+                node.appliedIndex = entry.index
+                node.appliedData[entry.index] = entry.data
+                if entry.kind == .configuration, let change = ConfigurationChange(encoded: entry.data) {
+                    node.appliedConfiguration = node.appliedConfiguration.applying(change)
+                }
+                try simulation.checker.checkApplied(entry, hash: hash, node: node.id)
+            }
+        }
+
+        func confirm(_ readStates: [ReadState]) {
+            node.readStates += readStates
+        }
+
+        func advance(_ ready: Ready) {
+            node.raft!.advance(ready)
+        }
     }
 
     // MARK: Observation and client actions
