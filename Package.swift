@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "Replica",
             dependencies: [
-                "CrashPoints", "Mailbox", "NIOExecutor", "Raft",
+                "CrashPoints", "Mailbox", "Raft",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -11,8 +11,8 @@ import Synchronization
 ///
 /// With several loops, each connection's traffic and handlers stay on the loop NIO gave the
 /// connection, so a node serves its clients from as many threads as it has loops. A task woken
-/// from outside the loops (the Raft thread answering a proposal) goes to the loop the waiter
-/// named (`resume(_:returning:on:)`), or to the loops in turn.
+/// from outside the loops (the Raft thread answering a proposal) goes to the loops in turn,
+/// unless the waiter named its loop (`currentLoop`) and is resumed from there.
 ///
 /// Work that blocks (password hashing, file I/O) must not run here: it would hold up every
 /// other stream on the loop. Such work prefers `globalConcurrentExecutor` instead.
@@ -47,15 +47,5 @@ public final class EventLoopExecutor: TaskExecutor {
     /// another thread names, so that it resumes where its connection lives.
     public var currentLoop: (any EventLoop)? {
         loops.count == 1 ? nil : loops.first { $0.inEventLoop }
-    }
-
-    /// Resumes `continuation` from `loop`'s thread (or at once without one): the task then
-    /// runs on that loop instead of whichever the turn gives.
-    public static func resume<T: Sendable>(_ continuation: CheckedContinuation<T, Never>, returning value: T, on loop: (any EventLoop)?) {
-        if let loop, !loop.inEventLoop {
-            loop.execute { continuation.resume(returning: value) }
-        } else {
-            continuation.resume(returning: value)
-        }
     }
 }

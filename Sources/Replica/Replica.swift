@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import Logging
 import Mailbox
-import NIOExecutor
 import Raft
 import Synchronization
 
@@ -60,14 +59,14 @@ public final class Replica<Machine: StateMachine>: Sendable {
     package let refusals: PeerRefusals
     /// Where the client API's handlers run: a handler that waits here is resumed on its own
     /// connection's loop.
-    let handlers: EventLoopExecutor?
+    let handlers: (any CallerHomes)?
     /// The leader as the loop last saw it.
     private let leaderSeen: LeaderSeen
 
     /// `acknowledgeOnAppend` plants a bug for the fault-injection suite to find (see
     /// `ChatMachine.acknowledgeSendOnAppend`); nil everywhere else.
     package init(core: RaftCore, storage: any ReplicaLog, snapshots: Machine.Snapshots, machine: Machine, transport: any MessageSender, options: ReplicaOptions,
-         metrics: ReplicaMetrics = ReplicaMetrics(), handlers: EventLoopExecutor? = nil,
+         metrics: ReplicaMetrics = ReplicaMetrics(), handlers: (any CallerHomes)? = nil,
          acknowledgeOnAppend: (@Sendable ([UInt8], Index) -> Output?)? = nil, clock: any ReplicaClock = SystemClock(),
          offLoop: @escaping OffLoop = Replica.onThreadOfItsOwn, logger: Logger) throws {
         id = core.id
@@ -171,9 +170,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
     /// Proposes an encoded command and waits until it is applied (here, so its result is
     /// known), or fails: not the leader, leadership lost, timed out.
     public func propose(_ command: [UInt8]) async throws(ReplicaError) -> Output {
-        let home = handlers?.currentLoop
+        let home = handlers?.current()
         let result: Result<Output, ReplicaError> = await withCheckedContinuation { continuation in
-            propose(command) { EventLoopExecutor.resume(continuation, returning: $0, on: home) }
+            propose(command) { resumeCaller(continuation, returning: $0, at: home) }
         }
         return try result.get()
     }
@@ -231,9 +230,9 @@ public final class Replica<Machine: StateMachine>: Sendable {
         let admitted = pendingReads.add(1, ordering: .relaxed).newValue
         defer { pendingReads.subtract(1, ordering: .relaxed) }
         guard admitted <= limits.reads else { throw .readsOverloaded(reads: limits.reads) }
-        let home = handlers?.currentLoop
+        let home = handlers?.current()
         let result: Result<Void, ReplicaError> = await withCheckedContinuation { continuation in
-            submit(.read { EventLoopExecutor.resume(continuation, returning: $0, on: home) })
+            submit(.read { resumeCaller(continuation, returning: $0, at: home) })
         }
         try result.get()
     }

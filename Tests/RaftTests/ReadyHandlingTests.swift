@@ -53,14 +53,9 @@ import Testing
         }
     }
 
-    /// A follower of a three-node cluster holding entries 1...3 of term 1, committed to 1.
+    /// `ReadyTests`' follower of a three-node cluster: entries 1...3 of term 1, committed to 1.
     func follower() -> Recorder {
-        let storage = MemoryStorage(configuration: ClusterConfiguration(voters: [1, 2, 3]))
-        storage.append((1...3).map { Entry(index: $0, term: 1) })
-        storage.setHardState(HardState(term: 1, vote: 2, commit: 1))
-        var core = RaftCore(storage: storage, options: RaftOptions(id: 1, seed: 7))
-        if core.hasReady { core.advance(core.ready()) }
-        return Recorder(core: core)
+        Recorder(core: ReadyTests().follower())
     }
 
     func append(from leader: NodeID = 2, after prevIndex: Index, _ entries: [Entry], commit: Index) -> Message {

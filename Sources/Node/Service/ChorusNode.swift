@@ -97,7 +97,7 @@ public struct ChorusNode: Service {
                                   versions: versions, logger: logger)
         let unsafeAckOnAppend = configuration.plantedBugs.acknowledgeOnAppend
         let replica = try ChatReplica(core: core, storage: storage, snapshots: data.snapshots, machine: machine, transport: links, options: configuration.replicaOptions,
-                                      metrics: metrics.replica, handlers: clientExecutor, acknowledgeOnAppend: unsafeAckOnAppend ? ChatMachine.acknowledgeSendOnAppend : nil, logger: logger)
+                                      metrics: metrics.replica, handlers: EventLoopHomes(executor: clientExecutor), acknowledgeOnAppend: unsafeAckOnAppend ? ChatMachine.acknowledgeSendOnAppend : nil, logger: logger)
         let probe = ReadinessProbe(replica: replica, dataDirectory: configuration.dataDirectory)
         let requestMetrics = RequestMetrics(metrics: metrics)
 

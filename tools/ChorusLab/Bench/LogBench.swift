@@ -47,14 +47,21 @@ struct LogBench: ParsableCommand {
     private func measureLogStore(path: String, batchSize: Int) throws -> (Int, Int, Double) {
         let log = try LogStore(directory: path)
         let payload = [UInt8](repeating: 0xAB, count: size)
+        return try batches(of: batchSize) { first in
+            try log.append((first..<(first + UInt64(batchSize))).map { LogEntry(index: $0, term: 1, payload: payload) })
+        }
+    }
+
+    /// Commits one batch after another for `seconds`; `commit` is given the batch's first
+    /// index. Returns the entries and batches committed and the seconds they took.
+    private func batches(of batchSize: Int, _ commit: (UInt64) throws -> Void) rethrows -> (Int, Int, Double) {
         var next: UInt64 = 1
         var batches = 0
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + .milliseconds(Int(seconds * 1000))
         while clock.now < deadline {
-            let entries = (next..<(next + UInt64(batchSize))).map { LogEntry(index: $0, term: 1, payload: payload) }
-            try log.append(entries)
+            try commit(next)
             next += UInt64(batchSize)
             batches += 1
         }
@@ -74,14 +81,9 @@ struct LogBench: ParsableCommand {
         mdb_dbi_open(txn, nil, 0, &dbi)
         mdb_txn_commit(txn)
         var value = [UInt8](repeating: 0xAB, count: size + 14)
-        var next: UInt64 = 1
-        var batches = 0
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start + .milliseconds(Int(seconds * 1000))
-        while clock.now < deadline {
+        return batches(of: batchSize) { first in
             mdb_txn_begin(env, nil, 0, &txn)
-            for index in next..<(next + UInt64(batchSize)) {
+            for index in first..<(first + UInt64(batchSize)) {
                 var key = index.bigEndian
                 withUnsafeMutableBytes(of: &key) { keyBytes in
                     value.withUnsafeMutableBytes { valueBytes in
@@ -92,10 +94,7 @@ struct LogBench: ParsableCommand {
                 }
             }
             precondition(mdb_txn_commit(txn) == 0)
-            next += UInt64(batchSize)
-            batches += 1
         }
-        return (Int(next - 1), batches, seconds(clock.now - start))
     }
 
     /// A write-ahead log's commit: the batch's bytes (each entry with the 14 bytes LogStore adds)
@@ -111,20 +110,12 @@ struct LogBench: ParsableCommand {
         guard ftruncate(fd, off_t(segment)) == 0, fdatasync(fd) == 0 else { throw ToolError("cannot preallocate \(file): \(String(cString: strerror(errno)))") }
         let record = [UInt8](repeating: 0xAB, count: (size + 14) * batchSize)
         var offset = 0
-        var next: UInt64 = 1
-        var batches = 0
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start + .milliseconds(Int(seconds * 1000))
-        while clock.now < deadline {
+        return try batches(of: batchSize) { _ in
             if offset + record.count > segment { offset = 0 }
             let written = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
             guard written == record.count, fdatasync(fd) == 0 else { throw ToolError("cannot append to \(file): \(String(cString: strerror(errno)))") }
             offset += record.count
-            next += UInt64(batchSize)
-            batches += 1
         }
-        return (Int(next - 1), batches, seconds(clock.now - start))
     }
 
     private func seconds(_ duration: Duration) -> Double {
