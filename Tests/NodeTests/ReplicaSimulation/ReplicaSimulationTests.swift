@@ -41,8 +41,8 @@ import Testing
 /// an unknown outcome; every replica must hold the same messages and the same digest.
 ///
 /// Not yet here (issue 34): faults in the projections' own files (only the log's disk is
-/// simulated); the deterministic Raft simulator (`Tests/RaftTests/Simulation`) still has its
-/// own copy of the loop.
+/// simulated). The Raft core's simulator (`Tests/RaftTests/Simulation`) handles each ready
+/// with the loop's own `ReadyHandling`; this one runs the whole loop.
 ///
 /// Each run is a second or less of CPU without a suspension point, so it runs on a thread of
 /// its own, one at a time (`simulate`): on the test runner's two cooperative threads it held
