@@ -76,40 +76,21 @@ public final class NodeMetrics: Sendable {
 
     // MARK: Calls
 
-    private struct CallMetrics {
-        var counters: [String: Counter] = [:]
-        var timers: [String: Timer] = [:]
-    }
+    private let recorders = Mutex<[String: CallRecorder]>([:])
 
-    private let calls = Mutex(CallMetrics())
-
-    /// One gRPC call ended with `code` after `duration`. The label sets are bounded: the
-    /// methods of our services, the sixteen status codes.
-    func recordCall(method: String, code: String, duration: Duration?) {
-        let (counter, timer): (Counter, Timer?) = calls.withLock { calls in
-            let key = method + " " + code
-            let counter: Counter
-            if let known = calls.counters[key] {
-                counter = known
-            } else {
-                counter = Counter(label: "chorus_grpc_requests_total", dimensions: [("method", method), ("code", code)], factory: factory)
-                calls.counters[key] = counter
-            }
-            guard duration != nil else { return (counter, nil) }
-            if let known = calls.timers[method] { return (counter, known) }
-            let timer = Timer(label: "chorus_grpc_request_duration_seconds", dimensions: [("method", method)], factory: factory)
-            calls.timers[method] = timer
-            return (counter, timer)
-        }
-        counter.increment()
-        if let duration { timer?.record(duration: duration) }
-    }
-
-    /// The counts and times of one method's calls, made once: recording a call takes no
-    /// string building and no lock on the table of all methods.
+    /// The counts and times of `method`'s calls, made at its first call and kept: a caller that
+    /// keeps the recorder (`UnaryRoutes`) records a call without a lock on this table. The label
+    /// sets are bounded: the methods of our services, the sixteen status codes. `timed`: the
+    /// method is unary (a stream lives as long as its client, and its length says nothing of
+    /// latency); a method is always asked the same way.
     func calls(of method: String, timed: Bool) -> CallRecorder {
-        CallRecorder(method: method, timer: timed ? Timer(label: "chorus_grpc_request_duration_seconds", dimensions: [("method", method)], factory: factory) : nil,
-                     factory: factory)
+        recorders.withLock { recorders in
+            if let known = recorders[method] { return known }
+            let recorder = CallRecorder(method: method, timer: timed ? Timer(label: "chorus_grpc_request_duration_seconds", dimensions: [("method", method)], factory: factory) : nil,
+                                        factory: factory)
+            recorders[method] = recorder
+            return recorder
+        }
     }
 
     // MARK: Scrape
@@ -121,8 +102,8 @@ public final class NodeMetrics: Sendable {
 }
 
 /// `chorus_grpc_requests_total{method,code}` and `chorus_grpc_request_duration_seconds{method}`
-/// for one method. A code's counter is made the first time the code is seen, so the exposition
-/// lists only what happened, as `NodeMetrics.recordCall` does.
+/// for one method (`NodeMetrics.calls(of:timed:)`). A code's counter is made the first time the
+/// code is seen, so the exposition lists only what happened.
 final class CallRecorder: Sendable {
     let method: String
     let timer: Timer?
@@ -137,6 +118,11 @@ final class CallRecorder: Sendable {
 
     /// `code` is one of `RequestMetrics.names`' static strings.
     func record(_ code: String, since started: ContinuousClock.Instant) {
+        record(code, duration: ContinuousClock.now - started)
+    }
+
+    /// One call ended with `code` after `duration` (not timed without a timer).
+    func record(_ code: String, duration: Duration) {
         let counter = counters.withLock { counters in
             if let known = counters[code] { return known }
             let counter = Counter(label: "chorus_grpc_requests_total", dimensions: [("method", method), ("code", code)], factory: factory)
@@ -144,6 +130,6 @@ final class CallRecorder: Sendable {
             return counter
         }
         counter.increment()
-        timer?.record(duration: ContinuousClock.now - started)
+        timer?.record(duration: duration)
     }
 }

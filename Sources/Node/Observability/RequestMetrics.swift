@@ -15,33 +15,31 @@ struct RequestMetrics: ServerInterceptor {
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        let method = context.descriptor.fullyQualifiedMethod
-        // Streams live as long as their client: their length says nothing of latency.
-        let timed = context.descriptor.type == .unary
+        let calls = metrics.calls(of: context.descriptor.fullyQualifiedMethod, timed: context.descriptor.type == .unary)
         let started = ContinuousClock.now
         var response: StreamingServerResponse<Output>
         do {
             response = try await next(request, context)
         } catch {
-            metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+            calls.record(Self.code(of: error), since: started)
             throw error
         }
         switch response.accepted {
         case var .success(contents):
             let producer = contents.producer
-            contents.producer = { [metrics] writer in
+            contents.producer = { writer in
                 do {
                     let trailers = try await producer(writer)
-                    metrics.recordCall(method: method, code: "ok", duration: timed ? ContinuousClock.now - started : nil)
+                    calls.record("ok", since: started)
                     return trailers
                 } catch {
-                    metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+                    calls.record(Self.code(of: error), since: started)
                     throw error
                 }
             }
             response.accepted = .success(contents)
         case let .failure(error):
-            metrics.recordCall(method: method, code: Self.code(of: error), duration: timed ? ContinuousClock.now - started : nil)
+            calls.record(Self.code(of: error), since: started)
         }
         return response
     }

@@ -122,7 +122,7 @@ public struct ChorusNode: Service {
         // Unary calls skip GRPCCore's executor; streams and the other services go through it.
         clientConfig.unaryHandlers = UnaryRoutes.routes(chat: chat, health: health, metrics: metrics)
         clientConfig.unaryRefused = { method, status, elapsed in
-            metrics.recordCall(method: method.fullyQualifiedMethod, code: RPCError.Code(status.code).flatMap { RequestMetrics.names[$0] } ?? "unknown", duration: elapsed)
+            metrics.calls(of: method.fullyQualifiedMethod, timed: true).record(RPCError.Code(status.code).flatMap { RequestMetrics.names[$0] } ?? "unknown", duration: elapsed)
         }
         let clientTransport = InlineServerTransport(clientConfig)
         let clientServer = GRPCServer(transport: clientTransport, services: role == .both ? clientServices + peerServices : clientServices, interceptors: [requestMetrics])
