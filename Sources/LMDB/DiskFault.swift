@@ -16,6 +16,16 @@ public enum DiskFault {
 
     private static let armed: Armed? = parse(ProcessInfo.processInfo.environment["CHORUS_TEST_DISK_FAULT"])
     private static let commits = Mutex<[String: Int]>([:])
+    /// Faults a test in this process decides commit by commit, for the environments under a
+    /// directory: the whole-node simulation fails the projections' writes from its seed.
+    private static let deciders = Mutex<[String: @Sendable () -> Int32?]>([:])
+
+    /// From now on every write commit in an environment under `directory` asks `decide`
+    /// whether it fails, and with which errno; nil stops asking. Test builds only.
+    public static func decide(under directory: String, _ decide: (@Sendable () -> Int32?)?) {
+        let key = directory.hasSuffix("/") ? directory : directory + "/"
+        deciders.withLock { $0[key] = decide }
+    }
 
     static func parse(_ text: String?) -> Armed? {
         guard let text else { return nil }
@@ -29,6 +39,8 @@ public enum DiskFault {
     /// The error an armed fault gives a write commit in the environment at `path`, if any.
     static func commitError(path: String) -> Int32? {
         #if DEBUG
+        let decided = deciders.withLock { deciders in deciders.isEmpty ? nil : deciders.first { path.hasPrefix($0.key) }?.value }
+        if let decided { return decided() }
         guard let armed, (path as NSString).lastPathComponent == armed.directory else { return nil }
         let done = commits.withLock { counts -> Int in
             let done = counts[path, default: 0] + 1

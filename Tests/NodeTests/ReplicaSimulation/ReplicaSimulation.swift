@@ -30,10 +30,15 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     var replicas: [NodeID: Replica<Machine>] = [:]
     var logs: [NodeID: SimulatedDisk] = [:]
     var platters: [NodeID: SimulatedDisk.Platter] = [:]
+    /// The disks under the nodes' projections, where they fail (`SimulatedDisks.projectionFaultRate`).
+    var projectionDisks: [NodeID: ProjectionsDisk] = [:]
     var stores: [NodeID: SnapshotStore] = [:]
-    /// Nodes down, and when they come back; those whose power went.
+    /// Nodes down, and when they come back.
     var down: [NodeID: ContinuousClock.Instant] = [:]
-    var poweredOff: Set<NodeID> = []
+    /// Nodes whose next start rebuilds the projections from the log's snapshot: the power
+    /// went (their pages may be torn), or a disk failed (the node records it, as
+    /// `DataDirectory.markDiskFailed`, and its next start rebuilds).
+    var rebuilding: Set<NodeID> = []
     let outcomes = SimulationOutcomes()
     let offLoop = OffLoopWork()
     var problems: [String] = []
@@ -171,6 +176,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
         calm()
         faultsOver = true
         for platter in platters.values { platter.faultRate = 0 }
+        for disk in projectionDisks.values { disk.heal() }
     }
 
     var leader: NodeID? { members.first { replicas[$0]?.isLeader == true } }
@@ -220,6 +226,8 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             machines[id] = nil
             logs[id] = nil
             platters[id] = nil
+            projectionDisks[id]?.detach()
+            projectionDisks[id] = nil
             down[id] = nil
             joining[id] = nil
             network.drop(to: id)
@@ -253,10 +261,16 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             logs[id] = disk
         }
         let (replica, machine): (Replica<Machine>, Machine) = try cluster.replica(id, network: network, clock: clock, seed: seed &* 31 &+ id &+ UInt64(crashes) &* 1_000,
-                                                                                 afterPowerLoss: poweredOff.remove(id) != nil,
+                                                                                 afterPowerLoss: rebuilding.remove(id) != nil,
                                                                                  disk: disk, offLoop: offLoop.runner(for: id), acknowledgeOnAppend: options.acknowledgeOnAppend, plant: options.plant)
         replicas[id] = replica
         machines[id] = machine
+        if options.disks.projectionFaultRate > 0 {
+            let disk = projectionDisks[id] ?? ProjectionsDisk(directory: cluster.configuration(id).dataDirectory + "/state", seed: seed &* 1_009 &+ id,
+                                                              rate: faultsOver ? 0 : options.disks.projectionFaultRate)
+            projectionDisks[id] = disk
+            disk.attach()
+        }
         if options.refusesSnapshots == id, let ledger = machine as? ReplicaLoopTests.Ledger { ledger.refuseSnapshots() }
     }
 
@@ -282,7 +296,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     /// and did not sync reaches the disk anyway (the kernel holds it); after a power cut it is
     /// lost, and the node rebuilds its projections (they skip fsync: their pages may be torn).
     func crash(_ id: NodeID, downFor: Duration, powerLoss: Bool = false) {
-        if powerLoss { poweredOff.insert(id) }
+        if powerLoss { rebuilding.insert(id) }
         takeDown(id, for: downFor, powerLoss: powerLoss)
         crashes += 1
     }
@@ -291,6 +305,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     /// passed.
     func takeDown(_ id: NodeID, for duration: Duration, powerLoss: Bool = false) {
         if !powerLoss { logs[id]?.processEnded() }
+        projectionDisks[id]?.detach()
         replicas[id] = nil
         machines[id] = nil
         logs[id] = nil
@@ -320,14 +335,23 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             machines[id] = nil
             return
         }
-        switch logs[id]?.failed {
-        case .powerLoss?:
+        // The projections' disk first: a node stops at the first failed write, wherever it was.
+        switch (projectionDisks[id]?.failed, logs[id]?.failed) {
+        case (.full?, _):
+            if !reason.contains("to the projections") && !reason.contains("installing") || !reason.contains("is full") {
+                problems.append("replica \(id) stopped on a full disk under its projections saying: \(reason)")
+            }
+        case (.ioError?, _):
+            if !reason.contains("to the projections") && !reason.contains("installing") || !reason.contains("reported an I/O error") {
+                problems.append("replica \(id) stopped on an I/O error under its projections saying: \(reason)")
+            }
+        case (nil, .powerLoss?):
             return crash(id, downFor: .milliseconds(100 + random.below(1_000)), powerLoss: true)
-        case .full?:
+        case (nil, .full?):
             if !reason.contains("is full") { problems.append("replica \(id) stopped on a full disk saying: \(reason)") }
-        case .ioError?:
+        case (nil, .ioError?):
             if !reason.contains("reported an I/O error") { problems.append("replica \(id) stopped on an I/O error saying: \(reason)") }
-        case nil:
+        case (nil, nil):
             // Nothing else should stop a loop: it stays down, as an operator would keep a
             // node that broke an invariant.
             problems.append("replica \(id) stopped by itself (seed \(seed)): \(reason)")
@@ -335,9 +359,11 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             replicas[id] = nil
             return
         }
-        // The node ends as `run()` ends it, and the operator restarts it.
+        // The node ends as `run()` ends it, recording the disk failure, and the operator
+        // restarts it: the projections are rebuilt and the log applied again.
         replica.finishTurning()
         takeDown(id, for: .milliseconds(200 + random.below(1_000)))
+        rebuilding.insert(id)
     }
 
     // MARK: Clients
@@ -420,6 +446,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
         problems += network.doubleVotes
         var faults: [String: Int] = [:]
         for platter in platters.values { for (fault, count) in platter.faults { faults["\(fault)", default: 0] += count } }
+        for disk in projectionDisks.values { for (fault, count) in disk.faults { faults[fault.rawValue, default: 0] += count } }
         // The members of the final configuration are compared; nodes removed are gone.
         let configuration = currentConfiguration
         let compared = machines.filter { configuration.members.contains($0.key) }
@@ -455,13 +482,16 @@ struct SimulatedDisks: Sendable {
     var simulated = false
     /// Chance that a write fails (an I/O error, a full disk or a power cut).
     var faultRate = 0.0
+    /// Chance that a write commit in the projections' own files (`state/`) fails with a full
+    /// file system or an I/O error (`ProjectionsDisk`; the chat projections' only).
+    var projectionFaultRate = 0.0
     /// Planted: a sync that returns without writing.
     var liesAboutSync = false
     /// Planted: the vote is never written.
     var forgetsVotes = false
 
     static let lmdb = SimulatedDisks()
-    static let faulty = SimulatedDisks(simulated: true, faultRate: 0.006)
+    static let faulty = SimulatedDisks(simulated: true, faultRate: 0.006, projectionFaultRate: 0.004)
 }
 
 /// What one run left: each member's applied log ("index:command", as the callers' outputs

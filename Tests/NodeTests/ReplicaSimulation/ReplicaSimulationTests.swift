@@ -40,8 +40,10 @@ import Testing
 /// on real LMDB tables): accounts, sessions and sends under one client id, sent again after
 /// an unknown outcome; every replica must hold the same messages and the same digest.
 ///
-/// Not yet here (issue 34): faults in the projections' own files (only the log's disk is
-/// simulated). The Raft core's simulator (`Tests/RaftTests/Simulation`) handles each ready
+/// With the chat projections, their own files fail too (`ProjectionsDisk`): a write commit
+/// under `state/` meets a full file system or an I/O error; the node must stop saying which,
+/// and its next start rebuilds the projections from the log's snapshot and applies the log
+/// again, to the same digest as every other replica. The Raft core's simulator (`Tests/RaftTests/Simulation`) handles each ready
 /// with the loop's own `ReadyHandling`; this one runs the whole loop.
 ///
 /// Each run is a second or less of CPU without a suspension point, so it runs on a thread of
@@ -127,7 +129,7 @@ import Testing
     }
 
     /// The chat projections (`ChatMachine`, real LMDB tables) in place of the ledger, on
-    /// failing disks: sends between two accounts under one client id, sent again after an
+    /// failing disks, the projections' own files failing too: sends between two accounts under one client id, sent again after an
     /// unknown outcome (exactly once by request id). Every replica holds the same messages and
     /// the same digest of every table, each acknowledged send once.
     @Test(arguments: chatSeeds)
@@ -171,6 +173,15 @@ import Testing
         #expect(changes > 5 && grew, "\(changes) membership changes in seeds 1–5")
         #expect(sent > 0, "no snapshot sent in seeds 1–5")
         #expect(faults == ["full", "ioError", "powerLoss"], "disk faults met: \(faults.sorted())")
+        // The chat projections' own files fail as well, both ways, and the nodes they stop
+        // come back to the same digest (the seeds' checks above).
+        var projections: Set<String> = []
+        for seed in 1...3 as ClosedRange<UInt64> {
+            let result = await Self.simulate(ChatMachine.self, seed: seed, Options(disks: .faulty))
+            #expect(Self.violations(result).isEmpty, "chat seed \(seed): \(Self.violations(result).prefix(3))")
+            projections.formUnion(result.diskFaults.keys.filter { $0.hasPrefix("projections") })
+        }
+        #expect(projections == ["projections full", "projections ioError"], "projection faults met: \(projections.sorted())")
     }
 
     /// The same seed gives the same run, with the ledger on LMDB and the chat projections on
