@@ -186,6 +186,17 @@ let package = Package(
         /// Starting `chorus-node` processes: command lines, processes and their logs, and the
         /// quick-start `local-cluster`; for the node's executable, the tools and the tests.
         .target(
+            // What `chorus-node run` parses and what its exit status says: shared by the
+            // binary and by tests that run nodes in their own process.
+            name: "NodeCommandLine",
+            dependencies: [
+                "ClusterPKI", "LogStore", "Node", "Projections", "Replica",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Launcher",
             dependencies: [
                 "API", "ClusterPKI",
@@ -243,7 +254,7 @@ let package = Package(
         .executableTarget(
             name: "ChorusNode",
             dependencies: [
-                "ClusterPKI", "Launcher", "LogStore", "Node", "Projections", "Raft", "Replica",
+                "Launcher", "NodeCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -342,7 +353,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NIOExecutor", "Projections", "Raft", "RateLimit", "Replica", "WebGateway",
+                "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NodeCommandLine", "NIOExecutor", "Projections", "Raft", "RateLimit", "Replica", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -353,6 +364,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

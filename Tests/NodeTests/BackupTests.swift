@@ -8,7 +8,7 @@ import Testing
 /// damaged one does not), and a new cluster restored from it serves that content.
 extension ClusterTests {
     @Test func aBackupTakenUnderLoadHoldsEveryAcknowledgedWriteAndRestoresIntoANewCluster() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         let file = cluster.root + "/chorus.backup"
@@ -27,7 +27,7 @@ extension ClusterTests {
             }
             try await Task.sleep(for: .seconds(1))
             let before = acknowledged.withLock { $0 }
-            let taken = try runTool(["backup", "--out", file] + admin)
+            let taken = try await runTool(["backup", "--out", file] + admin)
             try await Task.sleep(for: .milliseconds(300))
             load.cancel()
             _ = await load.result
@@ -37,7 +37,7 @@ extension ClusterTests {
         }
         #expect(!acknowledged.isEmpty)
 
-        let verified = try runTool(["backup", "verify", file])
+        let verified = try await runTool(["backup", "verify", file])
         #expect(verified.status == 0, "\(verified.output)")
         #expect(verified.output.contains("a whole backup of cluster 'test'") && verified.output.contains("checksums and digest match"), "\(verified.output)")
 
@@ -50,14 +50,14 @@ extension ClusterTests {
         try handle.seek(toOffset: (FileManager.default.attributesOfItem(atPath: damaged)[.size] as? UInt64 ?? 200) / 2)
         try handle.write(contentsOf: Data([byte ^ 0xFF]))
         try handle.close()
-        let refused = try runTool(["backup", "verify", damaged])
+        let refused = try await runTool(["backup", "verify", damaged])
         #expect(refused.status == 1 && refused.output.contains("is damaged"), "\(refused.output)")
 
         // A new cluster from the backup: its own addresses and certificates, the same content.
-        let restored = try TestCluster(size: 3)
+        let restored = try TestCluster(size: 3, placement: .inProcess)
         defer { restored.stopAll() }
         let members = restored.ids.flatMap { ["--member", "\($0)=\(restored.peerAddress($0)),\(restored.address($0))"] }
-        let made = try runTool(["restore", file, "--into", restored.root] + members)
+        let made = try await runTool(["restore", file, "--into", restored.root] + members)
         #expect(made.status == 0, "\(made.output)")
         #expect(made.output.contains("runs as incarnation "), "\(made.output)")
         try restored.startAll()
@@ -68,8 +68,8 @@ extension ClusterTests {
             _ = try await client.send(token: alice, to: "bob", body: "after the restore")
             try await restored.waitForConvergence(client)
         }
-        restored.stopAll()
-        let verify = try runTool(["verify"] + restored.ids.map(restored.dataDirectory))
+        await restored.shutDownAll()
+        let verify = try await runTool(["verify"] + restored.ids.map(restored.dataDirectory))
         #expect(verify.status == 0 && verify.output.contains("3 replicas agree"), "\(verify.output)")
     }
 }

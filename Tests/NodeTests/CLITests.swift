@@ -5,77 +5,77 @@ import Testing
 /// interactive mode through a pseudo-terminal. Part of the serialized cluster suite.
 extension ClusterTests {
     @Test func oneShotCommandsPrintAndExitAsDocumented() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root, ca: cluster.tls ? cluster.credentials(1).ca : nil)
         try await cluster.withClient { client in _ = try await cluster.waitForLeader(client) }
 
-        var r = try cli.run(["register", "alice"], stdin: "alice-pw\n", session: "alice")
+        var r = try await cli.run(["register", "alice"], stdin: "alice-pw\n", session: "alice")
         #expect(r.status == 0 && r.stdout.contains("registered and logged in as alice"), "\(r)")
         let mode = try FileManager.default.attributesOfItem(atPath: cli.sessionFile("alice"))[.posixPermissions] as? Int
         #expect(mode == 0o600, "the session file must be readable by its owner only")
-        r = try cli.run(["register", "bob", "--json"], stdin: "bob-pw\n", session: "bob")
+        r = try await cli.run(["register", "bob", "--json"], stdin: "bob-pw\n", session: "bob")
         #expect(r.status == 0 && r.json?["registered"] as? Bool == true, "\(r)")
 
-        r = try cli.run(["send", "bob", "hello", "bob"], session: "alice")
+        r = try await cli.run(["send", "bob", "hello", "bob"], session: "alice")
         #expect(r.status == 0 && r.stdout.hasPrefix("sent #"), "\(r)")
-        r = try cli.run(["send", "bob", "second", "--json"], session: "alice")
+        r = try await cli.run(["send", "bob", "second", "--json"], session: "alice")
         let secondID = r.json?["id"] as? Int
         #expect(secondID != nil, "\(r)")
 
-        r = try cli.run(["read", "-n", "1"], session: "bob")
+        r = try await cli.run(["read", "-n", "1"], session: "bob")
         #expect(r.status == 0 && r.stdout.contains("alice → bob: hello bob") && r.stdout.contains("1 more unread"), "\(r)")
-        r = try cli.run(["read", "--json"], session: "bob")
+        r = try await cli.run(["read", "--json"], session: "bob")
         let messages = r.json?["messages"] as? [[String: Any]]
         #expect(messages?.map { $0["body"] as? String } == ["second"], "\(r)")
 
-        r = try cli.run(["history", "alice", "--json"], session: "bob")
+        r = try await cli.run(["history", "alice", "--json"], session: "bob")
         #expect((r.json?["messages"] as? [[String: Any]])?.count == 2, "\(r)")
-        r = try cli.run(["users", "a*"], session: "bob")
+        r = try await cli.run(["users", "a*"], session: "bob")
         #expect(r.status == 0 && r.stdout.contains("alice") && !r.stdout.contains("bob"), "\(r)")
-        r = try cli.run(["status", "--json"], session: "bob")
+        r = try await cli.run(["status", "--json"], session: "bob")
         let nodes = r.json?["nodes"] as? [[String: Any]]
         #expect(nodes?.filter { $0["role"] as? String == "leader" }.count == 1, "\(r)")
         let members = r.json?["members"] as? [[String: Any]]
         #expect(members?.count == 3 && members?.filter { $0["role"] as? String == "voter" }.count == 2, "\(r)")
-        r = try cli.run(["status"], session: "bob")
+        r = try await cli.run(["status"], session: "bob")
         #expect(r.stdout.contains("ROLE") && r.stdout.contains("leader"), "\(r)")
         #expect(r.stdout.contains("members (node ") && r.stdout.contains(" behind)"), "\(r)")
 
         // Error paths: each with its exit code and a message for a person.
-        r = try cli.run(["send", "nobody", "hi"], session: "alice")
+        r = try await cli.run(["send", "nobody", "hi"], session: "alice")
         #expect(r.status == 3 && r.stderr.contains("no account named 'nobody'"), "\(r)")
-        r = try cli.run(["send", "nobody", "hi", "--json"], session: "alice")
+        r = try await cli.run(["send", "nobody", "hi", "--json"], session: "alice")
         #expect(r.status == 3 && r.stderr.contains("\"error\":\"not_found\""), "\(r)")
-        r = try cli.run(["login", "alice"], stdin: "wrong\n", session: "mallory")
+        r = try await cli.run(["login", "alice"], stdin: "wrong\n", session: "mallory")
         #expect(r.status == 5 && r.stderr.contains("wrong password"), "\(r)")
-        r = try cli.run(["register", "alice"], stdin: "x\n", session: "mallory")
+        r = try await cli.run(["register", "alice"], stdin: "x\n", session: "mallory")
         #expect(r.status == 4, "\(r)")
-        r = try cli.run(["register", "bad name"], stdin: "x\n", session: "mallory")
+        r = try await cli.run(["register", "bad name"], stdin: "x\n", session: "mallory")
         #expect(r.status == 2 && r.stderr.contains("may only hold"), "\(r)")
-        r = try cli.run(["read"], session: "nobody-logged-in")
+        r = try await cli.run(["read"], session: "nobody-logged-in")
         #expect(r.status == 2 && r.stderr.contains("not logged in"), "\(r)")
-        r = try cli.run(["delete", "\(secondID ?? 0)"], session: "alice")
+        r = try await cli.run(["delete", "\(secondID ?? 0)"], session: "alice")
         #expect(r.status == 0 && r.stdout.contains("deleted 1 message"), "\(r)")
-        r = try cli.run(["read", "--endpoints", "127.0.0.1:9", "--timeout", "1"], session: "alice")
+        r = try await cli.run(["read", "--endpoints", "127.0.0.1:9", "--timeout", "1"], session: "alice")
         #expect(r.status == 7 && r.stderr.contains("hint: is the cluster running?"), "\(r)")
         #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack"), "no stack traces")
 
-        r = try cli.run(["delete-account"], stdin: "bob-pw\n", session: "bob")
+        r = try await cli.run(["delete-account"], stdin: "bob-pw\n", session: "bob")
         #expect(r.status == 0 && r.stdout.contains("deleted account bob"), "\(r)")
-        r = try cli.run(["logout"], session: "alice")
+        r = try await cli.run(["logout"], session: "alice")
         #expect(r.status == 0 && !FileManager.default.fileExists(atPath: cli.sessionFile("alice")), "\(r)")
 
         // Without CHORUS_SESSION_FILE the session lives under $XDG_CONFIG_HOME, else $HOME/.config,
         // whatever the password database says the user's home is.
         let home = cluster.root + "/home-carol"
         let byHome: [String: String?] = ["CHORUS_SESSION_FILE": nil, "XDG_CONFIG_HOME": nil, "HOME": home]
-        r = try cli.run(["register", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome)
+        r = try await cli.run(["register", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome)
         #expect(r.status == 0 && FileManager.default.fileExists(atPath: home + "/.config/chorus/session.json"), "\(r)")
-        r = try cli.run(["read", "--json"], session: "unused", changing: byHome)
+        r = try await cli.run(["read", "--json"], session: "unused", changing: byHome)
         #expect(r.status == 0 && (r.json?["messages"] as? [[String: Any]])?.isEmpty == true, "\(r)")
         let xdg = cluster.root + "/xdg-carol"
-        r = try cli.run(["login", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome.merging(["XDG_CONFIG_HOME": xdg]) { $1 })
+        r = try await cli.run(["login", "carol"], stdin: "carol-pw\n", session: "unused", changing: byHome.merging(["XDG_CONFIG_HOME": xdg]) { $1 })
         #expect(r.status == 0 && FileManager.default.fileExists(atPath: xdg + "/chorus/session.json"), "\(r)")
     }
 
@@ -99,25 +99,25 @@ extension ClusterTests {
         #expect(!terminal.output.contains("carol-pw"), "the password was echoed")
 
         // Live delivery, and sending from the prompt.
-        var r = try cli.run(["login", "alice"], stdin: "a\n", session: "alice")
+        var r = try await cli.run(["login", "alice"], stdin: "a\n", session: "alice")
         #expect(r.status == 0)
-        r = try cli.run(["send", "carol", "live", "one"], session: "alice")
+        r = try await cli.run(["send", "carol", "live", "one"], session: "alice")
         try terminal.expect("← alice: live one")
         terminal.send("@alice hi back")
         try terminal.expect("→ alice")
-        r = try cli.run(["read", "--json"], session: "alice")
+        r = try await cli.run(["read", "--json"], session: "alice")
         #expect((r.json?["messages"] as? [[String: Any]])?.first?["body"] as? String == "hi back", "\(r)")
 
         // Kill the leader mid-session: the feed fails over and nothing is lost.
         let leader = try await cluster.withClient { try await cluster.waitForLeader($0) }
         cluster.kill(leader)
-        r = try cli.run(["send", "carol", "after", "the", "kill"], session: "alice")
+        r = try await cli.run(["send", "carol", "after", "the", "kill"], session: "alice")
         #expect(r.status == 0, "\(r)")
         try terminal.expect("← alice: after the kill", timeout: .seconds(30))
         #expect(terminal.output.contains("failing over"))
 
         // Reading in batches from the prompt.
-        for n in 0..<3 { _ = try cli.run(["send", "carol", "queued-\(n)"], session: "alice") }
+        for n in 0..<3 { _ = try await cli.run(["send", "carol", "queued-\(n)"], session: "alice") }
         try terminal.expect("← alice: queued-2")
         terminal.send("/read 2")
         try terminal.expect("no new messages")
@@ -160,12 +160,16 @@ struct CLI {
     }
 
     /// Runs `chorus`; `changing` sets (or, with nil, removes) variables of its environment.
-    func run(_ arguments: [String], stdin: String = "", session user: String, changing changes: [String: String?] = [:]) throws -> Result {
+    func run(_ arguments: [String], stdin: String = "", session user: String, changing changes: [String: String?] = [:]) async throws -> Result {
+        var environment = environment(session: user)
+        for (name, value) in changes { environment[name] = value }
+        return try await offThePool { [environment] in try Self.run(arguments, stdin: stdin, environment: environment) }
+    }
+
+    private static func run(_ arguments: [String], stdin: String, environment: [String: String]) throws -> Result {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
-        var environment = environment(session: user)
-        for (name, value) in changes { environment[name] = value }
         process.environment = environment
         let input = Pipe(), output = Pipe(), error = Pipe()
         process.standardInput = input

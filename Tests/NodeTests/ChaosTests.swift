@@ -13,8 +13,8 @@ extension ClusterTests {
     }
 
     @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
-    func faultInjectionRunKeepsEveryGuarantee() throws {
-        let run = try runLab(["chaos", "--seconds", "\(Self.chaosSeconds)"])
+    func faultInjectionRunKeepsEveryGuarantee() async throws {
+        let run = try await runLab(["chaos", "--seconds", "\(Self.chaosSeconds)"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("no violations"), "\(run.output)")
         #expect(run.output.contains(" replicas agree"), "\(run.output)")
@@ -27,8 +27,8 @@ extension ClusterTests {
     /// it acknowledged then is lost whatever the timing (a random fault mix can spare the bug
     /// when every partition happens to leave the leader with a majority).
     @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
-    func checkerCatchesAPlantedBug() throws {
-        let run = try runLab(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
+    func checkerCatchesAPlantedBug() async throws {
+        let run = try await runLab(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
         #expect(run.status == 1, "\(run.output)")
         let caught = ["acknowledged send lost", "acknowledged under another id", "stale read"].filter { run.output.contains($0) }
         #expect(!caught.isEmpty, "\(run.output)")
@@ -49,8 +49,8 @@ extension ClusterTests {
               ("local-reads", "stale undelivered read", 25, "isolate-leader"),
               ("local-reads", "stale undelivered read", 26, "isolate-leader,partition-halves"),
           ] as [(String, String, Int, String)])
-    func eachCheckerRuleCatchesItsPlantedBug(bug: String, rule: String, seed: Int, faults: String) throws {
-        let run = try runLab(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
+    func eachCheckerRuleCatchesItsPlantedBug(bug: String, rule: String, seed: Int, faults: String) async throws {
+        let run = try await runLab(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
         #expect(run.status == 1, "\(run.output)")
         #expect(run.output.contains("✗ \(rule):"), "\(bug) was not caught as '\(rule)':\n\(run.output)")
     }

@@ -9,7 +9,7 @@ import Testing
 /// cores busy.
 @Suite(.serialized) struct ClusterTests {
     @Test func servesEveryChatOperationEndToEnd() async throws {
-        let cluster = try TestCluster()
+        let cluster = try TestCluster(placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
@@ -139,7 +139,7 @@ import Testing
     }
 
     @Test func sendStreamAnswersEverySendAndOutlivesBadOnes() async throws {
-        let cluster = try TestCluster()
+        let cluster = try TestCluster(placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             let alice = try await client.newUser("alice")
@@ -194,7 +194,7 @@ import Testing
     }
 
     @Test func readStreamAnswersEveryReadOnAnyNodeAndOutlivesBadOnes() async throws {
-        let cluster = try TestCluster()
+        let cluster = try TestCluster(placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             let alice = try await client.newUser("alice")

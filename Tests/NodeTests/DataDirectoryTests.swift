@@ -63,7 +63,7 @@ extension ClusterTests {
         }
         cluster.stopAll()
         let dir = cluster.dataDirectory(1)
-        let compacted = try runTool(["compact", dir])
+        let compacted = try await runTool(["compact", dir])
         #expect(compacted.status == 0, "\(compacted.output)")
         let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/snapshots").first { $0 != "incoming" })
         let file = dir + "/snapshots/" + name + "/data.mdb"

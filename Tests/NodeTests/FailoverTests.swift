@@ -72,13 +72,13 @@ extension ClusterTests {
 
     @Test func aNodeRefusesAnotherClustersData() async throws {
         // Insecure: with TLS the node's certificate, which names cluster 'test', is refused first.
-        let cluster = try TestCluster(size: 1, tls: false)
+        let cluster = try TestCluster(size: 1, tls: false, placement: .inProcess)
         try cluster.start(1)
         try await cluster.withClient { client in _ = try await cluster.waitForLeader(client) }
-        cluster.stop(1)
+        await cluster.shutDown(1)
         var command = cluster.command(1)
         command.cluster = "another-cluster"
-        let (status, message) = try runNode(command.arguments)
+        let (status, message) = try await runNode(command.arguments)
         #expect(status != 0)
         #expect(message.contains("belongs to cluster=test"), "\(message)")
     }

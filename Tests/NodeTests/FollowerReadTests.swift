@@ -11,7 +11,7 @@ extension ClusterTests {
     /// projections. A send the leader acknowledged is in the history every follower returns
     /// right after, without a retry; a write on a follower still goes to the leader.
     @Test func followersServeLinearizableReads() async throws {
-        let cluster = try TestCluster()
+        let cluster = try TestCluster(placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             let leader = try await cluster.waitForLeader(client)

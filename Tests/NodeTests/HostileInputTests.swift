@@ -308,7 +308,7 @@ extension ClusterTests {
         let log = cluster.log(1)
         #expect(log.contains("refusing to start on an unsound data directory"))
         #expect(log.contains("the stored term 18446744073709551615 is beyond 4611686018427387904"))
-        let status = try runTool(["status", cluster.dataDirectory(1)])
+        let status = try await runTool(["status", cluster.dataDirectory(1)])
         #expect(status.status == 0)
         #expect(status.output.contains("the stored term 18446744073709551615 is beyond"))
     }

@@ -30,7 +30,7 @@ extension ClusterTests {
 
     @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
     func foreignClientsWith150CallsOnOneConnectionSeeNoGoawayAndNoError() async throws {
-        let cluster = try TestCluster(size: 3, tls: true)
+        let cluster = try TestCluster(size: 3, tls: true, placement: .inProcess)
         try cluster.startAll()
         let leader = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         let ca = "\(cluster.certificates)/ca.pem"
@@ -59,7 +59,7 @@ extension ClusterTests {
     /// for seconds on one connection without an error.
     @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
     func aGrpcGoClientsStreamsOutliveItsFlowControlPings() async throws {
-        let cluster = try TestCluster(size: 1, tls: false)
+        let cluster = try TestCluster(size: 1, tls: false, placement: .inProcess)
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         for scenario in ["write", "read"] {
@@ -73,7 +73,7 @@ extension ClusterTests {
     }
 
     @Test func anOversizedRequestIsAnsweredWithResourceExhaustedAndTheLimit() async throws {
-        let cluster = try TestCluster(size: 1, tls: true)
+        let cluster = try TestCluster(size: 1, tls: true, placement: .inProcess)
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         let status = try await RawChat.withStub(cluster.address(1), security: cluster.security) { raw in
@@ -93,7 +93,7 @@ extension ClusterTests {
     /// grpc-go reports as CANCELLED; and the connection serves the next call.
     @Test(.enabled(if: interopAvailable, "needs the foreign clients: scripts/test.sh installs them (ensure_interop)"))
     func grpcGoSeesTheLimitThenAResetThenServesTheNextCall() async throws {
-        let cluster = try TestCluster(size: 1, tls: true)
+        let cluster = try TestCluster(size: 1, tls: true, placement: .inProcess)
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         let output = try Self.runCommand([Self.goLoad, "-addr", cluster.address(1), "-ca", "\(cluster.certificates)/ca.pem", "-mode", "oversize", "-user", "big"])

@@ -105,7 +105,7 @@ import Testing
         }
         cluster.stopAll()
         // The members at the end agree; the removed node stopped where it was cut off.
-        let verify = try runTool(["verify"] + cluster.ids.filter { $0 != victim }.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.filter { $0 != victim }.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 
@@ -161,7 +161,7 @@ import Testing
             let history = try await client.history(token: alice, with: "bob", pageSize: 1000)
             #expect(history.messages.count == 201)
             cluster.stopAll()
-            let verify = try runTool(["verify"] + [1, 2, 3, 4].filter { $0 != dead }.map(cluster.dataDirectory))
+            let verify = try await runTool(["verify"] + [1, 2, 3, 4].filter { $0 != dead }.map(cluster.dataDirectory))
             #expect(verify.status == 0, "\(verify.output)")
         }
     }
@@ -203,11 +203,11 @@ import Testing
         let leader = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         let files = cluster.credentials(0)
         let admin = ["--endpoints", cluster.ids.map(cluster.peerAddress).joined(separator: ","), "--ca", files.ca, "--cert", files.certificate, "--key", files.key]
-        let removed = try runTool(["member", "remove", "\(leader)"] + admin)
+        let removed = try await runTool(["member", "remove", "\(leader)"] + admin)
         #expect(removed.status == 0, "\(removed.output)")
         #expect(removed.output.contains("node \(leader) led: leadership handed to node "), "\(removed.output)")
         #expect(removed.output.contains("node \(leader) removed (index "), "\(removed.output)")
-        let listed = try runTool(["member", "list"] + admin)
+        let listed = try await runTool(["member", "list"] + admin)
         #expect(listed.status == 0, "\(listed.output)")
         #expect(!listed.output.contains("  \(leader)  "), "\(listed.output)")
         #expect(listed.output.components(separatedBy: "  voter  ").count + listed.output.components(separatedBy: "  leader ").count == 4, "\(listed.output)")
@@ -234,48 +234,48 @@ import Testing
         let endpoints = ["--endpoints", cluster.ids.map(cluster.peerAddress).joined(separator: ",")]
         let admin = endpoints + ["--ca", files.ca, "--cert", files.certificate, "--key", files.key]
 
-        let plain = try runTool(["member", "list"] + endpoints)
+        let plain = try await runTool(["member", "list"] + endpoints)
         #expect(plain.status == 1, "\(plain.output)")
         #expect(plain.output.contains("the node closed the connection before speaking gRPC: its peer port needs TLS; give --ca, --cert and --key"), "\(plain.output)")
 
         // Another cluster's CA and operator: the handshake fails, and the sentence says what to check.
         let stranger = try TestCluster(size: 1)
         let other = stranger.credentials(0)
-        let foreign = try runTool(["member", "list", "--answer-within", "5"] + endpoints + ["--ca", other.ca, "--cert", other.certificate, "--key", other.key])
+        let foreign = try await runTool(["member", "list", "--answer-within", "5"] + endpoints + ["--ca", other.ca, "--cert", other.certificate, "--key", other.key])
         #expect(foreign.status == 1, "\(foreign.output)")
         #expect(foreign.output.contains("the TLS handshake failed ("), "\(foreign.output)")
         #expect(foreign.output.contains("check that --ca is this cluster's CA, that --cert and --key are an operator certificate it signed, and that this is a peer port"), "\(foreign.output)")
         // A node's certificate, or a file that is not there: named before any connection.
         let node = cluster.credentials(2)
-        let notOperator = try runTool(["member", "list"] + endpoints + ["--ca", node.ca, "--cert", node.certificate, "--key", node.key])
+        let notOperator = try await runTool(["member", "list"] + endpoints + ["--ca", node.ca, "--cert", node.certificate, "--key", node.key])
         #expect(notOperator.status == 1, "\(notOperator.output)")
         #expect(notOperator.output.contains("\(node.certificate) is the certificate of node 2 of cluster 'test'; the Admin API takes an operator certificate (`chorus-tools certs operator`)"), "\(notOperator.output)")
-        let missing = try runTool(["member", "list"] + endpoints + ["--ca", files.ca, "--cert", files.certificate + ".gone", "--key", files.key])
+        let missing = try await runTool(["member", "list"] + endpoints + ["--ca", files.ca, "--cert", files.certificate + ".gone", "--key", files.key])
         #expect(missing.status == 1 && missing.output.contains("cannot read \(files.certificate).gone"), "\(missing.output)")
 
         let stopped = cluster.ids.first { $0 != leader }!
         cluster.signal(stopped, SIGSTOP)
-        let listed = try runTool(["member", "list", "--answer-within", "2"] + admin)
+        let listed = try await runTool(["member", "list", "--answer-within", "2"] + admin)
         #expect(listed.status == 0, "\(listed.output)")
         #expect(listed.output.contains("leader: node \(leader) "), "\(listed.output)")
         #expect(listed.output.contains("  no answer from \(cluster.peerAddress(stopped)): "), "\(listed.output)")
 
-        let removed = try runTool(["member", "remove", "\(stopped)", "--answer-within", "2"] + admin)
+        let removed = try await runTool(["member", "remove", "\(stopped)", "--answer-within", "2"] + admin)
         #expect(removed.status == 0, "\(removed.output)")
         #expect(removed.output.contains("node \(stopped) removed (index "), "\(removed.output)")
-        let again = try runTool(["member", "add", "\(stopped)", "--peer-address", cluster.peerAddress(stopped), "--answer-within", "2"] + admin)
+        let again = try await runTool(["member", "add", "\(stopped)", "--peer-address", cluster.peerAddress(stopped), "--answer-within", "2"] + admin)
         #expect(again.status == 1, "\(again.output)")
         #expect(again.output.contains("node \(stopped) was a member of this cluster and was removed: a removed id is spent"), "\(again.output)")
         cluster.signal(stopped, SIGCONT)
     }
 
     @Test func theOnlyVoterIsNotRemovedAndTheToolSaysWhy() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         let files = cluster.credentials(0)
-        let removed = try runTool(["member", "remove", "1", "--endpoints", cluster.peerAddress(1), "--ca", files.ca, "--cert", files.certificate, "--key", files.key])
+        let removed = try await runTool(["member", "remove", "1", "--endpoints", cluster.peerAddress(1), "--ca", files.ca, "--cert", files.certificate, "--key", files.key])
         #expect(removed.status == 1, "\(removed.output)")
         #expect(removed.output.contains("node 1 is the cluster's only voter: without it no one could run the cluster. Add another voter first"), "\(removed.output)")
         #expect(!removed.output.contains("USAGE"), "\(removed.output)")

@@ -177,7 +177,7 @@ extension ClusterTests {
     /// The log level is checked, and `--log-format json` writes one object per line with the
     /// role change's term as a field.
     @Test func logFlagsAreValidatedAndJSONLinesCarryFields() async throws {
-        let refused = try runNode(["run", "--id", "1", "--listen", "127.0.0.1:1", "--data-dir", NSTemporaryDirectory() + "chorus-never", "--insecure",
+        let refused = try await runNode(["run", "--id", "1", "--listen", "127.0.0.1:1", "--data-dir", NSTemporaryDirectory() + "chorus-never", "--insecure",
                                    "--peer", "1=127.0.0.1:1", "--log-level", "loud"])
         #expect(refused.status != 0)
         #expect(refused.output.contains("--log-level 'loud' is not one of trace, debug, info, notice, warning, error, critical"), "\(refused.output)")
@@ -218,8 +218,8 @@ func waitForHTTP(_ address: String, _ path: String, within: Duration = .seconds(
 }
 
 /// Runs `chorus-node` to completion; its exit status and output.
-func runNode(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    try NodeProcesses.run(TestCluster.executable.path, arguments)
+func runNode(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await offThePool { try NodeProcesses.run(TestCluster.executable.path, arguments) }
 }
 
 /// The scrape configuration and alert rules shipped under docs/monitoring are valid for the

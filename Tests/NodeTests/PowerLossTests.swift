@@ -44,7 +44,7 @@ extension ClusterTests {
             return victim
         }
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
         // A clean stop leaves no mark.
         #expect(!FileManager.default.fileExists(atPath: cluster.dataDirectory(victim) + "/running"))
@@ -56,7 +56,7 @@ extension ClusterTests {
 /// map it grew to.
 extension ClusterTests {
     @Test func theProjectionsMapGrowsWhileServing() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         cluster.extraArguments = ["--state-map-size", "1MiB", "--state-map-max", "1GiB"]
         try cluster.startAll()
         defer { cluster.stopAll() }
@@ -79,8 +79,8 @@ extension ClusterTests {
             // 160 × 32 KiB is 5 MiB and more: the map doubled at least three times, to a power of two.
             #expect(size >= 8 << 20 && size <= 64 << 20 && size & (size - 1) == 0, "node \(id): data.mdb is \(size) bytes")
         }
-        cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        await cluster.shutDownAll()
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 }

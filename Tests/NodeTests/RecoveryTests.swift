@@ -32,7 +32,7 @@ extension ClusterTests {
         // one's place; the survivors' directories are only read.
         let best = survivors[0]
         let recovered = cluster.dataDirectory(best) + ".recovered"
-        let result = try runTool(["recover", "--from", survivors.map(cluster.dataDirectory).joined(separator: ","), "--into", recovered,
+        let result = try await runTool(["recover", "--from", survivors.map(cluster.dataDirectory).joined(separator: ","), "--into", recovered,
                                   "--node", "\(best)", "--peer-address", cluster.peerAddress(best), "--client-address", cluster.address(best)])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("recovered: \(recovered) is node \(best), the only voter of cluster 'test' (incarnation "), "\(result.output)")
@@ -79,7 +79,7 @@ extension ClusterTests {
             try await cluster.waitForConvergence(client, within: .seconds(60))
         }
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0 && verify.output.contains("5 replicas agree"), "\(verify.output)")
     }
 

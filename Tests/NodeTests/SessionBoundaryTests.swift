@@ -21,7 +21,7 @@ extension ClusterTests {
     /// address's limit the node refuses without looking (RESOURCE_EXHAUSTED), while a caller
     /// with a live session from the same address goes on writing.
     @Test func writesWithoutALiveSessionNeverReachTheLog() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.metrics = true
         cluster.extraArguments = ["--unauthenticated-per-minute", "8"]
         try cluster.startAll()
@@ -66,7 +66,7 @@ extension ClusterTests {
     /// when the session is gone by then: a send after a logout, an account deletion (which
     /// ends its own session). A new request of the ended session is refused.
     @Test func aRetryOfACommittedRequestGetsItsOutcomeWhateverBecameOfItsSession() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         try cluster.startAll()
         let (alice, bob) = try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
@@ -144,7 +144,7 @@ extension ClusterTests {
     /// A logout ends that session's streams at once, and no other session's; deleting the
     /// account ends the rest; a session that expires ends its streams when it does.
     @Test func aSessionsEndEndsItsLiveStreams() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--session-lifetime-hours", "0.002"]
         try cluster.startAll()
         let (first, second, bob) = try await cluster.withClient { client in
@@ -177,7 +177,7 @@ extension ClusterTests {
     /// subscription, not when it reaches the library's buffer: a message buffered and never
     /// taken (the application stopped reading) stays waiting.
     @Test func aSubscriptionAcknowledgesOnlyWhatTheApplicationTook() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
@@ -211,7 +211,7 @@ extension ClusterTests {
     /// only when, the caller proved with a `web` certificate that it is a gateway of this
     /// cluster: a few attackers then lock out only themselves.
     @Test func aWebGatewaysBrowsersAreLimitedEachOnTheirOwn() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--failed-logins-per-minute", "2"]
         try cluster.startAll()
         try await cluster.withClient { client in

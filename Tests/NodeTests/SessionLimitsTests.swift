@@ -23,7 +23,7 @@ extension ClusterTests {
     }
 
     @Test func aSubscriberThatGoesAwayIsShownOfflineAtOnce() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             let alice = try await client.newUser("alice")
@@ -50,7 +50,7 @@ extension ClusterTests {
     /// starved machine), the 17th is accepted and would be read forever.
     @Test(.timeLimit(.minutes(3)))
     func aSubscriberCatchesUpOnEveryUndeliveredMessageAndAUserHasAtMost16Streams() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             let alice = try await client.newUser("alice")
@@ -105,7 +105,7 @@ extension ClusterTests {
     }
 
     @Test func failedLoginsAndAccountCreationsAreLimitedPerAddress() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--failed-logins-per-minute", "3", "--account-creations-per-minute", "2"]
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
@@ -147,7 +147,7 @@ extension ClusterTests {
     /// failure let them all through). A right password gives its guess back, so its owner is
     /// never locked out by logging in.
     @Test func concurrentPasswordGuessesPassNoMoreThanTheLimit() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--failed-logins-per-minute", "3"]
         try cluster.startAll()
         try await cluster.withClient { client in
@@ -180,7 +180,7 @@ extension ClusterTests {
 
 extension ClusterTests {
     @Test func proposalsPastTheLimitFailFastAndTheClientLibraryBacksOff() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--max-pending-proposals", "2"]
         try cluster.startAll()
         try await cluster.withClient { client in
@@ -215,7 +215,7 @@ extension ClusterTests {
     /// reads promptly: the node ends the stream with RESOURCE_EXHAUSTED, and the client library
     /// attaches again after its last event, so every message still arrives.
     @Test func aSubscriptionCutOffForFallingBehindResumesAndLosesNothing() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--subscription-buffer-events", "4"]
         try cluster.startAll()
         try await cluster.withClient { client in
@@ -244,7 +244,7 @@ extension ClusterTests {
 
     /// Password checks past `--max-password-checks` are refused at once, not queued.
     @Test func passwordChecksPastTheLimitAreRefusedNotQueued() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--max-password-checks", "1", "--password-iterations", "400000"]
         try cluster.startAll()
         try await cluster.withClient(deadline: .seconds(60)) { client in try await client.createAccount(name: "alice", password: "pw") }

@@ -41,9 +41,9 @@ extension ClusterTests {
         #expect(log.contains("installed the leader's snapshot"), "the follower caught up by snapshot")
         #expect(log.contains("resuming the snapshot at index"), "the broken-off transfer resumed where it stopped")
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
-        let status = try runTool(["status", cluster.dataDirectory(lagging), "--json"])
+        let status = try await runTool(["status", cluster.dataDirectory(lagging), "--json"])
         #expect(status.output.contains("\"snapshot_index\""), "\(status.output)")
     }
 
@@ -86,7 +86,7 @@ extension ClusterTests {
         }
         #expect(cluster.log(follower).contains("crash point '\(point)' reached"))
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 }
@@ -116,11 +116,20 @@ func sendMessages(_ client: ChorusClient, tokens: [String], total: Int) async th
 }
 
 /// Runs `chorus-tools` from the build directory; stdout and stderr together.
-func runTool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools").path, arguments)
+func runTool(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await offThePool { try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-tools").path, arguments) }
+}
+
+/// Runs `body` (a wait for a child process) on a thread of its own: a test that waits must not
+/// hold one of the cooperative pool's threads (two on this machine), which the nodes running
+/// in this process and every other test's client need meanwhile.
+func offThePool<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }
 
 /// Runs `chorus-lab` (benchmarks, the fault-injection suite) from the build directory.
-func runLab(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-lab").path, arguments)
+func runLab(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await offThePool { try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-lab").path, arguments) }
 }

@@ -6,15 +6,26 @@ import NIOExecutor
 import NIOPosix
 import Testing
 
-/// Real `chorus-node` processes on a loopback address of their own (127.x.y.1), so parallel
-/// test runs never share a port. Every process it starts it kills, and its data directory
-/// goes with it.
+/// A cluster on a loopback address of its own (127.x.y.1), so parallel tests never share a
+/// port: real `chorus-node` processes, or nodes inside the test process (`Placement`). Every
+/// node it starts it stops, and its data directory goes with it.
 final class TestCluster: @unchecked Sendable {
+    /// Where the nodes run. Processes are for what needs them: SIGKILL, signals, crash
+    /// points and injected disk faults, exit statuses, resident memory, file modes (the
+    /// binary sets its umask). Everything else runs in this process, at a fraction of the
+    /// cost of starting one.
+    enum Placement {
+        case processes
+        case inProcess
+    }
+
     let size: Int
     let host: String
     let basePort = 27001
     let root: String
+    let placement: Placement
     let processes = NodeProcesses()
+    let inProcess = InProcessNodes()
     /// Added to every node's command line (snapshot settings, say).
     var extraArguments: [String] = []
     /// The nodes that bootstrap the cluster (all by default); the others start with `--join`
@@ -28,16 +39,15 @@ final class TestCluster: @unchecked Sendable {
     /// listeners of their own (port + 100) with mutual TLS.
     let tls: Bool
 
-    init(size: Int = 5, tls: Bool = true) throws {
+    init(size: Int = 5, tls: Bool = true, placement: Placement = .processes) throws {
         self.size = size
         self.tls = tls
+        self.placement = placement
         host = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).1"
         root = NSTemporaryDirectory() + "chorus-cluster-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        if tls {
-            let made = try runTool(["certs", "local", "--dir", certificates, "--cluster", "test", "--nodes", "\(size)", "--host", host])
-            guard made.status == 0 else { throw TestFailure("chorus-tools certs local failed: \(made.output)") }
-        }
+        // What `chorus-tools certs local` makes, made here: a process per cluster is time.
+        if tls { try CertificateDirectory(certificates).ensureLocal(cluster: "test", nodes: size, hosts: [host]) }
     }
 
     var certificates: String { "\(root)/certs" }
@@ -53,10 +63,17 @@ final class TestCluster: @unchecked Sendable {
 
     deinit {
         processes.stopAll(with: SIGKILL)
-        if ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DATA"] != nil {
-            print("test cluster data and logs kept in \(root)")
-        } else {
-            try? FileManager.default.removeItem(atPath: root)
+        let keep = ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DATA"] != nil
+        if keep { print("test cluster data and logs kept in \(root)") }
+        switch placement {
+        case .processes:
+            if !keep { try? FileManager.default.removeItem(atPath: root) }
+        case .inProcess:
+            // The nodes' files go once the nodes have let go of them.
+            Task { [inProcess, root] in
+                await inProcess.stopAll()
+                if !keep { try? FileManager.default.removeItem(atPath: root) }
+            }
         }
     }
 
@@ -87,7 +104,13 @@ final class TestCluster: @unchecked Sendable {
     /// Starts node `id`; `environment` adds variables (crash points, test hooks); `executable`
     /// another build's `chorus-node` (the rolling upgrade starts the previous release).
     func start(_ id: Int, environment: [String: String] = [:], executable: String = TestCluster.executable.path) throws {
-        try processes.launch(id, executable: executable, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
+        switch placement {
+        case .processes:
+            try processes.launch(id, executable: executable, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
+        case .inProcess:
+            precondition(executable == Self.executable.path, "another build's node runs as a process")
+            try inProcess.launch(id, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
+        }
     }
 
     func startAll() throws {
@@ -95,26 +118,69 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// SIGKILL: the process gets no chance to flush or say goodbye.
-    func kill(_ id: Int) { processes.kill(id) }
-
-    /// Sends `number` to node `id` (SIGHUP, say) without waiting for anything.
-    func signal(_ id: Int, _ number: Int32) { processes.signal(id, number) }
-
-    /// SIGTERM and wait: a graceful stop.
-    func stop(_ id: Int) { processes.stop(id) }
-
-    /// SIGTERM to every node at once, then wait for all.
-    func stopAll() { processes.stopAll() }
-
-    /// Waits for node `id` to exit on its own; returns whether a signal ended it.
-    func waitForExit(_ id: Int, within: Duration) async throws -> (signaled: Bool, status: Int32) {
-        try await processes.waitForExit(id, within: within)
+    func kill(_ id: Int) {
+        precondition(placement == .processes, "only a process can be killed")
+        processes.kill(id)
     }
 
-    func isRunning(_ id: Int) -> Bool { processes.isRunning(id) }
+    /// Sends `number` to node `id` (SIGHUP, say) without waiting for anything.
+    func signal(_ id: Int, _ number: Int32) {
+        precondition(placement == .processes, "only a process takes signals")
+        processes.signal(id, number)
+    }
+
+    /// SIGTERM and wait: a graceful stop (`shutDown` for nodes in this process).
+    func stop(_ id: Int) {
+        precondition(placement == .processes, "a node in this process stops with `await shutDown(_:)`")
+        processes.stop(id)
+    }
+
+    /// SIGTERM to every node at once, then wait for all. Nodes in this process are told to
+    /// stop and not waited for (it serves as a `defer`); `await shutDownAll()` waits.
+    func stopAll() {
+        switch placement {
+        case .processes: processes.stopAll()
+        case .inProcess: Task { [inProcess] in await inProcess.stopAll() }
+        }
+    }
+
+    /// A graceful stop, wherever the node runs, and waits until it has ended.
+    func shutDown(_ id: Int) async {
+        switch placement {
+        case .processes: processes.stop(id)
+        case .inProcess: await inProcess.stop(id)
+        }
+    }
+
+    /// Every node's graceful stop at once, and waits for all.
+    func shutDownAll() async {
+        switch placement {
+        case .processes: processes.stopAll()
+        case .inProcess: await inProcess.stopAll()
+        }
+    }
+
+    /// Waits for node `id` to end on its own; returns whether a signal ended it, and its
+    /// exit status (a node in this process gives the status its binary would).
+    func waitForExit(_ id: Int, within: Duration) async throws -> (signaled: Bool, status: Int32) {
+        switch placement {
+        case .processes: try await processes.waitForExit(id, within: within)
+        case .inProcess: (false, try await inProcess.waitForExit(id, within: within))
+        }
+    }
+
+    func isRunning(_ id: Int) -> Bool {
+        switch placement {
+        case .processes: processes.isRunning(id)
+        case .inProcess: inProcess.isRunning(id)
+        }
+    }
 
     /// Node `id`'s resident memory in bytes, from /proc.
-    func residentBytes(_ id: Int) -> Int? { processes.residentBytes(id) }
+    func residentBytes(_ id: Int) -> Int? {
+        precondition(placement == .processes, "a node in this process has no memory of its own")
+        return processes.residentBytes(id)
+    }
 
     func log(_ id: Int) -> String {
         (try? String(contentsOfFile: "\(root)/node-\(id).log", encoding: .utf8)) ?? ""

@@ -14,7 +14,7 @@ import X509
 /// operators reach the Admin API.
 extension ClusterTests {
     @Test func tlsClusterServesAndOnlyItsNodesSpeakAsThemselves() async throws {
-        let cluster = try TestCluster(size: 3, tls: true)
+        let cluster = try TestCluster(size: 3, tls: true, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient(deadline: .seconds(15)) { client in
             // The whole chat path works over TLS, the client checking the nodes' certificates.
@@ -153,7 +153,7 @@ extension ClusterTests {
                 }
                 defer { load.running.withLock { $0 = false } }
                 for id in cluster.ids {
-                    let renewed = try runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "\(id)", "--days", "400"])
+                    let renewed = try await runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "\(id)", "--days", "400"])
                     #expect(renewed.status == 0, "\(renewed.output)")
                     let certificate = try Certificate(pemEncoded: try Issuer.read(directory.node(UInt64(id)).certificate))
                     cluster.signal(id, SIGHUP)
@@ -196,7 +196,7 @@ extension ClusterTests {
         }
         #expect(try await expiry() == short.notValidAfter.timeIntervalSince1970.rounded(.down))
 
-        let renewed = try runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "1", "--days", "400"])
+        let renewed = try await runTool(["certs", "renew", "--dir", cluster.certificates, "--cluster", "test", "--node", "1", "--days", "400"])
         #expect(renewed.status == 0 && renewed.output.contains("renewed \(directory.node(1).certificate) for chorus://test/node/1 (\(cluster.host))"), "\(renewed.output)")
         let certificate = try Certificate(pemEncoded: try Issuer.read(directory.node(1).certificate))
         #expect(certificate.notValidAfter.timeIntervalSinceNow > 399 * 86_400)
@@ -211,7 +211,7 @@ extension ClusterTests {
     /// cipher. NIOSSL's defaults, which the gRPC transport used, also accept CBC suites with
     /// SHA-1 MACs and static RSA key exchange.
     @Test func listenersSpeakTLS13AndOnlyAEADSuitesOfTLS12() async throws {
-        let cluster = try TestCluster(size: 1, tls: true)
+        let cluster = try TestCluster(size: 1, tls: true, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
@@ -234,7 +234,7 @@ extension ClusterTests {
     }
 
     @Test func insecureNodesWarnLoudly() async throws {
-        let cluster = try TestCluster(size: 1, tls: false)
+        let cluster = try TestCluster(size: 1, tls: false, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient { client in
             _ = try await client.newUser("alice", password: "pw")
@@ -249,7 +249,7 @@ extension ClusterTests {
         var command = cluster.command(1)
         command.tls?.certificate = cluster.credentials(2).certificate
         command.tls?.key = cluster.credentials(2).key
-        let (status, output) = try runNode(command.arguments)
+        let (status, output) = try await runNode(command.arguments)
         #expect(status != 0)
         #expect(output.contains("is the certificate of node 2 of cluster 'test', not of node 1"))
     }

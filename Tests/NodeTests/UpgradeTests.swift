@@ -60,7 +60,7 @@ import Testing
         let line = try #require(log.split(separator: "\n").first { $0.contains("is the cluster version 2, which this build") })
         #expect(line.contains("cluster versions 1...1"))
         let entry = try #require(line.firstMatch(of: /log entry (\d+) is the cluster version 2/).flatMap { UInt64($0.1) })
-        let status = try runTool(["status", "--json", cluster.dataDirectory(3)])
+        let status = try await runTool(["status", "--json", cluster.dataDirectory(3)])
         let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
         func number(_ key: String) -> UInt64? { (fields[key] as? NSNumber)?.uint64Value }
         let applied = try #require(number("applied_index"))
@@ -72,7 +72,7 @@ import Testing
         try cluster.start(3)
         try await cluster.withClient { client in try await cluster.waitForConvergence(client, within: .seconds(60)) }
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 
@@ -147,7 +147,7 @@ import Testing
             // sentence, and it applies nothing more: no entry, and no commit index for what
             // its own log holds.
             try Self.forgetRecordedVersion(cluster.dataDirectory(3))
-            let appliedBefore = try Self.appliedIndex(cluster.dataDirectory(3))
+            let appliedBefore = try await Self.appliedIndex(cluster.dataDirectory(3))
             lengthBefore = cluster.log(3).utf8.count
             try cluster.start(3, executable: previous)
             try await Task.sleep(for: .seconds(3))
@@ -173,7 +173,7 @@ import Testing
             print("rolling upgrade: \(acknowledged.count) writes acknowledged, \(unknown) unknown outcomes; " + gaps.joined(separator: "; "))
         }
         cluster.stopAll()
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 
@@ -227,8 +227,8 @@ import Testing
         try (kept.joined(separator: "\n") + "\n").write(toFile: identity, atomically: true, encoding: .utf8)
     }
 
-    static func appliedIndex(_ directory: String) throws -> UInt64 {
-        let status = try runTool(["status", "--json", directory])
+    static func appliedIndex(_ directory: String) async throws -> UInt64 {
+        let status = try await runTool(["status", "--json", directory])
         let fields = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
         return try #require((fields?["applied_index"] as? NSNumber)?.uint64Value)
     }
@@ -249,7 +249,7 @@ import Testing
         defer { writer.pause(false) }
         try await Task.sleep(for: .milliseconds(300))
         try await cluster.waitForConvergence(client, within: .seconds(60))
-        let verify = try runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
+        let verify = try await runTool(["verify"] + cluster.ids.map(cluster.dataDirectory))
         #expect(verify.status == 0, "\(verify.output)")
     }
 

@@ -8,7 +8,7 @@ import Testing
 /// serialized cluster suite, so only one cluster runs at a time.
 extension ClusterTests {
     @Test func badInputGetsClearStatusesAndTheNodeKeepsServing() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         try await cluster.withClient(deadline: .seconds(10)) { client in
             let alice = try await client.newUser("alice", password: "pw")

@@ -17,7 +17,7 @@ import WebGateway
 @Suite(.serialized) struct WebGatewayTests {
     /// Runs `body` with the gateway's routes (no live channel) before a fresh cluster.
     static func withGateway(tls: Bool = false, limits: GatewayConfiguration.Limits = .init(), _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient { client in
@@ -90,7 +90,7 @@ import WebGateway
     /// The gateway's HTTPS listener speaks what a node's do (`ServerTLS`): TLS 1.3, and TLS 1.2
     /// only with AEAD suites.
     @Test func httpsListenerRefusesCBCSuites() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient { client in
@@ -270,7 +270,7 @@ import WebGateway
 
     /// With no node up, a call waits out the client's deadline and says so in words.
     @Test func aClusterWithoutLeaderIsSaidInWords() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient(deadline: .seconds(2)) { client in
@@ -278,7 +278,7 @@ import WebGateway
             let app = Application(router: try WebGateway.router(client: client, configuration: GatewayConfiguration()))
             try await app.test(.router) { http in
                 let alice = try await Self.register(http, "alice")
-                cluster.stopAll()
+                await cluster.shutDownAll()
                 // A read reached nobody: unavailable, nothing done.
                 let check = try await http.execute(uri: "/api/names/bob", method: .get)
                 #expect(check.status == .serviceUnavailable)
@@ -339,7 +339,7 @@ import WebGateway
     /// are not pushed (they are read N at a time), new ones are, marked delivered once pushed;
     /// presence and deletions arrive as they happen.
     @Test func liveChannelPushesNewMessagesAndLeavesWaitingOnes() async throws {
-        let cluster = try TestCluster(size: 3)
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient { client in
@@ -402,7 +402,7 @@ import WebGateway
     /// One address holds at most its share of the live slots, whatever the sessions it uses:
     /// a second account's socket from the same address is refused in words.
     @Test func oneAddressHoldsAtMostItsLiveConnections() async throws {
-        let cluster = try TestCluster(size: 1)
+        let cluster = try TestCluster(size: 1, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
         try await cluster.withClient { client in
