@@ -1,5 +1,7 @@
 # Shared by the quick-start scripts: print each step, install what is missing.
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Each step says when it began, in seconds since the script started: a CI log shows where
+# the time goes.
+say() { printf '\033[1m==> [%4ds] %s\033[0m\n' "$SECONDS" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
 # Installs Debian packages, or says how when not root.

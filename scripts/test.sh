@@ -44,3 +44,4 @@ say "running the real-process suite (clusters, CLI, snapshots, trust boundary, f
 run timeout --kill-after=30s 50m swift test --skip-build --filter NodeTests --skip ReplicaSimulationTests
 say "running the browser tests (headless Chromium against chorus-web and a 5-node cluster)"
 run python3 -m pytest -q -p no:cacheprovider Tests/Browser
+say "every test passed"
