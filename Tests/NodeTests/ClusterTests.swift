@@ -5,9 +5,10 @@ import Foundation
 import Projections
 import Testing
 
-/// Five real `chorus-node` processes per test. Serialized: each test already keeps both
-/// cores busy.
-@Suite(.serialized) struct ClusterTests {
+/// A cluster per test: `chorus-node` processes where a process is the point, nodes in the
+/// test process elsewhere (`TestCluster.Placement`, stopped as each test ends). Serialized:
+/// a test's cluster, or the fault-injection suite's, keeps both cores busy.
+@Suite(.serialized, .inProcessClusters) struct ClusterTests {
     @Test func servesEveryChatOperationEndToEnd() async throws {
         let cluster = try TestCluster(placement: .inProcess)
         try cluster.startAll()

@@ -121,29 +121,41 @@ extension ClusterTests {
             var codes: [String: Int] = [:]
             var unexpected: [String] = []
             let calls = Int(ProcessInfo.processInfo.environment["CHORUS_FUZZ_REQUESTS"] ?? "") ?? 3_000
-            try await RawChat.withStub(leader, security: cluster.security) { raw in
-                for n in 0..<calls {
-                    let (method, bytes) = fuzz.request(using: &random)
-                    let code: RPCError.Code?
-                    do {
-                        var options = CallOptions.defaults
-                        // A subscription with a valid token stays open: end it soon.
-                        options.timeout = method == "Subscribe" || method == "SendStream" || method == "ReadStream" ? .milliseconds(200) : .seconds(2)
-                        let answer = try await raw.unary(
-                            request: ClientRequest(message: bytes),
-                            descriptor: MethodDescriptor(fullyQualifiedService: "chorus.v1.Chat", method: method),
-                            serializer: RawSerializer(), deserializer: RawDeserializer(), options: options
-                        ) { try $0.message }
-                        // A stream answers each request with the status its unary call would end with.
-                        code = RequestFuzzer.streamedStatus(method, answer)
-                    } catch let error as RPCError {
-                        code = error.code
+            // Drawn first, then sent eight at a time: a stream with a valid token stays open for
+            // its 200 ms, and one after the other those waits were most of the test's time.
+            let requests = (0..<calls).map { _ in fuzz.request(using: &random) }
+            let answers = try await RawChat.withStub(leader, security: cluster.security) { raw in
+                try await withThrowingTaskGroup(of: (Int, RPCError.Code?).self) { group in
+                    var answers: [(Int, RPCError.Code?)] = []
+                    for (n, (method, bytes)) in requests.enumerated() {
+                        if n >= 8, let answer = try await group.next() { answers.append(answer) }
+                        group.addTask {
+                            var options = CallOptions.defaults
+                            // A subscription with a valid token stays open: end it soon.
+                            options.timeout = method == "Subscribe" || method == "SendStream" || method == "ReadStream" ? .milliseconds(200) : .seconds(2)
+                            do {
+                                let answer = try await raw.unary(
+                                    request: ClientRequest(message: bytes),
+                                    descriptor: MethodDescriptor(fullyQualifiedService: "chorus.v1.Chat", method: method),
+                                    serializer: RawSerializer(), deserializer: RawDeserializer(), options: options
+                                ) { try $0.message }
+                                // A stream answers each request with the status its unary call would end with.
+                                return (n, RequestFuzzer.streamedStatus(method, answer))
+                            } catch let error as RPCError {
+                                return (n, error.code)
+                            }
+                        }
                     }
-                    codes["\(code.map { "\($0)" } ?? "ok")", default: 0] += 1
-                    // A server fault, not an answer: an input the node did not expect.
-                    if let code, [.internalError, .unknown, .dataLoss].contains(code), unexpected.count < 10 {
-                        unexpected.append("\(method) #\(n) -> \(code): \(bytes.prefix(64).map { String($0, radix: 16) }.joined(separator: " "))")
-                    }
+                    for try await answer in group { answers.append(answer) }
+                    return answers.sorted { $0.0 < $1.0 }
+                }
+            }
+            for (n, code) in answers {
+                codes["\(code.map { "\($0)" } ?? "ok")", default: 0] += 1
+                // A server fault, not an answer: an input the node did not expect.
+                if let code, [.internalError, .unknown, .dataLoss].contains(code), unexpected.count < 10 {
+                    let (method, bytes) = requests[n]
+                    unexpected.append("\(method) #\(n) -> \(code): \(bytes.prefix(64).map { String($0, radix: 16) }.joined(separator: " "))")
                 }
             }
             print("request fuzz: \(calls) calls, status codes \(codes.sorted { $0.key < $1.key })")

@@ -5,7 +5,7 @@ import Testing
 /// Membership at runtime with real processes: the configuration comes from the log, nodes
 /// join and leave one at a time under load, leadership moves on request, and nothing
 /// acknowledged is lost (`chorus-tools verify` over the members at the end).
-@Suite(.serialized) struct MembershipTests {
+@Suite(.serialized, .inProcessClusters) struct MembershipTests {
     static func admin(_ cluster: TestCluster) -> ClusterAdmin {
         ClusterAdmin(endpoints: cluster.ids.map(cluster.peerAddress), operator: cluster.operatorCredentials, timeout: .seconds(150))
     }

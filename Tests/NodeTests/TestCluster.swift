@@ -45,6 +45,13 @@ final class TestCluster: @unchecked Sendable {
         self.placement = placement
         host = "127.\(Int.random(in: 1...254)).\(Int.random(in: 1...254)).1"
         root = NSTemporaryDirectory() + "chorus-cluster-" + UUID().uuidString
+        if placement == .inProcess {
+            // Its nodes are stopped and its files removed when the test ends.
+            guard let clusters = InProcessClusters.current else {
+                throw TestFailure("a cluster in the test process needs its test (or suite) to have the .inProcessClusters trait, which stops its nodes when the test ends")
+            }
+            clusters.add(inProcess, root: root)
+        }
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         // What `chorus-tools certs local` makes, made here: a process per cluster is time.
         if tls { try CertificateDirectory(certificates).ensureLocal(cluster: "test", nodes: size, hosts: [host]) }
@@ -65,16 +72,9 @@ final class TestCluster: @unchecked Sendable {
         processes.stopAll(with: SIGKILL)
         let keep = ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DATA"] != nil
         if keep { print("test cluster data and logs kept in \(root)") }
-        switch placement {
-        case .processes:
-            if !keep { try? FileManager.default.removeItem(atPath: root) }
-        case .inProcess:
-            // The nodes' files go once the nodes have let go of them.
-            Task { [inProcess, root] in
-                await inProcess.stopAll()
-                if !keep { try? FileManager.default.removeItem(atPath: root) }
-            }
-        }
+        // Nodes in the test process, and their files, end with the test
+        // (`StopsInProcessClusters`).
+        if placement == .processes, !keep { try? FileManager.default.removeItem(atPath: root) }
     }
 
     var ids: [Int] { Array(1...size) }
@@ -109,6 +109,10 @@ final class TestCluster: @unchecked Sendable {
             try processes.launch(id, executable: executable, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
         case .inProcess:
             precondition(executable == Self.executable.path, "another build's node runs as a process")
+            // A node here reads only the planted bugs from what it is given; crash points and
+            // injected faults are read from the process's own environment, once.
+            precondition(environment.keys.allSatisfy { $0.hasPrefix("CHORUS_UNSAFE_") || $0 == "CHORUS_TEST_ONE_VERSION_OLDER" },
+                         "\(environment.keys.sorted()) need a node process")
             try inProcess.launch(id, arguments: command(id).arguments, environment: environment, log: "\(root)/node-\(id).log")
         }
     }
@@ -136,7 +140,8 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// SIGTERM to every node at once, then wait for all. Nodes in this process are told to
-    /// stop and not waited for (it serves as a `defer`); `await shutDownAll()` waits.
+    /// stop and not waited for (it serves as a `defer`; the test's end waits for them);
+    /// `await shutDownAll()` waits.
     func stopAll() {
         switch placement {
         case .processes: processes.stopAll()

@@ -14,7 +14,7 @@ import WebGateway
 
 /// The web gateway's API in front of a real 3-node cluster: sessions and their cookie, the
 /// same-origin rules, errors in words, limits, every chat call, and the live channel.
-@Suite(.serialized) struct WebGatewayTests {
+@Suite(.serialized, .inProcessClusters) struct WebGatewayTests {
     /// Runs `body` with the gateway's routes (no live channel) before a fresh cluster.
     static func withGateway(tls: Bool = false, limits: GatewayConfiguration.Limits = .init(), _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
         let cluster = try TestCluster(size: 3, placement: .inProcess)

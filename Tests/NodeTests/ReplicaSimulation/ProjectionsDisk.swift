@@ -9,8 +9,8 @@ import Synchronization
 /// and applies the log again (the node records the failure, `DataDirectory.markDiskFailed`).
 ///
 /// The faults come from the test build's `DiskFault.decide`, so the commits that fail are
-/// the node's own, wherever they come from: applying a batch, raising the cluster version,
-/// installing a leader's snapshot.
+/// the running node's own: applying a batch (and the cluster version it raises), installing
+/// a leader's snapshot. A node's start (opening or rebuilding the projections) is not faulted.
 final class ProjectionsDisk: Sendable {
     enum Fault: String, Sendable {
         case full = "projections full"
@@ -37,11 +37,25 @@ final class ProjectionsDisk: Sendable {
     /// From now on the node's commits there may fail; the process that runs on it is new.
     func attach() {
         state.withLock { $0.failed = nil }
+        #if DEBUG
         DiskFault.decide(under: directory) { [self] in decide() }
+        #endif
     }
 
     /// The process is gone: its commits no longer reach this disk.
-    func detach() { DiskFault.decide(under: directory, nil) }
+    func detach() {
+        #if DEBUG
+        DiskFault.decide(under: directory, nil)
+        #endif
+    }
+
+    /// Whether the node recorded the failure as it stopped, so that its next start rebuilds
+    /// the projections (`DataDirectory.markDiskFailed`). After an I/O error it does; on a
+    /// full file system the record is a write too and may fail, and the node starts from the
+    /// projections as it left them: either, by the seed.
+    func recordsFailure(_ fault: Fault) -> Bool {
+        fault == .ioError || state.withLock { $0.random.chance(0.5) }
+    }
 
     /// The faults stop for good.
     func heal() { state.withLock { $0.rate = 0 } }

@@ -73,7 +73,10 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
     /// Runs `options.seconds` of faults, then a quiet second and commands until one commits.
     static func run(seed: UInt64, _ options: Options = Options()) -> Result {
         let simulation = ReplicaSimulation(seed: seed, options: options)
-        defer { simulation.cluster.remove() }
+        defer {
+            for disk in simulation.projectionDisks.values { disk.detach() }
+            simulation.cluster.remove()
+        }
         return simulation.run()
     }
 
@@ -246,6 +249,7 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             try open(id)
         } catch {
             problems.append("replica \(id) cannot start (seed \(seed)): \(error)")
+            projectionDisks[id]?.detach()
             replicas[id] = nil
             machines[id] = nil
             logs[id] = nil
@@ -336,15 +340,16 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             return
         }
         // The projections' disk first: a node stops at the first failed write, wherever it was.
+        // The node records the failure as it stops, and its next start rebuilds the
+        // projections; a full disk may refuse that record too.
+        var recorded = true
         switch (projectionDisks[id]?.failed, logs[id]?.failed) {
-        case (.full?, _):
-            if !reason.contains("to the projections") && !reason.contains("installing") || !reason.contains("is full") {
-                problems.append("replica \(id) stopped on a full disk under its projections saying: \(reason)")
+        case let (fault?, _):
+            let said = fault == .full ? "is full" : "reported an I/O error"
+            if !reason.contains("to the projections") && !reason.contains("installing") || !reason.contains("/state/") || !reason.contains(said) {
+                problems.append("replica \(id) stopped on \(fault.rawValue) saying: \(reason)")
             }
-        case (.ioError?, _):
-            if !reason.contains("to the projections") && !reason.contains("installing") || !reason.contains("reported an I/O error") {
-                problems.append("replica \(id) stopped on an I/O error under its projections saying: \(reason)")
-            }
+            recorded = projectionDisks[id]?.recordsFailure(fault) ?? true
         case (nil, .powerLoss?):
             return crash(id, downFor: .milliseconds(100 + random.below(1_000)), powerLoss: true)
         case (nil, .full?):
@@ -356,14 +361,15 @@ final class ReplicaSimulation<Machine: SimulatedMachine> {
             // node that broke an invariant.
             problems.append("replica \(id) stopped by itself (seed \(seed)): \(reason)")
             replica.finishTurning()
+            projectionDisks[id]?.detach()
             replicas[id] = nil
             return
         }
-        // The node ends as `run()` ends it, recording the disk failure, and the operator
-        // restarts it: the projections are rebuilt and the log applied again.
+        // The node ends as `run()` ends it, and the operator restarts it: the projections are
+        // rebuilt if the failure was recorded, and the log applied again.
         replica.finishTurning()
         takeDown(id, for: .milliseconds(200 + random.below(1_000)))
-        rebuilding.insert(id)
+        if recorded { rebuilding.insert(id) }
     }
 
     // MARK: Clients
