@@ -99,6 +99,12 @@ import Testing
         Case(name: "delete did not stick", operations: [
             send(1, "a", at: 0...10), delete([1], at: 20...30), history(at: 40...50, [(1, "a")]),
         ], final: final([a]), rules: ["delete did not stick"]),
+        Case(name: "a deleted message in a later read", operations: [
+            send(1, "a", at: 0...10), delete([1], at: 20...30), history(at: 40...50, [(1, "a")]),
+        ], final: final([]), rules: ["delete did not stick"]),
+        Case(name: "a deleted message in a read before the delete", operations: [
+            send(1, "a", at: 0...10), history(at: 20...30, [(1, "a")]), delete([1], at: 40...50),
+        ], final: final([]), rules: []),
         Case(name: "shown message lost", operations: [send(1, "a", at: 0...10, .unknown), history(at: 20...30, [(1, "a")])],
              final: final([]), rules: ["shown message lost"]),
         Case(name: "stale undelivered read", operations: [send(1, "a", at: 0...10), undelivered(at: 20...30, [])],

@@ -97,6 +97,12 @@ struct ChaosCommand: AsyncParsableCommand {
         }
 
         // Healed: read back everything, then stop the nodes and compare the replicas.
+        var phase = clock.now
+        /// How long each step after the faults took, for whoever waits on a run.
+        func took() -> String {
+            defer { phase = clock.now }
+            return String(format: "%.1f s", (clock.now - phase).seconds)
+        }
         let final = try workloadProcess(cluster: cluster, lab: lab, arguments: ["--final", root + "/final.json", "--history", root + "/history.jsonl"], log: root + "/final.log")
         final.waitUntilExit()
         guard final.terminationStatus == 0 else {
@@ -106,13 +112,18 @@ struct ChaosCommand: AsyncParsableCommand {
         // The members at the end, as the cluster says: after membership faults they are not
         // the five it began with, and a retired node's data stopped where it left.
         let members = try finalMembers(cluster: cluster, lab: lab)
+        let readBack = took()
         cluster.stopAll()
+        let stopped = took()
         let verify = try runCommand(Binaries.tools, ["verify"] + members.map(cluster.dataDirectory(node:)))
+        let verified = took()
 
         let operations = try HistoryFile.read(root + "/history.jsonl")
         let state = try JSONDecoder().decode(FinalState.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/final.json")))
+        let loaded = took()
         var checker = Checker(operations: operations, final: state)
         let violations = checker.check()
+        say("after the faults: workload ended and state read back in \(readBack), nodes stopped in \(stopped), replicas verified in \(verified), history loaded in \(loaded), checked in \(took())")
 
         let counts = Dictionary(grouping: operations) { "\($0.kind.rawValue) \($0.outcome.rawValue)" }.mapValues(\.count)
         print("operations: \(operations.count) (" + counts.keys.sorted().map { "\($0) \(counts[$0]!)" }.joined(separator: ", ") + ")")

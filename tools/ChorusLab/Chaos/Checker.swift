@@ -172,13 +172,19 @@ struct Checker {
         // after it, nor in the final state.
         let finalIDs = Set(final.messages.map(\.id))
         let allReads = operations.filter { ($0.kind == .history || $0.kind == .undelivered) && $0.outcome == .ok }
+        // The reads that returned each message, in the history's order: looked up per deleted
+        // message (searching every read for each one took seconds on a long run).
+        var readsShowing: [UInt64: [HistoryOperation]] = [:]
+        for read in allReads {
+            for id in Set(Self.shownIDs(read)) { readsShowing[id, default: []].append(read) }
+        }
         for delete in operations where delete.kind == .delete && delete.outcome == .ok {
             for id in delete.ids ?? [] {
                 if finalIDs.contains(id) {
                     add("delete did not stick", "message \(id) was deleted (acknowledged) but is still stored", [delete])
                     continue
                 }
-                if let read = allReads.first(where: { $0.invoke > delete.complete && Self.shows($0, id) }) {
+                if let read = readsShowing[id]?.first(where: { $0.invoke > delete.complete }) {
                     add("delete did not stick", "message \(id) was deleted (acknowledged) and a later read returned it", [delete, read])
                 }
             }
@@ -199,11 +205,12 @@ struct Checker {
         // already have been acknowledged (delivered) or deleted by then.
         var sentTo: [String: [HistoryOperation]] = [:]
         for send in sends where send.outcome == .ok && send.id != nil { sentTo[send.other ?? "", default: []].append(send) }
+        let undeliveredBy = Dictionary(grouping: undelivered, by: \.user)
         for read in undelivered where read.outcome == .ok {
             let returned = (read.messages ?? []).map(\.id)
             let full = returned.count >= Self.undeliveredLimit
             let highest = returned.max() ?? 0
-            let acknowledgedBefore = Set(undelivered.filter { $0.user == read.user && $0.acknowledged != .fail && $0.acknowledged != nil && $0.invoke < read.complete }
+            let acknowledgedBefore = Set((undeliveredBy[read.user] ?? []).filter { $0.acknowledged != .fail && $0.acknowledged != nil && $0.invoke < read.complete }
                 .flatMap { ($0.messages ?? []).map(\.id) })
             for send in sentTo[read.user] ?? [] where send.complete < read.invoke {
                 let id = send.id!
@@ -223,10 +230,6 @@ struct Checker {
     /// The message ids a read returned.
     static func shownIDs(_ read: HistoryOperation) -> [UInt64] {
         (read.page ?? []).map(\.i) + (read.messages ?? []).map(\.id)
-    }
-
-    static func shows(_ read: HistoryOperation, _ id: UInt64) -> Bool {
-        read.page?.contains { $0.i == id } == true || read.messages?.contains { $0.id == id } == true
     }
 
     static func conversation(_ a: String, _ b: String) -> String {
