@@ -19,7 +19,10 @@ run python3 scripts/check-imports.py
 # The rolling-upgrade test runs the previous release beside this one. It shares this build's
 # dependencies, so it is built first, in the same scratch path, and kept in .build-previous/.
 say "building the previous release for the rolling-upgrade test (scripts/previous-build.sh)"
-CHORUS_PREVIOUS_NODE="$(bash scripts/previous-build.sh | tee /dev/stderr | tail -1)"
+run bash scripts/previous-build.sh
+# Built now, so asked again it only says where (a `tee /dev/stderr` here truncated a log file
+# that stderr was redirected to, losing everything before it).
+CHORUS_PREVIOUS_NODE="$(bash scripts/previous-build.sh | tail -1)"
 export CHORUS_PREVIOUS_NODE
 say "building Chorus and its tests (the first build takes several minutes)"
 run swift build --build-tests

@@ -8,8 +8,7 @@ import Synchronization
 /// Nodes run inside the test process: the same `chorus-node run` command line a process
 /// would get (`Launcher.NodeCommand`), parsed by the same `NodeOptions`, and the node run in a
 /// `ServiceGroup` as the binary runs it, with no process around it. Starting one costs no
-/// exec, no dynamic loading and no second copy of the runtime, which is most of what a
-/// cluster test of a few calls spends.
+/// exec and no loading of a 150 MB debug binary and its runtime.
 ///
 /// What needs a process stays with `NodeProcesses`: SIGKILL, signals, crash points and the
 /// injected disk faults (read once per process from its environment), and exit statuses.
@@ -49,8 +48,10 @@ final class InProcessNodes: Sendable {
                 try await group.run()
                 return 0
             } catch {
-                logger.error("node ended: \(error)")
-                return NodeExit.status(of: error, logger: logger) ?? 1
+                if let status = NodeExit.status(of: error, logger: logger) { return status }
+                // What `chorus-node run` prints before exiting 1.
+                logger.error("Error: \(error)")
+                return 1
             }
         }
         nodes.withLock { $0[key] = Running(group: group, ended: ended, finished: finished) }
