@@ -27,7 +27,7 @@ struct Run: AsyncParsableCommand {
         // readable by its user only, whatever the caller's umask.
         umask(0o077)
         let logger = try options.logger()
-        let node = try options.node(logger: logger, environment: ProcessInfo.processInfo.environment)
+        let node = try options.node(logger: logger, plantedBugs: .fromProcessEnvironment)
         // The node also ends by itself (when the cluster removed it): a normal exit.
         var services = ServiceGroupConfiguration(services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         services.gracefulShutdownSignals = [.sigterm, .sigint]

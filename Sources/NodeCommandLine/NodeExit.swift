@@ -41,9 +41,9 @@ public enum NodeExit {
 extension NodeOptions {
     /// The node these options describe, ready to run; a configuration it refuses is a usage
     /// error, as any other bad flag.
-    public func node(logger: Logger, environment: [String: String]) throws -> ChorusNode {
+    public func node(logger: Logger, plantedBugs: PlantedNodeBugs) throws -> ChorusNode {
         do {
-            return try ChorusNode(configuration: try configuration(environment: environment), logger: logger)
+            return try ChorusNode(configuration: try configuration(plantedBugs: plantedBugs), logger: logger)
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }

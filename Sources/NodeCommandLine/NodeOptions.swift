@@ -52,9 +52,10 @@ public struct NodeOptions: ParsableArguments {
 
     public init() {}
 
-    /// The node's configuration. `environment` is read for the test-only switches a debug
-    /// build honours (`PlantedNodeBugs`); a node in a test process gets its own.
-    public func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> NodeConfiguration {
+    /// The node's configuration, with the bugs a debug build's test plants (`PlantedNodeBugs`;
+    /// none in a release build): the binary's come from its environment, a node in a test
+    /// process is given its own.
+    public func configuration(plantedBugs: PlantedNodeBugs = PlantedNodeBugs()) throws -> NodeConfiguration {
         var specs = peers
         if let peersFile {
             let text = try String(contentsOfFile: peersFile, encoding: .utf8)
@@ -80,7 +81,7 @@ public struct NodeOptions: ParsableArguments {
         configuration.peerListen = peerAddress
         configuration.tls = tls
         configuration.join = join
-        configuration.plantedBugs = PlantedNodeBugs.fromEnvironment(environment)
+        configuration.plantedBugs = plantedBugs
         configuration.tickInterval = .milliseconds(tickMs)
         configuration.electionTicks = electionTicks
         configuration.heartbeatTicks = heartbeatTicks

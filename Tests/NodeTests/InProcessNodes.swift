@@ -37,7 +37,7 @@ final class InProcessNodes: Sendable {
         let logger = try options.logger { format, label in
             format == .text ? TextFileLogHandler(label: label, file: file) : format.handler(label: label)
         }
-        let node = try options.node(logger: logger, environment: environment)
+        let node = try options.node(logger: logger, plantedBugs: .fromEnvironment(environment))
         var configuration = ServiceGroupConfiguration(services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         configuration.gracefulShutdownSignals = []
         let group = ServiceGroup(configuration: configuration)

@@ -40,8 +40,18 @@ public struct PlantedNodeBugs: Sendable, Equatable {
         #endif
     }
 
-    /// The bugs the environment plants, in a debug build; none in a release build.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> PlantedNodeBugs {
+    /// The bugs this process's environment plants: none in a release build, which never
+    /// reads it.
+    public static var fromProcessEnvironment: PlantedNodeBugs {
+        #if DEBUG
+        fromEnvironment(ProcessInfo.processInfo.environment)
+        #else
+        PlantedNodeBugs()
+        #endif
+    }
+
+    /// The bugs `environment` plants, in a debug build; none in a release build.
+    public static func fromEnvironment(_ environment: [String: String]) -> PlantedNodeBugs {
         var bugs = PlantedNodeBugs()
         for (name, path) in variables where environment[name] != nil { bugs[keyPath: path] = true }
         return bugs
