@@ -11,8 +11,13 @@ struct Chat: AsyncParsableCommand {
     static let help = """
         commands:
           @USER TEXT             send TEXT to USER (same as /send USER TEXT)
+          #GROUP TEXT            send TEXT to a group you are in (same as /send #GROUP TEXT)
           /read [N]              read the N oldest undelivered messages (default 10)
-          /history USER [N]      the last N messages with USER
+          /history USER [N]      the last N messages with USER (#GROUP: the group's)
+          /groups                your groups, with unread messages in each
+          /members #GROUP        a group's members: ● online, ★ admin
+          /group create NAME [MEMBER...] | add #G MEMBER... | remove #G MEMBER...
+                 | leave #G | rename #G NEW | admin #G MEMBER | unadmin #G MEMBER
           /users [PATTERN]       accounts matching PATTERN (* and ?), ● = online
           /edit ID TEXT          replace the text of a message you sent
           /delete ID...          delete messages for both sides
@@ -80,7 +85,13 @@ struct Chat: AsyncParsableCommand {
                     if reconnecting { say("… reconnected to the new leader (\(unread) unread)") }
                     reconnecting = false
                 case .message(let message):
-                    say("← \(message.sender): \(message.body)  (#\(message.id))")
+                    if let group = message.group {
+                        say("← \(message.sender) in #\(group): \(message.body)  (#\(message.id))")
+                    } else {
+                        say("← \(message.sender): \(message.body)  (#\(message.id))")
+                    }
+                case .groupChanged(let message):
+                    say("… #\(message.group ?? "?"): \(message.change.map { Output.sentence($0, by: message.sender) } ?? "changed")")
                 case .messagesDeleted(let ids):
                     say("… deleted: \(ids.map { "#\($0)" }.joined(separator: ", "))")
                 case .messageEdited(let message):
@@ -107,6 +118,8 @@ struct Chat: AsyncParsableCommand {
         var words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         if line.hasPrefix("@") {
             words = ["/send", String(words[0].dropFirst())] + words.dropFirst()
+        } else if line.hasPrefix("#") {
+            words = ["/send"] + words
         }
         switch words[0] {
         case "/help":
@@ -114,8 +127,13 @@ struct Chat: AsyncParsableCommand {
         case "/quit", "/exit":
             return false
         case "/send":
-            guard words.count >= 3 else { throw CLIError(message: "usage: /send USER TEXT") }
-            let id = try await client.send(token: session.token, to: words[1], body: words[2...].joined(separator: " "))
+            guard words.count >= 3 else { throw CLIError(message: "usage: /send USER TEXT, or /send #GROUP TEXT") }
+            let body = words[2...].joined(separator: " ")
+            let id = if words[1].hasPrefix("#") {
+                try await client.sendToGroup(token: session.token, group: Group.name(words[1]), body: body)
+            } else {
+                try await client.send(token: session.token, to: words[1], body: body)
+            }
             say("→ \(words[1])  (#\(id))")
         case "/read":
             let n = words.count > 1 ? Int(words[1]) ?? 10 : 10
@@ -128,9 +146,22 @@ struct Chat: AsyncParsableCommand {
         case "/history":
             guard words.count >= 2 else { throw CLIError(message: "usage: /history USER [N]") }
             let n = words.count > 2 ? Int(words[2]) ?? 20 : 20
-            let page = try await client.history(token: session.token, with: words[1], pageSize: n)
+            let page = if words[1].hasPrefix("#") {
+                try await client.groupHistory(token: session.token, group: Group.name(words[1]), pageSize: n)
+            } else {
+                try await client.history(token: session.token, with: words[1], pageSize: n)
+            }
             page.messages.reversed().forEach { say(Output.line($0)) }
             if page.messages.isEmpty { say("no messages with \(words[1])") }
+        case "/groups":
+            let groups = try await client.groups(token: session.token)
+            say(groups.isEmpty ? "you are in no group" : groups.map { "#\($0.name)  \($0.memberCount) members\($0.admin ? ", admin" : "")\($0.unreadCount > 0 ? ", \($0.unreadCount) unread" : "")" }.joined(separator: "\n"))
+        case "/members":
+            guard words.count == 2 else { throw CLIError(message: "usage: /members #GROUP") }
+            let members = try await client.groupMembers(token: session.token, group: Group.name(words[1]))
+            say(members.map { "\($0.online ? "●" : "○") \($0.name)\($0.admin ? " ★" : "")" }.joined(separator: "\n"))
+        case "/group":
+            try await group(Array(words.dropFirst()), client, session)
         case "/users":
             let page = try await client.listAccounts(token: session.token, pattern: words.count > 1 ? words[1] : "*", pageSize: 100)
             say(page.accounts.map { "\($0.online ? "●" : "○") \($0.name)" }.joined(separator: "\n"))
@@ -164,6 +195,35 @@ struct Chat: AsyncParsableCommand {
             say("unknown command \(words[0]); /help lists them")
         }
         return true
+    }
+}
+
+extension Chat {
+    /// `/group create|add|remove|leave|rename|admin|unadmin …`.
+    func group(_ words: [String], _ client: ChorusClient, _ session: Session) async throws {
+        let usage = CLIError(message: "usage: /group create NAME [MEMBER...] | add #G MEMBER... | remove #G MEMBER... | leave #G | rename #G NEW | admin #G MEMBER | unadmin #G MEMBER")
+        guard words.count >= 2 else { throw usage }
+        let (verb, group, rest) = (words[0], Group.name(words[1]), Array(words.dropFirst(2)))
+        switch (verb, rest.count) {
+        case ("create", _):
+            try await client.createGroup(token: session.token, name: group, members: rest)
+            say("created #\(group)")
+        case ("add", 1...):
+            say("added \(try await client.addGroupMembers(token: session.token, group: group, members: rest)) to #\(group)")
+        case ("remove", 1...):
+            say("removed \(try await client.removeGroupMembers(token: session.token, group: group, members: rest)) from #\(group)")
+        case ("leave", 0):
+            try await client.leaveGroup(token: session.token, group: group)
+            say("left #\(group)")
+        case ("rename", 1):
+            try await client.renameGroup(token: session.token, group: group, to: Group.name(rest[0]))
+            say("#\(group) is now #\(Group.name(rest[0]))")
+        case ("admin", 1), ("unadmin", 1):
+            try await client.setGroupAdmin(token: session.token, group: group, member: rest[0], admin: verb == "admin")
+            say(verb == "admin" ? "\(rest[0]) is an admin of #\(group)" : "\(rest[0]) is no longer an admin of #\(group)")
+        default:
+            throw usage
+        }
     }
 }
 

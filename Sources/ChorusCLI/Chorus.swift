@@ -17,7 +17,7 @@ struct Chorus: AsyncParsableCommand {
             """,
         subcommands: [
             Register.self, Login.self, Logout.self, Users.self, Send.self, Read.self, History.self,
-            Edit.self, Delete.self, DeleteAccount.self, Status.self, Chat.self,
+            Edit.self, Delete.self, DeleteAccount.self, Group.self, Status.self, Chat.self,
         ]
     )
 }

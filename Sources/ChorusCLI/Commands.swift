@@ -79,9 +79,9 @@ struct Users: AsyncParsableCommand {
 }
 
 struct Send: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a message.")
+    static let configuration = CommandConfiguration(abstract: "Send a message to an account, or to a group as '#NAME'.")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Recipient.") var recipient: String
+    @Argument(help: "Recipient: an account, or '#GROUP'.") var recipient: String
     @Argument(parsing: .remaining, help: "The message (read from stdin when omitted).") var words: [String] = []
 
     func run() async throws {
@@ -91,6 +91,12 @@ struct Send: AsyncParsableCommand {
             if body.isEmpty {
                 body = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
                     .trimmingCharacters(in: .newlines)
+            }
+            if recipient.hasPrefix("#") {
+                let group = Group.name(recipient)
+                let id = try await client.sendToGroup(token: session.token, group: group, body: body)
+                out.emit("sent #\(id) to #\(group)", ["id": id, "group": group] as [String: Any])
+                return
             }
             let id = try await client.send(token: session.token, to: recipient, body: body)
             out.emit("sent #\(id) to \(recipient)", ["id": id, "to": recipient])
@@ -119,9 +125,9 @@ struct Read: AsyncParsableCommand {
 }
 
 struct History: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the conversation with another user, newest first.")
+    static let configuration = CommandConfiguration(abstract: "Show the conversation with another user, or a group's as '#NAME', newest first.")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "The other user.") var user: String
+    @Argument(help: "The other user, or '#GROUP'.") var user: String
     @Option(name: .short, help: "Messages per page.") var n: Int = 20
     @Option(help: "Continue from this page token.") var page: String?
     @Flag(help: "Oldest first.") var oldestFirst = false
@@ -129,7 +135,11 @@ struct History: AsyncParsableCommand {
     func run() async throws {
         try await options.run { client, out in
             let session = try SessionFile.load()
-            let result = try await client.history(token: session.token, with: user, pageSize: n, pageToken: page, oldestFirst: oldestFirst)
+            let result = if user.hasPrefix("#") {
+                try await client.groupHistory(token: session.token, group: Group.name(user), pageSize: n, pageToken: page, oldestFirst: oldestFirst)
+            } else {
+                try await client.history(token: session.token, with: user, pageSize: n, pageToken: page, oldestFirst: oldestFirst)
+            }
             let lines = result.messages.map(Output.line) + (result.nextPageToken.map { ["(more: --page \($0))"] } ?? [])
             out.emit(lines.isEmpty ? "no messages with \(user)" : lines.joined(separator: "\n"),
                      ["messages": result.messages.map(Output.describe), "next_page": result.nextPageToken ?? NSNull()] as [String: Any])

@@ -74,15 +74,43 @@ struct Output: Sendable {
     }
 
     static func describe(_ message: ChatMessage) -> [String: Any] {
-        ["id": message.id, "from": message.sender, "to": message.recipient, "body": message.body,
-         "sent_unix_ms": message.sentUnixMs, "delivered": message.delivered, "edited_unix_ms": message.editedUnixMs ?? 0]
+        var object: [String: Any] = ["id": message.id, "from": message.sender, "to": message.recipient, "body": message.body,
+                                     "sent_unix_ms": message.sentUnixMs, "delivered": message.delivered, "edited_unix_ms": message.editedUnixMs ?? 0]
+        if let group = message.group { object["group"] = group }
+        if let change = message.change {
+            object["change"] = ["kind": change.kind.rawValue, "members": change.members, "previous_name": change.previousName ?? NSNull(),
+                                "account_deleted": change.accountDeleted, "new_admins": change.newAdmins] as [String: Any]
+        }
+        return object
     }
 
     static func line(_ message: ChatMessage) -> String {
         let date = Date(timeIntervalSince1970: Double(message.sentUnixMs) / 1000)
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        let stamp = "#\(message.id) [\(formatter.string(from: date))]"
+        if let group = message.group, let change = message.change {
+            return "\(stamp) #\(group): \(sentence(change, by: message.sender))"
+        }
         let edited = message.editedUnixMs.map { " (edited \(formatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000))))" } ?? ""
-        return "#\(message.id) [\(formatter.string(from: date))] \(message.sender) → \(message.recipient): \(message.body)\(edited)"
+        let to = message.group.map { "#\($0)" } ?? message.recipient
+        return "\(stamp) \(message.sender) → \(to): \(message.body)\(edited)"
+    }
+
+    /// A change to a group as a sentence: "alice added bob, carol".
+    static func sentence(_ change: GroupChange, by actor: String) -> String {
+        let names = change.members.joined(separator: ", ")
+        var text = switch change.kind {
+        case .created: change.members.isEmpty ? "\(actor) created the group" : "\(actor) created the group with \(names)"
+        case .added: "\(actor) added \(names)"
+        case .removed: "\(actor) removed \(names)"
+        case .left: change.accountDeleted ? "\(actor) left (account deleted)" : "\(actor) left"
+        case .renamed: "\(actor) renamed the group from \(change.previousName ?? "?")"
+        case .madeAdmin: "\(actor) made \(names) an admin"
+        case .noLongerAdmin: "\(actor) made \(names) no longer an admin"
+        case .unknown: "\(actor) changed the group"
+        }
+        if !change.newAdmins.isEmpty { text += "; \(change.newAdmins.joined(separator: ", ")) became admin" }
+        return text
     }
 }

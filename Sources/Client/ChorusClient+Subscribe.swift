@@ -125,6 +125,7 @@ extension ChorusClient {
         case let .messageReceived(m)?: .message(ChatMessage(m))
         case let .messagesDeleted(d)?: .messagesDeleted(d.ids)
         case let .messageEdited(m)?: .messageEdited(ChatMessage(m))
+        case let .groupChanged(m)?: .groupChanged(ChatMessage(m))
         case let .accountCreated(name)?: .accountCreated(name)
         case let .accountDeleted(name)?: .accountDeleted(name)
         case let .presence(p)?: .presence(name: p.name, online: p.online)

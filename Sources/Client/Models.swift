@@ -11,6 +11,10 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
     public var delivered: Bool
     /// When the body was last edited; nil if never.
     public var editedUnixMs: Int64?
+    /// In a group's conversation: the group's name when it was sent (`recipient` is empty).
+    public var group: String?
+    /// A change to the group instead of a message (`body` is empty; `sender` made it).
+    public var change: GroupChange?
 
     init(_ m: Chorus_V1_ChatMessage) {
         id = m.id
@@ -20,7 +24,61 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
         sentUnixMs = m.sentUnixMs
         delivered = m.delivered
         editedUnixMs = m.editedUnixMs == 0 ? nil : m.editedUnixMs
+        group = m.group.isEmpty ? nil : m.group
+        change = m.hasChange ? GroupChange(m.change) : nil
     }
+}
+
+/// Who joined or left a group, its new name, a new admin: a line in its conversation.
+public struct GroupChange: Sendable, Equatable, Hashable {
+    public enum Kind: String, Sendable, Equatable, Hashable {
+        case created, added, removed, left, renamed, madeAdmin, noLongerAdmin, unknown
+    }
+
+    public var kind: Kind
+    /// Whom it concerns: those added or removed, the one made admin.
+    public var members: [String]
+    /// For a rename: the name before.
+    public var previousName: String?
+    /// For a leave: the account was deleted.
+    public var accountDeleted: Bool
+    /// For a leave: members who became admins because the last admin left.
+    public var newAdmins: [String]
+
+    init(_ c: Chorus_V1_GroupChange) {
+        kind = switch c.kind {
+        case .created: .created
+        case .added: .added
+        case .removed: .removed
+        case .left: .left
+        case .renamed: .renamed
+        case .madeAdmin: .madeAdmin
+        case .noLongerAdmin: .noLongerAdmin
+        default: .unknown
+        }
+        members = c.members
+        previousName = c.previousName.isEmpty ? nil : c.previousName
+        accountDeleted = c.accountDeleted
+        newAdmins = c.newAdmins
+    }
+}
+
+/// One of the caller's groups.
+public struct GroupSummary: Sendable, Equatable {
+    public var name: String
+    public var id: UInt64
+    public var memberCount: UInt32
+    /// The caller is an admin of it.
+    public var admin: Bool
+    /// The caller's undelivered messages in it.
+    public var unreadCount: UInt64
+}
+
+/// A member of a group.
+public struct GroupMember: Sendable, Equatable {
+    public var name: String
+    public var admin: Bool
+    public var online: Bool
 }
 
 /// A request id the caller keeps across its own retries (a web page resending a message
@@ -70,6 +128,9 @@ public enum ChatEvent: Sendable, Equatable {
     case messagesDeleted([UInt64])
     /// A message of one of the user's conversations has a new body: the message as it is now.
     case messageEdited(ChatMessage)
+    /// A change to a group the user is in (or was removed from): a line for its conversation,
+    /// nothing to acknowledge.
+    case groupChanged(ChatMessage)
     case accountCreated(String)
     case accountDeleted(String)
     /// A user came online (its first live stream) or went offline (its last one ended).

@@ -96,12 +96,25 @@ public final class Environment: @unchecked Sendable {
     /// Opens named databases, creating them unless the environment is read-only. Handles stay
     /// valid for the life of the environment.
     public func openDatabases(_ names: [String]) throws -> [Database] {
+        try openDatabases(names, optional: []).map { $0! }
+    }
+
+    /// Opens (creating them unless read-only) the named databases. In a read-only environment
+    /// a database named in `optional` that the file does not have (an older build wrote it)
+    /// is nil instead of an error.
+    public func openDatabases(_ names: [String], optional: Set<String>) throws -> [Database?] {
         if options.readOnly {
             // Handles opened in a read-only transaction survive only if it commits.
             let txn = try Transaction.begin(in: self, readOnly: true)
-            let handles: [Database]
+            let handles: [Database?]
             do {
-                handles = try names.map { name in try txn.openDatabase(name, create: false) }
+                handles = try names.map { name in
+                    do {
+                        return try txn.openDatabase(name, create: false)
+                    } catch let error as LMDBError where error.kind == .notFound && optional.contains(name) {
+                        return nil
+                    }
+                }
             } catch {
                 txn.abort()
                 throw error

@@ -166,6 +166,13 @@ extension Command.OneOf_Kind {
         case .detachAll: "detach_all"
         case .setClusterVersion: "set_cluster_version"
         case .editMessage: "edit_message"
+        case .createGroup: "create_group"
+        case .addGroupMembers: "add_group_members"
+        case .removeGroupMembers: "remove_group_members"
+        case .leaveGroup: "leave_group"
+        case .renameGroup: "rename_group"
+        case .setGroupAdmin: "set_group_admin"
+        case .sendGroupMessage: "send_group_message"
         }
     }
 
@@ -173,6 +180,7 @@ extension Command.OneOf_Kind {
     var feature: String {
         switch self {
         case .editMessage: "editing a message"
+        case .createGroup, .addGroupMembers, .removeGroupMembers, .leaveGroup, .renameGroup, .setGroupAdmin, .sendGroupMessage: Rejection.groupsFeature
         default: "a \(name) command"
         }
     }
@@ -191,11 +199,21 @@ extension Command.OneOf_Kind {
         case let .detachAll(c): !c.unknownFields.data.isEmpty
         case let .setClusterVersion(c): !c.unknownFields.data.isEmpty
         case let .editMessage(c): !c.unknownFields.data.isEmpty
+        case let .createGroup(c): !c.unknownFields.data.isEmpty
+        case let .addGroupMembers(c): !c.unknownFields.data.isEmpty
+        case let .removeGroupMembers(c): !c.unknownFields.data.isEmpty
+        case let .leaveGroup(c): !c.unknownFields.data.isEmpty
+        case let .renameGroup(c): !c.unknownFields.data.isEmpty
+        case let .setGroupAdmin(c): !c.unknownFields.data.isEmpty
+        case let .sendGroupMessage(c): !c.unknownFields.data.isEmpty
         }
     }
 }
 
 extension Rejection {
+    /// What a refusal of a group command before cluster version 3 calls it.
+    public static let groupsFeature = "using groups"
+
     /// A request for something the committed cluster version does not have yet.
     public static func needsClusterVersion(_ needed: UInt32, for kind: Command.OneOf_Kind, running: UInt32) -> Rejection {
         needsClusterVersion(needed, feature: kind.feature, running: running)
@@ -228,7 +246,7 @@ extension Outcome {
 
 /// One command's changes. Every handler checks everything first and writes after, so a
 /// rejected command leaves no trace but its `clients` row.
-private struct Mutation {
+struct Mutation {
     let tables: Tables
     var txn: Transaction
     let index: UInt64
@@ -265,6 +283,13 @@ private struct Mutation {
         case .detachAll: return try detachAll(&events)
         case let .setClusterVersion(c): return setClusterVersion(c, &events)
         case let .editMessage(c): return try editMessage(c, &events)
+        case let .createGroup(c): return try createGroup(c, &events)
+        case let .addGroupMembers(c): return try addGroupMembers(c, &events)
+        case let .removeGroupMembers(c): return try removeGroupMembers(c, &events)
+        case let .leaveGroup(c): return try leaveGroup(c, &events)
+        case let .renameGroup(c): return try renameGroup(c, &events)
+        case let .setGroupAdmin(c): return try setGroupAdmin(c, &events)
+        case let .sendGroupMessage(c): return try sendGroupMessage(c, &events)
         case nil: throw Rejection(.invalidArgument, "the command is empty")
         }
     }
@@ -294,6 +319,8 @@ private struct Mutation {
 
     mutating func deleteAccount(_ c: DeleteAccount, _ events: inout [ChatEvent]) throws -> UInt64 {
         let user = try session(c.tokenHash)
+        // It leaves its groups, as members are told; what it sent there stays.
+        try leaveEveryGroup(user, &events)
         // Its inbox, read or not, goes; what it sent stays with the recipients.
         var received: [UInt64] = []
         try txn.withCursor(tables.mailbox) { cursor in
@@ -425,9 +452,17 @@ private struct Mutation {
     mutating func acknowledge(_ c: AcknowledgeMessages) throws -> UInt64 {
         let user = try session(c.tokenHash)
         var pending: [MessageRow] = []
+        var pendingInGroups: [UInt64] = []
         for id in Set(c.messageIds).sorted() {
             // A message deleted since it was pushed needs no acknowledgement.
             guard let message = try message(id) else { continue }
+            if message.groupID != 0 {
+                // Delivered to this member once its delivery row goes. Without one (a change,
+                // its own message, one from before it joined or after it left) there is
+                // nothing to acknowledge.
+                if try txn.get(tables.inbox, compositeKey(user.id, id)) != nil { pendingInGroups.append(id) }
+                continue
+            }
             guard message.recipientID == user.id else {
                 throw Rejection(.permissionDenied, "message \(id) was not sent to \(user.name)")
             }
@@ -438,7 +473,8 @@ private struct Mutation {
             try txn.put(tables.messages, message.id.bigEndianBytes, try message.serializedBytes())
             try txn.delete(tables.inbox, compositeKey(user.id, message.id))
         }
-        return UInt64(pending.count)
+        for id in pendingInGroups { try txn.delete(tables.inbox, compositeKey(user.id, id)) }
+        return UInt64(pending.count + pendingInGroups.count)
     }
 
     mutating func deleteMessages(_ c: DeleteMessages, _ events: inout [ChatEvent]) throws -> UInt64 {
@@ -449,13 +485,23 @@ private struct Mutation {
             guard let message = try message(id) else {
                 throw Rejection(.notFound, "there is no message \(id)")
             }
-            guard message.senderID == user.id || message.recipientID == user.id else {
-                throw Rejection(.permissionDenied, "message \(id) is not in a conversation of \(user.name)")
+            if message.groupID != 0 {
+                guard try mayDeleteGroupMessage(message, user) else {
+                    throw Rejection(.permissionDenied, "message \(id) of '\(message.group)' is not \(user.name)'s to delete: a member deletes its own messages, an admin any")
+                }
+            } else {
+                guard message.senderID == user.id || message.recipientID == user.id else {
+                    throw Rejection(.permissionDenied, "message \(id) is not in a conversation of \(user.name)")
+                }
             }
             doomed.append(message)
         }
         var participants = Set<String>()
         for message in doomed {
+            if message.groupID != 0 {
+                participants.formUnion(try removeGroupMessage(message))
+                continue
+            }
             try removeMessage(message)
             participants.insert(message.sender)
             participants.insert(message.recipient)
@@ -484,10 +530,17 @@ private struct Mutation {
         guard message.senderID == user.id else {
             throw Rejection(.permissionDenied, "message \(c.messageID) was not sent by \(user.name): only its sender edits it")
         }
+        guard !message.hasChange else {
+            throw Rejection(.invalidArgument, "message \(c.messageID) is a change to '\(message.group)', not a message")
+        }
         message.body = c.body
         message.editedMs = max(timestamp, 1)
         try txn.put(tables.messages, message.id.bigEndianBytes, try message.serializedBytes())
-        events.append(.messageEdited(message))
+        if message.groupID != 0 {
+            events.append(.groupMessageEdited(message, audience: try audience(of: message)))
+        } else {
+            events.append(.messageEdited(message))
+        }
         return UInt64(bitPattern: message.editedMs)
     }
 

@@ -8,6 +8,12 @@ public enum ChatEvent: Sendable, Equatable {
     case messagesDeleted(ids: [UInt64], participants: [String])
     /// A message's new body, for both sides of its conversation.
     case messageEdited(MessageRow)
+    /// A group message, for every member but its sender (`audience`, by user id).
+    case groupMessageSent(MessageRow, audience: [UInt64])
+    /// A change to a group: for its members, and those it removed.
+    case groupChanged(MessageRow, audience: [UInt64])
+    /// A group message's new body, for the group's members.
+    case groupMessageEdited(MessageRow, audience: [UInt64])
     case accountCreated(name: String)
     case accountDeleted(name: String)
     /// A user's first live stream attached (online) or its last one ended (offline),

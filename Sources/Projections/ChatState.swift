@@ -22,8 +22,8 @@ public final class ChatState: Sendable {
     ///
     /// Throws `NewerFormat` for projections a newer build wrote.
     public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, map: MapLimits = .standard, build: BuildVersions = .current) throws {
-        environment = try Environment(path: directory, options: .init(mapSize: map.initial, maxMapSize: map.maximum, maxDatabases: 16, skipSync: true, readOnly: readOnly, writeMap: writeMap))
-        tables = try Tables(environment.openDatabases(Tables.names))
+        environment = try Environment(path: directory, options: .init(mapSize: map.initial, maxMapSize: map.maximum, maxDatabases: 32, skipSync: true, readOnly: readOnly, writeMap: writeMap))
+        tables = try Tables(environment.openDatabases(Tables.names, optional: Set(Tables.groupNames)))
         self.build = build
         let tables = tables
         let found = try environment.read { txn in try txn.get(tables.meta, Tables.formatKey).flatMap { UInt32(bigEndianBytes: $0) } }
@@ -93,23 +93,41 @@ public struct MapLimits: Sendable, Equatable {
 
 /// The named databases, in the canonical order the digest walks them.
 ///
-/// A class: every command's apply passes the tables along, and a struct of fourteen handles
+/// A class: every command's apply passes the tables along, and a struct of nineteen handles
 /// (each carrying its name) would be retained and released field by field on every copy.
 final class Tables: Sendable {
     static let names = [
         "meta", "users", "messages", "inbox", "mailbox", "conversations",
         "sessions", "user-sessions", "subscriptions", "online", "clients", "results", "session-deadlines", "client-idle",
-    ]
+    ] + groupNames
+
+    /// Cluster version 3's tables (groups): empty until a group is created, and left out of
+    /// the digest while empty, so a log without groups digests as the builds before them did.
+    static let groupNames = ["groups", "group-names", "group-members", "user-groups", "group-history"]
 
     let meta, users, messages, inbox, mailbox, conversations: Database
     let sessions, userSessions, subscriptions, online, clients, results, sessionDeadlines, clientIdle: Database
+    /// Nil only in projections opened read-only that an older build wrote (see `GroupTables`).
+    let groupTables: GroupTables?
+    /// The tables the file has, in canonical order.
     let all: [Database]
 
-    init(_ handles: [Database]) {
-        (meta, users, messages, inbox, mailbox, conversations) = (handles[0], handles[1], handles[2], handles[3], handles[4], handles[5])
-        (sessions, userSessions, subscriptions, online, clients, results) = (handles[6], handles[7], handles[8], handles[9], handles[10], handles[11])
-        (sessionDeadlines, clientIdle) = (handles[12], handles[13])
-        all = handles
+    init(_ handles: [Database?]) {
+        let required = handles.prefix(14).map { $0! }
+        (meta, users, messages, inbox, mailbox, conversations) = (required[0], required[1], required[2], required[3], required[4], required[5])
+        (sessions, userSessions, subscriptions, online, clients, results) = (required[6], required[7], required[8], required[9], required[10], required[11])
+        (sessionDeadlines, clientIdle) = (required[12], required[13])
+        let grouped = handles.dropFirst(14)
+        groupTables = grouped.allSatisfy { $0 != nil } ? GroupTables(grouped.map { $0! }) : nil
+        all = handles.compactMap { $0 }
+    }
+
+    /// The group tables, which a writable file always has.
+    var group: GroupTables {
+        get throws {
+            guard let groupTables else { throw NoGroupTables() }
+            return groupTables
+        }
     }
 
     static let lastAppliedKey = Array("last-applied".utf8)
@@ -129,3 +147,20 @@ final class Tables: Sendable {
     }
 }
 
+
+/// Cluster version 3's tables: groups by id; group ids by name; members by (group id, user
+/// id); (user id, group id) for each membership; a group's messages and changes by (group id,
+/// message id).
+struct GroupTables: Sendable {
+    let groups, names, members, userGroups, history: Database
+
+    init(_ handles: [Database]) {
+        (groups, names, members, userGroups, history) = (handles[0], handles[1], handles[2], handles[3], handles[4])
+    }
+}
+
+/// Projections an older build wrote, opened read-only, have no group tables: they hold no
+/// group either.
+struct NoGroupTables: Error, CustomStringConvertible {
+    var description: String { "these projections predate groups (an older build wrote them) and are open read-only" }
+}

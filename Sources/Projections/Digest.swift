@@ -14,6 +14,7 @@ extension ChatState {
         var hasher = SHA256()
         try environment.read { txn in
             for table in tables.all {
+                if Tables.groupNames.contains(table.name), try txn.count(table) == 0 { continue }
                 hasher.update(data: Self.framed(Array(table.name.utf8)))
                 try txn.withCursor(table) { cursor in
                     var row = try cursor.first()
@@ -57,7 +58,7 @@ extension ChatState {
     public static func describeRow(table: String, key: [UInt8], value: [UInt8]) -> String {
         let keyText: String
         switch table {
-        case "users", "clients", "meta":
+        case "users", "clients", "meta", "group-names":
             keyText = String(decoding: key, as: UTF8.self)
         case "sessions":
             keyText = key.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined() + "…"
@@ -72,6 +73,8 @@ extension ChatState {
             case "meta": valueText = UInt64(bigEndianBytes: value).map(String.init) ?? "\(value)"
             case "users": valueText = try redacted(UserRow(serializedBytes: value)).textFormatString()
             case "messages": valueText = try MessageRow(serializedBytes: value).textFormatString()
+            case "groups": valueText = try GroupRow(serializedBytes: value).textFormatString()
+            case "group-members": valueText = try MemberRow(serializedBytes: value).textFormatString()
             case "sessions": valueText = try SessionRow(serializedBytes: value).textFormatString()
             case "subscriptions": valueText = try SubscriptionRow(serializedBytes: value).textFormatString()
             case "clients": valueText = try ClientRow(serializedBytes: value).textFormatString()

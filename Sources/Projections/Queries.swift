@@ -145,15 +145,20 @@ extension ChatState {
     /// Messages between two users, `limit` at a time. Newest first by default; the page token
     /// is the last message id returned.
     public func conversation(between a: UInt64, and b: UInt64, limit: Int, pageToken: String? = nil, newestFirst: Bool = true) throws -> Page<MessageRow> {
+        try page(of: tables.conversations, under: compositeKey(min(a, b), max(a, b)), limit: limit, pageToken: pageToken, newestFirst: newestFirst)
+    }
+
+    /// The messages an index lists under `prefix` (keys: the prefix, then the message id),
+    /// `limit` at a time, as `conversation` pages them.
+    func page(of index: Database, under prefix: [UInt8], limit: Int, pageToken: String?, newestFirst: Bool) throws -> Page<MessageRow> {
         try Validation.pageSize(limit)
         let cursorID = try pageToken.map(Validation.messagePageToken)
-        let prefix = compositeKey(min(a, b), max(a, b))
         return try environment.read { txn in
-            try txn.withCursor(tables.conversations) { cursor in
+            try txn.withCursor(index) { cursor in
                 var ids: [UInt64] = []
                 var more = false
                 func take(_ row: Cursor.Row?) -> Bool {
-                    guard let row, row.key.starts(with: prefix), let id = UInt64(bigEndianBytes: row.key, at: 16) else { return false }
+                    guard let row, row.key.starts(with: prefix), let id = UInt64(bigEndianBytes: row.key, at: prefix.count) else { return false }
                     if ids.count == limit { more = true; return false }
                     ids.append(id)
                     return true

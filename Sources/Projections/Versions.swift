@@ -13,6 +13,9 @@ import Replica
 ///   that raises the version (a release that predates it never meets it: it is proposed only
 ///   once every member advertises version 2).
 /// - Cluster version 2: `edit_message`.
+/// - Cluster version 3: groups (`create_group` … `send_group_message`, fields 22–28), and what
+///   the commands every conversation shares do with a group's messages (acknowledge, delete,
+///   edit, and an account's deletion leaving its groups).
 public struct BuildVersions: Sendable, Equatable, CustomStringConvertible {
     /// The newest cluster version this build applies.
     public var maxClusterVersion: UInt32
@@ -22,9 +25,9 @@ public struct BuildVersions: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// This build.
-    public static let current = BuildVersions(maxClusterVersion: 2)
+    public static let current = BuildVersions(maxClusterVersion: 3)
     /// The release this build is, for people (`chorus status`).
-    public static let release = "0.3.0"
+    public static let release = "0.4.0"
     /// What a peer that advertises nothing applies: the releases before cluster versions.
     public static let unadvertised = BuildVersions(maxClusterVersion: 1)
 
@@ -43,6 +46,8 @@ public struct BuildVersions: Sendable, Equatable, CustomStringConvertible {
             1
         case .editMessage:
             2
+        case .createGroup, .addGroupMembers, .removeGroupMembers, .leaveGroup, .renameGroup, .setGroupAdmin, .sendGroupMessage:
+            3
         }
     }
 

@@ -20,6 +20,10 @@ public final class EventHub: Sendable {
             case let .messageSent(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
             case let .messagesDeleted(ids, _): 128 + 8 * ids.count
             case let .messageEdited(message): 128 + message.body.utf8.count + message.sender.utf8.count + message.recipient.utf8.count
+            case let .groupMessageSent(message, _), let .groupMessageEdited(message, _):
+                128 + message.body.utf8.count + message.sender.utf8.count + message.group.utf8.count
+            case let .groupChanged(message, _):
+                128 + message.group.utf8.count + message.change.members.reduce(0) { $0 + 16 + $1.utf8.count }
             case .accountCreated, .accountDeleted, .presence, .clusterVersionRaised: 128
             case let .sessionsEnded(hashes): 128 + 32 * hashes.count
             }
@@ -157,6 +161,8 @@ public final class EventHub: Sendable {
                 Array((state.byUser[message.recipientID] ?? []).union(state.byUser[message.senderID] ?? []))
             case let .messagesDeleted(_, participants):
                 Array(Set(participants.compactMap { state.userIDs[$0] }.flatMap { state.byUser[$0] ?? [] }))
+            case let .groupMessageSent(_, audience), let .groupChanged(_, audience), let .groupMessageEdited(_, audience):
+                audience.flatMap { state.byUser[$0] ?? [] }
             case .accountCreated, .accountDeleted, .presence: Array(state.subscribers.keys)
             case .sessionsEnded, .clusterVersionRaised: []
             }

@@ -89,8 +89,13 @@ extension ChatService {
             event.messageReceived = Self.message(message)
         case let .messagesDeleted(ids, _):
             event.messagesDeleted = .with { $0.ids = ids }
-        case let .messageEdited(message):
+        case let .messageEdited(message), let .groupMessageEdited(message, _):
             event.messageEdited = Self.message(message)
+        case let .groupMessageSent(message, _):
+            guard message.id > lastSent else { return nil }
+            event.messageReceived = Self.message(message)
+        case let .groupChanged(message, _):
+            event.groupChanged = Self.message(message)
         case let .accountCreated(name):
             event.accountCreated = name
         case let .accountDeleted(name):

@@ -380,6 +380,18 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
             $0.sentUnixMs = row.sentMs
             $0.delivered = row.delivered
             $0.editedUnixMs = row.editedMs
+            $0.group = row.group
+            if row.hasChange { $0.change = Self.change(row.change) }
+        }
+    }
+
+    static func change(_ change: GroupChange) -> Chorus_V1_GroupChange {
+        .with {
+            $0.kind = Chorus_V1_GroupChange.Kind(rawValue: change.kind.rawValue) ?? .unspecified
+            $0.members = change.members
+            $0.previousName = change.previousName
+            $0.accountDeleted = change.accountDeleted
+            $0.newAdmins = change.newAdmins
         }
     }
 }

@@ -93,6 +93,19 @@ struct MessageJSON: ResponseEncodable, Equatable {
     var delivered: Bool
     /// When its body was last edited; absent if never.
     var editedUnixMs: Int64?
+    /// In a group's conversation: the group's name (`to` is empty).
+    var group: String?
+    /// A change to the group (`body` is empty): its kind, whom it concerns, the name before
+    /// a rename, and who became admin.
+    var change: ChangeJSON?
+
+    struct ChangeJSON: Encodable, Equatable {
+        var kind: String
+        var members: [String]
+        var previousName: String?
+        var accountDeleted: Bool
+        var newAdmins: [String]
+    }
 
     init(_ m: ChatMessage) {
         id = String(m.id)
@@ -102,6 +115,8 @@ struct MessageJSON: ResponseEncodable, Equatable {
         sentUnixMs = m.sentUnixMs
         delivered = m.delivered
         editedUnixMs = m.editedUnixMs
+        group = m.group
+        change = m.change.map { ChangeJSON(kind: $0.kind.rawValue, members: $0.members, previousName: $0.previousName, accountDeleted: $0.accountDeleted, newAdmins: $0.newAdmins) }
     }
 
     init(id: UInt64, from: String, to: String, body: String, sentUnixMs: Int64, delivered: Bool = false) {

@@ -29,6 +29,9 @@ struct LiveEvent: Encodable, Equatable {
         case let .messageEdited(message):
             self.init(type: "edited")
             self.message = MessageJSON(message)
+        case let .groupChanged(message):
+            self.init(type: "groupChanged")
+            self.message = MessageJSON(message)
         case let .accountCreated(name):
             self.init(type: "account")
             self.name = name

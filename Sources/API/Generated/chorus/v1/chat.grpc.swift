@@ -192,6 +192,136 @@ public enum Chorus_V1_Chat: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CreateGroup" metadata.
+        public enum CreateGroup: Sendable {
+            /// Request type for "CreateGroup".
+            public typealias Input = Chorus_V1_CreateGroupRequest
+            /// Response type for "CreateGroup".
+            public typealias Output = Chorus_V1_CreateGroupResponse
+            /// Descriptor for "CreateGroup".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "CreateGroup",
+                type: .unary
+            )
+        }
+        /// Namespace for "AddGroupMembers" metadata.
+        public enum AddGroupMembers: Sendable {
+            /// Request type for "AddGroupMembers".
+            public typealias Input = Chorus_V1_ChangeGroupMembersRequest
+            /// Response type for "AddGroupMembers".
+            public typealias Output = Chorus_V1_ChangeGroupMembersResponse
+            /// Descriptor for "AddGroupMembers".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "AddGroupMembers",
+                type: .unary
+            )
+        }
+        /// Namespace for "RemoveGroupMembers" metadata.
+        public enum RemoveGroupMembers: Sendable {
+            /// Request type for "RemoveGroupMembers".
+            public typealias Input = Chorus_V1_ChangeGroupMembersRequest
+            /// Response type for "RemoveGroupMembers".
+            public typealias Output = Chorus_V1_ChangeGroupMembersResponse
+            /// Descriptor for "RemoveGroupMembers".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "RemoveGroupMembers",
+                type: .unary
+            )
+        }
+        /// Namespace for "LeaveGroup" metadata.
+        public enum LeaveGroup: Sendable {
+            /// Request type for "LeaveGroup".
+            public typealias Input = Chorus_V1_LeaveGroupRequest
+            /// Response type for "LeaveGroup".
+            public typealias Output = Chorus_V1_LeaveGroupResponse
+            /// Descriptor for "LeaveGroup".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "LeaveGroup",
+                type: .unary
+            )
+        }
+        /// Namespace for "RenameGroup" metadata.
+        public enum RenameGroup: Sendable {
+            /// Request type for "RenameGroup".
+            public typealias Input = Chorus_V1_RenameGroupRequest
+            /// Response type for "RenameGroup".
+            public typealias Output = Chorus_V1_RenameGroupResponse
+            /// Descriptor for "RenameGroup".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "RenameGroup",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetGroupAdmin" metadata.
+        public enum SetGroupAdmin: Sendable {
+            /// Request type for "SetGroupAdmin".
+            public typealias Input = Chorus_V1_SetGroupAdminRequest
+            /// Response type for "SetGroupAdmin".
+            public typealias Output = Chorus_V1_SetGroupAdminResponse
+            /// Descriptor for "SetGroupAdmin".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "SetGroupAdmin",
+                type: .unary
+            )
+        }
+        /// Namespace for "SendGroupMessage" metadata.
+        public enum SendGroupMessage: Sendable {
+            /// Request type for "SendGroupMessage".
+            public typealias Input = Chorus_V1_SendGroupMessageRequest
+            /// Response type for "SendGroupMessage".
+            public typealias Output = Chorus_V1_SendMessageResponse
+            /// Descriptor for "SendGroupMessage".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "SendGroupMessage",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListGroups" metadata.
+        public enum ListGroups: Sendable {
+            /// Request type for "ListGroups".
+            public typealias Input = Chorus_V1_ListGroupsRequest
+            /// Response type for "ListGroups".
+            public typealias Output = Chorus_V1_ListGroupsResponse
+            /// Descriptor for "ListGroups".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "ListGroups",
+                type: .unary
+            )
+        }
+        /// Namespace for "GroupMembers" metadata.
+        public enum GroupMembers: Sendable {
+            /// Request type for "GroupMembers".
+            public typealias Input = Chorus_V1_GroupMembersRequest
+            /// Response type for "GroupMembers".
+            public typealias Output = Chorus_V1_GroupMembersResponse
+            /// Descriptor for "GroupMembers".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "GroupMembers",
+                type: .unary
+            )
+        }
+        /// Namespace for "GroupHistory" metadata.
+        public enum GroupHistory: Sendable {
+            /// Request type for "GroupHistory".
+            public typealias Input = Chorus_V1_GroupHistoryRequest
+            /// Response type for "GroupHistory".
+            public typealias Output = Chorus_V1_HistoryResponse
+            /// Descriptor for "GroupHistory".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "chorus.v1.Chat"),
+                method: "GroupHistory",
+                type: .unary
+            )
+        }
         /// Namespace for "DeleteAccount" metadata.
         public enum DeleteAccount: Sendable {
             /// Request type for "DeleteAccount".
@@ -246,6 +376,16 @@ public enum Chorus_V1_Chat: Sendable {
             ReadStream.descriptor,
             DeleteMessages.descriptor,
             EditMessage.descriptor,
+            CreateGroup.descriptor,
+            AddGroupMembers.descriptor,
+            RemoveGroupMembers.descriptor,
+            LeaveGroup.descriptor,
+            RenameGroup.descriptor,
+            SetGroupAdmin.descriptor,
+            SendGroupMessage.descriptor,
+            ListGroups.descriptor,
+            GroupMembers.descriptor,
+            GroupHistory.descriptor,
             DeleteAccount.descriptor,
             Subscribe.descriptor,
             ClusterStatus.descriptor
@@ -500,6 +640,160 @@ extension Chorus_V1_Chat {
             request: GRPCCore.StreamingServerRequest<Chorus_V1_EditMessageRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_EditMessageResponse>
+
+        /// Handle the "CreateGroup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+        /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+        /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_CreateGroupRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_CreateGroupResponse` messages.
+        func createGroup(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_CreateGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_CreateGroupResponse>
+
+        /// Handle the "AddGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_ChangeGroupMembersResponse` messages.
+        func addGroupMembers(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ChangeGroupMembersResponse>
+
+        /// Handle the "RemoveGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_ChangeGroupMembersResponse` messages.
+        func removeGroupMembers(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ChangeGroupMembersResponse>
+
+        /// Handle the "LeaveGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_LeaveGroupRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_LeaveGroupResponse` messages.
+        func leaveGroup(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_LeaveGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_LeaveGroupResponse>
+
+        /// Handle the "RenameGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_RenameGroupRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_RenameGroupResponse` messages.
+        func renameGroup(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_RenameGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_RenameGroupResponse>
+
+        /// Handle the "SetGroupAdmin" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SetGroupAdminRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SetGroupAdminResponse` messages.
+        func setGroupAdmin(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SetGroupAdminRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SetGroupAdminResponse>
+
+        /// Handle the "SendGroupMessage" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_SendGroupMessageRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_SendMessageResponse` messages.
+        func sendGroupMessage(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_SendGroupMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendMessageResponse>
+
+        /// Handle the "ListGroups" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's groups, by name, with its unread count in each.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_ListGroupsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_ListGroupsResponse` messages.
+        func listGroups(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_ListGroupsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ListGroupsResponse>
+
+        /// Handle the "GroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_GroupMembersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_GroupMembersResponse` messages.
+        func groupMembers(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_GroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_GroupMembersResponse>
+
+        /// Handle the "GroupHistory" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A group's conversation (messages and changes), newest first, paged. Members only.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Chorus_V1_GroupHistoryRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Chorus_V1_HistoryResponse` messages.
+        func groupHistory(
+            request: GRPCCore.StreamingServerRequest<Chorus_V1_GroupHistoryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_HistoryResponse>
 
         /// Handle the "DeleteAccount" method.
         ///
@@ -787,6 +1081,160 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse>
 
+        /// Handle the "CreateGroup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+        /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+        /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_CreateGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_CreateGroupResponse` message.
+        func createGroup(
+            request: GRPCCore.ServerRequest<Chorus_V1_CreateGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_CreateGroupResponse>
+
+        /// Handle the "AddGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_ChangeGroupMembersResponse` message.
+        func addGroupMembers(
+            request: GRPCCore.ServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse>
+
+        /// Handle the "RemoveGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_ChangeGroupMembersResponse` message.
+        func removeGroupMembers(
+            request: GRPCCore.ServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse>
+
+        /// Handle the "LeaveGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_LeaveGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_LeaveGroupResponse` message.
+        func leaveGroup(
+            request: GRPCCore.ServerRequest<Chorus_V1_LeaveGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_LeaveGroupResponse>
+
+        /// Handle the "RenameGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RenameGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_RenameGroupResponse` message.
+        func renameGroup(
+            request: GRPCCore.ServerRequest<Chorus_V1_RenameGroupRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_RenameGroupResponse>
+
+        /// Handle the "SetGroupAdmin" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SetGroupAdminRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_SetGroupAdminResponse` message.
+        func setGroupAdmin(
+            request: GRPCCore.ServerRequest<Chorus_V1_SetGroupAdminRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_SetGroupAdminResponse>
+
+        /// Handle the "SendGroupMessage" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SendGroupMessageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_SendMessageResponse` message.
+        func sendGroupMessage(
+            request: GRPCCore.ServerRequest<Chorus_V1_SendGroupMessageRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_SendMessageResponse>
+
+        /// Handle the "ListGroups" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's groups, by name, with its unread count in each.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ListGroupsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_ListGroupsResponse` message.
+        func listGroups(
+            request: GRPCCore.ServerRequest<Chorus_V1_ListGroupsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ListGroupsResponse>
+
+        /// Handle the "GroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_GroupMembersResponse` message.
+        func groupMembers(
+            request: GRPCCore.ServerRequest<Chorus_V1_GroupMembersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_GroupMembersResponse>
+
+        /// Handle the "GroupHistory" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A group's conversation (messages and changes), newest first, paged. Members only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupHistoryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Chorus_V1_HistoryResponse` message.
+        func groupHistory(
+            request: GRPCCore.ServerRequest<Chorus_V1_GroupHistoryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Chorus_V1_HistoryResponse>
+
         /// Handle the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -1073,6 +1521,160 @@ extension Chorus_V1_Chat {
             context: GRPCCore.ServerContext
         ) async throws -> Chorus_V1_EditMessageResponse
 
+        /// Handle the "CreateGroup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+        /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+        /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_CreateGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_CreateGroupResponse` to respond with.
+        func createGroup(
+            request: Chorus_V1_CreateGroupRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_CreateGroupResponse
+
+        /// Handle the "AddGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_ChangeGroupMembersResponse` to respond with.
+        func addGroupMembers(
+            request: Chorus_V1_ChangeGroupMembersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_ChangeGroupMembersResponse
+
+        /// Handle the "RemoveGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_ChangeGroupMembersResponse` to respond with.
+        func removeGroupMembers(
+            request: Chorus_V1_ChangeGroupMembersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_ChangeGroupMembersResponse
+
+        /// Handle the "LeaveGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_LeaveGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_LeaveGroupResponse` to respond with.
+        func leaveGroup(
+            request: Chorus_V1_LeaveGroupRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_LeaveGroupResponse
+
+        /// Handle the "RenameGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_RenameGroupRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_RenameGroupResponse` to respond with.
+        func renameGroup(
+            request: Chorus_V1_RenameGroupRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_RenameGroupResponse
+
+        /// Handle the "SetGroupAdmin" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_SetGroupAdminRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_SetGroupAdminResponse` to respond with.
+        func setGroupAdmin(
+            request: Chorus_V1_SetGroupAdminRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_SetGroupAdminResponse
+
+        /// Handle the "SendGroupMessage" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_SendGroupMessageRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_SendMessageResponse` to respond with.
+        func sendGroupMessage(
+            request: Chorus_V1_SendGroupMessageRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_SendMessageResponse
+
+        /// Handle the "ListGroups" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's groups, by name, with its unread count in each.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_ListGroupsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_ListGroupsResponse` to respond with.
+        func listGroups(
+            request: Chorus_V1_ListGroupsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_ListGroupsResponse
+
+        /// Handle the "GroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_GroupMembersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_GroupMembersResponse` to respond with.
+        func groupMembers(
+            request: Chorus_V1_GroupMembersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_GroupMembersResponse
+
+        /// Handle the "GroupHistory" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A group's conversation (messages and changes), newest first, paged. Members only.
+        ///
+        /// - Parameters:
+        ///   - request: A `Chorus_V1_GroupHistoryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Chorus_V1_HistoryResponse` to respond with.
+        func groupHistory(
+            request: Chorus_V1_GroupHistoryRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Chorus_V1_HistoryResponse
+
         /// Handle the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -1275,6 +1877,116 @@ extension Chorus_V1_Chat.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.CreateGroup.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_CreateGroupRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_CreateGroupResponse>(),
+            handler: { request, context in
+                try await self.createGroup(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.AddGroupMembers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ChangeGroupMembersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ChangeGroupMembersResponse>(),
+            handler: { request, context in
+                try await self.addGroupMembers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.RemoveGroupMembers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ChangeGroupMembersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ChangeGroupMembersResponse>(),
+            handler: { request, context in
+                try await self.removeGroupMembers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.LeaveGroup.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_LeaveGroupRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_LeaveGroupResponse>(),
+            handler: { request, context in
+                try await self.leaveGroup(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.RenameGroup.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_RenameGroupRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_RenameGroupResponse>(),
+            handler: { request, context in
+                try await self.renameGroup(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.SetGroupAdmin.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SetGroupAdminRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SetGroupAdminResponse>(),
+            handler: { request, context in
+                try await self.setGroupAdmin(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.SendGroupMessage.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SendGroupMessageRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SendMessageResponse>(),
+            handler: { request, context in
+                try await self.sendGroupMessage(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.ListGroups.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ListGroupsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ListGroupsResponse>(),
+            handler: { request, context in
+                try await self.listGroups(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.GroupMembers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_GroupMembersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_GroupMembersResponse>(),
+            handler: { request, context in
+                try await self.groupMembers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Chorus_V1_Chat.Method.GroupHistory.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_GroupHistoryRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_HistoryResponse>(),
+            handler: { request, context in
+                try await self.groupHistory(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Chorus_V1_Chat.Method.DeleteAccount.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_DeleteAccountRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_DeleteAccountResponse>(),
@@ -1428,6 +2140,116 @@ extension Chorus_V1_Chat.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_EditMessageResponse> {
         let response = try await self.editMessage(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createGroup(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_CreateGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_CreateGroupResponse> {
+        let response = try await self.createGroup(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func addGroupMembers(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ChangeGroupMembersResponse> {
+        let response = try await self.addGroupMembers(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeGroupMembers(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ChangeGroupMembersResponse> {
+        let response = try await self.removeGroupMembers(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func leaveGroup(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_LeaveGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_LeaveGroupResponse> {
+        let response = try await self.leaveGroup(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func renameGroup(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_RenameGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_RenameGroupResponse> {
+        let response = try await self.renameGroup(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setGroupAdmin(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_SetGroupAdminRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SetGroupAdminResponse> {
+        let response = try await self.setGroupAdmin(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func sendGroupMessage(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_SendGroupMessageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_SendMessageResponse> {
+        let response = try await self.sendGroupMessage(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listGroups(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_ListGroupsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_ListGroupsResponse> {
+        let response = try await self.listGroups(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func groupMembers(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_GroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_GroupMembersResponse> {
+        let response = try await self.groupMembers(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func groupHistory(
+        request: GRPCCore.StreamingServerRequest<Chorus_V1_GroupHistoryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Chorus_V1_HistoryResponse> {
+        let response = try await self.groupHistory(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1641,6 +2463,136 @@ extension Chorus_V1_Chat.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse> {
         return GRPCCore.ServerResponse<Chorus_V1_EditMessageResponse>(
             message: try await self.editMessage(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createGroup(
+        request: GRPCCore.ServerRequest<Chorus_V1_CreateGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_CreateGroupResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_CreateGroupResponse>(
+            message: try await self.createGroup(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func addGroupMembers(
+        request: GRPCCore.ServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse>(
+            message: try await self.addGroupMembers(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeGroupMembers(
+        request: GRPCCore.ServerRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_ChangeGroupMembersResponse>(
+            message: try await self.removeGroupMembers(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func leaveGroup(
+        request: GRPCCore.ServerRequest<Chorus_V1_LeaveGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_LeaveGroupResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_LeaveGroupResponse>(
+            message: try await self.leaveGroup(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func renameGroup(
+        request: GRPCCore.ServerRequest<Chorus_V1_RenameGroupRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_RenameGroupResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_RenameGroupResponse>(
+            message: try await self.renameGroup(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setGroupAdmin(
+        request: GRPCCore.ServerRequest<Chorus_V1_SetGroupAdminRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_SetGroupAdminResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_SetGroupAdminResponse>(
+            message: try await self.setGroupAdmin(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func sendGroupMessage(
+        request: GRPCCore.ServerRequest<Chorus_V1_SendGroupMessageRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_SendMessageResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_SendMessageResponse>(
+            message: try await self.sendGroupMessage(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listGroups(
+        request: GRPCCore.ServerRequest<Chorus_V1_ListGroupsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_ListGroupsResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_ListGroupsResponse>(
+            message: try await self.listGroups(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func groupMembers(
+        request: GRPCCore.ServerRequest<Chorus_V1_GroupMembersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_GroupMembersResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_GroupMembersResponse>(
+            message: try await self.groupMembers(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func groupHistory(
+        request: GRPCCore.ServerRequest<Chorus_V1_GroupHistoryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Chorus_V1_HistoryResponse> {
+        return GRPCCore.ServerResponse<Chorus_V1_HistoryResponse>(
+            message: try await self.groupHistory(
                 request: request.message,
                 context: context
             ),
@@ -1990,6 +2942,210 @@ extension Chorus_V1_Chat {
             deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_EditMessageResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_EditMessageResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateGroup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+        /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+        /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_CreateGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_CreateGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_CreateGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_CreateGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_CreateGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_CreateGroupResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_CreateGroupResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AddGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ChangeGroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func addGroupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ChangeGroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ChangeGroupMembersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ChangeGroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeGroupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ChangeGroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ChangeGroupMembersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "LeaveGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_LeaveGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_LeaveGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_LeaveGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func leaveGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_LeaveGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_LeaveGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_LeaveGroupResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_LeaveGroupResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RenameGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RenameGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_RenameGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_RenameGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func renameGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_RenameGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_RenameGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_RenameGroupResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_RenameGroupResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetGroupAdmin" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SetGroupAdminRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_SetGroupAdminRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SetGroupAdminResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setGroupAdmin<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_SetGroupAdminRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SetGroupAdminRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SetGroupAdminResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SetGroupAdminResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SendGroupMessage" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SendGroupMessageRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_SendGroupMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SendMessageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func sendGroupMessage<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_SendGroupMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SendGroupMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SendMessageResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SendMessageResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListGroups" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's groups, by name, with its unread count in each.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ListGroupsRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ListGroupsRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ListGroupsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listGroups<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ListGroupsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ListGroupsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ListGroupsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ListGroupsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_GroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_GroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func groupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_GroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_GroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_GroupMembersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_GroupMembersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GroupHistory" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A group's conversation (messages and changes), newest first, paged. Members only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupHistoryRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_GroupHistoryRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_HistoryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func groupHistory<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_GroupHistoryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_GroupHistoryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_HistoryResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_HistoryResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "DeleteAccount" method.
@@ -2505,6 +3661,320 @@ extension Chorus_V1_Chat {
             )
         }
 
+        /// Call the "CreateGroup" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+        /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+        /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_CreateGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_CreateGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_CreateGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_CreateGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_CreateGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_CreateGroupResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_CreateGroupResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.CreateGroup.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AddGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ChangeGroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func addGroupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ChangeGroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ChangeGroupMembersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.AddGroupMembers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveGroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ChangeGroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ChangeGroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeGroupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ChangeGroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ChangeGroupMembersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.RemoveGroupMembers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "LeaveGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_LeaveGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_LeaveGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_LeaveGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func leaveGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_LeaveGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_LeaveGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_LeaveGroupResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_LeaveGroupResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.LeaveGroup.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RenameGroup" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_RenameGroupRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_RenameGroupRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_RenameGroupResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func renameGroup<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_RenameGroupRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_RenameGroupRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_RenameGroupResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_RenameGroupResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.RenameGroup.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetGroupAdmin" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SetGroupAdminRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_SetGroupAdminRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SetGroupAdminResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setGroupAdmin<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_SetGroupAdminRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SetGroupAdminRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SetGroupAdminResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SetGroupAdminResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.SetGroupAdmin.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SendGroupMessage" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_SendGroupMessageRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_SendGroupMessageRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_SendMessageResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func sendGroupMessage<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_SendGroupMessageRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_SendGroupMessageRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_SendMessageResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SendMessageResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.SendGroupMessage.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListGroups" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's groups, by name, with its unread count in each.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_ListGroupsRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_ListGroupsRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_ListGroupsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listGroups<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_ListGroupsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_ListGroupsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_ListGroupsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ListGroupsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.ListGroups.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GroupMembers" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupMembersRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_GroupMembersRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_GroupMembersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func groupMembers<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_GroupMembersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_GroupMembersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_GroupMembersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_GroupMembersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.GroupMembers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GroupHistory" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A group's conversation (messages and changes), newest first, paged. Members only.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Chorus_V1_GroupHistoryRequest` message.
+        ///   - serializer: A serializer for `Chorus_V1_GroupHistoryRequest` messages.
+        ///   - deserializer: A deserializer for `Chorus_V1_HistoryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func groupHistory<Result>(
+            request: GRPCCore.ClientRequest<Chorus_V1_GroupHistoryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Chorus_V1_GroupHistoryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Chorus_V1_HistoryResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_HistoryResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Chorus_V1_Chat.Method.GroupHistory.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "DeleteAccount" method.
         ///
         /// > Source IDL Documentation:
@@ -2967,6 +4437,270 @@ extension Chorus_V1_Chat.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_EditMessageRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_EditMessageResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateGroup" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+    /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+    /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_CreateGroupRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createGroup<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_CreateGroupRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_CreateGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createGroup(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_CreateGroupRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_CreateGroupResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddGroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addGroupMembers<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.addGroupMembers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ChangeGroupMembersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ChangeGroupMembersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveGroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_ChangeGroupMembersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeGroupMembers<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeGroupMembers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ChangeGroupMembersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ChangeGroupMembersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LeaveGroup" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_LeaveGroupRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func leaveGroup<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_LeaveGroupRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_LeaveGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.leaveGroup(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_LeaveGroupRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_LeaveGroupResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RenameGroup" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_RenameGroupRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func renameGroup<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_RenameGroupRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_RenameGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.renameGroup(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_RenameGroupRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_RenameGroupResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetGroupAdmin" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_SetGroupAdminRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setGroupAdmin<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_SetGroupAdminRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SetGroupAdminResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setGroupAdmin(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SetGroupAdminRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SetGroupAdminResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SendGroupMessage" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_SendGroupMessageRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendGroupMessage<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_SendGroupMessageRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SendMessageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.sendGroupMessage(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_SendGroupMessageRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_SendMessageResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListGroups" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The caller's groups, by name, with its unread count in each.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_ListGroupsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listGroups<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_ListGroupsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ListGroupsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listGroups(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_ListGroupsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_ListGroupsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_GroupMembersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func groupMembers<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_GroupMembersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_GroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.groupMembers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_GroupMembersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_GroupMembersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GroupHistory" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A group's conversation (messages and changes), newest first, paged. Members only.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Chorus_V1_GroupHistoryRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func groupHistory<Result>(
+        request: GRPCCore.ClientRequest<Chorus_V1_GroupHistoryRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_HistoryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.groupHistory(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Chorus_V1_GroupHistoryRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Chorus_V1_HistoryResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3471,6 +5205,310 @@ extension Chorus_V1_Chat.ClientProtocol {
             metadata: metadata
         )
         return try await self.editMessage(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateGroup" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Group conversations (cluster version 3 on). A group is named by its name, unique among
+    /// > groups. Its messages wait in each member's inbox as direct ones do (ReadUndelivered,
+    /// > AcknowledgeMessages, Subscribe); DeleteMessages deletes one's own, or any as an admin.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createGroup<Result>(
+        _ message: Chorus_V1_CreateGroupRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_CreateGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_CreateGroupRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createGroup(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddGroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addGroupMembers<Result>(
+        _ message: Chorus_V1_ChangeGroupMembersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.addGroupMembers(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveGroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeGroupMembers<Result>(
+        _ message: Chorus_V1_ChangeGroupMembersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ChangeGroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_ChangeGroupMembersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeGroupMembers(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LeaveGroup" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func leaveGroup<Result>(
+        _ message: Chorus_V1_LeaveGroupRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_LeaveGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_LeaveGroupRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.leaveGroup(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RenameGroup" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func renameGroup<Result>(
+        _ message: Chorus_V1_RenameGroupRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_RenameGroupResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_RenameGroupRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.renameGroup(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetGroupAdmin" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setGroupAdmin<Result>(
+        _ message: Chorus_V1_SetGroupAdminRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SetGroupAdminResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_SetGroupAdminRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setGroupAdmin(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SendGroupMessage" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendGroupMessage<Result>(
+        _ message: Chorus_V1_SendGroupMessageRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_SendMessageResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_SendGroupMessageRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.sendGroupMessage(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListGroups" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The caller's groups, by name, with its unread count in each.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listGroups<Result>(
+        _ message: Chorus_V1_ListGroupsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_ListGroupsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_ListGroupsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listGroups(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GroupMembers" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func groupMembers<Result>(
+        _ message: Chorus_V1_GroupMembersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_GroupMembersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_GroupMembersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.groupMembers(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GroupHistory" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A group's conversation (messages and changes), newest first, paged. Members only.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func groupHistory<Result>(
+        _ message: Chorus_V1_GroupHistoryRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Chorus_V1_HistoryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Chorus_V1_GroupHistoryRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.groupHistory(
             request: request,
             options: options,
             onResponse: handleResponse

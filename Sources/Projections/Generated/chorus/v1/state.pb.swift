@@ -77,6 +77,146 @@ public nonisolated struct MessageRow: Sendable {
   /// By the log's clock, when the body was last edited; 0 if never.
   public var editedMs: Int64 = 0
 
+  /// Cluster version 3 on, in a group's conversation: the group's id and its name when the
+  /// row was written (`recipient` is then empty, `recipient_id` 0).
+  public var groupID: UInt64 = 0
+
+  public var group: String = String()
+
+  /// A change to the group (who joined or left, a new name, an admin) instead of a message:
+  /// shown in the conversation, never waiting in an inbox.
+  public var change: GroupChange {
+    get {_change ?? GroupChange()}
+    set {_change = newValue}
+  }
+  /// Returns true if `change` has been explicitly set.
+  public var hasChange: Bool {self._change != nil}
+  /// Clears the value of `change`. Subsequent reads from it will return its default value.
+  public mutating func clearChange() {self._change = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _change: GroupChange? = nil
+}
+
+public nonisolated struct GroupChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: GroupChange.Kind = .unspecified
+
+  /// Whom it concerns (the sender is who did it): those added or removed, the one made admin.
+  public var members: [String] = []
+
+  /// RENAMED: the name before.
+  public var previousName: String = String()
+
+  /// LEFT: the member left because its account was deleted.
+  public var accountDeleted: Bool = false
+
+  /// LEFT: the last admin left, and these members (the longest in the group) became admins.
+  public var newAdmins: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+    case created // = 1
+    case added // = 2
+    case removed // = 3
+    case left // = 4
+    case renamed // = 5
+    case madeAdmin // = 6
+    case noLongerAdmin // = 7
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .created
+      case 2: self = .added
+      case 3: self = .removed
+      case 4: self = .left
+      case 5: self = .renamed
+      case 6: self = .madeAdmin
+      case 7: self = .noLongerAdmin
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .created: return 1
+      case .added: return 2
+      case .removed: return 3
+      case .left: return 4
+      case .renamed: return 5
+      case .madeAdmin: return 6
+      case .noLongerAdmin: return 7
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [GroupChange.Kind] = [
+      .unspecified,
+      .created,
+      .added,
+      .removed,
+      .left,
+      .renamed,
+      .madeAdmin,
+      .noLongerAdmin,
+    ]
+
+  }
+
+  public init() {}
+}
+
+/// Cluster version 3 on: a group conversation. Its id is the log index that created it.
+public nonisolated struct GroupRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt64 = 0
+
+  public var name: String = String()
+
+  public var createdMs: Int64 = 0
+
+  public var memberCount: UInt32 = 0
+
+  public var adminCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One member of a group (key: group id, user id).
+public nonisolated struct MemberRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var admin: Bool = false
+
+  /// The log index at which it joined: the oldest member becomes admin when the last one leaves.
+  public var joined: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -236,7 +376,7 @@ nonisolated extension UserRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MessageRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}sender_id\0\u{1}sender\0\u{3}recipient_id\0\u{1}recipient\0\u{1}body\0\u{3}sent_ms\0\u{1}delivered\0\u{3}edited_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}sender_id\0\u{1}sender\0\u{3}recipient_id\0\u{1}recipient\0\u{1}body\0\u{3}sent_ms\0\u{1}delivered\0\u{3}edited_ms\0\u{3}group_id\0\u{1}group\0\u{1}change\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -253,12 +393,19 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.sentMs) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.delivered) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.editedMs) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.groupID) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.group) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._change) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.id != 0 {
       try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
     }
@@ -286,6 +433,15 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.editedMs != 0 {
       try visitor.visitSingularInt64Field(value: self.editedMs, fieldNumber: 9)
     }
+    if self.groupID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.groupID, fieldNumber: 10)
+    }
+    if !self.group.isEmpty {
+      try visitor.visitSingularStringField(value: self.group, fieldNumber: 11)
+    }
+    try { if let v = self._change {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -299,6 +455,153 @@ nonisolated extension MessageRow: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.sentMs != rhs.sentMs {return false}
     if lhs.delivered != rhs.delivered {return false}
     if lhs.editedMs != rhs.editedMs {return false}
+    if lhs.groupID != rhs.groupID {return false}
+    if lhs.group != rhs.group {return false}
+    if lhs._change != rhs._change {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension GroupChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GroupChange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}members\0\u{3}previous_name\0\u{3}account_deleted\0\u{3}new_admins\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.previousName) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.accountDeleted) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.newAdmins) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 2)
+    }
+    if !self.previousName.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousName, fieldNumber: 3)
+    }
+    if self.accountDeleted != false {
+      try visitor.visitSingularBoolField(value: self.accountDeleted, fieldNumber: 4)
+    }
+    if !self.newAdmins.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.newAdmins, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: GroupChange, rhs: GroupChange) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.previousName != rhs.previousName {return false}
+    if lhs.accountDeleted != rhs.accountDeleted {return false}
+    if lhs.newAdmins != rhs.newAdmins {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension GroupChange.Kind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}CREATED\0\u{1}ADDED\0\u{1}REMOVED\0\u{1}LEFT\0\u{1}RENAMED\0\u{1}MADE_ADMIN\0\u{1}NO_LONGER_ADMIN\0")
+}
+
+nonisolated extension GroupRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GroupRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}created_ms\0\u{3}member_count\0\u{3}admin_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.memberCount) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.adminCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.createdMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdMs, fieldNumber: 3)
+    }
+    if self.memberCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.memberCount, fieldNumber: 4)
+    }
+    if self.adminCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.adminCount, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: GroupRow, rhs: GroupRow) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.createdMs != rhs.createdMs {return false}
+    if lhs.memberCount != rhs.memberCount {return false}
+    if lhs.adminCount != rhs.adminCount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension MemberRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MemberRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}admin\0\u{1}joined\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.admin) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.joined) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.admin != false {
+      try visitor.visitSingularBoolField(value: self.admin, fieldNumber: 2)
+    }
+    if self.joined != 0 {
+      try visitor.visitSingularUInt64Field(value: self.joined, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: MemberRow, rhs: MemberRow) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.admin != rhs.admin {return false}
+    if lhs.joined != rhs.joined {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

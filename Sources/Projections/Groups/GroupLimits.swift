@@ -1,0 +1,31 @@
+/// The rules of groups (cluster version 3 on). Like the rest of `Validation` they are part of
+/// what the log means: a group command is applied against them on every replica, so changing
+/// one is a new cluster version.
+extension Validation {
+    /// Members of one group, its creator included.
+    public static let maxGroupMembers = 1_000
+    /// Groups one account may be in.
+    public static let maxGroupsPerAccount = 256
+
+    /// Group names follow account names' rules (1–32 of letters, digits, `_`, `.`, `-`); they
+    /// are unique among groups, apart from accounts' names.
+    public static func groupName(_ name: String) throws(Rejection) {
+        let bytes = name.utf8
+        guard !bytes.isEmpty else { throw Rejection(.invalidArgument, "the group name is empty") }
+        guard bytes.count <= maxNameLength else {
+            throw Rejection(.invalidArgument, "the group name is longer than \(maxNameLength) characters")
+        }
+        guard bytes.allSatisfy(isNameCharacter) else {
+            throw Rejection(.invalidArgument, "the group name '\(name)' may only hold letters, digits, '_', '.' and '-'")
+        }
+    }
+
+    /// The accounts one group command names: at most `maxGroupMembers`, each a valid name.
+    public static func memberNames(_ names: [String], required: Bool) throws(Rejection) {
+        if required, names.isEmpty { throw Rejection(.invalidArgument, "no members given") }
+        guard names.count <= maxGroupMembers else {
+            throw Rejection(.invalidArgument, "\(names.count) members named in one call; a group holds at most \(maxGroupMembers)")
+        }
+        for name in names { try accountName(name) }
+    }
+}
