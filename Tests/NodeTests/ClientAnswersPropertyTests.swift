@@ -52,6 +52,15 @@ import Testing
                 $0.body = string()
                 $0.sentUnixMs = int64()
                 $0.delivered = chance(50)
+                if chance(30) { $0.group = string() }
+                if chance(20) {
+                    $0.change = .with {
+                        $0.kind = Chorus_V1_GroupChange.Kind(rawValue: Int(below(12))) ?? .unspecified
+                        $0.members = (0..<below(5)).map { _ in string() }
+                        $0.previousName = string()
+                        $0.newAdmins = (0..<below(3)).map { _ in string() }
+                    }
+                }
             }
         }
 
@@ -169,17 +178,59 @@ import Testing
         func deleteAccount(request: Chorus_V1_DeleteAccountRequest, context: ServerContext) async throws -> Chorus_V1_DeleteAccountResponse {
             try answers.answer { .init() }
         }
+        func createGroup(request: Chorus_V1_CreateGroupRequest, context: ServerContext) async throws -> Chorus_V1_CreateGroupResponse {
+            try answers.answer { .with { $0.groupID = answers.number() } }
+        }
+        func addGroupMembers(request: Chorus_V1_ChangeGroupMembersRequest, context: ServerContext) async throws -> Chorus_V1_ChangeGroupMembersResponse {
+            try answers.answer { .with { $0.changed = answers.number() } }
+        }
+        func removeGroupMembers(request: Chorus_V1_ChangeGroupMembersRequest, context: ServerContext) async throws -> Chorus_V1_ChangeGroupMembersResponse {
+            try answers.answer { .with { $0.changed = answers.number() } }
+        }
+        func leaveGroup(request: Chorus_V1_LeaveGroupRequest, context: ServerContext) async throws -> Chorus_V1_LeaveGroupResponse {
+            try answers.answer { .init() }
+        }
+        func renameGroup(request: Chorus_V1_RenameGroupRequest, context: ServerContext) async throws -> Chorus_V1_RenameGroupResponse {
+            try answers.answer { .init() }
+        }
+        func setGroupAdmin(request: Chorus_V1_SetGroupAdminRequest, context: ServerContext) async throws -> Chorus_V1_SetGroupAdminResponse {
+            try answers.answer { .init() }
+        }
+        func sendGroupMessage(request: Chorus_V1_SendGroupMessageRequest, context: ServerContext) async throws -> Chorus_V1_SendMessageResponse {
+            try answers.answer { .with { $0.messageID = answers.number() } }
+        }
+        func listGroups(request: Chorus_V1_ListGroupsRequest, context: ServerContext) async throws -> Chorus_V1_ListGroupsResponse {
+            try answers.answer {
+                .with {
+                    $0.groups = (0..<answers.below(20)).map { _ in
+                        .with { $0.name = answers.string(); $0.id = answers.number(); $0.memberCount = UInt32(truncatingIfNeeded: answers.number()); $0.unreadCount = answers.number() }
+                    }
+                }
+            }
+        }
+        func groupMembers(request: Chorus_V1_GroupMembersRequest, context: ServerContext) async throws -> Chorus_V1_GroupMembersResponse {
+            try answers.answer {
+                .with {
+                    $0.name = answers.string()
+                    $0.members = (0..<answers.below(20)).map { _ in .with { $0.name = answers.string(); $0.admin = answers.chance(50); $0.online = answers.chance(50) } }
+                }
+            }
+        }
+        func groupHistory(request: Chorus_V1_GroupHistoryRequest, context: ServerContext) async throws -> Chorus_V1_HistoryResponse {
+            try answers.answer { history() }
+        }
         func subscribe(request: Chorus_V1_SubscribeRequest, response: RPCWriter<Chorus_V1_Event>, context: ServerContext) async throws {
             for _ in 0..<answers.below(40) {
                 try await response.write(.with { event in
                     event.id = answers.number()
-                    switch answers.below(7) {
+                    switch answers.below(8) {
                     case 0: event.attached = .with { $0.unreadCount = answers.number(); $0.queuedThrough = answers.number() }
                     case 1: event.messageReceived = answers.message()
                     case 2: event.messagesDeleted = .with { $0.ids = (0..<answers.below(10)).map { _ in answers.number() } }
                     case 3: event.accountCreated = answers.string()
                     case 4: event.accountDeleted = answers.string()
                     case 5: event.presence = .with { $0.name = answers.string(); $0.online = answers.chance(50) }
+                    case 6: event.groupChanged = answers.message()
                     default: break
                     }
                 })
@@ -233,6 +284,16 @@ import Testing
                     try await Self.outcome { _ = try await client.history(token: "t", with: "bob") }
                     try await Self.outcome { _ = try await client.deleteMessages(token: "t", ids: [1]) }
                     try await Self.outcome { try await client.deleteAccount(token: "t", password: "pw") }
+                    try await Self.outcome { _ = try await client.createGroup(token: "t", name: "team", members: ["bob"]) }
+                    try await Self.outcome { _ = try await client.addGroupMembers(token: "t", group: "team", members: ["carol"]) }
+                    try await Self.outcome { _ = try await client.removeGroupMembers(token: "t", group: "team", members: ["carol"]) }
+                    try await Self.outcome { try await client.leaveGroup(token: "t", group: "team") }
+                    try await Self.outcome { try await client.renameGroup(token: "t", group: "team", to: "crew") }
+                    try await Self.outcome { try await client.setGroupAdmin(token: "t", group: "team", member: "bob", admin: true) }
+                    try await Self.outcome { _ = try await client.sendToGroup(token: "t", group: "team", body: "hi") }
+                    try await Self.outcome { _ = try await client.groups(token: "t") }
+                    try await Self.outcome { _ = try await client.groupMembers(token: "t", group: "team") }
+                    try await Self.outcome { _ = try await client.groupHistory(token: "t", group: "team") }
                     _ = await client.status()
                     try await Self.outcome {
                         var taken = 0

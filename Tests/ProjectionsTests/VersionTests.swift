@@ -12,8 +12,8 @@ import Testing
         ("a kind from the future", VersionTests.withUnknownField(Command.with { $0.version = 2 }, field: 99), "a command of a kind this build does not know"),
         ("a field from the future", VersionTests.withUnknownField(Command.with { $0.version = 2; $0.kind = .detachAll(DetachAll()) }, field: 98),
          "a detach_all command with fields this build does not know"),
-        ("a cluster version from the future", try! Command.with { $0.version = 2; $0.kind = .setClusterVersion(.with { $0.version = 3 }) }.serializedBytes(),
-         "the cluster version 3"),
+        ("a cluster version from the future", try! Command.with { $0.version = 2; $0.kind = .setClusterVersion(.with { $0.version = 4 }) }.serializedBytes(),
+         "the cluster version 4"),
     ])
     func anEntryBeyondTheBuildStopsTheBatchAndChangesNothing(_ name: String, _ bytes: [UInt8], _ what: String) throws {
         let h = try Harness()
@@ -26,7 +26,7 @@ import Testing
         }
         #expect(error?.index == appliedBefore + 2)
         #expect(error?.what == what)
-        #expect(error.map { "\($0)" }?.contains("cluster versions 1...2, command versions 1...2, entry kinds 0...1") == true)
+        #expect(error.map { "\($0)" }?.contains("cluster versions 1...3, command versions 1...2, entry kinds 0...1") == true)
         #expect(try h.state.lastApplied() == appliedBefore)
         #expect(try h.state.digest() == before)
     }
@@ -124,7 +124,7 @@ import Testing
         try h.state.environment.write { txn in try txn.put(tables.meta, Tables.formatKey, UInt32(2).bigEndianBytes) }
         let error = #expect(throws: NewerFormat.self) { _ = try ChatState(directory: h.directory) }
         #expect(error?.found == 2)
-        #expect(error.map { "\($0)" }?.contains("has format version 2, newer than this build (release 0.3.0) reads (1)") == true)
+        #expect(error.map { "\($0)" }?.contains("has format version 2, newer than this build (release 0.4.0) reads (1)") == true)
         try h.state.environment.write { txn in try txn.put(tables.meta, Tables.formatKey, UInt32(1).bigEndianBytes) }
         #expect(try ChatState(directory: h.directory).openedFormat == 1)
     }
