@@ -22,10 +22,12 @@ import Testing
         try cluster.startAll()
         try await cluster.withClient { client in
             _ = try await cluster.waitForLeader(client)
-            let raisedIn = try await Self.waitForClusterVersion(2, client)
-            print("a new cluster of this build runs cluster version 2 after \(raisedIn.formatted(.units(allowed: [.milliseconds])))")
+            let raisedIn = try await Self.waitForClusterVersion(3, client)
+            print("a new cluster of this build runs cluster version 3 after \(raisedIn.formatted(.units(allowed: [.milliseconds])))")
             let alice = try await client.newUser("alice")
             _ = try await client.newUser("bob")
+            try await client.createGroup(token: alice, name: "team", members: ["bob"])
+            _ = try await client.sendToGroup(token: alice, group: "team", body: "in a group")
             let id = try await client.send(token: alice, to: "bob", body: "helo")
             try await client.editMessage(token: alice, id: id, body: "hello")
             let shown = try await client.history(token: alice, with: "bob").messages.first
@@ -35,18 +37,18 @@ import Testing
             // Every node says what its build applies; the leader, what each member said to it.
             let statuses = await client.status().compactMap(\.status)
             for status in statuses {
-                #expect(status.clusterVersion == 2 && status.buildMaxClusterVersion == 2 && status.release == "0.3.0")
+                #expect(status.clusterVersion == 3 && status.buildMaxClusterVersion == 3 && status.release == "0.4.0")
             }
             let leader = try #require(statuses.first { $0.role == "leader" })
-            #expect(leader.memberBuilds.keys.sorted() == [1, 2, 3] && leader.memberBuilds.values.allSatisfy { $0.maxClusterVersion == 2 && $0.release == "0.3.0" })
+            #expect(leader.memberBuilds.keys.sorted() == [1, 2, 3] && leader.memberBuilds.values.allSatisfy { $0.maxClusterVersion == 3 && $0.release == "0.4.0" })
         }
 
-        // Its data now holds cluster version 2: the older build refuses to start on it.
+        // Its data now holds cluster version 3: the older build refuses to start on it.
         cluster.stop(3)
         try cluster.start(3, environment: Self.oneVersionOlder)
         var exit = try await cluster.waitForExit(3, within: .seconds(30))
         #expect(exit.status == 78)
-        #expect(cluster.log(3).contains("the cluster of \(cluster.dataDirectory(3)) runs cluster version 2, and this build (release 0.3.0) applies cluster versions up to 1"))
+        #expect(cluster.log(3).contains("the cluster of \(cluster.dataDirectory(3)) runs cluster version 3, and this build (release 0.4.0) applies cluster versions up to 2"))
 
         // Projections rebuilt from the log, and the identity's record of the version gone (as
         // if the node stopped between applying the raise and recording it): the older build
@@ -57,9 +59,9 @@ import Testing
         exit = try await cluster.waitForExit(3, within: .seconds(30))
         #expect(exit.status == 78 && !exit.signaled, "\(cluster.log(3).suffix(4000))")
         let log = cluster.log(3)
-        let line = try #require(log.split(separator: "\n").first { $0.contains("is the cluster version 2, which this build") })
-        #expect(line.contains("cluster versions 1...1"))
-        let entry = try #require(line.firstMatch(of: /log entry (\d+) is the cluster version 2/).flatMap { UInt64($0.1) })
+        let line = try #require(log.split(separator: "\n").first { $0.contains("is the cluster version 3, which this build") })
+        #expect(line.contains("cluster versions 1...2"))
+        let entry = try #require(line.firstMatch(of: /log entry (\d+) is the cluster version 3/).flatMap { UInt64($0.1) })
         let status = try await runTool(["status", "--json", cluster.dataDirectory(3)])
         let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
         func number(_ key: String) -> UInt64? { (fields[key] as? NSNumber)?.uint64Value }
@@ -120,17 +122,22 @@ import Testing
             let admin = MembershipTests.admin(cluster)
             _ = try await admin.transferLeadership(to: 1)
             try await Self.expectRefused(client, token: alice, id: probe)
+            await #expect(throws: ChorusError.failedPrecondition("using groups needs cluster version 3; the cluster runs 1 until every node is upgraded")) {
+                try await client.createGroup(token: alice, name: "team", members: ["bob"])
+            }
             #expect(await client.status().compactMap(\.status).first { $0.role == "leader" }?.clusterVersion == 1)
 
             // The last one: the version commits within a moment, and editing works.
             cluster.stop(5)
             try cluster.start(5)
             let upgraded = ContinuousClock.now
-            let took = try await Self.waitForClusterVersion(2, client)
-            gaps.append("cluster version 2 committed \(took.formatted(.units(allowed: [.milliseconds]))) after node 5 (the last) started on this build, \((ContinuousClock.now - upgraded).formatted(.units(allowed: [.milliseconds]))) in all")
+            let took = try await Self.waitForClusterVersion(3, client)
+            gaps.append("cluster version 3 committed \(took.formatted(.units(allowed: [.milliseconds]))) after node 5 (the last) started on this build, \((ContinuousClock.now - upgraded).formatted(.units(allowed: [.milliseconds]))) in all")
             try await cluster.waitForConvergence(client, within: .seconds(60))
             let editedAt = try await client.editMessage(token: alice, id: probe, body: "edited after the upgrade")
             #expect(editedAt > 0)
+            try await client.createGroup(token: alice, name: "team", members: ["bob"])
+            _ = try await client.sendToGroup(token: alice, group: "team", body: "after the upgrade")
 
             // A downgrade now is refused. The previous release will not start on the directory:
             // its identity records the version (the old build takes the line for another owner).
@@ -141,7 +148,7 @@ import Testing
             let exit = try await cluster.waitForExit(3, within: .seconds(30))
             #expect(exit.status != 0 && !exit.signaled)
             let refusedStart = String(cluster.log(3).utf8.dropFirst(lengthBefore)) ?? ""
-            #expect(refusedStart.contains("cluster-version=2") && refusedStart.contains("refusing to start"), "\(refusedStart.suffix(2000))")
+            #expect(refusedStart.contains("cluster-version=3") && refusedStart.contains("refusing to start"), "\(refusedStart.suffix(2000))")
 
             // Forced past that (the line removed by hand), its peers refuse it with the
             // sentence, and it applies nothing more: no entry, and no commit index for what
@@ -153,7 +160,7 @@ import Testing
             try await Task.sleep(for: .seconds(3))
             let oldLog = String(cluster.log(3).utf8.dropFirst(lengthBefore)) ?? ""
             #expect(oldLog.contains("refuses this node"), "the downgraded node was told:\n\(oldLog.suffix(2000))")
-            #expect(oldLog.contains("node 3 runs a release before 0.3.0, which applies cluster versions up to 1; this cluster runs cluster version 2"))
+            #expect(oldLog.contains("node 3 runs a release before 0.3.0, which applies cluster versions up to 1; this cluster runs cluster version 3"))
             #expect(cluster.ids.filter { $0 != 3 }.contains { cluster.log($0).contains("refused node 3: node 3 runs a release before 0.3.0") })
             try await client.editMessage(token: alice, id: probe, body: "edited while node 3 is refused")
             try await Task.sleep(for: .seconds(1))
