@@ -62,6 +62,14 @@ extension ChorusClient {
         }.messageID
     }
 
+    /// Sends to a group under a request id the caller keeps (see `send(token:to:body:requestID:)`).
+    public func sendToGroup(token: String, group: String, body: String, requestID: ChorusRequestID) async throws -> UInt64 {
+        let request = Chorus_V1_SendGroupMessageRequest.with { $0.requestID = requestID.proto; $0.token = token; $0.group = group; $0.body = body }
+        return try await withLeader(write: true, node: { node in
+            try await stubs[node].sendGroupMessage(request, metadata: ForwardedFor.metadata, options: Self.callOptions).messageID
+        })
+    }
+
     /// The caller's groups by name, with its unread count in each.
     public func groups(token: String) async throws -> [GroupSummary] {
         try await withLeader { try await $0.listGroups(.with { $0.token = token }, metadata: ForwardedFor.metadata, options: Self.callOptions) }

@@ -25,6 +25,7 @@ public enum WebGateway {
         let api = router.group("api")
         SessionRoutes(services: services).add(to: api)
         ChatRoutes(services: services).add(to: api)
+        GroupRoutes(services: services).add(to: api)
         try StaticPages.load().add(to: router)
         return router
     }

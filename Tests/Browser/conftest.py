@@ -239,6 +239,23 @@ class Page:
         self.wait(click_it, f"{name} in the list, clicked")
         self.wait(lambda: self.visible("conversation") and self.text("peer-name") == name, f"the conversation with {name}")
 
+    def open_group(self, name):
+        def click_it():
+            items = self.css(f'#groups li.account[data-name="#{name}"]')
+            if not items:
+                return False
+            items[0].click()
+            return True
+
+        self.wait(click_it, f"#{name} in the groups list, clicked")
+        self.wait(lambda: self.visible("conversation") and self.text("peer-name") == f"#{name}", f"the conversation of #{name}")
+
+    def group_names(self):
+        return [item.get_attribute("data-name") for item in self.css("#groups li.account")]
+
+    def system_lines(self):
+        return [item.text.split(" · ")[0] for item in self.css("#messages li.system .line")]
+
     def bodies(self):
         return [item.text for item in self.css("#messages li.msg:not(.pending) .body")]
 

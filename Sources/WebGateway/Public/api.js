@@ -52,6 +52,16 @@ export const api = {
   editMessage: (id, body) => call('POST', '/api/messages/edit', { id, body }),
   shown: (ids) => call('POST', '/api/messages/shown', { ids }),
   cluster: () => call('GET', '/api/cluster'),
+  groups: () => call('GET', '/api/groups'),
+  createGroup: (name, members) => call('POST', '/api/groups', { name, members }),
+  groupHistory: (group, page) => call('GET', `/api/groups/${enc(group)}/messages${page ? `?page=${enc(page)}` : ''}`),
+  sendToGroup: (group, body, key) => call('POST', `/api/groups/${enc(group)}/messages`, { body, key }),
+  groupMembers: (group) => call('GET', `/api/groups/${enc(group)}/members`),
+  addMembers: (group, names) => call('POST', `/api/groups/${enc(group)}/members`, { names }),
+  removeMembers: (group, names) => call('POST', `/api/groups/${enc(group)}/members/remove`, { names }),
+  setAdmin: (group, name, admin) => call('POST', `/api/groups/${enc(group)}/admins`, { name, admin }),
+  renameGroup: (group, name) => call('POST', `/api/groups/${enc(group)}/rename`, { name }),
+  leaveGroup: (group) => call('POST', `/api/groups/${enc(group)}/leave`, {}),
 };
 
 /**

@@ -19,8 +19,12 @@ const state = {
   pageIndex: 0,
   nextPage: null,
   accounts: new Map(), // name -> online, for the names on screen
-  unreadBy: new Map(), // name -> messages that arrived live while their conversation was closed
+  // Conversations by key: an account's name, or '#' and a group's name (no account name has
+  // a '#'). Unread counts: messages that arrived while their conversation was closed.
+  unreadBy: new Map(),
+  groups: new Map(), // group name -> { members, admin }
   peer: null,
+  members: [], // of the open group, as last loaded
   messages: new Map(), // id -> message, of the open conversation
   older: null, // page token of older messages, or null at the beginning
   selected: new Set(),
@@ -60,6 +64,36 @@ function time(ms) {
   const sameDay = date.toDateString() === today.toDateString();
   return sameDay ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
     : date.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** Whether a conversation key names a group ('#team'), and the group's name. */
+const isGroup = (key) => typeof key === 'string' && key.startsWith('#');
+const groupOf = (key) => key.slice(1);
+
+/** The conversation a message belongs to: its group's, or the other side's. */
+function conversationOf(message) {
+  if (message.group) return `#${message.group}`;
+  return message.from === state.me ? message.to : message.from;
+}
+
+/** A change to a group as a sentence: "alice added bob, carol". */
+function changeSentence(message) {
+  const change = message.change;
+  const who = message.from === state.me ? 'You' : message.from;
+  const names = (change.members || []).map((n) => (n === state.me ? 'you' : n)).join(', ');
+  let text;
+  switch (change.kind) {
+    case 'created': text = names ? `${who} created the group with ${names}` : `${who} created the group`; break;
+    case 'added': text = `${who} added ${names}`; break;
+    case 'removed': text = `${who} removed ${names}`; break;
+    case 'left': text = change.accountDeleted ? `${message.from} left (account deleted)` : `${who} left`; break;
+    case 'renamed': text = `${who} renamed the group from #${change.previousName} to #${message.group}`; break;
+    case 'madeAdmin': text = `${who} made ${names} an admin`; break;
+    case 'noLongerAdmin': text = `${who} made ${names} no longer an admin`; break;
+    default: text = `${who} changed the group`;
+  }
+  if (change.newAdmins && change.newAdmins.length) text += `; ${change.newAdmins.map((n) => (n === state.me ? 'you' : n)).join(', ')} became admin`;
+  return text;
 }
 
 function byID(a, b) {
@@ -129,6 +163,7 @@ function enter(name, unread) {
   $('register-password').value = '';
   state.pattern = $('search').value.trim() || '*';
   loadAccounts(0, true);
+  loadGroups();
   state.liveWasUp = false;
   state.live = new Live(onLiveEvent, onLiveState);
   state.live.start();
@@ -141,8 +176,10 @@ function leave(notice) {
   state.me = null;
   state.messages.clear();
   state.selected.clear();
+  state.groups.clear();
   $('messages').replaceChildren();
   $('inbox-messages').replaceChildren();
+  $('groups').replaceChildren();
   banner(null, null);
   document.title = 'Chorus';
   showAuth('login', notice);
@@ -297,7 +334,7 @@ function renderAccounts(accounts) {
 }
 
 function renderBadges() {
-  for (const item of $('accounts').querySelectorAll('li.account')) {
+  for (const item of document.querySelectorAll('#accounts li.account, #groups li.account')) {
     const count = state.unreadBy.get(item.dataset.name) || 0;
     const badge = item.querySelector('.badge');
     badge.textContent = count > 0 ? String(count) : '';
@@ -317,6 +354,216 @@ function setPresence(name, online) {
     }
   }
   if (name === state.peer) $('peer-dot').className = online ? 'dot online' : 'dot';
+  const member = state.members.find((m) => m.name === name);
+  if (member && member.online !== online) {
+    member.online = online;
+    renderMembers();
+  }
+}
+
+// ---------------------------------------------------------------- groups
+
+async function loadGroups() {
+  try {
+    const answer = await api.groups();
+    state.groups.clear();
+    for (const group of answer.groups) {
+      state.groups.set(group.name, group);
+      const key = `#${group.name}`;
+      // The cluster's count of what waits, unless the conversation is open (shown there).
+      if (key !== state.peer) {
+        if (Number(group.unread) > 0) state.unreadBy.set(key, Number(group.unread));
+        else state.unreadBy.delete(key);
+      }
+    }
+    renderGroups();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function renderGroups() {
+  const items = [...state.groups.values()].map((group) => {
+    const key = `#${group.name}`;
+    const item = el('li', 'account group');
+    item.dataset.name = key;
+    const badge = el('span', 'badge');
+    item.append(el('span', 'group-mark', '#'), el('span', 'name', group.name), badge);
+    item.title = `${group.members} members`;
+    item.classList.toggle('open', key === state.peer);
+    item.addEventListener('click', () => openConversation(key));
+    return item;
+  });
+  if (items.length === 0) items.push(el('li', 'hint', 'No groups yet.'));
+  $('groups').replaceChildren(...items);
+  renderBadges();
+}
+
+function groupNameTyped() {
+  const status = $('group-name-status');
+  const name = $('group-name').value.trim();
+  const length = [...name].length;
+  if (length > longestName) {
+    status.className = 'hint bad';
+    status.textContent = `✗ A group's name has at most ${longestName} characters; this one has ${length}.`;
+  } else if (name && !/^[A-Za-z0-9_.-]+$/.test(name)) {
+    status.className = 'hint bad';
+    status.textContent = "✗ Only letters, digits, '_', '.' and '-'.";
+  } else {
+    status.className = 'hint';
+    status.textContent = "Letters, digits, '_', '.' and '-'; up to 32.";
+  }
+}
+
+async function createGroup(event) {
+  event.preventDefault();
+  const name = $('group-name').value.trim();
+  const members = $('group-members').value.split(/[\s,]+/).filter(Boolean);
+  const length = [...name].length;
+  if (length > longestName) {
+    say($('group-error'), `A group's name has at most ${longestName} characters; this one has ${length}.`);
+    return;
+  }
+  const button = $('group-create');
+  button.disabled = true;
+  say($('group-error'), '');
+  try {
+    await api.createGroup(name, members);
+    $('group-dialog').close();
+    $('group-name').value = '';
+    $('group-members').value = '';
+    await loadGroups();
+    openConversation(`#${name}`);
+  } catch (error) {
+    failed(error, $('group-error'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadMembers() {
+  if (!isGroup(state.peer)) return;
+  const key = state.peer;
+  try {
+    const answer = await api.groupMembers(groupOf(key));
+    if (state.peer !== key) return;
+    state.members = answer.members;
+    renderMembers();
+  } catch (error) {
+    failed(error, $('members-error'));
+  }
+}
+
+function renderMembers() {
+  const group = groupOf(state.peer);
+  const meAdmin = state.members.some((m) => m.name === state.me && m.admin);
+  for (const form of $('members-panel').querySelectorAll('.admin-only')) show(form, meAdmin);
+  $('members').replaceChildren(...state.members.map((member) => {
+    const item = el('li', 'member');
+    item.dataset.name = member.name;
+    const dot = el('span', member.online ? 'dot online' : 'dot');
+    dot.title = member.online ? 'online' : 'offline';
+    item.append(dot, el('span', 'name', member.name === state.me ? `${member.name} (you)` : member.name));
+    if (member.admin) item.append(el('span', 'admin-mark', '★ admin'));
+    if (meAdmin && member.name !== state.me) {
+      const toggle = el('button', 'small', member.admin ? 'Remove admin' : 'Make admin');
+      toggle.type = 'button';
+      toggle.addEventListener('click', () => memberAction(() => api.setAdmin(group, member.name, !member.admin)));
+      const remove = el('button', 'small danger-link', 'Remove');
+      remove.type = 'button';
+      remove.setAttribute('aria-label', `remove ${member.name}`);
+      remove.addEventListener('click', () => memberAction(() => api.removeMembers(group, [member.name])));
+      item.append(toggle, remove);
+    }
+    return item;
+  }));
+}
+
+/** An admin's change to the group; the member list follows from its answer. */
+async function memberAction(action) {
+  say($('members-error'), '');
+  try {
+    await action();
+    await loadMembers();
+  } catch (error) {
+    failed(error, $('members-error'));
+  }
+}
+
+async function addMember(event) {
+  event.preventDefault();
+  const names = $('add-member').value.split(/[\s,]+/).filter(Boolean);
+  if (names.length === 0) return;
+  await memberAction(async () => {
+    await api.addMembers(groupOf(state.peer), names);
+    $('add-member').value = '';
+  });
+}
+
+async function renameGroup(event) {
+  event.preventDefault();
+  const name = $('rename-name').value.trim();
+  if (!name) return;
+  const old = state.peer;
+  say($('members-error'), '');
+  try {
+    await api.renameGroup(groupOf(old), name);
+    $('rename-name').value = '';
+    if (state.peer === old) renamed(old, `#${name}`);
+    loadGroups();
+  } catch (error) {
+    failed(error, $('members-error'));
+  }
+}
+
+/** The open group got a new name: the conversation follows it. */
+function renamed(oldKey, newKey) {
+  if (state.peer !== oldKey) return;
+  state.peer = newKey;
+  $('peer-name').textContent = newKey;
+}
+
+async function leaveGroup() {
+  const key = state.peer;
+  if (!isGroup(key)) return;
+  say($('members-error'), '');
+  try {
+    await api.leaveGroup(groupOf(key));
+    closeConversation();
+    loadGroups();
+  } catch (error) {
+    failed(error, $('members-error'));
+  }
+}
+
+function closeConversation() {
+  state.peer = null;
+  state.messages.clear();
+  show($('conversation'), false);
+  show($('empty'), true);
+  for (const item of document.querySelectorAll('#accounts li.account, #groups li.account')) item.classList.remove('open');
+}
+
+/** A change to a group, live: the list, the open conversation and its member panel follow. */
+function groupChanged(message) {
+  const key = `#${message.group}`;
+  const change = message.change || {};
+  if (change.kind === 'renamed') renamed(`#${change.previousName}`, key);
+  const removedMe = (change.kind === 'removed' && (change.members || []).includes(state.me))
+    || (change.kind === 'left' && message.from === state.me);
+  if (state.peer === key) {
+    if (removedMe) {
+      closeConversation();
+      banner('ok', change.kind === 'left' ? `You left #${message.group}.` : `${message.from} removed you from #${message.group}.`, 5);
+    } else {
+      const follow = nearEnd();
+      state.messages.set(message.id, message);
+      renderMessages();
+      if (follow) scrollToEnd();
+      if (!$('members-panel').hidden) loadMembers();
+    }
+  }
+  loadGroups();
 }
 
 let searchTimer = null;
@@ -337,9 +584,14 @@ async function openConversation(name) {
   state.older = null;
   state.unreadBy.delete(name);
   renderBadges();
-  for (const item of $('accounts').querySelectorAll('li.account')) item.classList.toggle('open', item.dataset.name === name);
+  for (const item of document.querySelectorAll('#accounts li.account, #groups li.account')) item.classList.toggle('open', item.dataset.name === name);
   $('peer-name').textContent = name;
   $('peer-dot').className = state.accounts.get(name) ? 'dot online' : 'dot';
+  show($('peer-dot'), !isGroup(name));
+  show($('members-toggle'), isGroup(name));
+  show($('members-panel'), false);
+  say($('members-error'), '');
+  state.members = [];
   $('messages').replaceChildren();
   say($('composer-error'), '');
   show($('empty'), false);
@@ -356,7 +608,7 @@ async function loadLatest() {
   const peer = state.peer;
   if (!peer) return;
   try {
-    const page = await api.history(peer);
+    const page = await history(peer);
     if (state.peer !== peer) return;
     if (state.messages.size === 0) state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
@@ -367,6 +619,11 @@ async function loadLatest() {
   }
 }
 
+/** A page of a conversation: a group's or one with an account. */
+function history(peer, page) {
+  return isGroup(peer) ? api.groupHistory(groupOf(peer), page) : api.history(peer, page);
+}
+
 async function loadEarlier() {
   const peer = state.peer;
   if (!peer || !state.older) return;
@@ -374,7 +631,7 @@ async function loadEarlier() {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   $('load-earlier').disabled = true;
   try {
-    const page = await api.history(peer, state.older);
+    const page = await history(peer, state.older);
     if (state.peer !== peer) return;
     state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
@@ -389,6 +646,12 @@ async function loadEarlier() {
 }
 
 function messageItem(message, withSelection) {
+  if (message.change) {
+    const line = el('li', 'msg system');
+    line.dataset.id = message.id;
+    line.append(el('span', 'line', `${changeSentence(message)} · ${time(message.sentUnixMs)}`));
+    return line;
+  }
   const mine = message.from === state.me;
   const item = el('li', mine ? 'msg mine' : 'msg theirs');
   item.dataset.id = message.id;
@@ -407,7 +670,8 @@ function messageItem(message, withSelection) {
     item.classList.toggle('selected', box.checked);
   }
   const bubble = el('div', 'bubble');
-  if (!withSelection) bubble.append(el('div', 'sender', mine ? 'you' : message.from));
+  if (!withSelection) bubble.append(el('div', 'sender', (mine ? 'you' : message.from) + (message.group ? ` in #${message.group}` : '')));
+  else if (message.group && !mine) bubble.append(el('div', 'sender', message.from));
   const stamp = el('div', 'time', time(message.sentUnixMs) + (message.editedUnixMs ? ` · edited ${time(message.editedUnixMs)}` : ''));
   if (mine && withSelection) {
     const button = el('button', 'edit', 'Edit');
@@ -498,7 +762,8 @@ function composerChanged() {
  * One that never gets here (a dropped connection, a closed tab) stays waiting.
  */
 async function markShown(messages) {
-  const ids = messages.filter((m) => m.to === state.me && !m.delivered && !state.shownSent.has(m.id)).map((m) => m.id);
+  const toMe = (m) => m.to === state.me || (m.group && !m.change && m.from !== state.me);
+  const ids = messages.filter((m) => toMe(m) && !m.delivered && !state.shownSent.has(m.id)).map((m) => m.id);
   if (ids.length === 0) return 0;
   for (const id of ids) state.shownSent.add(id);
   try {
@@ -522,7 +787,8 @@ async function sendUntilKnown(peer, body, key, pending) {
   for (;;) {
     try {
       const waitingFrom = Math.min(...state.unanswered);
-      return await api.send(peer, body, { ...key, waitingFrom });
+      const sent = { ...key, waitingFrom };
+      return await (isGroup(peer) ? api.sendToGroup(groupOf(peer), body, sent) : api.send(peer, body, sent));
     } catch (error) {
       const unknown = error instanceof ApiError && (error.status === 504 || error.status === 502 || error.status === 0);
       // Once a try may have stored it, "nothing reached the cluster" (503) says nothing of
@@ -622,8 +888,9 @@ async function readNext() {
     list.replaceChildren(...answer.messages.map((message) => {
       const item = messageItem(message, false);
       item.classList.add('clickable');
-      item.title = `Open the conversation with ${message.from}`;
-      item.addEventListener('click', () => openConversation(message.from));
+      const key = conversationOf(message);
+      item.title = isGroup(key) ? `Open ${key}` : `Open the conversation with ${message.from}`;
+      item.addEventListener('click', () => openConversation(key));
       return item;
     }));
     if (answer.messages.length === 0) list.append(el('li', 'hint', 'Nothing was waiting.'));
@@ -631,7 +898,7 @@ async function readNext() {
     show($('conversation'), false);
     show($('inbox-view'), true);
     state.peer = null;
-    for (const item of $('accounts').querySelectorAll('li.account')) item.classList.remove('open');
+    for (const item of document.querySelectorAll('#accounts li.account, #groups li.account')) item.classList.remove('open');
     // On the screen now: delivered, and no longer waiting.
     const delivered = await markShown(answer.messages);
     setWaiting(Math.max(0, Number(answer.unread) - delivered));
@@ -654,6 +921,7 @@ function onLiveEvent(event) {
       if (state.liveWasUp) {
         // Back after a failover or a lost connection: catch up with what may have changed.
         loadAccounts(state.pageIndex, false);
+        loadGroups();
         loadLatest();
       }
       if (state.failingOver) {
@@ -677,7 +945,7 @@ function onLiveEvent(event) {
       break;
     case 'message': {
       const message = event.message;
-      const other = message.from === state.me ? message.to : message.from;
+      const other = conversationOf(message);
       if (other === state.peer) {
         const follow = nearEnd();
         state.messages.set(message.id, message);
@@ -696,6 +964,9 @@ function onLiveEvent(event) {
     case 'edited':
       edited(event.message);
       break;
+    case 'groupChanged':
+      groupChanged(event.message);
+      break;
     case 'presence':
       setPresence(event.name, event.online);
       break;
@@ -705,6 +976,7 @@ function onLiveEvent(event) {
     case 'accountDeleted':
       if (state.accounts.has(event.name)) loadAccounts(state.pageIndex, false);
       if (event.name === state.peer) say($('composer-error'), `${event.name} deleted their account.`);
+      if (state.members.some((m) => m.name === event.name)) loadMembers();
       break;
     default:
       break;
@@ -773,6 +1045,22 @@ function wire() {
   $('edit-form').addEventListener('submit', saveEdit);
   $('edit-cancel').addEventListener('click', () => $('edit-dialog').close());
   $('composer-form').addEventListener('submit', send);
+  $('group-new').addEventListener('click', () => {
+    say($('group-error'), '');
+    $('group-dialog').showModal();
+    $('group-name').focus();
+  });
+  $('group-cancel').addEventListener('click', () => $('group-dialog').close());
+  $('group-form').addEventListener('submit', createGroup);
+  $('group-name').addEventListener('input', groupNameTyped);
+  $('members-toggle').addEventListener('click', () => {
+    const open = $('members-panel').hidden;
+    show($('members-panel'), open);
+    if (open) loadMembers();
+  });
+  $('add-member-form').addEventListener('submit', addMember);
+  $('rename-form').addEventListener('submit', renameGroup);
+  $('leave-group').addEventListener('click', leaveGroup);
   $('composer').addEventListener('input', composerChanged);
   $('composer').addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) send(event);
