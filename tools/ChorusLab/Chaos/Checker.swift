@@ -31,7 +31,8 @@ struct Checker {
 
     mutating func check() -> [Violation] {
         violations = []
-        let sends = operations.filter { $0.kind == .send }
+        // Direct and group sends alike, for what the final state must hold.
+        let sends = operations.filter { $0.kind == .send || $0.kind == .groupSend }
         let sendByBody = Dictionary(sends.compactMap { op in op.body.map { ($0, op) } }, uniquingKeysWith: { a, _ in a })
         var deletes: [UInt64: [HistoryOperation]] = [:]
         for op in operations where op.kind == .delete && op.outcome != .fail {
@@ -69,11 +70,12 @@ struct Checker {
 
         // 2. Conversation reads: each consistent with one order of sends that respects real
         // time.
-        let reads = operations.filter { $0.kind == .history && $0.outcome == .ok }
+        // A group's conversation is one, whoever reads it.
+        let reads = operations.filter { ($0.kind == .history || $0.kind == .groupHistory) && $0.outcome == .ok }
         var byConversation: [String: [HistoryOperation]] = [:]
-        for read in reads { byConversation[Self.conversation(read.user, read.other ?? ""), default: []].append(read) }
+        for read in reads { byConversation[Self.conversation(of: read), default: []].append(read) }
         var sendsByConversation: [String: [HistoryOperation]] = [:]
-        for send in sends where send.outcome == .ok { sendsByConversation[Self.conversation(send.user, send.other ?? ""), default: []].append(send) }
+        for send in sends where send.outcome == .ok { sendsByConversation[Self.conversation(of: send), default: []].append(send) }
 
         for (conversation, reads) in byConversation {
             // Newest first: a read's page reaches down to its lowest id, so only the sends
@@ -90,7 +92,7 @@ struct Checker {
                 if ids != ids.sorted(by: >) && ids != ids.sorted() {
                     add("read out of order", "a read of \(conversation) is not in log order", [read])
                 }
-                let complete = messages.count < Self.pageSize
+                let complete = read.more.map { !$0 } ?? (messages.count < Self.pageSize)
                 let lowest = ids.min() ?? 0
                 for message in messages where message.b != Self.probeBody {
                     guard let send = sendByBody[message.b] else {
@@ -133,7 +135,11 @@ struct Checker {
         for (user, ops) in seenBy {
             let ordered = ops.sorted { $0.invoke < $1.invoke }
             for op in ordered {
-                for message in op.messages ?? [] where message.recipient != user {
+                let ids = (op.messages ?? []).map(\.id)
+                if ids != ids.sorted() {
+                    add("undelivered out of order", "\(user) was handed \(ids) out of log order", [op])
+                }
+                for message in op.messages ?? [] where message.recipient != user && message.group == nil {
                     add("someone else's message", "\(user) was handed message \(message.id) for \(message.recipient)", [op])
                 }
             }
@@ -152,7 +158,7 @@ struct Checker {
         // Handed out to be acknowledged (a pinned reader's reads acknowledge nothing).
         let everHandedOut = Set(undelivered.filter { $0.acknowledged != nil }.flatMap { ($0.messages ?? []).map(\.id) })
         let acknowledgedIDs = Set(undelivered.filter { $0.acknowledged == .ok }.flatMap { ($0.messages ?? []).map(\.id) })
-        for message in final.messages {
+        for message in final.messages where message.group == nil {
             if acknowledgedIDs.contains(message.id) && !message.delivered {
                 let ops = undelivered.filter { ($0.messages ?? []).contains { $0.id == message.id } }
                 add("acknowledged but undelivered", "message \(message.id) was acknowledged by \(message.recipient) but is not marked delivered", ops)
@@ -161,10 +167,14 @@ struct Checker {
                 add("delivered unseen", "message \(message.id) is marked delivered but no read handed it to \(message.recipient)", [])
             }
         }
+        // The count says what waited, as the last reads took it; the direct ones among those
+        // are the stored undelivered ones.
+        let groupIDs = Set(final.messages.filter { $0.group != nil }.map(\.id))
         for (user, count) in final.unread {
-            let expected = UInt64(final.messages.filter { $0.recipient == user && !$0.delivered }.count)
-            if count != expected {
-                add("unread count", "\(user)'s unread count is \(count), but \(expected) of their stored messages are undelivered", [])
+            let waiting = final.waiting[user] ?? []
+            let direct = Set(final.messages.filter { $0.recipient == user && !$0.delivered }.map(\.id))
+            if count != UInt64(waiting.count) || Set(waiting.filter { !groupIDs.contains($0) }) != direct {
+                add("unread count", "\(user)'s unread count is \(count); \(waiting.count) messages waited for them at the end, and \(direct.count) of their stored direct messages are undelivered", [])
             }
         }
 
@@ -204,7 +214,7 @@ struct Checker {
         // before the read began is in it, unless the page was full of older ones, or it may
         // already have been acknowledged (delivered) or deleted by then.
         var sentTo: [String: [HistoryOperation]] = [:]
-        for send in sends where send.outcome == .ok && send.id != nil { sentTo[send.other ?? "", default: []].append(send) }
+        for send in sends where send.kind == .send && send.outcome == .ok && send.id != nil { sentTo[send.other ?? "", default: []].append(send) }
         let undeliveredBy = Dictionary(grouping: undelivered, by: \.user)
         for read in undelivered where read.outcome == .ok {
             let returned = (read.messages ?? []).map(\.id)
@@ -220,6 +230,10 @@ struct Checker {
             }
         }
 
+        // 8. Groups: every member sees every acknowledged group message exactly once (handed
+        // out and acknowledged, or waiting at the end), and nothing sent after it left.
+        checkGroups(sends: sends, undelivered: undelivered, deletes: deletes)
+
         // 7. After healing, writes succeed again promptly.
         if final.firstWriteAfterHealMs > 10_000 {
             add("slow recovery", String(format: "the first write after healing took %.0f ms", final.firstWriteAfterHealMs), [])
@@ -230,6 +244,54 @@ struct Checker {
     /// The message ids a read returned.
     static func shownIDs(_ read: HistoryOperation) -> [UInt64] {
         (read.page ?? []).map(\.i) + (read.messages ?? []).map(\.id)
+    }
+
+    /// Group messages against membership. A member that never left must get each one sent
+    /// by another; a member that left must not get those sent after it left (and before it
+    /// may have been added back).
+    private mutating func checkGroups(sends: [HistoryOperation], undelivered: [HistoryOperation], deletes: [UInt64: [HistoryOperation]]) {
+        let groupSends = sends.filter { $0.kind == .groupSend && $0.outcome == .ok && $0.id != nil }
+        guard !groupSends.isEmpty else { return }
+        let leaves = operations.filter { $0.kind == .groupLeave && $0.outcome == .ok }
+        let adds = operations.filter { $0.kind == .groupAdd && $0.outcome != .fail }
+        let churners = Set(operations.filter { $0.kind == .groupLeave }.map(\.user))
+        let sendByID = Dictionary(groupSends.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        var reads: [String: [HistoryOperation]] = [:]
+        for read in undelivered where read.acknowledged != nil { reads[read.user, default: []].append(read) }
+
+        for user in final.unread.keys.sorted() {
+            let waiting = Set(final.waiting[user] ?? [])
+            let acknowledged = (reads[user] ?? []).filter { $0.acknowledged == .ok }
+            let taken = Set(acknowledged.flatMap { ($0.messages ?? []).map(\.id) })
+            let perhaps = Set((reads[user] ?? []).filter { $0.acknowledged == .unknown }.flatMap { ($0.messages ?? []).map(\.id) })
+            for id in taken.intersection(waiting) where sendByID[id] != nil {
+                let read = acknowledged.first { ($0.messages ?? []).contains { $0.id == id } }
+                add("group message delivered twice", "\(user) acknowledged group message \(id), and it waited for them again at the end", read.map { [$0] } ?? [])
+            }
+            if !churners.contains(user) {
+                for send in groupSends where send.user != user {
+                    let id = send.id!
+                    guard !taken.contains(id), !perhaps.contains(id), !waiting.contains(id), deletes[id] == nil else { continue }
+                    add("group message lost for a member", "group message \(id) never reached \(user), a member throughout", [send])
+                }
+            }
+            // What it was handed, or found waiting, after it left.
+            for leave in leaves where leave.user == user {
+                let handed = (reads[user] ?? []).flatMap { read in (read.messages ?? []).map { ($0.id, Optional(read)) } } + waiting.map { ($0, nil) }
+                for (id, read) in handed {
+                    guard let send = sendByID[id], send.invoke > leave.complete,
+                          !adds.contains(where: { $0.user == user && $0.invoke > leave.invoke && $0.invoke < send.complete })
+                    else { continue }
+                    add("group message after leaving", "\(user) left #\(send.group ?? "?") and was then handed group message \(id)", [leave, send] + (read.map { [$0] } ?? []))
+                }
+            }
+        }
+    }
+
+    /// The conversation an operation is about: a group's, or the two users'.
+    static func conversation(of op: HistoryOperation) -> String {
+        if let group = op.group { return "#\(group)" }
+        return conversation(op.user, op.other ?? "")
     }
 
     static func conversation(_ a: String, _ b: String) -> String {

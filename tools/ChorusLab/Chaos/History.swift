@@ -5,13 +5,20 @@ import ToolSupport
 /// completed (nanoseconds on one monotonic clock) and how it ended. `unknown`: the client
 /// gave up without an answer, so a write may or may not have taken effect.
 struct HistoryOperation: Codable, Sendable {
-    enum Kind: String, Codable, Sendable { case send, history, undelivered, delete }
+    enum Kind: String, Codable, Sendable {
+        case send, history, undelivered, delete
+        /// In the run's one group: a send, a read of its conversation, its churning member
+        /// leaving, and that member added back by the group's admin.
+        case groupSend, groupHistory, groupLeave, groupAdd
+    }
     enum Outcome: String, Codable, Sendable { case ok, fail, unknown }
 
     var worker: Int
     var kind: Kind
     var user: String
     var other: String?
+    /// The group of a group operation.
+    var group: String?
     var body: String?
     var invoke: Int64
     var complete: Int64
@@ -24,6 +31,10 @@ struct HistoryOperation: Codable, Sendable {
     /// What a conversation read returned, newest first: ids and bodies only, since long runs
     /// record hundreds of thousands of them.
     var page: [Seen]?
+    /// For a group's conversation read: whether its page was cut (more came after it). Its
+    /// changes (joins, leaves) are left out of `page`, so a page that holds fewer messages than
+    /// asked for may still be cut.
+    var more: Bool?
     /// For an undelivered read: whether its acknowledgement is known to have happened.
     var acknowledged: Outcome?
     var error: String?
@@ -41,11 +52,14 @@ struct HistoryOperation: Codable, Sendable {
         var recipient: String
         var body: String
         var delivered: Bool
+        /// A group message's group (its recipient is empty).
+        var group: String?
     }
 
     var summary: String {
         var text = "[w\(worker) \(String(format: "%.3f", Double(invoke) / 1e9))–\(String(format: "%.3f", Double(complete) / 1e9)) s] \(kind.rawValue) \(user)"
         if let other { text += "→\(other)" }
+        if let group { text += "→#\(group)" }
         if let body { text += " \"\(body)\"" }
         text += " \(outcome.rawValue)"
         if let id { text += " id \(id)" }
@@ -65,6 +79,9 @@ struct FinalState: Codable, Sendable {
     var messages: [HistoryOperation.Message]
     /// Each user's unread count as the server reports it.
     var unread: [String: UInt64]
+    /// What waited for each user at the end, read (and acknowledged) after everything else:
+    /// direct and group messages, oldest first.
+    var waiting: [String: [UInt64]] = [:]
     /// From healing to the first acknowledged write.
     var firstWriteAfterHealMs: Double
 }

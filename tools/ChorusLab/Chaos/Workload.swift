@@ -26,6 +26,9 @@ struct ChaosWorkload: AsyncParsableCommand {
 
     static func name(_ n: Int) -> String { "u\(n)" }
     static let password = "chaos-password"
+    /// The run's group: every user is a member; the first is its admin, and the last one
+    /// leaves and is added back now and then.
+    static let group = "chaos"
 
     func run() async throws {
         let list = endpoints.split(separator: ",").map(String.init)
@@ -45,6 +48,8 @@ struct ChaosWorkload: AsyncParsableCommand {
                 try await retryUntilDone { try await client.createAccount(name: name, password: Self.password) }
                 tokens.append(try await retryUntilDone { try await client.login(name: name, password: Self.password).token })
             }
+            let first = tokens[0]
+            try await retryUntilDone { _ = try await client.createGroup(token: first, name: Self.group, members: (1..<users).map(Self.name)) }
             let clock = ContinuousClock()
             let start = clock.now
             let end = start + Duration(seconds: seconds)
@@ -99,19 +104,44 @@ struct ChaosWorkload: AsyncParsableCommand {
                             var op = HistoryOperation(worker: worker, kind: .send, user: Self.name(user), invoke: nanos(clock.now), complete: 0, outcome: .ok)
                             do {
                                 switch roll {
-                                case 0..<55:
+                                case 40..<55:
+                                    let body = "g\(worker)-\(n)"
+                                    op.kind = .groupSend
+                                    op.group = Self.group
+                                    op.body = body
+                                    op.id = try await client.sendToGroup(token: token, group: Self.group, body: body)
+                                case 72..<78:
+                                    op.kind = .groupHistory
+                                    op.group = Self.group
+                                    let page = try await client.groupHistory(token: token, group: Self.group, pageSize: Checker.pageSize)
+                                    op.page = page.messages.filter { $0.change == nil }.map { HistoryOperation.Seen(i: $0.id, b: $0.body) }
+                                    op.more = page.nextPageToken != nil
+                                case 90..<92:
+                                    // The last user leaves, or the admin adds it back.
+                                    op.group = Self.group
+                                    let churner = users - 1
+                                    if roll == 90 {
+                                        op.kind = .groupLeave
+                                        op.user = Self.name(churner)
+                                        try await client.leaveGroup(token: allTokens[churner], group: Self.group)
+                                    } else {
+                                        op.kind = .groupAdd
+                                        op.user = Self.name(churner)
+                                        _ = try await client.addGroupMembers(token: allTokens[0], group: Self.group, members: [Self.name(churner)])
+                                    }
+                                case 0..<40:
                                     let body = "w\(worker)-\(n)"
                                     op.other = Self.name(other)
                                     op.body = body
                                     let id = try await client.send(token: token, to: Self.name(other), body: body)
                                     op.id = id
                                     sent.append((id, user))
-                                case 55..<80:
+                                case 55..<72:
                                     op.kind = .history
                                     op.other = Self.name(other)
                                     let page = try await client.history(token: token, with: Self.name(other), pageSize: Checker.pageSize)
                                     op.page = page.messages.map { HistoryOperation.Seen(i: $0.id, b: $0.body) }
-                                case 80..<92:
+                                case 78..<90:
                                     op.kind = .undelivered
                                     let read = try await client.readUndelivered(token: token, limit: Checker.undeliveredLimit, acknowledge: false)
                                     op.messages = read.messages.map(Self.message)
@@ -181,7 +211,25 @@ struct ChaosWorkload: AsyncParsableCommand {
                 }
                 unread[Self.name(n)] = try await retryUntilDone { try await client.readUndelivered(token: mine, limit: 1, acknowledge: false).unreadCount }
             }
-            return FinalState(messages: messages.sorted { $0.id < $1.id }, unread: unread,
+            // The group's conversation, as its admin (who never leaves) reads it.
+            var pageToken: String?
+            repeat {
+                let page = try await retryUntilDone { try await client.groupHistory(token: token, group: Self.group, pageSize: 1000, pageToken: pageToken) }
+                messages.formUnion(page.messages.filter { $0.change == nil }.map(Self.message))
+                pageToken = page.nextPageToken
+            } while pageToken != nil
+            // Last, what waits for each user, taken (and acknowledged) to the end.
+            var waiting: [String: [UInt64]] = [:]
+            for n in 0..<users {
+                let mine = try await retryUntilDone { try await client.login(name: Self.name(n), password: Self.password).token }
+                var ids: [UInt64] = []
+                while case let page = try await retryUntilDone({ try await client.readUndelivered(token: mine, limit: 1000, acknowledge: true).messages }), !page.isEmpty {
+                    // A retried read (its acknowledgement's answer lost) hands the same ones again.
+                    ids += page.map(\.id).filter { !ids.contains($0) }
+                }
+                waiting[Self.name(n)] = ids
+            }
+            return FinalState(messages: messages.sorted { $0.id < $1.id }, unread: unread, waiting: waiting,
                               firstWriteAfterHealMs: firstWrite.milliseconds)
         }
         let encoder = JSONEncoder()
@@ -190,7 +238,7 @@ struct ChaosWorkload: AsyncParsableCommand {
     }
 
     static func message(_ m: ChatMessage) -> HistoryOperation.Message {
-        HistoryOperation.Message(id: m.id, sender: m.sender, recipient: m.recipient, body: m.body, delivered: m.delivered)
+        HistoryOperation.Message(id: m.id, sender: m.sender, recipient: m.recipient, body: m.body, delivered: m.delivered, group: m.group)
     }
 
     /// Whether an error says the operation certainly did not take effect.
