@@ -41,7 +41,10 @@ typealias BenchOperation = @Sendable (_ caller: Int, _ sequence: Int) async thro
 enum ChorusWorkload {
     /// Users `bench-<i>-a` and `bench-<i>-b` for each caller (created once per cluster,
     /// logged in each run), with a few messages so that reads return a page.
-    static func prepare(_ client: ChorusClient, scenario: Scenario, callers: Int, bodyBytes: Int) async throws -> BenchOperation {
+    ///
+    /// With `groupSize` above 1, each write is a send to the caller's own group of that many
+    /// members: the caller's `a` and the accounts `bench-m0`… that every caller's group shares.
+    static func prepare(_ client: ChorusClient, scenario: Scenario, callers: Int, bodyBytes: Int, groupSize: Int = 0) async throws -> BenchOperation {
         let body = String(repeating: "x", count: bodyBytes)
         let tokens = try await withThrowingTaskGroup(of: (Int, String).self) { group in
             var tokens = [String](repeating: "", count: callers)
@@ -69,6 +72,26 @@ enum ChorusWorkload {
                 if next < callers { add(next); next += 1 }
             }
             return tokens
+        }
+        if groupSize > 1 {
+            let pool = (0..<(groupSize - 1)).map { "bench-m\($0)" }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (n, name) in pool.enumerated() {
+                    group.addTask {
+                        do { try await client.createAccount(name: name, password: "bench-password") } catch ChorusError.alreadyExists {}
+                    }
+                    if n % 8 == 7 { try await group.waitForAll() }
+                }
+                try await group.waitForAll()
+            }
+            for caller in 0..<callers {
+                do {
+                    try await client.createGroup(token: tokens[caller], name: "bench-\(caller)-g\(groupSize)", members: pool)
+                } catch ChorusError.alreadyExists {}
+            }
+            return { caller, _ in
+                _ = try await client.sendToGroup(token: tokens[caller], group: "bench-\(caller)-g\(groupSize)", body: body)
+            }
         }
         return { caller, sequence in
             if scenario.isWrite(sequence) {
