@@ -140,7 +140,8 @@ struct History: AsyncParsableCommand {
             } else {
                 try await client.history(token: session.token, with: user, pageSize: n, pageToken: page, oldestFirst: oldestFirst)
             }
-            let lines = result.messages.map(Output.line) + (result.nextPageToken.map { ["(more: --page \($0))"] } ?? [])
+            let lines = (result.deletedAccount ? ["(\(user) deleted their account; what they wrote stays)"] : [])
+                + result.messages.map(Output.line) + (result.nextPageToken.map { ["(more: --page \($0))"] } ?? [])
             out.emit(lines.isEmpty ? "no messages with \(user)" : lines.joined(separator: "\n"),
                      ["messages": result.messages.map(Output.describe), "next_page": result.nextPageToken ?? NSNull()] as [String: Any])
         }

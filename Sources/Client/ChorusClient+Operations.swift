@@ -103,7 +103,7 @@ extension ChorusClient {
             return response
         }
         return HistoryPage(messages: response.messages.map(ChatMessage.init),
-                           nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken)
+                           nextPageToken: response.nextPageToken.isEmpty ? nil : response.nextPageToken, deletedAccount: response.deletedAccount)
     }
 
     @discardableResult

@@ -118,6 +118,8 @@ public struct AccountPage: Sendable {
 public struct HistoryPage: Sendable {
     public var messages: [ChatMessage]
     public var nextPageToken: String?
+    /// The other side deleted its account: what it wrote stays, under the name it had.
+    public var deletedAccount = false
 }
 
 /// A live event for a subscriber.

@@ -338,6 +338,12 @@ struct Mutation {
         try removeRows(tables.online, prefix: user.id.bigEndianBytes) { key in Array(key.dropFirst(8)) }
             .forEach { try txn.delete(tables.subscriptions, $0) }
         try txn.delete(tables.users, Array(user.name.utf8))
+        // From cluster version 3 on, the name it had is remembered with its id: those it wrote
+        // to still read what it said under that name (a new apply of the command, hence the
+        // version).
+        if gathered.clusterVersion >= 3, let former = tables.formerUsers {
+            try txn.put(former, Tables.formerUserKey(user.name, user.id), [])
+        }
         events.append(.accountDeleted(name: user.name))
         return UInt64(received.count)
     }

@@ -23,7 +23,7 @@ public final class ChatState: Sendable {
     /// Throws `NewerFormat` for projections a newer build wrote.
     public init(directory: String, readOnly: Bool = false, writeMap: Bool = true, map: MapLimits = .standard, build: BuildVersions = .current) throws {
         environment = try Environment(path: directory, options: .init(mapSize: map.initial, maxMapSize: map.maximum, maxDatabases: 32, skipSync: true, readOnly: readOnly, writeMap: writeMap))
-        tables = try Tables(environment.openDatabases(Tables.names, optional: Set(Tables.groupNames)))
+        tables = try Tables(environment.openDatabases(Tables.names, optional: Set(Tables.versionThreeNames)))
         self.build = build
         let tables = tables
         let found = try environment.read { txn in try txn.get(tables.meta, Tables.formatKey).flatMap { UInt32(bigEndianBytes: $0) } }
@@ -99,16 +99,21 @@ final class Tables: Sendable {
     static let names = [
         "meta", "users", "messages", "inbox", "mailbox", "conversations",
         "sessions", "user-sessions", "subscriptions", "online", "clients", "results", "session-deadlines", "client-idle",
-    ] + groupNames
+    ] + versionThreeNames
 
-    /// Cluster version 3's tables (groups): empty until a group is created, and left out of
-    /// the digest while empty, so a log without groups digests as the builds before them did.
+    /// Cluster version 3's tables: groups, and the accounts deleted since (so that their
+    /// conversations stay readable). Empty until used, and left out of the digest while empty,
+    /// so a log that never used them digests as the builds before them did.
     static let groupNames = ["groups", "group-names", "group-members", "user-groups", "group-history"]
+    static let versionThreeNames = groupNames + ["former-users"]
 
     let meta, users, messages, inbox, mailbox, conversations: Database
     let sessions, userSessions, subscriptions, online, clients, results, sessionDeadlines, clientIdle: Database
     /// Nil only in projections opened read-only that an older build wrote (see `GroupTables`).
     let groupTables: GroupTables?
+    /// Accounts deleted from cluster version 3 on, by (name length, name, user id); nil as
+    /// `groupTables` may be.
+    let formerUsers: Database?
     /// The tables the file has, in canonical order.
     let all: [Database]
 
@@ -117,8 +122,9 @@ final class Tables: Sendable {
         (meta, users, messages, inbox, mailbox, conversations) = (required[0], required[1], required[2], required[3], required[4], required[5])
         (sessions, userSessions, subscriptions, online, clients, results) = (required[6], required[7], required[8], required[9], required[10], required[11])
         (sessionDeadlines, clientIdle) = (required[12], required[13])
-        let grouped = handles.dropFirst(14)
+        let grouped = handles[14..<19]
         groupTables = grouped.allSatisfy { $0 != nil } ? GroupTables(grouped.map { $0! }) : nil
+        formerUsers = handles[19]
         all = handles.compactMap { $0 }
     }
 
@@ -128,6 +134,12 @@ final class Tables: Sendable {
             guard let groupTables else { throw NoGroupTables() }
             return groupTables
         }
+    }
+
+    /// A `former-users` key: the name's length, the name, the id (newest last).
+    static func formerUserKey(_ name: String, _ id: UInt64) -> [UInt8] {
+        let bytes = Array(name.utf8)
+        return [UInt8(truncatingIfNeeded: bytes.count)] + bytes + id.bigEndianBytes
     }
 
     static let lastAppliedKey = Array("last-applied".utf8)

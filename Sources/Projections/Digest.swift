@@ -14,7 +14,7 @@ extension ChatState {
         var hasher = SHA256()
         try environment.read { txn in
             for table in tables.all {
-                if Tables.groupNames.contains(table.name), try txn.count(table) == 0 { continue }
+                if Tables.versionThreeNames.contains(table.name), try txn.count(table) == 0 { continue }
                 hasher.update(data: Self.framed(Array(table.name.utf8)))
                 try txn.withCursor(table) { cursor in
                     var row = try cursor.first()

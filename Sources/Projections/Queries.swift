@@ -184,6 +184,31 @@ extension ChatState {
         }
     }
 
+    /// The account that last had `name` and was deleted (from cluster version 3 on), if it
+    /// and `userID` wrote to each other: the other side of a conversation that stays readable.
+    public func formerAccount(named name: String, conversingWith userID: UInt64) throws -> UInt64? {
+        try Validation.accountName(name)
+        guard let former = tables.formerUsers else { return nil }
+        let prefix = Array(Tables.formerUserKey(name, 0).dropLast(8))
+        return try environment.read { txn in
+            var ids: [UInt64] = []
+            try txn.withCursor(former) { cursor in
+                try cursor.forEach(prefix: prefix) { row in
+                    if let id = UInt64(bigEndianBytes: row.key, at: prefix.count) { ids.append(id) }
+                    return true
+                }
+            }
+            for id in ids.reversed() {
+                let conversation = compositeKey(min(id, userID), max(id, userID))
+                let spoke = try txn.withCursor(tables.conversations) { cursor in
+                    try cursor.seek(atOrAfter: conversation).map { $0.key.starts(with: conversation) } ?? false
+                }
+                if spoke { return id }
+            }
+            return nil
+        }
+    }
+
     public func message(id: UInt64) throws -> MessageRow? {
         try environment.read { txn in
             try txn.get(tables.messages, id.bigEndianBytes).map { try MessageRow(serializedBytes: $0) }

@@ -15,7 +15,8 @@ import Replica
 /// - Cluster version 2: `edit_message`.
 /// - Cluster version 3: groups (`create_group` … `send_group_message`, fields 22–28), and what
 ///   the commands every conversation shares do with a group's messages (acknowledge, delete,
-///   edit, and an account's deletion leaving its groups).
+///   edit, and an account's deletion leaving its groups); a deleted account's name and id are
+///   remembered (`former-users`), so its conversations stay readable.
 public struct BuildVersions: Sendable, Equatable, CustomStringConvertible {
     /// The newest cluster version this build applies.
     public var maxClusterVersion: UInt32

@@ -582,3 +582,28 @@ def test_leader_killed_mid_group_conversation_loses_and_doubles_nothing(cluster,
         assert [m["body"] for m in reversed(page["messages"]) if not m.get("change")] == sent
     print(f"leader (node {leader}) killed mid group conversation: the message sent meanwhile was stored {gap:.2f} s after the kill; "
           f"all {len(sent)} messages once, in order, on three screens and for three members")
+
+
+def test_a_deleted_accounts_conversation_stays_readable(cluster, pages):
+    alice, bob = unique("alice"), unique("bob")
+    a, b = pages("a"), pages("b")
+    a.register(alice)
+    b.register(bob)
+    a.open(bob)
+    a.send("something to keep")
+    b.open(alice)
+    b.wait(lambda: b.bodies() == ["something to keep"], "alice's message on bob's screen")
+    b.wait(lambda: "online" in b.by("peer-dot").get_attribute("class"), "alice online in the header")
+    a.click("delete-account-open")
+    a.type("delete-password", "password-1")
+    a.click("delete-confirm")
+    a.wait(lambda: a.visible("auth"), "alice logged out")
+    # Live: marked as deleted, no green dot, nothing more to send.
+    b.wait(lambda: b.text("peer-name") == f"{alice} (deleted account)", "the header marked")
+    assert not b.visible("peer-dot") and not b.by("composer").is_enabled()
+    # And after a reload: the conversation opens again, still readable.
+    b.driver.refresh()
+    b.wait(lambda: b.visible("conversation") and b.text("peer-name") == f"{alice} (deleted account)", "the conversation after a reload")
+    b.wait(lambda: b.bodies() == ["something to keep"], "what alice wrote, after a reload")
+    assert not b.visible("peer-dot")
+    b.shot("deleted-account-conversation")

@@ -166,6 +166,32 @@ import Testing
         #expect(try h.state.unreadCount(userID: shared) == 0)
     }
 
+    /// From cluster version 3 on, a deleted account's name and id are remembered: the other
+    /// side reads what it wrote; before, nothing is (the apply is as older builds do it).
+    @Test func aDeletedAccountsConversationStaysReadableFromVersionThree() throws {
+        for version in [UInt32(2), 3] {
+            let h = try Harness()
+            _ = try h.run(.setClusterVersion(.with { $0.version = version }))
+            _ = try h.createAccount("alice").get()
+            _ = try h.createAccount("bob").get()
+            _ = try h.createAccount("carol").get()
+            let (alice, bob) = (try h.login("alice"), try h.login("bob"))
+            let said = try h.send(alice, to: "bob", "remember me").get()
+            _ = try h.send(bob, to: "alice", "gone with her inbox").get()
+            let aliceID = try h.userID("alice"), bobID = try h.userID("bob"), carolID = try h.userID("carol")
+            _ = try h.deleteAccount(alice).get()
+            let former = try h.state.formerAccount(named: "alice", conversingWith: bobID)
+            #expect(former == (version >= 3 ? aliceID : nil), "cluster version \(version)")
+            #expect(try h.state.formerAccount(named: "alice", conversingWith: carolID) == nil)
+            if let former {
+                #expect(try h.state.conversation(between: bobID, and: former, limit: 10).items.map(\.id) == [said])
+            }
+            // The name is free; a new alice is another account, with no conversation yet.
+            _ = try h.createAccount("alice").get()
+            #expect(try h.userID("alice") != aliceID)
+        }
+    }
+
     @Test func limitsOnMembersAndGroups() throws {
         let (h, t) = try Self.cluster(["alice", "bob"])
         let many = (0..<Validation.maxGroupMembers).map { "user\($0)" }

@@ -180,12 +180,20 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     func history(request: Chorus_V1_HistoryRequest, context: ServerContext) async throws -> Chorus_V1_HistoryResponse {
         let session = try await authenticate(request.token, context)
         try mapRejection { try Validation.accountName(request.otherUser) }
-        guard let other = try state.user(named: request.otherUser) else {
+        // A name no account has may be one that was deleted: its conversation stays readable.
+        let other: UInt64
+        var deleted = false
+        if let user = try state.user(named: request.otherUser) {
+            other = user.id
+        } else if let former = try mapRejection({ try state.formerAccount(named: request.otherUser, conversingWith: session.userID) }) {
+            other = former
+            deleted = true
+        } else {
             throw RPCError(code: .notFound, message: "there is no account named '\(request.otherUser)'")
         }
         let page = try mapRejection {
             try state.conversation(
-                between: session.userID, and: other.id,
+                between: session.userID, and: other,
                 limit: request.pageSize == 0 ? 50 : Int(request.pageSize),
                 pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
                 newestFirst: !request.oldestFirst
@@ -194,6 +202,7 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
         return .with {
             $0.messages = page.items.map(Self.message)
             $0.nextPageToken = page.nextPageToken ?? ""
+            $0.deletedAccount = deleted
         }
     }
 

@@ -38,7 +38,7 @@ struct ChatRoutes: Sendable {
             try await services.client.history(token: session.token, with: other, pageSize: services.configuration.historyPageSize,
                                               pageToken: request.uri.queryParameters["page"].map(String.init))
         }
-        return MessagesPage(messages: page.messages.map(MessageJSON.init), next: page.nextPageToken)
+        return MessagesPage(messages: page.messages.map(MessageJSON.init), next: page.nextPageToken, deletedAccount: page.deletedAccount ? true : nil)
     }
 
     /// Sends one message under the page's key for it: the page sends again with the same key

@@ -132,6 +132,8 @@ struct MessageJSON: ResponseEncodable, Equatable {
 struct MessagesPage: ResponseEncodable {
     var messages: [MessageJSON]
     var next: String?
+    /// The other side deleted its account (absent otherwise).
+    var deletedAccount: Bool?
 }
 
 struct InboxRead: ResponseEncodable {

@@ -24,6 +24,8 @@ const state = {
   unreadBy: new Map(),
   groups: new Map(), // group name -> { members, admin }
   peer: null,
+  // The open conversation's other side deleted its account: readable, not writable.
+  peerDeleted: false,
   members: [], // of the open group, as last loaded
   messages: new Map(), // id -> message, of the open conversation
   older: null, // page token of older messages, or null at the beginning
@@ -182,6 +184,7 @@ function leave(notice) {
   $('groups').replaceChildren();
   banner(null, null);
   document.title = 'Chorus';
+  history.replaceState(null, '', location.pathname);
   showAuth('login', notice);
 }
 
@@ -536,7 +539,21 @@ async function leaveGroup() {
   }
 }
 
+/**
+ * The other side of the open conversation deleted its account: what it wrote stays, under the
+ * name it had, marked so; no online dot, and nothing more can be sent.
+ */
+function markDeleted(deleted) {
+  state.peerDeleted = deleted;
+  $('peer-name').textContent = deleted ? `${state.peer} (deleted account)` : (state.peer || '');
+  if (deleted) show($('peer-dot'), false);
+  $('composer').disabled = deleted;
+  $('send').disabled = deleted;
+  $('composer').placeholder = deleted ? 'This account was deleted; what it wrote stays here.' : 'Write a message (Enter sends, Shift+Enter starts a new line)';
+}
+
 function closeConversation() {
+  history.replaceState(null, '', location.pathname);
   state.peer = null;
   state.messages.clear();
   show($('conversation'), false);
@@ -588,6 +605,9 @@ async function openConversation(name) {
   $('peer-name').textContent = name;
   $('peer-dot').className = state.accounts.get(name) ? 'dot online' : 'dot';
   show($('peer-dot'), !isGroup(name));
+  markDeleted(false);
+  // The address names the open conversation, so a reload opens it again.
+  history.replaceState(null, '', `#c=${encodeURIComponent(name)}`);
   show($('members-toggle'), isGroup(name));
   show($('members-panel'), false);
   say($('members-error'), '');
@@ -608,8 +628,9 @@ async function loadLatest() {
   const peer = state.peer;
   if (!peer) return;
   try {
-    const page = await history(peer);
+    const page = await fetchPage(peer);
     if (state.peer !== peer) return;
+    if (page.deletedAccount) markDeleted(true);
     if (state.messages.size === 0) state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
     renderMessages();
@@ -620,7 +641,7 @@ async function loadLatest() {
 }
 
 /** A page of a conversation: a group's or one with an account. */
-function history(peer, page) {
+function fetchPage(peer, page) {
   return isGroup(peer) ? api.groupHistory(groupOf(peer), page) : api.history(peer, page);
 }
 
@@ -631,7 +652,7 @@ async function loadEarlier() {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   $('load-earlier').disabled = true;
   try {
-    const page = await history(peer, state.older);
+    const page = await fetchPage(peer, state.older);
     if (state.peer !== peer) return;
     state.older = page.next || null;
     for (const message of page.messages) state.messages.set(message.id, message);
@@ -975,7 +996,10 @@ function onLiveEvent(event) {
       break;
     case 'accountDeleted':
       if (state.accounts.has(event.name)) loadAccounts(state.pageIndex, false);
-      if (event.name === state.peer) say($('composer-error'), `${event.name} deleted their account.`);
+      if (event.name === state.peer) {
+        say($('composer-error'), `${event.name} deleted their account.`);
+        markDeleted(true);
+      }
       if (state.members.some((m) => m.name === event.name)) loadMembers();
       break;
     default:
@@ -1075,6 +1099,9 @@ async function start() {
   try {
     const session = await api.session();
     enter(session.name, 0);
+    // Back where the page was: the conversation its address names.
+    const open = /^#c=(.+)$/.exec(location.hash);
+    if (open) openConversation(decodeURIComponent(open[1]));
   } catch {
     showAuth('login');
   }

@@ -852,6 +852,10 @@ public nonisolated struct Chorus_V1_HistoryResponse: Sendable {
 
   public var nextPageToken: String = String()
 
+  /// The other user deleted its account (cluster version 3 on): what it wrote stays readable
+  /// under the name it had, which no account has now.
+  public var deletedAccount: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2902,7 +2906,7 @@ nonisolated extension Chorus_V1_HistoryRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_HistoryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HistoryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{3}next_page_token\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{3}next_page_token\0\u{3}deleted_account\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2912,6 +2916,7 @@ nonisolated extension Chorus_V1_HistoryResponse: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.deletedAccount) }()
       default: break
       }
     }
@@ -2924,12 +2929,16 @@ nonisolated extension Chorus_V1_HistoryResponse: SwiftProtobuf.Message, SwiftPro
     if !self.nextPageToken.isEmpty {
       try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
     }
+    if self.deletedAccount != false {
+      try visitor.visitSingularBoolField(value: self.deletedAccount, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_HistoryResponse, rhs: Chorus_V1_HistoryResponse) -> Bool {
     if lhs.messages != rhs.messages {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.deletedAccount != rhs.deletedAccount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
