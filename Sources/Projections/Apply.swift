@@ -492,8 +492,10 @@ struct Mutation {
                 throw Rejection(.notFound, "there is no message \(id)")
             }
             if message.groupID != 0 {
-                guard try mayDeleteGroupMessage(message, user) else {
-                    throw Rejection(.permissionDenied, "message \(id) of '\(message.group)' is not \(user.name)'s to delete: a member deletes its own messages, an admin any")
+                switch try mayDeleteGroupMessage(message, user) {
+                case nil: throw Rejection(.permissionDenied, "message \(id) is not in a conversation of \(user.name)")
+                case false?: throw Rejection(.permissionDenied, "message \(id) is not \(user.name)'s to delete: in a group, a member deletes its own messages, an admin any")
+                case true?: break
                 }
             } else {
                 guard message.senderID == user.id || message.recipientID == user.id else {
@@ -536,14 +538,14 @@ struct Mutation {
         guard message.senderID == user.id else {
             throw Rejection(.permissionDenied, "message \(c.messageID) was not sent by \(user.name): only its sender edits it")
         }
-        guard !message.hasChange else {
-            throw Rejection(.invalidArgument, "message \(c.messageID) is a change to '\(message.group)', not a message")
+        if message.groupID != 0, try memberRow(message.groupID, user.id) == nil {
+            throw Rejection(.permissionDenied, "message \(c.messageID) is in a group \(user.name) is no longer in")
         }
         message.body = c.body
         message.editedMs = max(timestamp, 1)
         try txn.put(tables.messages, message.id.bigEndianBytes, try message.serializedBytes())
         if message.groupID != 0 {
-            events.append(.groupMessageEdited(message, audience: try audience(of: message)))
+            events.append(.groupMessageEdited(try withCurrentName(message), audience: try audience(of: message)))
         } else {
             events.append(.messageEdited(message))
         }

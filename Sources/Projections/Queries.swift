@@ -131,13 +131,28 @@ extension ChatState {
     /// a page of a thousand 64 KiB bodies would be a 64 MiB answer. `complete` says whether all
     /// of them fit.
     static func rows(_ ids: [UInt64], _ txn: Transaction, _ tables: Tables) throws -> (rows: [MessageRow], complete: Bool) {
+        try rows(ids.map { ($0, []) }, txn, tables)
+    }
+
+    /// `rows(_:)` for index entries that may carry their row themselves (a group's changes
+    /// live in its history: several may come from one entry). A group message shows its group
+    /// under the name it has now, the one its members know it by.
+    static func rows(_ entries: [(id: UInt64, inline: [UInt8])], _ txn: Transaction, _ tables: Tables) throws -> (rows: [MessageRow], complete: Bool) {
         var rows: [MessageRow] = []
         var bytes = 0
-        for id in ids {
-            guard let stored = try txn.get(tables.messages, id.bigEndianBytes) else { continue }
+        var names: [UInt64: String] = [:]
+        for (id, inline) in entries {
+            guard let stored = inline.isEmpty ? try txn.get(tables.messages, id.bigEndianBytes) : inline else { continue }
             bytes += stored.count
             if !rows.isEmpty && bytes > Validation.maxPageBytes { return (rows, false) }
-            rows.append(try MessageRow(serializedBytes: stored))
+            var row = try MessageRow(serializedBytes: stored)
+            if row.groupID != 0, let groups = tables.groupTables?.groups {
+                if names[row.groupID] == nil {
+                    names[row.groupID] = try txn.get(groups, row.groupID.bigEndianBytes).map { try GroupRow(serializedBytes: $0).name } ?? row.group
+                }
+                row.group = names[row.groupID]!
+            }
+            rows.append(row)
         }
         return (rows, true)
     }
@@ -155,12 +170,12 @@ extension ChatState {
         let cursorID = try pageToken.map(Validation.messagePageToken)
         return try environment.read { txn in
             try txn.withCursor(index) { cursor in
-                var ids: [UInt64] = []
+                var ids: [(id: UInt64, inline: [UInt8])] = []
                 var more = false
                 func take(_ row: Cursor.Row?) -> Bool {
                     guard let row, row.key.starts(with: prefix), let id = UInt64(bigEndianBytes: row.key, at: prefix.count) else { return false }
                     if ids.count == limit { more = true; return false }
-                    ids.append(id)
+                    ids.append((id, row.value))
                     return true
                 }
                 if newestFirst {

@@ -91,14 +91,18 @@ import Testing
         #expect(try h.state.members(ofGroup: groupID).map { "\($0.name)\($0.admin ? "*" : "")" } == ["bob*", "carol"])
         #expect(try h.state.groups(of: h.userID("alice")).isEmpty)
 
+        let before = try h.sendToGroup(t["carol"]!, "team", "under the old name").get()
         _ = try h.run(.renameGroup(.with { $0.tokenHash = t["bob"]!; $0.group = "team"; $0.name = "crew" })).get()
+        // What waits, and the history, show the group as it is called now.
+        #expect(try h.state.undelivered(userID: h.userID("bob"), limit: 10).first { $0.id == before }?.group == "crew")
         #expect(try h.state.group(named: "team", member: h.userID("bob")) == nil)
         #expect(try h.state.group(named: "crew", member: h.userID("bob"))?.id == groupID)
         _ = try h.createGroup(t["dave"]!, "other", []).get()
         #expect(try h.run(.renameGroup(.with { $0.tokenHash = t["bob"]!; $0.group = "crew"; $0.name = "other" })).rejection == .alreadyExists)
         _ = try h.run(.setGroupAdmin(.with { $0.tokenHash = t["bob"]!; $0.group = "crew"; $0.member = "carol"; $0.admin = true })).get()
-        let kinds = try h.state.groupHistory(groupID, limit: 20, newestFirst: false).items.map(\.change.kind)
+        let kinds = try h.state.groupHistory(groupID, limit: 20, newestFirst: false).items.filter(\.hasChange).map(\.change.kind)
         #expect(kinds == [.created, .added, .left, .renamed, .madeAdmin])
+        #expect(try h.state.groupHistory(groupID, limit: 20).items.allSatisfy { $0.group == "crew" })
 
         // The last member's leaving takes the group, its conversation and its name.
         let messageID = try h.sendToGroup(t["carol"]!, "crew", "bye").get()
@@ -124,6 +128,12 @@ import Testing
         #expect(try h.state.undelivered(userID: h.userID("carol"), limit: 10).count == 2)
         #expect(try h.acknowledge(t["bob"]!, [first]).get() == 0)
         #expect(try h.sendToGroup(t["bob"]!, "team", "hey").rejection == .notFound)
+        // What bob said while a member stays, and is no longer his to change.
+        _ = try h.run(.addGroupMembers(.with { $0.tokenHash = t["alice"]!; $0.group = "team"; $0.members = ["bob"] })).get()
+        let said = try h.sendToGroup(t["bob"]!, "team", "back").get()
+        _ = try h.run(.removeGroupMembers(.with { $0.tokenHash = t["alice"]!; $0.group = "team"; $0.members = ["bob"] })).get()
+        #expect(try h.edit(t["bob"]!, said, "rewritten").rejectionMessage == "message \(said) is in a group bob is no longer in")
+        #expect(try h.state.message(id: said)?.body == "back")
     }
 
     @Test func membersDeleteTheirOwnAndAdminsAny() throws {
@@ -132,7 +142,11 @@ import Testing
         let fromBob = try h.sendToGroup(t["bob"]!, "team", "mine").get()
         let fromCarol = try h.sendToGroup(t["carol"]!, "team", "hers").get()
         #expect(try h.delete(t["bob"]!, [fromCarol]).rejectionMessage
-            == "message \(fromCarol) of 'team' is not bob's to delete: a member deletes its own messages, an admin any")
+            == "message \(fromCarol) is not bob's to delete: in a group, a member deletes its own messages, an admin any")
+        // A stranger is told what a stranger to a direct conversation is, and learns no name.
+        _ = try h.createAccount("mallory").get()
+        let mallory = try h.login("mallory")
+        #expect(try h.delete(mallory, [fromCarol]).rejectionMessage == "message \(fromCarol) is not in a conversation of mallory")
         let deleted = try h.runApplied(.deleteMessages(.with { $0.tokenHash = t["bob"]!; $0.messageIds = [fromBob] }))
         #expect(deleted.events == [.messagesDeleted(ids: [fromBob], participants: ["alice", "bob", "carol"])])
         #expect(try h.delete(t["alice"]!, [fromCarol]).get() == 1)
@@ -144,26 +158,39 @@ import Testing
         let edited = try h.runApplied(.editMessage(.with { $0.tokenHash = t["carol"]!; $0.messageID = again; $0.body = "fixed" }))
         guard case let .groupMessageEdited(row, audience)? = edited.events.first else { Issue.record("no edit event"); return }
         #expect(row.body == "fixed" && audience.count == 3)
+        // A change is the group's record: neither edited nor deleted.
         let changeID = try #require(try h.state.groupHistory(row.groupID, limit: 50, newestFirst: false).items.first?.id)
-        #expect(try h.edit(t["alice"]!, changeID, "x").rejection == .invalidArgument)
+        #expect(try h.edit(t["alice"]!, changeID, "x").rejection == .notFound)
+        #expect(try h.delete(t["alice"]!, [changeID]).rejection == .notFound)
+        #expect(try h.state.groupHistory(row.groupID, limit: 50, newestFirst: false).items.first?.change.kind == .created)
     }
 
     @Test func aDeletedAccountLeavesItsGroups() throws {
-        let (h, t) = try Self.cluster(["alice", "bob"])
+        let (h, t) = try Self.cluster(["alice", "bob", "carol"])
+        let aliceID = try h.userID("alice")
         let shared = try h.createGroup(t["alice"]!, "team", ["bob"]).get()
+        let other = try h.createGroup(t["alice"]!, "other", ["carol"]).get()
         let alone = try h.createGroup(t["alice"]!, "solo", []).get()
         let said = try h.sendToGroup(t["alice"]!, "team", "hello").get()
         _ = try h.sendToGroup(t["bob"]!, "team", "hi alice").get()
         let applied = try h.runApplied(.deleteAccount(.with { $0.tokenHash = t["alice"]! }))
         let changes = applied.events.compactMap { event -> MessageRow? in if case let .groupChanged(row, _) = event { row } else { nil } }
-        #expect(changes.map(\.group) == ["team", "solo"])
+        #expect(changes.map(\.group) == ["team", "other", "solo"])
         #expect(changes.allSatisfy { $0.change.kind == .left && $0.change.accountDeleted })
         #expect(try h.state.members(ofGroup: shared).map(\.name) == ["bob"])
         #expect(try h.state.members(ofGroup: shared).map(\.admin) == [true])
         #expect(try h.state.groupHistory(alone, limit: 10).items.isEmpty)
+        // One entry left two groups that go on: each records its own leave, and names only
+        // itself and its own members.
+        let teamLeft = try #require(try h.state.groupHistory(shared, limit: 10).items.first)
+        let otherLeft = try #require(try h.state.groupHistory(other, limit: 10).items.first)
+        #expect(teamLeft.id == otherLeft.id)
+        #expect(teamLeft.group == "team" && teamLeft.change.newAdmins == ["bob"])
+        #expect(otherLeft.group == "other" && otherLeft.change.newAdmins == ["carol"])
         // What it said stays; nothing waits for it.
         #expect(try h.state.message(id: said)?.sender == "alice")
-        #expect(try h.state.unreadCount(userID: shared) == 0)
+        #expect(try h.state.unreadCount(userID: aliceID) == 0)
+        #expect(try h.state.unreadCount(userID: h.userID("bob")) == 1)
     }
 
     /// From cluster version 3 on, a deleted account's name and id are remembered: the other

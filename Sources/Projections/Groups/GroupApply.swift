@@ -4,11 +4,14 @@ import LMDB
 /// Group commands (cluster version 3 on). Each checks everything first and writes after, as
 /// every command does, so a refused one leaves no trace.
 ///
-/// A group's conversation is its `group-history` rows: one message row per message or change,
-/// keyed by the log index that made it. A message waits in the `inbox` of each member but its
-/// sender, as a direct message waits in its recipient's, so reading N, unread counts,
-/// acknowledging and a subscription's catch-up take group messages as they are. Changes
-/// (joins, leaves, renames, admins) are in the conversation and pushed live, never in an inbox.
+/// A group's conversation is its `group-history` rows, keyed by (group id, log index). A
+/// message's row is in `messages`, as a direct one's is; a change (a join, a leave, a rename, an
+/// admin) is kept in its history row itself, since one entry may change several groups (an
+/// account deleted leaves all of its groups at one index). A message waits in the `inbox` of
+/// each member but its sender, as a direct message waits in its recipient's (the inbox row's
+/// value is the group's id), so reading N, unread counts, acknowledging and a subscription's
+/// catch-up take group messages as they are. Changes are pushed live, never in an inbox, and
+/// cannot be edited or deleted: they are the group's record of who was in it.
 extension Mutation {
     mutating func createGroup(_ c: CreateGroup, _ events: inout [ChatEvent]) throws -> UInt64 {
         let creator = try session(c.tokenHash)
@@ -187,8 +190,9 @@ extension Mutation {
         try txn.put(tables.messages, index.bigEndianBytes, try message.serializedBytes())
         try txn.put(try tables.group.history, compositeKey(group.id, index), [])
         var audience: [UInt64] = []
+        let delivery = group.id.bigEndianBytes
         for member in try members(of: group.id) where member.id != sender.id {
-            try txn.put(tables.inbox, compositeKey(member.id, index), [])
+            try txn.put(tables.inbox, compositeKey(member.id, index), delivery)
             audience.append(member.id)
         }
         if reporting { events.append(.groupMessageSent(message, audience: audience)) }
@@ -214,10 +218,18 @@ extension Mutation {
     // MARK: Group messages in the commands every conversation shares
 
     /// Whether `user` may delete group message `message`: its sender while a member, or an
-    /// admin of its group.
-    func mayDeleteGroupMessage(_ message: MessageRow, _ user: Account) throws -> Bool {
-        guard let member = try memberRow(message.groupID, user.id) else { return false }
+    /// admin of its group. Nil when `user` is not in the group: it is told what a stranger to a
+    /// direct conversation is told, and learns nothing of the group.
+    func mayDeleteGroupMessage(_ message: MessageRow, _ user: Account) throws -> Bool? {
+        guard let member = try memberRow(message.groupID, user.id) else { return nil }
         return member.admin || message.senderID == user.id
+    }
+
+    /// The group message as its group is called now: what an edit's event shows.
+    func withCurrentName(_ message: MessageRow) throws -> MessageRow {
+        var shown = message
+        if let group = try groupRow(message.groupID) { shown.group = group.name }
+        return shown
     }
 
     /// Removes a group message: its row, its history row and every member's delivery row.
@@ -310,26 +322,29 @@ extension Mutation {
     }
 
     /// Takes `account` out of `group`, with what still waits for it there: a former member
-    /// reads nothing of the group after it left.
+    /// reads nothing of the group after it left. Its inbox rows are walked, not decoded: a
+    /// group delivery's value names its group.
     mutating func removeMember(_ group: UInt64, _ account: Account) throws {
         let g = try tables.group
         try txn.delete(g.members, compositeKey(group, account.id))
         try txn.delete(g.userGroups, compositeKey(account.id, group))
         var waiting: [UInt64] = []
+        let delivery = group.bigEndianBytes
         try txn.withCursor(tables.inbox) { cursor in
             try cursor.forEach(prefix: account.id.bigEndianBytes) { row in
-                if let id = UInt64(bigEndianBytes: row.key, at: 8), try message(id)?.groupID == group { waiting.append(id) }
+                if row.value == delivery, let id = UInt64(bigEndianBytes: row.key, at: 8) { waiting.append(id) }
                 return true
             }
         }
         for id in waiting { try txn.delete(tables.inbox, compositeKey(account.id, id)) }
     }
 
-    /// A group with nobody left goes, with its conversation.
+    /// A group with nobody left goes, with its conversation (its changes go with their
+    /// history rows; its messages' rows are in `messages`).
     mutating func deleteGroup(_ group: GroupRow) throws {
         let g = try tables.group
         for key in try removeRows(g.history, prefix: group.id.bigEndianBytes, { Array($0.dropFirst(8)) }) {
-            try txn.delete(tables.messages, key)
+            _ = try txn.delete(tables.messages, key)
         }
         try txn.delete(g.names, Array(group.name.utf8))
         try txn.delete(g.groups, group.id.bigEndianBytes)
@@ -347,11 +362,11 @@ extension Mutation {
         return row
     }
 
-    /// Writes a change into the group's conversation and tells `audience`.
+    /// Writes a change into the group's conversation (in its history row) and tells
+    /// `audience`.
     mutating func recordChange(in group: GroupRow, by actor: Account, _ change: GroupChange, audience: [UInt64], _ events: inout [ChatEvent]) throws {
         let row = changeRow(group, by: actor, change)
-        try txn.put(tables.messages, index.bigEndianBytes, try row.serializedBytes())
-        try txn.put(try tables.group.history, compositeKey(group.id, index), [])
+        try txn.put(try tables.group.history, compositeKey(group.id, index), try row.serializedBytes())
         if reporting { events.append(.groupChanged(row, audience: audience)) }
     }
 }

@@ -25,14 +25,11 @@ extension ChatState {
     public func groups(of userID: UInt64) throws -> [GroupSummary] {
         guard let g = tables.groupTables else { return [] }
         return try environment.read { txn in
+            // A group delivery's inbox value is its group's id (a direct one's is empty).
             var unread: [UInt64: UInt64] = [:]
             try txn.withCursor(tables.inbox) { cursor in
                 try cursor.forEach(prefix: userID.bigEndianBytes) { row in
-                    guard let id = UInt64(bigEndianBytes: row.key, at: 8),
-                          let group = try txn.get(tables.messages, id.bigEndianBytes).map({ try MessageRow(serializedBytes: $0).groupID }),
-                          group != 0
-                    else { return true }
-                    unread[group, default: 0] += 1
+                    if let group = UInt64(bigEndianBytes: row.value) { unread[group, default: 0] += 1 }
                     return true
                 }
             }
