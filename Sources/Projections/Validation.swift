@@ -16,13 +16,19 @@ public enum Validation {
 
     /// Account names: 1–32 of letters, digits, `_`, `.`, `-`.
     public static func accountName(_ name: String) throws(Rejection) {
+        try self.name(name, of: "account")
+    }
+
+    /// A name of `what` (an account, a group): 1–32 of letters, digits, `_`, `.`, `-`. The
+    /// refusals are recorded outcomes in the log: their words never change.
+    static func name(_ name: String, of what: String) throws(Rejection) {
         let bytes = name.utf8
-        guard !bytes.isEmpty else { throw Rejection(.invalidArgument, "the account name is empty") }
+        guard !bytes.isEmpty else { throw Rejection(.invalidArgument, "the \(what) name is empty") }
         guard bytes.count <= maxNameLength else {
-            throw Rejection(.invalidArgument, "the account name is longer than \(maxNameLength) characters")
+            throw Rejection(.invalidArgument, "the \(what) name is longer than \(maxNameLength) characters")
         }
         guard bytes.allSatisfy(isNameCharacter) else {
-            throw Rejection(.invalidArgument, "the account name '\(name)' may only hold letters, digits, '_', '.' and '-'")
+            throw Rejection(.invalidArgument, "the \(what) name '\(name)' may only hold letters, digits, '_', '.' and '-'")
         }
     }
 

@@ -476,15 +476,20 @@ def create_group(page, name, members):
     page.wait(lambda: page.visible("conversation") and page.text("peer-name") == f"#{name}", f"#{name} open")
 
 
-def test_groups_in_three_browsers_badges_members_and_changes(cluster, pages):
-    tag = unique("g")
-    alice, bob, carol = f"{tag}-alice", f"{tag}-bob", f"{tag}-carol"
-    a, b, c = pages("a"), pages("b"), pages("c")
-    a.register(alice)
-    b.register(bob)
-    c.register(carol)
+def three_in_a_group(pages, prefix):
+    """Three people in three browsers, and a group the first made with the other two."""
+    tag = unique(prefix)
+    names = [f"{tag}-alice", f"{tag}-bob", f"{tag}-carol"]
+    windows = [pages(w) for w in "abc"]
+    for window, name in zip(windows, names):
+        window.register(name)
     team = f"{tag}-team"
-    create_group(a, team, [bob, carol])
+    create_group(windows[0], team, names[1:])
+    return tag, names, windows, team
+
+
+def test_groups_in_three_browsers_badges_members_and_changes(cluster, pages):
+    tag, (alice, bob, carol), (a, b, c), team = three_in_a_group(pages, "g")
     a.wait(lambda: a.system_lines() == [f"You created the group with {bob}, {carol}"], "the creation line")
     # The others see the group appear, live.
     b.wait(lambda: f"#{team}" in b.group_names(), "the group in bob's list")
@@ -544,14 +549,7 @@ def test_a_group_name_too_long_is_refused_with_a_sentence(cluster, pages):
 
 
 def test_leader_killed_mid_group_conversation_loses_and_doubles_nothing(cluster, pages):
-    tag = unique("k")
-    alice, bob, carol = f"{tag}-alice", f"{tag}-bob", f"{tag}-carol"
-    a, b, c = pages("a"), pages("b"), pages("c")
-    a.register(alice)
-    b.register(bob)
-    c.register(carol)
-    team = f"{tag}-team"
-    create_group(a, team, [bob, carol])
+    _, (alice, bob, carol), (a, b, c), team = three_in_a_group(pages, "k")
     b.open_group(team)
     c.open_group(team)
     helper = cluster.register(unique("ops"))

@@ -141,10 +141,7 @@ extension ChatService {
                 newestFirst: !request.oldestFirst
             )
         }
-        return .with {
-            $0.messages = page.items.map(Self.message)
-            $0.nextPageToken = page.nextPageToken ?? ""
-        }
+        return Self.history(page)
     }
 
     // MARK: Helpers

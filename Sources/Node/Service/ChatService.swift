@@ -199,10 +199,16 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
                 newestFirst: !request.oldestFirst
             )
         }
-        return .with {
+        var response = Self.history(page)
+        response.deletedAccount = deleted
+        return response
+    }
+
+    /// A page of a conversation, direct or a group's, as the API answers it.
+    static func history(_ page: Page<MessageRow>) -> Chorus_V1_HistoryResponse {
+        .with {
             $0.messages = page.items.map(Self.message)
             $0.nextPageToken = page.nextPageToken ?? ""
-            $0.deletedAccount = deleted
         }
     }
 

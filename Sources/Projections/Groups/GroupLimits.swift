@@ -10,14 +10,7 @@ extension Validation {
     /// Group names follow account names' rules (1–32 of letters, digits, `_`, `.`, `-`); they
     /// are unique among groups, apart from accounts' names.
     public static func groupName(_ name: String) throws(Rejection) {
-        let bytes = name.utf8
-        guard !bytes.isEmpty else { throw Rejection(.invalidArgument, "the group name is empty") }
-        guard bytes.count <= maxNameLength else {
-            throw Rejection(.invalidArgument, "the group name is longer than \(maxNameLength) characters")
-        }
-        guard bytes.allSatisfy(isNameCharacter) else {
-            throw Rejection(.invalidArgument, "the group name '\(name)' may only hold letters, digits, '_', '.' and '-'")
-        }
+        try self.name(name, of: "group")
     }
 
     /// The accounts one group command names: at most `maxGroupMembers`, each a valid name.
