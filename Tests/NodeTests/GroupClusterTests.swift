@@ -80,6 +80,64 @@ import Testing
     }
 }
 
+extension GroupClusterTests {
+    /// `chorus group …`, `send '#team'` and `history '#team'`: output, `--json` and exit codes;
+    /// and a deleted account's conversation, still readable.
+    @Test func groupsInTheTerminalClient() async throws {
+        let cluster = try TestCluster(size: 3, placement: .inProcess)
+        try cluster.startAll()
+        let cli = CLI(endpoints: cluster.endpoints, sessionDirectory: cluster.root, ca: cluster.tls ? cluster.credentials(1).ca : nil)
+        try await cluster.withClient { client in
+            _ = try await cluster.waitForLeader(client)
+            _ = try await UpgradeTests.waitForClusterVersion(3, client)
+        }
+        for name in ["alice", "bob", "carol", "dave"] {
+            let r = try await cli.run(["register", name], stdin: "\(name)-pw\n", session: name)
+            #expect(r.status == 0, "\(r)")
+        }
+        var r = try await cli.run(["group", "create", "team", "bob", "carol"], session: "alice")
+        #expect(r.status == 0 && r.stdout.contains("created #team with 3 members"), "\(r)")
+        r = try await cli.run(["send", "#team", "hello", "all"], session: "alice")
+        #expect(r.status == 0 && r.stdout.hasPrefix("sent #") && r.stdout.contains("to #team"), "\(r)")
+        r = try await cli.run(["group", "list"], session: "bob")
+        #expect(r.stdout.contains("#team  3 members, 1 unread"), "\(r)")
+        r = try await cli.run(["read"], session: "bob")
+        #expect(r.status == 0 && r.stdout.contains("alice → #team: hello all"), "\(r)")
+        r = try await cli.run(["group", "members", "#team", "--json"], session: "bob")
+        let members = (r.json?["members"] as? [[String: Any]])?.map { "\($0["name"] ?? "")\($0["admin"] as? Bool == true ? "*" : "")" }
+        #expect(members == ["alice*", "bob", "carol"], "\(r)")
+
+        // Not an admin, not a member, no such group: each its exit code and sentence.
+        r = try await cli.run(["group", "add", "team", "dave"], session: "bob")
+        #expect(r.status == 6 && r.stderr.contains("only an admin of 'team' adds members"), "\(r)")
+        r = try await cli.run(["send", "#team", "let me in"], session: "dave")
+        #expect(r.status == 3 && r.stderr.contains("dave is in no group named 'team'"), "\(r)")
+        r = try await cli.run(["group", "create", "team"], session: "dave")
+        #expect(r.status == 4 && r.stderr.contains("there is already a group named 'team'"), "\(r)")
+
+        r = try await cli.run(["group", "rename", "#team", "crew"], session: "alice")
+        #expect(r.status == 0 && r.stdout.contains("#team is now #crew"), "\(r)")
+        r = try await cli.run(["group", "leave", "crew"], session: "carol")
+        #expect(r.status == 0, "\(r)")
+        r = try await cli.run(["history", "#crew", "--oldest-first"], session: "bob")
+        let lines = r.stdout.split(separator: "\n").map { String($0.split(separator: "] ", maxSplits: 1).last ?? "") }
+        #expect(lines == ["#crew: alice created the group with bob, carol", "alice → #crew: hello all",
+                          "#crew: alice renamed the group from team", "#crew: carol left"], "\(r)")
+        r = try await cli.run(["history", "#crew", "--json"], session: "bob")
+        let kinds = (r.json?["messages"] as? [[String: Any]])?.compactMap { ($0["change"] as? [String: Any])?["kind"] as? String }
+        #expect(kinds == ["left", "renamed", "created"], "\(r)")
+
+        // alice deletes her account: bob still reads what she wrote him, and is told why.
+        r = try await cli.run(["send", "bob", "before I go"], session: "alice")
+        r = try await cli.run(["delete-account"], stdin: "alice-pw\n", session: "alice")
+        #expect(r.status == 0, "\(r)")
+        r = try await cli.run(["history", "alice"], session: "bob")
+        #expect(r.status == 0 && r.stdout.contains("(alice deleted their account; what they wrote stays)") && r.stdout.contains("alice → bob: before I go"), "\(r)")
+        r = try await cli.run(["group", "members", "crew"], session: "bob")
+        #expect(r.stdout.contains("bob ★") && !r.stdout.contains("alice"), "\(r)")
+    }
+}
+
 /// The next change to a group on a live stream, skipping other events.
 func nextChange(_ iterator: inout Subscription.AsyncIterator) async throws -> ChatMessage? {
     while let event = try await iterator.next() {
