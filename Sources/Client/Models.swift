@@ -11,7 +11,8 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
     public var delivered: Bool
     /// When the body was last edited; nil if never.
     public var editedUnixMs: Int64?
-    /// In a group's conversation: the group's name when it was sent (`recipient` is empty).
+    /// In a group's conversation: the group's name as it is now (`recipient` is empty); for a
+    /// change, the name it was made under.
     public var group: String?
     /// A change to the group instead of a message (`body` is empty; `sender` made it).
     public var change: GroupChange?

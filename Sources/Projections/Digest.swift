@@ -62,6 +62,10 @@ extension ChatState {
         switch table {
         case "users", "clients", "meta", "group-names":
             keyText = String(decoding: key, as: UTF8.self)
+        case "former-users":
+            // The name's length, the name, the id the account had.
+            let length = Int(key.first ?? 0)
+            keyText = String(decoding: key.dropFirst().prefix(length), as: UTF8.self) + "/" + (UInt64(bigEndianBytes: key, at: 1 + length).map(String.init) ?? "?")
         case "sessions":
             keyText = key.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined() + "…"
         default:
@@ -77,6 +81,9 @@ extension ChatState {
             case "messages": valueText = try MessageRow(serializedBytes: value).textFormatString()
             case "groups": valueText = try GroupRow(serializedBytes: value).textFormatString()
             case "group-members": valueText = try MemberRow(serializedBytes: value).textFormatString()
+            // A group's change lives in its history row; a group delivery names its group.
+            case "group-history": valueText = value.isEmpty ? "" : try MessageRow(serializedBytes: value).textFormatString()
+            case "inbox": valueText = UInt64(bigEndianBytes: value).map { "group \($0)" } ?? ""
             case "sessions": valueText = try SessionRow(serializedBytes: value).textFormatString()
             case "subscriptions": valueText = try SubscriptionRow(serializedBytes: value).textFormatString()
             case "clients": valueText = try ClientRow(serializedBytes: value).textFormatString()

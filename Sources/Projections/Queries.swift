@@ -136,7 +136,8 @@ extension ChatState {
 
     /// `rows(_:)` for index entries that may carry their row themselves (a group's changes
     /// live in its history: several may come from one entry). A group message shows its group
-    /// under the name it has now, the one its members know it by.
+    /// under the name it has now, the one its members know it by; a change keeps the name it
+    /// was made under (a rename's line says what the group became then).
     static func rows(_ entries: [(id: UInt64, inline: [UInt8])], _ txn: Transaction, _ tables: Tables) throws -> (rows: [MessageRow], complete: Bool) {
         var rows: [MessageRow] = []
         var bytes = 0
@@ -146,7 +147,7 @@ extension ChatState {
             bytes += stored.count
             if !rows.isEmpty && bytes > Validation.maxPageBytes { return (rows, false) }
             var row = try MessageRow(serializedBytes: stored)
-            if row.groupID != 0, let groups = tables.groupTables?.groups {
+            if row.groupID != 0, !row.hasChange, let groups = tables.groupTables?.groups {
                 if names[row.groupID] == nil {
                     names[row.groupID] = try txn.get(groups, row.groupID.bigEndianBytes).map { try GroupRow(serializedBytes: $0).name } ?? row.group
                 }

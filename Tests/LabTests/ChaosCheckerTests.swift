@@ -139,6 +139,13 @@ import Testing
         Case(name: "group message delivered twice", operations: [
             groupSend(5, "to the group", at: 0...10), undelivered("u1", at: 20...30, [g], acknowledged: .ok),
         ], final: final([g], groupWaiting: ["u1": [5], "u2": [5]]), rules: ["group message delivered twice"]),
+        Case(name: "an add begun before a leave commits after it", operations: [
+            membership(.groupAdd, at: 0...30), membership(.groupLeave, at: 10...20), groupSend(5, "to the group", at: 40...50),
+        ], final: final([g], groupWaiting: ["u1": [5], "u2": [5]]), rules: []),
+        Case(name: "a lost group message a group read showed", operations: [
+            Op(worker: 0, kind: .groupSend, user: "u0", group: "g", body: "to the group", invoke: 0, complete: 10, outcome: .unknown),
+            Op(worker: 1, kind: .groupHistory, user: "u1", group: "g", invoke: 20, complete: 30, outcome: .ok, page: [Op.Seen(i: 5, b: "to the group")]),
+        ], final: final([]), rules: ["shown message lost"]),
         Case(name: "group message after leaving", operations: [
             membership(.groupLeave, at: 0...10), groupSend(5, "to the group", at: 20...30),
         ], final: final([g], groupWaiting: ["u1": [5], "u2": [5]]), rules: ["group message after leaving"]),

@@ -121,7 +121,7 @@ extension GroupClusterTests {
         #expect(r.status == 0, "\(r)")
         r = try await cli.run(["history", "#crew", "--oldest-first"], session: "bob")
         let lines = r.stdout.split(separator: "\n").map { String($0.split(separator: "] ", maxSplits: 1).last ?? "") }
-        #expect(lines == ["#crew: alice created the group with bob, carol", "alice → #crew: hello all",
+        #expect(lines == ["#team: alice created the group with bob, carol", "alice → #crew: hello all",
                           "#crew: alice renamed the group from team", "#crew: carol left"], "\(r)")
         r = try await cli.run(["history", "#crew", "--json"], session: "bob")
         let kinds = (r.json?["messages"] as? [[String: Any]])?.compactMap { ($0["change"] as? [String: Any])?["kind"] as? String }

@@ -3,6 +3,7 @@ import Client
 import Foundation
 import GRPCCore
 import LogStore
+import Projections
 import SwiftProtobuf
 import Testing
 
@@ -31,7 +32,7 @@ extension ClusterTests {
                 let forged = Self.forgedMessages(from: peer, to: me)
                 try await RawChat.withStub(cluster.address(id), security: cluster.security) { raw in
                     _ = try await Chorus_V1_Peer.Client(wrapping: raw).stream(requestProducer: { writer in
-                        try await writer.write(.with { $0.clusterID = clusterID; $0.messages = forged; $0.senderBuild = .with { $0.maxClusterVersion = 2 } })
+                        try await writer.write(.with { $0.clusterID = clusterID; $0.messages = forged; $0.senderBuild = .with { $0.maxClusterVersion = BuildVersions.current.maxClusterVersion } })
                     })
                 }
                 sentTo[id] = forged.count

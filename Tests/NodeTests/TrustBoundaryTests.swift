@@ -5,6 +5,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOSSL
+import Projections
 import Synchronization
 import Testing
 import X509
@@ -36,7 +37,7 @@ extension ClusterTests {
                         _ = try await Chorus_V1_Peer.Client(wrapping: raw).stream(request: StreamingClientRequest { writer in
                             try await writer.write(.with {
                                 $0.clusterID = clusterID
-                                $0.senderBuild = .with { $0.maxClusterVersion = 2 }
+                                $0.senderBuild = .with { $0.maxClusterVersion = BuildVersions.current.maxClusterVersion }
                                 $0.messages = [.with { $0.from = sender; $0.to = UInt64(target); $0.term = 1; $0.heartbeat = .with { $0.commit = 0 } }]
                             })
                         }, options: options)

@@ -102,7 +102,15 @@ import Testing
         _ = try h.run(.setGroupAdmin(.with { $0.tokenHash = t["bob"]!; $0.group = "crew"; $0.member = "carol"; $0.admin = true })).get()
         let kinds = try h.state.groupHistory(groupID, limit: 20, newestFirst: false).items.filter(\.hasChange).map(\.change.kind)
         #expect(kinds == [.created, .added, .left, .renamed, .madeAdmin])
-        #expect(try h.state.groupHistory(groupID, limit: 20).items.allSatisfy { $0.group == "crew" })
+        // Messages show the name as it is; a change, the name it was made under.
+        let rows = try h.state.groupHistory(groupID, limit: 20, newestFirst: false).items
+        #expect(rows.filter { !$0.hasChange }.allSatisfy { $0.group == "crew" })
+        #expect(rows.filter(\.hasChange).map(\.group) == ["team", "team", "team", "crew", "crew"])
+        // For a reader, whether each message of another waits for it.
+        let forBob = try h.state.groupHistory(groupID, limit: 20, newestFirst: false, reader: h.userID("bob")).items.filter { !$0.hasChange }
+        #expect(forBob.map(\.delivered) == [false])
+        _ = try h.acknowledge(t["bob"]!, forBob.map(\.id)).get()
+        #expect(try h.state.groupHistory(groupID, limit: 20, newestFirst: false, reader: h.userID("bob")).items.filter { !$0.hasChange }.map(\.delivered) == [true])
 
         // The last member's leaving takes the group, its conversation and its name.
         let messageID = try h.sendToGroup(t["carol"]!, "crew", "bye").get()
@@ -219,6 +227,26 @@ import Testing
         }
     }
 
+    /// The tools' rendering of the new tables: a change from its history row, a delivery's
+    /// group, a former account's name and id.
+    @Test func dumpsDescribeTheGroupTables() throws {
+        let (h, t) = try Self.cluster(["alice", "bob"])
+        let groupID = try h.createGroup(t["alice"]!, "team", ["bob"]).get()
+        let sent = try h.sendToGroup(t["alice"]!, "team", "hi").get()
+        let bobID = try h.userID("bob"), aliceID = try h.userID("alice")
+        _ = try h.deleteAccount(t["alice"]!).get()
+        var lines: [String: [String]] = [:]
+        for table in ["group-history", "inbox", "former-users"] {
+            try h.state.forEachRow(in: table) { key, value in
+                lines[table, default: []].append(ChatState.describeRow(table: table, key: key, value: value))
+            }
+        }
+        #expect(lines["group-history"]?.first?.hasPrefix("\(groupID)/\(groupID) ") == true && lines["group-history"]?.first?.contains("kind: CREATED") == true,
+                "\(lines)")
+        #expect(lines["inbox"] == ["\(bobID)/\(sent) group \(groupID)"], "\(lines)")
+        #expect(lines["former-users"] == ["alice/\(aliceID) "], "\(lines)")
+    }
+
     @Test func limitsOnMembersAndGroups() throws {
         let (h, t) = try Self.cluster(["alice", "bob"])
         let many = (0..<Validation.maxGroupMembers).map { "user\($0)" }
@@ -233,6 +261,7 @@ import Testing
         #expect(try h.createGroup(t["bob"]!, "too-many", []).rejectionMessage == "'bob' is in 256 groups, the most an account may be in")
         #expect(try h.createGroup(t["alice"]!, "with-bob", ["bob"]).rejectionMessage == "'bob' is in 256 groups, the most an account may be in")
         #expect(try h.createGroup(t["alice"]!, "bad name", []).rejection == .invalidArgument)
+        #expect(try h.createGroup(t["alice"]!, "..", []).rejectionMessage == "the group name '..' needs a letter, a digit, '_' or '-'")
         #expect(try h.createGroup(t["alice"]!, "big", []).rejectionMessage == "there is already a group named 'big'")
     }
 

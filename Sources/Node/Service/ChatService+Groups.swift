@@ -138,7 +138,8 @@ extension ChatService {
                 group.id,
                 limit: request.pageSize == 0 ? 50 : Int(request.pageSize),
                 pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
-                newestFirst: !request.oldestFirst
+                newestFirst: !request.oldestFirst,
+                reader: session.userID
             )
         }
         return Self.history(page)

@@ -9,8 +9,13 @@ extension Validation {
 
     /// Group names follow account names' rules (1–32 of letters, digits, `_`, `.`, `-`); they
     /// are unique among groups, apart from accounts' names.
+    /// A name of dots only would be a path segment ("." or "..") in every URL that names the
+    /// group: refused.
     public static func groupName(_ name: String) throws(Rejection) {
         try self.name(name, of: "group")
+        guard name.utf8.contains(where: { $0 != UInt8(ascii: ".") }) else {
+            throw Rejection(.invalidArgument, "the group name '\(name)' needs a letter, a digit, '_' or '-'")
+        }
     }
 
     /// The accounts one group command names: at most `maxGroupMembers`, each a valid name.

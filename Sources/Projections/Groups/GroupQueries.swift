@@ -81,12 +81,21 @@ extension ChatState {
     }
 
     /// A group's conversation, messages and changes, `limit` at a time, as `conversation`
-    /// pages a direct one.
-    public func groupHistory(_ id: UInt64, limit: Int, pageToken: String? = nil, newestFirst: Bool = true) throws -> Page<MessageRow> {
+    /// pages a direct one. With a `reader`, each message of another member says whether it was
+    /// delivered to that reader (nothing waits for it), so a client acknowledges only what does.
+    public func groupHistory(_ id: UInt64, limit: Int, pageToken: String? = nil, newestFirst: Bool = true, reader: UInt64? = nil) throws -> Page<MessageRow> {
         guard let g = tables.groupTables else {
             try Validation.pageSize(limit)
             return Page(items: [], nextPageToken: nil)
         }
-        return try page(of: g.history, under: id.bigEndianBytes, limit: limit, pageToken: pageToken, newestFirst: newestFirst)
+        var page = try page(of: g.history, under: id.bigEndianBytes, limit: limit, pageToken: pageToken, newestFirst: newestFirst)
+        if let reader {
+            try environment.read { txn in
+                for i in page.items.indices where !page.items[i].hasChange && page.items[i].senderID != reader {
+                    page.items[i].delivered = try txn.get(tables.inbox, compositeKey(reader, page.items[i].id)) == nil
+                }
+            }
+        }
+        return page
     }
 }

@@ -370,6 +370,9 @@ async function loadGroups() {
   try {
     const answer = await api.groups();
     state.groups.clear();
+    // Counts of groups it is no longer in (left, removed, renamed) go.
+    const current = new Set(answer.groups.map((g) => `#${g.name}`));
+    for (const key of [...state.unreadBy.keys()]) if (isGroup(key) && !current.has(key)) state.unreadBy.delete(key);
     for (const group of answer.groups) {
       state.groups.set(group.name, group);
       const key = `#${group.name}`;
@@ -458,6 +461,7 @@ async function loadMembers() {
 }
 
 function renderMembers() {
+  if (!isGroup(state.peer)) return;
   const group = groupOf(state.peer);
   const meAdmin = state.members.some((m) => m.name === state.me && m.admin);
   for (const form of $('members-panel').querySelectorAll('.admin-only')) show(form, meAdmin);
@@ -524,6 +528,7 @@ function renamed(oldKey, newKey) {
   if (state.peer !== oldKey) return;
   state.peer = newKey;
   $('peer-name').textContent = newKey;
+  history.replaceState(null, '', `#c=${encodeURIComponent(newKey)}`);
 }
 
 async function leaveGroup() {
@@ -555,6 +560,7 @@ function markDeleted(deleted) {
 function closeConversation() {
   history.replaceState(null, '', location.pathname);
   state.peer = null;
+  state.members = [];
   state.messages.clear();
   show($('conversation'), false);
   show($('empty'), true);
@@ -919,6 +925,7 @@ async function readNext() {
     show($('conversation'), false);
     show($('inbox-view'), true);
     state.peer = null;
+    state.members = [];
     for (const item of document.querySelectorAll('#accounts li.account, #groups li.account')) item.classList.remove('open');
     // On the screen now: delivered, and no longer waiting.
     const delivered = await markShown(answer.messages);
@@ -1099,9 +1106,16 @@ async function start() {
   try {
     const session = await api.session();
     enter(session.name, 0);
-    // Back where the page was: the conversation its address names.
+    // Back where the page was: the conversation its address names (an address that does not
+    // decode names none).
     const open = /^#c=(.+)$/.exec(location.hash);
-    if (open) openConversation(decodeURIComponent(open[1]));
+    let key = null;
+    try {
+      key = open ? decodeURIComponent(open[1]) : null;
+    } catch {
+      history.replaceState(null, '', location.pathname);
+    }
+    if (key) openConversation(key);
   } catch {
     showAuth('login');
   }

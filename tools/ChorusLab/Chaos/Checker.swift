@@ -181,7 +181,7 @@ struct Checker {
         // 4. Deletes stick: a message whose delete was acknowledged is in no read that began
         // after it, nor in the final state.
         let finalIDs = Set(final.messages.map(\.id))
-        let allReads = operations.filter { ($0.kind == .history || $0.kind == .undelivered) && $0.outcome == .ok }
+        let allReads = operations.filter { ($0.kind == .history || $0.kind == .groupHistory || $0.kind == .undelivered) && $0.outcome == .ok }
         // The reads that returned each message, in the history's order: looked up per deleted
         // message (searching every read for each one took seconds on a long run).
         var readsShowing: [UInt64: [HistoryOperation]] = [:]
@@ -279,8 +279,11 @@ struct Checker {
             for leave in leaves where leave.user == user {
                 let handed = (reads[user] ?? []).flatMap { read in (read.messages ?? []).map { ($0.id, Optional(read)) } } + waiting.map { ($0, nil) }
                 for (id, read) in handed {
+                    // An add may have put it back: one that began before the send ended and did
+                    // not end before the leave began (a retried or unknown add may commit after
+                    // the leave, whenever it began).
                     guard let send = sendByID[id], send.invoke > leave.complete,
-                          !adds.contains(where: { $0.user == user && $0.invoke > leave.invoke && $0.invoke < send.complete })
+                          !adds.contains(where: { $0.user == user && $0.invoke < send.complete && ($0.outcome == .unknown || $0.complete > leave.invoke) })
                     else { continue }
                     add("group message after leaving", "\(user) left #\(send.group ?? "?") and was then handed group message \(id)", [leave, send] + (read.map { [$0] } ?? []))
                 }

@@ -223,9 +223,11 @@ struct ChaosWorkload: AsyncParsableCommand {
             for n in 0..<users {
                 let mine = try await retryUntilDone { try await client.login(name: Self.name(n), password: Self.password).token }
                 var ids: [UInt64] = []
-                while case let page = try await retryUntilDone({ try await client.readUndelivered(token: mine, limit: 1000, acknowledge: true).messages }), !page.isEmpty {
-                    // A retried read (its acknowledgement's answer lost) hands the same ones again.
+                // Read, then acknowledge apart: an acknowledgement whose answer is lost is
+                // tried again (harmless), and the page it took is already recorded.
+                while case let page = try await retryUntilDone({ try await client.readUndelivered(token: mine, limit: 1000, acknowledge: false).messages }), !page.isEmpty {
                     ids += page.map(\.id).filter { !ids.contains($0) }
+                    _ = try await retryUntilDone { try await client.acknowledge(token: mine, ids: page.map(\.id)) }
                 }
                 waiting[Self.name(n)] = ids
             }
