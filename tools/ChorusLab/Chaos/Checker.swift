@@ -24,8 +24,11 @@ struct Checker {
 
     /// Messages per conversation read (the newest): the checks know a read shows only those.
     static let pageSize = 100
-    /// Messages per read of undelivered ones (the oldest first).
-    static let undeliveredLimit = 5
+    /// Messages per read of undelivered ones (the oldest first). Reads must take more than
+    /// arrives, or every inbox fills and a stale read hides behind a full page of old messages:
+    /// in 100 of a worker's operations about 100 deliveries arrive (40 direct sends, 15 group
+    /// sends to four members each), and 12 reads take up to this many each.
+    static let undeliveredLimit = 10
     /// The write that shows the healed cluster accepts writes again.
     static let probeBody = "final-probe"
 
@@ -215,6 +218,12 @@ struct Checker {
         // already have been acknowledged (delivered) or deleted by then.
         var sentTo: [String: [HistoryOperation]] = [:]
         for send in sends where send.kind == .send && send.outcome == .ok && send.id != nil { sentTo[send.other ?? "", default: []].append(send) }
+        // A group message waits for every member but its sender: those that never left are
+        // read against it as its recipients (one that left and came back may have missed it).
+        let churners = Set(operations.filter { $0.kind == .groupLeave }.map(\.user))
+        for send in sends where send.kind == .groupSend && send.outcome == .ok && send.id != nil {
+            for member in final.unread.keys where member != send.user && !churners.contains(member) { sentTo[member, default: []].append(send) }
+        }
         let undeliveredBy = Dictionary(grouping: undelivered, by: \.user)
         for read in undelivered where read.outcome == .ok {
             let returned = (read.messages ?? []).map(\.id)
