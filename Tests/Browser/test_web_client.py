@@ -224,9 +224,23 @@ def test_errors_are_shown_in_words(cluster, pages):
     cookie = cluster.register(gone)
     a.open(gone)
     assert cluster.call("POST", "/api/account/delete", {"password": "password-1"}, cookie=cookie)[0] == 204
+    # The page hears of it: the conversation is marked, and nothing more can be sent to it.
+    a.wait(lambda: a.text("peer-name") == f"{gone} (deleted account)", "the deleted account marked")
+    assert not a.by("composer").is_enabled()
+    # A send the cluster refuses gives the text back. (The page now learns of a deleted
+    # account before it could send to it: the refusal is made here, in the page's fetch.)
+    other = unique("other")
+    cluster.register(other)
+    a.open(other)
+    a.driver.execute_script("""
+        const real = window.fetch;
+        window.fetch = (url, init) => (init && init.method === 'POST' && String(url).startsWith('/api/conversations/'))
+            ? Promise.resolve(new Response(JSON.stringify({error: {message: arguments[0]}}), {status: 404, headers: {'Content-Type': 'application/json'}}))
+            : real(url, init);
+    """, f"There is no account named '{other}'.")
     a.type("composer", "are you there?")
     a.click("send")
-    a.wait(lambda: a.text("composer-error") == f"There is no account named '{gone}'.", "the no-such-user error")
+    a.wait(lambda: a.text("composer-error") == f"There is no account named '{other}'.", "the no-such-user error")
     assert a.by("composer").get_attribute("value") == "are you there?", "the text is given back"
     # 64 KiB typed key by key would take minutes: paste it, as a person would.
     a.driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
