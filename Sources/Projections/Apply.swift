@@ -581,9 +581,7 @@ struct Mutation {
     }
 
     func isOnline(_ userID: UInt64) throws -> Bool {
-        try txn.withCursor(tables.online) { cursor in
-            try cursor.seek(atOrAfter: userID.bigEndianBytes).map { $0.key.starts(with: userID.bigEndianBytes) } ?? false
-        }
+        try tables.isOnline(userID, txn)
     }
 
     /// Everyone goes offline, and is announced so: a client gone for good during the

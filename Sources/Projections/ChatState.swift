@@ -154,6 +154,13 @@ final class Tables: Sendable {
         try txn.get(meta, Self.clusterVersionKey).flatMap { UInt32(bigEndianBytes: $0) } ?? 1
     }
 
+    /// Whether a subscription of `userID` is attached (an `online` row under its id).
+    func isOnline(_ userID: UInt64, _ txn: Transaction) throws -> Bool {
+        try txn.withCursor(online) { cursor in
+            try cursor.seek(atOrAfter: userID.bigEndianBytes).map { $0.key.starts(with: userID.bigEndianBytes) } ?? false
+        }
+    }
+
     func lastApplied(_ txn: Transaction) throws -> UInt64 {
         try txn.get(meta, Self.lastAppliedKey).flatMap { UInt64(bigEndianBytes: $0) } ?? 0
     }

@@ -64,10 +64,7 @@ extension ChatState {
                     guard glob.matches(row.key) else { return true }
                     if items.count == pageSize { more = true; return false }
                     let user = try UserRow(serializedBytes: row.value)
-                    let online = try txn.withCursor(tables.online) { online in
-                        try online.seek(atOrAfter: user.id.bigEndianBytes).map { $0.key.starts(with: user.id.bigEndianBytes) } ?? false
-                    }
-                    items.append(AccountSummary(name: user.name, online: online))
+                    items.append(AccountSummary(name: user.name, online: try tables.isOnline(user.id, txn)))
                     return true
                 }
                 return Page(items: items, nextPageToken: more ? items.last?.name : nil)
@@ -78,11 +75,7 @@ extension ChatState {
     /// Whether a subscription of `name` is attached.
     public func isOnline(_ name: String) throws -> Bool {
         guard let user = try user(named: name) else { return false }
-        return try environment.read { txn in
-            try txn.withCursor(tables.online) { cursor in
-                try cursor.seek(atOrAfter: user.id.bigEndianBytes).map { $0.key.starts(with: user.id.bigEndianBytes) } ?? false
-            }
-        }
+        return try environment.read { txn in try tables.isOnline(user.id, txn) }
     }
 
     public func unreadCount(userID: UInt64) throws -> UInt64 {
@@ -148,10 +141,9 @@ extension ChatState {
             if !rows.isEmpty && bytes > Validation.maxPageBytes { return (rows, false) }
             var row = try MessageRow(serializedBytes: stored)
             if row.groupID != 0, !row.hasChange, let groups = tables.groupTables?.groups {
-                if names[row.groupID] == nil {
-                    names[row.groupID] = try txn.get(groups, row.groupID.bigEndianBytes).map { try GroupRow(serializedBytes: $0).name } ?? row.group
-                }
-                row.group = names[row.groupID]!
+                let name = try names[row.groupID] ?? txn.get(groups, row.groupID.bigEndianBytes).map { try GroupRow(serializedBytes: $0).name } ?? row.group
+                names[row.groupID] = name
+                row.group = name
             }
             rows.append(row)
         }

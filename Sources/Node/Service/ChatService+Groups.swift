@@ -163,15 +163,9 @@ extension ChatService {
         }
     }
 
-    /// Proposes a group command once the cluster runs version 3, checked again as it is
-    /// proposed (see `editMessage`).
+    /// Proposes a group command once the cluster runs version 3.
     private func proposeGroupCommand(_ requestID: Chorus_V1_RequestID, token: String, _ context: ServerContext,
-                                     _ kind: @escaping ([UInt8]) throws -> Command.OneOf_Kind) async throws -> UInt64 {
-        try await requireClusterVersion(3, feature: Rejection.groupsFeature)
-        return try await proposeAsSession(requestID, token: token, context) { hash in
-            let running = versions.clusterVersion
-            guard running >= 3 else { throw Rejection.needsClusterVersion(3, feature: Rejection.groupsFeature, running: running).rpcError }
-            return try kind(hash)
-        }
+                                     _ kind: ([UInt8]) throws -> Command.OneOf_Kind) async throws -> UInt64 {
+        try await proposeAsSession(requestID, token: token, context, needing: 3, feature: Rejection.groupsFeature, kind)
     }
 }

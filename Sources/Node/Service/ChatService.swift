@@ -229,20 +229,28 @@ struct ChatService: Chorus_V1_Chat.SimpleServiceProtocol {
     /// Cluster version 2 on: the sender replaces a message's body.
     func editMessage(request: Chorus_V1_EditMessageRequest, context: ServerContext) async throws -> Chorus_V1_EditMessageResponse {
         try mapRejection { try Validation.messageBody(request.body) }
-        try await requireClusterVersion(2, feature: "editing a message")
-        let edited = try await proposeAsSession(request.requestID, token: request.token, context) { hash in
-            // Checked again as it is proposed, on the node that proposes it (it may have
-            // become leader since): only a node that applied the raise puts an edit in the
-            // log, so every edit follows the raise there.
-            let running = versions.clusterVersion
-            guard running >= 2 else { throw Rejection.needsClusterVersion(2, feature: "editing a message", running: running).rpcError }
-            return .editMessage(.with {
+        let edited = try await proposeAsSession(request.requestID, token: request.token, context, needing: 2, feature: "editing a message") { hash in
+            .editMessage(.with {
                 $0.tokenHash = Data(hash)
                 $0.messageID = request.messageID
                 $0.body = request.body
             })
         }
         return .with { $0.editedUnixMs = Int64(bitPattern: edited) }
+    }
+
+    /// `proposeAsSession` for a command of cluster version `needed`: refused early while the
+    /// cluster runs an older one, and checked again as it is proposed, on the node that
+    /// proposes it (it may have become leader since): only a node that applied the raise puts
+    /// such a command in the log, so every one follows the raise there.
+    func proposeAsSession(_ requestID: Chorus_V1_RequestID, token: String, _ context: ServerContext, needing needed: UInt32, feature: String,
+                          _ kind: ([UInt8]) throws -> Command.OneOf_Kind) async throws -> UInt64 {
+        try await requireClusterVersion(needed, feature: feature)
+        return try await proposeAsSession(requestID, token: token, context) { hash in
+            let running = versions.clusterVersion
+            guard running >= needed else { throw Rejection.needsClusterVersion(needed, feature: feature, running: running).rpcError }
+            return try kind(hash)
+        }
     }
 
     /// Refuses early what the committed cluster version does not have yet (apply refuses it

@@ -69,10 +69,7 @@ extension ChatState {
                 try cursor.forEach(prefix: id.bigEndianBytes) { row in
                     guard let userID = UInt64(bigEndianBytes: row.key, at: 8) else { return true }
                     let member = try MemberRow(serializedBytes: row.value)
-                    let online = try txn.withCursor(tables.online) { online in
-                        try online.seek(atOrAfter: userID.bigEndianBytes).map { $0.key.starts(with: userID.bigEndianBytes) } ?? false
-                    }
-                    members.append(GroupMemberSummary(name: member.name, admin: member.admin, online: online))
+                    members.append(GroupMemberSummary(name: member.name, admin: member.admin, online: try tables.isOnline(userID, txn)))
                     return true
                 }
             }
