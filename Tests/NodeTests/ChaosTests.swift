@@ -2,12 +2,12 @@ import Foundation
 import Testing
 
 /// The fault-injection suite (`chorus-lab chaos`): five nodes in network namespaces, a
-/// recorded workload, random faults, a checked history. Part of the serialized cluster
-/// tests: its workload takes both cores, and beside it other cluster tests starve. Run as a
-/// suite of its own beside them, it held a test's client off the CPU for 9 s, long enough for
-/// its connection to be given up and a subscription limit test to wait forever.
-/// `CHORUS_CHAOS_SECONDS` sets the length of the run.
-extension ClusterTests {
+/// recorded workload, random faults, a checked history. A suite of its own that
+/// `scripts/test.sh` runs alone, after the other real-process suites: its workload takes both
+/// cores, and beside it other cluster tests starve (run beside them, it held a test's client
+/// off the CPU for 9 s, long enough for its connection to be given up and a subscription
+/// limit test to wait forever). `CHORUS_CHAOS_SECONDS` sets the length of the guarantees run.
+@Suite(.serialized) struct FaultInjectionTests {
     static var chaosSeconds: Int {
         ProcessInfo.processInfo.environment["CHORUS_CHAOS_SECONDS"].flatMap(Int.init) ?? 120
     }
@@ -28,7 +28,7 @@ extension ClusterTests {
     /// when every partition happens to leave the leader with a majority).
     @Test(.enabled(if: getuid() == 0, "the fault-injection suite creates network namespaces and needs root"))
     func checkerCatchesAPlantedBug() async throws {
-        let run = try await runLab(["chaos", "--seconds", "45", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
+        let run = try await runLab(["chaos", "--seconds", "20", "--plant-bug", "ack-on-append", "--seed", "11", "--faults", "isolate-leader"])
         #expect(run.status == 1, "\(run.output)")
         let caught = ["acknowledged send lost", "acknowledged under another id", "stale read"].filter { run.output.contains($0) }
         #expect(!caught.isEmpty, "\(run.output)")
@@ -50,7 +50,7 @@ extension ClusterTests {
               ("local-reads", "stale undelivered read", 26, "isolate-leader,partition-halves"),
           ] as [(String, String, Int, String)])
     func eachCheckerRuleCatchesItsPlantedBug(bug: String, rule: String, seed: Int, faults: String) async throws {
-        let run = try await runLab(["chaos", "--seconds", "25", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
+        let run = try await runLab(["chaos", "--seconds", "12", "--plant-bug", bug, "--seed", "\(seed)", "--faults", faults])
         #expect(run.status == 1, "\(run.output)")
         #expect(run.output.contains("✗ \(rule):"), "\(bug) was not caught as '\(rule)':\n\(run.output)")
     }

@@ -6,8 +6,9 @@ import Projections
 import Testing
 
 /// A cluster per test: `chorus-node` processes where a process is the point, nodes in the
-/// test process elsewhere (`TestCluster.Placement`, stopped as each test ends). Serialized:
-/// a test's cluster, or the fault-injection suite's, keeps both cores busy.
+/// test process elsewhere (`TestCluster.Placement`, stopped as each test ends). Serialized,
+/// one cluster at a time: consensus, durability, crashes and the tools. It runs beside
+/// `EdgeTests`, the other lane of clusters; the fault-injection suite runs alone, after both.
 @Suite(.serialized, .inProcessClusters) struct ClusterTests {
     @Test func servesEveryChatOperationEndToEnd() async throws {
         let cluster = try TestCluster(placement: .inProcess)

@@ -4,8 +4,8 @@ import Foundation
 import GRPCCore
 import Testing
 
-/// Reads served by followers. Part of the serialized cluster suite.
-extension ClusterTests {
+/// Reads served by followers. Part of the serialized edge suite (`EdgeTests`).
+extension EdgeTests {
     /// A follower serves a linearizable read: it asks the leader to confirm its leadership and
     /// name its commit index, waits until it has applied that index, and answers from its own
     /// projections. A send the leader acknowledged is in the history every follower returns

@@ -10,7 +10,7 @@ import Testing
 /// What an attacker on the same network, or a buggy peer or client, can send to a running
 /// cluster: forged Raft traffic from a plain gRPC client, and thousands of random and mutated
 /// requests. Every node must stay alive, refuse what it cannot accept, and keep serving.
-extension ClusterTests {
+extension EdgeTests {
     @Test func forgedPeerMessagesAreRefusedAndEveryNodeKeepsServing() async throws {
         // Insecure, so that a plain client reaches the peer API: the checks behind
         // authentication, which also guard against a buggy peer with a valid certificate.
@@ -296,7 +296,7 @@ struct RequestFuzzer {
     }
 }
 
-extension ClusterTests {
+extension EdgeTests {
     /// A data directory holding a term no node could have written (what an older version
     /// persisted from a forged heartbeat) stops the node at start with what and where, not a
     /// trap on every restart; `chorus-tools status` names the same problem.

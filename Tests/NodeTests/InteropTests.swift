@@ -11,7 +11,7 @@ import Testing
 /// window of results so out-of-order requests of one client are all applied.
 ///
 /// `scripts/test.sh` installs both and builds the Go program (`ensure_interop`).
-extension ClusterTests {
+extension EdgeTests {
     struct LoadReport: Decodable {
         var calls: Int
         var ok: Int

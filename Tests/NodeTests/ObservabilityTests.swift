@@ -11,7 +11,7 @@ import Testing
 /// The metrics against the real thing: Debian's Prometheus scrapes a 5-node cluster every
 /// second, and its query API must show what `ClusterStatus` shows, and a leader change when
 /// the leader is killed. `scripts/test.sh` installs Prometheus when missing.
-extension ClusterTests {
+extension EdgeTests {
     static let prometheus = "/usr/bin/prometheus"
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: prometheus), "needs Debian's prometheus (scripts/test.sh installs it)"))
@@ -89,7 +89,7 @@ final class PrometheusServer: @unchecked Sendable {
 
         """
         try text.write(toFile: config, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: ClusterTests.prometheus)
+        process.executableURL = URL(fileURLWithPath: EdgeTests.prometheus)
         process.arguments = ["--config.file=\(config)", "--storage.tsdb.path=\(root)/prometheus", "--web.listen-address=\(listen)", "--log.level=warn"]
         _ = FileManager.default.createFile(atPath: root + "/prometheus.log", contents: nil)
         let output = FileHandle(forWritingAtPath: root + "/prometheus.log")
@@ -142,7 +142,7 @@ final class PrometheusServer: @unchecked Sendable {
 
 /// Health that means something: `/healthz` says the process lives, `/readyz` and the gRPC
 /// health service say whether it can serve, and follow the cluster's state both ways.
-extension ClusterTests {
+extension EdgeTests {
     @Test func readinessFollowsTheNodesStateOverHTTPAndGRPC() async throws {
         let cluster = try TestCluster(size: 3)
         cluster.metrics = true
@@ -224,7 +224,7 @@ func runNode(_ arguments: [String]) async throws -> (status: Int32, output: Stri
 
 /// The scrape configuration and alert rules shipped under docs/monitoring are valid for the
 /// Prometheus the tests run.
-extension ClusterTests {
+extension EdgeTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "needs Debian's prometheus (scripts/test.sh installs it)"))
     func shippedPrometheusConfigurationAndAlertsAreValid() throws {
         let (status, output) = try NodeProcesses.run("/usr/bin/promtool", ["check", "config", "docs/monitoring/prometheus.yml"])

@@ -10,7 +10,7 @@ import Testing
 /// What a session lets a caller do, at the boundary between a node and the network: nothing
 /// without one reaches the log; a retry of a committed request gets its outcome whatever the
 /// session became; a session's end ends its live streams.
-extension ClusterTests {
+extension EdgeTests {
     /// A token that is well formed and belongs to nobody.
     static func strangersToken() -> String {
         TokenText.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
@@ -172,7 +172,7 @@ extension ClusterTests {
     }
 }
 
-extension ClusterTests {
+extension EdgeTests {
     /// The library acknowledges a pushed message when the application takes it from the
     /// subscription, not when it reaches the library's buffer: a message buffered and never
     /// taken (the application stopped reading) stays waiting.
@@ -205,7 +205,7 @@ extension ClusterTests {
     }
 }
 
-extension ClusterTests {
+extension EdgeTests {
     /// Behind a web gateway every browser arrives from the gateway's address. The gateway
     /// names each call's browser; the node counts failed logins per named browser when, and
     /// only when, the caller proved with a `web` certificate that it is a gateway of this

@@ -5,7 +5,7 @@ import GRPCCore
 import Testing
 
 /// Presence, subscriptions and per-address limits against real nodes.
-extension ClusterTests {
+extension EdgeTests {
     /// Whether `name` is shown online, as the account list says.
     static func isOnline(_ client: ChorusClient, _ token: String, _ name: String) async throws -> Bool {
         try await client.listAccounts(token: token, pattern: name).accounts.first { $0.name == name }?.online ?? false
@@ -178,7 +178,7 @@ extension ClusterTests {
     }
 }
 
-extension ClusterTests {
+extension EdgeTests {
     @Test func proposalsPastTheLimitFailFastAndTheClientLibraryBacksOff() async throws {
         let cluster = try TestCluster(size: 1, placement: .inProcess)
         cluster.extraArguments = ["--max-pending-proposals", "2"]
@@ -210,7 +210,7 @@ extension ClusterTests {
     }
 }
 
-extension ClusterTests {
+extension EdgeTests {
     /// A burst committed at once overflows a tiny subscription buffer even for a client that
     /// reads promptly: the node ends the stream with RESOURCE_EXHAUSTED, and the client library
     /// attaches again after its last event, so every message still arrives.

@@ -7,7 +7,7 @@ import Testing
 /// account-creation storms. Normal clients keep succeeding, no node dies, and each node's
 /// resident memory stays under `memoryBound`. `CHORUS_SOAK_SECONDS` lengthens it (the notes'
 /// figures come from a longer run).
-extension ClusterTests {
+extension EdgeTests {
     static let memoryBound = 1 << 30
 
     @Test(.enabled(if: interopAvailable, "needs the Go load generator: scripts/test.sh builds it (ensure_interop)"))

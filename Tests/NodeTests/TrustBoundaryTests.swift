@@ -13,7 +13,7 @@ import X509
 /// The trust boundary of a cluster run with TLS: clients reach the client listener over TLS,
 /// only the cluster's nodes speak on the peer listener, each only as itself, and only
 /// operators reach the Admin API.
-extension ClusterTests {
+extension EdgeTests {
     @Test func tlsClusterServesAndOnlyItsNodesSpeakAsThemselves() async throws {
         let cluster = try TestCluster(size: 3, tls: true, placement: .inProcess)
         try cluster.startAll()

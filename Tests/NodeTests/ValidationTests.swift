@@ -5,8 +5,8 @@ import GRPCCore
 import Testing
 
 /// Every kind of bad input gets a clear status and leaves the node serving. Part of the
-/// serialized cluster suite, so only one cluster runs at a time.
-extension ClusterTests {
+/// serialized edge suite (`EdgeTests`), so only one of its clusters runs at a time.
+extension EdgeTests {
     @Test func badInputGetsClearStatusesAndTheNodeKeepsServing() async throws {
         let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()

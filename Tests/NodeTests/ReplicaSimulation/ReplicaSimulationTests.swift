@@ -47,9 +47,11 @@ import Testing
 /// with the loop's own `ReadyHandling`; this one runs the whole loop.
 ///
 /// Each run is a second or less of CPU without a suspension point, so it runs on a thread of
-/// its own, one at a time (`simulate`): on the test runner's two cooperative threads it held
-/// off every async test of the process as long (a client's retry timer fired 13 s late).
-@Suite(.serialized) struct ReplicaSimulationTests {
+/// its own (`simulate`): on the test runner's two cooperative threads it held off every async
+/// test of the process as long (a client's retry timer fired 13 s late). As many run at once
+/// as there are cores: CI runs this suite in a step of its own, where one at a time left a
+/// core idle (46 s, 46 s of CPU).
+@Suite struct ReplicaSimulationTests {
     typealias Result = SimulationResult
     typealias Options = SimulationOptions
     typealias Disks = SimulatedDisks
@@ -59,9 +61,17 @@ import Testing
     /// cooperative thread.
     static func simulate<Machine: SimulatedMachine>(_ machine: Machine.Type = Ledger.self, seed: UInt64, _ options: Options = Options()) async -> Result {
         await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: ReplicaSimulation<Machine>.run(seed: seed, options)) }.start()
+            Thread {
+                // Waited for on this thread, never on a cooperative one.
+                cores.wait()
+                defer { cores.signal() }
+                continuation.resume(returning: ReplicaSimulation<Machine>.run(seed: seed, options))
+            }.start()
         }
     }
+
+    /// One run per core at a time: the runs of every test of the suite share them.
+    static let cores = DispatchSemaphore(value: max(1, ProcessInfo.processInfo.activeProcessorCount))
 
     /// What the checker finds wrong with a run; empty when nothing is.
     static func violations(_ result: Result) -> [String] {
