@@ -561,7 +561,7 @@ struct Mutation {
         guard c.subscriptionID != 0 else { throw Rejection(.invalidArgument, "subscription id 0 is reserved") }
         var ignored: [ChatEvent] = []
         _ = try detach(c.subscriptionID, &ignored)
-        let wasOnline = try isOnline(user.id)
+        let wasOnline = try tables.isOnline(user.id, txn)
         var row = SubscriptionRow()
         row.userID = user.id
         row.name = user.name
@@ -576,12 +576,8 @@ struct Mutation {
         let row = try SubscriptionRow(serializedBytes: bytes)
         try txn.delete(tables.subscriptions, subscription.bigEndianBytes)
         try txn.delete(tables.online, compositeKey(row.userID, subscription))
-        if try !isOnline(row.userID) { events.append(.presence(name: row.name, online: false)) }
+        if try !tables.isOnline(row.userID, txn) { events.append(.presence(name: row.name, online: false)) }
         return 1
-    }
-
-    func isOnline(_ userID: UInt64) throws -> Bool {
-        try tables.isOnline(userID, txn)
     }
 
     /// Everyone goes offline, and is announced so: a client gone for good during the

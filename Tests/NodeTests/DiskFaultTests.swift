@@ -97,10 +97,10 @@ extension ClusterTests {
         cluster.extraArguments = ["--min-free-space", "24MiB"]
         let directory = cluster.dataDirectory(3)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try EdgeTests.runCommand(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", directory], limit: .seconds(30))
+        _ = try runCommand(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", directory], limit: .seconds(30))
         defer {
             cluster.stopAll()
-            _ = try? EdgeTests.runCommand(["umount", "-l", directory], limit: .seconds(30))
+            _ = try? runCommand(["umount", "-l", directory], limit: .seconds(30))
         }
         try cluster.startAll()
         try await cluster.withClient(deadline: .seconds(30)) { client in
@@ -117,7 +117,7 @@ extension ClusterTests {
             #expect(log.contains(/the file system holding .*\/node-3\/(log|state) is nearly full \([0-9.]+ MiB free of 32.0 MiB, less than --min-free-space 24.0 MiB\): free space there/), "\(log.suffix(2_000))")
             #expect(!log.contains("Fatal error") && !log.contains("crashed"), "\(log.suffix(2_000))")
             _ = try await client.send(token: alice, to: "alice", body: "while node 3 is down")
-            _ = try EdgeTests.runCommand(["mount", "-o", "remount,size=512m", directory], limit: .seconds(30))
+            _ = try runCommand(["mount", "-o", "remount,size=512m", directory], limit: .seconds(30))
             try cluster.start(3)
             try await cluster.waitForConvergence(client, within: .seconds(60))
         }

@@ -1,7 +1,6 @@
 import API
 import Foundation
 import GRPCCore
-import Synchronization
 import Testing
 
 /// Foreign gRPC clients at their default settings against a real TLS cluster: grpc-go (the
@@ -63,7 +62,7 @@ extension EdgeTests {
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
         for scenario in ["write", "read"] {
-            let output = try Self.runCommand([".build/interop/unary-bench", "-addr", cluster.address(1), "-scenario", scenario, "-streams",
+            let output = try runCommand([".build/interop/unary-bench", "-addr", cluster.address(1), "-scenario", scenario, "-streams",
                                          "-callers", "16", "-warmup", "0s", "-duration", "4s"])
             let report = try JSONDecoder().decode(BenchReport.self, from: Data(output.utf8))
             print("grpc-go \(scenario) over one stream: \(report.ok) in 4 s, errors \(report.errors)")
@@ -96,7 +95,7 @@ extension EdgeTests {
         let cluster = try TestCluster(size: 1, tls: true, placement: .inProcess)
         try cluster.startAll()
         _ = try await cluster.withClient { client in try await cluster.waitForLeader(client) }
-        let output = try Self.runCommand([Self.goLoad, "-addr", cluster.address(1), "-ca", "\(cluster.certificates)/ca.pem", "-mode", "oversize", "-user", "big"])
+        let output = try runCommand([Self.goLoad, "-addr", cluster.address(1), "-ca", "\(cluster.certificates)/ca.pem", "-mode", "oversize", "-user", "big"])
         let answers = try JSONDecoder().decode([String: String].self, from: Data(output.utf8))
         #expect(answers["over_limit_code"] == "ResourceExhausted", "\(answers)")
         #expect(answers["over_limit_message"]?.hasSuffix("bytes is over this node's limit of 262144 bytes") == true, "\(answers)")
@@ -106,32 +105,5 @@ extension EdgeTests {
 
     static func runLoad(_ command: [String]) throws -> LoadReport {
         try JSONDecoder().decode(LoadReport.self, from: Data(runCommand(command).utf8))
-    }
-
-    /// Runs `command` (through env) and returns its standard output; throws if it fails, or
-    /// kills it and throws if it runs longer than `limit` (a client that hangs fails its test
-    /// rather than the whole suite's time).
-    static func runCommand(_ command: [String], limit: Duration = .seconds(180)) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let pid = process.processIdentifier
-        let killed = Mutex(false)
-        let seconds = Double(limit.components.seconds)
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-            killed.withLock { killed in
-                guard process.isRunning else { return }
-                killed = true
-                kill(pid, SIGKILL)
-            }
-        }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if killed.withLock({ $0 }) { throw TestFailure("\(command[0]) ran longer than \(limit) and was killed") }
-        guard process.terminationStatus == 0 else { throw TestFailure("\(command[0]) exited with \(process.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
     }
 }

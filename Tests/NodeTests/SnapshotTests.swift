@@ -2,6 +2,7 @@ import Client
 import Foundation
 import Launcher
 import Projections
+import Synchronization
 import Testing
 
 /// Snapshots in running clusters: a follower too far behind for the log is caught up by
@@ -132,4 +133,31 @@ func offThePool<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async t
 /// Runs `chorus-lab` (benchmarks, the fault-injection suite) from the build directory.
 func runLab(_ arguments: [String]) async throws -> (status: Int32, output: String) {
     try await offThePool { try NodeProcesses.run(TestCluster.executable.deletingLastPathComponent().appendingPathComponent("chorus-lab").path, arguments) }
+}
+
+/// Runs `command` (through env) and returns its standard output; throws if it fails, or
+/// kills it and throws if it runs longer than `limit` (a client that hangs fails its test
+/// rather than the whole suite's time).
+func runCommand(_ command: [String], limit: Duration = .seconds(180)) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = command
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let pid = process.processIdentifier
+    let killed = Mutex(false)
+    let seconds = Double(limit.components.seconds)
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+        killed.withLock { killed in
+            guard process.isRunning else { return }
+            killed = true
+            kill(pid, SIGKILL)
+        }
+    }
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    if killed.withLock({ $0 }) { throw TestFailure("\(command[0]) ran longer than \(limit) and was killed") }
+    guard process.terminationStatus == 0 else { throw TestFailure("\(command[0]) exited with \(process.terminationStatus)") }
+    return String(decoding: data, as: UTF8.self)
 }
