@@ -1,17 +1,26 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// Our own modules stay unoptimized in a debug build whatever `-Xswiftc` says. The tests' build
+/// (`scripts/test.sh`, `TEST_BUILD_FLAGS` in `scripts/lib.sh`) passes `-Xswiftc -O`, which
+/// SwiftPM gives every module it compiles: so the dependencies (NIO, NIOSSL, HTTP/2, gRPC,
+/// protobuf), where a test's node spends most of its CPU, run optimized, compiled once, while
+/// ours, compiled on every change, compile fast. `-Xfrontend` options come last on the
+/// compiler's command line, after the `-O` of `-Xswiftc`, and the last one counts.
+let unoptimized: SwiftSetting = .unsafeFlags(["-Xfrontend", "-Onone"], .when(configuration: .debug))
+
 /// Every Chorus target builds in Swift 6 language mode with strict concurrency.
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    unoptimized,
 ]
 
 /// Raft and its simulator in debug builds: the test-only switches (`CHORUS_TESTING`), and
-/// optimized code (see the Raft target).
+/// optimized code (see the Raft target), after `unoptimized` in `strict`.
 let simulated: [SwiftSetting] = [
     .define("CHORUS_TESTING", .when(configuration: .debug)),
-    .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .unsafeFlags(["-O", "-Xfrontend", "-O"], .when(configuration: .debug)),
 ]
 
 /// What both tool binaries (`chorus-tools`, `chorus-lab`) build on.
@@ -133,7 +142,7 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [.swiftLanguageMode(.v6), unoptimized]
         ),
         /// Swift tasks on a NIO event loop: the node and the load generator run their gRPC
         /// traffic and the tasks that handle it on one thread.
@@ -355,15 +364,14 @@ let package = Package(
             dependencies: [
                 "API", "Client", "ClusterPKI", "Launcher", "LMDB", "LogStore", "Node", "NodeCommandLine", "NIOExecutor", "Projections", "Raft", "RateLimit", "Replica", "WebGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

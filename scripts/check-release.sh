@@ -30,8 +30,8 @@ if [ -z "$node" ]; then
   node=$(swift build -c release --show-bin-path)/chorus-node
 fi
 say "building the terminal client (debug) that drives the node"
-run swift build --product chorus
-cli=$(swift build --show-bin-path)/chorus
+run swift build "${TEST_BUILD_FLAGS[@]}" --product chorus
+cli=$(swift build "${TEST_BUILD_FLAGS[@]}" --show-bin-path)/chorus
 
 failed=0
 say "1. test switches named in $node"

@@ -1,6 +1,19 @@
 # Shared by the quick-start scripts: print each step, install what is missing.
 # Each step says when it began, in seconds since the script started: a CI log shows where
 # the time goes.
+
+# How the tests' build compiles, in `scripts/test.sh` and in `scripts/previous-build.sh`, which
+# shares its scratch path (the same flags, or every dependency compiles twice):
+# - every dependency optimized (`-O` for Swift, `-O2` for C): a test's nodes spend most of
+#   their CPU in NIO, NIOSSL, HTTP/2, gRPC and protobuf, and compiled unoptimized these made
+#   every cluster test CPU-bound; they compile once, and a change rebuilds only our modules;
+# - our own modules unoptimized, as `Package.swift` keeps them (`unoptimized`), so they
+#   compile fast;
+# - no index store: nothing here reads one.
+# A test run by hand after `scripts/test.sh` needs them too, or SwiftPM rebuilds everything:
+# `swift test -Xswiftc -O -Xcc -O2 --disable-index-store --filter NAME`.
+TEST_BUILD_FLAGS=(-Xswiftc -O -Xcc -O2 --disable-index-store)
+
 say() { printf '\033[1m==> [%4ds] %s\033[0m\n' "$SECONDS" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 

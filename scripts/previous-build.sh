@@ -4,9 +4,10 @@
 # binary's path on its last line.
 #
 # The release is a commit of this repository with the same dependencies as this build, so it
-# is compiled in this build's scratch path (.build): the dependencies are compiled once for
-# both, and only the release's own modules cost anything. The next `swift build` compiles this
-# build's modules again, so run this before building, never while tests use .build.
+# is compiled in this build's scratch path (.build), with the same flags (TEST_BUILD_FLAGS in
+# scripts/lib.sh): the dependencies are compiled once for both, and only the release's own
+# modules cost anything more. The next `swift build` compiles this build's modules again, so
+# run this before building, never while tests use .build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -30,7 +31,7 @@ say "building the previous release ${PREVIOUS_RELEASE:0:12} in .build (its depen
 rm -rf "$root"
 mkdir -p "$root/src"
 git archive "$PREVIOUS_RELEASE" | tar -x -C "$root/src"
-run swift build --package-path "$root/src" --scratch-path .build --product chorus-node
+run swift build "${TEST_BUILD_FLAGS[@]}" --package-path "$root/src" --scratch-path .build --product chorus-node
 cp .build/debug/chorus-node "$binary.partial"
 mv "$binary.partial" "$binary"
 rm -rf "$root/src"

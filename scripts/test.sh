@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing (LMDB, network tools, foreign gRPC
-# clients, Chromium and Selenium, Prometheus), builds everything (tests need the binaries: crash tests
-# spawn and SIGKILL real processes), then runs every test, the browser tests last.
+# clients, Chromium and Selenium, Prometheus), builds everything (tests need the binaries: crash
+# tests spawn and SIGKILL real processes), then runs every test: the in-process suites, then the
+# real-process suites and the browser tests, with the fault-injection suite beside them.
 # Environment: CHORUS_SIM_SEEDS raises the number of seeds per Raft simulation scenario,
 # CHORUS_REPLICA_SIM_SEEDS the seeds of each replica-loop simulation;
 # CHORUS_CHAOS_SECONDS sets the length of the fault-injection run (default 120).
@@ -45,7 +46,7 @@ uncounted_step "the previous release's build (not counted)" run bash scripts/pre
 CHORUS_PREVIOUS_NODE="$(bash scripts/previous-build.sh | tail -1)"
 export CHORUS_PREVIOUS_NODE
 say "building Chorus and its tests (the first build takes several minutes)"
-step "the build" run swift build --build-tests
+step "the build" run swift build "${TEST_BUILD_FLAGS[@]}" --build-tests
 say "replaying the fuzz corpus through every fuzz target (scripts/fuzz.sh runs libFuzzer)"
 # The request target keeps its fixture's projections in a temporary directory for as long
 # as it runs: one of our own, removed afterwards.
@@ -57,23 +58,85 @@ replay_corpus() {
 }
 step "the fuzz corpus" replay_corpus
 rm -rf "$fuzz_tmp"
-# Each run bounded, so that a test that hangs ends the run with its name in the output rather
+# Runs tests of the built bundle, bounded by $1: what `swift test --skip-build` runs, without
+# SwiftPM, which holds a lock on .build and its build database for as long as it runs (and the
+# steps below run side by side). A filter that matches no test fails rather than passing.
+tests() {
+  local limit=$1 out status
+  shift
+  out="$(mktemp)"
+  printf '+ %s\n' "timeout $limit ChorusPackageTests.xctest $*"
+  set +e
+  NO_COLOR=1 timeout --kill-after=30s "$limit" .build/debug/ChorusPackageTests.xctest --testing-library swift-testing "$@" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -eq 0 ] && grep -q "Test run with 0 tests" "$out"; then
+    echo "error: no test matched: $*" >&2
+    status=1
+  fi
+  rm -f "$out"
+  return "$status"
+}
+export -f tests
+# Each run is bounded, so that a test that hangs ends the run with its name in the output rather
 # than silently using up CI's time. The in-process suites load both cores for a minute
 # (simulations, fuzz-style properties); the real-process suites start clusters whose elections
 # and handshakes should not compete with them for the CPU.
 # The simulation of the node's replica loop lives with the node's tests but is all CPU: it
 # runs with the other simulations, not beside the real-process clusters.
 say "running the unit, simulation and property suites"
-step "the unit and property suites" run timeout --kill-after=30s 40m swift test --skip-build --skip NodeTests
-step "the replica simulation" run timeout --kill-after=30s 10m swift test --skip-build --filter ReplicaSimulationTests
-# Two serialized lanes of clusters (ClusterTests, EdgeTests) beside the smaller suites.
-say "running the real-process suites (clusters, CLI, snapshots, trust boundary, the rolling upgrade)"
-step "the real-process suites" run timeout --kill-after=30s 40m swift test --skip-build --filter NodeTests --skip ReplicaSimulationTests --skip FaultInjectionTests
-# Alone: each run's workload keeps both cores busy, and a cluster test beside it starves.
-say "running the fault-injection suite (chorus-lab chaos: five nodes in network namespaces, faults, a checked history)"
-step "the fault-injection suite" run timeout --kill-after=30s 20m swift test --skip-build --filter FaultInjectionTests
+step "the unit and property suites" tests 40m --skip NodeTests
+step "the replica simulation" tests 10m --filter ReplicaSimulationTests
+
+# Steps run side by side: each in its own process group, its output kept in a file and printed
+# whole when it is collected (`collect`), with its own length in the table. A step still
+# running when this script ends, failing or not, is stopped with its processes.
+declare -A beside_pid beside_log
+beside() {
+  local label=$1
+  shift
+  beside_log[$label]="$(mktemp)"
+  printf '+ %s  (in the background: %s)\n' "$*" "$label"
+  # Its length is written beside its output when it ends, not when it is collected.
+  setsid bash -c 'began=$SECONDS; "$@"; status=$?; echo $((SECONDS - began)) > "$0.seconds"; exit $status' \
+    "${beside_log[$label]}" "$@" > "${beside_log[$label]}" 2>&1 &
+  beside_pid[$label]=$!
+}
+collect() {
+  local label=$1 status=0
+  wait "${beside_pid[$label]}" || status=$?
+  unset 'beside_pid[$label]'
+  say "$label: exit $status; its output:"
+  cat "${beside_log[$label]}"
+  steps+=("$(printf '%5ds  %s' "$(cat "${beside_log[$label]}.seconds" 2>/dev/null || echo 0)" "$label (beside other steps)")")
+  rm -f "${beside_log[$label]}" "${beside_log[$label]}.seconds"
+  [ "$status" -eq 0 ] || exit "$status"
+}
+stop_beside() {
+  local pid
+  # By session: `timeout` moves what it runs into a process group of its own.
+  for pid in "${beside_pid[@]}"; do pkill -TERM -s "$pid" 2>/dev/null || true; done
+}
+trap stop_beside EXIT
+
+# The fault-injection suite runs beside the real-process suites and the browser tests, which
+# mostly wait (on elections, timeouts, the browser), at a lower priority: its workload sends as
+# fast as it is answered and would otherwise take the CPU their clusters need to answer in
+# time. What its guarantees run checks holds however little CPU the workload gets; the planted
+# bugs' runs, which need the workload to reach each bug in a short run, come after it, by then
+# beside the browser tests alone.
+fault_injection_suite() {
+  tests 20m --filter FaultInjectionTests
+  tests 20m --filter PlantedBugTests
+}
+export -f fault_injection_suite
+say "running the fault-injection suite (chorus-lab chaos: five nodes in network namespaces, faults, a checked history) at a lower priority, beside the real-process suites and then the browser tests"
+beside "the fault-injection suite" nice -n 10 bash -c 'set -e; fault_injection_suite'
+step "the real-process suites" tests 40m --filter NodeTests \
+  --skip ReplicaSimulationTests --skip FaultInjectionTests --skip PlantedBugTests
 say "running the browser tests (headless Chromium against chorus-web and a 5-node cluster)"
 step "the browser tests" run python3 -m pytest -q -p no:cacheprovider Tests/Browser
+collect "the fault-injection suite"
 say "every test passed"
 printf '%s\n' "${steps[@]}"
 printf '%5ds  in all; %ds without the installs and the previous release\n' "$SECONDS" $((SECONDS - excluded))

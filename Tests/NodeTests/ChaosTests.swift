@@ -2,11 +2,14 @@ import Foundation
 import Testing
 
 /// The fault-injection suite (`chorus-lab chaos`): five nodes in network namespaces, a
-/// recorded workload, random faults, a checked history. A suite of its own that
-/// `scripts/test.sh` runs alone, after the other real-process suites: its workload takes both
-/// cores, and beside it other cluster tests starve (run beside them, it held a test's client
-/// off the CPU for 9 s, long enough for its connection to be given up and a subscription
-/// limit test to wait forever). `CHORUS_CHAOS_SECONDS` sets the length of the guarantees run.
+/// recorded workload, random faults, a checked history. `CHORUS_CHAOS_SECONDS` sets the length
+/// of the run.
+///
+/// `scripts/test.sh` runs it beside the real-process suites and the browser tests, with a lower
+/// CPU priority (`nice`): what it checks holds however little CPU its workload gets, and at the
+/// same priority its workload, which sends as fast as it is answered, took so much of both cores
+/// that a cluster test's client was held off the CPU for 9 s (long enough for its connection to
+/// be given up, and a subscription limit test to wait forever).
 @Suite(.serialized) struct FaultInjectionTests {
     static var chaosSeconds: Int {
         ProcessInfo.processInfo.environment["CHORUS_CHAOS_SECONDS"].flatMap(Int.init) ?? 120
@@ -19,7 +22,12 @@ import Testing
         #expect(run.output.contains("no violations"), "\(run.output)")
         #expect(run.output.contains(" replicas agree"), "\(run.output)")
     }
+}
 
+/// The fault-injection suite's checker catches each bug planted for it. `scripts/test.sh` runs
+/// these alone, after everything else: a catch needs the workload's operations to reach the bug
+/// in a short run, and beside other tests the workload gets fewer of them in.
+@Suite(.serialized) struct PlantedBugTests {
     /// With a node that acknowledges sends before they commit, a short run must find the
     /// consequences: acknowledged messages lost, stored under another id than acknowledged,
     /// or missing from reads that began after the acknowledgement. The faults are leader

@@ -24,55 +24,58 @@ enum RawWebSocket {
     /// Opens `path` on `127.0.0.1:port` with `cookie`, and reads until the server sends a close
     /// frame or ends the connection, or `within` passes; then closes.
     static func open(port: Int, path: String, cookie: String, within: Duration = .seconds(15)) async throws -> Answer {
+        try await open(port: port, path: path, headers: [("Cookie", cookie)], within: within) { _ in false }
+    }
+
+    /// Opens `path` on `127.0.0.1:port` with `headers` (and a same-site `Origin` unless they
+    /// name one), and hands `onText` each text frame until it returns true, the server sends a
+    /// close frame or ends the connection, or `within` passes; then closes. The answer's status
+    /// is whatever the server said: a refused upgrade is an answer, not an error.
+    static func open(port: Int, path: String, headers: [(String, String)], within: Duration?, onText: @escaping @Sendable (String) -> Bool) async throws -> Answer {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        return try await withThrowingTaskGroup(of: Answer?.self) { group in
-            group.addTask {
-                try await channel.executeThenClose { inbound, outbound in
-                    let request = "GET \(path) HTTP/1.1\r\nHost: localhost:\(port)\r\nOrigin: http://localhost:\(port)\r\n"
-                        + "Cookie: \(cookie)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                    try await outbound.write(ByteBuffer(string: request))
-                    var received = ByteBuffer()
-                    var answer: Answer?
-                    for try await var chunk in inbound {
-                        received.writeBuffer(&chunk)
-                        if answer == nil {
-                            guard let end = received.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { continue }
-                            let head = received.readString(length: end.upperBound - received.readerIndex) ?? ""
-                            answer = Answer(status: String(head.prefix { $0 != "\r" }))
-                            guard answer?.status.contains(" 101 ") == true else { return answer }
-                        }
-                        while let frame = try nextFrame(&received) {
-                            switch frame.opcode {
-                            case 0x1:
-                                answer?.texts.append(String(decoding: frame.payload, as: UTF8.self))
-                            case 0x8:
-                                answer?.closeCode = frame.payload.count >= 2 ? UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1]) : nil
-                                return answer
-                            default:
-                                break
-                            }
+        let exchange: @Sendable () async throws -> Answer = {
+            try await channel.executeThenClose { inbound, outbound in
+                var request = "GET \(path) HTTP/1.1\r\nHost: localhost:\(port)\r\n"
+                if !headers.contains(where: { $0.0.lowercased() == "origin" }) { request += "Origin: http://localhost:\(port)\r\n" }
+                for (name, value) in headers { request += "\(name): \(value)\r\n" }
+                request += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                try await outbound.write(ByteBuffer(string: request))
+                var received = ByteBuffer()
+                var answer = Answer(status: "")
+                for try await var chunk in inbound {
+                    received.writeBuffer(&chunk)
+                    if answer.status.isEmpty {
+                        guard let end = received.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { continue }
+                        let head = received.readString(length: end.upperBound - received.readerIndex) ?? ""
+                        answer.status = String(head.prefix { $0 != "\r" })
+                        guard answer.status.contains(" 101 ") else { return answer }
+                    }
+                    while let frame = try nextFrame(&received) {
+                        switch frame.opcode {
+                        case 0x1:
+                            let text = String(decoding: frame.payload, as: UTF8.self)
+                            answer.texts.append(text)
+                            if onText(text) { return answer }
+                        case 0x8:
+                            answer.closeCode = frame.payload.count >= 2 ? UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1]) : nil
+                            return answer
+                        default:
+                            break
                         }
                     }
-                    return answer
                 }
+                guard !answer.status.isEmpty else { throw Failure(description: "the connection to \(path) closed before the handshake's answer") }
+                return answer
             }
-            group.addTask {
-                try await Task.sleep(for: within)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let answer = try await group.next() ?? nil else {
-                channel.channel.close(promise: nil)
-                throw Failure(description: "no answer within \(within)")
-            }
-            return answer
         }
+        guard let within else { return try await exchange() }
+        return try await GatewayHTTP.bounded(within, "the upgrade to \(path)", close: channel.channel, exchange)
     }
 
     /// One whole server frame from the front of `buffer`, or nil until one has fully arrived.

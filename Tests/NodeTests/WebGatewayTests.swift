@@ -3,9 +3,6 @@ import ClusterPKI
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
-import HummingbirdWSClient
-import HummingbirdWSTesting
 import Logging
 import NIOCore
 import NIOSSL
@@ -16,7 +13,7 @@ import WebGateway
 /// same-origin rules, errors in words, limits, every chat call, and the live channel.
 @Suite(.serialized, .inProcessClusters) struct WebGatewayTests {
     /// Runs `body` with the gateway's routes (no live channel) before a fresh cluster.
-    static func withGateway(tls: Bool = false, limits: GatewayConfiguration.Limits = .init(), _ body: @escaping @Sendable (any TestClientProtocol, ChorusClient) async throws -> Void) async throws {
+    static func withGateway(tls: Bool = false, limits: GatewayConfiguration.Limits = .init(), _ body: @escaping @Sendable (GatewayHTTP, ChorusClient) async throws -> Void) async throws {
         let cluster = try TestCluster(size: 3, placement: .inProcess)
         try cluster.startAll()
         defer { cluster.stopAll() }
@@ -26,7 +23,7 @@ import WebGateway
             configuration.limits = limits
             if tls { configuration.tls = CertificateDirectory(cluster.certificates).web("local") }
             let app = Application(router: try WebGateway.router(client: client, configuration: configuration))
-            try await app.test(.router) { http in try await body(http, client) }
+            try await GatewayHTTP.serving(app) { http in try await body(http, client) }
         }
     }
 
@@ -34,14 +31,11 @@ import WebGateway
 
     /// Opens the live channel and keeps every text frame in `frames` until it closes, or
     /// until a frame of type `until` arrives (then this end closes it).
-    static func live(_ http: any TestClientProtocol, _ configuration: WebSocketClientConfiguration, into frames: Frames, until: String? = nil) async throws {
+    static func live(_ http: GatewayHTTP, headers: HTTPFields, into frames: Frames, until: String? = nil) async throws {
         do {
-            _ = try await http.ws("/api/events", configuration: configuration) { inbound, _, _ in
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    guard case let .text(text) = message else { continue }
-                    frames.append(text)
-                    if let until, text.contains(#""type":"\#(until)""#) { return }
-                }
+            try await http.ws("/api/events", headers: headers) { text in
+                frames.append(text)
+                return until.map { text.contains(#""type":"\#($0)""#) } ?? false
             }
             frames.ended("the channel closed")
         } catch {
@@ -54,16 +48,16 @@ import WebGateway
         ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))
     }
 
-    static func decode(_ response: TestResponse) throws -> [String: Any] {
+    static func decode(_ response: GatewayHTTP.Response) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any] ?? [:]
     }
 
-    static func errorMessage(_ response: TestResponse) throws -> String? {
+    static func errorMessage(_ response: GatewayHTTP.Response) throws -> String? {
         (try decode(response)["error"] as? [String: Any])?["message"] as? String
     }
 
     /// Registers `name` and returns the `Cookie` header that carries its session.
-    static func register(_ http: any TestClientProtocol, _ name: String, password: String = "password-1") async throws -> HTTPFields {
+    static func register(_ http: GatewayHTTP, _ name: String, password: String = "password-1") async throws -> HTTPFields {
         let response = try await http.execute(uri: "/api/accounts", method: .post, headers: json, body: body(["name": name, "password": password]))
         #expect(response.status == .created, "registering \(name): \(String(buffer: response.body))")
         let setCookie = try #require(response.headers[.setCookie])
@@ -99,8 +93,8 @@ import WebGateway
             configuration.tls = CertificateDirectory(cluster.certificates).web("local")
             let ca = CertificateDirectory(cluster.certificates).ca
             let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
-            try await app.test(.live) { http in
-                let address = "127.0.0.1:\(try #require(http.port))"
+            try await GatewayHTTP.serving(app) { http async throws in
+                let address = "127.0.0.1:\(http.port)"
                 #expect(try await TLSProbe.handshake(address, ca: ca) == .negotiated(.tlsv13))
                 #expect(try await TLSProbe.handshake(address, ca: ca, maximum: .tlsv12, suites: [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]) == .negotiated(.tlsv12))
                 #expect(try await TLSProbe.handshake(address, ca: ca, maximum: .tlsv12, suites: [.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA]) == .refused)
@@ -276,7 +270,7 @@ import WebGateway
         try await cluster.withClient(deadline: .seconds(2)) { client in
             _ = try await cluster.waitForLeader(client)
             let app = Application(router: try WebGateway.router(client: client, configuration: GatewayConfiguration()))
-            try await app.test(.router) { http in
+            try await GatewayHTTP.serving(app) { http in
                 let alice = try await Self.register(http, "alice")
                 await cluster.shutDownAll()
                 // A read reached nobody: unavailable, nothing done.
@@ -347,17 +341,17 @@ import WebGateway
             var configuration = GatewayConfiguration()
             configuration.port = 0
             let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
-            try await app.test(.live) { http in
+            try await GatewayHTTP.serving(app) { http in
                 let alice = try await Self.register(http, "alice")
                 let bob = try await Self.register(http, "bob")
                 let waiting = try await http.execute(uri: "/api/conversations/alice", method: .post, headers: bob, body: Self.body(["body": "while you were away"]))
                 #expect(waiting.status == .ok)
                 let frames = Frames()
-                let wsConfiguration = WebSocketClientConfiguration(additionalHeaders: [.cookie: alice[.cookie]!])
+                let cookie: HTTPFields = [.cookie: alice[.cookie]!]
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            try await Self.live(http, wsConfiguration, into: frames)
+                            try await Self.live(http, headers: cookie, into: frames)
                         } catch {
                             frames.append(#"{"type":"client-error","reason":"\#(error)"}"#)
                             throw error
@@ -389,11 +383,11 @@ import WebGateway
                     group.cancelAll()
                 }
                 // Anonymous upgrades are refused before any subscription.
-                let refused = try? await http.ws("/api/events") { _, _, _ in }
+                let refused = try? await http.ws("/api/events")
                 #expect(refused == nil)
                 // So are upgrades from another site's page, cookie or not.
-                let foreign = WebSocketClientConfiguration(additionalHeaders: [.cookie: alice[.cookie]!, HTTPField.Name("Origin")!: "https://evil.example"])
-                let crossSite = try? await http.ws("/api/events", configuration: foreign) { _, _, _ in }
+                let foreign: HTTPFields = [.cookie: alice[.cookie]!, HTTPField.Name("Origin")!: "https://evil.example"]
+                let crossSite = try? await http.ws("/api/events", headers: foreign)
                 #expect(crossSite == nil)
             }
         }
@@ -411,22 +405,19 @@ import WebGateway
             configuration.port = 0
             configuration.limits.liveConnectionsPerAddress = 1
             let app = try WebGateway.application(client: client, configuration: configuration, logger: Logger(label: "test-web"))
-            try await app.test(.live) { http in
+            try await GatewayHTTP.serving(app) { http in
                 let alice = try await Self.register(http, "alice")
                 let bob = try await Self.register(http, "bob")
                 let frames = Frames()
-                // Open until a message comes (a WebSocket client does not end when its task is
-                // cancelled).
-                // Each channel runs in a task of its own and is never awaited: every wait is on
-                // frames, bounded, so a close handshake that never completes cannot hold the
-                // test (leaving `app.test` shuts the server down, which ends both channels).
-                let first = Task { try await Self.live(http, .init(additionalHeaders: [.cookie: alice[.cookie]!]), into: frames, until: "message") }
+                // Open until a message comes, in a task of its own that is never awaited: every
+                // wait is on frames, bounded, and leaving `serving` shuts the server down, which
+                // ends the channel.
+                let first = Task { try await Self.live(http, headers: [.cookie: alice[.cookie]!], into: frames, until: "message") }
                 defer { first.cancel() }
                 _ = try await frames.first { $0["type"] as? String == "attached" }
                 // The refusal comes with the upgrade itself, often in the same TCP segment as the
-                // `101`: read as a browser reads it (the test library's client can lose frames
-                // that arrive with its handshake's answer).
-                let refused = try await RawWebSocket.open(port: try #require(http.port), path: "/api/events", cookie: bob[.cookie]!)
+                // `101`: read as a browser reads it, the stream as one piece.
+                let refused = try await RawWebSocket.open(port: http.port, path: "/api/events", cookie: bob[.cookie]!)
                 #expect(refused.status.hasPrefix("HTTP/1.1 101"), "\(refused)")
                 #expect(refused.texts.count == 1 && refused.texts[0].contains(#""type":"ended""#) && refused.texts[0].contains("your address has 1 live connections open"), "\(refused)")
                 #expect(refused.closeCode == 1008, "\(refused)")
