@@ -8,11 +8,11 @@
 #   their CPU in NIO, NIOSSL, HTTP/2, gRPC and protobuf, and compiled unoptimized these made
 #   every cluster test CPU-bound; they compile once, and a change rebuilds only our modules;
 # - our own modules unoptimized, as `Package.swift` keeps them (`unoptimized`), so they
-#   compile fast;
-# - no index store: nothing here reads one.
+#   compile fast.
+# (The index store stays: on Linux, SwiftPM finds the tests through it.)
 # A test run by hand after `scripts/test.sh` needs them too, or SwiftPM rebuilds everything:
-# `swift test -Xswiftc -O -Xcc -O2 --disable-index-store --filter NAME`.
-TEST_BUILD_FLAGS=(-Xswiftc -O -Xcc -O2 --disable-index-store)
+# `swift test -Xswiftc -O -Xcc -O2 --filter NAME`.
+TEST_BUILD_FLAGS=(-Xswiftc -O -Xcc -O2)
 
 say() { printf '\033[1m==> [%4ds] %s\033[0m\n' "$SECONDS" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }

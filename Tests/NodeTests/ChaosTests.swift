@@ -5,11 +5,11 @@ import Testing
 /// recorded workload, random faults, a checked history. `CHORUS_CHAOS_SECONDS` sets the length
 /// of the run.
 ///
-/// `scripts/test.sh` runs it beside the real-process suites and the browser tests, with a lower
-/// CPU priority (`nice`): what it checks holds however little CPU its workload gets, and at the
-/// same priority its workload, which sends as fast as it is answered, took so much of both cores
-/// that a cluster test's client was held off the CPU for 9 s (long enough for its connection to
-/// be given up, and a subscription limit test to wait forever).
+/// `scripts/test.sh` runs it beside the real-process suites, with a lower CPU priority (`nice`):
+/// what it checks holds however little CPU its workload gets, and at the same priority its
+/// workload, which sends as fast as it is answered, took so much of both cores that a cluster
+/// test's client was held off the CPU for 9 s (long enough for its connection to be given up,
+/// and a subscription limit test to wait forever).
 @Suite(.serialized) struct FaultInjectionTests {
     static var chaosSeconds: Int {
         ProcessInfo.processInfo.environment["CHORUS_CHAOS_SECONDS"].flatMap(Int.init) ?? 120
@@ -24,9 +24,10 @@ import Testing
     }
 }
 
-/// The fault-injection suite's checker catches each bug planted for it. `scripts/test.sh` runs
-/// these alone, after everything else: a catch needs the workload's operations to reach the bug
-/// in a short run, and beside other tests the workload gets fewer of them in.
+/// The fault-injection suite's checker catches each bug planted for it. A catch needs the
+/// workload's operations to reach the bug in a short run, so `scripts/test.sh` runs these after
+/// the guarantees run and the real-process suites, beside the browser tests only (which leave
+/// them more than a core), at a lower priority.
 @Suite(.serialized) struct PlantedBugTests {
     /// With a node that acknowledges sends before they commit, a short run must find the
     /// consequences: acknowledged messages lost, stored under another id than acknowledged,

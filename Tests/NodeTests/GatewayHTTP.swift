@@ -40,14 +40,17 @@ struct GatewayHTTP: Sendable {
                 try await group.next()
                 throw Failure(description: "the gateway stopped before it listened")
             }
+            let value: Value
             do {
-                let value = try await body(GatewayHTTP(port: port))
-                await services.triggerGracefulShutdown()
-                return value
+                value = try await body(GatewayHTTP(port: port))
             } catch {
                 await services.triggerGracefulShutdown()
                 throw error
             }
+            await services.triggerGracefulShutdown()
+            // A server that failed while the test ran says so here, not as a refused connection.
+            try await group.waitForAll()
+            return value
         }
     }
 

@@ -65,6 +65,10 @@ enum RawWebSocket {
                         case 0x8:
                             answer.closeCode = frame.payload.count >= 2 ? UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1]) : nil
                             return answer
+                        case 0x9:
+                            // Answered as a browser answers: the gateway closes a channel
+                            // whose pings go unanswered.
+                            try await outbound.write(pong(frame.payload))
                         default:
                             break
                         }
@@ -76,6 +80,15 @@ enum RawWebSocket {
         }
         guard let within else { return try await exchange() }
         return try await GatewayHTTP.bounded(within, "the upgrade to \(path)", close: channel.channel, exchange)
+    }
+
+    /// A pong carrying `payload` (at most 125 bytes, as a ping's is), masked as every client
+    /// frame must be.
+    private static func pong(_ payload: [UInt8]) -> ByteBuffer {
+        let mask: [UInt8] = [0x5A, 0xC3, 0x1E, 0x77]
+        var frame = ByteBuffer(bytes: [0x8A, 0x80 | UInt8(min(payload.count, 125))] + mask)
+        frame.writeBytes(payload.prefix(125).enumerated().map { $0.element ^ mask[$0.offset % 4] })
+        return frame
     }
 
     /// One whole server frame from the front of `buffer`, or nil until one has fully arrived.

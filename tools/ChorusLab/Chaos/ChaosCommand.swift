@@ -60,6 +60,24 @@ struct ChaosCommand: AsyncParsableCommand {
         try lab.build()
         let cluster = try ChaosCluster(lab: lab, root: root, environment: Self.plantedBugs[plantBug].map { [$0: "1"] } ?? [:])
         defer { cluster.killAll() }
+        // SIGTERM or SIGINT (CI stopping a run, Ctrl-C) would end the process without the
+        // defers above: nothing would then kill the nodes (a paused one among them) or delete
+        // the namespaces. The handler does, and exits as the signal would have.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let stops = [SIGINT, SIGTERM].map { (number: Int32) -> any DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                say("stopped by signal \(number): killing the nodes and deleting the lab's namespaces")
+                cluster.killAll()
+                lab.close()
+                try? FileManager.default.removeItem(atPath: root)
+                Foundation.exit(128 + number)
+            }
+            source.resume()
+            return source
+        }
+        defer { stops.forEach { $0.cancel() } }
         for host in cluster.hosts { try cluster.start(host: host) }
 
         let workload = try workloadProcess(cluster: cluster, lab: lab, arguments: ["--seconds", "\(seconds)", "--seed", "\(seed)", "--history", root + "/history.jsonl"], log: root + "/workload.log")

@@ -1,14 +1,17 @@
 import Foundation
+import Synchronization
 import ToolSupport
 
 /// Hosts for a fault-injection run: one network namespace per node and one for the client,
 /// each with its own address on 198.18.0.0/24, joined by veth links to a bridge that lives in
 /// a namespace of its own. Nothing is added to the machine's own namespace, and closing the
 /// lab deletes every namespace it made (which deletes their links, routes and rules).
-final class Lab: @unchecked Sendable {
+final class Lab: Sendable {
     let prefix: String
     let nodes: Int
-    private(set) var namespaces: [String] = []
+    /// The namespaces made so far: `close` may run from a signal handler (`ChaosCommand`)
+    /// while the run itself is still adding or deleting them.
+    private let namespaces = Mutex<[String]>([])
 
     init(nodes: Int) throws {
         guard getuid() == 0 else {
@@ -46,16 +49,19 @@ final class Lab: @unchecked Sendable {
 
     private func add(_ name: String) throws {
         try run("/usr/sbin/ip", ["netns", "add", name])
-        namespaces.append(name)
+        namespaces.withLock { $0.append(name) }
         try ip(name, "link", "set", "lo", "up")
     }
 
     /// Deletes every namespace this lab made.
     func close() {
-        for name in namespaces.reversed() {
+        let made = namespaces.withLock { made in
+            defer { made = [] }
+            return made
+        }
+        for name in made.reversed() {
             _ = try? run("/usr/sbin/ip", ["netns", "del", name])
         }
-        namespaces = []
     }
 
     // MARK: Faults
