@@ -99,7 +99,7 @@ struct GatewayHTTP: Sendable {
     /// Opens a WebSocket on `path` and hands `onText` each text frame until it returns true,
     /// the server closes, or the connection ends; an upgrade the server refuses is an error.
     @discardableResult
-    func ws(_ path: String, headers: HTTPFields = [:], onText: @escaping @Sendable (String) -> Bool = { _ in true }) async throws -> RawWebSocket.Answer {
+    func ws(_ path: String, headers: HTTPFields = [:], onText: @escaping @Sendable (String) -> Bool) async throws -> RawWebSocket.Answer {
         let answer = try await RawWebSocket.open(port: port, path: path, headers: headers.map { ($0.name.rawName, $0.value) }, within: nil, onText: onText)
         guard answer.status.contains(" 101 ") else {
             throw Failure(description: "the upgrade to \(path) was refused: \(answer.status)")

@@ -21,12 +21,6 @@ enum RawWebSocket {
         var description: String
     }
 
-    /// Opens `path` on `127.0.0.1:port` with `cookie`, and reads until the server sends a close
-    /// frame or ends the connection, or `within` passes; then closes.
-    static func open(port: Int, path: String, cookie: String, within: Duration = .seconds(15)) async throws -> Answer {
-        try await open(port: port, path: path, headers: [("Cookie", cookie)], within: within) { _ in false }
-    }
-
     /// Opens `path` on `127.0.0.1:port` with `headers` (and a same-site `Origin` unless they
     /// name one), and hands `onText` each text frame until it returns true, the server sends a
     /// close frame or ends the connection, or `within` passes; then closes. The answer's status

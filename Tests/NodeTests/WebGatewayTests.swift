@@ -418,7 +418,7 @@ import WebGateway
                 _ = try await frames.first { $0["type"] as? String == "attached" }
                 // The refusal comes with the upgrade itself, often in the same TCP segment as the
                 // `101`: read as a browser reads it, the stream as one piece.
-                let refused = try await RawWebSocket.open(port: http.port, path: "/api/events", cookie: bob[.cookie]!)
+                let refused = try await RawWebSocket.open(port: http.port, path: "/api/events", headers: [("Cookie", bob[.cookie]!)], within: .seconds(15)) { _ in false }
                 #expect(refused.status.hasPrefix("HTTP/1.1 101"), "\(refused)")
                 #expect(refused.texts.count == 1 && refused.texts[0].contains(#""type":"ended""#) && refused.texts[0].contains("your address has 1 live connections open"), "\(refused)")
                 #expect(refused.closeCode == 1008, "\(refused)")
